@@ -1,0 +1,1 @@
+"""Plain-library subcommands of ``kgi`` (see ``kgi.cli``)."""

@@ -1,0 +1,60 @@
+"""Human-parse label sets: the 20 CIHP labels of VITON-HD and the 13 classes the models use.
+
+The 13-class grouping is the common one (BRIEF.md section 2) with one deliberate change: neck skin
+(CIHP 10) joins the face class instead of the background. In try-on the neck is exposed skin whose extent
+changes with the new garment's neckline, so the target-parse network must predict it and the inpainter must
+paint skin there, not background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CIHP_LABELS: tuple[str, ...] = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
+    "torso-skin", "scarf", "skirt", "face", "left-arm", "right-arm", "left-leg", "right-leg",
+    "left-shoe", "right-shoe",
+)
+NUM_CIHP = len(CIHP_LABELS)
+
+# Palette of the VITON-HD ``image-parse-v3`` PNGs (the LIP/CIHP palette), RGB per label.
+CIHP_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0), (128, 0, 0), (254, 0, 0), (0, 85, 0), (169, 0, 51), (254, 85, 0), (0, 0, 85), (0, 119, 220),
+    (85, 85, 0), (0, 85, 85), (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 254), (51, 169, 220),
+    (0, 254, 254), (85, 254, 169), (169, 254, 85), (254, 254, 0), (254, 169, 0),
+)
+
+PARSE13_LABELS: tuple[str, ...] = (
+    "background", "hair", "face-neck", "upper", "bottom", "left-arm", "right-arm",
+    "left-leg", "right-leg", "left-shoe", "right-shoe", "socks", "noise",
+)
+NUM_PARSE13 = len(PARSE13_LABELS)
+UPPER = PARSE13_LABELS.index("upper")
+FACE_NECK = PARSE13_LABELS.index("face-neck")
+LEFT_ARM = PARSE13_LABELS.index("left-arm")
+RIGHT_ARM = PARSE13_LABELS.index("right-arm")
+BOTTOM = PARSE13_LABELS.index("bottom")
+
+_CIHP_TO_13 = {
+    0: 0, 1: 1, 2: 1, 4: 2, 13: 2, 10: 2, 5: 3, 6: 3, 7: 3, 9: 4, 12: 4, 14: 5, 15: 6,
+    16: 7, 17: 8, 18: 9, 19: 10, 8: 11, 3: 12, 11: 12,
+}
+CIHP_TO_PARSE13 = np.array([_CIHP_TO_13[i] for i in range(NUM_CIHP)], dtype=np.uint8)
+
+# CIHP labels the new garment may replace: the garment-agnostic region is these labels' union.
+AGNOSTIC_CIHP = (5, 6, 7, 10, 14, 15)
+# 13-class labels the agnostic parse blanks (they are predicted by the target-parse network).
+AGNOSTIC_PARSE13 = (UPPER, LEFT_ARM, RIGHT_ARM)
+
+
+def to_parse13(cihp: np.ndarray) -> np.ndarray:
+    """Group a CIHP label map (H, W) uint8 0..19 into the 13 model classes (H, W) uint8 0..12."""
+    if cihp.size and int(cihp.max()) >= NUM_CIHP:
+        raise ValueError(f"parse has label {int(cihp.max())}; CIHP labels are 0..{NUM_CIHP - 1}")
+    return CIHP_TO_PARSE13[cihp]
+
+
+def palette_bytes() -> list[int]:
+    """The CIHP palette flattened for ``PIL.Image.putpalette`` (768 entries)."""
+    flat = [c for rgb in CIHP_PALETTE for c in rgb]
+    return flat + [0] * (768 - len(flat))

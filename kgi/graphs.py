@@ -1,0 +1,86 @@
+"""The two keypoint graphs of KGI and the five warp segments.
+
+Numbering, documented once here and used everywhere:
+
+Pose graph (10 nodes), taken from OpenPose BODY_25 indices ``POSE_BODY25_INDEX``::
+
+    node  0 nose       1 neck
+    node  2 R-shoulder 3 R-elbow  4 R-wrist      (the person's right: image left when facing the camera)
+    node  5 L-shoulder 6 L-elbow  7 L-wrist
+    node  8 R-hip      9 L-hip
+
+Garment graph (32 nodes), a flat front view with node 0 on the image-left side::
+
+    0-4     neckline, 2 = centre front
+    5, 31   shoulders (5 image-left, 31 image-right)
+    6-13    image-left sleeve (worn on the person's right arm): 6 outer near shoulder, 7 outer elbow,
+            8 outer near cuff, 9 cuff outer, 10 cuff inner, 11 inner near cuff, 12 inner elbow,
+            13 inner near armpit
+    14, 22  armpits (14 image-left)
+    15-17   image-left side, top to hem corner; 18 hem centre; 19-21 image-right side, hem corner to top
+    23-30   image-right sleeve (the person's left arm), mirrored: 23 inner near armpit, 24 inner elbow,
+            25 inner near cuff, 26 cuff inner, 27 cuff outer, 28 outer near cuff, 29 outer elbow,
+            30 outer near shoulder
+
+The contour is the closed loop 0-1-2-3-4-31-30-...-6-5-0. A sleeveless garment places 6-13 (and 23-30)
+evenly on the armhole line from shoulder to armpit, so every node always exists.
+"""
+
+from __future__ import annotations
+
+import torch
+
+POSE_BODY25_INDEX: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 12)
+POSE_NODE_NAMES: tuple[str, ...] = (
+    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist",
+    "l_shoulder", "l_elbow", "l_wrist", "r_hip", "l_hip",
+)
+NUM_POSE_NODES = len(POSE_BODY25_INDEX)
+POSE_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (1, 5), (2, 3), (5, 6), (3, 4), (6, 7), (1, 8), (1, 9),
+)
+# A joint OpenPose did not detect takes the position of this pose node (BRIEF.md section 1).
+POSE_FILL_FROM: dict[int, int] = {0: 1, 2: 1, 5: 1, 8: 1, 9: 1, 3: 2, 4: 3, 6: 5, 7: 6}
+
+NUM_GARMENT_NODES = 32
+GARMENT_CONTOUR: tuple[int, ...] = (0, 1, 2, 3, 4, *range(31, 4, -1))  # closed loop, back to 0
+GARMENT_CONTOUR_EDGES: tuple[tuple[int, int], ...] = tuple(
+    (GARMENT_CONTOUR[i], GARMENT_CONTOUR[(i + 1) % len(GARMENT_CONTOUR)]) for i in range(len(GARMENT_CONTOUR))
+)
+GARMENT_SYMMETRY_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 4), (1, 3), (5, 31), (14, 22), (15, 21), (16, 20), (17, 19),
+    (6, 13), (7, 12), (8, 11), (23, 30), (24, 29), (25, 28), (2, 18),
+)
+GARMENT_EDGES = GARMENT_CONTOUR_EDGES + GARMENT_SYMMETRY_EDGES
+
+# The five warp segments, each a polygon of garment nodes in contour order.
+WARP_SEGMENTS: dict[str, tuple[int, ...]] = {
+    "backbone": (4, 3, 2, 1, 0, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 31),
+    "left_up": (5, 6, 7, 12, 13, 14),
+    "left_low": (7, 8, 9, 10, 11, 12),
+    "right_up": (22, 23, 24, 29, 30, 31),
+    "right_low": (24, 25, 26, 27, 28, 29),
+}
+# Pasting order: backbone first, sleeves last so a sleeve crossing the torso stays on top.
+WARP_PASTE_ORDER: tuple[str, ...] = ("backbone", "left_up", "right_up", "left_low", "right_low")
+
+# Garment nodes that follow each arm bone, used by the geometric baseline and the landmark extractor.
+LEFT_SLEEVE_NODES = tuple(range(6, 14))
+RIGHT_SLEEVE_NODES = tuple(range(23, 31))
+SLEEVE_TYPES: tuple[str, ...] = ("long", "short", "none")
+
+
+def edge_index(edges: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """Directed ``edge_index`` (2, 2E) of an undirected edge list, both directions, as torch-geometric expects."""
+    pairs = torch.tensor(edges, dtype=torch.long).t()  # (2, E)
+    return torch.cat([pairs, pairs.flip(0)], dim=1)
+
+
+def pose_edge_index() -> torch.Tensor:
+    """Edge index of the 10-node pose graph: 9 undirected edges, 18 directed."""
+    return edge_index(POSE_EDGES)
+
+
+def garment_edge_index() -> torch.Tensor:
+    """Edge index of the 32-node garment graph: 32 contour + 14 symmetry edges, 92 directed."""
+    return edge_index(GARMENT_EDGES)
