@@ -22,6 +22,10 @@ Garment graph (32 nodes), a flat front view with node 0 on the image-left side::
             25 inner near cuff, 26 cuff inner, 27 cuff outer, 28 outer near cuff, 29 outer elbow,
             30 outer near shoulder
 
+Sides: "left"/"right" in garment-node and segment names mean the garment image's left/right, so the
+image-left sleeve (6-13, segments ``left_up``/``left_low``) is worn on the person's RIGHT arm (pose nodes
+2-3-4, CIHP label 15 "right-arm"), and 23-30 on the person's left arm (pose 5-6-7, CIHP 14 "left-arm").
+
 The contour is the closed loop 0-1-2-3-4-31-30-...-6-5-0. A sleeveless garment places 6-13 (and 23-30)
 evenly on the armhole line from shoulder to armpit, so every node always exists.
 """
