@@ -59,6 +59,33 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing or was written for another model."""
 
 
+class SafetensorsModel(nn.Module):
+    """Save and load for the stage models: the weights in one safetensors file, the constructor arguments
+    (``self.config``, a JSON-able dict every subclass sets) and the class name in the file's metadata."""
+
+    config: dict
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights and config to ``path`` (a ``.safetensors`` file)."""
+        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
+        save_file(state, os.fspath(path), metadata={"model": type(self).__name__, "config": json.dumps(self.config)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
+        """Build the model from a file written by :meth:`save`, in eval mode on ``device``."""
+        if not os.path.isfile(path):
+            raise CheckpointError(f"checkpoint {os.fspath(path)!r} does not exist")
+        with safe_open(os.fspath(path), framework="pt", device=str(device)) as f:
+            metadata = f.metadata() or {}
+            if metadata.get("model") != cls.__name__:
+                raise CheckpointError(
+                    f"checkpoint {os.fspath(path)!r} holds a {metadata.get('model')!r}, not a {cls.__name__}")
+            state = {name: f.get_tensor(name) for name in f.keys()}
+        model = cls(**json.loads(metadata["config"]))
+        model.load_state_dict(state)
+        return model.to(device).eval()
+
+
 class SemGraphConv(MessagePassing):
     r"""Graph convolution with learnable, softmax-normalised edge weights (SemGCN, Zhao et al., CVPR 2019).
 
@@ -172,7 +199,7 @@ class PoseToGarment(nn.Module):
         return garment + self.logit.softmax(dim=-1) @ self.lin(pose)  # (32, 10) @ (B, 10, Cg)
 
 
-class KeypointGNN(nn.Module):
+class KeypointGNN(SafetensorsModel):
     """Two-stream keypoint network: flat-garment keypoints + person pose -> garment keypoints on the person.
 
     Architecture (``Cg = garment_channels``, ``Cp = pose_channels``, ``R = blocks_per_depth``)::
@@ -233,32 +260,6 @@ class KeypointGNN(nn.Module):
             pose = pose_stage(pose)
             garment = garment_stage(fuse(garment, pose))
         return neck + self.garment_out(garment)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the weights to a safetensors file, with the constructor arguments as JSON in its metadata."""
-        state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
-        save_file(state, os.fspath(path), metadata={"model": type(self).__name__, "config": json.dumps(self.config)})
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> KeypointGNN:
-        """Build the model from a file written by :meth:`save`, in eval mode on ``device``."""
-        config, state = _read_checkpoint(path, cls.__name__, device)
-        model = cls(**config)
-        model.load_state_dict(state)
-        return model.to(device).eval()
-
-
-def _read_checkpoint(path: str | os.PathLike, model_name: str, device: str | torch.device):
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {os.fspath(path)!r} does not exist")
-    with safe_open(os.fspath(path), framework="pt", device=str(device)) as f:
-        metadata = f.metadata() or {}
-        if metadata.get("model") != model_name:
-            raise CheckpointError(
-                f"checkpoint {os.fspath(path)!r} holds a {metadata.get('model')!r}, not a {model_name}")
-        state = {name: f.get_tensor(name) for name in f.keys()}
-    return json.loads(metadata["config"]), state
-
 
 def check_keypoints(points: torch.Tensor, num_nodes: int, name: str) -> None:
     """Raise ``KeypointInputError`` unless ``points`` is a finite float tensor of shape (B, num_nodes, 2)."""
