@@ -119,10 +119,11 @@ class SemGraphConv(MessagePassing):
         if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
             raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
         self_loops = torch.arange(num_nodes).repeat(2, 1)  # (2, N)
-        self.register_buffer("edges_and_loops", torch.cat([edge_index.long(), self_loops], dim=1))  # (2, E + N)
-        self.register_buffer(
-            "is_self_loop", torch.cat([torch.zeros(edge_index.size(1), dtype=torch.bool),
-                                       torch.ones(num_nodes, dtype=torch.bool)]))
+        # The graph is part of the architecture, not of the weights: kept out of the state dict.
+        self.register_buffer("edges_and_loops", torch.cat([edge_index.long(), self_loops], dim=1),
+                             persistent=False)  # (2, E + N)
+        self.register_buffer("is_self_loop", torch.cat([torch.zeros(edge_index.size(1), dtype=torch.bool),
+                                                        torch.ones(num_nodes, dtype=torch.bool)]), persistent=False)
         self.num_nodes = num_nodes
         self.edge_logit = nn.Parameter(torch.zeros(edge_index.size(1) + num_nodes))  # m_ij, then m_ii
         self.lin_self = nn.Linear(in_channels, out_channels, bias=False)  # W_0
