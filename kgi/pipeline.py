@@ -1,0 +1,251 @@
+"""``TryOnPipeline``: person + garment in, try-on image and every intermediate out.
+
+A small composition of the three stage models and a scheduler, in the manner of a diffusers pipeline::
+
+    stage 1   KeypointGNN      flat-garment keypoints + pose graph      -> garment keypoints on the person
+    stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse
+    stage 2b  warp + recompose five-segment TPS warp, paste              -> recomposed image, keep mask
+    stage 3   SpadeUNet + sampler  keep-mask diffusion inpainting        -> try-on image
+
+Each stage is a method of its own (``predict_keypoints``, ``parse_and_warp``, ``inpaint``) so the serving
+DAG can run them in separate deployments on the same code. Stages 1-2 run at the input's resolution; the
+parse network and the inpainter run at the resolution they were trained at and their outputs are resized back,
+with every kept pixel of the recomposed image exact in the result.
+
+A model version on disk (``models/default`` is the shipped one) is a folder::
+
+    version.yaml            name, resolutions, sampler settings, provenance
+    keypoints.safetensors   KeypointGNN
+    parse.safetensors       ParseUNet
+    inpainter/              SpadeUNet (diffusers format) + scheduler/ config
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from diffusers import DDPMScheduler
+
+from kgi.data.labels import NUM_PARSE13, UPPER
+from kgi.data.sample import TryOnSample
+from kgi.models.inpainter import SpadeUNet
+from kgi.models.keypoints import KeypointGNN
+from kgi.models.parse import ParseUNet, parse_input
+from kgi.recompose import agnostic_parse, agnostic_region, recompose
+from kgi.sampling import inpaint, make_scheduler
+from kgi.warp import warp_five_segments
+
+VERSION_FILE = "version.yaml"
+
+
+@dataclass
+class SamplerSettings:
+    """How stage 3 samples: a diffusers scheduler name, its steps, and optional RePaint jumps."""
+
+    scheduler: str = "dpm++"
+    num_steps: int = 20
+    jump_length: int = 0
+    jump_n_sample: int = 1
+
+
+@dataclass
+class VersionInfo:
+    """The ``version.yaml`` of a model version."""
+
+    name: str
+    parse_height: int = 128
+    inpaint_height: int = 128
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    description: str = ""
+
+    @classmethod
+    def read(cls, directory: Path) -> "VersionInfo":
+        doc = yaml.safe_load((directory / VERSION_FILE).read_text())
+        return cls(**{**doc, "sampler": SamplerSettings(**doc.get("sampler", {}))})
+
+    def write(self, directory: Path) -> None:
+        (directory / VERSION_FILE).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+
+
+@dataclass
+class TryOnResult:
+    """One try-on and its intermediates, all at the input's resolution (numpy, ready to encode).
+
+    Attributes:
+        image: (H, W, 3) uint8 the try-on result.
+        garment_keypoints: (32, 2) float32 predicted garment keypoints on the person, pixels.
+        target_parse13: (H, W) uint8 predicted 13-class parse of the person wearing the garment.
+        warped_garment: (H, W, 3) uint8 five-segment warp (black where no garment).
+        recomposed: (H, W, 3) uint8 the image the inpainter completes.
+        keep_mask: (H, W) bool pixels kept from ``recomposed``; the rest was inpainted.
+        unet_evaluations: UNet calls spent on this image.
+        timings: seconds per stage ("keypoints", "parse_warp", "inpaint") for the batch it was part of.
+    """
+
+    image: np.ndarray
+    garment_keypoints: np.ndarray
+    target_parse13: np.ndarray
+    warped_garment: np.ndarray
+    recomposed: np.ndarray
+    keep_mask: np.ndarray
+    unet_evaluations: int
+    timings: dict[str, float]
+
+
+@dataclass
+class StageTwoOutput:
+    """Stage 2's batched tensors, the input of stage 3: all (B, C, H, W) at the input's resolution."""
+
+    target_parse13: torch.Tensor  # (B, H, W) long
+    warped_garment: torch.Tensor  # (B, 3, H, W) [0, 1]
+    recomposed: torch.Tensor  # (B, 3, H, W) [0, 1]
+    keep_mask: torch.Tensor  # (B, 1, H, W) {0, 1}
+
+
+def _images(arrays: list[np.ndarray], device) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float [0, 1]."""
+    return torch.from_numpy(np.stack(arrays)).to(device).permute(0, 3, 1, 2).float() / 255.0
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) [0, 1] -> (B, H, W, 3) uint8."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class TryOnPipeline:
+    """The three KGI stages over a batch of ``TryOnSample`` (same resolution, garment keypoints present).
+
+    Args:
+        keypoint_net: stage 1 network.
+        parse_net: stage 2a network, run at ``info.parse_height``.
+        unet: stage 3 denoiser, run at ``info.inpaint_height``.
+        scheduler: the noise schedule the denoiser was trained with (samplers are built from its config).
+        info: the version's settings (resolutions, sampler).
+        device: where the models run.
+    """
+
+    def __init__(self, keypoint_net: KeypointGNN, parse_net: ParseUNet, unet: SpadeUNet,
+                 scheduler: DDPMScheduler, info: VersionInfo, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.keypoint_net = keypoint_net.to(self.device).eval()
+        self.parse_net = parse_net.to(self.device).eval()
+        self.unet = unet.to(self.device).eval()
+        self.scheduler = scheduler
+        self.info = info
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TryOnPipeline":
+        """Load a model version folder (see the module docstring)."""
+        directory = Path(directory)
+        if not (directory / VERSION_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: not a model version (no {VERSION_FILE})")
+        return cls(KeypointGNN.load(directory / "keypoints.safetensors"),
+                   ParseUNet.load(directory / "parse.safetensors"),
+                   SpadeUNet.from_pretrained(directory / "inpainter"),
+                   DDPMScheduler.from_pretrained(directory / "inpainter" / "scheduler"),
+                   VersionInfo.read(directory), device)
+
+    @torch.no_grad()
+    def predict_keypoints(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> np.ndarray:
+        """Stage 1. ``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised."""
+        cloth = torch.as_tensor(cloth_kp, dtype=torch.float32, device=self.device)
+        pose = torch.as_tensor(pose_nodes, dtype=torch.float32, device=self.device)
+        return self.keypoint_net(cloth, pose).clamp(0, 1).cpu().numpy()
+
+    @torch.no_grad()
+    def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:
+        """Stage 2: target parse, five-segment warp and recomposition.
+
+        Args:
+            samples: the batch (same resolution); uses person, parse, pose, cloth, cloth mask and cloth keypoints.
+            garment_kp: (B, 32, 2) normalised garment keypoints on the person (stage 1's output).
+        """
+        height, width = samples[0].size
+        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
+        pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
+        target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
+
+        parse_h = self.info.parse_height
+        small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
+        logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
+        predicted = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False).argmax(1)
+        # Known stays known: the prediction is used where the garment or arms may change, the person's parse
+        # elsewhere.
+        changes = agnostic_region(parse13) | agnostic_region(predicted)
+        target_parse13 = torch.where(changes, predicted, parse13)
+
+        cloth = _images([s.cloth for s in samples], self.device)
+        cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
+        cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
+        warp = warp_five_segments(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
+                                  upper_mask=(target_parse13 == UPPER)[:, None].float())
+        person = _images([s.person for s in samples], self.device)
+        recomposition = recompose(person, parse13, target_parse13, warp)
+        return StageTwoOutput(target_parse13, warp.garment, recomposition.image, recomposition.keep_mask)
+
+    @torch.no_grad()
+    def inpaint(self, stage_two: StageTwoOutput, seeds: list[int], sampler: SamplerSettings | None = None
+                ) -> tuple[torch.Tensor, int]:
+        """Stage 3 at the inpainter's resolution; returns (B, 3, H, W) [0, 1] at the input's and UNet calls/image.
+
+        Every pixel the keep mask marks is the recomposed image's own value in the result.
+        """
+        sampler = sampler or self.info.sampler
+        height, width = stage_two.recomposed.shape[2:]
+        size = (self.info.inpaint_height, self.info.inpaint_height * 3 // 4)
+        known = F.interpolate(stage_two.recomposed, size=size, mode="area")
+        keep = (F.interpolate(stage_two.keep_mask, size=size, mode="area") > 0.999).float()  # keep only all-known
+        parse = F.interpolate(stage_two.target_parse13[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        onehot = F.one_hot(parse, NUM_PARSE13).permute(0, 3, 1, 2).float()  # (B, h, w, 13) -> (B, 13, h, w)
+        result = inpaint(self.unet, make_scheduler(sampler.scheduler, self.scheduler.config),
+                         known, keep, onehot, num_steps=sampler.num_steps, jump_length=sampler.jump_length,
+                         jump_n_sample=sampler.jump_n_sample, seeds=seeds)
+        generated = F.interpolate(result.images01, size=(height, width), mode="bilinear", align_corners=False)
+        image = stage_two.keep_mask * stage_two.recomposed + (1 - stage_two.keep_mask) * generated
+        return image, result.unet_evaluations
+
+    def __call__(self, samples: list[TryOnSample], seeds: list[int] | None = None,
+                 sampler: SamplerSettings | None = None) -> list[TryOnResult]:
+        """Try each sample's garment on its person.
+
+        Args:
+            samples: a batch of the same resolution, each with ``cloth_keypoints`` (see
+                ``kgi.landmarks.flat_garment_keypoints`` to extract them).
+            seeds: one seed per sample (default 0, 1, ...); the same seed gives the same image.
+            sampler: overrides the version's sampler settings.
+        """
+        if not samples:
+            return []
+        sizes = {s.size for s in samples}
+        if len(sizes) > 1:
+            raise ValueError(f"samples of one batch must share a resolution, got {sorted(sizes)}")
+        missing = [s.cloth_name for s in samples if s.cloth_keypoints is None]
+        if missing:
+            raise ValueError(f"garment keypoints missing for {', '.join(missing)}: extract them first")
+        height, width = samples[0].size
+        seeds = list(range(len(samples))) if seeds is None else seeds
+        timings = {}
+        start = time.perf_counter()
+        garment_kp = self.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
+                                            np.stack([s.pose_nodes for s in samples]))
+        timings["keypoints"] = time.perf_counter() - start
+        start = time.perf_counter()
+        stage_two = self.parse_and_warp(samples, garment_kp)
+        timings["parse_warp"] = time.perf_counter() - start
+        start = time.perf_counter()
+        images, evaluations = self.inpaint(stage_two, seeds, sampler)
+        timings["inpaint"] = time.perf_counter() - start
+
+        images, warped, recomposed = (_to_uint8(t) for t in (images, stage_two.warped_garment, stage_two.recomposed))
+        return [TryOnResult(image=images[i], garment_keypoints=(garment_kp[i] * [width, height]).astype(np.float32),
+                            target_parse13=stage_two.target_parse13[i].byte().cpu().numpy(),
+                            warped_garment=warped[i], recomposed=recomposed[i],
+                            keep_mask=stage_two.keep_mask[i, 0].bool().cpu().numpy(),
+                            unet_evaluations=evaluations, timings=dict(timings))
+                for i in range(len(samples))]
