@@ -151,6 +151,16 @@ class TryOnPipeline:
                    DDPMScheduler.from_pretrained(directory / "inpainter" / "scheduler"),
                    VersionInfo.read(directory), device)
 
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write this pipeline as a model version folder that ``from_pretrained`` reads back."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.keypoint_net.save(directory / "keypoints.safetensors")
+        self.parse_net.save(directory / "parse.safetensors")
+        self.unet.save_pretrained(directory / "inpainter")
+        self.scheduler.save_pretrained(directory / "inpainter" / "scheduler")
+        self.info.write(directory)
+
     @torch.no_grad()
     def predict_keypoints(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> np.ndarray:
         """Stage 1. ``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised."""
