@@ -1,0 +1,45 @@
+"""Shared fixtures: the genuine VITON-HD sample and a real S3 server (moto) for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.s3 import S3Server
+
+VITONHD_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "vitonhd-sample"
+# Variables that would send boto3 elsewhere than the test server or load a real profile.
+AWS_VARIABLES_TO_CLEAR = ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+@pytest.fixture(scope="session")
+def vitonhd_sample() -> Path:
+    """The genuine VITON-HD test pair (person 00006_00, garments 00006_00 and 06396_00)."""
+    if not (VITONHD_SAMPLE / "test_pairs.txt").is_file():
+        pytest.skip(f"the genuine VITON-HD sample is not at {VITONHD_SAMPLE}")
+    return VITONHD_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 endpoint (``moto_server`` subprocess) with the AWS environment pointing at it.
+
+    Sets ``AWS_ENDPOINT_URL``, dummy credentials and ``AWS_DEFAULT_REGION`` for the session (restored after) and
+    yields the server: ``.endpoint`` (URL) and ``.bucket(name)`` (creates a bucket, returns ``s3://name``).
+    """
+    empty_config = tmp_path_factory.mktemp("aws") / "config"
+    empty_config.write_text("")
+    server = S3Server.start()
+    with pytest.MonkeyPatch.context() as env:
+        for name in AWS_VARIABLES_TO_CLEAR:
+            env.delenv(name, raising=False)
+        for name, value in server.environment().items():
+            env.setenv(name, value)
+        env.setenv("AWS_CONFIG_FILE", str(empty_config))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty_config))
+        try:
+            yield server
+        finally:
+            server.stop()
