@@ -36,8 +36,9 @@ SLEEVE_SEGMENTS: tuple[str, ...] = ("left_up", "left_low", "right_up", "right_lo
 
 def line_width(height: int) -> float:
     """Stroke width in pixels of skeleton and contour drawings: proportional to the image height
-    (8 px at 1024 rows, 2 px at 256), never thinner than one pixel so lines stay connected."""
-    return max(1.0, height / 128)
+    (8 px at 1024 rows, 2 px at 256), never below 1.5 px so that every pixel a line passes through is drawn
+    (a pixel centre is at most sqrt(2) / 2 px from any point of its pixel)."""
+    return max(1.5, height / 128)
 
 
 def _check_points(points: torch.Tensor, name: str, num_points: int | None, height: int, width: int) -> None:

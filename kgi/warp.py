@@ -1,0 +1,252 @@
+"""Stage 2b: garment warping with thin-plate splines driven by garment keypoints.
+
+Two warps of a flat garment photo onto a person, both backward warps (for every output pixel, a thin-plate
+spline says where to read the flat garment; ``grid_sample`` reads it):
+
+- ``warp_single_tps``, the baseline: one spline through all 32 garment keypoints. A sleeve crossing the
+  torso folds the spline over itself and smears the whole garment.
+- ``warp_five_segments``, KGI's warp: the garment is cut into the five polygons of
+  ``kgi.graphs.WARP_SEGMENTS`` (backbone, two upper and two lower sleeve parts), each gets its own spline
+  and its own mask (its target polygon), and the parts are pasted backbone first, sleeves last.
+
+All keypoints are normalised (x, y) with the image spanning [0, 1] (see ``kgi.drawing`` for the pixel
+convention, which is ``grid_sample``'s with ``align_corners=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kgi.drawing import polygon_masks
+from kgi.graphs import NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
+
+
+class WarpInputError(ValueError):
+    """Inputs a warp cannot use: wrong shapes, mismatched batch or image sizes, too few points."""
+
+
+SEGMENT_NAMES: tuple[str, ...] = tuple(WARP_SEGMENTS)
+# Garment nodes of each segment as one (5, 16) index: shorter polygons repeat their last node, which adds a
+# zero-length edge to the polygon and a duplicate control point to the spline (both harmless, see below).
+_SEGMENT_LENGTH = max(len(nodes) for nodes in WARP_SEGMENTS.values())
+SEGMENT_NODE_INDEX = torch.tensor(
+    [list(nodes) + [nodes[-1]] * (_SEGMENT_LENGTH - len(nodes)) for nodes in WARP_SEGMENTS.values()]
+)
+# Rank of each segment (in SEGMENT_NAMES order) in the pasting order: higher is pasted later, on top.
+_PASTE_RANK = torch.tensor([WARP_PASTE_ORDER.index(name) for name in SEGMENT_NAMES])
+# Ridge on the spline's affine block: keeps the system solvable when a segment's points are collinear.
+_AFFINE_RIDGE = 1e-9
+
+
+@dataclass
+class WarpResult:
+    """A garment warped onto the person.
+
+    Attributes:
+        garment: (B, 3, H, W) warped garment in [0, 1], zero outside ``mask``.
+        mask: (B, 1, H, W) float {0, 1}, pixels the warped garment covers.
+        segment_masks: (B, S, H, W) float {0, 1}, the pixels each segment contributes after pasting
+            (channels in ``SEGMENT_NAMES`` order for the five-segment warp, S = 5; a single channel equal
+            to ``mask`` for the single TPS). The channels partition ``mask``.
+    """
+
+    garment: torch.Tensor
+    mask: torch.Tensor
+    segment_masks: torch.Tensor
+
+
+def _tps_kernel(squared_distance: torch.Tensor) -> torch.Tensor:
+    """U(r) = r^2 log r^2 from r^2; U(0) = 0 with a finite gradient (r^2 is floored at a tiny value)."""
+    squared_distance = squared_distance.clamp_min(1e-20)
+    return squared_distance * torch.log(squared_distance)
+
+
+def _pixel_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Normalised (x, y) of every pixel centre, row-major: (H * W, 2) float32."""
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1).view(height * width, 2)
+
+
+def tps_sampling_grid(
+    target_pts: torch.Tensor,
+    source_pts: torch.Tensor,
+    height: int,
+    width: int,
+    regularization: float = 1e-4,
+) -> torch.Tensor:
+    """Batched, differentiable thin-plate spline f mapping target-space points to source-space points,
+    evaluated at every output pixel: a ``grid_sample`` grid (B, H, W, 2) in [-1, 1] (align_corners=False).
+
+    For control points c_i = ``target_pts[b, i]`` and values v_i = ``source_pts[b, i]`` (i = 1..N), each
+    sample's spline is
+
+        f(p) = a_0 + A p + sum_i w_i U(|p - c_i|),    U(r) = r^2 log r^2,
+
+    with coefficients from one linear system per sample (``torch.linalg.solve``, in float64):
+
+        [ K + lambda I    P     ] [ w ]   [ v ]
+        [ P^T          -eps I   ] [ a ] = [ 0 ]      K_ij = U(|c_i - c_j|),  P_i = (1, c_i),
+
+    lambda = ``regularization`` trades interpolation for smoothness (lambda = 0 interpolates exactly) and
+    keeps the system solvable when control points repeat (a sleeveless garment collapses sleeve nodes).
+    eps = 1e-9 is a ridge on the affine part so that collinear control points (the zero-area sleeve
+    segments of a sleeveless garment) still give a finite spline; it perturbs other fits by O(eps).
+    An affine map from targets to sources is reproduced exactly (w = 0) up to that perturbation.
+
+    Args:
+        target_pts: (B, N, 2) normalised control points in the output (person) image, N >= 3.
+        source_pts: (B, N, 2) normalised positions they map to in the input (flat garment) image.
+        height, width: size of the output grid in pixels.
+        regularization: lambda above, >= 0, in normalised units.
+
+    Returns (B, H, W, 2) float32: ``grid[b, i, j]`` = 2 f(pixel centre (i, j)) - 1, ready for
+    ``F.grid_sample(source_image, grid, align_corners=False)``. Gradients flow to both point sets.
+    """
+    if target_pts.dim() != 3 or target_pts.shape[-1] != 2 or target_pts.shape[1] < 3:
+        raise WarpInputError(f"target_pts must be (B, N, 2) with N >= 3, got {tuple(target_pts.shape)}")
+    if source_pts.shape != target_pts.shape:
+        raise WarpInputError(
+            f"source_pts {tuple(source_pts.shape)} must have the shape of target_pts {tuple(target_pts.shape)}")
+    if regularization < 0:
+        raise WarpInputError(f"regularization must be >= 0, got {regularization}")
+    batch, num_points, _ = target_pts.shape
+    controls = target_pts.double()
+    ones = controls.new_ones(batch, num_points, 1)
+
+    kernel = _tps_kernel((controls.unsqueeze(2) - controls.unsqueeze(1)).square().sum(-1))  # (B, N, N)
+    kernel = kernel + regularization * torch.eye(num_points, dtype=torch.float64, device=controls.device)
+    affine_basis = torch.cat([ones, controls], dim=2)  # (B, N, 3)
+    system = torch.cat([
+        torch.cat([kernel, affine_basis], dim=2),
+        torch.cat([affine_basis.transpose(1, 2),
+                   -_AFFINE_RIDGE * torch.eye(3, dtype=torch.float64, device=controls.device).expand(batch, 3, 3)],
+                  dim=2),
+    ], dim=1)  # (B, N + 3, N + 3)
+    values = torch.cat([source_pts.double(), controls.new_zeros(batch, 3, 2)], dim=1)  # (B, N + 3, 2)
+    coefficients = torch.linalg.solve(system, values).float()
+    weights, affine = coefficients[:, :num_points], coefficients[:, num_points:]  # (B, N, 2), (B, 3, 2)
+
+    pixels = _pixel_grid(height, width, target_pts.device)  # (H*W, 2)
+    controls32 = target_pts.float()
+    # |p - c|^2 expanded, so no (B, H*W, N, 2) difference tensor is built.
+    squared_distance = (pixels.square().sum(1).view(1, -1, 1) - 2 * pixels @ controls32.transpose(1, 2)
+                        + controls32.square().sum(2).unsqueeze(1))  # (B, H*W, N)
+    mapped = _tps_kernel(squared_distance) @ weights + affine[:, :1] + pixels @ affine[:, 1:]  # (B, H*W, 2)
+    return (2 * mapped - 1).view(batch, height, width, 2)
+
+
+def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> None:
+    if cloth.dim() != 4 or cloth.shape[1] != 3:
+        raise WarpInputError(f"cloth must be (B, 3, H, W), got {tuple(cloth.shape)}")
+    batch, _, height, width = cloth.shape
+    if cloth_mask.shape != (batch, 1, height, width):
+        raise WarpInputError(f"cloth_mask must be {(batch, 1, height, width)}, got {tuple(cloth_mask.shape)}")
+    for name, points in (("cloth_kp", cloth_kp), ("target_kp", target_kp)):
+        if points.shape != (batch, NUM_GARMENT_NODES, 2):
+            raise WarpInputError(f"{name} must be {(batch, NUM_GARMENT_NODES, 2)}, got {tuple(points.shape)}")
+    if upper_mask is not None and upper_mask.shape != (batch, 1, height, width):
+        raise WarpInputError(f"upper_mask must be {(batch, 1, height, width)}, got {tuple(upper_mask.shape)}")
+
+
+def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, white_threshold: float | None) -> torch.Tensor:
+    """(B, 1, H, W) mask of the flat garment's usable pixels: in the mask and, unless ``white_threshold``
+    is None, not near-white (every channel >= the threshold: product-photo background inside a loose mask)."""
+    usable = cloth_mask > 0.5
+    if white_threshold is not None:
+        usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
+    return usable.float()
+
+
+def _sample(images: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward-warp (N, 3 + 1, H, W) cloth-and-mask stacks; returns the cloth and the thresholded mask."""
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped[:, :3], (warped[:, 3:] > 0.5).float()
+
+
+def warp_single_tps(
+    cloth: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    cloth_kp: torch.Tensor,
+    target_kp: torch.Tensor,
+    upper_mask: torch.Tensor | None = None,
+    white_threshold: float | None = 0.95,
+    regularization: float = 1e-4,
+) -> WarpResult:
+    """Baseline warp: one thin-plate spline from all 32 target keypoints back to the flat-garment keypoints.
+
+    Args:
+        cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.
+        cloth_mask: (B, 1, H, W) garment silhouette in ``cloth``, {0, 1}.
+        cloth_kp: (B, 32, 2) normalised garment keypoints on the flat garment.
+        target_kp: (B, 32, 2) normalised garment keypoints on the person (predicted or ground truth).
+        upper_mask: optional (B, 1, H, W) {0, 1} upper-garment region of the target parse; the warped
+            garment is cut to it (as in ``warp_five_segments``, so the two warps compare like for like).
+        white_threshold: flat-garment pixels whose every channel is at least this are dropped;
+            None keeps them (white garments with a tight mask).
+        regularization: the spline's lambda, see ``tps_sampling_grid``.
+    """
+    _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
+    height, width = cloth.shape[-2:]
+    grid = tps_sampling_grid(target_kp, cloth_kp, height, width, regularization)
+    stack = torch.cat([cloth, _garment_pixels(cloth, cloth_mask, white_threshold)], dim=1)
+    garment, mask = _sample(stack, grid)
+    if upper_mask is not None:
+        mask = mask * (upper_mask > 0.5).float()
+    return WarpResult(garment=garment * mask, mask=mask, segment_masks=mask)
+
+
+def warp_five_segments(
+    cloth: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    cloth_kp: torch.Tensor,
+    target_kp: torch.Tensor,
+    upper_mask: torch.Tensor | None = None,
+    shrink_px: float = 1.0,
+    white_threshold: float | None = 0.95,
+    regularization: float = 1e-4,
+) -> WarpResult:
+    """KGI's five-segment warp: one thin-plate spline per segment of ``WARP_SEGMENTS``, pasted in order.
+
+    For each segment s (backbone, left_up, left_low, right_up, right_low):
+
+    1. a spline from its target keypoints back to its flat-garment keypoints samples the flat garment;
+    2. its mask is the filled polygon of its TARGET keypoints shrunk by ``shrink_px`` pixels (so
+       neighbouring segments do not bleed into each other), intersected with the warped garment mask
+       (near-white pixels dropped) and, when given, with ``upper_mask``;
+    3. segments are pasted in ``WARP_PASTE_ORDER``: backbone first, sleeves last, so a sleeve crossing the
+       torso stays in front of it.
+
+    The five splines of the whole batch are fitted in one solve (B * 5 systems) and sampled with one
+    ``grid_sample`` call. Arguments are those of ``warp_single_tps``; ``shrink_px`` is the polygon margin.
+    Returns a ``WarpResult`` whose ``segment_masks`` has the five segments' visible pixels.
+    """
+    _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
+    batch, _, height, width = cloth.shape
+    num_segments, segment_length = SEGMENT_NODE_INDEX.shape
+    index = SEGMENT_NODE_INDEX.to(cloth.device)
+    target_polygons = target_kp[:, index].reshape(batch * num_segments, segment_length, 2)
+    source_polygons = cloth_kp[:, index].reshape(batch * num_segments, segment_length, 2)
+
+    grid = tps_sampling_grid(target_polygons, source_polygons, height, width, regularization)  # (B*5, H, W, 2)
+    stack = torch.cat([cloth, _garment_pixels(cloth, cloth_mask, white_threshold)], dim=1)  # (B, 4, H, W)
+    stack = stack.unsqueeze(1).expand(batch, num_segments, 4, height, width).reshape(-1, 4, height, width)
+    warped, warped_mask = _sample(stack, grid)  # (B*5, 3, H, W), (B*5, 1, H, W)
+
+    segment_masks = warped_mask * polygon_masks(target_polygons, height, width, shrink_px)
+    segment_masks = segment_masks.view(batch, num_segments, height, width)
+    if upper_mask is not None:
+        segment_masks = segment_masks * (upper_mask > 0.5).float()
+
+    # Pasting in order = each pixel shows the covering segment pasted last.
+    rank = _PASTE_RANK.to(cloth.device).view(1, num_segments, 1, 1)
+    top_segment = (segment_masks * (rank + 1)).argmax(dim=1, keepdim=True)  # (B, 1, H, W) channel index
+    channel = torch.arange(num_segments, device=cloth.device).view(1, num_segments, 1, 1)
+    visible = segment_masks * (channel == top_segment).float()  # (B, 5, H, W), channels partition the union
+    warped = warped.view(batch, num_segments, 3, height, width)
+    garment = (visible.unsqueeze(2) * warped).sum(dim=1)
+    return WarpResult(garment=garment, mask=visible.sum(dim=1, keepdim=True), segment_masks=visible)
