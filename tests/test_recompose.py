@@ -1,0 +1,98 @@
+"""Garment-agnostic parse and recomposition: which pixels are kept, blanked, pasted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
+from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, recompose
+from kgi.warp import WarpResult
+
+HEIGHT, WIDTH = 12, 9
+
+
+def random_parse(batch: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, NUM_PARSE13, (batch, HEIGHT, WIDTH), generator=torch.Generator().manual_seed(seed))
+
+
+def test_agnostic_parse_is_one_hot_except_on_garment_and_arms():
+    parse = random_parse(2, 0)
+    agnostic = agnostic_parse(parse)
+    assert agnostic.shape == (2, NUM_PARSE13, HEIGHT, WIDTH) and agnostic.dtype == torch.float32
+    unknown = torch.isin(parse, torch.tensor(AGNOSTIC_PARSE13))
+    assert unknown.any() and (~unknown).any()
+    assert (agnostic.sum(1)[unknown] == 0).all()
+    assert (agnostic.sum(1)[~unknown] == 1).all()
+    assert (agnostic.argmax(1)[~unknown] == parse[~unknown]).all()
+    for label in AGNOSTIC_PARSE13:
+        assert agnostic[:, label].sum() == 0
+
+
+def test_agnostic_parse_refuses_bad_maps():
+    with pytest.raises(RecomposeInputError, match="parse13"):
+        agnostic_parse(torch.rand(1, HEIGHT, WIDTH))
+    with pytest.raises(RecomposeInputError, match="outside"):
+        agnostic_parse(torch.full((1, HEIGHT, WIDTH), NUM_PARSE13))
+
+
+def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WarpResult]:
+    """A person in rows: face (0-2), garment (3-5), right arm (6-8), left arm (9-11).
+
+    The target parse puts the new garment on rows 2-6 (over the neck and the top of the right arm), keeps the
+    right arm on rows 7-8 and turns the left arm into garment on 9-10 (a longer sleeve). The warp covers rows
+    3-5 and 9 only.
+    """
+    person = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 0.4 + 0.6
+    parse = torch.tensor([FACE_NECK] * 3 + [UPPER] * 3 + [RIGHT_ARM] * 3 + [LEFT_ARM] * 3)
+    parse = parse.view(1, HEIGHT, 1).expand(1, HEIGHT, WIDTH).clone()
+    target = parse.clone()
+    target[:, 2:7] = UPPER
+    target[:, 9:11] = UPPER
+    mask = torch.zeros(1, 1, HEIGHT, WIDTH)
+    mask[..., 3:6, :] = 1
+    mask[..., 9, :] = 1
+    garment = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(2)) * 0.3 * mask
+    return person, parse, target, WarpResult(garment=garment, mask=mask, segment_masks=mask)
+
+
+def test_keep_mask_marks_kept_and_pasted_pixels_and_blanks_the_rest():
+    person, parse, target, warp = scene()
+    result = recompose(person, parse, target, warp)
+    assert result.image.shape == person.shape and result.keep_mask.shape == (1, 1, HEIGHT, WIDTH)
+    keep, image = result.keep_mask[0, 0], result.image[0]
+    rows = {name: slice(*bounds) for name, bounds in {
+        "face": (0, 2), "neck_the_warp_missed": (2, 3), "pasted_garment": (3, 6), "arm_now_garment": (6, 7),
+        "kept_right_arm": (7, 9), "pasted_sleeve": (9, 10), "unwarped_sleeve": (10, 11), "kept_left_arm": (11, 12),
+    }.items()}
+    for name in ("face", "kept_right_arm", "kept_left_arm"):
+        assert (keep[rows[name]] == 1).all(), name
+        torch.testing.assert_close(image[:, rows[name]], person[0, :, rows[name]])
+    for name in ("pasted_garment", "pasted_sleeve"):
+        assert (keep[rows[name]] == 1).all(), name
+        torch.testing.assert_close(image[:, rows[name]], warp.garment[0, :, rows[name]])
+    for name in ("neck_the_warp_missed", "arm_now_garment", "unwarped_sleeve"):
+        assert (keep[rows[name]] == 0).all(), name
+        assert (image[:, rows[name]] == BLANK_VALUE).all(), name
+
+
+def test_arm_skin_stays_in_front_of_the_garment_where_the_target_keeps_the_arm():
+    person, parse, target, warp = scene()
+    mask = torch.ones_like(warp.mask)  # a careless warp covering everything
+    result = recompose(person, parse, target, WarpResult(warp.garment, mask, mask))
+    torch.testing.assert_close(result.image[..., 7:9, :], person[..., 7:9, :])
+    torch.testing.assert_close(result.image[..., 6:7, :], warp.garment[..., 6:7, :])
+    assert (result.keep_mask == 1).all()
+
+
+def test_recompose_is_per_sample_and_refuses_mismatches():
+    person, parse, target, warp = scene()
+    other = recompose(person.flip(-1), parse, target, warp)
+    single = recompose(person, parse, target, warp)
+    batched = recompose(torch.cat([person, person.flip(-1)]), parse.expand(2, -1, -1), target.expand(2, -1, -1),
+                        WarpResult(*(t.expand(2, -1, -1, -1) for t in (warp.garment, warp.mask, warp.mask))))
+    torch.testing.assert_close(batched.image, torch.cat([single.image, other.image]))
+    with pytest.raises(RecomposeInputError, match="target_parse13"):
+        recompose(person, parse, target[:, :5], warp)
+    with pytest.raises(RecomposeInputError, match="warp"):
+        recompose(person, parse, target, WarpResult(warp.garment[..., :5], warp.mask, warp.mask))
