@@ -131,7 +131,7 @@ class SpadeDownBlock(nn.Module):
         self.resnets = nn.ModuleList(
             SpadeResBlock(in_channels if i == 0 else out_channels, out_channels, **res_kwargs)
             for i in range(num_layers))
-        self.downsample = (Downsample2D(out_channels, use_conv=True, out_channels=out_channels, padding=1)
+        self.downsample = (Downsample2D(out_channels, use_conv=True, out_channels=out_channels, padding=1, name="op")
                            if add_downsample else None)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, parse_onehot: torch.Tensor
