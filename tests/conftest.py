@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3 import S3Server
+from s3 import S3Server  # pytest puts tests/ (the folder of this conftest.py) on sys.path
 
 VITONHD_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "vitonhd-sample"
 # Variables that would send boto3 elsewhere than the test server or load a real profile.

@@ -38,6 +38,7 @@ class S3Server:
         self.process = process
         self.endpoint = endpoint
         self.log_path = log_path
+        self._client = None
 
     @classmethod
     def start(cls) -> S3Server:
@@ -74,11 +75,14 @@ class S3Server:
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
     def client(self):
-        """A boto3 S3 client for this server (independent of the process environment)."""
-        import boto3
+        """A boto3 S3 client for this server (independent of the process environment), created once."""
+        if self._client is None:
+            import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+            self._client = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint, region_name=REGION,
+                aws_access_key_id="testing", aws_secret_access_key="testing")
+        return self._client
 
     def bucket(self, name: str) -> str:
         """Create bucket ``name`` if it does not exist yet and return its URI ``s3://name``.

@@ -153,7 +153,8 @@ class S3Storage(Storage):
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client("s3", config=Config(retries=S3_RETRIES))
+            # A session of its own: boto3's default session is not safe to share between threads.
+            self._client = boto3.session.Session().client("s3", config=Config(retries=S3_RETRIES))
         return self._client
 
     def __getstate__(self) -> dict:

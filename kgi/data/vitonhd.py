@@ -32,8 +32,15 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb, resize_labels, resize_mask, \
-    resize_rgb
+from kgi.data.images import (
+    ImageError,
+    decode_gray,
+    decode_labels,
+    decode_rgb,
+    resize_labels,
+    resize_mask,
+    resize_rgb,
+)
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import TryOnSample
