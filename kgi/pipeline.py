@@ -169,35 +169,55 @@ class TryOnPipeline:
         return self.keypoint_net(cloth, pose).clamp(0, 1).cpu().numpy()
 
     @torch.no_grad()
-    def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:
-        """Stage 2: target parse, five-segment warp and recomposition.
+    def predict_parse(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 2a: the parse of each person wearing the new garment.
 
         Args:
-            samples: the batch (same resolution); uses person, parse, pose, cloth, cloth mask and cloth keypoints.
+            samples: the batch (same resolution); uses each person's parse and pose.
             garment_kp: (B, 32, 2) normalised garment keypoints on the person (stage 1's output).
+
+        Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
+        prediction, and the target parse used downstream, which keeps the person's parse wherever neither the
+        person's nor the predicted label is garment or arm (known stays known).
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
-
         parse_h = self.info.parse_height
         small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
         logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
         predicted = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False).argmax(1)
-        # Known stays known: the prediction is used where the garment or arms may change, the person's parse
-        # elsewhere.
         changes = agnostic_region(parse13) | agnostic_region(predicted)
-        target_parse13 = torch.where(changes, predicted, parse13)
+        return predicted, torch.where(changes, predicted, parse13)
 
+    @torch.no_grad()
+    def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,
+                           warp_fn=warp_five_segments) -> StageTwoOutput:
+        """Stage 2b: warp each garment onto its person and build the image the inpainter completes.
+
+        Args:
+            samples: the batch; uses person, parse, cloth, cloth mask and cloth keypoints.
+            garment_kp: (B, 32, 2) normalised garment keypoints on the person.
+            target_parse13: (B, H, W) the target parse (``predict_parse``'s second output).
+            warp_fn: ``kgi.warp.warp_five_segments`` (KGI) or ``kgi.warp.warp_single_tps`` (the baseline).
+        """
+        height, width = samples[0].size
+        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)
         cloth = _images([s.cloth for s in samples], self.device)
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
         cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
-        warp = warp_five_segments(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
-                                  upper_mask=(target_parse13 == UPPER)[:, None].float())
+        target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
+        warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
+                       upper_mask=(target_parse13 == UPPER)[:, None].float())
         person = _images([s.person for s in samples], self.device)
         recomposition = recompose(person, parse13, target_parse13, warp)
         return StageTwoOutput(target_parse13, warp.garment, recomposition.image, recomposition.keep_mask)
+
+    def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:
+        """Stage 2: ``predict_parse`` then ``warp_and_recompose`` (the serving DAG's ParseWarp step)."""
+        _, target_parse13 = self.predict_parse(samples, garment_kp)
+        return self.warp_and_recompose(samples, garment_kp, target_parse13)
 
     @torch.no_grad()
     def inpaint(self, stage_two: StageTwoOutput, seeds: list[int], sampler: SamplerSettings | None = None
