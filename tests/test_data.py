@@ -544,6 +544,7 @@ def damaged_images(draw) -> bytes:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt TIFF tags it skips
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # headers of 89M..179M pixels
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=256), damaged_images()))
 def test_decoders_raise_only_image_error(data):
