@@ -13,6 +13,7 @@ computes them only from TorchScript files the user names (the metric files of St
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -133,7 +134,9 @@ def _load_feature_network(path: str | Path, device: torch.device) -> torch.jit.S
     if not Path(path).is_file():
         raise MetricInputError(f"feature-network weights {str(path)!r} do not exist")
     try:
-        return torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():  # the metric files are TorchScript, whatever torch thinks of the format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=device).eval()
     except RuntimeError as exc:
         raise MetricInputError(f"feature-network weights {str(path)!r} are not a TorchScript file: {exc}") from exc
 

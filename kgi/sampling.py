@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
@@ -173,7 +173,7 @@ def inpaint(unet: torch.nn.Module, scheduler: SchedulerMixin, known01: torch.Ten
     positions = repaint_positions(num_steps, jump_length, jump_n_sample)
 
     scheduler = type(scheduler).from_config(scheduler.config)
-    device = next(unet.parameters()).device
+    device = next(chain(unet.parameters(), unet.buffers())).device
     scheduler.set_timesteps(num_steps, device=device)
     timesteps = scheduler.timesteps
     alphas_cumprod = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
