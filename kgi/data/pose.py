@@ -27,7 +27,7 @@ def parse_openpose(text: str | bytes, *, source: str = "pose JSON") -> np.ndarra
     """
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise PoseError(f"{source}: not valid JSON ({exc})") from None
     if isinstance(doc, dict):
         people = doc.get("people")
@@ -38,7 +38,7 @@ def parse_openpose(text: str | bytes, *, source: str = "pose JSON") -> np.ndarra
         doc = people[0]["pose_keypoints_2d"]
     try:
         joints = np.asarray(doc, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PoseError(f"{source}: keypoints must be numbers") from None
     if joints.size != NUM_BODY25 * 3:
         raise PoseError(f"{source}: expected {NUM_BODY25 * 3} numbers (BODY_25), got {joints.size}")
