@@ -205,6 +205,38 @@ class S3Storage(Storage):
         return f"S3Storage({self.uri()!r})"
 
 
+class MemoryStorage(Storage):
+    """Files held in memory, e.g. the files of one shard row, so they go through the same readers.
+
+    Args:
+        files: relative path -> content.
+        name: how ``uri`` names the root in messages.
+    """
+
+    def __init__(self, files: dict[str, bytes], name: str = "memory"):
+        self.files = {validate_rel(rel): data for rel, data in files.items()}
+        self.name = name
+
+    def read_bytes(self, rel: str) -> bytes:
+        try:
+            return self.files[validate_rel(rel)]
+        except KeyError:
+            raise FileNotFoundError(f"{self.uri(rel)}: no such file") from None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.files[validate_rel(rel)] = bytes(data)
+
+    def exists(self, rel: str) -> bool:
+        return validate_rel(rel) in self.files
+
+    def list(self, prefix: str = "") -> list[str]:
+        prefix = validate_rel(prefix, allow_root=True)
+        return sorted(rel for rel in self.files if not prefix or rel.startswith(prefix + "/"))
+
+    def uri(self, rel: str = "") -> str:
+        return f"{self.name}/{rel}" if rel else self.name
+
+
 def _is_not_found(exc) -> bool:
     """Whether a botocore ``ClientError`` means the object (or its bucket) does not exist."""
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")

@@ -44,7 +44,7 @@ from kgi.data.images import (
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import TryOnSample
-from kgi.data.storage import StoragePathError, open_root, validate_rel
+from kgi.data.storage import Storage, StoragePathError, open_root, validate_rel
 from kgi.graphs import NUM_GARMENT_NODES, SLEEVE_TYPES
 
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -102,7 +102,7 @@ class VitonHD(Sequence[TryOnSample]):
     def _read_pairs(self) -> tuple[tuple[str, str], ...]:
         pairs_rel = f"{self.split}_pairs.txt"
         pairs_uri = self.storage.uri(pairs_rel)
-        text = self._read_text(pairs_rel)
+        text = _read_text(self.storage, pairs_rel)
         images = set(self.storage.list(f"{self.split}/image"))
         cloths = set(self.storage.list(f"{self.split}/cloth"))
         pairs = []
@@ -139,107 +139,125 @@ class VitonHD(Sequence[TryOnSample]):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} pairs")
         person_name, cloth_name = self.pairs[index]
-        person_stem, cloth_stem = PurePosixPath(person_name).stem, PurePosixPath(cloth_name).stem
-        split = self.split
-
-        person_rel = f"{split}/image/{person_name}"
-        person = self._read_image(person_rel, decode_rgb)
-        height, width = person.shape[:2]
-        if height * 3 != width * 4:
-            raise DatasetError(f"{self.storage.uri(person_rel)}: {width}x{height} is not 3:4 (width:height); "
-                               f"VITON-HD images are 768x1024 or a 3:4 resize of it")
-        cloth_rel = f"{split}/cloth/{cloth_name}"
-        cloth = self._read_image(cloth_rel, decode_rgb)
-        mask_rel = f"{split}/cloth-mask/{cloth_name}"
-        cloth_mask = self._read_image(mask_rel, decode_gray) >= MASK_THRESHOLD
-        parse_rel = f"{split}/image-parse-v3/{person_stem}.png"
-        parse = self._read_image(parse_rel, decode_labels)
-        for rel, array in ((cloth_rel, cloth), (mask_rel, cloth_mask), (parse_rel, parse)):
-            if array.shape[:2] != (height, width):
-                raise DatasetError(f"{self.storage.uri(rel)}: size {array.shape[1]}x{array.shape[0]} differs "
-                                   f"from the person image's {width}x{height}")
-        if int(parse.max()) >= NUM_CIHP:
-            raise DatasetError(f"{self.storage.uri(parse_rel)}: label {int(parse.max())} is not a CIHP label "
-                               f"(0..{NUM_CIHP - 1})")
-        pose_rel = f"{split}/openpose_json/{person_stem}_keypoints.json"
-        try:
-            pose = parse_openpose(self._read_bytes(pose_rel), source=self.storage.uri(pose_rel))
-        except PoseError as exc:
-            raise DatasetError(str(exc)) from exc
-
-        cloth_landmarks = self._read_landmarks(f"{split}/cloth-landmark-json/{cloth_stem}.json",
-                                               self._cloth_landmarks)
-        person_landmarks = self._read_landmarks(f"{split}/image-landmark-json/{person_stem}.json",
-                                                self._image_landmarks)
-        worn_landmarks = person_landmarks if self.mode == "paired" else None  # else another garment is worn
-        sleeve_source = cloth_landmarks or worn_landmarks
-
-        out_height, out_width = (height, width) if self.height is None else (self.height, self.height * 3 // 4)
-        if (out_height, out_width) != (height, width):
-            person = resize_rgb(person, out_height, out_width)
-            cloth = resize_rgb(cloth, out_height, out_width)
-            cloth_mask = resize_mask(cloth_mask, out_height, out_width)
-            parse = resize_labels(parse, out_height, out_width)
-            pose[:, :2] *= np.array([out_width / width, out_height / height], dtype=np.float32)
-        pixels = np.array([out_width, out_height], dtype=np.float32)  # normalised (x, y) -> pixels (x, y)
-        return TryOnSample(
-            person_name=person_name, cloth_name=cloth_name, person=person, cloth=cloth, cloth_mask=cloth_mask,
-            parse=parse, pose=pose,
-            cloth_keypoints=None if cloth_landmarks is None else cloth_landmarks.keypoints * pixels,
-            worn_keypoints=None if worn_landmarks is None else worn_landmarks.keypoints * pixels,
-            sleeve=None if sleeve_source is None else sleeve_source.sleeve,
-            tags=() if person_landmarks is None else person_landmarks.tags)
-
-    def _read_bytes(self, rel: str) -> bytes:
-        try:
-            return self.storage.read_bytes(rel)
-        except FileNotFoundError:
-            raise DatasetError(f"{self.storage.uri(rel)}: missing file") from None
-
-    def _read_text(self, rel: str) -> str:
-        try:
-            return self._read_bytes(rel).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(f"{self.storage.uri(rel)}: not UTF-8 text ({exc})") from None
-
-    def _read_image(self, rel: str, decoder) -> np.ndarray:
-        try:
-            return decoder(self._read_bytes(rel), source=self.storage.uri(rel))
-        except ImageError as exc:
-            raise DatasetError(str(exc)) from exc
-
-    def _read_landmarks(self, rel: str, listed: set[str]) -> Landmarks | None:
-        """The landmark file ``rel``, or ``None`` if it is not in the folder listing taken at construction."""
-        if rel not in listed:
-            return None
-        uri = self.storage.uri(rel)
-        try:
-            doc = json.loads(self._read_text(rel))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{uri}: not valid JSON ({exc})") from None
-        if not isinstance(doc, dict):
-            raise DatasetError(f"{uri}: expected a JSON object, got {type(doc).__name__}")
-        size = []
-        for key in ("width", "height"):
-            value = doc.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise DatasetError(f"{uri}: '{key}' must be a positive number, got {value!r}")
-            size.append(float(value))
-        try:
-            keypoints = np.asarray(doc.get("keypoints"), dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} [x, y] number pairs") from None
-        if keypoints.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(keypoints).all():
-            raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} finite [x, y] pairs, "
-                               f"got shape {keypoints.shape}")
-        sleeve = doc.get("sleeve")
-        if sleeve not in SLEEVE_TYPES:
-            raise DatasetError(f"{uri}: 'sleeve' must be one of {SLEEVE_TYPES}, got {sleeve!r}")
-        tags = doc.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise DatasetError(f"{uri}: 'tags' must be a list of strings, got {tags!r}")
-        return Landmarks((keypoints / np.array(size)).astype(np.float32), sleeve, tuple(tags))
+        return read_pair(self.storage, self.split, person_name, cloth_name, mode=self.mode, height=self.height,
+                         landmark_files=self._cloth_landmarks | self._image_landmarks)
 
     def __repr__(self) -> str:
         return (f"VitonHD({self.storage.uri()!r}, split={self.split!r}, mode={self.mode!r}, "
                 f"height={self.height!r}, pairs={len(self)})")
+
+
+def read_pair(storage: Storage, split: str, person_name: str, cloth_name: str, *, mode: str = "paired",
+              height: int | None = None, landmark_files: set[str] | None = None) -> TryOnSample:
+    """Read one (person, garment) pair from a VITON-HD root; the code behind ``VitonHD[i]``.
+
+    Args:
+        storage: the root (local, S3, or a ``MemoryStorage`` holding one shard row's files).
+        split: the split folder the files are in.
+        person_name, cloth_name: file names as in the pairs file.
+        mode: ``"paired"`` fills ``worn_keypoints`` from the person's landmark file; ``"unpaired"`` does not.
+        height: resize to ``height x 3*height/4``; None keeps the stored size.
+        landmark_files: relative paths of the landmark files that exist (a listing taken once); None asks the
+            storage for each file.
+
+    Raises ``DatasetError`` naming any missing or bad file.
+    """
+    person_stem, cloth_stem = PurePosixPath(person_name).stem, PurePosixPath(cloth_name).stem
+
+    person_rel = f"{split}/image/{person_name}"
+    person = _read_image(storage, person_rel, decode_rgb)
+    stored_height, stored_width = person.shape[:2]
+    if stored_height * 3 != stored_width * 4:
+        raise DatasetError(f"{storage.uri(person_rel)}: {stored_width}x{stored_height} is not 3:4 (width:height); "
+                           f"VITON-HD images are 768x1024 or a 3:4 resize of it")
+    cloth_rel = f"{split}/cloth/{cloth_name}"
+    cloth = _read_image(storage, cloth_rel, decode_rgb)
+    mask_rel = f"{split}/cloth-mask/{cloth_name}"
+    cloth_mask = _read_image(storage, mask_rel, decode_gray) >= MASK_THRESHOLD
+    parse_rel = f"{split}/image-parse-v3/{person_stem}.png"
+    parse = _read_image(storage, parse_rel, decode_labels)
+    for rel, array in ((cloth_rel, cloth), (mask_rel, cloth_mask), (parse_rel, parse)):
+        if array.shape[:2] != (stored_height, stored_width):
+            raise DatasetError(f"{storage.uri(rel)}: size {array.shape[1]}x{array.shape[0]} differs "
+                               f"from the person image's {stored_width}x{stored_height}")
+    if int(parse.max()) >= NUM_CIHP:
+        raise DatasetError(f"{storage.uri(parse_rel)}: label {int(parse.max())} is not a CIHP label "
+                           f"(0..{NUM_CIHP - 1})")
+    pose_rel = f"{split}/openpose_json/{person_stem}_keypoints.json"
+    try:
+        pose = parse_openpose(_read_bytes(storage, pose_rel), source=storage.uri(pose_rel))
+    except PoseError as exc:
+        raise DatasetError(str(exc)) from exc
+
+    cloth_landmarks = _read_landmarks(storage, f"{split}/cloth-landmark-json/{cloth_stem}.json", landmark_files)
+    person_landmarks = _read_landmarks(storage, f"{split}/image-landmark-json/{person_stem}.json", landmark_files)
+    worn_landmarks = person_landmarks if mode == "paired" else None  # else another garment is worn
+    sleeve_source = cloth_landmarks or worn_landmarks
+
+    out_height, out_width = (stored_height, stored_width) if height is None else (height, height * 3 // 4)
+    if (out_height, out_width) != (stored_height, stored_width):
+        person = resize_rgb(person, out_height, out_width)
+        cloth = resize_rgb(cloth, out_height, out_width)
+        cloth_mask = resize_mask(cloth_mask, out_height, out_width)
+        parse = resize_labels(parse, out_height, out_width)
+        pose[:, :2] *= np.array([out_width / stored_width, out_height / stored_height], dtype=np.float32)
+    pixels = np.array([out_width, out_height], dtype=np.float32)  # normalised (x, y) -> pixels (x, y)
+    return TryOnSample(
+        person_name=person_name, cloth_name=cloth_name, person=person, cloth=cloth, cloth_mask=cloth_mask,
+        parse=parse, pose=pose,
+        cloth_keypoints=None if cloth_landmarks is None else cloth_landmarks.keypoints * pixels,
+        worn_keypoints=None if worn_landmarks is None else worn_landmarks.keypoints * pixels,
+        sleeve=None if sleeve_source is None else sleeve_source.sleeve,
+        tags=() if person_landmarks is None else person_landmarks.tags)
+
+
+
+def _read_bytes(storage: Storage, rel: str) -> bytes:
+    try:
+        return storage.read_bytes(rel)
+    except FileNotFoundError:
+        raise DatasetError(f"{storage.uri(rel)}: missing file") from None
+
+def _read_text(storage: Storage, rel: str) -> str:
+    try:
+        return _read_bytes(storage, rel).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{storage.uri(rel)}: not UTF-8 text ({exc})") from None
+
+def _read_image(storage: Storage, rel: str, decoder) -> np.ndarray:
+    try:
+        return decoder(_read_bytes(storage, rel), source=storage.uri(rel))
+    except ImageError as exc:
+        raise DatasetError(str(exc)) from exc
+
+def _read_landmarks(storage: Storage, rel: str, listed: set[str] | None) -> Landmarks | None:
+    """The landmark file ``rel``, or ``None`` if it is absent (not in ``listed`` when a listing is given)."""
+    if (rel not in listed) if listed is not None else not storage.exists(rel):
+        return None
+    uri = storage.uri(rel)
+    try:
+        doc = json.loads(_read_text(storage, rel))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{uri}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{uri}: expected a JSON object, got {type(doc).__name__}")
+    size = []
+    for key in ("width", "height"):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise DatasetError(f"{uri}: '{key}' must be a positive number, got {value!r}")
+        size.append(float(value))
+    try:
+        keypoints = np.asarray(doc.get("keypoints"), dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} [x, y] number pairs") from None
+    if keypoints.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(keypoints).all():
+        raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} finite [x, y] pairs, "
+                           f"got shape {keypoints.shape}")
+    sleeve = doc.get("sleeve")
+    if sleeve not in SLEEVE_TYPES:
+        raise DatasetError(f"{uri}: 'sleeve' must be one of {SLEEVE_TYPES}, got {sleeve!r}")
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise DatasetError(f"{uri}: 'tags' must be a list of strings, got {tags!r}")
+    return Landmarks((keypoints / np.array(size)).astype(np.float32), sleeve, tuple(tags))
