@@ -1,4 +1,7 @@
-"""Pictures for people: colourised parse maps, keypoint overlays and contact sheets of labelled tiles."""
+"""Pictures for people: colourised parse maps, pose overlays and contact sheets of labelled tiles.
+
+Garment keypoint overlays are ``kgi.landmarks.overlay``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import CIHP_PALETTE, CIHP_TO_PARSE13, NUM_PARSE13
-from kgi.graphs import GARMENT_CONTOUR_EDGES, POSE_EDGES
+from kgi.graphs import POSE_EDGES
 
 # Each 13-class label drawn in the colour of its first CIHP label, so sheets match the dataset's palette.
 PARSE13_PALETTE = np.array([CIHP_PALETTE[int(np.flatnonzero(CIHP_TO_PARSE13 == c)[0])] for c in range(NUM_PARSE13)],
@@ -16,18 +19,6 @@ PARSE13_PALETTE = np.array([CIHP_PALETTE[int(np.flatnonzero(CIHP_TO_PARSE13 == c
 def colorize_parse13(parse13: np.ndarray) -> np.ndarray:
     """(H, W) 13-class labels -> (H, W, 3) uint8 RGB."""
     return PARSE13_PALETTE[parse13]
-
-
-def draw_garment_keypoints(image: np.ndarray, keypoints: np.ndarray, colour=(255, 40, 40)) -> np.ndarray:
-    """The garment contour and its 32 nodes over a copy of ``image``; ``keypoints`` (32, 2) in pixels."""
-    canvas = np.ascontiguousarray(image).copy()
-    radius = max(1, image.shape[0] // 160)
-    points = np.round(keypoints).astype(np.int32)
-    for a, b in GARMENT_CONTOUR_EDGES:
-        cv2.line(canvas, tuple(points[a]), tuple(points[b]), colour, max(1, radius // 2), cv2.LINE_AA)
-    for point in points:
-        cv2.circle(canvas, tuple(point), radius, colour, -1, cv2.LINE_AA)
-    return canvas
 
 
 def draw_pose(image: np.ndarray, pose_nodes_px: np.ndarray, colour=(40, 200, 40)) -> np.ndarray:

@@ -1,0 +1,240 @@
+"""Evaluation of the stages against the synthetic ground truth, and of whole try-ons, as tables and sheets.
+
+``evaluate_stages`` reports the three figures the method's stage-1/2 claims rest on, each beside its baseline
+in the same run: keypoint error of the graph network vs. the geometric transfer (overall, per sleeve type and on
+the crossed-arms subset), target-parse IoU per class with PREDICTED keypoints, and the garment region of the
+five-segment vs. the single-TPS warp against the ground-truth person. ``evaluate_tryon`` runs the whole
+pipeline and measures SSIM/PSNR (whole image and inpainted region) beside two plain fills of the same holes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from kgi.baseline import geometric_transfer
+from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS, UPPER
+from kgi.data.sample import TryOnSample
+from kgi.metrics import mean_and_standard_error, masked_l1, psnr, ssim
+from kgi.models.keypoints import mean_keypoint_error
+from kgi.models.parse import iou_counts
+from kgi.pipeline import TryOnPipeline, _images, _to_uint8
+from kgi.landmarks import overlay
+from kgi.sheets import colorize_parse13, contact_sheet, draw_pose, mask_tile
+from kgi.warp import warp_five_segments, warp_single_tps
+
+
+@dataclass
+class Table:
+    """A titled table of rows (lists of cells); ``markdown()`` renders it."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |",
+                 "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(values: list[float], digits: int = 4) -> str:
+    mean, se = mean_and_standard_error(torch.tensor(values))
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def _batches(samples, batch_size: int):
+    batch = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class StageReport:
+    tables: list[Table]
+    sheet: np.ndarray
+    figures: dict[str, float]
+
+
+def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet_rows: int = 4) -> StageReport:
+    """Stage 1 and 2 figures on paired samples with ground-truth keypoints (``VitonHD(..., mode="paired")``).
+
+    Args:
+        pipeline: the model version under test.
+        samples: iterable of ``TryOnSample`` with ``cloth_keypoints`` and ``worn_keypoints``.
+        batch_size: samples per forward pass.
+        sheet_rows: examples drawn on the sheet.
+    """
+    errors = defaultdict(lambda: defaultdict(list))  # subset -> method -> per-sample errors
+    intersection, union = torch.zeros(NUM_PARSE13, dtype=torch.long), torch.zeros(NUM_PARSE13, dtype=torch.long)
+    warp_scores = defaultdict(lambda: defaultdict(list))  # "keypoints/method/subset" -> metric -> values
+    sheet = []
+    for batch in _batches(samples, batch_size):
+        height, width = batch[0].size
+        scale = np.array([width, height], np.float32)
+        if any(s.worn_keypoints is None or s.cloth_keypoints is None for s in batch):
+            raise ValueError("evaluate_stages needs ground-truth garment keypoints (paired mode, landmark files)")
+        cloth_kp = np.stack([s.cloth_keypoints / scale for s in batch]).astype(np.float32)
+        pose_nodes = np.stack([s.pose_nodes for s in batch])
+        truth = torch.from_numpy(np.stack([s.worn_keypoints / scale for s in batch]).astype(np.float32))
+        predicted = pipeline.predict_keypoints(cloth_kp, pose_nodes)
+        baseline = geometric_transfer(torch.from_numpy(cloth_kp), torch.from_numpy(pose_nodes))
+        aspect = width / height
+        for method, kp in (("graph network", torch.from_numpy(predicted)), ("geometric baseline", baseline)):
+            per_sample = mean_keypoint_error(kp, truth, aspect).tolist()
+            for sample, error in zip(batch, per_sample):
+                for subset in _subsets(sample):
+                    errors[subset][method].append(error)
+
+        raw_parse, target_parse = pipeline.predict_parse(batch, predicted)
+        gt_parse = torch.from_numpy(np.stack([s.parse13 for s in batch])).long()
+        i, u = iou_counts(raw_parse.cpu(), gt_parse)
+        intersection += i
+        union += u
+
+        person = _images([s.person for s in batch], "cpu")
+        region = (gt_parse == UPPER)[:, None].float()
+        for kp_name, kp, parse in (("ground-truth keypoints", truth.numpy(), gt_parse.to(pipeline.device)),
+                                   ("predicted keypoints", predicted, target_parse)):
+            for method, warp_fn in (("five-segment", warp_five_segments), ("single TPS", warp_single_tps)):
+                out = pipeline.warp_and_recompose(batch, kp, parse, warp_fn)
+                garment = out.warped_garment.cpu()
+                valid = region.flatten(1).sum(1) > 0
+                scores = {"ssim": ssim(garment[valid], person[valid], region[valid]).tolist(),
+                          "l1": masked_l1(garment[valid], person[valid], region[valid]).tolist()}
+                for sample, s_ssim, s_l1 in zip([s for s, v in zip(batch, valid) if v], scores["ssim"], scores["l1"]):
+                    for subset in _subsets(sample):
+                        key = f"{kp_name}|{method}|{subset}"
+                        warp_scores[key]["ssim"].append(s_ssim)
+                        warp_scores[key]["l1"].append(s_l1)
+                if kp_name == "predicted keypoints" and len(sheet) < sheet_rows:
+                    if method == "five-segment":
+                        five = out
+                    else:
+                        sheet += _stage_rows(batch, predicted, five, out, sheet_rows - len(sheet))
+
+    keypoint_table = Table("Stage 1: garment keypoint error (fraction of image height, mean ± s.e.)",
+                           ["subset", "n", "graph network", "geometric baseline", "reduction"])
+    figures = {}
+    for subset in sorted(errors, key=lambda s: (s != "all", s)):
+        net, base = errors[subset]["graph network"], errors[subset]["geometric baseline"]
+        reduction = 1 - np.mean(net) / np.mean(base)
+        figures[f"keypoints/{subset}/reduction"] = float(reduction)
+        keypoint_table.rows.append([subset, str(len(net)), _fmt(net), _fmt(base), f"{reduction:+.1%}"])
+
+    iou = (intersection.double() / union.double().clamp(min=1))
+    present = union > 0
+    parse_table = Table("Stage 2a: target parse IoU with predicted keypoints (network output, every pixel)",
+                        ["class", "IoU"])
+    for c in range(NUM_PARSE13):
+        if present[c]:
+            parse_table.rows.append([PARSE13_LABELS[c], f"{iou[c]:.3f}"])
+    figures["parse/miou"] = float(iou[present].mean())
+    figures["parse/upper_iou"] = float(iou[UPPER])
+    parse_table.rows.append(["**mIoU**", f"**{figures['parse/miou']:.3f}**"])
+
+    warp_table = Table("Stage 2b: warped garment vs. ground-truth person inside the true garment region",
+                       ["keypoints", "warp", "subset", "n", "SSIM ↑", "L1 ↓"])
+    for key in sorted(warp_scores):
+        kp_name, method, subset = key.split("|")
+        values = warp_scores[key]
+        warp_table.rows.append([kp_name, method, subset, str(len(values["ssim"])), _fmt(values["ssim"]),
+                                _fmt(values["l1"])])
+        figures[f"warp/{kp_name}/{method}/{subset}/ssim"] = float(np.mean(values["ssim"]))
+        figures[f"warp/{kp_name}/{method}/{subset}/l1"] = float(np.mean(values["l1"]))
+    return StageReport([keypoint_table, parse_table, warp_table], contact_sheet(sheet) if sheet else None, figures)
+
+
+def _subsets(sample: TryOnSample) -> list[str]:
+    subsets = ["all"]
+    if sample.sleeve:
+        subsets.append(f"sleeve={sample.sleeve}")
+    subsets += [tag for tag in sample.tags if tag == "crossed_arms"]
+    return subsets
+
+
+def _stage_rows(batch, predicted, five, single, limit: int) -> list[list[tuple[str, np.ndarray]]]:
+    rows = []
+    five_garment, single_garment = _to_uint8(five.warped_garment), _to_uint8(single.warped_garment)
+    recomposed = _to_uint8(five.recomposed)
+    for i, sample in enumerate(batch[:limit]):
+        height, width = sample.size
+        kp_px = predicted[i] * [width, height]
+        rows.append([
+            ("person", sample.person),
+            ("garment", overlay(sample.cloth, sample.cloth_keypoints)),
+            ("pose + keypoints", overlay(draw_pose(sample.person, sample.pose_nodes * [width, height]), kp_px)),
+            ("target parse", colorize_parse13(five.target_parse13[i].cpu().numpy().astype(np.uint8))),
+            ("five-segment warp", five_garment[i]),
+            ("single-TPS warp", single_garment[i]),
+            ("recomposed", recomposed[i]),
+            ("keep mask", mask_tile(five.keep_mask[i, 0].bool().cpu().numpy())),
+        ])
+    return rows
+
+
+@dataclass
+class TryOnReport:
+    tables: list[Table]
+    sheet: np.ndarray
+
+
+def plain_fills(recomposed: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The two plain fills the inpainter must beat: the kept pixels' mean colour, and OpenCV's Telea inpainting."""
+    mean_fill = recomposed.copy()
+    mean_fill[~keep] = recomposed[keep].mean(axis=0).round().astype(np.uint8) if keep.any() else 128
+    telea = cv2.inpaint(recomposed, (~keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    return {"mean colour": mean_fill, "OpenCV Telea": telea}
+
+
+def evaluate_tryon(pipeline: TryOnPipeline, samples, paired: bool, batch_size: int = 8, sheet_rows: int = 4
+                   ) -> TryOnReport:
+    """Whole-pipeline try-on on ``samples``; paired mode scores against the person photo itself.
+
+    In the paired setting SSIM and PSNR are reported over the whole image and inside the inpainted region, for
+    the KGI result and for the plain fills of the same recomposed image (so the inpainter's own contribution is
+    visible). The unpaired setting has no ground truth: it reports only what needs none (and FID/KID when
+    feature-network weights are given to ``kgi.metrics.perceptual_metrics``).
+    """
+    scores = defaultdict(lambda: defaultdict(list))
+    sheet = []
+    evaluations = 0
+    for start, batch in enumerate(_batches(samples, batch_size)):
+        results = pipeline(batch, seeds=list(range(start * batch_size, start * batch_size + len(batch))))
+        evaluations = results[0].unet_evaluations
+        for sample, result in zip(batch, results):
+            candidates = {"KGI (ours)": result.image, **plain_fills(result.recomposed, result.keep_mask)}
+            if paired:
+                truth = _images([sample.person], "cpu")
+                hole = torch.from_numpy(~result.keep_mask)[None, None].float()
+                for name, image in candidates.items():
+                    tensor = _images([image], "cpu")
+                    scores[name]["ssim"].append(float(ssim(tensor, truth)))
+                    scores[name]["psnr"].append(float(psnr(tensor, truth)))
+                    if hole.sum() > 0:
+                        scores[name]["ssim (inpainted)"].append(float(ssim(tensor, truth, hole)))
+                        scores[name]["l1 (inpainted)"].append(float(masked_l1(tensor, truth, hole)))
+            if len(sheet) < sheet_rows:
+                sheet.append([("person", sample.person), ("garment", sample.cloth),
+                              ("recomposed", result.recomposed), ("keep mask", mask_tile(result.keep_mask)),
+                              ("mean fill", candidates["mean colour"]), ("OpenCV Telea", candidates["OpenCV Telea"]),
+                              ("KGI", result.image)])
+    tables = []
+    if paired:
+        metrics = ["ssim", "psnr", "ssim (inpainted)", "l1 (inpainted)"]
+        table = Table(f"Try-on, paired setting ({evaluations} UNet evaluations per image; mean ± s.e.)",
+                      ["method", *metrics])
+        for name, values in scores.items():
+            table.rows.append([name, *(_fmt(values[m], 3) for m in metrics)])
+        tables.append(table)
+    return TryOnReport(tables, contact_sheet(sheet))
