@@ -693,6 +693,15 @@ def generate(out: str, n_train: int, n_test: int, height: int = 256, seed: int =
                          f"choose a new folder")
     from tqdm.auto import tqdm
 
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # images this small gain nothing from OpenCV's threads, and lose on a busy machine
+    try:
+        return _write(storage, n_train, n_test, height, seed, progress, tqdm)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _write(storage, n_train: int, n_test: int, height: int, seed: int, progress: bool, tqdm) -> dict:
     splits = {"train": list(range(n_train)), "test": list(range(n_train, n_train + n_test))}
     counts = {"train": 0, "test": 0}
     tags_seen: dict[str, int] = {}
