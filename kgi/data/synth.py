@@ -14,7 +14,7 @@ measured on pairs drawn here. One pair (:func:`make_pair`) is made in four steps
    (keypoints plus interior points; not thin-plate splines, which the method under test uses), then a smooth
    random fold displacement and low-frequency fold shading are applied, so the worn garment is no paste.
 4. **Painting** (:func:`render_person`), back to front, into the photo and the CIHP parse map together:
-   background, long hair, legs and lower garment, torso skin, upper arms, the garment's torso, neck and head,
+   background, long hair, legs and lower garment, neck and torso skin, upper arms, the garment's torso, head,
    then each forearm and its sleeve, the arm in front last, so crossed forearms cover the torso garment.
 
 Pair ``i`` of seed ``s`` uses only ``np.random.default_rng([s, i])`` and nothing depends on the resolution,
@@ -61,6 +61,7 @@ LOWER_COLOURS = ((40, 60, 100), (70, 95, 140), (25, 25, 30), (200, 190, 170), (2
                  (120, 30, 40), (60, 90, 60))
 HAIR_STYLES = ("short", "long", "bun", "bob")
 ARM_POSES = ("down", "out", "hip", "front", "up")
+ARM_ATTEMPTS = 4
 
 
 class SynthError(ValueError):
@@ -160,7 +161,7 @@ def sample_person(rng: np.random.Generator, height: int) -> Person:
     body = BodyShape(chest=rng.uniform(0.42, 0.5), waist=rng.uniform(0.35, 0.44), hips=rng.uniform(0.45, 0.56),
                      armpit_depth=rng.uniform(0.3, 0.38),
                      arm_radius=(rng.uniform(0.16, 0.19), rng.uniform(0.12, 0.14), rng.uniform(0.085, 0.1)))
-    tags = _sample_arms(rng, joints, unit, down, across)
+    tags = _sample_arms(rng, joints, unit, down, across, height, width)
     return Person(
         joints=joints, body=body, unit=unit, skin=_jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 10),
         hair_colour=_jitter(rng, HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 12),
@@ -172,38 +173,53 @@ def sample_person(rng: np.random.Generator, height: int) -> Person:
 
 
 def _sample_arms(rng: np.random.Generator, joints: np.ndarray, unit: float, down: np.ndarray,
-                 across: np.ndarray) -> tuple[str, ...]:
-    """Fill elbows and wrists (BODY_25 3, 4, 6, 7) in place; return the pose's tags."""
+                 across: np.ndarray, height: int, width: int) -> tuple[str, ...]:
+    """Fill elbows and wrists (BODY_25 3, 4, 6, 7) in place; return the pose's tags.
+
+    About 20% of people cross both forearms in front of the torso; otherwise each arm hangs down, reaches
+    out, rests a hand on the hip, crosses alone or raises the hand. An arm whose hand would leave the frame
+    is drawn again (at most ``ARM_ATTEMPTS`` times, then it hangs straight down).
+    """
     crossed = rng.random() < 0.2
-    tags = []
+    tags = [CROSSED_ARMS] if crossed else []
+    margin = 0.02 * width
     for shoulder, elbow, wrist, outward in ((2, 3, 4, -1.0), (5, 6, 7, 1.0)):
         upper, fore = rng.uniform(1.05, 1.15) * unit, rng.uniform(1.0, 1.1) * unit
-        kind = "front" if crossed else ARM_POSES[rng.choice(len(ARM_POSES), p=[0.5, 0.2, 0.18, 0.07, 0.05])]
-        origin = joints[shoulder]
-        if kind in ("down", "out", "up"):
-            spread, bend = {"down": ((3, 22), (-10, 35)), "out": ((25, 48), (0, 70)),
-                            "up": ((10, 30), (120, 150))}[kind]
-            shoulder_angle, elbow_angle = rng.uniform(*spread), rng.uniform(*bend)
-            # angles from the torso's axis, positive away from the body; the elbow bends the forearm inwards
-            joints[elbow] = origin + upper * _rotate(down, -outward * shoulder_angle)
-            joints[wrist] = joints[elbow] + fore * _rotate(down, -outward * (shoulder_angle - elbow_angle))
-            if kind == "up":
-                tags.append("hand_up")
-            continue
-        if kind == "hip":
-            hip = joints[9 if outward < 0 else 12]
-            target = hip + outward * rng.uniform(0.05, 0.2) * unit * across - rng.uniform(0.1, 0.3) * unit * down
-            tags.append(HANDS_ON_HIPS)
-        else:  # the forearm across the belly or chest, wrist on the other side of the torso
-            centre = (joints[2] + joints[5]) / 2
-            target = (centre - outward * rng.uniform(0.05, 0.42) * unit * across
-                      + rng.uniform(0.8, 1.3) * unit * down)
-            if not crossed:
-                tags.append(ARM_FRONT)
-        joints[elbow], joints[wrist] = _two_bone(origin, target, upper, fore, outward)
-    if crossed:
-        tags.append(CROSSED_ARMS)
+        for attempt in range(ARM_ATTEMPTS + 1):
+            if attempt == ARM_ATTEMPTS:
+                kind = "straight"
+            elif crossed:
+                kind = "front"
+            else:
+                kind = ARM_POSES[rng.choice(len(ARM_POSES), p=[0.5, 0.2, 0.18, 0.07, 0.05])]
+            joints[elbow], joints[wrist] = _arm(rng, kind, joints, shoulder, outward, upper, fore, unit, down,
+                                                across)
+            hand = joints[wrist] + 0.3 * unit * (joints[wrist] - joints[elbow]) / fore
+            points = np.stack([joints[elbow], joints[wrist], hand])
+            if ((points >= margin) & (points <= (width - margin, height - margin))).all():
+                break
+        tags += {"hip": [HANDS_ON_HIPS], "up": ["hand_up"], "front": [] if crossed else [ARM_FRONT]}.get(kind, [])
     return tuple(sorted(set(tags)))
+
+
+def _arm(rng: np.random.Generator, kind: str, joints: np.ndarray, shoulder: int, outward: float, upper: float,
+         fore: float, unit: float, down: np.ndarray, across: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Elbow and wrist of one arm in pose ``kind`` (one of ``ARM_POSES`` or ``"straight"``)."""
+    origin = joints[shoulder]
+    if kind in ("down", "out", "up", "straight"):
+        spread, bend = {"down": ((3, 22), (-10, 35)), "out": ((25, 48), (0, 70)), "up": ((10, 30), (120, 150)),
+                        "straight": ((4, 4), (0, 0))}[kind]
+        shoulder_angle, elbow_angle = rng.uniform(*spread), rng.uniform(*bend)
+        # angles from the torso's axis, positive away from the body; the elbow bends the forearm inwards
+        elbow = origin + upper * _rotate(down, -outward * shoulder_angle)
+        return elbow, elbow + fore * _rotate(down, -outward * (shoulder_angle - elbow_angle))
+    if kind == "hip":
+        hip = joints[9 if outward < 0 else 12]
+        target = hip + outward * rng.uniform(0.05, 0.2) * unit * across - rng.uniform(0.1, 0.3) * unit * down
+    else:  # "front": the forearm across the belly or chest, wrist on the other side of the torso
+        centre = (joints[2] + joints[5]) / 2
+        target = centre - outward * rng.uniform(0.05, 0.42) * unit * across + rng.uniform(0.8, 1.3) * unit * down
+    return _two_bone(origin, target, upper, fore, outward)
 
 
 def _detected(rng: np.random.Generator, person: Person, height: int, width: int) -> np.ndarray:
@@ -280,6 +296,21 @@ def _print_mask(params: GarmentParams, keypoints: np.ndarray, height: int, width
     return canvas.astype(np.float32) / 255
 
 
+def _outline(keypoints: np.ndarray, neckline: str, samples: int = 8) -> np.ndarray:
+    """The garment's silhouette: its contour polygon, a round neckline drawn as a Catmull-Rom curve through
+    nodes 0-4 (``samples`` points per span). The curve bows into the fabric, never past the keypoint polygon,
+    so the mesh over the keypoints still covers the whole garment."""
+    contour = keypoints[list(GARMENT_CONTOUR)]
+    if neckline != "round":
+        return contour
+    neck = keypoints[:5].astype(np.float64)  # 0..4, image left to right
+    tangent = np.gradient(neck, axis=0)  # central differences, one-sided at the corners
+    t = np.linspace(0, 1, samples, endpoint=False)[:, None]
+    h00, h10, h01, h11 = 2 * t ** 3 - 3 * t ** 2 + 1, t ** 3 - 2 * t ** 2 + t, -2 * t ** 3 + 3 * t ** 2, t ** 3 - t ** 2
+    spans = [h00 * neck[k] + h10 * tangent[k] + h01 * neck[k + 1] + h11 * tangent[k + 1] for k in range(4)]
+    return np.concatenate([*spans, contour[4:]])  # contour[4] is node 4, then 31, 30, ... 5
+
+
 def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The product photo of a garment.
@@ -301,7 +332,7 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
         texture += coverage * (np.array(params.colours[2], dtype=np.float32) - texture)
     texture *= (1 + 0.04 * _smooth_noise(rng, height, width))[..., None]
     canvas = np.zeros((height, width), dtype=np.uint8)
-    outline = np.round(keypoints[list(GARMENT_CONTOUR)] * 16).astype(np.int32)
+    outline = np.round(_outline(keypoints, params.neckline) * 16).astype(np.int32)
     cv2.fillPoly(canvas, [outline], 255, cv2.LINE_AA, 4)
     alpha = canvas.astype(np.float32) / 255
     white = rng.uniform(238, 252)
@@ -439,13 +470,9 @@ def _paint_hair_fall(canvas: _Canvas, person: Person) -> None:
 
 
 def _paint_head(canvas: _Canvas, person: Person) -> None:
-    """Neck, hair behind the face, face with eyes, brows and mouth, fringe."""
+    """Hair behind the face, face with eyes, brows and mouth, fringe."""
     joints, unit = person.joints, person.unit
     face, up, right, tilt = _head_frame(person)
-    chin = joints[0] - 0.3 * unit * up
-    neck = [chin - 0.13 * unit * right, chin + 0.13 * unit * right,
-            joints[1] + 0.18 * unit * right + 0.05 * unit * up, joints[1] - 0.18 * unit * right + 0.05 * unit * up]
-    canvas.fill([np.array(neck)], person.skin, _LABEL["torso-skin"])
     canvas.fill([_ellipse(face + 0.06 * unit * up, (0.34 * unit, 0.44 * unit), tilt)], person.hair_colour,
                 _LABEL["hair"])
     if person.hair_style == "bun":
@@ -463,7 +490,7 @@ def _paint_head(canvas: _Canvas, person: Person) -> None:
 
 
 def _paint_torso_skin(canvas: _Canvas, person: Person) -> None:
-    """The bare torso under the garment (CIHP torso-skin), from the shoulders to the hips."""
+    """The bare torso under the garment and the neck (CIHP torso-skin), from the chin to the hips."""
     joints, unit, body = person.joints, person.unit, person.body
     across = (joints[5] - joints[2]) / np.linalg.norm(joints[5] - joints[2])
     down = np.array([-across[1], across[0]])
@@ -475,7 +502,12 @@ def _paint_torso_skin(canvas: _Canvas, person: Person) -> None:
                (body.hips, hip_depth + 0.1), (body.waist, 0.6 * hip_depth), (body.chest, body.armpit_depth),
                (0.5 + cap, -cap), (0.2, -0.08)]
     polygon = origin + unit * np.array(outline) @ np.stack([across, down])
-    canvas.fill([polygon], person.skin, _LABEL["torso-skin"])
+    _, up, right, _ = _head_frame(person)
+    chin = joints[0] - 0.3 * unit * up
+    neck = np.array([chin - 0.13 * unit * right, chin + 0.13 * unit * right,
+                     joints[1] + 0.18 * unit * right - 0.15 * unit * up,
+                     joints[1] - 0.18 * unit * right - 0.15 * unit * up])
+    canvas.fill([polygon, neck], person.skin, _LABEL["torso-skin"])
 
 
 def _paint_lower_body(canvas: _Canvas, person: Person) -> None:
@@ -600,9 +632,9 @@ def make_pair(seed: int, index: int, height: int = 256) -> TryOnSample:
     rng = np.random.default_rng([int(seed), int(index)])
     params = sample_garment(rng)
     person = sample_person(rng, height)
+    pose = _detected(rng, person, height, height * 3 // 4)
     texture, alpha, cloth, cloth_keypoints = render_cloth(params, rng, height)
     image, parse, worn = render_person(person, params, texture, alpha, cloth_keypoints, rng, height)
-    pose = _detected(rng, person, height, height * 3 // 4)
     name = pair_name(index)
     return TryOnSample(person_name=name, cloth_name=name, person=image, cloth=cloth, cloth_mask=alpha >= 0.5,
                        parse=parse, pose=pose, cloth_keypoints=cloth_keypoints, worn_keypoints=worn,
