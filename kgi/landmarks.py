@@ -56,10 +56,6 @@ class FlatLandmarks:
 # A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit
 # is no sleeve (a sleeveless top's shoulder strap).
 SLEEVELESS_PROTRUSION = 0.08
-# A sleeve (shoulder -> outer cuff) at least this fraction of the body (shoulder -> hem corner) is long.
-LONG_SLEEVE_RATIO = 0.6
-# Connected mask parts smaller than this fraction of the largest are noise.
-_MIN_AREA_FRACTION = 0.01
 
 
 class _Contour:
@@ -157,13 +153,97 @@ def _resample_polyline(points: np.ndarray, fractions) -> np.ndarray:
     return np.stack([np.interp(targets, arc, points[:, 0]), np.interp(targets, arc, points[:, 1])], axis=1)
 
 
-# Where the three nodes between an edge's two anchors sit, as arc-length fractions from the first anchor:
-# sleeve edges (shoulder -> cuff, cuff -> armpit) and the sides (armpit -> hem corner) and neckline halves.
-_SLEEVE_EDGE_FRACTIONS = (0.25, 0.5, 0.75)
+def _farthest_outside(points: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> int:
+    """Index of the point (of (N, 2)) that sticks out farthest from the segment start-end on the garment's outer
+    side (``side`` -1: image left, +1: image right). A point beside the segment on the inner side counts
+    negative; past either end, its distance to the segment counts."""
+    chord = end - start
+    along = (points - start) @ chord / max(chord @ chord, 1e-12)
+    outer_sign = np.sign(_signed_side(np.array([start + np.array([side, 0.0])]), start, end)[0]) or 1.0
+    inner = np.sign(_signed_side(points, start, end)) == -outer_sign
+    beside = (along > 0) & (along < 1)
+    return int(np.argmax(_point_segment_distance(points, start, end) * np.where(inner & beside, -1.0, 1.0)))
+
+
+def _principal_direction(points: np.ndarray) -> np.ndarray:
+    """Unit direction (2,) of the least-squares line through points (N, 2), oriented from the first to the last."""
+    centred = points - points.mean(axis=0)
+    direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+    return direction if (points[-1] - points[0]) @ direction >= 0 else -direction
+
+
+def _crossing(points: np.ndarray, values: np.ndarray, level: float) -> np.ndarray | None:
+    """Where the polyline ``points`` (N, 2) first crosses ``values`` (N,) == ``level``, linearly interpolated;
+    None if it never does."""
+    above = values >= level
+    steps = np.flatnonzero(above[:-1] != above[1:])
+    if not len(steps):
+        return None
+    i = steps[0]
+    t = (level - values[i]) / (values[i + 1] - values[i])
+    return points[i] + t * (points[i + 1] - points[i])
+
+
+# Sleeve stations of nodes (6, 13), (7, 12), (8, 11): cross-sections of the sleeve axis at these fractions of
+# the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre. A short sleeve is
+# split evenly; a long sleeve has its elbow (7, 12) at 0.545 (the upper arm is about one shoulder width and the
+# sleeve covers 85-100% of an arm of two), the other two halfway to the armhole and to the cuff.
+_SHORT_STATIONS = (0.25, 0.5, 0.75)
+_LONG_STATIONS = (0.2725, 0.545, 0.7725)
+# Side nodes (15, 16) and (21, 20): even thirds of the straight side from armpit to hem corner.
 _SIDE_FRACTIONS = (1 / 3, 2 / 3)
-# The garment's left (image-left) and right halves: node numbers of
-# shoulder, 3 outer-edge nodes, cuff outer, cuff inner, 3 inner-edge nodes, armpit.
-_SLEEVE_CHAIN = {-1: (5, 6, 7, 8, 9, 10, 11, 12, 13, 14), +1: (31, 30, 29, 28, 27, 26, 25, 24, 23, 22)}
+# A sleeve axis (armhole centre -> cuff centre) at least this many shoulder widths (5-31) long is long.
+LONG_SLEEVE_LENGTH = 1.0
+# Concavities shallower than this fraction of the garment height are outline noise, not armpits.
+MIN_ARMPIT_DEPTH = 0.01
+
+
+@dataclass(frozen=True)
+class _Sleeve:
+    """A flat sleeve: its straight axis and its two edges, from which the cross-section nodes are cut.
+
+    Attributes:
+        centre: (2,) armhole centre, the axis origin (midpoint of shoulder and armpit).
+        axis: (2,) unit direction toward the cuff; ``normal`` (2,) unit, toward the outer edge.
+        length: distance along the axis from the armhole centre to the cuff centre.
+        outer_edge, inner_edge: (M, 2) contour points, shoulder -> cuff outer and cuff inner -> armpit.
+    """
+
+    centre: np.ndarray
+    axis: np.ndarray
+    normal: np.ndarray
+    length: float
+    outer_edge: np.ndarray
+    inner_edge: np.ndarray
+
+    def nodes(self, stations: tuple[float, float, float]) -> np.ndarray:
+        """(8, 2) sleeve nodes in the order of 6..13: the edges' crossings with the axis cross-sections at
+        ``stations`` (fractions of ``length``), then the cuff corners. An edge that misses a station (a short
+        inner edge starting past it) mirrors the other edge's offset."""
+        outer_nodes, inner_nodes = [], []
+        for fraction in stations:
+            station = fraction * self.length
+            on_axis = self.centre + station * self.axis
+            outer = _crossing(self.outer_edge, (self.outer_edge - self.centre) @ self.axis, station)
+            inner = _crossing(self.inner_edge[::-1], (self.inner_edge[::-1] - self.centre) @ self.axis, station)
+            outer_offset = None if outer is None else float((outer - on_axis) @ self.normal)
+            inner_offset = None if inner is None else float((on_axis - inner) @ self.normal)
+            if outer_offset is None:
+                outer_offset = 0.0 if inner_offset is None else inner_offset
+            if inner_offset is None:
+                inner_offset = outer_offset
+            outer_nodes.append(on_axis + outer_offset * self.normal)
+            inner_nodes.append(on_axis - inner_offset * self.normal)
+        return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side of a flat garment: shoulder point, armpit (a contour index) and the sleeve if there is one."""
+
+    shoulder: np.ndarray
+    armpit: int
+    sleeve: _Sleeve | None
 
 
 def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> FlatLandmarks:
@@ -177,7 +257,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         :class:`FlatLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
 
     Raises:
-        LandmarkError: bad shapes, an empty or all-garment mask, or an outline with no neckline or armpit.
+        LandmarkError: bad shapes, an empty or all-garment mask, or an outline with no neckline.
     """
     rgb = np.asarray(cloth_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -186,47 +266,41 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     if mask.shape != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {mask.shape} but cloth_rgb has {rgb.shape[:2]}")
     contour = _outer_contour(mask, "cloth_mask")
-    garment_height = float(np.ptp(contour.points[:, 1]))
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
     neck_left, neck_right = _neck_corners(contour, "cloth_mask")
-    keypoints[[0, 2, 4]] = contour.points[[neck_left, _bisector_crossing(contour, neck_left, neck_right),
-                                           neck_right]]
-    neck_centre = contour.nearest(keypoints[2])
+    neck_centre = _bisector_crossing(contour, neck_left, neck_right)
+    keypoints[[0, 2, 4]] = contour.points[[neck_left, neck_centre, neck_right]]
     keypoints[1] = contour.resample(neck_left, neck_centre, [0.5])[0]
     keypoints[3] = contour.resample(neck_centre, neck_right, [0.5])[0]
 
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
-    armpits = {side: _armpit(contour, mask, centre_x, keypoints[2, 1], side) for side in (-1, +1)}
+    left, right = (_flat_side(contour, mask, neck, centre_x, keypoints[2, 1], side)
+                   for side, neck in ((-1, neck_left), (+1, neck_right)))
+    keypoints[[5, 31]] = left.shoulder, right.shoulder
+    keypoints[[14, 22]] = contour.points[[left.armpit, right.armpit]]
 
     # Body: armpit 22 -> hem -> armpit 14 is the clockwise path along the bottom.
-    body = contour.path(armpits[+1], armpits[-1])
+    body = contour.path(right.armpit, left.armpit)
     hem_right = body[np.argmax(contour.points[body] @ np.array([1.0, 1.0]))]
     hem_left = body[np.argmax(contour.points[body] @ np.array([-1.0, 1.0]))]
     keypoints[19], keypoints[17] = contour.points[hem_right], contour.points[hem_left]
     keypoints[18] = contour.resample(hem_right, hem_left, [0.5])[0]
-    keypoints[[21, 20]] = contour.resample(armpits[+1], hem_right, _SIDE_FRACTIONS)
-    keypoints[[16, 15]] = contour.resample(hem_left, armpits[-1], _SIDE_FRACTIONS)
+    keypoints[[21, 20]] = contour.resample(right.armpit, hem_right, _SIDE_FRACTIONS)
+    keypoints[[16, 15]] = contour.resample(hem_left, left.armpit, _SIDE_FRACTIONS)
 
-    sleeve_lengths = []
-    for side, neck in ((-1, neck_left), (+1, neck_right)):
-        # Armpit first, neck corner last: the left half runs clockwise, the right half against it.
-        path = contour.path(armpits[side], neck) if side < 0 else contour.path(neck, armpits[side])[::-1]
-        chain, has_sleeve = _flat_sleeve(contour.points[path], side, garment_height)
-        keypoints[list(_SLEEVE_CHAIN[side])] = chain
-        shoulder, cuff_outer, hem_corner = chain[0], chain[4], keypoints[17 if side < 0 else 19]
-        sleeve_lengths.append(np.linalg.norm(cuff_outer - shoulder) / max(np.linalg.norm(hem_corner - shoulder), 1.0)
-                              if has_sleeve else 0.0)
-    sleeve = _sleeve_type(sleeve_lengths)
+    shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])), 1.0)
+    lengths = [side.sleeve.length for side in (left, right) if side.sleeve is not None]
+    sleeve = "none" if not lengths else "long" if max(lengths) >= LONG_SLEEVE_LENGTH * shoulder_width else "short"
+    stations = _LONG_STATIONS if sleeve == "long" else _SHORT_STATIONS
+    for side, (shoulder_node, armpit_node), sleeve_nodes in ((left, (5, 14), range(6, 14)),
+                                                             (right, (31, 22), range(30, 22, -1))):
+        if side.sleeve is None:  # evenly on the straight armhole line, shoulder -> armpit
+            shoulder, armpit = keypoints[shoulder_node], keypoints[armpit_node]
+            keypoints[list(sleeve_nodes)] = shoulder + np.arange(1, 9)[:, None] / 9 * (armpit - shoulder)
+        else:
+            keypoints[list(sleeve_nodes)] = side.sleeve.nodes(stations)
     return FlatLandmarks(keypoints.astype(np.float32), sleeve)
-
-
-def _sleeve_type(length_ratios: list[float]) -> str:
-    """"none" when neither side has a sleeve, else "long" or "short" by the longer sleeve's length ratio."""
-    longest = max(length_ratios)
-    if longest == 0.0:
-        return "none"
-    return "long" if longest >= LONG_SLEEVE_RATIO else "short"
 
 
 def _neck_corners(contour: _Contour, name: str) -> tuple[int, int]:
@@ -248,63 +322,142 @@ def _bisector_crossing(contour: _Contour, start: int, end: int) -> int:
     return int(path[np.argmin(np.abs(along))])
 
 
-def _armpit(contour: _Contour, mask: np.ndarray, centre_x: int, neck_y: float, side: int) -> int:
-    """Contour index of the armpit on one side (-1 image left, +1 image right).
+def _flat_side(contour: _Contour, mask: np.ndarray, neck: int, centre_x: int, neck_y: float, side: int) -> _Side:
+    """Shoulder, armpit and sleeve of one side (-1 image left, +1 image right) of a flat garment.
 
-    The mask is cut at ``centre_x``; the deepest convexity defect of that half whose farthest point is below
-    the neckline and off the cut is the armpit.
+    A sleeve makes a concavity under it: the mask is cut at ``centre_x`` and the deepest convexity defect of
+    that half below the neckline is the armpit candidate. The side has a sleeve if the contour between the
+    neck corner and that armpit sticks out more than ``SLEEVELESS_PROTRUSION`` of the garment height.
+    """
+    garment_height = float(np.ptp(contour.points[:, 1]))
+    candidate = _armpit_candidate(mask, centre_x, neck_y, side, MIN_ARMPIT_DEPTH * garment_height)
+    if candidate is not None:
+        armpit = contour.nearest(candidate)
+        # Armpit first, neck corner last: the image-left half runs clockwise, the right half against it.
+        path = contour.path(armpit, neck) if side < 0 else contour.path(neck, armpit)[::-1]
+        points = contour.points[path]
+        tip = _farthest_outside(points, points[-1], points[0], side)
+        protrusion = _point_segment_distance(points[tip: tip + 1], points[-1], points[0])[0]
+        if protrusion >= SLEEVELESS_PROTRUSION * garment_height:
+            shoulder, sleeve = _flat_sleeve(points, tip)
+            return _Side(shoulder, armpit, sleeve)
+    # Sleeveless: the armpit is the corner of the side farthest out of the chord neck corner -> hem corner,
+    # the shoulder the corner farthest out of the chord neck corner -> armpit.
+    hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
+    path = contour.path(hem_corner, neck) if side < 0 else contour.path(neck, hem_corner)[::-1]
+    points = contour.points[path]  # hem corner first, neck corner last
+    armpit_at = _farthest_outside(points, points[-1], points[0], side)
+    shoulder_at = armpit_at + _farthest_outside(points[armpit_at:], points[-1], points[armpit_at], side)
+    return _Side(points[shoulder_at], int(path[armpit_at]), None)
+
+
+def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int, min_depth: float):
+    """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
+
+    Only defects below the neckline, off the cut and at least ``min_depth`` deep count.
     """
     half = mask.copy()
     if side < 0:
         half[:, centre_x:] = False
     else:
         half[:, :centre_x + 1] = False
+    if not half.any():
+        return None
     half_contour = _outer_contour(half, "cloth_mask half")
     defects = _convexity_defects(half_contour.points)
     far = half_contour.points[defects[:, 2]]
-    usable = (far[:, 1] > neck_y) & (np.abs(far[:, 0] - centre_x) > 2)
+    usable = (far[:, 1] > neck_y) & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
     if not usable.any():
-        name = "image-left" if side < 0 else "image-right"
-        raise LandmarkError(f"cloth_mask: no armpit found on the {name} side (no concavity below the neckline)")
-    deepest = np.flatnonzero(usable)[np.argmax(defects[usable, 3])]
-    return contour.nearest(half_contour.points[defects[deepest, 2]])
+        return None
+    return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
 
 
-def _flat_sleeve(path: np.ndarray, side: int, garment_height: float) -> tuple[np.ndarray, bool]:
-    """One sleeve's 10-node chain from the contour between armpit and neck corner.
+def _flat_sleeve(path: np.ndarray, tip: int) -> tuple[np.ndarray, _Sleeve]:
+    """Shoulder point and sleeve from the contour ``path`` (M, 2) between armpit (first) and neck corner (last).
 
-    Args:
-        path: (M, 2) contour points from the armpit (first) to the neck corner (last).
-        side: -1 for the image-left sleeve, +1 for the image-right one.
-        garment_height: the garment's height in pixels (the protrusion threshold scales with it).
-
-    Returns:
-        (10, 2) shoulder, 3 outer-edge nodes, cuff outer, cuff inner, 3 inner-edge nodes, armpit; and whether
-        the garment has a sleeve on this side.
+    ``tip`` indexes the sleeve point farthest out of the chord neck corner -> armpit. The cuff corners are the
+    extreme points along the sleeve axis turned 45 degrees to the outer and to the inner side; the axis is
+    first the direction chord midpoint -> tip, then the bisector of the sleeve's two edges (lines fitted from
+    the cuff corners back along the inner edge's length). The shoulder is the corner of the outer edge
+    farthest from the chord neck corner -> cuff outer.
     """
     armpit, neck = path[0], path[-1]
-    # How far each point sticks out of the chord neck corner -> armpit: its distance to the chord, negative
-    # for points beside the chord on the garment's inner side (a sleeveless armhole).
-    inner = _signed_side(path, neck, armpit) * (1 if side < 0 else -1) < 0
-    beside = (0 < (path - neck) @ (armpit - neck)) & ((path - neck) @ (armpit - neck) < (armpit - neck) @ (armpit - neck))
-    outward = _point_segment_distance(path, neck, armpit) * np.where(inner & beside, -1.0, 1.0)
-    tip = int(np.argmax(outward))
-    if outward[tip] < SLEEVELESS_PROTRUSION * garment_height:  # a shoulder strap, no sleeve
-        shoulder = path[tip]
-        armhole = _resample_polyline(np.stack([shoulder, armpit]), np.arange(1, 9) / 9)
-        return np.concatenate([shoulder[None], armhole, armpit[None]]), False
-    # Shoulder: the corner of the outer edge tip -> neck corner, farthest outside the chord neck corner -> tip.
-    outer_part = path[tip:]
-    shoulder = outer_part[np.argmax(np.abs(_signed_side(outer_part, neck, path[tip])))]
-    axis = path[tip] - (shoulder + armpit) / 2
-    axis /= max(np.linalg.norm(axis), 1e-12)
-    normal = np.array([-axis[1], axis[0]])
-    if (shoulder - armpit) @ normal < 0:  # normal points to the outer edge (the shoulder's side)
-        normal = -normal
-    cuff_inner = int(np.argmax(path[: tip + 1] @ (axis - normal)))
-    cuff_outer = tip + int(np.argmax(outer_part @ (axis + normal)))
-    shoulder_index = tip + int(np.argmax(np.abs(_signed_side(outer_part, neck, path[tip]))))
-    outer_edge = _resample_polyline(path[cuff_outer: shoulder_index + 1][::-1], _SLEEVE_EDGE_FRACTIONS)
-    inner_edge = _resample_polyline(path[: cuff_inner + 1][::-1], _SLEEVE_EDGE_FRACTIONS)
-    return np.concatenate([shoulder[None], outer_edge, path[cuff_outer][None], path[cuff_inner][None], inner_edge,
-                           armpit[None]]), True
+
+    def frame(direction: np.ndarray, outward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit axis and its unit normal on the side of ``outward``."""
+        axis = direction / max(np.linalg.norm(direction), 1e-12)
+        normal = np.array([-axis[1], axis[0]])
+        return axis, (normal if outward @ normal >= 0 else -normal)
+
+    # The outer side is where the contour after the tip (outer edge, shoulder) lies, the inner side before it.
+    axis, normal = frame(path[tip] - (armpit + neck) / 2, path[tip:].mean(axis=0) - path[: tip + 1].mean(axis=0))
+    for _ in range(2):  # the rough axis, then the edges' bisector
+        cuff_inner = int(np.argmax(path[: tip + 1] @ (axis - normal)))
+        cuff_outer = tip + int(np.argmax(path[tip:] @ (axis + normal)))
+        inner_run = path[: cuff_inner + 1]
+        run_length = float(np.linalg.norm(np.diff(inner_run, axis=0), axis=1).sum())
+        outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
+        outer_end = cuff_outer + 1 + int(np.searchsorted(outer_arc, run_length))
+        outer_run = path[cuff_outer: outer_end + 1][::-1]  # toward the cuff
+        axis, normal = frame(_principal_direction(inner_run) + _principal_direction(outer_run), normal)
+    # The armhole is centred on the sleeve axis: the shoulder is the last outer-edge point (walking from the cuff
+    # to the neck) as far out of the axis as the armpit is on the other side. An outline that never gets that
+    # far (a sleeve hanging beside the body, its armpit high up) takes the corner farthest from the chord
+    # neck corner -> cuff outer.
+    cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
+    outer_part = path[cuff_outer:]
+    as_far_as_armpit = np.flatnonzero((outer_part - cuff_centre) @ normal >= (cuff_centre - armpit) @ normal - 1.5)
+    if len(as_far_as_armpit):
+        shoulder = cuff_outer + int(as_far_as_armpit[-1])
+    else:
+        shoulder = cuff_outer + int(np.argmax(np.abs(_signed_side(outer_part, neck, path[cuff_outer]))))
+    centre = (path[shoulder] + armpit) / 2
+    length = float((cuff_centre - centre) @ axis)
+    sleeve = _Sleeve(centre, axis, normal, length, outer_edge=path[cuff_outer: shoulder + 1][::-1],
+                     inner_edge=path[: cuff_inner + 1][::-1])
+    return path[shoulder], sleeve
+
+
+# Overlay colours (RGB) per garment part: neckline, image-left sleeve, image-right sleeve, body.
+_PART_COLOURS = {"neck": (255, 200, 0), "left_sleeve": (230, 40, 40), "right_sleeve": (40, 90, 255),
+                 "body": (0, 190, 90)}
+_NODE_PART = ["neck"] * 5 + ["left_sleeve"] * 10 + ["body"] * 7 + ["right_sleeve"] * 10
+_NODE_PART[5], _NODE_PART[14], _NODE_PART[22], _NODE_PART[31] = "body", "body", "body", "body"
+
+
+def overlay(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Draw garment keypoints on an image for a person to check.
+
+    Contour edges are solid, symmetry edges thin grey; each node is a dot coloured by part (neckline yellow,
+    image-left sleeve red, image-right sleeve blue, body green) with its number beside it.
+
+    Args:
+        image: (H, W, 3) uint8 RGB image or (H, W) uint8 grey image, left unchanged.
+        keypoints: (32, 2) pixel (x, y) in ``image``.
+
+    Returns:
+        (H, W, 3) uint8 RGB drawing.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise LandmarkError(f"image must be (H, W, 3) RGB or (H, W) grey, got shape {image.shape}")
+    points = np.asarray(keypoints, dtype=np.float64)
+    if points.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(points).all():
+        raise LandmarkError(f"keypoints must be {NUM_GARMENT_NODES} finite (x, y) pairs, got shape {points.shape}")
+    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    unit = max(1, round(canvas.shape[0] / 256))  # 1 px at 256 rows, 4 px at 1024
+    pixel = [tuple(int(v) for v in p) for p in np.round(points)]
+    for a, b in GARMENT_SYMMETRY_EDGES:
+        cv2.line(canvas, pixel[a], pixel[b], (150, 150, 150), max(1, unit // 2), cv2.LINE_AA)
+    for a, b in GARMENT_CONTOUR_EDGES:
+        cv2.line(canvas, pixel[a], pixel[b], _PART_COLOURS[_NODE_PART[b] if _NODE_PART[a] == "body" else
+                                                           _NODE_PART[a]], unit, cv2.LINE_AA)
+    for node, point in enumerate(pixel):
+        cv2.circle(canvas, point, 2 * unit, _PART_COLOURS[_NODE_PART[node]], -1, cv2.LINE_AA)
+        cv2.circle(canvas, point, 2 * unit, (255, 255, 255), max(1, unit // 2), cv2.LINE_AA)
+        for colour, thickness in (((0, 0, 0), unit + 1), ((255, 255, 255), max(1, unit // 2))):  # outlined text
+            cv2.putText(canvas, str(node), (point[0] + 2 * unit, point[1] - unit), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.25 * unit, colour, thickness, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,136 @@
+"""Extract the 32 garment landmarks of a VITON-HD split: flat (cloth + mask) and worn (parse + pose).
+
+For each pair of the split, in the paired setting (each person with their own garment), writes
+
+    OUT/cloth-landmark-json/{cloth}.json    keypoints of the flat garment photo
+    OUT/image-landmark-json/{person}.json   keypoints of the garment as the person wears it
+    OUT/overlay/{person}.png                garment and person side by side with their keypoints drawn
+
+in the dataset's landmark format ({"width": W, "height": H, "sleeve": "long"|"short"|"none",
+"keypoints": [[x, y] x 32]}, pixels). The worn file carries the sleeve type detected on the flat garment
+(the same garment in the paired setting). Use --out ROOT/SPLIT to add the landmarks to the dataset itself.
+
+With --eval, pairs that have ground-truth landmarks are scored: the mean keypoint distance as a fraction of the
+image height, flat and worn, over all pairs, per sleeve type and on the crossed-arms pairs.
+
+Example:
+
+    kgi landmarks data/vitonhd --split test --out runs/landmarks --eval --limit 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kgi.cli import CommandError
+from kgi.data.images import encode_png
+from kgi.data.vitonhd import SPLITS, VitonHD
+from kgi.graphs import SLEEVE_TYPES
+from kgi.landmarks import LandmarkError, flat_garment_keypoints, overlay, worn_garment_keypoints
+from kgi.models.keypoints import mean_keypoint_error
+
+HELP = "extract flat and worn garment landmarks of a VITON-HD split (JSON + overlays), optionally scored"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", help="dataset root (local folder or s3://bucket/prefix) in the VITON-HD layout")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="which split (default: test)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("--eval", action="store_true",
+                        help="score against the dataset's cloth-landmark-json / image-landmark-json")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N pairs")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract, write and optionally score. Returns 0, or 1 when some pairs had no landmarks (listed)."""
+    try:
+        dataset = VitonHD(args.root, split=args.split, mode="paired")
+    except ValueError as exc:  # DatasetError and bad arguments alike
+        raise CommandError(str(exc)) from None
+    folders = {name: args.out / name for name in ("cloth-landmark-json", "image-landmark-json", "overlay")}
+    try:
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--out: cannot create {exc.filename}: {exc.strerror}") from None
+
+    count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    scores: list[dict] = []
+    failures: list[str] = []
+    for index in tqdm(range(count), desc="landmarks", unit="pair"):
+        try:
+            sample = dataset[index]
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            flat = flat_garment_keypoints(sample.cloth, sample.cloth_mask)
+            worn = worn_garment_keypoints(sample.parse, sample.pose)
+        except LandmarkError as exc:
+            failures.append(f"{sample.person_name}: {exc}")
+            continue
+        height, width = sample.size
+        cloth_stem, person_stem = PurePosixPath(sample.cloth_name).stem, PurePosixPath(sample.person_name).stem
+        _write_json(folders["cloth-landmark-json"] / f"{cloth_stem}.json", width, height, flat.sleeve,
+                    flat.keypoints)
+        _write_json(folders["image-landmark-json"] / f"{person_stem}.json", width, height, flat.sleeve, worn)
+        side_by_side = np.concatenate([overlay(sample.cloth, flat.keypoints), overlay(sample.person, worn)], axis=1)
+        (folders["overlay"] / f"{person_stem}.png").write_bytes(encode_png(side_by_side))
+        if args.eval and sample.cloth_keypoints is not None and sample.worn_keypoints is not None:
+            scores.append({"flat": _error(flat.keypoints, sample.cloth_keypoints, height, width),
+                           "worn": _error(worn, sample.worn_keypoints, height, width),
+                           "sleeve": sample.sleeve, "detected": flat.sleeve,
+                           "crossed_arms": "crossed_arms" in sample.tags})
+
+    print(f"wrote landmarks of {count - len(failures)} pairs to {args.out}")
+    if args.eval:
+        if not scores:
+            raise CommandError(f"--eval: no pair of {args.root} ({args.split}) has ground-truth landmarks")
+        print(_score_table(scores))
+    for failure in failures:
+        print(f"no landmarks: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _write_json(path: Path, width: int, height: int, sleeve: str, keypoints: np.ndarray) -> None:
+    doc = {"width": width, "height": height, "sleeve": sleeve,
+           "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in keypoints]}
+    path.write_text(json.dumps(doc))
+
+
+def _error(pred: np.ndarray, target: np.ndarray, height: int, width: int) -> float:
+    """Mean keypoint distance of two (32, 2) pixel keypoint sets, as a fraction of the image height."""
+    size = np.array([width, height], dtype=np.float32)
+    pred_normalised = torch.from_numpy(np.asarray(pred, dtype=np.float32) / size)[None]
+    target_normalised = torch.from_numpy(np.asarray(target, dtype=np.float32) / size)[None]
+    return float(mean_keypoint_error(pred_normalised, target_normalised, aspect=width / height)[0])
+
+
+def _score_table(scores: list[dict]) -> str:
+    """Rows: all pairs, each sleeve type, crossed arms; columns: pairs, flat and worn error, sleeve accuracy."""
+    groups = [("all", scores)]
+    groups += [(f"sleeve {kind}", [s for s in scores if s["sleeve"] == kind]) for kind in SLEEVE_TYPES]
+    groups.append(("crossed arms", [s for s in scores if s["crossed_arms"]]))
+    lines = [f"{'pairs':<14}{'n':>6}{'flat err':>10}{'worn err':>10}{'sleeve acc':>12}",
+             "(errors: mean keypoint distance / image height)"]
+    for name, group in groups:
+        if not group:
+            continue
+        flat = np.mean([s["flat"] for s in group])
+        worn = np.mean([s["worn"] for s in group])
+        accuracy = np.mean([s["sleeve"] == s["detected"] for s in group])
+        lines.append(f"{name:<14}{len(group):>6}{flat:>10.2%}{worn:>10.2%}{accuracy:>12.1%}")
+    return "\n".join(lines)
