@@ -1,0 +1,127 @@
+"""The Serve application: ``build_app(args)`` wires the try-on DAG for every configured model version.
+
+::
+
+    HTTP -> Ingress -> Preprocess                                      decode, normalise, landmarks
+                    -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>   one chain per version v, batched at the end
+
+The ingress picks ``v`` per request (A/B routing) and awaits each stage in turn through deployment handles.
+Run it from a config file, which sets each deployment's resources, replicas and batching
+(``platform/serve/local.yaml``, ``platform/serve/gpu-cluster.yaml``)::
+
+    serve run platform/serve/local.yaml          # or: kgi serve
+    serve build deployments.app:build_app -o my.yaml
+
+:func:`load_serve_config` reads such a file with local overrides (port, models folder) and :func:`deploy` does
+what ``serve run FILE`` does, from Python (the ``kgi serve`` command and the tests use both).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from ray import serve
+from ray.serve import Application
+
+from deployments.config import parse_app_args
+from deployments.ingress import Ingress, VersionStages
+from deployments.preprocess import Preprocess
+from deployments.stages import Inpaint, Keypoints, ParseWarp
+
+
+def build_app(args: dict) -> Application:
+    """The application for the ``args`` of a config file (keys: ``deployments.config.AppArgs``).
+
+    Raises ``ValueError`` for bad arguments and ``FileNotFoundError`` for a version folder that does not exist,
+    before any replica starts.
+    """
+    config = parse_app_args(args)
+    versions = config.model_versions()
+    threads = config.torch_threads
+    stages = {
+        name: VersionStages(
+            keypoints=Keypoints.options(name=f"Keypoints-{name}").bind(version, threads),
+            parse_warp=ParseWarp.options(name=f"ParseWarp-{name}").bind(version, threads),
+            inpaint=Inpaint.options(name=f"Inpaint-{name}").bind(version, config.inpaint.device,
+                                                                 config.inpaint.dtype, threads))
+        for name, version in versions.items()}
+    preprocess = Preprocess.bind(config.max_upload_bytes, config.max_image_pixels, threads)
+    return Ingress.bind(preprocess, versions, stages, config.max_upload_bytes, config.max_steps)
+
+
+BUILDER_IMPORT_PATH = "deployments.app:build_app"
+
+
+def load_serve_config(path: str | Path, *, port: int | None = None, host: str | None = None,
+                      models_dir: str | Path | None = None) -> dict:
+    """Read a Serve config file and apply local overrides.
+
+    Args:
+        path: the YAML file (``platform/serve/local.yaml``).
+        port, host: replace ``http_options``' when given.
+        models_dir: replaces the ``models_dir`` of every application built by :func:`build_app`.
+
+    Every application's ``models_dir`` ends up absolute (relative ones are taken from the current directory),
+    so replicas find the model folders whatever their working directory. Raises ``ValueError`` when the file
+    does not follow Ray's ``ServeDeploySchema``.
+    """
+    from ray.serve.schema import ServeDeploySchema
+
+    config = yaml.safe_load(Path(path).read_text())
+    http_options = config.setdefault("http_options", {})
+    if port is not None:
+        http_options["port"] = port
+    if host is not None:
+        http_options["host"] = host
+    for application in config.get("applications", []):
+        if application.get("import_path") == BUILDER_IMPORT_PATH:
+            args = application.setdefault("args", {})
+            args["models_dir"] = str(Path(models_dir if models_dir is not None else args.get("models_dir", "."))
+                                     .expanduser().absolute())
+    ServeDeploySchema.model_validate(config)
+    return config
+
+
+class DeployError(RuntimeError):
+    """An application of a config file did not reach RUNNING; the message carries Serve's reasons."""
+
+
+def deploy(config: dict, timeout_s: float = 300.0) -> None:
+    """Deploy every application of a Serve config file (already loaded) and wait until all run.
+
+    Does what ``serve run FILE`` does: starts Serve with the file's HTTP options on the connected Ray cluster
+    and hands the whole config to the controller, so the file's per-deployment options apply exactly as
+    Serve documents them (they replace the code's). Call ``ray.init`` first.
+
+    Raises ``DeployError`` with every failing deployment's message if an application fails or is not running
+    after ``timeout_s`` seconds.
+    """
+    from ray.serve._private import api as serve_api  # what `serve run FILE` calls; no public equivalent
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
+                                   proxy_location=schema.proxy_location)
+    client.deploy_apps(schema)
+    names = [app.name for app in schema.applications]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        applications = serve.status().applications
+        states = {name: applications[name].status if name in applications else "NOT_STARTED" for name in names}
+        if all(state == "RUNNING" for state in states.values()):
+            return
+        failed = [name for name, state in states.items() if state in ("DEPLOY_FAILED", "UNHEALTHY")]
+        if failed or time.monotonic() > deadline:
+            reasons = []
+            for name in failed or names:
+                status = applications.get(name)
+                if status is None:
+                    reasons.append(f"{name}: not started")
+                    continue
+                reasons.append(f"{name}: {status.status} {status.message}".strip())
+                reasons += [f"  {deployment}: {info.status} {info.message}"
+                            for deployment, info in status.deployments.items() if info.status != "HEALTHY"]
+            raise DeployError("Serve application(s) not running:\n" + "\n".join(reasons))
+        time.sleep(1.0)

@@ -1,0 +1,1 @@
+"""``kgi`` subcommands that need Ray Serve (imported only when invoked)."""

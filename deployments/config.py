@@ -1,0 +1,169 @@
+"""The application's arguments (``args:`` of a Serve config file) and the model versions they name.
+
+``build_app(args)`` receives the ``args`` mapping of the config file's application entry; :class:`AppArgs`
+validates it (unknown keys are errors, so a typo never silently falls back to a default)::
+
+    models_dir: models            # version paths are relative to this (itself relative to the working directory)
+    torch_threads: 1              # intra-op threads per stage replica (torch and OpenCV); null = library default
+    max_steps: 100                # largest ``steps`` a request may ask for
+    max_upload_bytes: 15000000    # per uploaded file, checked before decoding
+    max_image_pixels: 40000000    # per image, checked from its header before decoding
+    inpaint: {device: cpu, dtype: float32}    # "cuda" + "bfloat16" on GPUs
+    versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
+      default: {path: default, weight: 0.5}
+      fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
+
+:meth:`AppArgs.model_versions` resolves each version against its folder's ``version.yaml`` into a
+:class:`ModelVersion`, the picklable record every deployment of that version is built from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kgi.data.images import DEFAULT_MAX_PIXELS
+from kgi.pipeline import VERSION_FILE, SamplerSettings, VersionInfo
+from kgi.sampling import count_unet_evaluations
+
+VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # used in deployment names and metric tags
+
+
+class SamplerOverrides(BaseModel):
+    """Sampler settings that replace the version's own (``version.yaml``); unset fields keep them."""
+
+    model_config = ConfigDict(extra="forbid")
+    scheduler: Literal["ddpm", "ddim", "dpm++"] | None = None
+    num_steps: int | None = Field(None, ge=1)
+    jump_length: int | None = Field(None, ge=0)
+    jump_n_sample: int | None = Field(None, ge=1)
+
+
+class VersionArgs(BaseModel):
+    """One served model version.
+
+    Attributes:
+        path: the version folder (``TryOnPipeline.save_pretrained``'s format), relative to ``models_dir``.
+        weight: share of the traffic routed here when a request names no version (weights need not sum to 1).
+        sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
+        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
+    sampler: SamplerOverrides = SamplerOverrides()
+    working_height: int = Field(256, ge=64, le=2048, multiple_of=4)
+
+
+class InpaintArgs(BaseModel):
+    """Where the inpainting stage runs: ``device`` "cpu" or "cuda", and the autocast ``dtype`` of the UNet."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class AppArgs(BaseModel):
+    """The validated ``args`` of the application (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    versions: dict[str, VersionArgs] = Field(min_length=1)
+    models_dir: str = "."
+    torch_threads: int | None = Field(None, ge=1)
+    max_steps: int = Field(100, ge=1, le=1000)
+    max_upload_bytes: int = Field(15_000_000, ge=1024)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64 * 48)
+    inpaint: InpaintArgs = InpaintArgs()
+
+    @field_validator("versions")
+    @classmethod
+    def _check_versions(cls, versions: dict[str, VersionArgs]) -> dict[str, VersionArgs]:
+        for name in versions:
+            if not re.match(VERSION_NAME_PATTERN, name):
+                raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
+        if sum(v.weight for v in versions.values()) <= 0:
+            raise ValueError("at least one version needs a positive weight")
+        return versions
+
+    def version_directory(self, name: str) -> Path:
+        """The absolute folder of version ``name``."""
+        return (Path(self.models_dir).expanduser() / self.versions[name].path).absolute()
+
+    def model_versions(self) -> dict[str, ModelVersion]:
+        """Every version resolved against its folder, in config order.
+
+        Raises ``FileNotFoundError`` naming a folder that is not a model version, and ``ValueError`` when an
+        override makes the sampler unusable (a RePaint jump longer than the steps).
+        """
+        resolved = {}
+        for name, version in self.versions.items():
+            directory = self.version_directory(name)
+            if not (directory / VERSION_FILE).is_file():
+                raise FileNotFoundError(
+                    f"version {name!r}: {directory} is not a model version folder (no {VERSION_FILE}); "
+                    f"train one or point models_dir / the version's path at one")
+            info = VersionInfo.read(directory)
+            sampler = replace(info.sampler, **version.sampler.model_dump(exclude_none=True))
+            count_unet_evaluations(sampler.num_steps, sampler.jump_length, sampler.jump_n_sample)  # validates
+            resolved[name] = ModelVersion(name=name, directory=str(directory), weight=version.weight,
+                                          working_height=version.working_height, sampler=sampler,
+                                          description=info.description, parse_height=info.parse_height,
+                                          inpaint_height=info.inpaint_height)
+        return resolved
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A served model version, as the deployments see it.
+
+    Attributes:
+        name: the version's name in the API (``version`` form field, ``X-KGI-Version`` header).
+        directory: absolute path of its folder.
+        weight: initial routing weight.
+        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+        sampler: the folder's sampler settings with the config's overrides applied.
+        description, parse_height, inpaint_height: from the folder's ``version.yaml``.
+    """
+
+    name: str
+    directory: str
+    weight: float
+    working_height: int
+    sampler: SamplerSettings
+    description: str = ""
+    parse_height: int = 0
+    inpaint_height: int = 0
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        """(height, width) requests are normalised to."""
+        return self.working_height, self.working_height * 3 // 4
+
+    def card(self) -> dict:
+        """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight)."""
+        height, width = self.working_size
+        return {"name": self.name, "description": self.description,
+                "resolution": {"height": height, "width": width}, "default_steps": self.sampler.num_steps,
+                "sampler": asdict(self.sampler), "parse_height": self.parse_height,
+                "inpaint_height": self.inpaint_height}
+
+
+def parse_app_args(args: dict | None) -> AppArgs:
+    """Validate ``build_app``'s argument mapping; raises ``ValueError`` (pydantic's) naming every bad key."""
+    return AppArgs.model_validate(args or {})
+
+
+def apply_torch_threads(threads: int | None) -> None:
+    """Limit this process's intra-op threads (torch and OpenCV); ``None`` keeps the libraries' defaults."""
+    if threads is None:
+        return
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)

@@ -1,0 +1,217 @@
+"""The HTTP front of the try-on service: FastAPI routes, A/B routing between model versions, and the DAG calls.
+
+    POST /v1/tryon        multipart form (``deployments.form``) -> PNG, or JSON with base64 PNGs
+    GET  /v1/models       the served versions and their current weights
+    GET  /v1/ab           per-version requests, errors, rejections, p50/p95 latency (this replica's counters)
+    PUT  /v1/ab/weights   {"weights": {version: weight}} with ``Authorization: Bearer $KGI_ADMIN_TOKEN``
+    GET  /healthz         liveness
+    GET  /docs            OpenAPI documentation
+
+A try-on request goes ``Preprocess -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>`` through deployment
+handles, where ``v`` is the version :class:`~deployments.routing.VersionRouter` picks. Every response says which
+version served it (``X-KGI-Version``) and what each stage took (``X-KGI-Timings``, seconds as JSON).
+
+A/B weights live in this replica: with several ingress replicas, ``PUT /v1/ab/weights`` changes only the one
+that answers it, so the configs run one ingress replica (it only awaits; the stages do the work).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route methods' annotations at run time
+# (``request: Request``), and Serve's class-based ingress re-creates those methods outside this module.
+
+import hmac
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.serve import metrics
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException
+
+from deployments.config import ModelVersion
+from deployments.encoding import parse13_png, png_base64, to_uint8_images
+from deployments.errors import RequestError, error_body, error_response
+from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
+from deployments.routing import VersionRouter, VersionStats
+from deployments.stages import InpaintOutput
+from kgi.data.images import encode_png
+from kgi.sampling import SamplerInputError, count_unet_evaluations
+
+logger = logging.getLogger("ray.serve")
+
+ADMIN_TOKEN_ENV = "KGI_ADMIN_TOKEN"
+LATENCY_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128]
+
+api = FastAPI(title="KGI virtual try-on",
+              description="Pose-garment keypoints guided inpainting (Li et al., ICCV 2023) served with Ray Serve.",
+              version="1")
+
+
+@api.exception_handler(RequestError)
+async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+    return error_response(exc)
+
+
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return error_response(exc)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors())
+    return JSONResponse(error_body("invalid_input", problems), status_code=422)
+
+
+def require_admin_token(authorization: str | None = Header(None)) -> None:
+    """Admit the request only with ``Authorization: Bearer <$KGI_ADMIN_TOKEN>``; no token set disables the route."""
+    expected = os.environ.get(ADMIN_TOKEN_ENV)
+    if not expected:
+        raise RequestError(f"admin endpoints are disabled: the service has no {ADMIN_TOKEN_ENV} set", status=403,
+                           code="admin_disabled")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise RequestError("Authorization: a valid 'Bearer <token>' is required", status=401, code="unauthorized",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+
+class WeightsUpdate(BaseModel):
+    """Body of ``PUT /v1/ab/weights``: the new weight table (versions left out get weight 0)."""
+
+    weights: dict[str, float] = Field(description="version name -> weight >= 0; normalised to sum to 1")
+
+
+@dataclass
+class VersionStages:
+    """Handles of one model version's stage deployments."""
+
+    keypoints: DeploymentHandle
+    parse_warp: DeploymentHandle
+    inpaint: DeploymentHandle
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64, max_queued_requests=128)
+@serve.ingress(api)
+class Ingress:
+    """The try-on API (see the module docstring).
+
+    Args:
+        preprocess: handle of the ``Preprocess`` deployment.
+        versions: the served model versions, in routing order.
+        stages: version name -> that version's stage handles.
+        max_upload_bytes: largest accepted file, per form field.
+        max_steps: largest ``steps`` a request may ask for.
+    """
+
+    def __init__(self, preprocess: DeploymentHandle, versions: dict[str, ModelVersion],
+                 stages: dict[str, VersionStages], max_upload_bytes: int, max_steps: int):
+        self.preprocess = preprocess
+        self.versions = versions
+        self.stages = stages
+        self.max_upload_bytes = max_upload_bytes
+        self.max_steps = max_steps
+        self.router = VersionRouter({name: version.weight for name, version in versions.items()})
+        self.stats = VersionStats(tuple(versions))
+        self.request_counter = metrics.Counter(
+            "kgi_tryon_requests", description="Try-on requests answered, by serving version and HTTP status.",
+            tag_keys=("version", "status"))
+        self.error_counter = metrics.Counter(
+            "kgi_tryon_errors", description="Try-on requests that failed, by version; kind: client (4xx) or "
+                                            "server (5xx).", tag_keys=("version", "kind"))
+        self.latency_histogram = metrics.Histogram(
+            "kgi_tryon_latency_s", description="Latency of successful try-on requests, by version.",
+            boundaries=LATENCY_BUCKETS_S, tag_keys=("version",))
+
+    @api.post("/v1/tryon", openapi_extra=TRYON_OPENAPI, response_class=Response,
+              responses={200: {"content": {"image/png": {}, "application/json": {}},
+                               "description": "The try-on image (response=image) or JSON (response=json)."}})
+    async def tryon(self, request: Request) -> Response:
+        """Try the garment on the person. Answers PNG bytes, or JSON with ``response=json``."""
+        start = time.perf_counter()
+        version = None
+        try:
+            form = await read_tryon_form(request, max_upload_bytes=self.max_upload_bytes, max_steps=self.max_steps)
+            version = self.versions[self.router.choose(form.version, request.headers.get("x-user-id"))]
+            response = await self._try_on(version, form, start)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error (see deployments.errors)
+            response = error_response(exc)
+        if version is not None:
+            self._record(version.name, response.status_code, time.perf_counter() - start)
+        return response
+
+    async def _try_on(self, version: ModelVersion, form: TryOnForm, start: float) -> Response:
+        steps = form.steps or version.sampler.num_steps
+        try:
+            count_unet_evaluations(steps, version.sampler.jump_length, version.sampler.jump_n_sample)
+        except SamplerInputError as exc:
+            raise RequestError(f"steps: {steps} does not suit version {version.name!r} ({exc})") from None
+        stages = self.stages[version.name]
+        sample, preprocess_s = await self.preprocess.remote(form.uploads, version.working_height)
+        height, width = sample.size
+        garment_kp, keypoints_s = await stages.keypoints.remote(
+            (sample.cloth_keypoints / [width, height])[None], sample.pose_nodes[None])  # (1, 32, 2), (1, 10, 2)
+        stage_two, parse_warp_s = await stages.parse_warp.remote([sample], garment_kp)
+        inpainted: InpaintOutput = await stages.inpaint.inpaint.remote(stage_two, form.seed, steps)
+
+        timings = {"preprocess": preprocess_s, "keypoints": keypoints_s, "parse_warp": parse_warp_s,
+                   "inpaint": inpainted.seconds, "total": time.perf_counter() - start}
+        timings = {stage: round(seconds, 4) for stage, seconds in timings.items()}
+        headers = {"X-KGI-Version": version.name, "X-KGI-Timings": json.dumps(timings, separators=(",", ":"))}
+        image_png = encode_png(inpainted.image)
+        if form.response == "image":
+            return Response(image_png, media_type="image/png", headers=headers)
+        body = {"version": version.name, "image": png_base64(image_png), "seed": form.seed, "steps": steps,
+                "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
+                "timings": timings, "size": {"height": height, "width": width},
+                "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist()}
+        if form.stages:
+            body["stages"] = {
+                "person": png_base64(encode_png(sample.person)),
+                "garment": png_base64(encode_png(sample.cloth)),
+                "cloth_mask": png_base64(encode_png(sample.cloth_mask)),
+                "cloth_keypoints": np.round(sample.cloth_keypoints, 2).tolist(),
+                "target_parse": png_base64(parse13_png(stage_two.target_parse13[0].byte().numpy())),
+                "warped_garment": png_base64(encode_png(to_uint8_images(stage_two.warped_garment)[0])),
+                "recomposed": png_base64(encode_png(to_uint8_images(stage_two.recomposed)[0])),
+                "keep_mask": png_base64(encode_png(stage_two.keep_mask[0, 0].bool().numpy())),
+            }
+        return JSONResponse(body, headers=headers)
+
+    def _record(self, version: str, status: int, seconds: float) -> None:
+        self.stats.record(version, status, seconds)
+        self.request_counter.inc(tags={"version": version, "status": str(status)})
+        if status >= 400:
+            self.error_counter.inc(tags={"version": version, "kind": "server" if status >= 500 else "client"})
+        else:
+            self.latency_histogram.observe(seconds, tags={"version": version})
+
+    @api.get("/v1/models")
+    async def models(self) -> dict:
+        """The served model versions: resolution, default sampler settings and current routing weight."""
+        weights = self.router.weights
+        return {"versions": [{**version.card(), "weight": round(weights[name], 6)}
+                             for name, version in self.versions.items()]}
+
+    @api.get("/v1/ab")
+    async def ab_summary(self) -> dict:
+        """Current weights and, per version, requests, errors (5xx), rejected (4xx) and p50/p95 latency."""
+        return {"weights": self.router.weights, "versions": self.stats.summary()}
+
+    @api.put("/v1/ab/weights", dependencies=[Depends(require_admin_token)])
+    async def set_weights(self, update: WeightsUpdate) -> dict:
+        """Replace the routing weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``)."""
+        self.router.set_weights(update.weights)
+        logger.info("A/B weights set to %s", self.router.weights)
+        return {"weights": self.router.weights}
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict:
+        """Liveness of the ingress."""
+        return {"status": "ok", "versions": list(self.versions)}

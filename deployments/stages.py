@@ -1,0 +1,177 @@
+"""The model stages of the try-on DAG: thin Serve deployments around ``TryOnPipeline``'s stage methods.
+
+One set per model version (``Keypoints-<version>``, ``ParseWarp-<version>``, ``Inpaint-<version>``, named by
+``build_app``), so every version scales on its own. Each replica loads its version's folder with
+``TryOnPipeline.from_pretrained`` and every call returns its output together with the seconds it took.
+
+``Inpaint`` is the expensive stage and the batched one: ``@serve.batch`` stacks requests that arrive together
+into one sampler call (items keep their own seed and masks; items asking for different step counts run as
+separate groups). Batches can only fill if every caller upstream allows enough requests in flight, which is
+why ``max_ongoing_requests`` is raised along the whole path and ``max_queued_requests`` bounds every queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import metrics
+
+from deployments.config import ModelVersion, apply_torch_threads
+from deployments.encoding import to_uint8_images
+from kgi.data.sample import TryOnSample
+from kgi.pipeline import StageTwoOutput, TryOnPipeline
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+
+
+def _load(version: ModelVersion, device: str, torch_threads: int | None) -> TryOnPipeline:
+    apply_torch_threads(torch_threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"Inpaint-{version.name}: device 'cuda' configured but this replica sees no GPU "
+                           "(give the deployment num_gpus: 1 or set inpaint.device: cpu)")
+    return TryOnPipeline.from_pretrained(version.directory, device=device)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
+class Keypoints:
+    """Stage 1 (CPU): ``TryOnPipeline.predict_keypoints``, flat-garment keypoints -> keypoints on the person.
+
+    Args:
+        version: the model version this deployment serves.
+        torch_threads: intra-op threads of this replica, ``None`` for torch's default.
+    """
+
+    def __init__(self, version: ModelVersion, torch_threads: int | None = None):
+        self.pipeline = _load(version, "cpu", torch_threads)
+
+    def __call__(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> tuple[np.ndarray, float]:
+        """``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> ((B, 32, 2) normalised, seconds)."""
+        start = time.perf_counter()
+        # Arrays arrive read-only (Ray's zero-copy deserialisation) and torch warns on those: copy, they are small.
+        garment_kp = self.pipeline.predict_keypoints(np.array(cloth_kp), np.array(pose_nodes))
+        return garment_kp, time.perf_counter() - start
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
+class ParseWarp:
+    """Stage 2 (CPU): ``TryOnPipeline.parse_and_warp``, target parse, five-segment warp and recomposition.
+
+    Args:
+        version: the model version this deployment serves.
+        torch_threads: intra-op threads of this replica, ``None`` for torch's default.
+    """
+
+    def __init__(self, version: ModelVersion, torch_threads: int | None = None):
+        self.pipeline = _load(version, "cpu", torch_threads)
+
+    def __call__(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[StageTwoOutput, float]:
+        """Stage 2 of ``samples`` given stage 1's (B, 32, 2) normalised ``garment_kp``; returns (output, seconds)."""
+        start = time.perf_counter()
+        stage_two = self.pipeline.parse_and_warp(samples, np.array(garment_kp))  # writable copy, see Keypoints
+        return stage_two, time.perf_counter() - start
+
+
+@dataclass
+class InpaintOutput:
+    """One request's share of an inpainting batch.
+
+    Attributes:
+        image: (H, W, 3) uint8 the try-on result at the request's working resolution.
+        unet_evaluations: UNet calls spent on the image.
+        seconds: time of the sampler call the request was part of.
+        batch_size: how many requests that sampler call stacked.
+    """
+
+    image: np.ndarray
+    unet_evaluations: int
+    seconds: float
+    batch_size: int
+
+
+class BatchConfig(BaseModel):
+    """The ``user_config`` of an ``Inpaint`` deployment, applied at run time by ``reconfigure``."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: int = Field(8, ge=1, le=256)
+    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32, max_queued_requests=128,
+                  user_config=BatchConfig().model_dump())
+class Inpaint:
+    """Stage 3 (GPU or CPU): ``TryOnPipeline.inpaint`` over dynamically formed batches.
+
+    Args:
+        version: the model version this deployment serves (its sampler settings are the defaults).
+        device: "cuda" (give the deployment ``num_gpus``) or "cpu".
+        dtype: "float32", or "bfloat16" / "float16" to run the UNet under ``torch.autocast``.
+        torch_threads: intra-op threads of this replica, ``None`` for torch's default.
+
+    ``user_config`` (:class:`BatchConfig`): ``max_batch_size`` and ``batch_wait_timeout_s`` of the batcher; keep
+    ``max_ongoing_requests >= max_batch_size`` or batches never fill. The sizes of the batches that ran are
+    recorded in the ``kgi_inpaint_batch_size`` histogram and in :meth:`batch_size_counts` (this replica's).
+    """
+
+    def __init__(self, version: ModelVersion, device: str = "cpu", dtype: str = "float32",
+                 torch_threads: int | None = None):
+        self.version = version
+        self.pipeline = _load(version, device, torch_threads)
+        self.dtype = DTYPES[dtype]
+        self.batch_sizes: Counter[int] = Counter()
+        self.batch_size_histogram = metrics.Histogram(
+            "kgi_inpaint_batch_size", description="Requests stacked into one inpainting sampler call.",
+            boundaries=BATCH_SIZE_BUCKETS, tag_keys=("version",))
+        self.batch_size_histogram.set_default_tags({"version": version.name})
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Apply a :class:`BatchConfig` (called by Serve at start and on every config change)."""
+        config = BatchConfig.model_validate(user_config)
+        self.inpaint.set_max_batch_size(config.max_batch_size)
+        self.inpaint.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+
+    @serve.batch(**BatchConfig().model_dump())  # replaced by the user_config in reconfigure
+    async def inpaint(self, stage_twos: list[StageTwoOutput], seeds: list[int], steps: list[int]
+                      ) -> list[InpaintOutput]:
+        """Inpaint a batch of single-request stage-2 outputs (called per request: ``inpaint.remote(s, seed, n)``).
+
+        Args (per request): ``stage_two`` (batch of 1, the ``ParseWarp`` output), ``seed``, ``steps`` (sampler
+        steps). Requests with the same steps and resolution run as one sampler call.
+        """
+        groups: dict[tuple, list[int]] = {}
+        for index, (stage_two, num_steps) in enumerate(zip(stage_twos, steps, strict=True)):
+            groups.setdefault((num_steps, *stage_two.recomposed.shape[2:]), []).append(index)
+        outputs: list[InpaintOutput | None] = [None] * len(seeds)
+        for (num_steps, *_), indices in groups.items():
+            stacked = StageTwoOutput(*(torch.cat([getattr(stage_twos[i], f.name) for i in indices])
+                                       for f in fields(StageTwoOutput)))
+            # The sampler runs in a worker thread so this replica keeps accepting requests for the next batch.
+            images, evaluations, seconds = await asyncio.to_thread(
+                self._sample, stacked, [seeds[i] for i in indices], num_steps)
+            self.batch_sizes[len(indices)] += 1
+            self.batch_size_histogram.observe(len(indices))
+            for row, index in enumerate(indices):
+                outputs[index] = InpaintOutput(images[row], evaluations, seconds, len(indices))
+        return outputs
+
+    def _sample(self, stage_two: StageTwoOutput, seeds: list[int], num_steps: int
+                ) -> tuple[np.ndarray, int, float]:
+        """One sampler call: (B, H, W, 3) uint8 images, UNet evaluations per image, seconds."""
+        start = time.perf_counter()
+        device = self.pipeline.device
+        stage_two = StageTwoOutput(*(getattr(stage_two, f.name).to(device) for f in fields(StageTwoOutput)))
+        with torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            images, evaluations = self.pipeline.inpaint(stage_two, seeds,
+                                                        replace(self.version.sampler, num_steps=num_steps))
+        return to_uint8_images(images), evaluations, time.perf_counter() - start
+
+    def batch_size_counts(self) -> dict[int, int]:
+        """Batch size -> how many sampler calls of that size this replica ran."""
+        return dict(self.batch_sizes)
