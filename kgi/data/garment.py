@@ -29,11 +29,14 @@ FLAT_UPPER_ARM = 1.0
 FLAT_FOREARM = 1.0
 # Fraction of the image a flat garment's bounding box may fill, in each direction.
 FLAT_FILL = 0.84
+# A flat sleeve's inner edge keeps this far (shoulder units) outside the body's side, moving out if needed.
+FLAT_SLEEVE_CLEARANCE = 0.04
 # Sleeve half-width kept around the arm, as a multiple of the arm's radius (a sleeve never cuts the arm).
-SLEEVE_ARM_EASE = 1.2
-# A sleeved garment's shoulder point sits this many arm radii outside and above the shoulder joint: on top of
-# the arm's rounded shoulder, not at the joint inside it.
-SHOULDER_CAP = 0.5
+SLEEVE_ARM_EASE = 1.35
+# A sleeved garment's shoulder point sits on the outer top of the arm's rounded shoulder, not at the joint
+# inside it: SHOULDER_OUT arm radii outside the joint and SHOULDER_UP arm radii above it.
+SHOULDER_OUT = 1.0
+SHOULDER_UP = 0.5
 # Garment kept outside the body's outline on each side, in shoulder units.
 BODY_EASE = 0.03
 # In the crook of a bent elbow the sleeve's edge lies 1/cos(half the bend) half-widths out, at most this much.
@@ -63,7 +66,7 @@ class GarmentParams:
             of the upper arm (armhole to elbow) when short; 0 when sleeveless.
         cuff_width: sleeve width at the cuff.
         flat_sleeve_angle: degrees below horizontal the sleeves point in the product photo (long sleeves hang
-            steeper, 40-60, or the photo would be mostly sleeves).
+            steeper, 60-80, as in product photos, or the garment would fill a fifth of the photo).
         colours: RGB colours, base colour first (the pattern uses the second, the print the third).
         pattern: ``"solid"``, ``"stripes"``, ``"checks"`` or ``"dots"``.
         pattern_period: stripe/check/dot period as a fraction of the image width.
@@ -161,7 +164,7 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
         armhole_depth=rng.uniform(0.36, 0.48), shoulder_slope=rng.uniform(6.0, 18.0),
         hem_flare=rng.uniform(0.95, 1.2), strap_inset=rng.uniform(0.14, 0.22) if sleeve == "none" else 0.0,
         sleeve_length=sleeve_length, cuff_width=cuff_width,
-        flat_sleeve_angle=rng.uniform(20.0, 50.0) if sleeve != "long" else rng.uniform(40.0, 60.0),
+        flat_sleeve_angle=rng.uniform(20.0, 50.0) if sleeve != "long" else rng.uniform(60.0, 80.0),
         colours=colours, pattern=pattern, pattern_period=rng.uniform(0.025, 0.07),
         pattern_angle=float(rng.choice([0.0, 90.0, 45.0, -45.0, 30.0, -60.0])),
         print_kind=print_kind, print_text=print_text)
@@ -289,24 +292,36 @@ def _assemble(torso: dict[int, np.ndarray], left: np.ndarray, right: np.ndarray)
 def flat_keypoints(params: GarmentParams, height: int, width: int) -> np.ndarray:
     """The garment's 32 keypoints in a ``height`` x ``width`` product photo: (32, 2) float32 pixels (x, y).
 
-    The garment is laid flat, sleeves pointing ``params.flat_sleeve_angle`` degrees below horizontal, scaled to
-    fill ``FLAT_FILL`` of the image in its tighter direction and centred.
+    The garment is laid flat, sleeves pointing ``params.flat_sleeve_angle`` degrees below horizontal (moved
+    out if they would cross the body's sides), scaled to fill ``FLAT_FILL`` of the image in its tighter direction and
+    centred.
     """
     if height <= 0 or width <= 0:
         raise GarmentError(f"image size: expected positive height and width, got {height}x{width}")
     torso = _torso_nodes(params)
-    angle = np.radians(params.flat_sleeve_angle)
-    sleeves = []
-    for shoulder, armpit, outward in ((5, 14, -1.0), (31, 22, 1.0)):
-        start = (torso[shoulder] + torso[armpit]) / 2
-        along = np.array([outward * np.cos(angle), np.sin(angle)])
-        arm = np.stack([start, start + FLAT_UPPER_ARM * along, start + (FLAT_UPPER_ARM + FLAT_FOREARM) * along])
-        sleeves.append(_sleeve_nodes(torso[shoulder], torso[armpit], arm, None, params, 1.0, outward))
-    units = _assemble(torso, *sleeves)  # (32, 2) shoulder units
+    left = _flat_sleeve(params, torso[5], torso[14], params.flat_sleeve_angle, -1.0)
+    right = _flat_sleeve(params, torso[31], torso[22], params.flat_sleeve_angle, 1.0)
+    if params.sleeve != "none":  # a steep sleeve moves out until its inner edge clears the body's side
+        side = np.stack([torso[node] for node in (14, 15, 16, 17)])  # image-left side, armpit to hem corner
+        inner = left[4:7]  # nodes 10, 11, 12 (13 sits by the armpit)
+        overlap = inner[:, 0] - (np.interp(inner[:, 1], side[:, 1], side[:, 0]) - FLAT_SLEEVE_CLEARANCE)
+        shift = max(0.0, float(overlap.max()))
+        left[:, 0] -= shift
+        right[:, 0] += shift
+    units = _assemble(torso, left, right)  # (32, 2) shoulder units
     low, high = units.min(axis=0), units.max(axis=0)
     scale = FLAT_FILL * min(width / (high[0] - low[0]), height / (high[1] - low[1]))
     centre = np.array([width / 2, height / 2])
     return (centre + (units - (low + high) / 2) * scale).astype(np.float32)
+
+
+def _flat_sleeve(params: GarmentParams, shoulder: np.ndarray, armpit: np.ndarray, degrees: float,
+                 outward: float) -> np.ndarray:
+    """One sleeve of the product photo (nodes in the order 6..13), pointing ``degrees`` below horizontal."""
+    start = (shoulder + armpit) / 2
+    along = np.array([outward * np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+    arm = np.stack([start, start + FLAT_UPPER_ARM * along, start + (FLAT_UPPER_ARM + FLAT_FOREARM) * along])
+    return _sleeve_nodes(shoulder, armpit, arm, None, params, 1.0, outward)
 
 
 def worn_keypoints(params: GarmentParams, body25_pose: np.ndarray, body_shape: BodyShape) -> np.ndarray:
@@ -314,7 +329,7 @@ def worn_keypoints(params: GarmentParams, body25_pose: np.ndarray, body_shape: B
 
     The torso is placed in the frame of the shoulder joints (origin at their midpoint, x from the person's
     right shoulder, image left, to the left one; one unit = their distance), widened where the body is wider,
-    sleeved garments' shoulder points moved onto the top of the arms (``SHOULDER_CAP``);
+    sleeved garments' shoulder points moved onto the top of the arms (``SHOULDER_OUT``, ``SHOULDER_UP``);
     the image-left sleeve (6-13) follows the person's right arm (BODY_25 2-3-4), the image-right sleeve (23-30)
     the left arm (5-6-7), bending at the elbow.
 
@@ -340,9 +355,9 @@ def worn_keypoints(params: GarmentParams, body25_pose: np.ndarray, body_shape: B
         params = replace(params, strap_inset=inset, neck_width=min(params.neck_width, 0.9 - 2 * inset))
     torso = _torso_nodes(params)
     if params.sleeve != "none":  # the shoulder seam ends on top of the arm, outside and above the joint
-        cap = SHOULDER_CAP * body_shape.arm_radius[0]
-        torso[5] += (-cap, -cap)
-        torso[31] += (cap, -cap)
+        out, up = SHOULDER_OUT * body_shape.arm_radius[0], SHOULDER_UP * body_shape.arm_radius[0]
+        torso[5] += (-out, -up)
+        torso[31] += (out, -up)
     _fit_torso_to_body(torso, body_shape, hip_depth)
     frame = np.stack([x_axis, y_axis])  # rows: the torso frame's axes in pixels
     torso = {node: origin + unit * xy @ frame for node, xy in torso.items()}

@@ -30,8 +30,8 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOULDER_CAP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, garment_mesh, \
-    sample_garment, worn_keypoints
+from kgi.data.garment import SHOULDER_OUT, SHOULDER_UP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
+    garment_mesh, sample_garment, worn_keypoints
 from kgi.data.images import encode_jpeg, encode_palette_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE
 from kgi.data.pose import openpose_json
@@ -62,6 +62,7 @@ LOWER_COLOURS = ((40, 60, 100), (70, 95, 140), (25, 25, 30), (200, 190, 170), (2
 HAIR_STYLES = ("short", "long", "bun", "bob")
 ARM_POSES = ("down", "out", "hip", "front", "up")
 ARM_ATTEMPTS = 4
+HAND_LENGTH = 0.3  # wrist to fingertips, in shoulder widths
 
 
 class SynthError(ValueError):
@@ -194,7 +195,7 @@ def _sample_arms(rng: np.random.Generator, joints: np.ndarray, unit: float, down
                 kind = ARM_POSES[rng.choice(len(ARM_POSES), p=[0.5, 0.2, 0.18, 0.07, 0.05])]
             joints[elbow], joints[wrist] = _arm(rng, kind, joints, shoulder, outward, upper, fore, unit, down,
                                                 across)
-            hand = joints[wrist] + 0.3 * unit * (joints[wrist] - joints[elbow]) / fore
+            hand = joints[wrist] + HAND_LENGTH * unit * (joints[wrist] - joints[elbow]) / fore
             points = np.stack([joints[elbow], joints[wrist], hand])
             if ((points >= margin) & (points <= (width - margin, height - margin))).all():
                 break
@@ -496,11 +497,11 @@ def _paint_torso_skin(canvas: _Canvas, person: Person) -> None:
     down = np.array([-across[1], across[0]])
     origin = (joints[2] + joints[5]) / 2
     hip_depth = float((joints[8] - origin) @ down) / unit
-    cap = SHOULDER_CAP * body.arm_radius[0]
-    outline = [(-0.2, -0.08), (-0.5 - cap, -cap), (-body.chest, body.armpit_depth),
+    out, up = SHOULDER_OUT * body.arm_radius[0], SHOULDER_UP * body.arm_radius[0]
+    outline = [(-0.2, -0.08), (-0.5 - out, -up), (-body.chest, body.armpit_depth),
                (-body.waist, 0.6 * hip_depth), (-body.hips, hip_depth + 0.1),
                (body.hips, hip_depth + 0.1), (body.waist, 0.6 * hip_depth), (body.chest, body.armpit_depth),
-               (0.5 + cap, -cap), (0.2, -0.08)]
+               (0.5 + out, -up), (0.2, -0.08)]
     polygon = origin + unit * np.array(outline) @ np.stack([across, down])
     _, up, right, _ = _head_frame(person)
     chin = joints[0] - 0.3 * unit * up
@@ -550,13 +551,13 @@ def _paint_arm(canvas: _Canvas, person: Person, shoulder: int, part: str) -> Non
     label = _LABEL["right-arm"] if shoulder == 2 else _LABEL["left-arm"]
     if part == "upper":  # from the top of the rounded shoulder, half a radius down the bone from the joint
         upper_arm = elbow - joints[shoulder]
-        top = joints[shoulder] + SHOULDER_CAP * radius[0] * upper_arm / max(np.linalg.norm(upper_arm), 1e-6)
+        top = joints[shoulder] + SHOULDER_UP * radius[0] * upper_arm / max(np.linalg.norm(upper_arm), 1e-6)
         canvas.fill([_capsule(top, elbow, radius[0], radius[1])], person.skin, label)
         return
     forearm = wrist - elbow
-    hand = wrist + 0.22 * unit * forearm / max(np.linalg.norm(forearm), 1e-6)
+    hand = wrist + HAND_LENGTH * unit * forearm / max(np.linalg.norm(forearm), 1e-6)
     canvas.fill([_capsule(elbow, wrist, radius[1], radius[2]),
-                 _capsule(wrist, hand, 1.1 * radius[2], 0.9 * radius[2])], person.skin, label)
+                 _capsule(wrist, hand, 1.2 * radius[2], radius[2])], person.skin, label)
 
 
 def render_person(person: Person, params: GarmentParams, texture: np.ndarray, alpha: np.ndarray,
