@@ -310,7 +310,7 @@ def test_cloth_photo_is_a_garment_on_near_white(samples):
     for sample in samples:
         background = sample.cloth[~sample.cloth_mask]
         assert background.mean() > 225, sample.cloth_name
-        assert 0.05 < sample.cloth_mask.mean() < 0.8, sample.cloth_name
+        assert 0.12 < sample.cloth_mask.mean() < 0.8, sample.cloth_name  # genuine sample: 0.36, 0.43
         # The garment is centred: its bounding box's centre is near the photo's.
         rows, columns = np.nonzero(sample.cloth_mask)
         assert abs((columns.min() + columns.max()) / 2 - WIDTH / 2) < 0.05 * WIDTH, sample.cloth_name
