@@ -27,6 +27,8 @@ PRINTS: tuple[str, ...] = ("none", "text", "logo")
 # The arm of the flat layout, in shoulder units from the armhole centre: upper arm and forearm lengths.
 FLAT_UPPER_ARM = 1.0
 FLAT_FOREARM = 1.0
+# Luminance difference (0..255) between a garment's base colour and its pattern and print colours.
+MIN_CONTRAST = 60.0
 # Fraction of the image a flat garment's bounding box may fill, in each direction.
 FLAT_FILL = 0.84
 # A flat sleeve's inner edge keeps this far (shoulder units) outside the body's side, moving out if needed.
@@ -150,7 +152,8 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
         sleeve_length, cuff_width = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.4)
     else:
         sleeve_length, cuff_width = 0.0, 0.3
-    colours = tuple(_garment_colour(rng) for _ in range(3))
+    base = _garment_colour(rng)
+    colours = (base, _contrasting(_garment_colour(rng), base), _contrasting(_garment_colour(rng), base))
     pattern = PATTERNS[rng.choice(len(PATTERNS), p=[0.25, 0.35, 0.2, 0.2])]
     print_kind = PRINTS[rng.choice(len(PRINTS), p=[0.55, 0.3, 0.15])]
     words = ("KGI", "RAY", "HELLO", "TRY ON", "2023", "SUMMER", "NYC", "LOVE", "CLUB", "GEO")
@@ -176,6 +179,21 @@ def _garment_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     rgb = np.array([np.clip(abs((hue * 6 + offset) % 6 - 3) - 1, 0, 1) for offset in (0, 4, 2)])
     rgb = value * (1 - saturation + saturation * rgb)
     return tuple(int(round(c * 255)) for c in rgb)
+
+
+def _contrasting(colour: tuple[int, int, int], base: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``colour``, pushed darker or lighter if its luminance is within ``MIN_CONTRAST`` of ``base``'s, so a
+    pattern or print always shows."""
+    weights = np.array([0.299, 0.587, 0.114])
+    rgb, luma = np.array(colour, dtype=np.float64), float(np.array(base) @ weights)
+    if abs(rgb @ weights - luma) >= MIN_CONTRAST:
+        return colour
+    if luma > 128:  # darken to luma - MIN_CONTRAST
+        rgb *= max(luma - MIN_CONTRAST, 0.0) / max(rgb @ weights, 1.0)
+    else:  # lighten towards white until luma + MIN_CONTRAST
+        target = min(luma + MIN_CONTRAST, 235.0)
+        rgb += (255 - rgb) * (target - rgb @ weights) / max(255 - rgb @ weights, 1.0)
+    return tuple(int(round(c)) for c in np.clip(rgb, 0, 255))
 
 
 # --- torso ---------------------------------------------------------------------------------------------------

@@ -40,18 +40,13 @@ from kgi.data.storage import open_root
 from kgi.graphs import GARMENT_CONTOUR
 
 GENERATOR_VERSION = "1.0"
-FOLDERS: tuple[str, ...] = ("image", "cloth", "cloth-mask", "image-parse-v3", "openpose_json",
-                            "cloth-landmark-json", "image-landmark-json")
 JPEG_QUALITY = 95
 CROSSED_ARMS = "crossed_arms"
 ARM_FRONT = "arm_front"
 HANDS_ON_HIPS = "hands_on_hips"
+HAND_UP = "hand_up"
 
 _LABEL = {name: index for index, name in enumerate(CIHP_LABELS)}
-# Every CIHP label the generator paints.
-SYNTH_LABELS: frozenset[int] = frozenset(_LABEL[name] for name in (
-    "background", "hair", "upper-clothes", "pants", "torso-skin", "skirt", "face", "left-arm", "right-arm",
-    "left-leg", "right-leg", "left-shoe", "right-shoe"))
 
 SKIN_TONES = ((255, 224, 196), (241, 194, 165), (224, 172, 132), (198, 140, 102), (160, 105, 70),
               (120, 78, 52), (90, 58, 40), (234, 192, 150))
@@ -84,7 +79,7 @@ class Person:
         lower: ``"pants"`` or ``"skirt"``.
         skirt_length: skirt hem below the hips, in shoulder units.
         front_arm: BODY_25 shoulder joint (2 or 5) of the arm painted last.
-        tags: pose tags (``"crossed_arms"``, ``"arm_front"``, ``"hands_on_hips"``).
+        tags: pose tags (``"crossed_arms"``, ``"arm_front"``, ``"hands_on_hips"``, ``"hand_up"``).
     """
 
     joints: np.ndarray
@@ -199,7 +194,7 @@ def _sample_arms(rng: np.random.Generator, joints: np.ndarray, unit: float, down
             points = np.stack([joints[elbow], joints[wrist], hand])
             if ((points >= margin) & (points <= (width - margin, height - margin))).all():
                 break
-        tags += {"hip": [HANDS_ON_HIPS], "up": ["hand_up"], "front": [] if crossed else [ARM_FRONT]}.get(kind, [])
+        tags += {"hip": [HANDS_ON_HIPS], "up": [HAND_UP], "front": [] if crossed else [ARM_FRONT]}.get(kind, [])
     return tuple(sorted(set(tags)))
 
 
@@ -257,19 +252,19 @@ def _fabric(params: GarmentParams, height: int, width: int) -> np.ndarray:
     period = params.pattern_period * width
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = np.radians(params.pattern_angle)
-    along = x * np.sin(angle) + y * np.cos(angle)  # across the stripes
-    across = x * np.cos(angle) - y * np.sin(angle)
+    normal = x * np.sin(angle) + y * np.cos(angle)  # distance across the stripes (0 degrees: horizontal)
+    tangent = x * np.cos(angle) - y * np.sin(angle)  # distance along them
 
     def stripes(coordinate: np.ndarray) -> np.ndarray:  # square wave, one-pixel ramps
         return np.clip(0.5 + np.sin(2 * np.pi * coordinate / period) * period / (2 * np.pi), 0, 1)
 
     if params.pattern == "stripes":
-        weight = stripes(along)
+        weight = stripes(normal)
     elif params.pattern == "checks":
-        weight = 0.5 * (stripes(along) + stripes(across))
+        weight = 0.5 * (stripes(normal) + stripes(tangent))
     else:  # dots on a square lattice
-        du = np.mod(along, period) - period / 2
-        dv = np.mod(across, period) - period / 2
+        du = np.mod(normal, period) - period / 2
+        dv = np.mod(tangent, period) - period / 2
         weight = np.clip(0.28 * period - np.hypot(du, dv) + 0.5, 0, 1)
     return base + weight[..., None] * (second - base)
 
