@@ -175,6 +175,19 @@ def test_a_pair_is_a_function_of_seed_and_index(dataset):
     assert not np.array_equal(first.person, make_pair(SEED, 6, HEIGHT).person)
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_a_pair_is_the_same_scene_at_every_height(index):
+    small, large = make_pair(SEED, index, 64), make_pair(SEED, index, 192)
+    assert (small.sleeve, small.tags) == (large.sleeve, large.tags)
+    np.testing.assert_allclose(large.worn_keypoints, 3 * small.worn_keypoints, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(large.cloth_keypoints, 3 * small.cloth_keypoints, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(large.pose[:, 2] > 0, small.pose[:, 2] > 0)
+    np.testing.assert_allclose(large.pose[:, :2], 3 * small.pose[:, :2], rtol=1e-4, atol=1e-2)
+    # The pictures agree too: the large parse shrunk to the small size matches it almost everywhere.
+    shrunk = cv2.resize(large.parse, (48, 64), interpolation=cv2.INTER_NEAREST)
+    assert np.mean(shrunk == small.parse) > 0.9
+
+
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     runs = {name: tmp_path / name for name in ("first", "again", "other")}
     for name, root in runs.items():
