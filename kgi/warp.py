@@ -112,6 +112,8 @@ def tps_sampling_grid(
     if source_pts.shape != target_pts.shape:
         raise WarpInputError(
             f"source_pts {tuple(source_pts.shape)} must have the shape of target_pts {tuple(target_pts.shape)}")
+    if not (torch.isfinite(target_pts).all() and torch.isfinite(source_pts).all()):
+        raise WarpInputError("target_pts and source_pts must be finite (got NaN or infinity)")
     if regularization < 0:
         raise WarpInputError(f"regularization must be >= 0, got {regularization}")
     batch, num_points, _ = target_pts.shape

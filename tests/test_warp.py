@@ -184,6 +184,8 @@ def test_tps_refuses_mismatched_points():
         tps_sampling_grid(torch.rand(1, 5, 2), torch.rand(1, 6, 2), 8, 8)
     with pytest.raises(WarpInputError, match="target_pts"):
         tps_sampling_grid(torch.rand(1, 2, 2), torch.rand(1, 2, 2), 8, 8)
+    with pytest.raises(WarpInputError, match="finite"):
+        tps_sampling_grid(torch.full((1, 4, 2), float("nan")), torch.rand(1, 4, 2), 8, 8)
 
 
 # --- warps -----------------------------------------------------------------------------------------------
