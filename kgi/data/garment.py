@@ -66,6 +66,7 @@ class GarmentParams:
         strap_inset: sleeveless only: how far each shoulder point sits inside the wearer's shoulder joint.
         sleeve_length: fraction of the arm the sleeve covers: of the whole arm (armhole to wrist) when long,
             of the upper arm (armhole to elbow) when short; 0 when sleeveless.
+        sleeve_width: sleeve width where it leaves the armhole (the axis's first station).
         cuff_width: sleeve width at the cuff.
         flat_sleeve_angle: degrees below horizontal the sleeves point in the product photo (long sleeves hang
             steeper, 60-80, as in product photos, or the garment would fill a fifth of the photo).
@@ -88,6 +89,7 @@ class GarmentParams:
     hem_flare: float
     strap_inset: float
     sleeve_length: float
+    sleeve_width: float
     cuff_width: float
     flat_sleeve_angle: float
     colours: tuple[tuple[int, int, int], ...]
@@ -107,7 +109,7 @@ class GarmentParams:
         if self.print_kind not in PRINTS:
             raise GarmentError(f"print_kind: expected one of {PRINTS}, got {self.print_kind!r}")
         for name in ("body_width", "length", "neck_width", "neck_depth", "armhole_depth", "hem_flare",
-                     "cuff_width", "pattern_period"):
+                     "sleeve_width", "cuff_width", "pattern_period"):
             if not getattr(self, name) > 0:
                 raise GarmentError(f"{name}: expected a positive number, got {getattr(self, name)!r}")
         if not self.neck_width < 1 - 2 * self.strap_inset:
@@ -147,11 +149,11 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
     neckline = NECKLINES[rng.integers(len(NECKLINES))]
     body_width = rng.uniform(0.86, 1.08)
     if sleeve == "long":
-        sleeve_length, cuff_width = rng.uniform(0.85, 1.0), rng.uniform(0.2, 0.28)
+        sleeve_length, sleeve_width, cuff_width = rng.uniform(0.85, 1.0), rng.uniform(0.3, 0.38), rng.uniform(0.2, 0.28)
     elif sleeve == "short":
-        sleeve_length, cuff_width = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.4)
+        sleeve_length, sleeve_width, cuff_width = rng.uniform(0.3, 0.8), rng.uniform(0.34, 0.44), rng.uniform(0.3, 0.4)
     else:
-        sleeve_length, cuff_width = 0.0, 0.3
+        sleeve_length, sleeve_width, cuff_width = 0.0, 0.3, 0.3
     base = _garment_colour(rng)
     colours = (base, _contrasting(_garment_colour(rng), base), _contrasting(_garment_colour(rng), base))
     pattern = PATTERNS[rng.choice(len(PATTERNS), p=[0.25, 0.35, 0.2, 0.2])]
@@ -166,7 +168,7 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
         neck_depth=rng.uniform(0.08, 0.2) if neckline == "round" else rng.uniform(0.22, 0.42),
         armhole_depth=rng.uniform(0.36, 0.48), shoulder_slope=rng.uniform(6.0, 18.0),
         hem_flare=rng.uniform(0.95, 1.2), strap_inset=rng.uniform(0.14, 0.22) if sleeve == "none" else 0.0,
-        sleeve_length=sleeve_length, cuff_width=cuff_width,
+        sleeve_length=sleeve_length, sleeve_width=sleeve_width, cuff_width=cuff_width,
         flat_sleeve_angle=rng.uniform(20.0, 50.0) if sleeve != "long" else rng.uniform(60.0, 80.0),
         colours=colours, pattern=pattern, pattern_period=rng.uniform(0.025, 0.07),
         pattern_angle=float(rng.choice([0.0, 90.0, 45.0, -45.0, 30.0, -60.0])),
@@ -278,8 +280,8 @@ def _sleeve_nodes(shoulder: np.ndarray, armpit: np.ndarray, arm: np.ndarray, rad
     if at_elbow.any() and np.linalg.norm(bisector) > 1e-6:  # the elbow station takes the bisector of both bones
         axis[at_elbow] = bisector / np.linalg.norm(bisector)
     normal = outward * np.stack([axis[:, 1], -axis[:, 0]], axis=1)  # outer side: image-left sleeve turns left
-    armhole_half = np.linalg.norm(shoulder - armpit) / 2
-    half = armhole_half + (stations / cuff) * (params.cuff_width * unit / 2 - armhole_half)
+    top_half = params.sleeve_width * unit / 2
+    half = top_half + (stations / cuff) * (params.cuff_width * unit / 2 - top_half)
     if radii is not None:
         arm_radius = np.interp(stations, knots, radii)
         half = np.maximum(half, SLEEVE_ARM_EASE * arm_radius)

@@ -30,7 +30,7 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOULDER_OUT, SHOULDER_UP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
+from kgi.data.garment import SHOULDER_UP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
     garment_mesh, sample_garment, worn_keypoints
 from kgi.data.images import encode_jpeg, encode_palette_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE
@@ -492,7 +492,8 @@ def _paint_torso_skin(canvas: _Canvas, person: Person) -> None:
     down = np.array([-across[1], across[0]])
     origin = (joints[2] + joints[5]) / 2
     hip_depth = float((joints[8] - origin) @ down) / unit
-    out, up = SHOULDER_OUT * body.arm_radius[0], SHOULDER_UP * body.arm_radius[0]
+    # the shoulder corners stay inside a bare arm's round top (within one radius of the joint)
+    out, up = 0.8 * body.arm_radius[0], 0.5 * body.arm_radius[0]
     outline = [(-0.2, -0.08), (-0.5 - out, -up), (-body.chest, body.armpit_depth),
                (-body.waist, 0.6 * hip_depth), (-body.hips, hip_depth + 0.1),
                (body.hips, hip_depth + 0.1), (body.waist, 0.6 * hip_depth), (body.chest, body.armpit_depth),
@@ -537,16 +538,19 @@ def _paint_lower_body(canvas: _Canvas, person: Person) -> None:
         canvas.fill([np.array(skirt)], person.lower_colour, _LABEL["skirt"])
 
 
-def _paint_arm(canvas: _Canvas, person: Person, shoulder: int, part: str) -> None:
+def _paint_arm(canvas: _Canvas, person: Person, shoulder: int, part: str, sleeved: bool) -> None:
     """One arm's skin (CIHP right-arm for joint 2, the image-left arm): its ``"upper"`` arm, beside the torso,
-    or its ``"lower"`` arm and hand, which may cross in front of it."""
+    or its ``"lower"`` arm and hand, which may cross in front of it. Under a sleeve the upper arm starts
+    ``SHOULDER_UP`` radii down the bone, so its round top stays under the garment's shoulder seam; bare, it
+    starts at the joint (a round shoulder)."""
     joints, unit = person.joints, person.unit
     elbow, wrist = joints[shoulder + 1], joints[shoulder + 2]
     radius = unit * np.asarray(person.body.arm_radius)
     label = _LABEL["right-arm"] if shoulder == 2 else _LABEL["left-arm"]
-    if part == "upper":  # from the top of the rounded shoulder, half a radius down the bone from the joint
+    if part == "upper":
         upper_arm = elbow - joints[shoulder]
-        top = joints[shoulder] + SHOULDER_UP * radius[0] * upper_arm / max(np.linalg.norm(upper_arm), 1e-6)
+        drop = SHOULDER_UP * radius[0] if sleeved else 0.0
+        top = joints[shoulder] + drop * upper_arm / max(np.linalg.norm(upper_arm), 1e-6)
         canvas.fill([_capsule(top, elbow, radius[0], radius[1])], person.skin, label)
         return
     forearm = wrist - elbow
@@ -588,12 +592,13 @@ def render_person(person: Person, params: GarmentParams, texture: np.ndarray, al
         canvas.composite(window, rgb * fold_shading[window] * rounding, coverage, _LABEL["upper-clothes"])
 
     back_arm = 5 if person.front_arm == 2 else 2
+    sleeved = params.sleeve != "none"
     for shoulder in (back_arm, person.front_arm):
-        _paint_arm(canvas, person, shoulder, "upper")
+        _paint_arm(canvas, person, shoulder, "upper", sleeved)
     lay("torso")
     _paint_head(canvas, person)
     for shoulder in (back_arm, person.front_arm):
-        _paint_arm(canvas, person, shoulder, "lower")
+        _paint_arm(canvas, person, shoulder, "lower", sleeved)
         sleeve = "left_sleeve" if shoulder == 2 else "right_sleeve"
         if sleeve in worn_mesh.layers:
             lay(sleeve)
