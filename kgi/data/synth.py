@@ -39,7 +39,7 @@ from kgi.data.sample import TryOnSample
 from kgi.data.storage import open_root
 from kgi.graphs import GARMENT_CONTOUR
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # bump whenever the same (seed, index) would draw a different pair
 JPEG_QUALITY = 95
 CROSSED_ARMS = "crossed_arms"
 ARM_FRONT = "arm_front"
