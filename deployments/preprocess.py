@@ -13,8 +13,8 @@ What a request must bring, and what is computed when it does not:
                                   else ``kgi.landmarks.flat_garment_keypoints`` finds them
 
 **Resolution.** The models work at 3:4 (width:height). The person photo keeps its full height: a photo wider
-than 3:4 is cropped to 3:4 with the window centred on the person's detected joints (joints that fall outside
-become undetected); a narrower one is padded left and right by repeating its edge columns (the parse is padded
+than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, without one, on the median
+detected joint; joints that fall outside become undetected); a narrower one is padded left and right by repeating its edge columns (the parse is padded
 with background). The garment photo is never cut: it is padded to 3:4 with its own background colour (the
 median colour of its border). Both are then resized to ``working_height x 3*working_height/4``; the pose and
 garment keypoints follow every step.
@@ -46,6 +46,9 @@ MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks bl
 BACKGROUND_DISTANCE = 40
 # A computed mask covering more than this fraction of the photo means the background is not plain.
 MAX_GARMENT_FRACTION = 0.9
+# Height of the vertical closing of the computed mask, as a fraction of the photo's height: bridges horizontal
+# bands the colour of the background that reach the outline (the white stripes of a striped shirt shot on white).
+CLOSING_FRACTION = 0.04
 
 
 @dataclass
@@ -82,13 +85,16 @@ def background_mask(garment: np.ndarray) -> np.ndarray:
 
     A simple rule, not a segmentation model: pixels whose colour differs from the background colour
     (:func:`border_colour`) by more than ``BACKGROUND_DISTANCE`` in some channel are garment; a 3x3 opening
-    drops JPEG speckle; the largest connected part is kept and its holes filled (a print the colour of the
-    background stays garment). Garments the colour of their background, or busy backgrounds, need an uploaded
+    drops JPEG speckle and a vertical closing (``CLOSING_FRACTION`` of the height) bridges horizontal stripes of
+    the background colour that reach the outline, without closing the gaps between sleeves and body; the largest
+    connected part is kept and its holes filled (a print the colour of the background stays garment). Garments the colour of their background, or busy backgrounds, need an uploaded
     ``cloth_mask``; this function raises ``RequestError`` when the result is empty or covers the whole photo.
     """
     distance = np.abs(garment.astype(np.int16) - border_colour(garment).astype(np.int16)).max(axis=2)  # (H, W)
     foreground = cv2.morphologyEx((distance > BACKGROUND_DISTANCE).astype(np.uint8), cv2.MORPH_OPEN,
                                   np.ones((3, 3), np.uint8))
+    band = max(3, round(CLOSING_FRACTION * garment.shape[0]) | 1)  # odd
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, np.ones((band, 1), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
     if count <= 1:
         raise RequestError("garment: nothing stands out from the photo's background; send a cloth_mask",
@@ -118,8 +124,8 @@ def fit_person(person: np.ndarray, parse: np.ndarray, pose: np.ndarray
     pose = pose.copy()
     detected = pose[:, 2] > 0
     if width > target:
-        xs = pose[detected, 0]
-        centre = (xs.min() + xs.max()) / 2 if xs.size else width / 2
+        neck = 1  # BODY_25
+        centre = pose[neck, 0] if detected[neck] else np.median(pose[detected, 0]) if detected.any() else width / 2
         left = int(np.clip(round(centre - target / 2), 0, width - target))
         person, parse = person[:, left:left + target], parse[:, left:left + target]
         pose[detected, 0] -= left
