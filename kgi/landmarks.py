@@ -192,8 +192,8 @@ _SHORT_STATIONS = (0.25, 0.5, 0.75)
 _LONG_STATIONS = (0.2725, 0.545, 0.7725)
 # Side nodes (15, 16) and (21, 20): even thirds of the straight side from armpit to hem corner.
 _SIDE_FRACTIONS = (1 / 3, 2 / 3)
-# A sleeve axis (armhole centre -> cuff centre) at least this many shoulder widths (5-31) long is long.
-LONG_SLEEVE_LENGTH = 1.0
+# A sleeve whose cuff centre is at least this many body lengths (neck -> hem centre) from the neck is long.
+LONG_SLEEVE_REACH = 0.95
 # Concavities shallower than this fraction of the garment height are outline noise, not armpits.
 MIN_ARMPIT_DEPTH = 0.01
 
@@ -216,6 +216,11 @@ class _Sleeve:
     outer_edge: np.ndarray
     inner_edge: np.ndarray
 
+    @property
+    def cuff_centre(self) -> np.ndarray:
+        """(2,) midpoint of the cuff corners."""
+        return (self.outer_edge[-1] + self.inner_edge[0]) / 2
+
     def nodes(self, stations: tuple[float, float, float]) -> np.ndarray:
         """(8, 2) sleeve nodes in the order of 6..13: the edges' crossings with the axis cross-sections at
         ``stations`` (fractions of ``length``), then the cuff corners. An edge that misses a station (a short
@@ -235,15 +240,6 @@ class _Sleeve:
             outer_nodes.append(on_axis + outer_offset * self.normal)
             inner_nodes.append(on_axis - inner_offset * self.normal)
         return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
-
-
-@dataclass(frozen=True)
-class _Side:
-    """One side of a flat garment: shoulder point, armpit (a contour index) and the sleeve if there is one."""
-
-    shoulder: np.ndarray
-    armpit: int
-    sleeve: _Sleeve | None
 
 
 def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> FlatLandmarks:
@@ -266,51 +262,109 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     if mask.shape != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {mask.shape} but cloth_rgb has {rgb.shape[:2]}")
     contour = _outer_contour(mask, "cloth_mask")
+    garment_height = float(np.ptp(contour.points[:, 1]))
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
-    neck_left, neck_right = _neck_corners(contour, "cloth_mask")
-    neck_centre = _bisector_crossing(contour, neck_left, neck_right)
-    keypoints[[0, 2, 4]] = contour.points[[neck_left, neck_centre, neck_right]]
-    keypoints[1] = contour.resample(neck_left, neck_centre, [0.5])[0]
-    keypoints[3] = contour.resample(neck_centre, neck_right, [0.5])[0]
+    # 1. Neckline.
+    neck = dict(zip((-1, +1), _neck_corners(contour, "cloth_mask")))
+    neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
+    keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
+    keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
+    keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
 
+    # 2. Armpits: a sleeve makes a concavity under it, whose tip sticks out of the chord neck corner -> armpit.
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
-    left, right = (_flat_side(contour, mask, neck, centre_x, keypoints[2, 1], side)
-                   for side, neck in ((-1, neck_left), (+1, neck_right)))
-    keypoints[[5, 31]] = left.shoulder, right.shoulder
-    keypoints[[14, 22]] = contour.points[[left.armpit, right.armpit]]
+    paths, tips, armpits = {}, {}, {}
+    for side in (-1, +1):
+        candidate = _armpit_candidate(mask, centre_x, keypoints[2, 1], side, MIN_ARMPIT_DEPTH * garment_height)
+        if candidate is None:
+            continue
+        armpit = contour.nearest(candidate)
+        path = _armpit_to_neck(contour, armpit, neck[side], side)
+        points = contour.points[path]
+        tip = _farthest_outside(points, points[-1], points[0], side)
+        if _point_segment_distance(points[tip: tip + 1], points[-1], points[0])[0] >= \
+                SLEEVELESS_PROTRUSION * garment_height:
+            paths[side], tips[side], armpits[side] = path, tip, armpit
+    for side in (-1, +1):  # sleeveless: the corner of the side farthest out of the chord neck corner -> hem
+        if side not in armpits:
+            hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
+            armpits[side] = _corner_between(contour, neck[side], hem_corner, side)
 
-    # Body: armpit 22 -> hem -> armpit 14 is the clockwise path along the bottom.
-    body = contour.path(right.armpit, left.armpit)
-    hem_right = body[np.argmax(contour.points[body] @ np.array([1.0, 1.0]))]
-    hem_left = body[np.argmax(contour.points[body] @ np.array([-1.0, 1.0]))]
-    keypoints[19], keypoints[17] = contour.points[hem_right], contour.points[hem_left]
-    keypoints[18] = contour.resample(hem_right, hem_left, [0.5])[0]
-    keypoints[[21, 20]] = contour.resample(right.armpit, hem_right, _SIDE_FRACTIONS)
-    keypoints[[16, 15]] = contour.resample(hem_left, left.armpit, _SIDE_FRACTIONS)
+    # 3. Body: armpit 22 -> hem -> armpit 14 is the clockwise path along the bottom.
+    body = contour.path(armpits[+1], armpits[-1])
+    hem = {side: int(body[np.argmax(contour.points[body] @ np.array([float(side), 1.0]))]) for side in (-1, +1)}
+    keypoints[17], keypoints[19] = contour.points[hem[-1]], contour.points[hem[+1]]
+    keypoints[18] = contour.resample(hem[+1], hem[-1], [0.5])[0]
 
-    shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])), 1.0)
-    lengths = [side.sleeve.length for side in (left, right) if side.sleeve is not None]
-    sleeve = "none" if not lengths else "long" if max(lengths) >= LONG_SLEEVE_LENGTH * shoulder_width else "short"
-    stations = _LONG_STATIONS if sleeve == "long" else _SHORT_STATIONS
-    for side, (shoulder_node, armpit_node), sleeve_nodes in ((left, (5, 14), range(6, 14)),
-                                                             (right, (31, 22), range(30, 22, -1))):
-        if side.sleeve is None:  # evenly on the straight armhole line, shoulder -> armpit
-            shoulder, armpit = keypoints[shoulder_node], keypoints[armpit_node]
-            keypoints[list(sleeve_nodes)] = shoulder + np.arange(1, 9)[:, None] / 9 * (armpit - shoulder)
+    # 4. Sleeves (or the bare armhole) and the sides.
+    sleeves = {}
+    for side, (shoulder_node, armpit_node, sleeve_nodes) in _SIDE_NODES.items():
+        if side in paths:
+            body_side = contour.points[_hem_to_armpit(contour, hem[side], armpits[side], side)]
+            armpit, keypoints[shoulder_node], sleeves[side] = _flat_sleeve(contour.points[paths[side]], tips[side],
+                                                                           body_side)
         else:
-            keypoints[list(sleeve_nodes)] = side.sleeve.nodes(stations)
+            keypoints[shoulder_node] = contour.points[_corner_between(contour, neck[side], armpits[side], side)]
+            armpit = contour.points[armpits[side]]
+        keypoints[armpit_node] = armpit
+        side_nodes = [15, 16] if side < 0 else [21, 20]
+        keypoints[side_nodes] = _resample_polyline(
+            np.concatenate([armpit[None], contour.points[_hem_to_armpit(contour, hem[side], armpits[side], side)[::-1]]]),
+            _SIDE_FRACTIONS)
+
+    # A long sleeve reaches farther from the neck than the hem does.
+    neck_middle = (keypoints[0] + keypoints[4]) / 2
+    body_length = max(float(np.linalg.norm(keypoints[18] - neck_middle)), 1.0)
+    reach = max((float(np.linalg.norm(sleeve.cuff_centre - neck_middle)) for sleeve in sleeves.values()), default=0)
+    sleeve = "none" if not sleeves else "long" if reach >= LONG_SLEEVE_REACH * body_length else "short"
+    stations = _LONG_STATIONS if sleeve == "long" else _SHORT_STATIONS
+    for side, (shoulder_node, armpit_node, sleeve_nodes) in _SIDE_NODES.items():
+        if side in sleeves:
+            keypoints[sleeve_nodes] = sleeves[side].nodes(stations)
+        else:  # evenly on the straight armhole line, shoulder -> armpit
+            shoulder, armpit = keypoints[shoulder_node], keypoints[armpit_node]
+            keypoints[sleeve_nodes] = shoulder + np.arange(1, 9)[:, None] / 9 * (armpit - shoulder)
     return FlatLandmarks(keypoints.astype(np.float32), sleeve)
 
 
+# Per garment side (-1 image left, +1 image right): shoulder node, armpit node, and the sleeve nodes in the
+# order outer edge (from the shoulder) -> cuff outer, cuff inner -> inner edge (to the armpit).
+_SIDE_NODES = {-1: (5, 14, list(range(6, 14))), +1: (31, 22, list(range(30, 22, -1)))}
+
+
+def _armpit_to_neck(contour: _Contour, armpit: int, neck: int, side: int) -> np.ndarray:
+    """Contour indices from the armpit (first) over the sleeve to the neck corner (last): the image-left half
+    runs clockwise, the image-right half against it."""
+    return contour.path(armpit, neck) if side < 0 else contour.path(neck, armpit)[::-1]
+
+
+def _hem_to_armpit(contour: _Contour, hem_corner: int, armpit: int, side: int) -> np.ndarray:
+    """Contour indices up the side from the hem corner (first) to the armpit (last)."""
+    return contour.path(hem_corner, armpit) if side < 0 else contour.path(armpit, hem_corner)[::-1]
+
+
+def _corner_between(contour: _Contour, start: int, end: int, side: int) -> int:
+    """Contour index of the point between ``start`` and ``end`` (along the garment's ``side``) farthest out of
+    their chord: the corner of a bare armhole (neck corner -> shoulder strap -> armpit -> hem)."""
+    path = _armpit_to_neck(contour, end, start, side)
+    points = contour.points[path]
+    return int(path[_farthest_outside(points, points[-1], points[0], side)])
+
+
 def _neck_corners(contour: _Contour, name: str) -> tuple[int, int]:
-    """Contour indices of the neck corners: the convex-hull edge that spans the garment's top centre."""
+    """Contour indices of the neck corners: where the outline leaves the convex-hull edge that spans the
+    garment's top centre (more than a pixel below it), walking in from either end of that edge."""
     hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
     centre_x, centre_y = contour.points.mean(axis=0)
     for start, end in zip(hull, np.roll(hull, -1)):
         (start_x, start_y), (end_x, end_y) = contour.points[start], contour.points[end]
         if start_x < centre_x < end_x and start_y < centre_y and end_y < centre_y:  # clockwise: top edge
-            return int(start), int(end)
+            top = contour.path(start, end)
+            below = np.abs(_signed_side(contour.points[top], contour.points[start], contour.points[end])) > 1.0
+            if not below.any():  # a straight top: no neckline dip, the hull edge's ends are the corners
+                return int(start), int(end)
+            return int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])
     raise LandmarkError(f"{name}: no neckline found (the outline has no top edge over its centre)")
 
 
@@ -322,39 +376,11 @@ def _bisector_crossing(contour: _Contour, start: int, end: int) -> int:
     return int(path[np.argmin(np.abs(along))])
 
 
-def _flat_side(contour: _Contour, mask: np.ndarray, neck: int, centre_x: int, neck_y: float, side: int) -> _Side:
-    """Shoulder, armpit and sleeve of one side (-1 image left, +1 image right) of a flat garment.
-
-    A sleeve makes a concavity under it: the mask is cut at ``centre_x`` and the deepest convexity defect of
-    that half below the neckline is the armpit candidate. The side has a sleeve if the contour between the
-    neck corner and that armpit sticks out more than ``SLEEVELESS_PROTRUSION`` of the garment height.
-    """
-    garment_height = float(np.ptp(contour.points[:, 1]))
-    candidate = _armpit_candidate(mask, centre_x, neck_y, side, MIN_ARMPIT_DEPTH * garment_height)
-    if candidate is not None:
-        armpit = contour.nearest(candidate)
-        # Armpit first, neck corner last: the image-left half runs clockwise, the right half against it.
-        path = contour.path(armpit, neck) if side < 0 else contour.path(neck, armpit)[::-1]
-        points = contour.points[path]
-        tip = _farthest_outside(points, points[-1], points[0], side)
-        protrusion = _point_segment_distance(points[tip: tip + 1], points[-1], points[0])[0]
-        if protrusion >= SLEEVELESS_PROTRUSION * garment_height:
-            shoulder, sleeve = _flat_sleeve(points, tip)
-            return _Side(shoulder, armpit, sleeve)
-    # Sleeveless: the armpit is the corner of the side farthest out of the chord neck corner -> hem corner,
-    # the shoulder the corner farthest out of the chord neck corner -> armpit.
-    hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
-    path = contour.path(hem_corner, neck) if side < 0 else contour.path(neck, hem_corner)[::-1]
-    points = contour.points[path]  # hem corner first, neck corner last
-    armpit_at = _farthest_outside(points, points[-1], points[0], side)
-    shoulder_at = armpit_at + _farthest_outside(points[armpit_at:], points[-1], points[armpit_at], side)
-    return _Side(points[shoulder_at], int(path[armpit_at]), None)
-
-
 def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int, min_depth: float):
     """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
 
-    Only defects below the neckline, off the cut and at least ``min_depth`` deep count.
+    The mask is cut at ``centre_x``; only defects below the neckline, off the cut and at least ``min_depth``
+    deep count.
     """
     half = mask.copy()
     if side < 0:
@@ -372,14 +398,50 @@ def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int,
     return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
 
 
-def _flat_sleeve(path: np.ndarray, tip: int) -> tuple[np.ndarray, _Sleeve]:
-    """Shoulder point and sleeve from the contour ``path`` (M, 2) between armpit (first) and neck corner (last).
+def _open_slit(side_points: np.ndarray, inner_points: np.ndarray) -> np.ndarray:
+    """The armpit (2,) where the body's side meets the sleeve's inner edge.
 
-    ``tip`` indexes the sleeve point farthest out of the chord neck corner -> armpit. The cuff corners are the
-    extreme points along the sleeve axis turned 45 degrees to the outer and to the inner side; the axis is
-    first the direction chord midpoint -> tip, then the bisector of the sleeve's two edges (lines fitted from
-    the cuff corners back along the inner edge's length). The shoulder is the corner of the outer edge
-    farthest from the chord neck corner -> cuff outer.
+    A sleeve hanging close to the body leaves a slit that the mask closes where it is thinner than a pixel,
+    so the concavity (the last point of both runs) ends below the real armpit. Where the side and the inner
+    edge meet at less than 30 degrees, the armpit is the intersection of the lines fitted on them if that
+    lies up the slit; else the concavity itself.
+
+    Args:
+        side_points: (N, 2) the body's side from the hem corner up to the concavity.
+        inner_points: (M, 2) the sleeve's inner edge from the cuff up to the concavity.
+    """
+    corner = side_points[-1]
+    if len(side_points) < 8 or len(inner_points) < 8:
+        return corner
+    side_run = side_points[len(side_points) // 10:]  # off the hem corner's rounding
+    inner_run = inner_points[len(inner_points) // 10:]  # off the cuff's
+    side_direction, inner_direction = _principal_direction(side_run), _principal_direction(inner_run)  # upward
+    if side_direction @ inner_direction < np.cos(np.radians(30)):
+        return corner
+    # side_run.mean + a * side_direction == inner_run.mean + b * inner_direction
+    system = np.stack([side_direction, -inner_direction], axis=1)
+    if abs(np.linalg.det(system)) < 1e-6:
+        return corner
+    a, _ = np.linalg.solve(system, inner_run.mean(axis=0) - side_run.mean(axis=0))
+    meeting = side_run.mean(axis=0) + a * side_direction
+    up_the_slit = (meeting - corner) @ (side_direction + inner_direction) / 2
+    return meeting if 0 < up_the_slit < 0.5 * np.linalg.norm(side_points[0] - corner) else corner
+
+
+def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Sleeve]:
+    """Armpit, shoulder and sleeve of one side of a flat garment.
+
+    Args:
+        path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the neck corner (last).
+        tip: index in ``path`` of the sleeve point farthest out of the chord neck corner -> armpit.
+        body_side: (N, 2) contour up the body's side from the hem corner to the concavity.
+
+    The cuff corners are the extreme points along the sleeve axis turned 45 degrees to the outer and to the
+    inner side; the axis is first the direction chord midpoint -> tip, then the bisector of the sleeve's two
+    edges (lines fitted from the cuff corners back along the inner edge's length). The armpit is where the
+    side meets the inner edge (:func:`_open_slit`).
+
+    Returns ``(armpit, shoulder, sleeve)``.
     """
     armpit, neck = path[0], path[-1]
 
@@ -400,22 +462,408 @@ def _flat_sleeve(path: np.ndarray, tip: int) -> tuple[np.ndarray, _Sleeve]:
         outer_end = cuff_outer + 1 + int(np.searchsorted(outer_arc, run_length))
         outer_run = path[cuff_outer: outer_end + 1][::-1]  # toward the cuff
         axis, normal = frame(_principal_direction(inner_run) + _principal_direction(outer_run), normal)
-    # The armhole is centred on the sleeve axis: the shoulder is the last outer-edge point (walking from the cuff
-    # to the neck) as far out of the axis as the armpit is on the other side. An outline that never gets that
-    # far (a sleeve hanging beside the body, its armpit high up) takes the corner farthest from the chord
-    # neck corner -> cuff outer.
+    armpit = _open_slit(body_side, path[: cuff_inner + 1][::-1])
+    # The shoulder is the corner between the neck corner and the outer edge's point abreast of the armpit: the
+    # point farthest out of their chord.
     cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     outer_part = path[cuff_outer:]
-    as_far_as_armpit = np.flatnonzero((outer_part - cuff_centre) @ normal >= (cuff_centre - armpit) @ normal - 1.5)
-    if len(as_far_as_armpit):
-        shoulder = cuff_outer + int(as_far_as_armpit[-1])
-    else:
-        shoulder = cuff_outer + int(np.argmax(np.abs(_signed_side(outer_part, neck, path[cuff_outer]))))
+    behind_armpit = (outer_part - armpit) @ axis <= 0  # toward the neck from the armpit's cross-section
+    abreast = int(np.argmax(behind_armpit)) if behind_armpit.any() else 0
+    corner = outer_part[abreast:]
+    shoulder = cuff_outer + abreast + int(np.argmax(np.abs(_signed_side(corner, corner[0], neck))))
     centre = (path[shoulder] + armpit) / 2
     length = float((cuff_centre - centre) @ axis)
+    inner_edge = np.concatenate([path[cuff_inner: 0: -1], armpit[None]])  # cuff inner -> armpit
     sleeve = _Sleeve(centre, axis, normal, length, outer_edge=path[cuff_outer: shoulder + 1][::-1],
-                     inner_edge=path[: cuff_inner + 1][::-1])
-    return path[shoulder], sleeve
+                     inner_edge=inner_edge)
+    return armpit, path[shoulder], sleeve
+
+
+# --- worn garment ----------------------------------------------------------------------------------------------
+
+# CIHP labels of an upper garment: upper-clothes, dress, coat.
+UPPER_GARMENT_LABELS = (5, 6, 7)
+# Arm joints (elbows, wrists) OpenPose reports below this confidence are treated as undetected.
+MIN_JOINT_CONFIDENCE = 0.2
+# Where the armpit sits when the outline does not show it (an arm against the body), in torso-frame units
+# (shoulder joint to shoulder joint = 1, y down from the shoulder line): beside the chest, below the shoulder.
+ARMPIT_PRIOR = (0.49, 0.42)
+# A neckline is at most this deep (units) below the shoulder points' chord.
+NECKLINE_DEPTH = 0.6
+# An arm's skin starting closer than this (units) to the armhole means a sleeveless garment.
+SLEEVELESS_REACH = 0.1
+
+
+@dataclass(frozen=True)
+class _Arm:
+    """One arm and the garment side it carries.
+
+    Attributes:
+        side: -1 for the image-left garment side (the person's right arm, BODY_25 2-3-4), +1 for the other.
+        joints: (3, 2) shoulder, elbow, wrist in pixels (undetected ones filled).
+        skin_label: the CIHP label of this arm's skin (15 right arm, 14 left arm).
+    """
+
+    side: int
+    joints: np.ndarray
+    skin_label: int
+
+
+@dataclass(frozen=True)
+class _TorsoFrame:
+    """The frame of the shoulder joints: origin at their midpoint, x toward the person's left shoulder (image
+    right), y perpendicular (down the torso), one unit = their distance."""
+
+    origin: np.ndarray
+    axes: np.ndarray  # (2, 2) rows: x axis, y axis in pixels
+    unit: float
+
+    def to_image(self, points) -> np.ndarray:
+        """Frame coordinates (..., 2) to pixels."""
+        return self.origin + self.unit * np.asarray(points, dtype=np.float64) @ self.axes
+
+    def to_frame(self, points) -> np.ndarray:
+        """Pixels (..., 2) to frame coordinates."""
+        return (np.asarray(points, dtype=np.float64) - self.origin) @ self.axes.T / self.unit
+
+
+def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
+    """The 32 keypoints of the upper garment a person wears, from their parse and pose.
+
+    The pose gives the frame (shoulder line, unit = shoulder width) and the arms; the parse's upper-garment
+    region (``UPPER_GARMENT_LABELS``) gives the outline:
+
+    * neckline 0-4: the top concavity of the outline, as on a flat garment;
+    * shoulders 5/31: where the diagonal ray up and out from the shoulder joint leaves the garment (sleeved),
+      or where the shoulder line leaves it (a sleeveless strap);
+    * sleeves: the sleeve axis runs from the armhole centre (midpoint of shoulder and armpit) along the elbow
+      and wrist; the sleeve ends where the arm's own skin label starts on it (none within
+      ``SLEEVELESS_REACH``: sleeveless; past the elbow: long). Nodes sit on cross-sections of the axis at the
+      stations the flat garment uses (short: quarters; long: halfway to the elbow, the elbow, halfway to the
+      cuff), each edge measured where it borders something else than garment and mirrored from the other edge
+      where it runs into more garment (an arm against the body, a forearm across the torso);
+    * armpits 14/22: the concavity between sleeve and side when the outline shows one, else ``ARMPIT_PRIOR``;
+      sleeveless: the corner of the side farthest out of the chord shoulder -> hem corner;
+    * hem corners 17/19 and hem centre 18: extreme points of the garment without its sleeves; sides 15-16
+      and 20-21 at thirds of the straight line armpit -> hem corner.
+
+    Args:
+        parse: (H, W) uint8 CIHP labels 0..19.
+        body25: (25, 3) OpenPose BODY_25 joints (x px, y px, confidence); undetected joints are (0, 0, 0).
+
+    Returns:
+        (32, 2) float32 pixel keypoints, numbered as ``kgi.graphs`` documents.
+
+    Raises:
+        LandmarkError: bad shapes, no upper garment in the parse, or a pose without shoulders.
+    """
+    parse = np.asarray(parse)
+    if parse.ndim != 2:
+        raise LandmarkError(f"parse must be an (H, W) label map, got shape {parse.shape}")
+    garment = np.isin(parse, UPPER_GARMENT_LABELS)
+    if not garment.any():
+        raise LandmarkError(f"parse has no upper garment (CIHP labels {UPPER_GARMENT_LABELS})")
+    frame, arms = _body_from_pose(body25, parse)
+    garment = _bridge_arms(garment, parse, frame)
+    contour = _outer_contour(garment, "parse upper garment")
+    keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
+
+    cuffs = {arm.side: _cuff_reach(parse, arm, frame) for arm in arms}
+    reach = max(cuffs.values(), key=lambda c: c[1])
+    sleeve = "none" if reach[1] < SLEEVELESS_REACH else "long" if reach[2] else "short"
+    for arm in arms:
+        shoulder_node = _SIDE_NODES[arm.side][0]
+        if sleeve == "none":  # the strap's outer end on the shoulder line
+            keypoints[shoulder_node] = _last_inside(garment, frame.origin, frame.axes[0] * arm.side, 0.75 * frame.unit)
+        else:  # on top of the arm's rounded shoulder
+            keypoints[shoulder_node] = _last_inside(garment, arm.joints[0], frame.axes.T @ [arm.side, -1.0],
+                                                    0.4 * frame.unit)
+
+    neck_left, neck_centre, neck_right = _worn_neckline(contour, keypoints[5], keypoints[31], frame.unit)
+    keypoints[[0, 2, 4]] = contour.points[[neck_left, neck_centre, neck_right]]
+    keypoints[1] = contour.resample(neck_left, neck_centre, [0.5])[0]
+    keypoints[3] = contour.resample(neck_centre, neck_right, [0.5])[0]
+
+    torso = garment.copy()
+    for arm in arms:
+        shoulder_node, armpit_node, sleeve_nodes = _SIDE_NODES[arm.side]
+        if sleeve == "none":
+            continue
+        keypoints[armpit_node] = _worn_armpit(contour, frame, arm.side)
+        chain = _worn_sleeve(garment, arm, frame, keypoints[shoulder_node], keypoints[armpit_node],
+                             cuffs[arm.side][0], sleeve)
+        keypoints[sleeve_nodes] = chain
+        polygon = np.concatenate([keypoints[[shoulder_node]], chain, keypoints[[armpit_node]]])
+        outline = np.round(polygon * 16).astype(np.int32)
+        cv2.fillPoly(torso.view(np.uint8), [outline], 0, cv2.LINE_8, 4)
+        cv2.polylines(torso.view(np.uint8), [outline], True, 0, max(1, round(0.03 * frame.unit)), cv2.LINE_8, 4)
+
+    hem_left, hem_right, hem_centre = _worn_hem(torso, frame)
+    keypoints[[17, 19, 18]] = hem_left, hem_right, hem_centre
+    for arm in arms:
+        shoulder_node, armpit_node, sleeve_nodes = _SIDE_NODES[arm.side]
+        hem_corner = keypoints[17 if arm.side < 0 else 19]
+        if sleeve == "none":
+            keypoints[armpit_node] = _sleeveless_armpit(contour, keypoints[shoulder_node], hem_corner, arm.side)
+            shoulder, armpit = keypoints[shoulder_node], keypoints[armpit_node]
+            keypoints[list(sleeve_nodes)] = shoulder + np.arange(1, 9)[:, None] / 9 * (armpit - shoulder)
+        side_nodes = [15, 16] if arm.side < 0 else [21, 20]
+        armpit = keypoints[armpit_node]
+        keypoints[side_nodes] = armpit + np.array(_SIDE_FRACTIONS)[:, None] * (hem_corner - armpit)
+    return keypoints.astype(np.float32)
+
+
+def _body_from_pose(body25: np.ndarray, parse: np.ndarray) -> tuple[_TorsoFrame, list[_Arm]]:
+    """The torso frame and both arms from a BODY_25 pose; undetected arm joints are filled.
+
+    A missing shoulder mirrors the other through the neck. A missing wrist is put back from the arm's skin in
+    the parse (its point farthest from the elbow, less a hand's length), else the arm is straightened; a
+    missing elbow lies halfway to the wrist, else one unit below the shoulder.
+    """
+    joints = np.asarray(body25, dtype=np.float64)
+    if joints.shape != (25, 3) or not np.isfinite(joints).all():
+        raise LandmarkError(f"body25 must be a finite (25, 3) array of (x, y, confidence), got shape {joints.shape}")
+    found = joints[:, 2] > 0
+    points = joints[:, :2]
+    right, left = points[2].copy(), points[5].copy()
+    if not (found[2] or found[5]) or (not (found[2] and found[5]) and not found[1]):
+        raise LandmarkError("body25: the shoulders (joints 2 and 5) are not detected")
+    if not found[2]:
+        right = 2 * points[1] - left
+    elif not found[5]:
+        left = 2 * points[1] - right
+    unit = float(np.linalg.norm(left - right))
+    if unit < 2:
+        raise LandmarkError("body25: the shoulders (joints 2 and 5) coincide")
+    x_axis = (left - right) / unit
+    frame = _TorsoFrame((left + right) / 2, np.stack([x_axis, [-x_axis[1], x_axis[0]]]), unit)
+    arms = []
+    for side, (shoulder, elbow_joint, wrist_joint), skin_label, shoulder_point in (
+            (-1, (2, 3, 4), 15, right), (+1, (5, 6, 7), 14, left)):
+        reliable = joints[[elbow_joint, wrist_joint], 2] >= MIN_JOINT_CONFIDENCE
+        elbow, wrist = points[elbow_joint].copy(), points[wrist_joint].copy()
+        if not reliable[0]:
+            elbow = (shoulder_point + wrist) / 2 if reliable[1] else shoulder_point + unit * frame.axes[1]
+        if not reliable[1]:
+            skin_y, skin_x = np.nonzero(parse == skin_label)
+            skin = np.stack([skin_x, skin_y], axis=1).astype(np.float64)
+            near = skin[np.linalg.norm(skin - elbow, axis=1) < 1.6 * unit]
+            if len(near):
+                tip = near[np.argmax(np.linalg.norm(near - elbow, axis=1))]
+                reach = max(float(np.linalg.norm(tip - elbow)) - 0.25 * unit, 0.0)
+                wrist = elbow + reach * (tip - elbow) / max(np.linalg.norm(tip - elbow), 1e-12)
+            else:
+                wrist = elbow + (elbow - shoulder_point)
+        arms.append(_Arm(side, np.stack([shoulder_point, elbow, wrist]), skin_label))
+    return frame, arms
+
+
+def _bridge_arms(garment: np.ndarray, parse: np.ndarray, frame: _TorsoFrame) -> np.ndarray:
+    """The garment with the arm skin that lies across it filled in: arm pixels (CIHP 14, 15) within 0.7 units
+    of the torso's centre line that have garment both above and below them in their image column (forearms
+    crossed in front of the torso would otherwise cut the garment in two)."""
+    arm = np.isin(parse, _ARM_SKIN_LABELS)
+    garment_above = np.maximum.accumulate(garment, axis=0)
+    garment_below = np.maximum.accumulate(garment[::-1], axis=0)[::-1]
+    columns = np.arange(garment.shape[1], dtype=np.float64)
+    central = np.abs((columns - frame.origin[0]) * frame.axes[0, 0]) < 0.7 * frame.unit  # (W,)
+    return garment | (arm & garment_above & garment_below & central[None, :])
+
+
+_ARM_SKIN_LABELS = (14, 15)  # CIHP left-arm, right-arm
+
+
+def _worn_neckline(contour: _Contour, left_shoulder: np.ndarray, right_shoulder: np.ndarray,
+                   unit: float) -> tuple[int, int, int]:
+    """Contour indices of the neck corners and the centre front of a worn garment.
+
+    Worn, the shoulder seams run level or rise to the shoulders, so the neck corners are no hull points. On the
+    outline over the top from shoulder to shoulder, the centre front is the point deepest below their chord;
+    each neck corner is the point farthest above the chord from its shoulder to the centre front (the corner
+    where the seam turns down into the neckline).
+    """
+    start, end = contour.nearest(left_shoulder), contour.nearest(right_shoulder)
+    top = contour.path(start, end)
+    if len(top) > len(contour) / 2:
+        raise LandmarkError("parse: no neckline between the shoulders of the upper garment")
+    points = contour.points[top]
+    # > 0: below the chord; a neckline running into something else (a forearm) is cut at NECKLINE_DEPTH
+    depth = np.minimum(_signed_side(points, points[0], points[-1]), NECKLINE_DEPTH * unit)
+    centre = int(np.argmax(depth))
+    if centre in (0, len(top) - 1):
+        raise LandmarkError("parse: the upper garment's outline has no neckline between the shoulders")
+    left = int(np.argmax(-_signed_side(points[: centre + 1], points[0], points[centre])))
+    right = centre + int(np.argmax(-_signed_side(points[centre:], points[centre], points[-1])))
+    return int(top[left]), int(top[centre]), int(top[right])
+
+
+def _cuff_reach(parse: np.ndarray, arm: _Arm, frame: _TorsoFrame) -> tuple[np.ndarray, float, bool]:
+    """Where the sleeve ends on one arm: the first point of the bone shoulder -> elbow -> wrist (-> hand) on the
+    arm's own skin. Returns that point, its distance along the bone in units, and whether it is past the
+    elbow. An arm with no skin showing on its bone is covered to the wrist."""
+    hand = arm.joints[2] + 0.2 * frame.unit * _unit_vector(arm.joints[2] - arm.joints[1])
+    bone = np.concatenate([arm.joints, hand[None]])
+    samples, arc = _sample_polyline(bone, step=0.5)
+    labels = _labels_at(parse, samples)
+    own = labels == arm.skin_label
+    starts = np.flatnonzero(own[:-1] & own[1:])  # two samples in a row: no stray pixel
+    upper_length = float(np.linalg.norm(arm.joints[1] - arm.joints[0]))
+    if not len(starts):
+        return arm.joints[2], float(arc[-1]) / frame.unit, True
+    first = int(starts[0])
+    return samples[first], float(arc[first]) / frame.unit, bool(arc[first] > upper_length)
+
+
+def _unit_vector(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _sample_polyline(points: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points (K, 2) every ``step`` pixels along an open polyline (M, 2), and their arc lengths (K,)."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    at = np.arange(0.0, arc[-1] + 1e-9, step)
+    return np.stack([np.interp(at, arc, points[:, 0]), np.interp(at, arc, points[:, 1])], axis=1), at
+
+
+def _labels_at(labels: np.ndarray, points: np.ndarray, outside: int = 0) -> np.ndarray:
+    """Values of ``labels`` (H, W) at the pixels nearest ``points`` (..., 2); ``outside`` off the image."""
+    height, width = labels.shape
+    columns, rows = np.round(points[..., 0]).astype(np.int64), np.round(points[..., 1]).astype(np.int64)
+    inside = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+    values = np.full(points.shape[:-1], outside, dtype=labels.dtype)
+    values[inside] = labels[rows[inside], columns[inside]]
+    return values
+
+
+def _ray_exits(mask: np.ndarray, starts: np.ndarray, directions: np.ndarray, max_length: float) -> np.ndarray:
+    """Distance (K,) from each start (K, 2) along its unit direction (K, 2) to the first pixel off ``mask``;
+    ``inf`` if the ray stays on the mask for ``max_length``. Samples every half pixel."""
+    steps = np.arange(0.0, max_length + 0.5, 0.5)  # (S,)
+    samples = starts[:, None, :] + steps[None, :, None] * directions[:, None, :]  # (K, S, 2)
+    off = ~_labels_at(mask, samples, outside=False)
+    first_off = np.where(off.any(axis=1), off.argmax(axis=1), -1)
+    return np.where(first_off >= 0, steps[np.maximum(first_off, 0)], np.inf)
+
+
+def _last_inside(mask: np.ndarray, start: np.ndarray, direction: np.ndarray, max_length: float) -> np.ndarray:
+    """The farthest point on ``mask`` along the ray from ``start`` (2,) in ``direction`` (2,), within
+    ``max_length`` pixels; ``start`` itself if the ray never touches the mask."""
+    direction = _unit_vector(np.asarray(direction, dtype=np.float64))
+    steps = np.arange(0.0, max_length + 0.5, 0.5)
+    samples = start + steps[:, None] * direction
+    inside = np.flatnonzero(_labels_at(mask, samples, outside=False))
+    return samples[inside[-1]] if len(inside) else np.asarray(start, dtype=np.float64)
+
+
+def _worn_armpit(contour: _Contour, frame: _TorsoFrame, side: int) -> np.ndarray:
+    """The armpit of a sleeved side: the deepest concavity of the outline within 0.2 units of
+    ``ARMPIT_PRIOR`` (an arm held away from the body), else the prior itself."""
+    prior = frame.to_image([side * ARMPIT_PRIOR[0], ARMPIT_PRIOR[1]])
+    defects = _convexity_defects(contour.points)
+    far = contour.points[defects[:, 2]]
+    near = (np.linalg.norm(far - prior, axis=1) < 0.2 * frame.unit) & (defects[:, 3] >= 0.04 * frame.unit)
+    if not near.any():
+        return prior
+    return far[np.flatnonzero(near)[np.argmax(defects[near, 3])]]
+
+
+def _worn_sleeve(garment: np.ndarray, arm: _Arm, frame: _TorsoFrame, shoulder: np.ndarray, armpit: np.ndarray,
+                 cuff: np.ndarray, sleeve: str) -> np.ndarray:
+    """The eight nodes of a worn sleeve (the order of 6..13): outer-edge nodes, cuff outer, cuff inner,
+    inner-edge nodes, on cross-sections of the axis armhole centre -> elbow -> wrist."""
+    axis_path = np.stack([(shoulder + armpit) / 2, arm.joints[1], arm.joints[2]])
+    bones = np.diff(axis_path, axis=0)
+    bone_lengths = np.maximum(np.linalg.norm(bones, axis=1), 1e-6)
+    knots = np.concatenate([[0.0], np.cumsum(bone_lengths)])
+    cuff_station = _project_on_polyline(axis_path, cuff)
+    if sleeve == "long":
+        upper = min(bone_lengths[0], 0.9 * cuff_station)
+        stations = np.array([upper / 2, upper, (upper + cuff_station) / 2, cuff_station])
+    else:
+        stations = cuff_station * np.array([0.25, 0.5, 0.75, 1.0])
+    centres = np.stack([np.interp(stations, knots, axis_path[:, k]) for k in range(2)], axis=1)  # (4, 2)
+    directions = bones / bone_lengths[:, None]
+    axes = directions[(stations > bone_lengths[0] + 1e-9).astype(int)]  # (4, 2)
+    at_elbow = np.isclose(stations, bone_lengths[0])
+    bisector = directions[0] + directions[1]
+    if np.linalg.norm(bisector) > 1e-6:
+        axes[at_elbow] = bisector / np.linalg.norm(bisector)
+    normals = arm.side * np.stack([-axes[:, 1], axes[:, 0]], axis=1) * -1  # toward the outer edge
+    # Measure the cuff a little inside the sleeve, not on the line where the skin starts.
+    probes = centres.copy()
+    probes[-1] -= axes[-1] * min(2.0, 0.25 * cuff_station)
+    max_half = 0.45 * frame.unit
+    outer = _ray_exits(garment, probes, normals, max_half)
+    inner = _ray_exits(garment, probes, -normals, max_half)
+    outer, inner = _mirror_blocked_edges(outer, inner, 0.22 * frame.unit)
+    outer_nodes = centres + outer[:, None] * normals
+    inner_nodes = centres - inner[:, None] * normals
+    return np.concatenate([outer_nodes, inner_nodes[::-1]])
+
+
+def _mirror_blocked_edges(outer: np.ndarray, inner: np.ndarray, default: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edge distances (K,) of a sleeve's cross-sections with the blocked ones replaced.
+
+    A side is blocked when its ray ran into more garment: no exit (``inf``) or more than twice the other side.
+    It takes the other side's distance; where both are blocked, the median of the sections with a clear side,
+    else ``default``.
+    """
+    outer_blocked = ~np.isfinite(outer) | (outer > 2 * inner + 2)
+    inner_blocked = ~np.isfinite(inner) | (inner > 2 * outer + 2)
+    clear = np.concatenate([outer[~outer_blocked], inner[~inner_blocked]])
+    fallback = float(np.median(clear)) if len(clear) else default
+    both = outer_blocked & inner_blocked
+    new_outer = np.where(outer_blocked, np.where(both, fallback, inner), outer)
+    new_inner = np.where(inner_blocked, np.where(both, fallback, outer), inner)
+    return new_outer, new_inner
+
+
+def _project_on_polyline(points: np.ndarray, point: np.ndarray) -> float:
+    """Arc length along the open polyline ``points`` (M, 2) of its point closest to ``point`` (2,)."""
+    starts, ends = points[:-1], points[1:]
+    segments = ends - starts
+    lengths2 = np.maximum((segments ** 2).sum(axis=1), 1e-12)
+    t = np.clip(((point - starts) * segments).sum(axis=1) / lengths2, 0.0, 1.0)
+    distances = np.linalg.norm(starts + t[:, None] * segments - point, axis=1)
+    best = int(np.argmin(distances))
+    arc = np.concatenate([[0.0], np.cumsum(np.sqrt(lengths2))])
+    return float(arc[best] + t[best] * np.sqrt(lengths2[best]))
+
+
+def _worn_hem(torso: np.ndarray, frame: _TorsoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hem corners (image left, image right) and hem centre of the garment without its sleeves.
+
+    The torso part is what is left after an opening (0.05 units), in pieces of at least 2% of the largest
+    (sleeves across the body may cut it), within 0.8 units of the centre line. The corners are its extreme
+    points down-and-out in the torso frame, the centre its lowest point on the centre line.
+    """
+    size = max(3, int(round(0.05 * frame.unit)) | 1)
+    opened = cv2.morphologyEx(torso.astype(np.uint8), cv2.MORPH_OPEN, np.ones((size, size), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=4)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if not len(areas):
+        raise LandmarkError("parse: nothing of the upper garment is left beside its sleeves (no torso part)")
+    kept = np.flatnonzero(areas >= 0.02 * areas.max()) + 1
+    body = np.isin(labels, kept)
+    rows, columns = np.nonzero(body)
+    pixels = np.stack([columns, rows], axis=1).astype(np.float64)
+    local = frame.to_frame(pixels)
+    central = np.abs(local[:, 0]) < 0.8
+    pixels, local = pixels[central], local[central]
+    left = pixels[np.argmax(local @ np.array([-1.0, 1.0]))]
+    right = pixels[np.argmax(local @ np.array([1.0, 1.0]))]
+    down = _unit_vector(np.array([-(right - left)[1], (right - left)[0]]))  # perpendicular to the hem, downward
+    centre = _last_inside(body, (left + right) / 2 - 0.5 * frame.unit * down, down, frame.unit)
+    return left, right, centre
+
+
+def _sleeveless_armpit(contour: _Contour, shoulder: np.ndarray, hem_corner: np.ndarray, side: int) -> np.ndarray:
+    """The armpit of a sleeveless side: the outline point between shoulder and hem corner farthest out of
+    their chord (the corner where the armhole meets the side)."""
+    start, end = contour.nearest(shoulder), contour.nearest(hem_corner)
+    path = contour.path(end, start) if side < 0 else contour.path(start, end)
+    points = contour.points[path]
+    return points[_farthest_outside(points, shoulder, hem_corner, side)]
 
 
 # Overlay colours (RGB) per garment part: neckline, image-left sleeve, image-right sleeve, body.
