@@ -79,8 +79,10 @@ def dense_semgcn(layer: SemGraphConv, x: torch.Tensor) -> torch.Tensor:
     """The layer's equation written with a dense N x N weight matrix."""
     n = layer.num_nodes
     logits = torch.full((n, n), float("-inf"))
-    source, target = layer.edges_and_loops
-    logits[target, source] = layer.edge_logit.detach()  # row i: weights of the edges j -> i
+    source, target = layer.edge_index
+    num_edges = source.numel()
+    logits[target, source] = layer.edge_logit.detach()[:num_edges]  # row i: weights of the edges j -> i
+    logits[range(n), range(n)] = layer.edge_logit.detach()[num_edges:]
     alpha = logits.softmax(dim=1)
     diag = torch.diagonal(alpha)
     w0, w1 = layer.lin_self.weight.detach(), layer.lin_neighbour.weight.detach()
@@ -99,10 +101,11 @@ def test_semgcn_layer_matches_dense_equation():
 
 def test_semgcn_untrained_weights_average_the_neighbourhood():
     layer = SemGraphConv(1, 1, edge_index(((0, 1), (1, 2))), num_nodes=3)
-    alpha = layer.edge_weights()
-    sums = torch.zeros(3).index_add_(0, layer.edges_and_loops[1], alpha)
+    alpha_edge, alpha_self = layer.edge_weights()
+    sums = alpha_self + torch.zeros(3).index_add_(0, layer.edge_index[1], alpha_edge)
     torch.testing.assert_close(sums, torch.ones(3))
-    assert torch.allclose(alpha[layer.edges_and_loops[1] == 1], torch.full((3,), 1 / 3))
+    torch.testing.assert_close(alpha_edge[layer.edge_index[1] == 1], torch.full((2,), 1 / 3))
+    torch.testing.assert_close(alpha_self, torch.tensor([1 / 2, 1 / 3, 1 / 2]))
 
 
 def test_semgcn_is_permutation_equivariant():

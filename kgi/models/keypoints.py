@@ -99,8 +99,9 @@ class SemGraphConv(MessagePassing):
     (initialised to 0, so an untrained layer averages over the neighbourhood), a weight :math:`\mathbf{W}_0` for
     the node itself and :math:`\mathbf{W}_1` shared by its neighbours.
 
-    The graph is fixed at construction because the edge weights belong to its edges. Node features are dense,
-    ``(..., N, C)``: any leading batch dimensions share the graph.
+    ``message`` weighs the neighbours' :math:`\mathbf{W}_1\mathbf{x}_j` along the edges; ``update`` adds the
+    self-loop term and the bias to their sum. The graph is fixed at construction because the edge weights belong
+    to its edges. Node features are dense, ``(..., N, C)``: any leading batch dimensions share the graph.
 
     Args:
         in_channels: input features per node.
@@ -118,34 +119,35 @@ class SemGraphConv(MessagePassing):
             raise ValueError("edge_index must not contain self loops: the layer adds its own")
         if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
             raise ValueError(f"edge_index refers to nodes outside 0..{num_nodes - 1}")
-        self_loops = torch.arange(num_nodes).repeat(2, 1)  # (2, N)
         # The graph is part of the architecture, not of the weights: kept out of the state dict.
-        self.register_buffer("edges_and_loops", torch.cat([edge_index.long(), self_loops], dim=1),
-                             persistent=False)  # (2, E + N)
-        self.register_buffer("is_self_loop", torch.cat([torch.zeros(edge_index.size(1), dtype=torch.bool),
-                                                        torch.ones(num_nodes, dtype=torch.bool)]), persistent=False)
+        self.register_buffer("edge_index", edge_index.long(), persistent=False)  # (2, E)
+        # Target node of every weight m: the E edges, then the N self loops.
+        self.register_buffer("weight_target", torch.cat([edge_index[1].long(), torch.arange(num_nodes)]),
+                             persistent=False)  # (E + N,)
         self.num_nodes = num_nodes
-        self.edge_logit = nn.Parameter(torch.zeros(edge_index.size(1) + num_nodes))  # m_ij, then m_ii
+        self.edge_logit = nn.Parameter(torch.zeros(edge_index.size(1) + num_nodes))  # m_ij (E), then m_ii (N)
         self.lin_self = nn.Linear(in_channels, out_channels, bias=False)  # W_0
         self.lin_neighbour = nn.Linear(in_channels, out_channels, bias=False)  # W_1
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
-    def edge_weights(self) -> torch.Tensor:
-        """The normalised weights alpha, one per column of ``edges_and_loops``: (E + N,)."""
-        return softmax(self.edge_logit, self.edges_and_loops[1], num_nodes=self.num_nodes)
+    def edge_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised weights: alpha_ij per edge of ``edge_index`` (E,) and alpha_ii per node (N,)."""
+        alpha = softmax(self.edge_logit, self.weight_target, num_nodes=self.num_nodes)
+        return alpha[: self.edge_index.size(1)], alpha[self.edge_index.size(1):]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (..., N, in_channels) node features. Returns (..., N, out_channels)."""
-        return self.propagate(self.edges_and_loops, x_self=self.lin_self(x),
-                              x_neighbour=self.lin_neighbour(x), alpha=self.edge_weights())
+        alpha_edge, alpha_self = self.edge_weights()
+        return self.propagate(self.edge_index, x=self.lin_neighbour(x), alpha=alpha_edge,
+                              x_self=self.lin_self(x), alpha_self=alpha_self)
 
-    def message(self, x_self_j: torch.Tensor, x_neighbour_j: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        # x_*_j: (..., E + N, out) features of each edge's source node; alpha: (E + N,)
-        source = torch.where(self.is_self_loop.unsqueeze(-1), x_self_j, x_neighbour_j)
-        return alpha.unsqueeze(-1) * source
+    def message(self, x_j: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        # x_j: (..., E, out) W_1 x_j of each edge's source node; alpha: (E,)
+        return alpha.unsqueeze(-1) * x_j
 
-    def update(self, aggr_out: torch.Tensor) -> torch.Tensor:
-        return aggr_out + self.bias
+    def update(self, aggr_out: torch.Tensor, x_self: torch.Tensor, alpha_self: torch.Tensor) -> torch.Tensor:
+        # aggr_out: (..., N, out) the neighbour sum; the self-loop term alpha_ii W_0 x_i and the bias join here.
+        return aggr_out + alpha_self.unsqueeze(-1) * x_self + self.bias
 
 
 class GraphConvBlock(nn.Module):
