@@ -258,9 +258,9 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     rgb = np.asarray(cloth_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise LandmarkError(f"cloth_rgb must be an (H, W, 3) RGB image, got shape {rgb.shape}")
+    if np.shape(cloth_mask) != rgb.shape[:2]:
+        raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
     mask = _check_mask(cloth_mask, "cloth_mask")
-    if mask.shape != rgb.shape[:2]:
-        raise LandmarkError(f"cloth_mask has size {mask.shape} but cloth_rgb has {rgb.shape[:2]}")
     contour = _outer_contour(mask, "cloth_mask")
     garment_height = float(np.ptp(contour.points[:, 1]))
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
@@ -795,6 +795,8 @@ def _worn_sleeve(garment: np.ndarray, arm: _Arm, frame: _TorsoFrame, shoulder: n
     max_half = 0.45 * frame.unit
     outer = _ray_exits(garment, probes, normals, max_half)
     inner = _ray_exits(garment, probes, -normals, max_half)
+    off_garment = ~_labels_at(garment, probes, outside=False)  # the parse lost the sleeve here: no measure
+    outer[off_garment], inner[off_garment] = np.inf, np.inf
     outer, inner = _mirror_blocked_edges(outer, inner, 0.22 * frame.unit)
     outer_nodes = centres + outer[:, None] * normals
     inner_nodes = centres - inner[:, None] * normals
@@ -833,8 +835,8 @@ def _project_on_polyline(points: np.ndarray, point: np.ndarray) -> float:
 def _worn_hem(torso: np.ndarray, frame: _TorsoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hem corners (image left, image right) and hem centre of the garment without its sleeves.
 
-    The torso part is what is left after an opening (0.05 units), in pieces of at least 2% of the largest
-    (sleeves across the body may cut it), within 0.8 units of the centre line. The corners are its extreme
+    The torso part is what is left after an opening (0.05 units): the largest piece and pieces at least 0.4
+    units wide with 2% of its area (sleeves across the body may cut it), within 0.8 units of the centre line. The corners are its extreme
     points down-and-out in the torso frame, the centre its lowest point on the centre line.
     """
     size = max(3, int(round(0.05 * frame.unit)) | 1)
@@ -843,7 +845,8 @@ def _worn_hem(torso: np.ndarray, frame: _TorsoFrame) -> tuple[np.ndarray, np.nda
     areas = stats[1:, cv2.CC_STAT_AREA]
     if not len(areas):
         raise LandmarkError("parse: nothing of the upper garment is left beside its sleeves (no torso part)")
-    kept = np.flatnonzero(areas >= 0.02 * areas.max()) + 1
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    kept = np.flatnonzero((areas == areas.max()) | ((areas >= 0.02 * areas.max()) & (widths >= 0.4 * frame.unit))) + 1
     body = np.isin(labels, kept)
     rows, columns = np.nonzero(body)
     pixels = np.stack([columns, rows], axis=1).astype(np.float64)

@@ -1,0 +1,250 @@
+"""Garment landmark extraction on real components: synthetic VITON-HD pairs written by the generator and read back
+by the reader, their mirror images, the genuine VITON-HD pair, broken inputs, and the ``kgi landmarks`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kgi.cli import CommandError
+from kgi.commands.landmarks import run as run_landmarks
+from kgi.data.synth import generate
+from kgi.data.vitonhd import VitonHD
+from kgi.graphs import NUM_GARMENT_NODES
+from kgi.landmarks import (
+    UPPER_GARMENT_LABELS,
+    FlatLandmarks,
+    LandmarkError,
+    flat_garment_keypoints,
+    overlay,
+    worn_garment_keypoints,
+)
+from kgi.models.keypoints import GARMENT_MIRROR
+
+HEIGHT = 256
+# The goals: mean keypoint distance as a fraction of the image height.
+FLAT_GOAL, WORN_GOAL = 0.03, 0.05
+# BODY_25 joints and CIHP labels that trade places in a mirror image.
+BODY25_MIRROR = (0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24, 19, 20, 21)
+CIHP_MIRROR = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 14, 17, 16, 19, 18], dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> str:
+    """A generated dataset: 16 held-out test pairs at 256 x 192, with ground-truth landmarks."""
+    root = tmp_path_factory.mktemp("synth") / "data"
+    generate(str(root), n_train=1, n_test=16, height=HEIGHT, seed=5, progress=False)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def samples(synthetic_root):
+    dataset = VitonHD(synthetic_root, split="test", mode="paired")
+    return [dataset[i] for i in range(len(dataset))]
+
+
+@pytest.fixture(scope="module")
+def extracted(samples):
+    """(flat, worn) landmarks of every synthetic sample."""
+    return [(flat_garment_keypoints(s.cloth, s.cloth_mask), worn_garment_keypoints(s.parse, s.pose))
+            for s in samples]
+
+
+def mean_error(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(np.linalg.norm(pred - target, axis=1).mean() / HEIGHT)
+
+
+# --- synthetic pairs: accuracy, sleeve types, sides -------------------------------------------------------------
+
+
+def test_synthetic_split_covers_every_case(samples):
+    assert {s.sleeve for s in samples} == {"long", "short", "none"}
+    assert any("crossed_arms" in s.tags for s in samples)
+
+
+def test_errors_under_the_goals(samples, extracted):
+    flat = [mean_error(f.keypoints, s.cloth_keypoints) for s, (f, _) in zip(samples, extracted)]
+    worn = [mean_error(w, s.worn_keypoints) for s, (_, w) in zip(samples, extracted)]
+    assert np.mean(flat) < FLAT_GOAL, flat
+    assert np.mean(worn) < WORN_GOAL, worn
+    crossed = [error for s, error in zip(samples, worn) if "crossed_arms" in s.tags]
+    assert np.mean(crossed) < WORN_GOAL, crossed
+    # No pair fails outright: every one stays within twice the goal.
+    assert max(flat) < 2 * FLAT_GOAL and max(worn) < 2 * WORN_GOAL, (flat, worn)
+
+
+def test_output_types(extracted):
+    flat, worn = extracted[0]
+    assert isinstance(flat, FlatLandmarks)
+    assert flat.keypoints.shape == worn.shape == (NUM_GARMENT_NODES, 2)
+    assert flat.keypoints.dtype == worn.dtype == np.float32
+
+
+def test_sleeve_type_detected(samples, extracted):
+    assert [f.sleeve for f, _ in extracted] == [s.sleeve for s in samples]
+
+
+def test_flat_left_is_image_left(extracted):
+    for flat, _ in extracted:
+        kp = flat.keypoints
+        assert kp[0, 0] < kp[2, 0] < kp[4, 0]  # neckline runs image left to right
+        assert kp[5, 0] < kp[31, 0] and kp[14, 0] < kp[22, 0] and kp[17, 0] < kp[19, 0]
+        assert kp[6:14, 0].mean() < kp[23:31, 0].mean()
+
+
+def _distance_to_bone(points: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """Distance (N,) of points (N, 2) to the polyline ``bone`` (3, 2)."""
+    distances = []
+    for start, end in zip(bone[:-1], bone[1:]):
+        t = np.clip((points - start) @ (end - start) / max((end - start) @ (end - start), 1e-9), 0, 1)
+        distances.append(np.linalg.norm(points - (start + t[:, None] * (end - start)), axis=1))
+    return np.min(distances, axis=0)
+
+
+def test_worn_sleeves_follow_their_arms(samples, extracted):
+    """Nodes 6-13 follow the person's right arm (BODY_25 2-3-4), 23-30 the left arm (5-6-7)."""
+    for sample, (flat, worn) in zip(samples, extracted):
+        if sample.sleeve == "none":
+            continue
+        right_arm, left_arm = sample.pose[[2, 3, 4], :2], sample.pose[[5, 6, 7], :2]
+        if (sample.pose[[2, 3, 4, 5, 6, 7], 2] == 0).any():
+            continue  # an undetected joint: no bone to compare with
+        assert _distance_to_bone(worn[6:14], right_arm).mean() < _distance_to_bone(worn[6:14], left_arm).mean()
+        assert _distance_to_bone(worn[23:31], left_arm).mean() < _distance_to_bone(worn[23:31], right_arm).mean()
+
+
+def test_mirror_image_gives_mirrored_keypoints(samples, extracted):
+    """A horizontally flipped garment and person give the same keypoints, flipped and renumbered."""
+    for sample, (flat, worn) in list(zip(samples, extracted))[:6]:
+        width = sample.size[1]
+        flip = np.array([-1.0, 1.0])
+        shift = np.array([width - 1.0, 0.0])
+        mirrored_flat = flat_garment_keypoints(sample.cloth[:, ::-1], sample.cloth_mask[:, ::-1])
+        pose = sample.pose[list(BODY25_MIRROR)].copy()
+        pose[:, 0] = np.where(pose[:, 2] > 0, width - 1 - pose[:, 0], 0)
+        mirrored_worn = worn_garment_keypoints(CIHP_MIRROR[sample.parse[:, ::-1]], pose)
+        assert mirrored_flat.sleeve == flat.sleeve
+        back_flat = (shift + flip * mirrored_flat.keypoints)[list(GARMENT_MIRROR)]
+        back_worn = (shift + flip * mirrored_worn)[list(GARMENT_MIRROR)]
+        assert mean_error(back_flat, flat.keypoints) < 0.005
+        assert mean_error(back_worn, worn) < 0.01
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+
+def test_empty_and_full_masks_are_errors():
+    rgb = np.full((64, 48, 3), 255, dtype=np.uint8)
+    with pytest.raises(LandmarkError, match="cloth_mask is empty"):
+        flat_garment_keypoints(rgb, np.zeros((64, 48), dtype=bool))
+    with pytest.raises(LandmarkError, match="covers the whole image"):
+        flat_garment_keypoints(rgb, np.ones((64, 48), dtype=bool))
+    with pytest.raises(LandmarkError, match="cloth_rgb"):
+        flat_garment_keypoints(rgb[..., 0], np.ones((64, 48), dtype=bool))
+    with pytest.raises(LandmarkError, match="size"):
+        flat_garment_keypoints(rgb, np.zeros((32, 48), dtype=bool))
+
+
+def test_parse_without_garment_or_pose_without_shoulders_is_an_error(samples):
+    sample = samples[0]
+    no_garment = np.where(np.isin(sample.parse, UPPER_GARMENT_LABELS), 0, sample.parse).astype(np.uint8)
+    with pytest.raises(LandmarkError, match="no upper garment"):
+        worn_garment_keypoints(no_garment, sample.pose)
+    no_shoulders = sample.pose.copy()
+    no_shoulders[[1, 2, 5]] = 0
+    with pytest.raises(LandmarkError, match="shoulders"):
+        worn_garment_keypoints(sample.parse, no_shoulders)
+    with pytest.raises(LandmarkError, match="body25"):
+        worn_garment_keypoints(sample.parse, sample.pose[:18])
+    with pytest.raises(LandmarkError, match="parse"):
+        worn_garment_keypoints(sample.parse[None], sample.pose)
+
+
+# --- the genuine VITON-HD pair -----------------------------------------------------------------------------------
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    grown = mask.copy()
+    for _ in range(pixels):
+        grown[1:] |= grown[:-1]
+        grown[:-1] |= grown[1:]
+        grown[:, 1:] |= grown[:, :-1]
+        grown[:, :-1] |= grown[:, 1:]
+    return grown
+
+
+def _inside(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    columns, rows = np.round(points).astype(int).T
+    return mask[rows.clip(0, mask.shape[0] - 1), columns.clip(0, mask.shape[1] - 1)]
+
+
+def test_genuine_sample(vitonhd_sample):
+    paired = VitonHD(vitonhd_sample, split="test", mode="paired")[0]
+    unpaired = VitonHD(vitonhd_sample, split="test", mode="unpaired")[0]
+    for cloth, mask, sleeve in ((paired.cloth, paired.cloth_mask, "long"),
+                                (unpaired.cloth, unpaired.cloth_mask, "short")):
+        flat = flat_garment_keypoints(cloth, mask)
+        assert flat.sleeve == sleeve  # the black long-sleeve top, the striped t-shirt
+        assert _inside(_dilate(mask, 3), flat.keypoints).all()
+        assert flat.keypoints[5, 0] < flat.keypoints[31, 0]
+    worn = worn_garment_keypoints(paired.parse, paired.pose)
+    garment = np.isin(paired.parse, UPPER_GARMENT_LABELS)
+    # The parse lost the lower half of the image-right sleeve (labelled pants and hand), so its nodes 25-28
+    # may leave the garment region; they stay within 5% of the height of the person's garment and arms.
+    lost = [25, 26, 27, 28]
+    seen = [node for node in range(NUM_GARMENT_NODES) if node not in lost]
+    assert _inside(_dilate(garment, 10), worn[seen]).all()
+    person = _dilate(np.isin(paired.parse, UPPER_GARMENT_LABELS + (14, 15)), int(0.05 * paired.size[0]))
+    assert _inside(person, worn[lost]).all()
+    assert worn[9, 1] > worn[7, 1] > worn[5, 1]  # the image-left sleeve hangs down to the cuff
+
+
+# --- drawing and the command ---------------------------------------------------------------------------------------
+
+
+def test_overlay_draws_without_touching_the_input(samples, extracted):
+    image = samples[0].person
+    before = image.copy()
+    drawn = overlay(image, extracted[0][1])
+    np.testing.assert_array_equal(image, before)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    assert (drawn != image).any(axis=2).mean() > 0.01
+    with pytest.raises(LandmarkError, match="keypoints"):
+        overlay(image, extracted[0][1][:10])
+
+
+def test_command_writes_files_and_scores(synthetic_root, samples, extracted, tmp_path, capsys):
+    out = tmp_path / "landmarks"
+    args = argparse.Namespace(root=synthetic_root, split="test", out=out, eval=True, limit=None)
+    assert run_landmarks(args) == 0
+    table = capsys.readouterr().out
+    assert f"wrote landmarks of {len(samples)} pairs" in table
+    rows = {line.split("  ")[0]: line.split()[-4:] for line in table.splitlines()[2:]}
+    assert {"all", "sleeve long", "sleeve short", "sleeve none", "crossed arms"} <= set(rows)
+    n, flat_error, worn_error, accuracy = rows["all"]
+    assert int(n) == len(samples) and accuracy == "100.0%"
+    assert float(flat_error.rstrip("%")) < 100 * FLAT_GOAL and float(worn_error.rstrip("%")) < 100 * WORN_GOAL
+    for sample, (flat, worn) in zip(samples, extracted):
+        stem = sample.person_name.removesuffix(".jpg")
+        cloth_doc = json.loads((out / "cloth-landmark-json" / f"{stem}.json").read_text())
+        image_doc = json.loads((out / "image-landmark-json" / f"{stem}.json").read_text())
+        assert (cloth_doc["width"], cloth_doc["height"], cloth_doc["sleeve"]) == (HEIGHT * 3 // 4, HEIGHT,
+                                                                                   flat.sleeve)
+        np.testing.assert_allclose(cloth_doc["keypoints"], flat.keypoints, atol=0.01)
+        np.testing.assert_allclose(image_doc["keypoints"], worn, atol=0.01)
+        picture = np.array(Image.open(out / "overlay" / f"{stem}.png"))
+        assert picture.shape == (HEIGHT, 2 * (HEIGHT * 3 // 4), 3)
+    assert len(list((out / "overlay").iterdir())) == len(samples)
+    args.limit, args.out = 2, tmp_path / "two"
+    assert run_landmarks(args) == 0
+    assert len(list((args.out / "overlay").iterdir())) == 2
+
+
+def test_command_user_errors(tmp_path):
+    with pytest.raises(CommandError, match="missing"):
+        run_landmarks(argparse.Namespace(root=str(tmp_path / "nowhere"), split="test", out=tmp_path / "out",
+                                         eval=False, limit=None))
