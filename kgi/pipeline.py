@@ -63,6 +63,7 @@ class VersionInfo:
     inpaint_height: int = 128
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     description: str = ""
+    provenance: dict = field(default_factory=dict)  # stage -> where its weights came from (run, step, data)
 
     @classmethod
     def read(cls, directory: Path) -> "VersionInfo":
@@ -106,6 +107,12 @@ class StageTwoOutput:
     warped_garment: torch.Tensor  # (B, 3, H, W) [0, 1]
     recomposed: torch.Tensor  # (B, 3, H, W) [0, 1]
     keep_mask: torch.Tensor  # (B, 1, H, W) {0, 1}
+
+
+def warp_options(warp_fn, height: int) -> dict:
+    """Resolution-dependent warp options: KGI's 1-pixel segment margin is for 1024-pixel images, so it scales
+    with the height (at 256 rows a full pixel would cost about 7% of the garment's coverage)."""
+    return {"shrink_px": height / 1024} if warp_fn is warp_five_segments else {}
 
 
 def _images(arrays: list[np.ndarray], device) -> torch.Tensor:
@@ -209,7 +216,7 @@ class TryOnPipeline:
         cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
-                       upper_mask=(target_parse13 == UPPER)[:, None].float())
+                       upper_mask=(target_parse13 == UPPER)[:, None].float(), **warp_options(warp_fn, height))
         person = _images([s.person for s in samples], self.device)
         recomposition = recompose(person, parse13, target_parse13, warp)
         return StageTwoOutput(target_parse13, warp.garment, recomposition.image, recomposition.keep_mask)

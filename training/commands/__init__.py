@@ -1,0 +1,1 @@
+"""``kgi`` subcommands that need Ray for training (see ``kgi.cli``)."""

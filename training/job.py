@@ -1,0 +1,73 @@
+"""Launching a training run on the Ray cluster: Ray Data pipeline in, ``TorchTrainer`` run, metrics plot out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ray
+import ray.data
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from training.config import TrainConfig
+from training.fs import arrow_filesystem
+from training.loop import HISTORY_FILE, train_loop_per_worker
+from training.tasks import TASKS
+
+
+def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
+    """The ``train`` split of ``cfg.data`` as a Ray Dataset of model-ready columns.
+
+    Decoding, resizing, augmentation and sketch drawing run here, as CPU ``map_batches`` stages that Ray Data
+    streams ahead of the training workers, so the workers (GPUs) never wait on them.
+    """
+    filesystem, path = arrow_filesystem(cfg.data)
+    task = TASKS[cfg.model](cfg)
+    rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
+    return rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+
+
+def run(cfg: TrainConfig) -> ray.train.Result:
+    """Train ``cfg.model``; rerunning with the same ``run_name`` and ``storage_path`` resumes the run."""
+    filesystem, storage = arrow_filesystem(cfg.storage_path)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker}),
+        run_config=RunConfig(name=cfg.run_name, storage_path=storage, storage_filesystem=filesystem,
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+        datasets={"train": training_dataset(cfg)},
+    )
+    return trainer.fit()
+
+
+def read_history(checkpoint: ray.train.Checkpoint) -> list[dict]:
+    """Per-step metrics stored in a checkpoint (the whole run up to that checkpoint)."""
+    with checkpoint.as_directory() as directory:
+        return [json.loads(line) for line in (Path(directory) / HISTORY_FILE).read_text().splitlines()]
+
+
+def plot_history(history: list[dict], path: Path, title: str) -> None:
+    """Loss, samples/s and data-wait fraction per step, one panel each, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    panels = [("loss", "loss"), ("samples_per_s", "samples / s"), ("data_wait_fraction", "data-wait fraction")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (key, label) in zip(axes, panels):
+        ax.plot(steps, [h[key] for h in history], lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

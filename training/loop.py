@@ -1,0 +1,119 @@
+"""The training loop every Ray Train worker runs, the same for the three models.
+
+A model is plugged in through a ``training.tasks.Task``: it builds the model, turns shard rows into tensors
+(a CPU Ray Data stage, run before the data reaches the worker) and computes the loss. This module owns the rest:
+data-parallel wrapping, mixed precision, EMA, checkpoints with resume, and per-step metrics.
+
+A checkpoint directory holds::
+
+    model/                  the model in its own save format (safetensors + JSON config), ready to export
+    ema/                    the EMA weights in the same format, when EMA is on
+    training_state.pt       optimizer / scaler state and the step (loaded with ``weights_only=True``)
+    history.jsonl           one line of metrics per step since the run began (kept across resumes)
+    train_config.json       the run's TrainConfig
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import ray.train
+import ray.train.torch
+from training.config import TrainConfig
+from training.tasks import TASKS
+
+STATE_FILE = "training_state.pt"
+HISTORY_FILE = "history.jsonl"
+CONFIG_FILE = "train_config.json"
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint."""
+    cfg = TrainConfig(**config)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(cfg.seed)
+    task = TASKS[cfg.model](cfg)
+    device = ray.train.torch.get_device()
+
+    model = task.build_model()
+    step, history, optimizer_state, ema_weights = 0, [], None, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            directory = Path(directory)
+            model.load_state_dict(task.load_model(directory / "model").state_dict())
+            ema_weights = task.load_model(directory / "ema").state_dict() if (directory / "ema").exists() else None
+            optimizer_state = torch.load(directory / STATE_FILE, weights_only=True)
+            step = int(optimizer_state["step"])
+            history = [json.loads(line) for line in (directory / HISTORY_FILE).read_text().splitlines()]
+    model = ray.train.torch.prepare_model(model)  # moves to the device, wraps in DDP when world > 1
+
+    ema = None
+    if cfg.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            _unwrap(model), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay))
+        if ema_weights is not None:
+            ema.module.load_state_dict(ema_weights)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    use_amp = device.type == "cuda" and cfg.precision != "fp32"
+    amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(enabled=use_amp and cfg.precision == "fp16")
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state["optimizer"])
+        scaler.load_state_dict(optimizer_state["scaler"])
+
+    shard = ray.train.get_dataset_shard("train")
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + step)
+    while step < cfg.steps:
+        batches = iter(shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device))
+        wait_start = time.perf_counter()
+        for batch in batches:
+            data_wait = time.perf_counter() - wait_start
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                loss, parts = task.loss(model, batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if ema is not None:
+                ema.update_parameters(_unwrap(model))
+            step += 1
+            step_time = time.perf_counter() - wait_start
+            history.append({"step": step, "loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()},
+                            "samples_per_s": cfg.batch_size * world / step_time,
+                            "data_wait_fraction": data_wait / step_time})
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _report(task, _unwrap(model), ema, optimizer, scaler, step, history, rank)
+            if step >= cfg.steps:
+                break
+            wait_start = time.perf_counter()
+
+
+def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict], rank: int) -> None:
+    """Report the latest metrics with a checkpoint written by rank 0 (other ranks report metrics only)."""
+    recent = history[-min(len(history), 20):]
+    metrics = {key: sum(h[key] for h in recent) / len(recent) for key in recent[-1] if key != "step"}
+    metrics["step"] = step
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        directory = Path(directory)
+        task.save_model(model, directory / "model")
+        if ema is not None:
+            task.save_model(ema.module, directory / "ema")
+        torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step},
+                   directory / STATE_FILE)
+        (directory / HISTORY_FILE).write_text("".join(json.dumps(h) + "\n" for h in history))
+        (directory / CONFIG_FILE).write_text(json.dumps(task.cfg.to_dict(), indent=1))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
