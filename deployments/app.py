@@ -9,8 +9,7 @@ The ingress picks ``v`` per request (A/B routing) and awaits each stage in turn 
 Run it from a config file, which sets each deployment's resources, replicas and batching
 (``platform/serve/local.yaml``, ``platform/serve/gpu-cluster.yaml``)::
 
-    serve run platform/serve/local.yaml          # or: kgi serve
-    serve build deployments.app:build_app -o my.yaml
+    serve run platform/serve/local.yaml          # from the repository root; or: kgi serve
 
 :func:`load_serve_config` reads such a file with local overrides (port, models folder) and :func:`deploy` does
 what ``serve run FILE`` does, from Python (the ``kgi serve`` command and the tests use both).
@@ -88,40 +87,46 @@ class DeployError(RuntimeError):
     """An application of a config file did not reach RUNNING; the message carries Serve's reasons."""
 
 
-def deploy(config: dict, timeout_s: float = 300.0) -> None:
+def deploy(config: dict, timeout_s: float | None = None) -> None:
     """Deploy every application of a Serve config file (already loaded) and wait until all run.
 
     Does what ``serve run FILE`` does: starts Serve with the file's HTTP options on the connected Ray cluster
     and hands the whole config to the controller, so the file's per-deployment options apply exactly as
     Serve documents them (they replace the code's). Call ``ray.init`` first.
 
-    Raises ``DeployError`` with every failing deployment's message if an application fails or is not running
-    after ``timeout_s`` seconds.
+    Args:
+        config: the config file's content (:func:`load_serve_config`).
+        timeout_s: give up after this many seconds; ``None`` waits as long as the deployments are starting.
+
+    Raises ``DeployError`` with every unhealthy deployment's message if an application fails, or is still not
+    running after ``timeout_s``.
     """
     from ray.serve._private import api as serve_api  # what `serve run FILE` calls; no public equivalent
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ApplicationStatus, ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(config)
     client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
                                    proxy_location=schema.proxy_location)
     client.deploy_apps(schema)
     names = [app.name for app in schema.applications]
-    deadline = time.monotonic() + timeout_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         applications = serve.status().applications
-        states = {name: applications[name].status if name in applications else "NOT_STARTED" for name in names}
-        if all(state == "RUNNING" for state in states.values()):
+        if all(name in applications and applications[name].status == ApplicationStatus.RUNNING for name in names):
             return
-        failed = [name for name, state in states.items() if state in ("DEPLOY_FAILED", "UNHEALTHY")]
-        if failed or time.monotonic() > deadline:
-            reasons = []
-            for name in failed or names:
-                status = applications.get(name)
-                if status is None:
-                    reasons.append(f"{name}: not started")
-                    continue
-                reasons.append(f"{name}: {status.status} {status.message}".strip())
-                reasons += [f"  {deployment}: {info.status} {info.message}"
-                            for deployment, info in status.deployments.items() if info.status != "HEALTHY"]
-            raise DeployError("Serve application(s) not running:\n" + "\n".join(reasons))
+        failed = [name for name in names if name in applications and applications[name].status in (
+            ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY)]
+        if failed or (deadline is not None and time.monotonic() > deadline):
+            raise DeployError("Serve application(s) not running:\n" + "\n".join(
+                _status_lines(name, applications.get(name)) for name in failed or names))
         time.sleep(1.0)
+
+
+def _status_lines(name: str, status) -> str:
+    """An application's status and its unhealthy deployments' messages, one per line."""
+    if status is None:
+        return f"{name}: not started"
+    lines = [f"{name}: {status.status.value} {status.message}".rstrip()]
+    lines += [f"  {deployment}: {info.status.value} {info.message}".rstrip()
+              for deployment, info in status.deployments.items() if info.status.value != "HEALTHY"]
+    return "\n".join(lines)

@@ -14,8 +14,8 @@ What a request must bring, and what is computed when it does not:
 
 **Resolution.** The models work at 3:4 (width:height). The person photo keeps its full height: a photo wider
 than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, without one, on the median
-detected joint; joints that fall outside become undetected); a narrower one is padded left and right by repeating its edge columns (the parse is padded
-with background). The garment photo is never cut: it is padded to 3:4 with its own background colour (the
+detected joint; joints that fall outside become undetected); a narrower one is padded left and right by
+repeating its edge columns (the parse is padded with background). The garment photo is never cut: it is padded to 3:4 with its own background colour (the
 median colour of its border). Both are then resized to ``working_height x 3*working_height/4``; the pose and
 garment keypoints follow every step.
 
@@ -87,7 +87,8 @@ def background_mask(garment: np.ndarray) -> np.ndarray:
     (:func:`border_colour`) by more than ``BACKGROUND_DISTANCE`` in some channel are garment; a 3x3 opening
     drops JPEG speckle and a vertical closing (``CLOSING_FRACTION`` of the height) bridges horizontal stripes of
     the background colour that reach the outline, without closing the gaps between sleeves and body; the largest
-    connected part is kept and its holes filled (a print the colour of the background stays garment). Garments the colour of their background, or busy backgrounds, need an uploaded
+    connected part is kept and its holes filled (a print the colour of the background stays garment). Garments
+    the colour of their background, vertical stripes of it, or busy backgrounds need an uploaded
     ``cloth_mask``; this function raises ``RequestError`` when the result is empty or covers the whole photo.
     """
     distance = np.abs(garment.astype(np.int16) - border_colour(garment).astype(np.int16)).max(axis=2)  # (H, W)

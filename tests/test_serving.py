@@ -7,6 +7,7 @@ VITON-HD pair). The rest share one module-scoped service: ``platform/serve/local
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import io
@@ -31,6 +32,7 @@ from deployments.errors import MissingInputError, RequestError, error_response
 from deployments.ingress import require_admin_token
 from deployments.preprocess import Uploads, background_mask, fit_garment, fit_person, prepare_sample
 from deployments.routing import VersionRouter
+from kgi.cli import CommandError
 from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb
 from kgi.data.labels import NUM_PARSE13
 from kgi.data.pose import parse_openpose
@@ -130,6 +132,19 @@ def test_load_serve_config_applies_overrides(tmp_path):
     config = load_serve_config(CONFIGS["local"], port=9123, models_dir=tmp_path)
     assert config["http_options"]["port"] == 9123
     assert config["applications"][0]["args"]["models_dir"] == str(tmp_path.absolute())
+
+
+def test_kgi_serve_refuses_missing_models_before_starting_ray(tmp_path):
+    from deployments.commands import serve as serve_command
+
+    parser = argparse.ArgumentParser()
+    serve_command.add_arguments(parser)
+    args = parser.parse_args(["--models", str(tmp_path), "--port", "8123"])
+    assert args.config == CONFIGS["local"] and args.port == 8123
+    with pytest.raises(CommandError, match="not a model version folder"):
+        serve_command.run(args)
+    with pytest.raises(CommandError, match="does not exist"):
+        serve_command.run(parser.parse_args(["--config", str(tmp_path / "nope.yaml")]))
 
 
 def test_error_mapping_for_overload_and_internal_failures():
