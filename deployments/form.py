@@ -43,6 +43,7 @@ FILE_FIELDS = ("person", "garment", "parse", "cloth_mask")
 FILE_OR_TEXT_FIELDS = ("pose", "garment_keypoints")
 # Parser limits: generous, so that an unknown field is answered as such rather than as "too many fields".
 MAX_FORM_PARTS = 32
+TEXT_FIELDS_BYTES = 1 << 20  # allowance for the non-file fields in the request-size check
 
 TRYON_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["person", "garment", "pose", "parse"], "properties": TRYON_FIELDS}}}}}
@@ -124,8 +125,14 @@ async def read_tryon_form(request: Request, *, max_upload_bytes: int, max_steps:
         max_steps: largest ``steps`` accepted.
 
     Raises ``RequestError`` naming the field: unknown or repeated fields, a text where a file belongs,
-    numbers out of range, unknown option values, missing person or garment.
+    numbers out of range, unknown option values, missing person or garment; a body declaring more bytes than
+    every file field at its limit is refused (413) before it is read.
     """
+    max_body = (len(FILE_FIELDS) + len(FILE_OR_TEXT_FIELDS)) * max_upload_bytes + TEXT_FIELDS_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise RequestError(f"body: {declared} bytes exceeds the limit of {max_body} bytes", status=413,
+                           code="payload_too_large")
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise RequestError(f"body: expected multipart/form-data, got {content_type or 'no content type'!r}",

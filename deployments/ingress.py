@@ -142,7 +142,8 @@ class Ingress:
             response = await self._try_on(version, form, start)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error (see deployments.errors)
             response = error_response(exc)
-        if version is not None:
+        if version is not None:  # errors after routing say which version failed, too
+            response.headers["X-KGI-Version"] = version.name
             self._record(version.name, response.status_code, time.perf_counter() - start)
         return response
 

@@ -409,18 +409,19 @@ def test_admin_changes_weights_only_with_the_right_token(service):
                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
-@pytest.mark.parametrize("change, status, code, says", [
-    ({"files": {"person": ("notes.txt", b"not an image")}}, 422, "invalid_image", "person: not an image"),
-    ({"data": {"version": "slow"}}, 422, "unknown_version", "'slow' is not served"),
-    ({"data": {"steps": "0"}}, 422, "invalid_input", "steps: must be between 1 and 100"),
-    ({"data": {"steps": "many"}}, 422, "invalid_input", "steps: expected an integer"),
-    ({"data": {"colour": "red"}}, 422, "unknown_field", "unknown form field(s) ['colour']"),
-    ({"data": {"response": "gif"}}, 422, "invalid_input", "response: expected one of"),
-    ({"drop": "parse"}, 422, "missing_input", "send parse"),
-    ({"drop": "person"}, 422, "missing_input", "person: required"),
-    ({"files": {"pose": ("pose.json", b'{"people": []}')}}, 422, "invalid_pose", "no person"),
+@pytest.mark.parametrize("change, status, code, says, routed", [
+    ({"files": {"person": ("notes.txt", b"not an image")}}, 422, "invalid_image", "person: not an image", True),
+    ({"files": {"person": ("huge.jpg", bytes(15_000_001))}}, 413, "payload_too_large", "person: larger", False),
+    ({"data": {"version": "slow"}}, 422, "unknown_version", "'slow' is not served", False),
+    ({"data": {"steps": "0"}}, 422, "invalid_input", "steps: must be between 1 and 100", False),
+    ({"data": {"steps": "many"}}, 422, "invalid_input", "steps: expected an integer", False),
+    ({"data": {"colour": "red"}}, 422, "unknown_field", "unknown form field(s) ['colour']", False),
+    ({"data": {"response": "gif"}}, 422, "invalid_input", "response: expected one of", False),
+    ({"drop": "parse"}, 422, "missing_input", "send parse", True),
+    ({"drop": "person"}, 422, "missing_input", "person: required", False),
+    ({"files": {"pose": ("pose.json", b'{"people": []}')}}, 422, "invalid_pose", "no person", True),
 ])
-def test_bad_requests_answer_json_4xx(service, vitonhd_sample, change, status, code, says):
+def test_bad_requests_answer_json_4xx(service, vitonhd_sample, change, status, code, says, routed):
     files = multipart(sample_files(vitonhd_sample))
     files.update(change.get("files", {}))
     files.pop(change.get("drop"), None)
@@ -428,6 +429,8 @@ def test_bad_requests_answer_json_4xx(service, vitonhd_sample, change, status, c
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code and says in error["message"]
+    # Failures after routing name the version they hit; form errors come before any version is chosen.
+    assert ("x-kgi-version" in response.headers) == routed
 
 
 def test_service_routes_models_health_docs(service):
