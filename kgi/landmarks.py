@@ -14,7 +14,8 @@ contour loop ``0-1-2-3-4-31-30-...-6-5-0``. "Side -1" is the image-left half of 
    is the armpit candidate. The side has a sleeve if the contour between neck corner and candidate sticks out
    of their chord by ``SLEEVELESS_PROTRUSION`` of the garment height. A sleeve hanging close to the body leaves
    a slit the mask closes, so the armpit is where the lines of the body's side and the sleeve's inner edge
-   meet. A sleeveless side's armpit is the corner farthest out of the chord neck corner -> hem corner.
+   meet. A sleeveless side bends twice between neck corner and hem corner: at the shoulder strap and the
+   armpit (:func:`_bare_armhole`).
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
@@ -185,15 +186,21 @@ def _signed_side(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.n
     return direction[0] * offset[:, 1] - direction[1] * offset[:, 0]
 
 
-def _farthest_outside(points: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> int:
-    """Index of the point of ``points`` (N, 2) sticking out farthest from the segment start-end toward the
-    garment's ``side`` (-1 image left, +1 image right). Points past either end count their distance to the
-    segment; points beside it on the inner side count negative."""
+def _outside_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> np.ndarray:
+    """How far each point of ``points`` (N, 2) sticks out of the segment start-end toward the garment's
+    ``side`` (-1 image left, +1 image right): (N,) distances to the segment, negative for points beside it on
+    the inner side."""
     chord = end - start
     along = (points - start) @ chord / max(chord @ chord, 1e-12)
     outward = np.sign(_signed_side((start + [side, 0.0])[None], start, end)[0]) or 1.0  # the outer side's sign
     inner_beside = (np.sign(_signed_side(points, start, end)) == -outward) & (along > 0) & (along < 1)
-    return int(np.argmax(_point_segment_distance(points, start, end) * np.where(inner_beside, -1.0, 1.0)))
+    return _point_segment_distance(points, start, end) * np.where(inner_beside, -1.0, 1.0)
+
+
+def _farthest_outside(points: np.ndarray, start: np.ndarray, end: np.ndarray, side: int) -> int:
+    """Index of the point of ``points`` (N, 2) sticking out farthest of the segment start-end toward the
+    garment's ``side`` (:func:`_outside_distance`)."""
+    return int(np.argmax(_outside_distance(points, start, end, side)))
 
 
 def _corner_between(contour: _Contour, upper: int, lower: int, side: int) -> int:
@@ -320,10 +327,11 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         tip = _farthest_outside(points, points[-1], points[0], side)
         if _point_segment_distance(points[[tip]], points[-1], points[0])[0] >= SLEEVELESS_PROTRUSION * garment_height:
             sleeve_paths[side], tips[side], armpits[side] = path, tip, armpit
+    shoulders = {}
     for side in (-1, +1):
-        if side not in armpits:  # sleeveless: the corner farthest out of the chord neck corner -> hem corner
+        if side not in armpits:  # sleeveless
             hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
-            armpits[side] = _corner_between(contour, neck[side], hem_corner, side)
+            shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
 
     # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
     body = contour.path(armpits[+1], armpits[-1])
@@ -339,8 +347,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
             armpit, keypoints[shoulder_node], sleeves[side] = _flat_sleeve(contour.points[sleeve_paths[side]],
                                                                            tips[side], body_side)
         else:
-            keypoints[shoulder_node] = contour.points[_corner_between(contour, neck[side], armpits[side], side)]
-            armpit = contour.points[armpits[side]]
+            keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
         keypoints[armpit_node] = armpit
         keypoints[_SIDE_BETWEEN[side]] = _resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
                                                             _SIDE_FRACTIONS)
@@ -354,6 +361,23 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         else:
             keypoints[sleeve_nodes] = _armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
     return FlatLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def _bare_armhole(contour: _Contour, neck: int, hem_corner: int, side: int) -> tuple[int, int]:
+    """Contour indices of the shoulder (strap corner) and armpit of a sleeveless side.
+
+    The outline from the hem corner up to the neck corner bends at both; the corner farthest out of the chord
+    hem corner -> neck corner is one of them, the other is the corner farthest out of the chord over whichever
+    part (below or above the first) bends more. The upper corner is the shoulder.
+    """
+    path = contour.up_the_side(hem_corner, neck, side)
+    points = contour.points[path]  # hem corner first
+    first = _farthest_outside(points, points[-1], points[0], side)
+    below = _outside_distance(points[: first + 1], points[0], points[first], side)
+    above = _outside_distance(points[first:], points[first], points[-1], side)
+    if below.max() > above.max():
+        return int(path[first]), int(path[np.argmax(below)])
+    return int(path[first + np.argmax(above)]), int(path[first])
 
 
 def _armhole_nodes(shoulder: np.ndarray, armpit: np.ndarray) -> np.ndarray:
