@@ -30,6 +30,7 @@ from training.tasks import TASKS
 STATE_FILE = "training_state.pt"
 HISTORY_FILE = "history.jsonl"
 CONFIG_FILE = "train_config.json"
+LOG_EVERY = 20  # steps between progress lines on the driver's console
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -92,6 +93,10 @@ def train_loop_per_worker(config: dict) -> None:
             history.append({"step": step, "loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()},
                             "samples_per_s": cfg.batch_size * world / step_time,
                             "data_wait_fraction": data_wait / step_time})
+            if rank == 0 and (step % LOG_EVERY == 0 or step == cfg.steps):
+                last = history[-1]
+                print(f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
+                      f"{last['samples_per_s']:.1f} samples/s  data wait {last['data_wait_fraction']:.0%}", flush=True)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _report(task, _unwrap(model), ema, optimizer, scaler, step, history, rank)
             if step >= cfg.steps:
