@@ -2,7 +2,8 @@
 
 Starts a local Ray cluster, deploys a Serve config file (by default platform/serve/local.yaml: every stage on
 the CPU, versions "default" and "fast" of models/default split 50/50), prints the URL and an example request,
-and serves until Ctrl-C. The API is documented at http://HOST:PORT/docs.
+and serves until Ctrl-C or SIGTERM, then shuts Serve and Ray down. The API is documented at
+http://HOST:PORT/docs.
 
 Examples:
   kgi serve
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{host}:{http.get('port', 8000)}"
         print(f"\nKGI try-on API at {url}   (docs: {url}/docs, models: {url}/v1/models, A/B: {url}/v1/ab)\n"
               f"example:\n  {_example_curl(url)}\nCtrl-C stops the service.", flush=True)
-        while True:
+        while True:  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (ray.init's handler exits: `finally` still runs)
             time.sleep(3600)
     except DeployError as exc:
         raise CommandError(str(exc)) from None
