@@ -83,6 +83,11 @@ def test_bad_inputs_raise_clear_errors(unet):
         SpadeUNet.from_preset("huge")
 
 
+def test_loading_a_missing_directory_fails_without_downloading(tmp_path):
+    with pytest.raises(InpainterInputError, match="not a saved inpainter"):
+        SpadeUNet.from_pretrained(tmp_path / "nowhere")
+
+
 def test_save_pretrained_round_trip(unet, tmp_path):
     unet.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()

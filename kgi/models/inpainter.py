@@ -24,6 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
@@ -263,6 +266,19 @@ class SpadeUNet(ModelMixin, ConfigMixin):
         if name not in PRESETS:
             raise InpainterInputError(f"preset {name!r} is unknown; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], **kwargs) -> "SpadeUNet":
+        """Load a UNet written by ``save_pretrained`` from a local directory; never downloads.
+
+        Args:
+            directory: holds ``config.json`` and ``diffusion_pytorch_model.safetensors``.
+            kwargs: passed to ``ModelMixin.from_pretrained`` (e.g. ``torch_dtype``).
+        """
+        if not Path(directory, "config.json").is_file():
+            raise InpainterInputError(f"{str(directory)!r} is not a saved inpainter (no config.json there)")
+        kwargs = {"local_files_only": True, "low_cpu_mem_usage": False, **kwargs}
+        return super().from_pretrained(directory, **kwargs)
 
     @property
     def size_multiple(self) -> int:
