@@ -179,7 +179,7 @@ class SpadeUpBlock(nn.Module):
     Args:
         in_channels: channels coming from the level below.
         out_channels: channels of this level.
-        skip_channels: channels of the skips it eats, in the order it eats them.
+        skip_channels: channels of the skip connections it consumes, in consumption order.
     """
 
     def __init__(self, in_channels: int, out_channels: int, skip_channels: list[int], add_upsample: bool,
@@ -203,7 +203,8 @@ class SpadeUpBlock(nn.Module):
 class SpadeUNet(ModelMixin, ConfigMixin):
     r"""Denoising UNet conditioned on a 13-class parse through SPADE normalisation (KGI stage 3).
 
-    .. math:: \hat\epsilon = f_\theta(x_t, t, s), \qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon
+    .. math::
+        \hat\epsilon = f_\theta(x_t, t, s), \qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon
 
     Args:
         in_channels, out_channels: image channels (3) in and noise channels out.
@@ -250,8 +251,8 @@ class SpadeUNet(ModelMixin, ConfigMixin):
         previous = block_out_channels[-1]
         for level in reversed(range(len(block_out_channels))):
             channels = block_out_channels[level]
-            eaten = [skip_channels.pop() for _ in range(layers_per_block + 1)]
-            self.up_blocks.append(SpadeUpBlock(previous, channels, eaten, level > 0, **res_kwargs))
+            level_skips = [skip_channels.pop() for _ in range(layers_per_block + 1)]
+            self.up_blocks.append(SpadeUpBlock(previous, channels, level_skips, level > 0, **res_kwargs))
             previous = channels
 
         self.norm_out = SpadeNorm(block_out_channels[0], parse_channels, spade_hidden_channels, norm_num_groups)
