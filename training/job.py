@@ -25,7 +25,9 @@ def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
     filesystem, path = arrow_filesystem(cfg.data)
     task = TASKS[cfg.model](cfg)
     rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
-    return rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+    dataset = rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+    # A deterministic, small preprocessing output is computed once instead of once per epoch.
+    return dataset.materialize() if task.cache_preprocessed else dataset
 
 
 def run(cfg: TrainConfig) -> ray.train.Result:

@@ -52,6 +52,7 @@ class Task:
     """Base of the three tasks; ``cfg`` is the run's ``TrainConfig``."""
 
     model_class: type
+    cache_preprocessed = False  # True when preprocess is deterministic and its output small (kept in memory)
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -71,6 +72,7 @@ class KeypointsTask(Task):
     """Stage 1: flat-garment keypoints + pose -> worn keypoints. Needs no pixels, only the JSON columns."""
 
     model_class = KeypointGNN
+    cache_preprocessed = True  # 32 + 10 + 32 points per pair; the mirror augmentation happens in ``loss``
 
     def preprocess(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cloth_kp, pose_nodes, worn_kp = [], [], []
