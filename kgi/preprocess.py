@@ -4,7 +4,10 @@ Shared by ``kgi tryon`` and the serving ``Preprocess`` stage so both accept exac
 
 - person and garment photos in any common format, EXIF rotation applied, any size: each is padded to the
   dataset's 3:4 (width:height) by replicating its border, then resized to the working height;
-- the person's pose as OpenPose BODY_25 JSON and parse as a CIHP label PNG, both at the person photo's size;
+- the person's pose as OpenPose BODY_25 JSON and parse as a CIHP label PNG, both at the person photo's size,
+  or, where the request lacks them, estimated from the person photo by the ``pose_estimator``
+  (``kgi.pose_estimation``) and ``parser`` (``kgi.parsing``) the caller configured; the sample's ``tags``
+  then say so ("estimated-pose", "estimated-parse");
 - the garment's mask, given or computed from a plain-background product photo (``cloth_mask_from_photo``);
 - the garment's 32 keypoints, given (pixels of the garment photo) or extracted (``kgi.landmarks``).
 
@@ -25,6 +28,8 @@ from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import TryOnSample
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.parsing import HumanParser, ParsingError
+from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 
 
 class InputError(ValueError):
@@ -117,39 +122,65 @@ def parse_garment_keypoints(text: str | bytes, field: str = "garment_keypoints")
     return points.astype(np.float32)
 
 
-def prepare_sample(person: bytes, garment: bytes, *, pose_json: str | bytes | None, parse_png: bytes | None,
-                   cloth_mask: bytes | None = None, garment_keypoints: str | bytes | None = None,
-                   height: int = 256, max_bytes: int | None = None, max_pixels: int = 40_000_000,
-                   person_name: str = "person", cloth_name: str = "garment") -> TryOnSample:
+def prepare_sample(person: bytes, garment: bytes, *, pose_json: str | bytes | None = None,
+                   parse_png: bytes | None = None, cloth_mask: bytes | None = None,
+                   garment_keypoints: str | bytes | None = None, height: int = 256, max_bytes: int | None = None,
+                   max_pixels: int = 40_000_000, person_name: str = "person", cloth_name: str = "garment",
+                   pose_estimator: PoseEstimator | None = None, parser: HumanParser | None = None) -> TryOnSample:
     """Decode, validate and normalise one try-on request.
 
     Args:
         person, garment: encoded photos.
-        pose_json: OpenPose BODY_25 JSON of the person photo (required until a pose estimator is configured).
-        parse_png: CIHP label PNG of the person photo, same size (required until a parser is configured).
+        pose_json: OpenPose BODY_25 JSON of the person photo; estimated by ``pose_estimator`` when absent.
+        parse_png: CIHP label PNG of the person photo, same size; computed by ``parser`` when absent.
         cloth_mask: optional garment mask image (any 8-bit image; >= 128 is garment); computed when absent.
         garment_keypoints: optional JSON of 32 [x, y] in garment-photo pixels; extracted when absent.
         height: working height of the result (width = 3/4 of it).
         max_bytes, max_pixels: refuse larger uploads before decoding them.
         person_name, cloth_name: names carried into the sample (and error messages).
+        pose_estimator: used when ``pose_json`` is absent (``kgi.pose_estimation.PoseEstimator``).
+        parser: used when ``parse_png`` is absent (``kgi.parsing.HumanParser``).
+
+    Raises ``InputError`` naming the field for every problem of the request, including a missing pose or
+    parse that nothing configured can compute, and a person photo in which the estimator or parser fails.
     """
-    if pose_json is None:
-        raise InputError("pose", "no pose given: send the person's OpenPose BODY_25 JSON as 'pose'")
-    if parse_png is None:
+    if pose_json is None and pose_estimator is None:
+        raise InputError("pose", "no pose given: send the person's OpenPose BODY_25 JSON as 'pose' "
+                                 "(no pose estimator is configured on this server)")
+    if parse_png is None and parser is None:
         raise InputError("parse", "no human parse given: send the person's CIHP label PNG as 'parse' "
                                   "(no human parser is configured on this server)")
     person_rgb = _decode(decode_rgb, person, "person", max_bytes, max_pixels)
     garment_rgb = _decode(decode_rgb, garment, "garment", max_bytes, max_pixels)
-    parse = _decode(decode_labels, parse_png, "parse", max_bytes, max_pixels)
-    if parse.shape != person_rgb.shape[:2]:
-        raise InputError("parse", f"size {parse.shape[1]}x{parse.shape[0]} differs from the person photo's "
-                                  f"{person_rgb.shape[1]}x{person_rgb.shape[0]}")
-    if int(parse.max()) >= NUM_CIHP:
-        raise InputError("parse", f"label {int(parse.max())} is not a CIHP label (0..{NUM_CIHP - 1})")
-    try:
-        pose = parse_openpose(pose_json, source="pose")
-    except PoseError as exc:
-        raise InputError("pose", str(exc).removeprefix("pose: ")) from None
+    tags = []
+    if parse_png is not None:
+        parse = _decode(decode_labels, parse_png, "parse", max_bytes, max_pixels)
+        if parse.shape != person_rgb.shape[:2]:
+            raise InputError("parse", f"size {parse.shape[1]}x{parse.shape[0]} differs from the person photo's "
+                                      f"{person_rgb.shape[1]}x{person_rgb.shape[0]}")
+        if int(parse.max()) >= NUM_CIHP:
+            raise InputError("parse", f"label {int(parse.max())} is not a CIHP label (0..{NUM_CIHP - 1})")
+    else:
+        try:
+            parse = parser.parse(person_rgb)
+        except ParsingError as exc:
+            raise InputError("person", f"the human parser failed ({exc}); send a CIHP label PNG as 'parse'") from None
+        if parse.shape != person_rgb.shape[:2] or parse.dtype != np.uint8 or int(parse.max()) >= NUM_CIHP:
+            raise RuntimeError(f"{type(parser).__name__}.parse returned {parse.dtype} {parse.shape}, not "
+                               f"{person_rgb.shape[:2]} uint8 CIHP labels")
+        tags.append("estimated-parse")
+    if pose_json is not None:
+        try:
+            pose = parse_openpose(pose_json, source="pose")
+        except PoseError as exc:
+            raise InputError("pose", str(exc).removeprefix("pose: ")) from None
+    else:
+        try:
+            pose = pose_estimator.estimate(person_rgb)
+        except PoseEstimationError as exc:
+            raise InputError("person", f"the pose estimator failed ({exc}); send OpenPose BODY_25 JSON as "
+                                       f"'pose'") from None
+        tags.append("estimated-pose")
     if (pose[:, 0] > person_rgb.shape[1]).any() or (pose[:, 1] > person_rgb.shape[0]).any():
         raise InputError("pose", "joints lie outside the person photo")
 
@@ -182,4 +213,4 @@ def prepare_sample(person: bytes, garment: bytes, *, pose_json: str | bytes | No
     pose[detected, :2] = person_box.points(pose[detected, :2])
     return TryOnSample(person_name=person_name, cloth_name=cloth_name, person=person_box.rgb(person_rgb),
                        cloth=cloth, cloth_mask=mask, parse=person_box.labels(parse), pose=pose,
-                       cloth_keypoints=cloth_kp, sleeve=sleeve)
+                       cloth_keypoints=cloth_kp, sleeve=sleeve, tags=tuple(tags))

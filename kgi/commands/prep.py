@@ -1,0 +1,202 @@
+"""Measure the built-in preprocessing (pose estimator, cloth mask, human parser) against a VITON-HD root.
+
+`kgi prep eval ROOT` prints, for the split's pairs and for synthetic people:
+
+- pose: the mean distance between the estimator's joints and the dataset's OpenPose joints, over the joints
+  both detect (OpenPose confidence > 0.1), as a fraction of the image height; all joints and the pose-graph
+  joints (BODY_25 0-7, 9, 12). On synthetic people (``kgi.data.synth``) the reference is the generator's pose.
+  The estimator is ``MediaPipePose`` in this process or, with --pose-python, in that interpreter's
+  environment (``SubprocessPose``: mediapipe cannot share an environment with Ray);
+- cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against every garment's ``cloth-mask``;
+- parse: mIoU over the 13 model classes present (``kgi.data.labels``) of the parser against the dataset's
+  ``image-parse-v3`` and on held-out synthetic people. The parser is the shipped ``SynthParser``, or --onnx
+  with its --label-set and --input-size.
+
+Example:
+
+    kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from kgi.cli import CommandError
+from kgi.data.labels import to_parse13
+from kgi.data.synth import make_pair
+from kgi.data.vitonhd import DatasetError, VitonHD
+from kgi.graphs import POSE_BODY25_INDEX
+from kgi.models.parse import iou_counts
+from kgi.parsing import DEFAULT_SYNTH_PARSER, LABEL_SETS, OnnxParser, ParserUnavailable, ParsingError, SynthParser
+from kgi.pose_estimation import MediaPipePose, PoseEstimationError, PoseEstimatorUnavailable, SubprocessPose
+from kgi.preprocess import cloth_mask_from_photo
+
+HELP = "measure the built-in pose estimator, cloth mask and human parser against genuine and synthetic data"
+OPENPOSE_MIN_CONFIDENCE = 0.1
+SYNTH_HEIGHT = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    evaluate = actions.add_parser("eval", help="print the preprocessing figures", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("root", metavar="ROOT", help="VITON-HD root (local folder or s3://bucket/prefix)")
+    evaluate.add_argument("--split", default="test", choices=("train", "test"), help="split (default: test)")
+    evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs")
+    evaluate.add_argument("--pose-python", metavar="PYTHON",
+                          help="interpreter of an environment with mediapipe (default: this process)")
+    evaluate.add_argument("--synth-people", type=int, default=20, metavar="N",
+                          help="synthetic people for the pose and parse figures (default: 20)")
+    evaluate.add_argument("--synth-seed", type=int, default=7, metavar="S",
+                          help="their seed; the shipped parser was trained on seed 1000 (default: 7)")
+    evaluate.add_argument("--parser", default=str(DEFAULT_SYNTH_PARSER), metavar="SAFETENSORS",
+                          help="SynthParser weights (default: the shipped ones)")
+    evaluate.add_argument("--onnx", metavar="MODEL.onnx", help="evaluate this ONNX parser instead")
+    evaluate.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS), help="the ONNX parser's labels")
+    evaluate.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="the ONNX parser's input")
+
+
+def joint_distance(estimated: np.ndarray, reference: np.ndarray, height: int, joints=None,
+                   min_confidence: float = OPENPOSE_MIN_CONFIDENCE) -> tuple[float, int]:
+    """Mean distance between two (25, 3) poses over the joints both detect, as a fraction of ``height``.
+
+    Args:
+        estimated, reference: BODY_25 poses in pixels of one image.
+        height: the image height.
+        joints: BODY_25 indices to compare (default: all 25).
+        min_confidence: reference joints at or below it count as undetected.
+
+    Returns ``(mean distance, joints compared)``; the mean is NaN when no joint is compared.
+    """
+    chosen = np.zeros(len(reference), bool)
+    chosen[list(range(len(reference)) if joints is None else joints)] = True
+    both = chosen & (estimated[:, 2] > 0) & (reference[:, 2] > min_confidence)
+    if not both.any():
+        return float("nan"), 0
+    distances = np.linalg.norm(estimated[both, :2] - reference[both, :2], axis=1)
+    return float(distances.mean() / height), int(both.sum())
+
+
+def mask_iou(predicted: np.ndarray, reference: np.ndarray) -> float:
+    """Intersection over union of two (H, W) bool masks."""
+    union = np.logical_or(predicted, reference).sum()
+    return float(np.logical_and(predicted, reference).sum() / union) if union else 1.0
+
+
+class ParseScore:
+    """Sums per-class intersections and unions of 13-class parses, for an mIoU over a set of images."""
+
+    def __init__(self):
+        self.intersection = torch.zeros(0, dtype=torch.long)
+        self.union = torch.zeros(0, dtype=torch.long)
+
+    def add(self, predicted_cihp: np.ndarray, reference_cihp: np.ndarray) -> None:
+        """Add one image's (H, W) CIHP parses (grouped into the 13 classes here)."""
+        intersection, union = iou_counts(torch.from_numpy(to_parse13(predicted_cihp)),
+                                         torch.from_numpy(to_parse13(reference_cihp)))
+        self.intersection = intersection if not self.union.numel() else self.intersection + intersection
+        self.union = union if not self.union.numel() else self.union + union
+
+    @property
+    def miou(self) -> float:
+        """Mean IoU over the classes present in either parse."""
+        present = self.union > 0
+        return float((self.intersection[present].float() / self.union[present].float()).mean())
+
+
+class PoseScore:
+    """Runs a pose estimator on people and sums its joint distances to their reference poses."""
+
+    JOINT_SETS = {"all": None, "pose-graph": list(POSE_BODY25_INDEX)}
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.people = self.found = 0
+        self.sums = {name: [0.0, 0] for name in self.JOINT_SETS}  # name -> [sum of distances / H, joints]
+
+    def add(self, sample) -> None:
+        """Estimate the pose of one ``TryOnSample``'s person and compare it with ``sample.pose``."""
+        self.people += 1
+        try:
+            estimated = self.estimator.estimate(sample.person)
+        except PoseEstimationError:
+            return
+        self.found += 1
+        for name, joints in self.JOINT_SETS.items():
+            mean, compared = joint_distance(estimated, sample.pose, sample.size[0], joints)
+            if compared:
+                self.sums[name][0] += mean * compared
+                self.sums[name][1] += compared
+
+    def line(self, label: str) -> str:
+        figures = "; ".join(f"{name} joints {total / max(joints, 1):.4f} H over {joints}"
+                            for name, (total, joints) in self.sums.items())
+        return f"pose {label}: person found in {self.found}/{self.people}; mean joint distance: {figures}"
+
+
+def _pose_estimator(args):
+    try:
+        return SubprocessPose(args.pose_python) if args.pose_python else MediaPipePose()
+    except PoseEstimatorUnavailable as exc:
+        print(f"pose: skipped ({exc})")
+        return None
+
+
+def _human_parser(args):
+    try:
+        if args.onnx:
+            return OnnxParser(args.onnx, args.label_set, args.input_size), f"OnnxParser({args.onnx})"
+        return SynthParser(args.parser), f"SynthParser({args.parser})"
+    except (ParserUnavailable, ParsingError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the figures. Raises ``CommandError`` for a bad root or parser."""
+    if args.limit is not None and args.limit < 1 or args.synth_people < 0:
+        raise CommandError("--limit and --synth-people must be positive")
+    torch.set_num_threads(1)
+    try:
+        persons = VitonHD(args.root, args.split, "paired")
+        garments = VitonHD(args.root, args.split, "unpaired")
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    count = len(persons) if args.limit is None else min(args.limit, len(persons))
+    estimator = _pose_estimator(args)
+    parser, parser_name = _human_parser(args)
+
+    genuine_pose, genuine_parse, masks = PoseScore(estimator), ParseScore(), {}
+    started = time.time()
+    for index in range(count):
+        sample = persons[index]
+        if estimator is not None:
+            genuine_pose.add(sample)
+        genuine_parse.add(parser.parse(sample.person), sample.parse)
+        for garment in (sample, garments[index]):
+            masks.setdefault(garment.cloth_name, mask_iou(cloth_mask_from_photo(garment.cloth), garment.cloth_mask))
+    if estimator is not None:
+        print(genuine_pose.line(f"{args.split} ({count} people)"))
+    ious = list(masks.values())
+    print(f"cloth mask: mean IoU {np.mean(ious):.4f} over {len(ious)} garments (min {np.min(ious):.4f}); "
+          + ", ".join(f"{name} {iou:.4f}" for name, iou in list(masks.items())[:4]))
+    print(f"parse {parser_name}: {args.split} mIoU {genuine_parse.miou:.4f} (13 classes, {count} people)")
+
+    if args.synth_people:
+        synth_pose, synth_parse = PoseScore(estimator), ParseScore()
+        for index in range(args.synth_people):
+            sample = make_pair(args.synth_seed, index, SYNTH_HEIGHT)
+            if estimator is not None:
+                synth_pose.add(sample)
+            synth_parse.add(parser.parse(sample.person), sample.parse)
+        label = f"synthetic (seed {args.synth_seed}, {args.synth_people} people)"
+        if estimator is not None:
+            print(synth_pose.line(label))
+        print(f"parse {parser_name}: {label} mIoU {synth_parse.miou:.4f} (13 classes)")
+    print(f"({time.time() - started:.0f} s)")
+    if estimator is not None and hasattr(estimator, "close"):
+        estimator.close()
+    return 0

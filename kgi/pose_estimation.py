@@ -1,0 +1,309 @@
+"""Built-in pose estimation: a person photo in, OpenPose BODY_25 joints out, with no OpenPose build.
+
+The pipeline takes poses as OpenPose BODY_25 ``(25, 3)`` arrays (x px, y px, confidence; undetected joints
+``(0, 0, 0)``, see :mod:`kgi.data.pose`). Anything with an ``estimate(rgb)`` method returning such an array
+is a :class:`PoseEstimator`. The one shipped is :class:`MediaPipePose`: Google's BlazePose through the
+``mediapipe`` package, whose wheels 0.10.14 to 0.10.21 carry the "full" BlazePose model (the "lite" and
+"heavy" ones are downloaded at first use, so they are not offered): nothing is downloaded at run time.
+
+**mediapipe cannot live beside Ray.** mediapipe 0.10.14-0.10.21 needs ``protobuf < 6`` (its graph code fails
+on protobuf 6 and 7), while Ray 2.60 needs protobuf 6 (dashboard agent: the node does not start) and 7 (Serve's
+gRPC reflection); it also replaces ``opencv-python-headless`` with ``opencv-contrib-python`` and pulls ``jax``.
+So it is not an extra of ``kgi-platform``: install it in a separate environment, which needs only numpy and
+mediapipe since this module imports nothing else (``kgi`` is put on its ``PYTHONPATH``)::
+
+    python3 -m venv /opt/kgi-pose && /opt/kgi-pose/bin/pip install mediapipe==0.10.14
+
+and use :class:`SubprocessPose` (``python="/opt/kgi-pose/bin/python"``), which runs ``MediaPipePose`` in a
+worker process of that environment and talks to it over a pipe. Where mediapipe does import (a process
+without Ray), ``MediaPipePose`` works directly.
+
+BlazePose's 33 landmarks map to BODY_25 by name (``BODY25_FROM_BLAZEPOSE``); BODY_25 joints BlazePose lacks
+are derived: the neck is the shoulders' midpoint, the mid-hip the hips' midpoint, and the small toes stay
+undetected. Both skeletons name sides from the person's point of view (OpenPose's right shoulder is on the
+image's left for a person facing the camera), so no side swap is needed. ``kgi prep eval`` measures the
+distance to OpenPose's joints.
+
+Example::
+
+    estimator = SubprocessPose("/opt/kgi-pose/bin/python")     # or MediaPipePose() without Ray around
+    body25 = estimator.estimate(rgb)                           # (25, 3) float32, pixels of ``rgb``
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# This module imports nothing but numpy, so that its worker runs in a slim environment (mediapipe, numpy):
+# NUM_BODY25 repeats kgi.data.pose.NUM_BODY25 rather than importing it (kgi.data.pose pulls in torch).
+NUM_BODY25 = 25
+NUM_BLAZEPOSE = 33
+
+# BODY_25 joint -> BlazePose landmark of the same body part (the person's own left and right).
+BODY25_FROM_BLAZEPOSE: dict[int, int] = {
+    0: 0,     # nose
+    2: 12,    # right shoulder
+    3: 14,    # right elbow
+    4: 16,    # right wrist
+    5: 11,    # left shoulder
+    6: 13,    # left elbow
+    7: 15,    # left wrist
+    9: 24,    # right hip
+    10: 26,   # right knee
+    11: 28,   # right ankle
+    12: 23,   # left hip
+    13: 25,   # left knee
+    14: 27,   # left ankle
+    15: 5,    # right eye
+    16: 2,    # left eye
+    17: 8,    # right ear
+    18: 7,    # left ear
+    19: 31,   # left big toe <- left foot index
+    21: 29,   # left heel
+    22: 32,   # right big toe <- right foot index
+    24: 30,   # right heel
+}
+# BODY_25 joints placed at the midpoint of two others: neck (shoulders) and mid-hip (hips).
+BODY25_MIDPOINTS: dict[int, tuple[int, int]] = {1: (2, 5), 8: (9, 12)}
+
+# mediapipe's model_complexity of the one BlazePose landmark model inside its wheels ("full").
+FULL_MODEL = 1
+
+
+class PoseEstimationError(ValueError):
+    """A photo the estimator cannot work on (wrong shape or type) or in which it finds no person."""
+
+
+class PoseEstimatorUnavailable(RuntimeError):
+    """The estimator's optional dependency is not installed; the message says what to install."""
+
+
+@runtime_checkable
+class PoseEstimator(Protocol):
+    """Anything that finds one person's OpenPose BODY_25 joints in a photo."""
+
+    def estimate(self, rgb: np.ndarray) -> np.ndarray:
+        """Args: rgb: (H, W, 3) uint8 RGB photo of one person.
+
+        Returns (25, 3) float32 BODY_25 joints (x px, y px, confidence), undetected joints (0, 0, 0).
+        Raises ``PoseEstimationError`` when no person is found.
+        """
+        ...
+
+
+def check_rgb(rgb: np.ndarray, name: str = "rgb", error: type[ValueError] = PoseEstimationError) -> np.ndarray:
+    """Refuse anything but an (H, W, 3) uint8 image of at least 16x16, raising ``error``; returns it C-contiguous."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise error(f"{name}: expected an (H, W, 3) uint8 RGB image, got {dtype} {shape}")
+    if rgb.shape[0] < 16 or rgb.shape[1] < 16:
+        raise error(f"{name}: image of {rgb.shape[1]}x{rgb.shape[0]} is too small")
+    return np.ascontiguousarray(rgb)
+
+
+def body25_from_blazepose(landmarks: np.ndarray, width: int, height: int, min_visibility: float = 0.5
+                          ) -> np.ndarray:
+    """Convert BlazePose landmarks to OpenPose BODY_25 joints.
+
+    Args:
+        landmarks: (33, 3) BlazePose landmarks: x and y normalised by the image width and height, and the
+            visibility (0..1, the model's confidence that the landmark is in view and not occluded).
+        width, height: the image size in pixels.
+        min_visibility: landmarks below it, or outside the image, are reported undetected.
+
+    Returns (25, 3) float32 (x px, y px, confidence). A midpoint joint (neck, mid-hip) is detected when both
+    its ends are, with the lower of their confidences.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float32)
+    if landmarks.shape != (NUM_BLAZEPOSE, 3) or not np.isfinite(landmarks).all():
+        raise PoseEstimationError(f"landmarks: expected ({NUM_BLAZEPOSE}, 3) finite numbers, "
+                                  f"got {landmarks.shape}")
+    pixels = landmarks[:, :2] * np.array([width, height], dtype=np.float32)  # (33, 2)
+    inside = (pixels >= 0).all(axis=1) & (pixels[:, 0] < width) & (pixels[:, 1] < height)
+    found = inside & (landmarks[:, 2] >= min_visibility)
+    body25 = np.zeros((NUM_BODY25, 3), dtype=np.float32)
+    targets = list(BODY25_FROM_BLAZEPOSE)
+    sources = [BODY25_FROM_BLAZEPOSE[t] for t in targets]
+    body25[targets, :2] = pixels[sources]
+    body25[targets, 2] = landmarks[sources, 2]
+    body25[targets] *= found[sources, None]
+    for joint, (first, second) in BODY25_MIDPOINTS.items():
+        if body25[first, 2] > 0 and body25[second, 2] > 0:
+            body25[joint, :2] = (body25[first, :2] + body25[second, :2]) / 2
+            body25[joint, 2] = min(body25[first, 2], body25[second, 2])
+    return body25
+
+
+class MediaPipePose:
+    """BlazePose (mediapipe's legacy ``solutions.pose``, static-image mode) mapped to OpenPose BODY_25.
+
+    Needs ``mediapipe`` 0.10.14 to 0.10.21 importable in this process, which rules out a process that uses
+    Ray (see the module docstring; :class:`SubprocessPose` runs this class in another environment). One
+    instance holds one mediapipe graph: it is not thread-safe, so give each thread its own.
+
+    Args:
+        min_detection_confidence: person-detector threshold; below it ``estimate`` finds no person.
+        min_visibility: landmarks whose visibility is below it are reported undetected (confidence 0).
+
+    Raises ``PoseEstimatorUnavailable`` saying what to install when mediapipe cannot be imported.
+    """
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_visibility: float = 0.5):
+        if not 0.0 <= min_visibility <= 1.0 or not 0.0 <= min_detection_confidence <= 1.0:
+            raise ValueError("min_visibility and min_detection_confidence must lie in [0, 1]")
+        try:
+            from mediapipe.python.solutions import pose as mp_pose
+        except ImportError as exc:
+            raise PoseEstimatorUnavailable(
+                f"MediaPipePose needs mediapipe 0.10.14-0.10.21 ({exc}): install it in a separate environment "
+                f"and use SubprocessPose (see kgi.pose_estimation), or send the person's OpenPose BODY_25 JSON "
+                f"as 'pose'") from None
+        self.min_visibility = min_visibility
+        self._pose = mp_pose.Pose(static_image_mode=True, model_complexity=FULL_MODEL,
+                                  enable_segmentation=False, min_detection_confidence=min_detection_confidence)
+
+    def estimate(self, rgb: np.ndarray) -> np.ndarray:
+        """Args: rgb: (H, W, 3) uint8 RGB photo of one person.
+
+        Returns (25, 3) float32 BODY_25 joints in pixels of ``rgb`` (undetected (0, 0, 0)). Raises
+        ``PoseEstimationError`` when no person is found.
+        """
+        rgb = check_rgb(rgb)
+        result = self._pose.process(rgb)
+        if result.pose_landmarks is None:
+            raise PoseEstimationError("no person found in the photo")
+        landmarks = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], np.float32)
+        return body25_from_blazepose(landmarks, rgb.shape[1], rgb.shape[0], self.min_visibility)
+
+    def close(self) -> None:
+        """Release the mediapipe graph."""
+        self._pose.close()
+
+
+class SubprocessPose:
+    """:class:`MediaPipePose` run by a worker process in another Python environment, over a pipe.
+
+    The worker is ``PYTHON -m kgi.pose_estimation``, with this ``kgi`` on its ``PYTHONPATH``; it needs only
+    numpy and mediapipe. It starts once (about a second to load the model) and serves every call. Messages
+    both ways are a status byte, an 8-byte little-endian length and that many bytes of ``.npy``: requests
+    carry the image, answers the (25, 3) joints or a UTF-8 error message. Calls are serialised by a lock; the
+    worker ends with :meth:`close` or when this object is collected.
+
+    Args:
+        python: the interpreter of the environment that has mediapipe.
+        min_detection_confidence, min_visibility: as for :class:`MediaPipePose`.
+
+    Raises ``PoseEstimatorUnavailable`` when the worker cannot start or its mediapipe cannot be imported.
+    """
+
+    def __init__(self, python: str | os.PathLike, min_detection_confidence: float = 0.5,
+                 min_visibility: float = 0.5):
+        environment = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parents[1])
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
+        command = [os.fspath(python), "-m", "kgi.pose_estimation", str(min_detection_confidence),
+                   str(min_visibility)]
+        try:
+            self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            env=environment)
+        except OSError as exc:
+            raise PoseEstimatorUnavailable(f"pose worker {os.fspath(python)!r} cannot start: {exc}") from None
+        self._lock = threading.Lock()
+        self._read_answer()  # the worker's first answer says whether its estimator loaded
+
+    def _read_answer(self) -> np.ndarray:
+        message = _receive(self._worker.stdout)
+        if message is None:
+            self.close()
+            raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.poll()})")
+        status, answer = message
+        if status == _OK:
+            return answer
+        message = answer.tobytes().decode("utf-8")
+        if status == _UNAVAILABLE:
+            self.close()
+            raise PoseEstimatorUnavailable(message)
+        raise PoseEstimationError(message)
+
+    def estimate(self, rgb: np.ndarray) -> np.ndarray:
+        """Args: rgb: (H, W, 3) uint8 RGB photo of one person.
+
+        Returns (25, 3) float32 BODY_25 joints in pixels of ``rgb``. Raises ``PoseEstimationError`` when no
+        person is found, ``PoseEstimatorUnavailable`` when the worker has gone.
+        """
+        rgb = check_rgb(rgb)
+        with self._lock:
+            if self._worker.poll() is not None:
+                raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.returncode})")
+            try:
+                _send(self._worker.stdin, _OK, rgb)
+            except BrokenPipeError:
+                raise PoseEstimatorUnavailable("pose worker exited") from None
+            return self._read_answer()
+
+    def close(self) -> None:
+        """Stop the worker (closing its stdin ends its loop)."""
+        if self._worker.poll() is None:
+            self._worker.stdin.close()
+            try:
+                self._worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._worker.kill()
+                self._worker.wait()
+
+    def __del__(self):
+        if getattr(self, "_worker", None) is not None:
+            self.close()
+
+
+_OK, _ERROR, _UNAVAILABLE = b"0", b"1", b"2"
+
+
+def _send(stream, status: bytes, array: np.ndarray) -> None:
+    payload = io.BytesIO()
+    np.save(payload, array, allow_pickle=False)
+    stream.write(status + len(payload.getbuffer()).to_bytes(8, "little") + payload.getbuffer())
+    stream.flush()
+
+
+def _receive(stream) -> tuple[bytes, np.ndarray] | None:
+    """One message of ``_send``, or None at the end of the stream."""
+    header = stream.read(9)
+    if len(header) < 9:
+        return None
+    payload = stream.read(int.from_bytes(header[1:], "little"))
+    return header[:1], np.load(io.BytesIO(payload), allow_pickle=False)
+
+
+def _text(message: str) -> np.ndarray:
+    return np.frombuffer(message.encode("utf-8"), dtype=np.uint8)
+
+
+def _serve(min_detection_confidence: float, min_visibility: float) -> None:
+    """The worker of :class:`SubprocessPose`: answers ``.npy`` images on stdin until stdin closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        estimator = MediaPipePose(min_detection_confidence, min_visibility)
+    except (PoseEstimatorUnavailable, ValueError) as exc:
+        _send(stdout, _UNAVAILABLE, _text(f"pose worker ({sys.executable}): {exc}"))
+        return
+    _send(stdout, _OK, np.zeros(0, np.float32))
+    while (request := _receive(stdin)) is not None:
+        try:
+            _send(stdout, _OK, estimator.estimate(request[1]))
+        except PoseEstimationError as exc:
+            _send(stdout, _ERROR, _text(str(exc)))
+    estimator.close()
+
+
+if __name__ == "__main__":
+    _serve(float(sys.argv[1]), float(sys.argv[2]))
