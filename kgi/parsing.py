@@ -172,10 +172,10 @@ class OnnxParser:
             raise ParsingError(f"parser model {os.fspath(path)!r}: expected one (1, 3, h, w) input, "
                                f"got {[(i.name, i.shape) for i in inputs]}")
         names = [o.name for o in outputs]
-        if isinstance(output, int) and not 0 <= output < len(names) or isinstance(output, str) and output not in names:
+        self.output_name = names[output] if isinstance(output, int) and 0 <= output < len(names) else output
+        if self.output_name not in names:
             raise ValueError(f"output: the model's outputs are {names}, got {output!r}")
         self.input_name = inputs[0].name
-        self.output_name = names[output] if isinstance(output, int) else output
         static = [d if isinstance(d, int) else None for d in inputs[0].shape[2:]]
         if input_size is None:
             if None in static:

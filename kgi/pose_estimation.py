@@ -10,7 +10,7 @@ is a :class:`PoseEstimator`. The one shipped is :class:`MediaPipePose`: Google's
 on protobuf 6 and 7), while Ray 2.60 needs protobuf 6 (dashboard agent: the node does not start) and 7 (Serve's
 gRPC reflection); it also replaces ``opencv-python-headless`` with ``opencv-contrib-python`` and pulls ``jax``.
 So it is not an extra of ``kgi-platform``: install it in a separate environment, which needs only numpy and
-mediapipe since this module imports nothing else (``kgi`` is put on its ``PYTHONPATH``)::
+mediapipe (this file imports nothing else and runs there as a script, without ``kgi`` installed)::
 
     python3 -m venv /opt/kgi-pose && /opt/kgi-pose/bin/pip install mediapipe==0.10.14
 
@@ -192,8 +192,9 @@ class MediaPipePose:
 class SubprocessPose:
     """:class:`MediaPipePose` run by a worker process in another Python environment, over a pipe.
 
-    The worker is ``PYTHON -m kgi.pose_estimation``, with this ``kgi`` on its ``PYTHONPATH``; it needs only
-    numpy and mediapipe. It starts once (about a second to load the model) and serves every call. Messages
+    The worker is this file run as a script in isolated mode (``PYTHON -I .../kgi/pose_estimation.py``), so
+    its environment needs only numpy and mediapipe, and nothing of this one leaks into it. It starts once (a
+    few seconds to import mediapipe and load the model) and serves every call. Messages
     both ways are a status byte, an 8-byte little-endian length and that many bytes of ``.npy``: requests
     carry the image, answers the (25, 3) joints or a UTF-8 error message. Calls are serialised by a lock; the
     worker ends with :meth:`close` or when this object is collected.
@@ -207,14 +208,10 @@ class SubprocessPose:
 
     def __init__(self, python: str | os.PathLike, min_detection_confidence: float = 0.5,
                  min_visibility: float = 0.5):
-        environment = dict(os.environ)
-        package_parent = str(Path(__file__).resolve().parents[1])
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
-        command = [os.fspath(python), "-m", "kgi.pose_estimation", str(min_detection_confidence),
+        command = [os.fspath(python), "-I", str(Path(__file__).resolve()), str(min_detection_confidence),
                    str(min_visibility)]
         try:
-            self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            env=environment)
+            self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
             raise PoseEstimatorUnavailable(f"pose worker {os.fspath(python)!r} cannot start: {exc}") from None
         self._lock = threading.Lock()

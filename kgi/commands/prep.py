@@ -1,32 +1,43 @@
-"""Measure the built-in preprocessing (pose estimator, cloth mask, human parser) against a VITON-HD root.
+"""Preprocess person photos with the built-in estimators, and measure them against a VITON-HD root.
+
+`kgi prep person PHOTO... --out DIR` writes what ``kgi tryon --pose/--parse`` and the service take for each
+photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25) and ``DIR/{stem}.png``
+(CIHP palette PNG).
 
 `kgi prep eval ROOT` prints, for the split's pairs and for synthetic people:
 
 - pose: the mean distance between the estimator's joints and the dataset's OpenPose joints, over the joints
   both detect (OpenPose confidence > 0.1), as a fraction of the image height; all joints and the pose-graph
-  joints (BODY_25 0-7, 9, 12). On synthetic people (``kgi.data.synth``) the reference is the generator's pose.
-  The estimator is ``MediaPipePose`` in this process or, with --pose-python, in that interpreter's
-  environment (``SubprocessPose``: mediapipe cannot share an environment with Ray);
+  joints (BODY_25 0-7, 9, 12). On synthetic people (``kgi.data.synth``) the reference is the generator's pose;
 - cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against every garment's ``cloth-mask``;
 - parse: mIoU over the 13 model classes present (``kgi.data.labels``) of the parser against the dataset's
-  ``image-parse-v3`` and on held-out synthetic people. The parser is the shipped ``SynthParser``, or --onnx
-  with its --label-set and --input-size.
+  ``image-parse-v3`` and on held-out synthetic people.
 
-Example:
+The pose estimator is ``MediaPipePose`` in this process or, with --pose-python, ``SubprocessPose`` in that
+interpreter's environment (mediapipe cannot share an environment with Ray: see ``kgi.pose_estimation``). The
+parser is the shipped ``SynthParser`` (synthetic people only), or --onnx with its --label-set and --input-size.
 
+Examples:
+
+    kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --onnx schp-lip.onnx \\
+        --label-set lip --input-size 473 473
     kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from kgi.cli import CommandError
-from kgi.data.labels import to_parse13
+from kgi.data.images import ImageError, decode_rgb, encode_palette_png
+from kgi.data.labels import CIHP_PALETTE, NUM_PARSE13, to_parse13
+from kgi.data.pose import openpose_json
 from kgi.data.synth import make_pair
 from kgi.data.vitonhd import DatasetError, VitonHD
 from kgi.graphs import POSE_BODY25_INDEX
@@ -41,23 +52,28 @@ SYNTH_HEIGHT = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    estimators = argparse.ArgumentParser(add_help=False)
+    estimators.add_argument("--pose-python", metavar="PYTHON",
+                            help="interpreter of an environment with mediapipe (default: this process)")
+    estimators.add_argument("--parser", default=str(DEFAULT_SYNTH_PARSER), metavar="SAFETENSORS",
+                            help="SynthParser weights (default: the shipped ones)")
+    estimators.add_argument("--onnx", metavar="MODEL.onnx", help="use this ONNX parser instead")
+    estimators.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS),
+                            help="the ONNX parser's labels (default: cihp)")
+    estimators.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                            help="the ONNX parser's input (default: read from the model)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    evaluate = actions.add_parser("eval", help="print the preprocessing figures", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    person = actions.add_parser("person", parents=[estimators], help="write pose JSON and parse PNG of photos")
+    person.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="person photos")
+    person.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the files go")
+    evaluate = actions.add_parser("eval", parents=[estimators], help="print the preprocessing figures")
     evaluate.add_argument("root", metavar="ROOT", help="VITON-HD root (local folder or s3://bucket/prefix)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"), help="split (default: test)")
     evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs")
-    evaluate.add_argument("--pose-python", metavar="PYTHON",
-                          help="interpreter of an environment with mediapipe (default: this process)")
     evaluate.add_argument("--synth-people", type=int, default=20, metavar="N",
                           help="synthetic people for the pose and parse figures (default: 20)")
     evaluate.add_argument("--synth-seed", type=int, default=7, metavar="S",
                           help="their seed; the shipped parser was trained on seed 1000 (default: 7)")
-    evaluate.add_argument("--parser", default=str(DEFAULT_SYNTH_PARSER), metavar="SAFETENSORS",
-                          help="SynthParser weights (default: the shipped ones)")
-    evaluate.add_argument("--onnx", metavar="MODEL.onnx", help="evaluate this ONNX parser instead")
-    evaluate.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS), help="the ONNX parser's labels")
-    evaluate.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="the ONNX parser's input")
 
 
 def joint_distance(estimated: np.ndarray, reference: np.ndarray, height: int, joints=None,
@@ -91,15 +107,15 @@ class ParseScore:
     """Sums per-class intersections and unions of 13-class parses, for an mIoU over a set of images."""
 
     def __init__(self):
-        self.intersection = torch.zeros(0, dtype=torch.long)
-        self.union = torch.zeros(0, dtype=torch.long)
+        self.intersection = torch.zeros(NUM_PARSE13, dtype=torch.long)
+        self.union = torch.zeros(NUM_PARSE13, dtype=torch.long)
 
     def add(self, predicted_cihp: np.ndarray, reference_cihp: np.ndarray) -> None:
         """Add one image's (H, W) CIHP parses (grouped into the 13 classes here)."""
         intersection, union = iou_counts(torch.from_numpy(to_parse13(predicted_cihp)),
                                          torch.from_numpy(to_parse13(reference_cihp)))
-        self.intersection = intersection if not self.union.numel() else self.intersection + intersection
-        self.union = union if not self.union.numel() else self.union + union
+        self.intersection += intersection
+        self.union += union
 
     @property
     def miou(self) -> float:
@@ -138,10 +154,12 @@ class PoseScore:
         return f"pose {label}: person found in {self.found}/{self.people}; mean joint distance: {figures}"
 
 
-def _pose_estimator(args):
+def _pose_estimator(args, required: bool):
     try:
         return SubprocessPose(args.pose_python) if args.pose_python else MediaPipePose()
     except PoseEstimatorUnavailable as exc:
+        if required:
+            raise CommandError(str(exc)) from None
         print(f"pose: skipped ({exc})")
         return None
 
@@ -156,17 +174,51 @@ def _human_parser(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the figures. Raises ``CommandError`` for a bad root or parser."""
+    """Run the action. Raises ``CommandError`` for bad arguments, a bad root or an unusable estimator."""
+    torch.set_num_threads(1)
+    return prepare_people(args) if args.action == "person" else evaluate(args)
+
+
+def prepare_people(args: argparse.Namespace) -> int:
+    """Write each photo's OpenPose JSON and CIHP parse PNG; a photo without a person is reported and skipped."""
+    missing = [str(photo) for photo in args.photos if not photo.is_file()]
+    if missing:
+        raise CommandError(f"no such photo: {', '.join(missing)}")
+    estimator = _pose_estimator(args, required=True)
+    parser, _ = _human_parser(args)
+    failures = 0
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for photo in args.photos:
+            try:
+                rgb = decode_rgb(photo.read_bytes(), source=str(photo))
+                pose = estimator.estimate(rgb)
+                parse = parser.parse(rgb)
+            except (ImageError, PoseEstimationError, ParsingError) as exc:
+                print(f"{photo}: skipped ({exc})", file=sys.stderr)
+                failures += 1
+                continue
+            (args.out / f"{photo.stem}_keypoints.json").write_text(openpose_json(pose))
+            (args.out / f"{photo.stem}.png").write_bytes(encode_palette_png(parse, CIHP_PALETTE))
+            print(f"{photo}: {int((pose[:, 2] > 0).sum())} joints, parse -> {args.out}")
+    except OSError as exc:
+        raise CommandError(f"{exc.filename}: {exc.strerror}") from None
+    finally:
+        estimator.close()
+    return 1 if failures else 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print the figures."""
     if args.limit is not None and args.limit < 1 or args.synth_people < 0:
         raise CommandError("--limit and --synth-people must be positive")
-    torch.set_num_threads(1)
     try:
         persons = VitonHD(args.root, args.split, "paired")
         garments = VitonHD(args.root, args.split, "unpaired")
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
     count = len(persons) if args.limit is None else min(args.limit, len(persons))
-    estimator = _pose_estimator(args)
+    estimator = _pose_estimator(args, required=False)
     parser, parser_name = _human_parser(args)
 
     genuine_pose, genuine_parse, masks = PoseScore(estimator), ParseScore(), {}
@@ -197,6 +249,6 @@ def run(args: argparse.Namespace) -> int:
             print(synth_pose.line(label))
         print(f"parse {parser_name}: {label} mIoU {synth_parse.miou:.4f} (13 classes)")
     print(f"({time.time() - started:.0f} s)")
-    if estimator is not None and hasattr(estimator, "close"):
+    if estimator is not None:
         estimator.close()
     return 0
