@@ -9,8 +9,6 @@ RePaint resampling jumps (``jump_length``, ``jump_n_sample``) go back up ``jump_
 process :math:`x_{t'} = \sqrt{\bar\alpha_{t'}/\bar\alpha_t}\,x_t + \sqrt{1-\bar\alpha_{t'}/\bar\alpha_t}\,\epsilon`
 (computed here from the scheduler's ``alphas_cumprod``) and redo the reverse steps, so that the generated region
 harmonises with the kept one. KGI's public setting, 50 steps with jumps 10 x 10, costs 410 UNet evaluations.
-With ``known_noise="predicted"`` the kept pixels are instead noised with the UNet's own noise prediction after
-each evaluation (as DDNM does), which keeps the noise continuous across the mask border at few steps.
 
 Allowed combinations:
 
@@ -26,9 +24,9 @@ result does not depend on what it is batched with, and a seed always gives the s
 
 Example:
 
-    >>> result = inpaint(unet, make_scheduler("dpm++", train_scheduler.config), known01, keep_mask, parse_onehot,
-    ...                  num_steps=20, seeds=[0, 1])
-    >>> result.images01.shape, result.unet_evaluations      # (2, 3, H, W), 20
+    >>> result = inpaint(unet, make_scheduler("ddpm", train_scheduler.config), known01, keep_mask, parse_onehot,
+    ...                  num_steps=25, seeds=[0, 1])               # FAST_SETTING
+    >>> result.images01.shape, result.unet_evaluations      # (2, 3, H, W), 25
 """
 
 from __future__ import annotations
@@ -46,7 +44,6 @@ from kgi import metrics
 
 # Schedulers whose step depends only on (model output, timestep, sample): RePaint jumps may revisit levels.
 STATELESS_SCHEDULERS = (DDPMScheduler, DDIMScheduler)
-KNOWN_NOISE = ("fresh", "predicted")
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
@@ -145,7 +142,7 @@ def _check_inputs(known01: torch.Tensor, keep_mask: torch.Tensor, parse_onehot: 
 @torch.no_grad()
 def inpaint(unet: torch.nn.Module, scheduler: SchedulerMixin, known01: torch.Tensor, keep_mask: torch.Tensor,
             parse_onehot: torch.Tensor, *, num_steps: int, seeds: list[int], jump_length: int = 0,
-            jump_n_sample: int = 1, eta: float = 0.0, known_noise: str = "fresh") -> InpaintResult:
+            jump_n_sample: int = 1, eta: float = 0.0) -> InpaintResult:
     """Inpaint the pixels outside ``keep_mask`` (RePaint keep-mask sampling), batched over requests.
 
     Args:
@@ -160,11 +157,6 @@ def inpaint(unet: torch.nn.Module, scheduler: SchedulerMixin, known01: torch.Ten
         seeds: one int per image; seeds its generator.
         jump_length, jump_n_sample: RePaint resampling (0 and 1: none; KGI's public setting: 10 and 10).
         eta: DDIM's stochasticity (0 = deterministic); DDIM only.
-        known_noise: how the kept pixels are noised to the current level t.
-            ``"fresh"`` (RePaint): before every evaluation, with new Gaussian noise.
-            ``"predicted"`` (DDNM-style): after every evaluation, with the UNet's own noise prediction, so the
-            scheduler's clean estimate is the known image exactly there and the noise field stays continuous
-            across the mask border; fresh noise only before the first evaluation.
 
     Returns ``InpaintResult(images01, unet_evaluations)``.
     """
@@ -176,8 +168,6 @@ def inpaint(unet: torch.nn.Module, scheduler: SchedulerMixin, known01: torch.Ten
     if jumps and not isinstance(scheduler, STATELESS_SCHEDULERS):
         raise SamplerInputError(f"RePaint jumps need a stateless scheduler (DDPM, DDIM); got "
                                 f"{type(scheduler).__name__}")
-    if known_noise not in KNOWN_NOISE:
-        raise SamplerInputError(f"known_noise must be one of {KNOWN_NOISE}; got {known_noise!r}")
     if eta and not isinstance(scheduler, DDIMScheduler):
         raise SamplerInputError(f"eta applies to DDIMScheduler only; got {type(scheduler).__name__}")
     positions = repaint_positions(num_steps, jump_length, jump_n_sample)
@@ -200,16 +190,13 @@ def inpaint(unet: torch.nn.Module, scheduler: SchedulerMixin, known01: torch.Ten
     sample = noise() * scheduler.init_noise_sigma
     evaluations = 0
     for here, there in pairwise(positions):
-        if there > here:  # reverse step at level timesteps[here], kept pixels imposed
+        if there > here:  # reverse step at level timesteps[here], kept pixels imposed first
             timestep = timesteps[here]
             alpha = alphas_cumprod[timestep]
-            if known_noise == "fresh" or evaluations == 0:
-                sample = keep * (alpha.sqrt() * known + (1 - alpha).sqrt() * noise()) + (1 - keep) * sample
+            sample = keep * (alpha.sqrt() * known + (1 - alpha).sqrt() * noise()) + (1 - keep) * sample
             model_input = scheduler.scale_model_input(sample, timestep)
             noise_prediction = unet(model_input, timestep.expand(len(sample)), parse_onehot).float()
             evaluations += 1
-            if known_noise == "predicted":
-                sample = keep * (alpha.sqrt() * known + (1 - alpha).sqrt() * noise_prediction) + (1 - keep) * sample
             sample = scheduler.step(noise_prediction, timestep, sample, generator=generators,
                                     **step_kwargs).prev_sample
         else:  # RePaint jump: forward-noise from level timesteps[here] back up to timesteps[there]
@@ -228,7 +215,7 @@ class SamplerSetting:
     Attributes:
         name: row label.
         scheduler: "ddpm", "ddim" or "dpm++" (see ``make_scheduler``).
-        num_steps, jump_length, jump_n_sample, eta, known_noise: as in ``inpaint``.
+        num_steps, jump_length, jump_n_sample, eta: as in ``inpaint``.
     """
 
     name: str
@@ -237,7 +224,6 @@ class SamplerSetting:
     jump_length: int = 0
     jump_n_sample: int = 1
     eta: float = 0.0
-    known_noise: str = "fresh"
 
     @property
     def unet_evaluations(self) -> int:
@@ -246,12 +232,17 @@ class SamplerSetting:
 
 # KGI's public sampler: DDPM respaced to 50 steps, RePaint jumps 10 x 10 (410 evaluations).
 REFERENCE_SETTING = SamplerSetting("repaint-ddpm-50-j10x10", "ddpm", 50, jump_length=10, jump_n_sample=10)
+# The fast sampler: 25 stochastic DDPM steps (trailing spacing), kept pixels re-noised before each evaluation,
+# no jumps. On held-out synthetic pairs it matched REFERENCE_SETTING's SSIM and L1 inside the hole within
+# measurement noise, while the deterministic DDIM and DPM-Solver++ at 25 steps were clearly worse.
+FAST_SETTING = SamplerSetting("repaint-ddpm-25", "ddpm", 25)
 DEFAULT_CURVE_SETTINGS: tuple[SamplerSetting, ...] = (
     REFERENCE_SETTING,
-    SamplerSetting("ddpm-25", "ddpm", 25),
+    FAST_SETTING,
+    SamplerSetting("repaint-ddpm-13-j4x2", "ddpm", 13, jump_length=4, jump_n_sample=2),
+    SamplerSetting("repaint-ddpm-10", "ddpm", 10),
     SamplerSetting("ddim-25", "ddim", 25),
-    SamplerSetting("dpm++-20", "dpm++", 20),
-    SamplerSetting("dpm++-10", "dpm++", 10),
+    SamplerSetting("dpm++-25", "dpm++", 25),
 )
 
 
@@ -288,8 +279,7 @@ def sampler_curve(unet: torch.nn.Module, train_scheduler: SchedulerMixin, target
             result = inpaint(unet, scheduler, target01[start:stop], keep_mask[start:stop],
                              parse_onehot[start:stop], num_steps=setting.num_steps,
                              seeds=list(range(seed + start, seed + stop)), jump_length=setting.jump_length,
-                             jump_n_sample=setting.jump_n_sample, eta=setting.eta,
-                             known_noise=setting.known_noise)
+                             jump_n_sample=setting.jump_n_sample, eta=setting.eta)
             outputs.append(result.images01.cpu())
         seconds = time.perf_counter() - started
         generated01 = torch.cat(outputs)

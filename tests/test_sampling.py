@@ -8,7 +8,7 @@ from torch import nn
 
 from kgi.data.labels import NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
-from kgi.sampling import (REFERENCE_SETTING, SamplerInputError, SamplerSetting, count_unet_evaluations, inpaint,
+from kgi.sampling import (FAST_SETTING, REFERENCE_SETTING, SamplerInputError, SamplerSetting, count_unet_evaluations, inpaint,
                           make_scheduler, repaint_positions, sampler_curve)
 
 HEIGHT, WIDTH = 16, 12
@@ -52,6 +52,7 @@ def unet() -> SpadeUNet:
 def test_reference_setting_costs_410_evaluations():
     assert count_unet_evaluations(50, jump_length=10, jump_n_sample=10) == 410
     assert REFERENCE_SETTING.unet_evaluations == 410
+    assert FAST_SETTING.unet_evaluations <= 25
     assert count_unet_evaluations(50) == 50
 
 
@@ -76,12 +77,11 @@ def test_oracle_counts_410_calls_with_the_reference_sampler_and_recovers_the_ima
 
 
 @pytest.mark.parametrize("kind", ["ddpm", "ddim", "dpm++"])
-@pytest.mark.parametrize("known_noise", ["fresh", "predicted"])
-def test_perfect_denoiser_fills_the_hole_with_the_truth(kind, known_noise):
+def test_perfect_denoiser_fills_the_hole_with_the_truth(kind):
     """Every scheduler, driven by the exact noise, lands on the clean image inside the hole too."""
     known, keep, parse = requests(3, seed=1)
     result = inpaint(OracleUNet(known), make_scheduler(kind, TRAIN_SCHEDULER.config), known, keep, parse,
-                     num_steps=8, seeds=[5, 6, 7], known_noise=known_noise)
+                     num_steps=8, seeds=[5, 6, 7])
     assert result.unet_evaluations == 8
     torch.testing.assert_close(result.images01, known, atol=2e-3, rtol=0)
 
@@ -125,13 +125,11 @@ def test_known_pixels_are_kept_exactly(unet):
     assert result.images01.min() >= 0 and result.images01.max() <= 1
 
 
-@pytest.mark.parametrize("kind, jumps, eta, known_noise", [("ddpm", (2, 2), 0.0, "fresh"),
-                                                           ("ddim", (2, 2), 0.5, "predicted"),
-                                                           ("dpm++", (0, 1), 0.0, "fresh")])
-def test_batched_equals_alone(unet, kind, jumps, eta, known_noise):
+@pytest.mark.parametrize("kind, jumps, eta", [("ddpm", (2, 2), 0.0), ("ddim", (2, 2), 0.5), ("dpm++", (0, 1), 0.0)])
+def test_batched_equals_alone(unet, kind, jumps, eta):
     known, keep, parse = requests(3, seed=3)
     scheduler = make_scheduler(kind, TRAIN_SCHEDULER.config)
-    options = dict(num_steps=6, jump_length=jumps[0], jump_n_sample=jumps[1], eta=eta, known_noise=known_noise)
+    options = dict(num_steps=6, jump_length=jumps[0], jump_n_sample=jumps[1], eta=eta)
     seeds = [11, 22, 33]
     batched = inpaint(unet, scheduler, known, keep, parse, seeds=seeds, **options).images01
     for item in range(3):
@@ -172,8 +170,6 @@ def test_invalid_combinations_raise(unet):
         inpaint(unet, dpm, known, keep * 0.5, parse, num_steps=4, seeds=[0, 1])
     with pytest.raises(SamplerInputError, match="smaller than num_steps"):
         count_unet_evaluations(10, jump_length=10, jump_n_sample=2)
-    with pytest.raises(SamplerInputError, match="known_noise"):
-        inpaint(unet, dpm, known, keep, parse, num_steps=4, seeds=[0, 1], known_noise="none")
     with pytest.raises(SamplerInputError, match="scheduler kind"):
         make_scheduler("euler", TRAIN_SCHEDULER.config)
 
