@@ -46,10 +46,14 @@ VERSION_FILE = "version.yaml"
 
 @dataclass
 class SamplerSettings:
-    """How stage 3 samples: a diffusers scheduler name, its steps, and optional RePaint jumps."""
+    """How stage 3 samples: a diffusers scheduler name, its steps, and optional RePaint jumps.
 
-    scheduler: str = "dpm++"
-    num_steps: int = 20
+    The default is ``kgi.sampling.FAST_SETTING``: 25 DDPM steps with the kept region re-noised before each
+    evaluation, measured on par with KGI's 410-evaluation setting on held-out synthetic pairs.
+    """
+
+    scheduler: str = "ddpm"
+    num_steps: int = 25
     jump_length: int = 0
     jump_n_sample: int = 1
 
