@@ -6,6 +6,7 @@
     PUT  /v1/ab/weights   {"weights": {version: weight}} with ``Authorization: Bearer $KGI_ADMIN_TOKEN``
     GET  /healthz         liveness
     GET  /docs            OpenAPI documentation
+    GET  /                the web page (``deployments/web/``); its files and bundled examples under ``/web/``
 
 A try-on request goes ``Preprocess -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>`` through deployment
 handles, where ``v`` is the version :class:`~deployments.routing.VersionRouter` picks. Every response says which
@@ -21,11 +22,14 @@ that answers it, so the configs run one ingress replica (it only awaits; the sta
 import hmac
 import json
 import logging
+import mimetypes
 import os
 import time
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+import torch
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -41,7 +45,10 @@ from deployments.errors import RequestError, error_body, error_response
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import VersionRouter, VersionStats
 from deployments.stages import InpaintOutput
+from deployments.web import examples_index, web_files
 from kgi.data.images import encode_png
+from kgi.data.sample import TryOnSample
+from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
 logger = logging.getLogger("ray.serve")
@@ -80,6 +87,57 @@ def require_admin_token(authorization: str | None = Header(None)) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise RequestError("Authorization: a valid 'Bearer <token>' is required", status=401, code="unauthorized",
                            headers={"WWW-Authenticate": "Bearer"})
+
+
+@api.get("/", include_in_schema=False)
+@api.get("/web/{name:path}", include_in_schema=False)
+def web_page(name: str = "index.html") -> Response:
+    """The page at ``/``; under ``/web/``: its files, ``examples.json``, the examples' inputs (``deployments.web``)."""
+    if name == "examples.json":
+        return JSONResponse(examples_index())
+    path = web_files().get(name)
+    if path is None:
+        raise HTTPException(404, f"{name}: not a file of the web page")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(path.read_bytes(), media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+# Colours of kgi.drawing's channels, painted over the dimmed person photo in this order.
+SKELETON_COLOURS = ((255, 208, 0), (255, 76, 76), (56, 150, 255))  # torso, the person's right arm, left arm
+GARMENT_COLOURS = ((0, 200, 160), (255, 128, 0), (255, 255, 255))  # backbone, sleeves (filled), contour line
+GARMENT_OPACITIES = (0.45, 0.45, 1.0)
+KEYPOINT_COLOUR = (255, 64, 160)
+
+
+def _paint(person: np.ndarray, drawing: torch.Tensor, colours, opacities) -> np.ndarray:
+    """Each channel of a (C, H, W) {0, 1} drawing painted in its colour, in order, over the dimmed person."""
+    image = person.astype(np.float32) * 0.5
+    for channel, colour, opacity in zip(drawing.numpy(), colours, opacities, strict=True):
+        alpha = channel[..., None] * opacity  # (H, W, 1)
+        image = image * (1 - alpha) + np.asarray(colour, np.float32) * alpha
+    return image.round().astype(np.uint8)
+
+
+def keypoint_drawings(sample: TryOnSample, garment_kp: np.ndarray) -> dict[str, np.ndarray]:
+    """The target-parse network's two keypoint inputs drawn over the person photo: (H, W, 3) uint8 each.
+
+    ``pose_skeleton`` is ``kgi.drawing.draw_skeleton`` of the pose graph; ``garment_contour`` is
+    ``draw_garment_contour`` of stage 1's keypoints (backbone and sleeves filled, outline) with the 32 keypoints
+    as dots.
+
+    Args:
+        sample: the preprocessed request (person photo and pose).
+        garment_kp: (32, 2) normalised garment keypoints on the person (stage 1's output).
+    """
+    height, width = sample.size
+    skeleton = draw_skeleton(torch.from_numpy(sample.pose_nodes)[None], height, width)[0]  # (3, H, W)
+    garment = draw_garment_contour(torch.as_tensor(garment_kp, dtype=torch.float32)[None], height, width)[0]
+    garment_image = _paint(sample.person, garment[[1, 2, 0]], GARMENT_COLOURS, GARMENT_OPACITIES)
+    radius = max(2, round(line_width(height)))
+    for x, y in np.round(garment_kp * [width, height]).astype(int):
+        cv2.circle(garment_image, (int(x), int(y)), radius, KEYPOINT_COLOUR, -1, cv2.LINE_AA)
+    return {"pose_skeleton": _paint(sample.person, skeleton, SKELETON_COLOURS, (1.0, 1.0, 1.0)),
+            "garment_contour": garment_image}
 
 
 class WeightsUpdate(BaseModel):
@@ -173,11 +231,13 @@ class Ingress:
                 "timings": timings, "size": {"height": height, "width": width},
                 "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist()}
         if form.stages:
+            drawings = keypoint_drawings(sample, garment_kp[0])
             body["stages"] = {
                 "person": png_base64(encode_png(sample.person)),
                 "garment": png_base64(encode_png(sample.cloth)),
                 "cloth_mask": png_base64(encode_png(sample.cloth_mask)),
                 "cloth_keypoints": np.round(sample.cloth_keypoints, 2).tolist(),
+                **{name: png_base64(encode_png(image)) for name, image in drawings.items()},
                 "target_parse": png_base64(parse13_png(stage_two.target_parse13[0].byte().numpy())),
                 "warped_garment": png_base64(encode_png(to_uint8_images(stage_two.warped_garment)[0])),
                 "recomposed": png_base64(encode_png(to_uint8_images(stage_two.recomposed)[0])),

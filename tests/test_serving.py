@@ -12,15 +12,11 @@ import asyncio
 import base64
 import io
 import json
-import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 from ray.serve.exceptions import BackPressureError
@@ -36,16 +32,11 @@ from kgi.cli import CommandError
 from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb
 from kgi.data.labels import NUM_PARSE13
 from kgi.data.pose import parse_openpose
-from kgi.models.inpainter import SpadeUNet, make_training_scheduler
-from kgi.models.keypoints import KeypointGNN
-from kgi.models.parse import ParseUNet
-from kgi.pipeline import SamplerSettings, TryOnPipeline, VersionInfo
+
+from serving_support import ADMIN_TOKEN, CONFIGS, model_root, service  # noqa: F401 - imported fixtures
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = {name: REPO / "platform" / "serve" / f"{name}.yaml" for name in ("local", "gpu-cluster")}
-ADMIN_TOKEN = "test-admin-token-5f1c"
 APP = "kgi"
 HEIGHT, WIDTH = 256, 192  # local.yaml's working resolution
 
@@ -263,44 +254,6 @@ def test_prepare_sample_says_what_is_missing_or_wrong(vitonhd_sample):
 
 
 # ---------------------------------------------------------------- the service over HTTP
-
-
-@pytest.fixture(scope="module")
-def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding one random-weights model version, "default" (2 sampler steps)."""
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    TryOnPipeline(KeypointGNN(garment_channels=16, pose_channels=16), ParseUNet(base_channels=8, max_channels=16),
-                  SpadeUNet.from_preset("tiny"), make_training_scheduler(),
-                  VersionInfo(name="default", sampler=SamplerSettings(num_steps=2))).save_pretrained(root / "default")
-    return root
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def service(model_root: Path) -> Iterator[str]:
-    """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL."""
-    import ray
-    from ray import serve
-
-    from deployments.app import deploy
-
-    port = free_port()
-    config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
-    # Replicas import `deployments` and `kgi` from this checkout, and read the admin token from their environment.
-    ray.init(num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_ADMIN_TOKEN": ADMIN_TOKEN}})
-    try:
-        deploy(config, timeout_s=600)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 def inpaint_batch_counts(version: str) -> dict[int, int]:

@@ -1,0 +1,63 @@
+"""What the service tests share: a random-weights model version and ``platform/serve/local.yaml`` running on a
+fresh local Ray cluster.
+
+Test modules import the fixtures (``from serving_support import model_root, service``); each module that does
+gets its own cluster (the fixtures are module-scoped), started once for all of its tests.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from deployments.app import load_serve_config
+from kgi.models.inpainter import SpadeUNet, make_training_scheduler
+from kgi.models.keypoints import KeypointGNN
+from kgi.models.parse import ParseUNet
+from kgi.pipeline import SamplerSettings, TryOnPipeline, VersionInfo
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {name: REPO / "platform" / "serve" / f"{name}.yaml" for name in ("local", "gpu-cluster")}
+ADMIN_TOKEN = "test-admin-token-5f1c"
+
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding one random-weights model version, "default" (2 sampler steps)."""
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    TryOnPipeline(KeypointGNN(garment_channels=16, pose_channels=16), ParseUNet(base_channels=8, max_channels=16),
+                  SpadeUNet.from_preset("tiny"), make_training_scheduler(),
+                  VersionInfo(name="default", sampler=SamplerSettings(num_steps=2))).save_pretrained(root / "default")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(model_root: Path) -> Iterator[str]:
+    """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL."""
+    import ray
+    from ray import serve
+
+    from deployments.app import deploy
+
+    port = free_port()
+    config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
+    # Replicas import `deployments` and `kgi` from this checkout, and read the admin token from their environment.
+    ray.init(num_cpus=4, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_ADMIN_TOKEN": ADMIN_TOKEN}})
+    try:
+        deploy(config, timeout_s=600)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
