@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
+
+from deployments.ingress import KEYPOINT_COLOUR
 
 from serving_support import REPO, model_root, service  # noqa: F401 - imported fixtures
 
@@ -120,6 +123,11 @@ def test_uploaded_inputs_give_the_result_and_every_stage(page, service, tmp_path
         src = page.get_attribute(f".tile[data-stage={key}] img", "src")
         assert Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size == (width, height)
         assert src.endswith(answer["stages"][key])
+    # The keypoints tile marks the very keypoints the API answered with.
+    drawing = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["stages"]["garment_contour"]))))
+    keypoints = np.round(answer["garment_keypoints"]).astype(int)  # (32, 2) pixels
+    inside = keypoints[((keypoints >= 2) & (keypoints < [width - 2, height - 2])).all(axis=1)]
+    assert len(inside) > 0 and (drawing[inside[:, 1], inside[:, 0]] == KEYPOINT_COLOUR).all()
     caption = page.inner_text(".tile[data-stage=target_parse] figcaption")
     assert f"{answer['timings']['parse_warp']:.2f} s" in caption
     facts = page.inner_text(".facts")

@@ -99,7 +99,10 @@ function bindDropZones() {
   for (const drop of document.querySelectorAll(".drop")) {
     const field = drop.dataset.field;
     const input = $("input", drop);
-    input.addEventListener("change", () => input.files.length && setFile(field, input.files[0]));
+    input.addEventListener("change", () => {
+      if (input.files.length) setFile(field, input.files[0]);
+      input.value = "";  // the file is kept in `state`; choosing the same file again still counts as a change
+    });
     drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));
     drop.addEventListener("drop", (event) => {
@@ -138,13 +141,19 @@ async function loadExamples() {
 /** Load an example's files into the inputs, then run the current view's action: one click, one result. */
 async function runExample(example) {
   if (state.busy) return;
-  await Promise.all(Object.entries(example.files).map(async ([field, url]) => {
-    const response = await fetch(url);
-    const blob = await response.blob();
-    setFile(field, new File([blob], url.split("/").pop(), { type: blob.type }));
-  }));
-  const compare = !$("#view-compare").hidden;
-  $(compare ? "#compare-form" : "#single-form").requestSubmit();
+  const view = $("#view-compare").hidden ? "single" : "compare";
+  try {
+    await Promise.all(Object.entries(example.files).map(async ([field, url]) => {
+      const response = await fetch(url);
+      if (!response.ok) throw new ServiceError(response.status, null, `${field}: the example's file did not load`);
+      const blob = await response.blob();
+      setFile(field, new File([blob], url.split("/").pop(), { type: blob.type }));
+    }));
+  } catch (error) {
+    showError($(`#${view}-error`), error instanceof ServiceError ? error : new ServiceError(0, null, String(error)));
+    return;
+  }
+  $(`#${view}-form`).requestSubmit();
 }
 
 // ------------------------------------------------------------------ models
