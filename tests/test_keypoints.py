@@ -140,9 +140,33 @@ def random_batch(batch: int, seed: int = 0):
     return cloth, pose
 
 
+def untrained_network() -> KeypointGNN:
+    """A small network in eval mode whose zero-initialised output layer is given random weights, so the
+    output depends on every input."""
+    model = KeypointGNN(garment_channels=32, pose_channels=16).eval()
+    with torch.no_grad():
+        for weight in (model.garment_out.lin_self.weight, model.garment_out.lin_neighbour.weight):
+            weight.normal_(std=0.1)
+    return model
+
+
+def test_untrained_network_hangs_the_flat_shape_at_the_neck():
+    """With its zero-initialised output layer, the network maps the flat shape's frame onto the person's."""
+    cloth, pose = random_batch(2)
+    with torch.no_grad():
+        worn = KeypointGNN(garment_channels=8, pose_channels=8).eval()(cloth, pose)
+    iso = torch.tensor([ASPECT, 1.0])
+    neck = pose[:, 1] * iso
+    person_size = (pose[:, 2] - pose[:, 5]).mul(iso).norm(dim=-1) + (neck - pose[:, 8:10].mean(1) * iso).norm(dim=-1)
+    garment_size = ((cloth[:, 5] - cloth[:, 31]) * iso).norm(dim=-1) + ((cloth[:, 2] - cloth[:, 18]) * iso).norm(dim=-1)
+    centre = 0.5 * (cloth[:, 2] + cloth[:, 18]) * iso
+    expected = neck[:, None] + (person_size / garment_size)[:, None, None] * (cloth * iso - centre[:, None])
+    torch.testing.assert_close(worn, expected / iso)
+
+
 def test_network_shapes_and_batching_consistency():
     torch.manual_seed(0)
-    model = KeypointGNN(garment_channels=32, pose_channels=16).eval()
+    model = untrained_network()
     cloth, pose = random_batch(5)
     with torch.no_grad():
         batched = model(cloth, pose)
@@ -151,14 +175,18 @@ def test_network_shapes_and_batching_consistency():
     torch.testing.assert_close(batched, one_by_one)
 
 
-def test_network_follows_the_person_across_the_image():
-    """The output is anchored on the neck: moving the person moves the prediction by the same amount."""
+def test_network_follows_the_person_and_ignores_the_flat_photo_scale():
+    """Moving or scaling the person moves or scales the prediction alike; the flat garment's size is ignored."""
     torch.manual_seed(0)
-    model = KeypointGNN(garment_channels=32, pose_channels=16).eval()
+    model = untrained_network()
     cloth, pose = random_batch(3)
     shift = torch.tensor([0.07, -0.04])
+    neck = pose[:, 1:2]
     with torch.no_grad():
-        torch.testing.assert_close(model(cloth, pose + shift), model(cloth, pose) + shift)
+        reference = model(cloth, pose)
+        torch.testing.assert_close(model(cloth, pose + shift), reference + shift)
+        torch.testing.assert_close(model(cloth, neck + 0.8 * (pose - neck)), neck + 0.8 * (reference - neck))
+        torch.testing.assert_close(model(0.5 + 1.3 * (cloth - 0.5), pose), reference)
 
 
 @pytest.mark.parametrize("cloth_shape,pose_shape", [((2, 31, 2), (2, 10, 2)), ((2, 32, 2), (2, 10, 3)),

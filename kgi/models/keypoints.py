@@ -9,10 +9,21 @@ Batching is *dense*: every sample has the same graph, so node features are ``(B,
 layer's ``MessagePassing`` propagates along ``node_dim=-2`` with one shared ``edge_index``. No torch-geometric
 ``Batch`` objects are built.
 
-Coordinates are normalised (``x / W``, ``y / H``; ``docs/ARCHITECTURE.md``). The garment input is centred on the
-midpoint of garment nodes 2 (neckline centre) and 18 (hem centre), as in KGI. The pose input is taken relative
-to the neck (pose node 1) and the network's output is added back to the neck: the regression target stays the
-absolute keypoint position on the person, but the layers never have to carry where the person stands.
+Coordinates are normalised (``x / W``, ``y / H``; ``docs/ARCHITECTURE.md``). Inside the network both keypoint
+sets are put in their own frame, in isotropic units (``x * aspect``, ``y``) so that distances mean the same along
+both axes:
+
+* garment: centred on the midpoint of nodes 2 (neckline centre) and 18 (hem centre), as in KGI, and divided by
+  its size, the shoulder width (nodes 5-31) plus the centre length (2-18). The flat photo's scale says nothing
+  about how large the garment is worn, so only its shape enters.
+* person: centred on the neck (pose node 1) and divided by the person's size, shoulder width (2-5) plus torso
+  length (neck to the hip midpoint).
+
+The garment stream regresses each node's displacement from the flat shape, in the person's frame (the two frames
+have comparable units, so "the flat shape, hung at the neck" is the starting point), and ``forward`` maps the
+result back: the output is the absolute normalised position on the person, while the layers never carry the
+node's own coordinates, where the person stands or how large they are in the picture (the network is equivariant
+to moving and scaling the person by construction).
 
 Example::
 
@@ -49,6 +60,10 @@ from kgi.graphs import (
 GARMENT_MIRROR: tuple[int, ...] = (4, 3, 2, 1, 0, *(36 - i for i in range(5, NUM_GARMENT_NODES)))
 # Pose: the person's right and left joints swap (shoulder, elbow, wrist, hip); nose and neck stay.
 POSE_MIRROR: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 9, 8)
+
+
+# Smallest frame size (isotropic normalised units) a keypoint set may have before it counts as collapsed.
+_MIN_FRAME_SIZE = 1e-3
 
 
 class KeypointInputError(ValueError):
@@ -209,6 +224,7 @@ class KeypointGNN(SafetensorsModel):
 
         garment (B,32,2) -> GraphConvBlock 2->Cg -> [+ fuse(pose_d) -> R x GraphResBlock] x 3 -> SemGraphConv Cg->2
         pose    (B,10,2) -> GraphConvBlock 2->Cp -> [R x GraphResBlock -> pose_d          ] x 3
+        output = flat shape + SemGraphConv output, mapped from the person's frame to the image
 
     The pose features after each of the three pose stages enter the garment stream through ``PoseToGarment``.
     The sleeve type is not an input: a sleeveless garment is recognisable by its collapsed sleeve nodes.
@@ -217,14 +233,18 @@ class KeypointGNN(SafetensorsModel):
         garment_channels: width of the garment stream (160 in KGI).
         pose_channels: width of the pose stream (512 in KGI; a smaller default trains quickly on CPU).
         blocks_per_depth: residual blocks in each of the three stages of both streams.
+        aspect: image width / height of the cloth and person images (VITON-HD: 768 / 1024).
     """
 
-    def __init__(self, garment_channels: int = 160, pose_channels: int = 128, blocks_per_depth: int = 1):
+    def __init__(self, garment_channels: int = 160, pose_channels: int = 128, blocks_per_depth: int = 1,
+                 aspect: float = 0.75):
         super().__init__()
         if min(garment_channels, pose_channels, blocks_per_depth) < 1:
             raise ValueError("garment_channels, pose_channels and blocks_per_depth must be positive")
+        if not aspect > 0:
+            raise ValueError(f"aspect must be positive (image width / height), got {aspect}")
         self.config = {"garment_channels": garment_channels, "pose_channels": pose_channels,
-                       "blocks_per_depth": blocks_per_depth}
+                       "blocks_per_depth": blocks_per_depth, "aspect": aspect}
         garment_edges, pose_edges = garment_edge_index(), pose_edge_index()
         self.garment_in = GraphConvBlock(2, garment_channels, garment_edges, NUM_GARMENT_NODES)
         self.pose_in = GraphConvBlock(2, pose_channels, pose_edges, NUM_POSE_NODES)
@@ -238,6 +258,8 @@ class KeypointGNN(SafetensorsModel):
                             for _ in range(blocks_per_depth)))
             for _ in range(3))
         self.garment_out = SemGraphConv(garment_channels, 2, garment_edges, NUM_GARMENT_NODES)
+        for weight in (self.garment_out.lin_self.weight, self.garment_out.lin_neighbour.weight):
+            nn.init.zeros_(weight)  # an untrained network hangs the flat shape at the neck
 
     def forward(self, cloth_kp: torch.Tensor, pose_nodes: torch.Tensor) -> torch.Tensor:
         """Place the garment on the person.
@@ -255,14 +277,27 @@ class KeypointGNN(SafetensorsModel):
         if cloth_kp.size(0) != pose_nodes.size(0):
             raise KeypointInputError(
                 f"cloth_kp and pose_nodes have different batch sizes ({cloth_kp.size(0)} vs {pose_nodes.size(0)})")
-        centre = 0.5 * (cloth_kp[:, 2:3] + cloth_kp[:, 18:19])  # (B, 1, 2)
-        neck = pose_nodes[:, 1:2]  # (B, 1, 2)
-        garment = self.garment_in(cloth_kp - centre)
-        pose = self.pose_in(pose_nodes - neck)
+        to_isotropic = torch.tensor([self.config["aspect"], 1.0], dtype=cloth_kp.dtype, device=cloth_kp.device)
+        garment_centre, garment_size = _frame(cloth_kp * to_isotropic, (2, 18), (5, 31), (2, 18))
+        neck, person_size = _frame(pose_nodes * to_isotropic, (1,), (2, 5), (1, 8, 9))
+        flat_shape = (cloth_kp * to_isotropic - garment_centre) / garment_size  # (B, 32, 2) garment frame
+        garment = self.garment_in(flat_shape)
+        pose = self.pose_in((pose_nodes * to_isotropic - neck) / person_size)
         for pose_stage, fuse, garment_stage in zip(self.pose_stages, self.fusions, self.garment_stages):
             pose = pose_stage(pose)
             garment = garment_stage(fuse(garment, pose))
-        return neck + self.garment_out(garment)
+        worn_shape = flat_shape + self.garment_out(garment)  # (B, 32, 2) person frame
+        return (neck + person_size * worn_shape) / to_isotropic
+
+
+def _frame(points: torch.Tensor, origin: tuple[int, ...], across: tuple[int, int], down: tuple[int, ...]):
+    """Origin (B, 1, 2) and size (B, 1, 1) of a keypoint set: the mean of the ``origin`` nodes, and the width
+    between the two ``across`` nodes plus the length from the first ``down`` node to the mean of the others."""
+    width = (points[:, across[0]] - points[:, across[1]]).norm(dim=-1)  # (B,)
+    length = (points[:, down[0]] - points[:, list(down[1:])].mean(1)).norm(dim=-1)
+    size = (width + length).clamp_min(_MIN_FRAME_SIZE)
+    return points[:, list(origin)].mean(1, keepdim=True), size[:, None, None]
+
 
 def check_keypoints(points: torch.Tensor, num_nodes: int, name: str) -> None:
     """Raise ``KeypointInputError`` unless ``points`` is a finite float tensor of shape (B, num_nodes, 2)."""
