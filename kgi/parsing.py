@@ -206,10 +206,12 @@ class OnnxParser:
 class ParserUNet(SafetensorsModel):
     """A small U-Net from an RGB photo to CIHP logits: the network of :class:`SynthParser`.
 
-    Level ``i`` (resolution ``H / 2**i``) has ``min(base_channels * 2**i, max_channels)`` channels::
+    Level ``i`` (resolution ``H / 2**i``) has ``min(base_channels * 2**i, max_channels)`` channels. The photo
+    enters with a fourth channel, the pixel's x coordinate from -1 (left) to 1 (right) (CoordConv), because
+    the left and right labels of arms, legs and shoes depend on which side of the body a part lies::
 
-        x (B,3,H,W) -> ConvBlock -> [maxpool -> ConvBlock] x levels -> [upsample, concat skip -> ConvBlock]
-          x levels -> 1x1 conv -> logits (B,20,H,W)
+        [x (B,3,H,W), column (B,1,H,W)] -> ConvBlock -> [maxpool -> ConvBlock] x levels
+          -> [upsample, concat skip -> ConvBlock] x levels -> 1x1 conv -> logits (B,20,H,W)
 
     Args:
         base_channels: channels at full resolution.
@@ -229,7 +231,7 @@ class ParserUNet(SafetensorsModel):
         self.config = {"base_channels": base_channels, "max_channels": max_channels, "levels": levels,
                        "input_height": input_height}
         widths = [min(base_channels * 2**level, max_channels) for level in range(levels + 1)]
-        self.stem = ConvBlock(3, widths[0])
+        self.stem = ConvBlock(4, widths[0])
         self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1]) for i in range(levels))
         self.up = nn.ModuleList(ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in range(levels))
         self.head = nn.Conv2d(widths[0], NUM_CIHP, 1)
@@ -244,7 +246,9 @@ class ParserUNet(SafetensorsModel):
         if x.dim() != 4 or x.size(1) != 3 or x.size(2) % multiple or x.size(3) % multiple:
             raise ParsingError(f"input must be (B, 3, H, W) with H and W multiples of {multiple}, "
                                f"got {tuple(x.shape)}")
-        skips = [self.stem(x)]
+        batch, _, height, width = x.shape
+        column = torch.linspace(-1.0, 1.0, width, device=x.device, dtype=x.dtype).expand(batch, 1, height, width)
+        skips = [self.stem(torch.cat([x, column], dim=1))]
         for down in self.down:
             skips.append(down(F.max_pool2d(skips[-1], 2)))
         h = skips.pop()
