@@ -8,7 +8,7 @@ synthetic people only; ``kgi prep eval`` measures it on held-out synthetic pairs
 genuine photos.
 
 The shipped ``models/parser/synth_parser.safetensors`` was made with the defaults on one CPU thread (about 30
-minutes on a busy 2-core machine: 3 minutes of rendering, then about 1.7 s a step):
+minutes on a busy 2-core machine: 3 minutes of rendering, then about 1.5 s a step):
 
     python scripts/train_parser.py --out models/parser/synth_parser.safetensors
 """
