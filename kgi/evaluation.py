@@ -183,6 +183,9 @@ def _stage_rows(batch, predicted, five, single, limit: int) -> list[list[tuple[s
     return rows
 
 
+TRYON_METRICS = ["ssim", "psnr", "ssim (inpainted)", "l1 (inpainted)"]
+
+
 @dataclass
 class TryOnReport:
     tables: list[Table]
@@ -195,6 +198,26 @@ def plain_fills(recomposed: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarra
     mean_fill[~keep] = recomposed[keep].mean(axis=0).round().astype(np.uint8) if keep.any() else 128
     telea = cv2.inpaint(recomposed, (~keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     return {"mean colour": mean_fill, "OpenCV Telea": telea}
+
+
+def paired_scores(image: np.ndarray, person: np.ndarray, keep_mask: np.ndarray) -> dict[str, float]:
+    """One try-on scored against the person photo it reconstructs (the paired setting).
+
+    Args:
+        image: (H, W, 3) uint8 the try-on (or a plain fill of the same holes).
+        person: (H, W, 3) uint8 the ground-truth person photo.
+        keep_mask: (H, W) bool pixels kept from the recomposed image; the rest was inpainted.
+
+    Returns SSIM and PSNR over the whole image and, when anything was inpainted, SSIM and L1 inside the inpainted
+    region (the keys of ``TRYON_METRICS``).
+    """
+    tensor, truth = _images([image], "cpu"), _images([person], "cpu")
+    scores = {"ssim": float(ssim(tensor, truth)), "psnr": float(psnr(tensor, truth))}
+    hole = torch.from_numpy(~keep_mask)[None, None].float()
+    if hole.sum() > 0:
+        scores["ssim (inpainted)"] = float(ssim(tensor, truth, hole))
+        scores["l1 (inpainted)"] = float(masked_l1(tensor, truth, hole))
+    return scores
 
 
 def evaluate_tryon(pipeline: TryOnPipeline, samples, paired: bool, batch_size: int = 8, sheet_rows: int = 4
@@ -215,26 +238,26 @@ def evaluate_tryon(pipeline: TryOnPipeline, samples, paired: bool, batch_size: i
         for sample, result in zip(batch, results):
             candidates = {"KGI (ours)": result.image, **plain_fills(result.recomposed, result.keep_mask)}
             if paired:
-                truth = _images([sample.person], "cpu")
-                hole = torch.from_numpy(~result.keep_mask)[None, None].float()
                 for name, image in candidates.items():
-                    tensor = _images([image], "cpu")
-                    scores[name]["ssim"].append(float(ssim(tensor, truth)))
-                    scores[name]["psnr"].append(float(psnr(tensor, truth)))
-                    if hole.sum() > 0:
-                        scores[name]["ssim (inpainted)"].append(float(ssim(tensor, truth, hole)))
-                        scores[name]["l1 (inpainted)"].append(float(masked_l1(tensor, truth, hole)))
+                    for metric, value in paired_scores(image, sample.person, result.keep_mask).items():
+                        scores[name][metric].append(value)
             if len(sheet) < sheet_rows:
                 sheet.append([("person", sample.person), ("garment", sample.cloth),
                               ("recomposed", result.recomposed), ("keep mask", mask_tile(result.keep_mask)),
                               ("mean fill", candidates["mean colour"]), ("OpenCV Telea", candidates["OpenCV Telea"]),
                               ("KGI", result.image)])
-    tables = []
-    if paired:
-        metrics = ["ssim", "psnr", "ssim (inpainted)", "l1 (inpainted)"]
-        table = Table(f"Try-on, paired setting ({evaluations} UNet evaluations per image; mean ± s.e.)",
-                      ["method", *metrics])
-        for name, values in scores.items():
-            table.rows.append([name, *(_fmt(values[m], 3) for m in metrics)])
-        tables.append(table)
-    return TryOnReport(tables, contact_sheet(sheet))
+    return TryOnReport([tryon_table(scores, evaluations)] if paired else [], contact_sheet(sheet))
+
+
+def tryon_table(scores: dict[str, dict[str, list[float]]], unet_evaluations: int) -> Table:
+    """The paired-setting table: one row per method, mean ± s.e. of each of ``TRYON_METRICS``.
+
+    Args:
+        scores: method -> metric -> per-image values (``paired_scores`` of each image).
+        unet_evaluations: UNet calls per image, shown in the title.
+    """
+    table = Table(f"Try-on, paired setting ({unet_evaluations} UNet evaluations per image; mean ± s.e.)",
+                  ["method", *TRYON_METRICS])
+    for name, values in scores.items():
+        table.rows.append([name, *(_fmt(values[m], 3) for m in TRYON_METRICS)])
+    return table
