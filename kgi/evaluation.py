@@ -76,7 +76,9 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
         sheet_rows: examples drawn on the sheet.
     """
     errors = defaultdict(lambda: defaultdict(list))  # subset -> method -> per-sample errors
-    intersection, union = torch.zeros(NUM_PARSE13, dtype=torch.long), torch.zeros(NUM_PARSE13, dtype=torch.long)
+    # parse -> class -> pixel counts, for the network's raw output and the target parse ("network", "target")
+    intersection = defaultdict(lambda: torch.zeros(NUM_PARSE13, dtype=torch.long))
+    union = defaultdict(lambda: torch.zeros(NUM_PARSE13, dtype=torch.long))
     warp_scores = defaultdict(lambda: defaultdict(list))  # "keypoints/method/subset" -> metric -> values
     sheet = []
     for batch in _batches(samples, batch_size):
@@ -98,9 +100,10 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
 
         raw_parse, target_parse = pipeline.predict_parse(batch, predicted)
         gt_parse = torch.from_numpy(np.stack([s.parse13 for s in batch])).long()
-        i, u = iou_counts(raw_parse.cpu(), gt_parse)
-        intersection += i
-        union += u
+        for parse_name, parse in (("network", raw_parse), ("target", target_parse)):
+            i, u = iou_counts(parse.cpu(), gt_parse)
+            intersection[parse_name] += i
+            union[parse_name] += u
 
         person = _images([s.person for s in batch], "cpu")
         region = (gt_parse == UPPER)[:, None].float()
@@ -132,16 +135,20 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
         figures[f"keypoints/{subset}/reduction"] = float(reduction)
         keypoint_table.rows.append([subset, str(len(net)), _fmt(net), _fmt(base), f"{reduction:+.1%}"])
 
-    iou = (intersection.double() / union.double().clamp(min=1))
-    present = union > 0
-    parse_table = Table("Stage 2a: target parse IoU with predicted keypoints (network output, every pixel)",
-                        ["class", "IoU"])
+    # "network": the parse network's output at every pixel; "target": the parse stage 2 hands on, which keeps the
+    # person's own labels wherever neither they nor the network say garment or arm (TryOnPipeline.predict_parse).
+    parse_table = Table("Stage 2a: parse IoU with predicted keypoints",
+                        ["class", "network output", "target parse (known labels kept)"])
+    iou = {name: intersection[name].double() / union[name].double().clamp(min=1) for name in intersection}
+    present = union["target"] > 0
     for c in range(NUM_PARSE13):
         if present[c]:
-            parse_table.rows.append([PARSE13_LABELS[c], f"{iou[c]:.3f}"])
-    figures["parse/miou"] = float(iou[present].mean())
-    figures["parse/upper_iou"] = float(iou[UPPER])
-    parse_table.rows.append(["**mIoU**", f"**{figures['parse/miou']:.3f}**"])
+            parse_table.rows.append([PARSE13_LABELS[c], f"{iou['network'][c]:.3f}", f"{iou['target'][c]:.3f}"])
+    for name in iou:
+        figures[f"parse/{name}/miou"] = float(iou[name][present].mean())
+        figures[f"parse/{name}/upper_iou"] = float(iou[name][UPPER])
+    parse_table.rows.append(["**mIoU**", f"**{figures['parse/network/miou']:.3f}**",
+                             f"**{figures['parse/target/miou']:.3f}**"])
 
     warp_table = Table("Stage 2b: warped garment vs. ground-truth person inside the true garment region",
                        ["keypoints", "warp", "subset", "n", "SSIM ↑", "L1 ↓"])
