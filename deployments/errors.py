@@ -9,6 +9,7 @@ Every error body is ``{"error": {"code": "<machine-readable>", "message": "<name
     any other ValueError                  422 invalid_input (the package raises ValueError for bad user input)
     BackPressureError (a full queue)      503 overloaded, with Retry-After
     DeploymentUnavailableError            503 unavailable, with Retry-After
+    RayActorError (a replica died)        503 unavailable, with Retry-After (Serve replaces the replica)
     anything else                         500 internal: logged with its traceback, answered without it
 
 Exceptions raised inside another deployment reach the caller wrapped in ``RayTaskError``; the original
@@ -22,7 +23,7 @@ import uuid
 from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException
 
@@ -106,7 +107,7 @@ def error_response(exc: BaseException) -> JSONResponse:
     if isinstance(exc, BackPressureError):
         return JSONResponse(error_body("overloaded", "the service is at capacity; retry shortly"),
                             status_code=503, headers=retry)
-    if isinstance(exc, DeploymentUnavailableError):
+    if isinstance(exc, (DeploymentUnavailableError, RayActorError)):
         return JSONResponse(error_body("unavailable", "a stage of the service is unavailable; retry shortly"),
                             status_code=503, headers=retry)
     incident = uuid.uuid4().hex[:12]

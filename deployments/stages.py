@@ -8,6 +8,9 @@ One set per model version (``Keypoints-<version>``, ``ParseWarp-<version>``, ``I
 into one sampler call (items keep their own seed and masks; items asking for different step counts run as
 separate groups). Batches can only fill if every caller upstream allows enough requests in flight, which is
 why ``max_ongoing_requests`` is raised along the whole path and ``max_queued_requests`` bounds every queue.
+
+Every stage's ``check_health`` (called by Serve every ``health_check_period_s``) fails when its network holds
+a NaN or infinite weight, or when the device cannot be read any more; Serve then replaces the replica.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
 
 
+def check_finite(stage: str, model: torch.nn.Module) -> None:
+    """Raise ``RuntimeError`` naming the first floating-point parameter or buffer of ``model`` that holds NaN or
+    infinity (what a corrupted model looks like); a device that fails to answer raises its own error."""
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RuntimeError(f"{stage}: {name} holds NaN or infinite values; the model is broken")
+
+
 def _load(version: ModelVersion, device: str, torch_threads: int | None) -> TryOnPipeline:
     apply_torch_threads(torch_threads)
     if device == "cuda" and not torch.cuda.is_available():
@@ -52,6 +63,10 @@ class Keypoints:
     def __init__(self, version: ModelVersion, torch_threads: int | None = None):
         self.pipeline = _load(version, "cpu", torch_threads)
 
+    def check_health(self) -> None:
+        """Serve's health check: fails when the keypoint network is broken (see :func:`check_finite`)."""
+        check_finite("keypoint network", self.pipeline.keypoint_net)
+
     def __call__(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> tuple[np.ndarray, float]:
         """``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> ((B, 32, 2) normalised, seconds)."""
         start = time.perf_counter()
@@ -71,6 +86,10 @@ class ParseWarp:
 
     def __init__(self, version: ModelVersion, torch_threads: int | None = None):
         self.pipeline = _load(version, "cpu", torch_threads)
+
+    def check_health(self) -> None:
+        """Serve's health check: fails when the parse network is broken (see :func:`check_finite`)."""
+        check_finite("parse network", self.pipeline.parse_net)
 
     def __call__(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[StageTwoOutput, float]:
         """Stage 2 of ``samples`` given stage 1's (B, 32, 2) normalised ``garment_kp``; returns (output, seconds)."""
@@ -130,6 +149,10 @@ class Inpaint:
             "kgi_inpaint_batch_size", description="Requests stacked into one inpainting sampler call.",
             boundaries=BATCH_SIZE_BUCKETS, tag_keys=("version",))
         self.batch_size_histogram.set_default_tags({"version": version.name})
+
+    def check_health(self) -> None:
+        """Serve's health check: fails when the denoising UNet is broken (see :func:`check_finite`)."""
+        check_finite("inpainting UNet", self.pipeline.unet)
 
     def reconfigure(self, user_config: dict) -> None:
         """Apply a :class:`BatchConfig` (called by Serve at start and on every config change)."""

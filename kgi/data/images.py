@@ -3,8 +3,9 @@
 Decoders take bytes and a ``source`` (a file name, a form field) and return numpy arrays in the package's
 conventions: RGB (H, W, 3) uint8, grayscale (H, W) uint8, label maps (H, W) uint8. Anything that cannot be
 used raises :class:`ImageError` whose message starts with the source: empty bytes, too many bytes, a format
-that is not an image, a header declaring more than ``max_pixels`` pixels (refused before any pixel is
-decoded), truncated or corrupt data.
+that is not an image, a header declaring more than ``max_pixels`` pixels, a side shorter than ``min_side`` or
+an aspect ratio beyond ``max_aspect_ratio`` (all three refused from the header, before any pixel is decoded:
+a 1x40000 strip is few pixels but becomes a huge canvas once padded to 3:4), truncated or corrupt data.
 
 Decoding normalises what cameras and editors produce: EXIF orientation is applied, grayscale, palette, CMYK
 and 16-bit images become 8-bit, transparency is composited on white (flat garment photos are shot on white).
@@ -24,6 +25,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DECODE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 LOSSY_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: multi-picture JPEG from cameras, opened by the JPEG plugin
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MIN_SIDE = 1
+DEFAULT_MAX_ASPECT_RATIO = 4.0  # longer side / shorter side; photos of people and garments are far below it
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
@@ -31,7 +34,8 @@ class ImageError(ValueError):
     """Image bytes that cannot be used, or an array that cannot be encoded; the message names the source."""
 
 
-def _decode(data: bytes, source: str, max_bytes: int | None, max_pixels: int, mode: str | None) -> np.ndarray:
+def _decode(data: bytes, source: str, max_bytes: int | None, max_pixels: int, min_side: int,
+            max_aspect_ratio: float, mode: str | None) -> np.ndarray:
     """Check sizes, decode, apply EXIF orientation and convert; every failure becomes an ``ImageError``.
 
     ``mode`` is "RGB" or "L" (through :func:`_to_8bit`), or ``None`` for label maps (indices kept).
@@ -56,6 +60,11 @@ def _decode(data: bytes, source: str, max_bytes: int | None, max_pixels: int, mo
     if width * height > max_pixels:
         raise ImageError(
             f"{source}: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} pixels")
+    if min(width, height) < min_side:
+        raise ImageError(f"{source}: {width}x{height} is too small (each side needs at least {min_side} pixels)")
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        raise ImageError(f"{source}: {width}x{height} is too elongated (the longer side may be at most "
+                         f"{max_aspect_ratio:g} times the shorter)")
     if mode is None:
         if image.format in LOSSY_FORMATS:
             raise ImageError(f"{source}: label maps must be lossless (PNG), got {image.format}")
@@ -93,7 +102,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def decode_rgb(data: bytes, *, source: str, max_bytes: int | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+               max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE,
+               max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> np.ndarray:
     """Decode an image to RGB.
 
     Args:
@@ -101,29 +111,33 @@ def decode_rgb(data: bytes, *, source: str, max_bytes: int | None = None,
         source: what to call the input in error messages.
         max_bytes: refuse inputs longer than this (``None``: no limit).
         max_pixels: refuse images whose header declares more pixels than this, before decoding.
+        min_side: refuse images with a side shorter than this (pixels), before decoding.
+        max_aspect_ratio: refuse images whose longer side exceeds this multiple of the shorter, before decoding.
 
     Returns (H, W, 3) uint8 RGB after EXIF orientation. Raises ``ImageError`` naming ``source``.
     """
-    return _decode(data, source, max_bytes, max_pixels, "RGB")
+    return _decode(data, source, max_bytes, max_pixels, min_side, max_aspect_ratio, "RGB")
 
 
 def decode_gray(data: bytes, *, source: str, max_bytes: int | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+                max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE,
+                max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> np.ndarray:
     """Decode an image to 8-bit grayscale (colour images by ITU-R 601 luma), e.g. a garment mask.
 
     Arguments as :func:`decode_rgb`. Returns (H, W) uint8. Raises ``ImageError`` naming ``source``.
     """
-    return _decode(data, source, max_bytes, max_pixels, "L")
+    return _decode(data, source, max_bytes, max_pixels, min_side, max_aspect_ratio, "L")
 
 
 def decode_labels(data: bytes, *, source: str, max_bytes: int | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE,
+                  max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> np.ndarray:
     """Decode a label map: the stored indices of a palette ("P") or grayscale ("L") lossless image, untouched.
 
     Arguments as :func:`decode_rgb`. Returns (H, W) uint8. Raises ``ImageError`` naming ``source`` for any
     other mode (an RGB rendering of the labels) or a lossy format (JPEG would blur label boundaries).
     """
-    return _decode(data, source, max_bytes, max_pixels, None)
+    return _decode(data, source, max_bytes, max_pixels, min_side, max_aspect_ratio, None)
 
 
 def _check_array(array: np.ndarray, name: str, shapes: str, ndims: tuple[int, ...]) -> np.ndarray:

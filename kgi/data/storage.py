@@ -10,8 +10,10 @@ from user input (a pairs file, a request) cannot reach outside the root.
 
 S3 goes through boto3. The endpoint comes from the standard ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``
 environment variables, which boto3 reads itself (moto, MinIO, Ceph); credentials from the usual chain.
-Transient errors (throttling, 5xx, dropped connections) are retried by botocore's "standard" retry mode with
-exponential backoff and jitter.
+Transient errors (throttling, 5xx, refused or dropped connections) are retried by botocore's "standard" retry
+mode with exponential backoff and jitter, ``AWS_MAX_ATTEMPTS`` attempts in all (default
+:data:`DEFAULT_S3_ATTEMPTS`); when the last one fails, :class:`StorageUnavailableError` names the object and the
+cause. A write is one PUT, with a checksum the server verifies: the object appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,15 +21,26 @@ from __future__ import annotations
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 S3_SCHEME = "s3://"
-# botocore's "standard" mode retries throttling, 5xx and connection errors with exponential backoff.
-S3_RETRIES = {"mode": "standard", "max_attempts": 8}
+DEFAULT_S3_ATTEMPTS = 8  # botocore's "standard" retries: up to ~1 minute of backoff (each wait at most 20 s)
 
 
 class StoragePathError(ValueError):
     """A storage root or relative path that is malformed or would escape the root."""
+
+
+class StorageUnavailableError(OSError):
+    """The storage did not answer, or kept failing, through every retry; the message names the location."""
+
+
+def s3_attempts() -> int:
+    """Attempts per S3 request, first one included: ``AWS_MAX_ATTEMPTS`` (the AWS variable), else the default."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else DEFAULT_S3_ATTEMPTS
 
 
 def validate_rel(rel: str, *, allow_root: bool = False) -> str:
@@ -153,8 +166,9 @@ class S3Storage(Storage):
             import boto3
             from botocore.config import Config
 
+            retries = {"mode": "standard", "total_max_attempts": s3_attempts()}
             # A session of its own: boto3's default session is not safe to share between threads.
-            self._client = boto3.session.Session().client("s3", config=Config(retries=S3_RETRIES))
+            self._client = boto3.session.Session().client("s3", config=Config(retries=retries))
         return self._client
 
     def __getstate__(self) -> dict:
@@ -164,26 +178,48 @@ class S3Storage(Storage):
         rel = validate_rel(rel, allow_root=allow_root)
         return "/".join(part for part in (self.prefix, rel) if part)
 
+    @contextmanager
+    def _unavailable_as_error(self, action: str, key: str) -> Iterator[None]:
+        """Turn what is left after botocore's retries (no connection, dropped ones, 5xx) into
+        :class:`StorageUnavailableError`; a missing object, bad credentials and the like pass unchanged."""
+        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+        try:
+            yield
+        except (ConnectionError, HTTPClientError, ClientError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode",
+                                                                                              0) < 500:
+                raise
+            raise StorageUnavailableError(
+                f"s3://{self.bucket}/{key}: {action} failed after {s3_attempts()} attempts with backoff "
+                f"({type(exc).__name__}: {exc})") from exc
+
     def read_bytes(self, rel: str) -> bytes:
         from botocore.exceptions import ClientError
 
         key = self._key(rel)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            with self._unavailable_as_error("reading", key):
+                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if _is_not_found(exc):
                 raise FileNotFoundError(f"s3://{self.bucket}/{key}: no such object") from None
             raise
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        # A single PUT is atomic: the object appears whole or not at all.
-        self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=bytes(data))
+        # A single PUT is atomic: the object appears whole or not at all. botocore sends a CRC32 of the body
+        # that the server checks, so a body damaged on the way is refused rather than stored.
+        key = self._key(rel)
+        with self._unavailable_as_error("writing", key):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
 
     def exists(self, rel: str) -> bool:
         from botocore.exceptions import ClientError
 
+        key = self._key(rel)
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+            with self._unavailable_as_error("looking up", key):
+                self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_not_found(exc):
                 return False
@@ -194,8 +230,9 @@ class S3Storage(Storage):
         folder = self._key(prefix, allow_root=True)
         key_prefix = f"{folder}/" if folder else ""
         skip = len(f"{self.prefix}/") if self.prefix else 0
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
-        return sorted(obj["Key"][skip:] for page in pages for obj in page.get("Contents", []))
+        with self._unavailable_as_error("listing", key_prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
+            return sorted(obj["Key"][skip:] for page in pages for obj in page.get("Contents", []))
 
     def uri(self, rel: str = "") -> str:
         key = self._key(rel, allow_root=True)

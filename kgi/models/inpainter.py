@@ -270,7 +270,8 @@ class SpadeUNet(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], **kwargs) -> "SpadeUNet":
-        """Load a UNet written by ``save_pretrained`` from a local directory; never downloads.
+        """Load a UNet written by ``save_pretrained`` from a local directory; never downloads, never unpickles
+        (a folder holding only a pickled ``.bin`` is refused).
 
         Args:
             directory: holds ``config.json`` and ``diffusion_pytorch_model.safetensors``.
@@ -278,7 +279,7 @@ class SpadeUNet(ModelMixin, ConfigMixin):
         """
         if not Path(directory, "config.json").is_file():
             raise InpainterInputError(f"{str(directory)!r} is not a saved inpainter (no config.json there)")
-        kwargs = {"local_files_only": True, "low_cpu_mem_usage": False, **kwargs}
+        kwargs = {"local_files_only": True, "low_cpu_mem_usage": False, "use_safetensors": True, **kwargs}
         return super().from_pretrained(directory, **kwargs)
 
     @property
