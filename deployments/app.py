@@ -46,7 +46,8 @@ def build_app(args: dict) -> Application:
             inpaint=Inpaint.options(name=f"Inpaint-{name}").bind(version, config.inpaint.device,
                                                                  config.inpaint.dtype, threads))
         for name, version in versions.items()}
-    preprocess = Preprocess.bind(config.max_upload_bytes, config.max_image_pixels, threads)
+    preprocess = Preprocess.bind(config.preprocess_sources(), config.max_upload_bytes, config.max_image_pixels,
+                                 threads)
     return Ingress.bind(preprocess, versions, stages, config.max_upload_bytes, config.max_steps)
 
 

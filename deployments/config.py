@@ -9,6 +9,9 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     max_upload_bytes: 15000000    # per uploaded file, checked before decoding
     max_image_pixels: 40000000    # per image, checked from its header before decoding
     inpaint: {device: cpu, dtype: float32}    # "cuda" + "bfloat16" on GPUs
+    preprocess:                   # where a request's missing pose and parse come from (PreprocessArgs)
+      pose: {source: mediapipe, python: null, required: false}
+      parser: {source: synthetic}
     versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
       default: {path: default, weight: 0.5}
       fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
@@ -24,9 +27,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kgi.data.images import DEFAULT_MAX_PIXELS
+from kgi.parsing import LABEL_SETS, PARSER_SOURCES
+from kgi.pose_estimation import POSE_SOURCES
 from kgi.pipeline import VERSION_FILE, SamplerSettings, VersionInfo
 from kgi.sampling import count_unet_evaluations
 
@@ -68,6 +73,56 @@ class InpaintArgs(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
+class PoseSourceArgs(BaseModel):
+    """``preprocess.pose``: where the pose of a request sent without one comes from.
+
+    Attributes:
+        source: "none" (requests must send ``pose``) or "mediapipe" (BlazePose in a worker process of an
+            environment that has mediapipe: ``kgi.pose_estimation.make_pose_estimator``).
+        python: that environment's interpreter; null takes ``$KGI_POSE_PYTHON`` of the replica's node.
+        required: with "mediapipe": true, the service does not start without it; false, it starts anyway (the
+            reason is logged) and a request without ``pose`` is answered 422 with that reason.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal[POSE_SOURCES] = "none"
+    python: str | None = None
+    required: bool = True
+
+
+class ParserArgs(BaseModel):
+    """``preprocess.parser``: where the parse of a request sent without one comes from (``kgi.parsing.make_parser``).
+
+    Attributes:
+        source: "none" (requests must send ``parse``), "synthetic" (the shipped parser trained on synthetic
+            people: it parses synthetic people only) or "onnx" (a human-parsing model the operator provides).
+        path: the ONNX model (required for "onnx"), or other synthetic-parser weights; relative to ``models_dir``.
+        label_set: the ONNX model's labels, mapped to CIHP: "cihp", "lip" or "atr".
+        input_size: the ONNX model's (height, width) when its input size is dynamic.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal[PARSER_SOURCES] = "none"
+    path: str | None = None
+    label_set: Literal[tuple(LABEL_SETS)] = "cihp"
+    input_size: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _check_onnx_path(self) -> ParserArgs:
+        if self.source == "onnx" and not self.path:
+            raise ValueError("parser source 'onnx' needs the path of the .onnx model")
+        return self
+
+
+class PreprocessArgs(BaseModel):
+    """``preprocess``: the sources of what a request may leave out (``kgi.preprocess``). Default: none, so
+    requests send their pose and parse."""
+
+    model_config = ConfigDict(extra="forbid")
+    pose: PoseSourceArgs = PoseSourceArgs()
+    parser: ParserArgs = ParserArgs()
+
+
 class AppArgs(BaseModel):
     """The validated ``args`` of the application (see the module docstring)."""
 
@@ -79,6 +134,7 @@ class AppArgs(BaseModel):
     max_upload_bytes: int = Field(15_000_000, ge=1024)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64 * 48)
     inpaint: InpaintArgs = InpaintArgs()
+    preprocess: PreprocessArgs = PreprocessArgs()
 
     @field_validator("versions")
     @classmethod
@@ -93,6 +149,19 @@ class AppArgs(BaseModel):
     def version_directory(self, name: str) -> Path:
         """The absolute folder of version ``name``."""
         return (Path(self.models_dir).expanduser() / self.versions[name].path).absolute()
+
+    def preprocess_sources(self) -> PreprocessArgs:
+        """``preprocess`` with the parser's path made absolute against ``models_dir``.
+
+        Raises ``FileNotFoundError`` when the configured parser file does not exist.
+        """
+        parser = self.preprocess.parser
+        if parser.path is None:
+            return self.preprocess
+        path = (Path(self.models_dir).expanduser() / parser.path).absolute()
+        if not path.is_file():
+            raise FileNotFoundError(f"preprocess.parser.path: {path} does not exist")
+        return self.preprocess.model_copy(update={"parser": parser.model_copy(update={"path": str(path)})})
 
     def model_versions(self) -> dict[str, ModelVersion]:
         """Every version resolved against its folder, in config order.

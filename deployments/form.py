@@ -9,7 +9,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from deployments.errors import RequestError
-from deployments.preprocess import Uploads
+from kgi.preprocess import Uploads
 
 RESPONSE_KINDS = ("image", "json")
 MAX_SEED = 2**32 - 1
@@ -21,9 +21,11 @@ TRYON_FIELDS: dict[str, dict] = {
     "garment": {"type": "string", "format": "binary",
                 "description": "Flat product photo of the upper garment, ideally on a plain background."},
     "pose": {"type": "string", "format": "binary",
-             "description": "OpenPose BODY_25 JSON of the person photo, as a file or text (required for now)."},
+             "description": "OpenPose BODY_25 JSON of the person photo, as a file or text; estimated if left out "
+                            "and the service has a pose estimator (else required)."},
     "parse": {"type": "string", "format": "binary",
-              "description": "CIHP label PNG of the person photo, as VITON-HD's image-parse-v3 (required for now)."},
+              "description": "CIHP label PNG of the person photo, as VITON-HD's image-parse-v3; computed if left "
+                             "out and the service has a human parser (else required)."},
     "cloth_mask": {"type": "string", "format": "binary",
                    "description": "Garment silhouette (white = garment); computed from a plain background if "
                                   "left out."},
@@ -46,7 +48,7 @@ MAX_FORM_PARTS = 32
 TEXT_FIELDS_BYTES = 1 << 20  # allowance for the non-file fields in the request-size check
 
 TRYON_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["person", "garment", "pose", "parse"], "properties": TRYON_FIELDS}}}}}
+    "type": "object", "required": ["person", "garment"], "properties": TRYON_FIELDS}}}}}
 
 
 @dataclass

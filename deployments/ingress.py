@@ -46,7 +46,8 @@ from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import VersionRouter, VersionStats
 from deployments.stages import InpaintOutput
 from deployments.web import examples_index, web_files
-from kgi.data.images import encode_png
+from kgi.data.images import encode_palette_png, encode_png
+from kgi.data.labels import CIHP_PALETTE
 from kgi.data.sample import TryOnSample
 from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
 from kgi.sampling import SamplerInputError, count_unet_evaluations
@@ -229,7 +230,8 @@ class Ingress:
         body = {"version": version.name, "image": png_base64(image_png), "seed": form.seed, "steps": steps,
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
                 "timings": timings, "size": {"height": height, "width": width},
-                "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist()}
+                "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
+                "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
             drawings = keypoint_drawings(sample, garment_kp[0])
             body["stages"] = {
@@ -237,6 +239,8 @@ class Ingress:
                 "garment": png_base64(encode_png(sample.cloth)),
                 "cloth_mask": png_base64(encode_png(sample.cloth_mask)),
                 "cloth_keypoints": np.round(sample.cloth_keypoints, 2).tolist(),
+                "pose": np.round(sample.pose, 2).tolist(),  # BODY_25 (x, y, confidence), sent or estimated
+                "parse": png_base64(encode_palette_png(sample.parse, CIHP_PALETTE)),  # sent or estimated
                 **{name: png_base64(encode_png(image)) for name, image in drawings.items()},
                 "target_parse": png_base64(parse13_png(stage_two.target_parse13[0].byte().numpy())),
                 "warped_garment": png_base64(encode_png(to_uint8_images(stage_two.warped_garment)[0])),

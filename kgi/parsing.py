@@ -2,7 +2,7 @@
 
 No parser weights for real photos can ship with the project, so there are three sources of a parse:
 
-1. the request's own CIHP label PNG (``kgi.preprocess.prepare_sample(parse_png=...)``), as VITON-HD has it;
+1. the request's own CIHP label PNG (``kgi.preprocess.Uploads.parse``), as VITON-HD has it;
 2. :class:`OnnxParser`: any human-parsing network exported to ONNX by the user (for instance SCHP trained on
    LIP or ATR), run with ``onnxruntime`` (optional extra ``kgi-platform[parse]``); its label set ("cihp",
    "lip" or "atr") is mapped to the 20 CIHP labels (``to_cihp``);
@@ -10,7 +10,8 @@ No parser weights for real photos can ship with the project, so there are three 
    (``scripts/train_parser.py``, weights in ``models/parser/``). It parses synthetic people well and real
    photos badly: a demo and test fixture, not a substitute for 1 or 2.
 
-Anything with a ``parse(rgb)`` method returning (H, W) uint8 CIHP labels is a :class:`HumanParser`.
+Anything with a ``parse(rgb)`` method returning (H, W) uint8 CIHP labels is a :class:`HumanParser`;
+:func:`make_parser` builds the one a configuration names ("none", "synthetic" or "onnx").
 
 Label sets (orders as the LIP and ATR datasets and the SCHP parsers define them). LIP has no torso-skin
 label: the neck comes out as face or background. Its "jumpsuits" become CIHP "dress" (a one-piece garment the
@@ -52,6 +53,8 @@ TO_CIHP: dict[str, np.ndarray] = {
     name: np.array([CIHP_LABELS.index(_RENAMED.get(label, label)) for label in labels], dtype=np.uint8)
     for name, labels in LABEL_SETS.items()
 }
+
+PARSER_SOURCES = ("none", "synthetic", "onnx")  # what a configuration may name (make_parser)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -283,3 +286,27 @@ class SynthParser:
         fitted, box = fit_image(rgb, *self.model.input_size)
         image = torch.from_numpy(fitted).permute(2, 0, 1)[None].float().div(255).to(self.device)  # (1, 3, h, w)
         return labels_from_logits(self.model(image).cpu(), box, self.model.input_size, rgb.shape[:2])
+
+
+def make_parser(source: str, path: str | os.PathLike | None = None, label_set: str = "cihp",
+                input_size: tuple[int, int] | None = None) -> HumanParser | None:
+    """The human parser a configuration names.
+
+    Args:
+        source: "none" (no parser: every request brings its own parse), "synthetic" (:class:`SynthParser`,
+            synthetic people only) or "onnx" (:class:`OnnxParser`).
+        path: the ONNX model (required for "onnx"), or the synthetic parser's weights (default: the shipped ones).
+        label_set, input_size: of the ONNX model, as :class:`OnnxParser` takes them.
+
+    Returns None for "none". Raises ``ValueError`` for an unknown source or an "onnx" without a path, and
+    ``ParserUnavailable`` / ``ParsingError`` as the parsers' constructors do.
+    """
+    if source not in PARSER_SOURCES:
+        raise ValueError(f"parser source: expected one of {PARSER_SOURCES}, got {source!r}")
+    if source == "none":
+        return None
+    if source == "synthetic":
+        return SynthParser(DEFAULT_SYNTH_PARSER if path is None else path)
+    if path is None:
+        raise ValueError("parser source 'onnx' needs the path of the .onnx model")
+    return OnnxParser(path, label_set, input_size)

@@ -24,9 +24,10 @@ undetected. Both skeletons name sides from the person's point of view (OpenPose'
 image's left for a person facing the camera), so no side swap is needed. ``kgi prep eval`` measures the
 distance to OpenPose's joints.
 
-Example::
+Configurations name a pose source ("none" or "mediapipe") and :func:`make_pose_estimator` builds it; with no
+interpreter named it takes ``$KGI_POSE_PYTHON``. Example::
 
-    estimator = SubprocessPose("/opt/kgi-pose/bin/python")     # or MediaPipePose() without Ray around
+    estimator = make_pose_estimator("mediapipe", "/opt/kgi-pose/bin/python")   # a SubprocessPose
     body25 = estimator.estimate(rgb)                           # (25, 3) float32, pixels of ``rgb``
 """
 
@@ -76,6 +77,10 @@ BODY25_MIDPOINTS: dict[int, tuple[int, int]] = {1: (2, 5), 8: (9, 12)}
 
 # mediapipe's model_complexity of the one BlazePose landmark model inside its wheels ("full").
 FULL_MODEL = 1
+
+POSE_SOURCES = ("none", "mediapipe")  # what a configuration may name (make_pose_estimator)
+POSE_PYTHON_ENV = "KGI_POSE_PYTHON"  # the interpreter of an environment with mediapipe, when none is named
+MEDIAPIPE_SETUP = "python3 -m venv /opt/kgi-pose && /opt/kgi-pose/bin/pip install mediapipe==0.10.14"
 
 
 class PoseEstimationError(ValueError):
@@ -260,6 +265,33 @@ class SubprocessPose:
     def __del__(self):
         if getattr(self, "_worker", None) is not None:
             self.close()
+
+
+def make_pose_estimator(source: str, python: str | os.PathLike | None = None) -> PoseEstimator | None:
+    """The pose estimator a configuration names.
+
+    Args:
+        source: "none" (no estimator: every request brings its own pose) or "mediapipe" (BlazePose).
+        python: for "mediapipe", the interpreter of an environment that has mediapipe: the estimator is a
+            :class:`SubprocessPose` of it. ``None`` takes ``$KGI_POSE_PYTHON``; without that either,
+            :class:`MediaPipePose` runs in this process (mediapipe importable here, so no Ray).
+
+    Returns None for "none". Raises ``ValueError`` for an unknown source and ``PoseEstimatorUnavailable``,
+    saying what to install or set, when mediapipe cannot run.
+    """
+    if source not in POSE_SOURCES:
+        raise ValueError(f"pose source: expected one of {POSE_SOURCES}, got {source!r}")
+    if source == "none":
+        return None
+    python = python or os.environ.get(POSE_PYTHON_ENV) or None
+    if python is not None:
+        return SubprocessPose(python)
+    try:
+        return MediaPipePose()
+    except PoseEstimatorUnavailable:
+        raise PoseEstimatorUnavailable(
+            f"mediapipe is not importable in this process and ${POSE_PYTHON_ENV} is not set: create an environment "
+            f"with it ({MEDIAPIPE_SETUP}) and set {POSE_PYTHON_ENV}=/opt/kgi-pose/bin/python") from None
 
 
 _OK, _ERROR, _UNAVAILABLE = b"0", b"1", b"2"

@@ -1,27 +1,45 @@
-"""From what a user has (two photos and optional annotations) to a ``TryOnSample`` the pipeline accepts.
+"""From what a user has (two photos and optional annotations) to the ``TryOnSample`` the pipeline takes.
 
-Shared by ``kgi tryon`` and the serving ``Preprocess`` stage so both accept exactly the same inputs:
+The project's one preprocessing path: ``kgi tryon`` and the service's ``Preprocess`` deployment both run a
+:class:`Preprocessor` on :class:`Uploads`. What a try-on needs, and where it comes from when not sent:
 
-- person and garment photos in any common format, EXIF rotation applied, any size: each is padded to the
-  dataset's 3:4 (width:height) by replicating its border, then resized to the working height;
-- the person's pose as OpenPose BODY_25 JSON and parse as a CIHP label PNG, both at the person photo's size,
-  or, where the request lacks them, estimated from the person photo by the ``pose_estimator``
-  (``kgi.pose_estimation``) and ``parser`` (``kgi.parsing``) the caller configured; the sample's ``tags``
-  then say so ("estimated-pose", "estimated-parse");
-- the garment's mask, given or computed from a plain-background product photo (``cloth_mask_from_photo``);
-- the garment's 32 keypoints, given (pixels of the garment photo) or extracted (``kgi.landmarks``).
+    person              required  photo of one person, any size (see "Resolution")
+    garment             required  flat product photo of the upper garment
+    pose                OpenPose BODY_25 JSON of the person photo; else estimated by the preprocessor's pose
+                        estimator (``kgi.pose_estimation``); required when it has none
+    parse               CIHP label PNG of the person photo, as VITON-HD's ``image-parse-v3``; else computed by the
+                        preprocessor's human parser (``kgi.parsing``); required when it has none
+    cloth_mask          garment silhouette (grayscale, >= 128 = garment); else :func:`cloth_mask_from_photo`,
+                        which needs a plain background
+    garment_keypoints   JSON list of 32 [x, y] garment-graph keypoints in garment-photo pixels; else
+                        ``kgi.landmarks.flat_garment_keypoints`` finds them
 
-Every problem the input can have raises ``InputError`` naming the field.
+The sample's ``tags`` say what was estimated ("estimated-pose", "estimated-parse").
+
+**Resolution.** The models work at 3:4 (width:height). The person photo keeps its full height: a photo wider
+than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, without one, on the median
+detected joint; joints that fall outside become undetected); a narrower one is padded left and right by
+repeating its edge columns (the parse is padded with background). The garment photo is never cut: it is padded
+to 3:4 with its own background colour (:func:`border_colour`). Both are then resized to the working height;
+the pose and garment keypoints follow every step. The pose and parse are estimated on the whole person photo,
+before the crop.
+
+**Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
+name: ``ImageError`` (``kgi.data.images``) for an upload that is not a usable image, ``PoseError``
+(``kgi.data.pose``) for an unusable pose, ``LandmarkError`` (``kgi.landmarks``) for a garment whose landmarks
+cannot be found, :class:`MissingInputError` for an absent input nothing configured can compute, and
+:class:`InputError` for the rest.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb, resize_labels, resize_mask, \
+from kgi.data.images import DEFAULT_MAX_PIXELS, decode_gray, decode_labels, decode_rgb, resize_labels, resize_mask, \
     resize_rgb
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
@@ -31,186 +49,278 @@ from kgi.landmarks import LandmarkError, flat_garment_keypoints
 from kgi.parsing import HumanParser, ParsingError
 from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 
+MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks blur between 0 and 255)
+# A product photo's pixel farther than this from the background colour (RGB distance) is a garment candidate.
+BACKGROUND_TOLERANCE = 18.0
+# A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
+# a background that is not plain).
+MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
+NECK = 1  # BODY_25 joint the person crop centres on
+
 
 class InputError(ValueError):
-    """A user input that cannot be used; ``field`` names it (a form field or CLI argument)."""
+    """An input of a try-on that cannot be used; the message starts with the input's name.
+
+    Args:
+        field: the input (a form field, a CLI argument's subject): "person", "pose", "parse"...
+        message: what is wrong and, where it helps, what to send instead.
+    """
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+    def __reduce__(self):  # keep ``field`` across processes (Ray pickles exceptions)
+        return type(self), (self.field, self.message)
 
 
-class Letterbox:
-    """Pads an image to 3:4 (width:height) around its centre and scales it to ``height``; maps points alike.
+class MissingInputError(InputError):
+    """An input the request lacks and nothing configured can compute; the message says what to send."""
 
-    Args:
-        source_height, source_width: the original image's size.
-        height: the output height (width = 3/4 of it).
+
+@dataclass
+class Uploads:
+    """The encoded inputs of one try-on, as uploaded or read from files (see the module docstring).
+
+    Attributes:
+        person, garment: encoded photos.
+        pose: OpenPose BODY_25 JSON of the person photo, or None.
+        parse: CIHP label PNG of the person photo, or None.
+        cloth_mask: encoded grayscale garment mask, or None.
+        garment_keypoints: JSON of 32 [x, y] pixel keypoints of the garment photo, or None.
+        person_name, garment_name: the file names (the sample's names).
     """
 
-    def __init__(self, source_height: int, source_width: int, height: int):
-        padded_h, padded_w = max(source_height, source_width * 4 // 3), max(source_width, -(-source_height * 3 // 4))
-        self.top, self.left = (padded_h - source_height) // 2, (padded_w - source_width) // 2
-        self.padded = (padded_h, padded_w)
-        self.size = (height, height * 3 // 4)
-        self.scale = height / padded_h
-
-    def _pad(self, image: np.ndarray, border: int, value=0) -> np.ndarray:
-        padded_h, padded_w = self.padded
-        bottom, right = padded_h - image.shape[0] - self.top, padded_w - image.shape[1] - self.left
-        return cv2.copyMakeBorder(image, self.top, bottom, self.left, right, border, value=value)
-
-    def rgb(self, image: np.ndarray) -> np.ndarray:
-        return resize_rgb(self._pad(image, cv2.BORDER_REPLICATE), *self.size)
-
-    def mask(self, mask: np.ndarray) -> np.ndarray:
-        return resize_mask(self._pad(mask.astype(np.uint8), cv2.BORDER_CONSTANT) > 0, *self.size)
-
-    def labels(self, labels: np.ndarray) -> np.ndarray:
-        return resize_labels(self._pad(labels, cv2.BORDER_CONSTANT), *self.size)
-
-    def points(self, points: np.ndarray) -> np.ndarray:
-        """(N, 2) pixel (x, y) of the source -> of the output."""
-        return ((points + [self.left, self.top]) * self.scale).astype(np.float32)
+    person: bytes
+    garment: bytes
+    pose: bytes | None = None
+    parse: bytes | None = None
+    cloth_mask: bytes | None = None
+    garment_keypoints: bytes | None = None
+    person_name: str = "person"
+    garment_name: str = "garment"
 
 
-def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = 18.0) -> np.ndarray:
+def border_colour(image: np.ndarray) -> np.ndarray:
+    """(3,) uint8 median colour of the one-pixel frame of an (H, W, 3) image: a plain background's colour."""
+    frame = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])  # (2W + 2H, 3)
+    return np.median(frame, axis=0).astype(np.uint8)
+
+
+def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLERANCE) -> np.ndarray:
     """The garment silhouette of a product photo on a plain background: (H, W) bool.
 
-    The background colour is the median of the image border; pixels farther than ``tolerance`` (RGB distance)
-    from it are garment candidates; the largest connected candidate region, holes filled, is the garment.
-    Works for the VITON-HD and shop norm (a plain, light or uniform backdrop); a busy background needs a
-    mask from the user.
+    A rule, not a segmentation model: pixels farther than ``tolerance`` (RGB distance) from the background colour
+    (:func:`border_colour`) are garment candidates; a 3x3 opening drops JPEG speckle; the largest connected
+    candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
+    for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
+    background needs a mask from the user. Measured by ``kgi prep eval``.
     """
-    border = np.concatenate([cloth[0], cloth[-1], cloth[:, 0], cloth[:, -1]]).astype(np.float32)
-    background = np.median(border, axis=0)
-    distance = np.linalg.norm(cloth.astype(np.float32) - background, axis=2)
+    distance = np.linalg.norm(cloth.astype(np.float32) - border_colour(cloth).astype(np.float32), axis=2)
     candidates = cv2.morphologyEx((distance > tolerance).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
         return np.zeros(cloth.shape[:2], bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    region = (labels == largest).astype(np.uint8)
-    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    filled = np.zeros_like(region)
+    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros(cloth.shape[:2], np.uint8)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled.astype(bool)
 
 
-def _decode(decoder, data: bytes, field: str, max_bytes: int | None, max_pixels: int) -> np.ndarray:
-    if not data:
-        raise InputError(field, "empty upload")
-    try:
-        return decoder(data, source=field, max_bytes=max_bytes, max_pixels=max_pixels)
-    except ImageError as exc:
-        raise InputError(field, str(exc).removeprefix(f"{field}: ")) from None
+def fit_person(person: np.ndarray, parse: np.ndarray, pose: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop or pad a person photo, its parse and its pose to 3:4 (the rule is in the module docstring).
+
+    Args:
+        person: (H, W, 3) uint8. parse: (H, W) uint8 CIHP labels. pose: (25, 3) float32 BODY_25 in pixels.
+
+    Returns the three at (H, round(3H/4)); undetected joints stay (0, 0, 0).
+    """
+    height, width = person.shape[:2]
+    target = round(height * 3 / 4)
+    pose = pose.copy()
+    detected = pose[:, 2] > 0
+    if width > target:
+        centre = pose[NECK, 0] if detected[NECK] else np.median(pose[detected, 0]) if detected.any() else width / 2
+        left = int(np.clip(round(centre - target / 2), 0, width - target))
+        person, parse = person[:, left:left + target], parse[:, left:left + target]
+        pose[detected, 0] -= left
+        pose[detected & ((pose[:, 0] < 0) | (pose[:, 0] > target))] = 0
+    elif width < target:
+        left = (target - width) // 2
+        right = target - width - left
+        person = cv2.copyMakeBorder(person, 0, 0, left, right, cv2.BORDER_REPLICATE)
+        parse = cv2.copyMakeBorder(parse, 0, 0, left, right, cv2.BORDER_CONSTANT, value=0)
+        pose[detected, 0] += left
+    return np.ascontiguousarray(person), np.ascontiguousarray(parse), pose
 
 
-def parse_garment_keypoints(text: str | bytes, field: str = "garment_keypoints") -> np.ndarray:
-    """User-given garment keypoints: a JSON list of 32 [x, y] pixel pairs (or a landmark file's object)."""
+def fit_garment(garment: np.ndarray, mask: np.ndarray, keypoints: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Pad a garment photo, its mask and its keypoints (when given) to 3:4 with the photo's background colour.
+
+    Args:
+        garment: (H, W, 3) uint8. mask: (H, W) bool. keypoints: (32, 2) float32 pixels or None.
+    """
+    height, width = garment.shape[:2]
+    pad_x, pad_y = max(round(height * 3 / 4) - width, 0), max(round(width * 4 / 3) - height, 0)
+    left, top = pad_x // 2, pad_y // 2
+    border = (top, pad_y - top, left, pad_x - left)
+    garment = cv2.copyMakeBorder(garment, *border, cv2.BORDER_CONSTANT,
+                                 value=[int(c) for c in border_colour(garment)])
+    mask = cv2.copyMakeBorder(mask.astype(np.uint8), *border, cv2.BORDER_CONSTANT, value=0).astype(bool)
+    if keypoints is not None:
+        keypoints = keypoints + np.array([left, top], dtype=np.float32)
+    return garment, mask, keypoints
+
+
+def read_garment_keypoints(data: bytes, width: int, height: int) -> np.ndarray:
+    """Parse ``garment_keypoints``: a JSON list of 32 [x, y] pixel positions inside a ``width x height`` photo.
+
+    Returns (32, 2) float32; raises ``InputError``.
+    """
     try:
-        doc = json.loads(text)
-        if isinstance(doc, dict):
-            doc = doc["keypoints"]
-        points = np.asarray(doc, dtype=np.float64)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, ValueError,
-            OverflowError):
-        raise InputError(field, f"expected a JSON list of {NUM_GARMENT_NODES} [x, y] pairs") from None
-    if points.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(points).all() or (points < 0).any():
-        raise InputError(field, f"expected {NUM_GARMENT_NODES} finite, non-negative [x, y] pairs, "
-                                f"got shape {points.shape}")
+        points = np.asarray(json.loads(data), dtype=np.float64)
+    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError("garment_keypoints", f"not a JSON list of numbers ({exc})") from None
+    if points.shape != (NUM_GARMENT_NODES, 2):
+        raise InputError("garment_keypoints", f"expected {NUM_GARMENT_NODES} [x, y] pairs, got shape {points.shape}")
+    inside = np.isfinite(points).all(axis=1) & (points >= 0).all(axis=1) & (points[:, 0] <= width) \
+        & (points[:, 1] <= height)
+    if not inside.all():
+        raise InputError("garment_keypoints", f"point {int(np.argmin(inside))} is not inside the {width}x{height} "
+                                              f"garment photo")
     return points.astype(np.float32)
 
 
-def prepare_sample(person: bytes, garment: bytes, *, pose_json: str | bytes | None = None,
-                   parse_png: bytes | None = None, cloth_mask: bytes | None = None,
-                   garment_keypoints: str | bytes | None = None, height: int = 256, max_bytes: int | None = None,
-                   max_pixels: int = 40_000_000, person_name: str = "person", cloth_name: str = "garment",
-                   pose_estimator: PoseEstimator | None = None, parser: HumanParser | None = None) -> TryOnSample:
-    """Decode, validate and normalise one try-on request.
+def _check_pose_inside(pose: np.ndarray, width: int, height: int) -> None:
+    detected = pose[:, 2] > 0
+    outside = detected & ((pose[:, 0] > width + 1) | (pose[:, 1] > height + 1))
+    if outside.any():
+        joint = int(np.argmax(outside))
+        raise PoseError(f"pose: joint {joint} at ({pose[joint, 0]:.0f}, {pose[joint, 1]:.0f}) lies outside the "
+                        f"{width}x{height} person photo; the pose must be computed on this photo")
+
+
+class Preprocessor:
+    """Decodes, checks and normalises try-on inputs (see the module docstring); estimates what they lack.
 
     Args:
-        person, garment: encoded photos.
-        pose_json: OpenPose BODY_25 JSON of the person photo; estimated by ``pose_estimator`` when absent.
-        parse_png: CIHP label PNG of the person photo, same size; computed by ``parser`` when absent.
-        cloth_mask: optional garment mask image (any 8-bit image; >= 128 is garment); computed when absent.
-        garment_keypoints: optional JSON of 32 [x, y] in garment-photo pixels; extracted when absent.
-        height: working height of the result (width = 3/4 of it).
-        max_bytes, max_pixels: refuse larger uploads before decoding them.
-        person_name, cloth_name: names carried into the sample (and error messages).
-        pose_estimator: used when ``pose_json`` is absent (``kgi.pose_estimation.PoseEstimator``).
-        parser: used when ``parse_png`` is absent (``kgi.parsing.HumanParser``).
+        pose_estimator: estimates the pose of a person photo sent without one (``kgi.pose_estimation``);
+            None: every request must send ``pose``.
+        parser: computes the parse of a person photo sent without one (``kgi.parsing``); None: every request
+            must send ``parse``.
+        max_bytes: largest accepted input, per file, checked before decoding (None: no limit).
+        max_pixels: largest accepted image, checked from its header before decoding.
 
-    Raises ``InputError`` naming the field for every problem of the request, including a missing pose or
-    parse that nothing configured can compute, and a person photo in which the estimator or parser fails.
+    Example::
+
+        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("synthetic"))
+        sample = preprocessor(Uploads(person=person_jpeg, garment=garment_jpeg), working_height=256)
     """
-    if pose_json is None and pose_estimator is None:
-        raise InputError("pose", "no pose given: send the person's OpenPose BODY_25 JSON as 'pose' "
-                                 "(no pose estimator is configured on this server)")
-    if parse_png is None and parser is None:
-        raise InputError("parse", "no human parse given: send the person's CIHP label PNG as 'parse' "
-                                  "(no human parser is configured on this server)")
-    person_rgb = _decode(decode_rgb, person, "person", max_bytes, max_pixels)
-    garment_rgb = _decode(decode_rgb, garment, "garment", max_bytes, max_pixels)
-    tags = []
-    if parse_png is not None:
-        parse = _decode(decode_labels, parse_png, "parse", max_bytes, max_pixels)
-        if parse.shape != person_rgb.shape[:2]:
-            raise InputError("parse", f"size {parse.shape[1]}x{parse.shape[0]} differs from the person photo's "
-                                      f"{person_rgb.shape[1]}x{person_rgb.shape[0]}")
+
+    def __init__(self, pose_estimator: PoseEstimator | None = None, parser: HumanParser | None = None, *,
+                 max_bytes: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.pose_estimator = pose_estimator
+        self.parser = parser
+        self.limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+
+    def __call__(self, uploads: Uploads, working_height: int) -> TryOnSample:
+        """The sample of ``uploads`` at ``working_height x 3*working_height/4``.
+
+        Raises the ``ValueError`` subclasses of the module docstring, naming the input.
+        """
+        if uploads.pose is None and self.pose_estimator is None:
+            raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
+                                            "OpenPose BODY_25 JSON as 'pose'")
+        if uploads.parse is None and self.parser is None:
+            raise MissingInputError("parse", "not sent and no human parser is available: send the person photo's "
+                                             "CIHP label PNG (as VITON-HD's image-parse-v3) as 'parse'")
+        height, width = working_height, working_height * 3 // 4
+        tags = []
+
+        person = decode_rgb(uploads.person, source="person", **self.limits)
+        if uploads.parse is not None:
+            parse = self._read_parse(uploads.parse, person.shape[:2])
+        else:
+            parse = self._estimate_parse(person)
+            tags.append("estimated-parse")
+        if uploads.pose is not None:
+            pose = self._read_pose(uploads.pose)
+        else:
+            pose = self._estimate_pose(person)
+            tags.append("estimated-pose")
+        _check_pose_inside(pose, person.shape[1], person.shape[0])
+        person, parse, pose = fit_person(person, parse, pose)
+        pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
+        person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
+
+        garment = decode_rgb(uploads.garment, source="garment", **self.limits)
+        mask = self._garment_mask(uploads.cloth_mask, garment)
+        keypoints = None
+        if uploads.garment_keypoints is not None:
+            keypoints = read_garment_keypoints(uploads.garment_keypoints, garment.shape[1], garment.shape[0])
+        garment, mask, keypoints = fit_garment(garment, mask, keypoints)
+        scale = np.array([width / garment.shape[1], height / garment.shape[0]], dtype=np.float32)
+        garment, mask = resize_rgb(garment, height, width), resize_mask(mask, height, width)
+        sleeve = None
+        if keypoints is None:
+            try:
+                landmarks = flat_garment_keypoints(garment, mask)
+            except LandmarkError as exc:
+                raise LandmarkError(f"garment: its landmarks cannot be found ({exc})") from None
+            keypoints, sleeve = landmarks.keypoints, landmarks.sleeve
+        else:
+            keypoints = keypoints * scale
+        return TryOnSample(person_name=uploads.person_name, cloth_name=uploads.garment_name, person=person,
+                           cloth=garment, cloth_mask=mask, parse=parse, pose=pose,
+                           cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tuple(tags))
+
+    def _read_parse(self, data: bytes, size: tuple[int, int]) -> np.ndarray:
+        parse = decode_labels(data, source="parse", **self.limits)
+        if parse.shape != size:
+            raise InputError("parse", f"{parse.shape[1]}x{parse.shape[0]} does not match the person photo's "
+                                      f"{size[1]}x{size[0]}")
         if int(parse.max()) >= NUM_CIHP:
             raise InputError("parse", f"label {int(parse.max())} is not a CIHP label (0..{NUM_CIHP - 1})")
-    else:
+        return parse
+
+    def _estimate_parse(self, person: np.ndarray) -> np.ndarray:
         try:
-            parse = parser.parse(person_rgb)
+            parse = self.parser.parse(person)
         except ParsingError as exc:
-            raise InputError("person", f"the human parser failed ({exc}); send a CIHP label PNG as 'parse'") from None
-        if parse.shape != person_rgb.shape[:2] or parse.dtype != np.uint8 or int(parse.max()) >= NUM_CIHP:
-            raise RuntimeError(f"{type(parser).__name__}.parse returned {parse.dtype} {parse.shape}, not "
-                               f"{person_rgb.shape[:2]} uint8 CIHP labels")
-        tags.append("estimated-parse")
-    if pose_json is not None:
+            raise InputError("person", f"the human parser failed ({exc}); send the CIHP label PNG as 'parse'") from None
+        if parse.shape != person.shape[:2] or parse.dtype != np.uint8 or int(parse.max()) >= NUM_CIHP:
+            raise RuntimeError(f"{type(self.parser).__name__}.parse returned {parse.dtype} {parse.shape}, not "
+                               f"{person.shape[:2]} uint8 CIHP labels")
+        return parse
+
+    def _read_pose(self, data: bytes) -> np.ndarray:
+        if self.limits["max_bytes"] is not None and len(data) > self.limits["max_bytes"]:
+            raise InputError("pose", f"{len(data)} bytes exceeds the limit of {self.limits['max_bytes']} bytes")
+        return parse_openpose(data, source="pose")
+
+    def _estimate_pose(self, person: np.ndarray) -> np.ndarray:
         try:
-            pose = parse_openpose(pose_json, source="pose")
-        except PoseError as exc:
-            raise InputError("pose", str(exc).removeprefix("pose: ")) from None
-    else:
-        try:
-            pose = pose_estimator.estimate(person_rgb)
+            return self.pose_estimator.estimate(person)
         except PoseEstimationError as exc:
-            raise InputError("person", f"the pose estimator failed ({exc}); send OpenPose BODY_25 JSON as "
+            raise InputError("person", f"the pose estimator failed ({exc}); send the OpenPose BODY_25 JSON as "
                                        f"'pose'") from None
-        tags.append("estimated-pose")
-    if (pose[:, 0] > person_rgb.shape[1]).any() or (pose[:, 1] > person_rgb.shape[0]).any():
-        raise InputError("pose", "joints lie outside the person photo")
 
-    if cloth_mask is not None:
-        mask = _decode(decode_gray, cloth_mask, "cloth_mask", max_bytes, max_pixels) >= 128
-        if mask.shape != garment_rgb.shape[:2]:
-            raise InputError("cloth_mask", "size differs from the garment photo's")
-    else:
-        mask = cloth_mask_from_photo(garment_rgb)
-    if mask.mean() < 0.01 or mask.mean() > 0.97:
-        raise InputError("cloth_mask" if cloth_mask is not None else "garment",
-                         "no garment found: the mask is empty or covers the whole photo "
-                         "(send a product photo on a plain background, or a cloth_mask)")
-
-    person_box = Letterbox(*person_rgb.shape[:2], height)
-    garment_box = Letterbox(*garment_rgb.shape[:2], height)
-    cloth = garment_box.rgb(garment_rgb)
-    mask = garment_box.mask(mask)
-    if garment_keypoints is not None:
-        cloth_kp = garment_box.points(parse_garment_keypoints(garment_keypoints))
-        sleeve = None
-    else:
-        try:
-            found = flat_garment_keypoints(cloth, mask)
-        except LandmarkError as exc:
-            raise InputError("garment", f"garment landmarks could not be found ({exc})") from None
-        cloth_kp, sleeve = found.keypoints, found.sleeve
-    pose = pose.copy()
-    detected = pose[:, 2] > 0
-    pose[detected, :2] = person_box.points(pose[detected, :2])
-    return TryOnSample(person_name=person_name, cloth_name=cloth_name, person=person_box.rgb(person_rgb),
-                       cloth=cloth, cloth_mask=mask, parse=person_box.labels(parse), pose=pose,
-                       cloth_keypoints=cloth_kp, sleeve=sleeve, tags=tuple(tags))
+    def _garment_mask(self, data: bytes | None, garment: np.ndarray) -> np.ndarray:
+        """The sent mask (checked against the photo) or the computed one; refuses an empty or full one."""
+        if data is not None:
+            mask = decode_gray(data, source="cloth_mask", **self.limits) >= MASK_THRESHOLD
+            if mask.shape != garment.shape[:2]:
+                raise InputError("cloth_mask", f"{mask.shape[1]}x{mask.shape[0]} does not match the garment "
+                                               f"photo's {garment.shape[1]}x{garment.shape[0]}")
+        else:
+            mask = cloth_mask_from_photo(garment)
+        if not MIN_GARMENT_FRACTION <= mask.mean() <= MAX_GARMENT_FRACTION:
+            field, advice = ("cloth_mask", "send the garment's silhouette") if data is not None else \
+                ("garment", "send a product photo on a plain background, or a cloth_mask")
+            raise InputError(field, f"no garment silhouette: the mask covers {mask.mean():.0%} of the photo "
+                                    f"({advice})")
+        return mask

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def service(model_root: Path) -> Iterator[str]:
-    """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL."""
+@contextmanager
+def running_service(model_root: Path, preprocess: dict | None = None) -> Iterator[str]:
+    """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL.
+
+    ``preprocess`` replaces the config's ``preprocess`` args. The replicas see no ``KGI_POSE_PYTHON``, so the
+    shipped config's pose estimator is unavailable whatever the test machine has; name one in ``preprocess``.
+    """
     import ray
     from ray import serve
 
@@ -52,12 +57,21 @@ def service(model_root: Path) -> Iterator[str]:
 
     port = free_port()
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
+    if preprocess is not None:
+        config["applications"][0]["args"]["preprocess"] = preprocess
     # Replicas import `deployments` and `kgi` from this checkout, and read the admin token from their environment.
-    ray.init(num_cpus=4, include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_ADMIN_TOKEN": ADMIN_TOKEN}})
+    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {
+        "PYTHONPATH": str(REPO), "KGI_ADMIN_TOKEN": ADMIN_TOKEN, "KGI_POSE_PYTHON": ""}})
     try:
         deploy(config, timeout_s=600)
         yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def service(model_root: Path) -> Iterator[str]:
+    """:func:`running_service` of the shipped ``local.yaml``."""
+    with running_service(model_root) as url:
+        yield url

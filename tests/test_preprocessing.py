@@ -1,21 +1,35 @@
-"""Preprocessing of arbitrary photos: built-in pose (BlazePose -> BODY_25), human parsers (ONNX, synthetic) and
-``prepare_sample`` with and without them."""
+"""Preprocessing of arbitrary photos: built-in pose (BlazePose -> BODY_25), human parsers (ONNX, synthetic), the one
+``kgi.preprocess.Preprocessor`` with and without them, and its users: the ``Preprocess`` deployment, ``kgi tryon``
+and the service over HTTP with person and garment photos only."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
+import json
 import os
+import pickle
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 import torch
 
-from kgi.commands import prep
-from kgi.data.images import decode_rgb, encode_palette_png, encode_png
-from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE, to_parse13
-from kgi.data.pose import openpose_json, parse_openpose
+from deployments.config import PreprocessArgs
+from deployments.errors import RequestError, error_response
+from deployments.preprocess import Preprocess
+from kgi.cli import CommandError
+from kgi.commands import prep, tryon
+from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb, encode_palette_png, encode_png, \
+    resize_labels
+from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE, NUM_CIHP, to_parse13
+from kgi.data.pose import PoseError, openpose_json, parse_openpose
+from kgi.data.sample import TryOnSample
 from kgi.data.synth import make_pair
 from kgi.graphs import POSE_BODY25_INDEX
 from kgi.models.parse import iou_counts
@@ -27,6 +41,7 @@ from kgi.parsing import (
     ParsingError,
     SynthParser,
     fit_image,
+    make_parser,
     to_cihp,
 )
 from kgi.pose_estimation import (
@@ -36,8 +51,19 @@ from kgi.pose_estimation import (
     SubprocessPose,
     body25_from_blazepose,
     check_rgb,
+    make_pose_estimator,
 )
-from kgi.preprocess import InputError, prepare_sample
+from kgi.preprocess import (
+    InputError,
+    MissingInputError,
+    Preprocessor,
+    Uploads,
+    cloth_mask_from_photo,
+    fit_garment,
+    fit_person,
+)
+
+from serving_support import REPO, model_root, running_service  # noqa: F401 - model_root is a fixture
 
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON")  # an interpreter whose environment has mediapipe
@@ -292,10 +318,38 @@ def test_synth_parser_without_weights_says_how_to_make_them(tmp_path):
     assert DEFAULT_SYNTH_PARSER.name == "synth_parser.safetensors"
 
 
-# --- prepare_sample ------------------------------------------------------------------------------------------
+# --- choosing the sources ------------------------------------------------------------------------------------
+
+def test_sources_are_built_from_their_names(monkeypatch, tmp_path):
+    assert make_pose_estimator("none") is None and make_parser("none") is None
+    assert isinstance(make_parser("synthetic"), SynthParser)
+    with pytest.raises(ValueError, match="pose source"):
+        make_pose_estimator("openpose")
+    with pytest.raises(ValueError, match="parser source"):
+        make_parser("schp")
+    with pytest.raises(ValueError, match="path of the .onnx model"):
+        make_parser("onnx")
+    with pytest.raises(ParserUnavailable, match="none.safetensors' do not exist"):
+        make_parser("synthetic", tmp_path / "none.safetensors")
+    monkeypatch.setenv("KGI_POSE_PYTHON", "/nonexistent/python")  # the interpreter comes from the environment
+    with pytest.raises(PoseEstimatorUnavailable, match="/nonexistent/python"):
+        make_pose_estimator("mediapipe")
+
+
+@pytest.mark.skipif(HAS_MEDIAPIPE, reason="this interpreter has mediapipe")
+def test_mediapipe_source_without_an_environment_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("KGI_POSE_PYTHON", raising=False)
+    with pytest.raises(PoseEstimatorUnavailable, match="KGI_POSE_PYTHON=/opt/kgi-pose/bin/python"):
+        make_pose_estimator("mediapipe")
+
+
+# --- Preprocessor: the rules ------------------------------------------------------------------------------------
+
+HEIGHT, WIDTH = 256, 192
+
 
 class GroundTruthPose:
-    """A pose estimator that knows the synthetic person's pose (or finds nobody)."""
+    """A pose estimator that knows the synthetic person's pose (or finds nobody): tests the wiring only."""
 
     def __init__(self, pose: np.ndarray | None):
         self.pose = pose
@@ -307,51 +361,258 @@ class GroundTruthPose:
 
 
 @pytest.fixture(scope="module")
-def synthetic_request():
-    sample = make_pair(seed=3, index=1, height=256)
-    files = {"person": encode_png(sample.person), "garment": encode_png(sample.cloth),
-             "pose_json": openpose_json(sample.pose), "parse_png": encode_palette_png(sample.parse, CIHP_PALETTE)}
-    return sample, files
+def synthetic_request() -> tuple[TryOnSample, Uploads]:
+    sample = make_pair(seed=3, index=1, height=HEIGHT)
+    uploads = Uploads(person=encode_png(sample.person), garment=encode_png(sample.cloth),
+                      pose=openpose_json(sample.pose).encode(), parse=encode_palette_png(sample.parse, CIHP_PALETTE))
+    return sample, uploads
 
 
-def test_prepare_sample_estimates_what_the_request_lacks(synthetic_request):
-    sample, files = synthetic_request
-    given = prepare_sample(files["person"], files["garment"], pose_json=files["pose_json"],
-                           parse_png=files["parse_png"])
-    estimated = prepare_sample(files["person"], files["garment"], pose_estimator=GroundTruthPose(sample.pose),
-                               parser=SynthParser())
+def genuine_uploads(root, **changes) -> Uploads:
+    """The genuine pair: person 00006_00 with the striped t-shirt 06396_00, pose and parse included."""
+    test = root / "test"
+    uploads = Uploads(person=(test / "image" / "00006_00.jpg").read_bytes(),
+                      garment=(test / "cloth" / "06396_00.jpg").read_bytes(),
+                      pose=(test / "openpose_json" / "00006_00_keypoints.json").read_bytes(),
+                      parse=(test / "image-parse-v3" / "00006_00.png").read_bytes())
+    return replace(uploads, **changes)
+
+
+def test_preprocessor_estimates_what_the_request_lacks(synthetic_request):
+    sample, uploads = synthetic_request
+    given = Preprocessor()(uploads, HEIGHT)
+    estimated = Preprocessor(GroundTruthPose(sample.pose), SynthParser())(replace(uploads, pose=None, parse=None),
+                                                                           HEIGHT)
     assert estimated.tags == ("estimated-parse", "estimated-pose") and given.tags == ()
     np.testing.assert_allclose(estimated.pose, given.pose, atol=1e-2)
     assert estimated.parse.shape == given.parse.shape and mean_iou13(estimated.parse, given.parse) > 0.6
     np.testing.assert_array_equal(estimated.cloth_mask, given.cloth_mask)
 
 
-def test_prepare_sample_names_the_missing_field(synthetic_request):
-    sample, files = synthetic_request
-    with pytest.raises(InputError) as missing_pose:
-        prepare_sample(files["person"], files["garment"], parse_png=files["parse_png"])
-    assert missing_pose.value.field == "pose" and "no pose estimator is configured" in str(missing_pose.value)
-    with pytest.raises(InputError) as missing_parse:
-        prepare_sample(files["person"], files["garment"], pose_json=files["pose_json"])
-    assert missing_parse.value.field == "parse" and "no human parser is configured" in str(missing_parse.value)
+def test_preprocessor_names_the_missing_field(synthetic_request):
+    sample, uploads = synthetic_request
+    with pytest.raises(MissingInputError) as missing_pose:
+        Preprocessor(parser=SynthParser())(replace(uploads, pose=None), HEIGHT)
+    assert missing_pose.value.field == "pose" and "OpenPose BODY_25 JSON as 'pose'" in str(missing_pose.value)
+    with pytest.raises(MissingInputError) as missing_parse:
+        Preprocessor(GroundTruthPose(sample.pose))(replace(uploads, parse=None), HEIGHT)
+    assert missing_parse.value.field == "parse" and "CIHP label PNG" in str(missing_parse.value)
     with pytest.raises(InputError) as nobody:
-        prepare_sample(files["person"], files["garment"], parse_png=files["parse_png"],
-                       pose_estimator=GroundTruthPose(None))
+        Preprocessor(GroundTruthPose(None))(replace(uploads, pose=None), HEIGHT)
     assert nobody.value.field == "person" and "'pose'" in str(nobody.value)
+    copy = pickle.loads(pickle.dumps(missing_pose.value))  # Ray carries it between processes
+    assert type(copy) is MissingInputError and copy.field == "pose" and str(copy) == str(missing_pose.value)
 
 
-def test_prepare_sample_refuses_a_parser_that_breaks_the_protocol(synthetic_request):
-    sample, files = synthetic_request
+def test_preprocessor_refuses_a_parser_that_breaks_the_protocol(synthetic_request):
+    _, uploads = synthetic_request
 
     class WrongSize:
         def parse(self, rgb):
             return np.zeros((10, 10), np.uint8)
 
     with pytest.raises(RuntimeError, match="WrongSize.parse returned"):
-        prepare_sample(files["person"], files["garment"], pose_json=files["pose_json"], parser=WrongSize())
+        Preprocessor(parser=WrongSize())(replace(uploads, parse=None), HEIGHT)
 
 
-# --- kgi prep eval -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cloth", ["06396_00", "00006_00"])  # white stripes on white; long sleeves close to the body
+def test_cloth_mask_matches_the_shipped_cloth_mask(vitonhd_sample, cloth):
+    garment = decode_rgb((vitonhd_sample / "test" / "cloth" / f"{cloth}.jpg").read_bytes(), source="garment")
+    shipped = decode_gray((vitonhd_sample / "test" / "cloth-mask" / f"{cloth}.jpg").read_bytes(),
+                          source="cloth_mask") >= 128
+    computed = cloth_mask_from_photo(garment)
+    assert (computed & shipped).sum() / (computed | shipped).sum() > 0.98  # measured 0.991 and 0.994
+
+
+def test_fit_person_crops_wide_photos_around_the_person_and_pads_narrow_ones():
+    height, width = 400, 600  # wider than 3:4: crop to 300 columns
+    person = np.zeros((height, width, 3), np.uint8)
+    person[:, 400:] = 200
+    parse = np.zeros((height, width), np.uint8)
+    pose = np.zeros((25, 3), np.float32)
+    pose[[1, 2, 5], :] = [[420, 100, 1], [380, 120, 1], [460, 120, 1]]  # the person stands right of centre
+    pose[7] = [50, 300, 1]  # a stray detection far left
+    cropped, cropped_parse, moved = fit_person(person, parse, pose)
+    assert cropped.shape == (400, 300, 3) and cropped_parse.shape == (400, 300)
+    left = 420 - 150  # the window is centred on the neck
+    np.testing.assert_array_equal(cropped, person[:, left:left + 300])
+    np.testing.assert_allclose(moved[[1, 2, 5]], pose[[1, 2, 5]] - [left, 0, 0])
+    assert (moved[7] == 0).all()  # fell outside the window: undetected
+
+    pose[1] = 0  # no neck: the median detected joint (x = 380 of 50, 380, 460) is the centre
+    _, _, moved = fit_person(person, parse, pose)
+    np.testing.assert_allclose(moved[2], pose[2] - [380 - 150, 0, 0])
+    assert (moved[0] == 0).all()  # undetected joints stay (0, 0, 0)
+
+    narrow = np.full((400, 200, 3), 7, np.uint8)  # narrower than 3:4: pad 50 columns on each side
+    standing = np.zeros((25, 3), np.float32)
+    standing[1] = [100, 80, 1]
+    padded, padded_parse, shifted = fit_person(narrow, np.ones((400, 200), np.uint8), standing)
+    assert padded.shape == (400, 300, 3) and (padded == 7).all()  # edge columns repeated
+    assert padded_parse[:, :50].max() == 0 and padded_parse[:, 50:250].min() == 1
+    np.testing.assert_allclose(shifted[1], [150, 80, 1])
+    assert (shifted[0] == 0).all()
+
+
+def test_fit_garment_pads_with_the_background_colour_and_moves_keypoints():
+    garment = np.full((100, 200, 3), 240, np.uint8)  # wider than 3:4: pad top and bottom to 267 rows
+    garment[40:60, 80:120] = 30
+    mask = np.zeros((100, 200), bool)
+    mask[40:60, 80:120] = True
+    keypoints = np.tile(np.array([[80.0, 40.0]], np.float32), (32, 1))
+    padded, padded_mask, moved = fit_garment(garment, mask, keypoints)
+    assert padded.shape == (267, 200, 3) and padded_mask.shape == (267, 200)
+    top = (267 - 100) // 2
+    assert (padded[:top] == 240).all() and padded_mask.sum() == mask.sum()
+    np.testing.assert_allclose(moved[0], [80, 40 + top])
+    assert padded_mask[40 + top, 80]
+
+
+def test_preprocessor_on_the_genuine_pair(vitonhd_sample):
+    uploads = genuine_uploads(vitonhd_sample)
+    sample = Preprocessor(max_bytes=10_000_000, max_pixels=10_000_000)(uploads, HEIGHT)
+    assert sample.size == (HEIGHT, WIDTH) and sample.tags == ()
+    assert sample.person.shape == (HEIGHT, WIDTH, 3) and sample.parse.shape == (HEIGHT, WIDTH)
+    assert sample.cloth.shape == (HEIGHT, WIDTH, 3) and sample.cloth_mask.shape == (HEIGHT, WIDTH)
+    original = parse_openpose(uploads.pose)
+    np.testing.assert_allclose(sample.pose[:, :2], original[:, :2] * HEIGHT / 1024, atol=1e-3)
+    labels = set(np.unique(decode_labels(uploads.parse, source="parse")))
+    assert set(np.unique(sample.parse)) <= labels  # nearest-neighbour resizing invents no label
+    keypoints = sample.cloth_keypoints
+    assert keypoints.shape == (32, 2)
+    near_garment = cv2.dilate(sample.cloth_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    on_outline = near_garment[np.clip(np.round(keypoints[:, 1]).astype(int), 0, HEIGHT - 1),
+                              np.clip(np.round(keypoints[:, 0]).astype(int), 0, WIDTH - 1)]
+    assert on_outline.all()  # keypoints lie on the computed garment mask's outline
+
+
+def test_preprocessor_says_what_is_wrong(vitonhd_sample):
+    preprocessor = Preprocessor(max_bytes=10_000_000, max_pixels=10_000_000)
+    with pytest.raises(ImageError, match="person: 87905 bytes exceeds"):
+        Preprocessor(max_bytes=50_000)(genuine_uploads(vitonhd_sample), HEIGHT)
+    with pytest.raises(InputError, match="garment_keypoints: expected 32"):
+        preprocessor(genuine_uploads(vitonhd_sample, garment_keypoints=b"[[1, 2]]"), HEIGHT)
+    uploads = genuine_uploads(vitonhd_sample)
+    small_parse = cv2.resize(decode_labels(uploads.parse, source="parse"), (96, 128), interpolation=cv2.INTER_NEAREST)
+    with pytest.raises(InputError, match="parse: 96x128 does not match the person photo's 768x1024"):
+        preprocessor(replace(uploads, parse=encode_png(small_parse)), HEIGHT)
+    with pytest.raises(PoseError, match="pose: no person"):
+        preprocessor(replace(uploads, pose=b'{"people": []}'), HEIGHT)
+    blank = encode_png(np.full((400, 300, 3), 250, np.uint8))
+    with pytest.raises(InputError, match="garment: no garment silhouette.*plain background"):
+        preprocessor(replace(uploads, garment=blank), HEIGHT)
+
+
+# --- the Preprocess deployment and kgi tryon: the same rules, configured sources ---------------------------------
+
+def test_the_deployment_says_what_to_send_or_configure(vitonhd_sample):
+    uploads = genuine_uploads(vitonhd_sample, pose=None, parse=None)
+    bare = Preprocess.func_or_class(PreprocessArgs(), 10_000_000, 10_000_000)  # the replica's class, in-process
+    with pytest.raises(RequestError) as refused:
+        bare(uploads, HEIGHT)
+    answer = error_response(refused.value)
+    message = json.loads(answer.body)["error"]["message"]
+    assert answer.status_code == 422 and json.loads(answer.body)["error"]["code"] == "missing_input"
+    assert "as 'pose'" in message and "preprocess.pose.source: mediapipe" in message
+    sources = PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python", "required": False})
+    with pytest.raises(RequestError, match="as 'parse'; or configure a human parser .*preprocess.parser.source"):
+        Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(replace(uploads, pose=genuine_uploads(
+            vitonhd_sample).pose), HEIGHT)
+    with pytest.raises(RequestError, match="as 'pose'; or make this service's pose estimator .*/nonexistent/python"):
+        Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(uploads, HEIGHT)
+    with pytest.raises(PoseEstimatorUnavailable, match="/nonexistent/python"):  # required: the replica fails
+        Preprocess.func_or_class(PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python"}),
+                                 10_000_000, 10_000_000)
+
+
+def tryon_args(*arguments: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kgi tryon")
+    tryon.add_arguments(parser)
+    return parser.parse_args([str(argument) for argument in arguments])
+
+
+def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys):
+    examples = REPO / "examples"
+    person, garment, pose = examples / "person.jpg", examples / "garment.jpg", examples / "person_keypoints.json"
+    with pytest.raises(CommandError, match="as 'pose'; or pass --pose-estimator mediapipe"):
+        tryon.run(tryon_args(person, garment, "-o", tmp_path / "out.png", "--pose-estimator", "none"))
+    with pytest.raises(CommandError, match="as 'parse'; or pass --parser synthetic"):
+        tryon.run(tryon_args(person, garment, "-o", tmp_path / "out.png", "--pose", pose, "--parser", "none"))
+    with pytest.raises(CommandError, match="--parser-onnx is the model of --parser onnx"):
+        tryon.run(tryon_args(person, garment, "-o", tmp_path / "out.png", "--parser", "synthetic",
+                             "--parser-onnx", tmp_path / "x.onnx"))
+    assert tryon.run(tryon_args(person, garment, "-o", tmp_path / "out.png", "--pose", pose, "--steps", "1",
+                                "--height", "64", "--stages", tmp_path / "sheet.png")) == 0
+    assert "estimated: parse (the synthetic parser parses synthetic people only)" in capsys.readouterr().err
+    assert decode_rgb((tmp_path / "out.png").read_bytes(), source="out").shape == (64, 48, 3)
+    assert decode_rgb((tmp_path / "sheet.png").read_bytes(), source="sheet").shape[0] > 256
+
+
+# --- the service over HTTP: person and garment only ----------------------------------------------------------------
+
+# The shipped local.yaml's sources, its pose estimator named explicitly when this machine has one.
+SERVICE_PREPROCESS = {"pose": {"source": "mediapipe", "python": POSE_PYTHON, "required": False},
+                      "parser": {"source": "synthetic"}}
+
+
+@pytest.fixture(scope="module")
+def preprocess_service(model_root) -> Iterator[str]:
+    with running_service(model_root, SERVICE_PREPROCESS) as url:
+        yield url
+
+
+def post_tryon(url: str, uploads: Uploads) -> httpx.Response:
+    files = {name: (name, data) for name, data in (("person", uploads.person), ("garment", uploads.garment),
+                                                   ("pose", uploads.pose), ("parse", uploads.parse)) if data}
+    return httpx.post(f"{url}/v1/tryon", files=files, timeout=300,
+                      data={"response": "json", "stages": "true", "steps": "1", "version": "fast"})
+
+
+def b64decode_png(text: str, decoder=decode_rgb) -> np.ndarray:
+    return decoder(base64.b64decode(text), source="answer")
+
+
+@pytest.mark.slow
+def test_service_takes_the_annotations_when_sent_and_computes_the_parse_when_not(preprocess_service,
+                                                                              vitonhd_sample):
+    uploads = genuine_uploads(vitonhd_sample)
+    given = post_tryon(preprocess_service, uploads)
+    assert given.status_code == 200, given.text
+    assert given.json()["estimated"] == []
+    np.testing.assert_array_equal(b64decode_png(given.json()["stages"]["parse"], decode_labels),
+                                  resize_labels(decode_labels(uploads.parse, source="parse"), HEIGHT, WIDTH))
+
+    parsed = post_tryon(preprocess_service, replace(uploads, parse=None))
+    assert parsed.status_code == 200, parsed.text
+    body = parsed.json()
+    assert body["estimated"] == ["parse"]
+    parse = b64decode_png(body["stages"]["parse"], decode_labels)
+    assert parse.shape == (HEIGHT, WIDTH) and parse.max() < NUM_CIHP
+    # The parse is the configured parser's, on the same photo (geometry and labels of the shipped parser).
+    expected = resize_labels(SynthParser().parse(decode_rgb(uploads.person, source="person")), HEIGHT, WIDTH)
+    assert (parse == expected).mean() > 0.99
+    np.testing.assert_allclose(body["stages"]["pose"], given.json()["stages"]["pose"])  # the sent pose, both times
+
+
+@pytest.mark.slow
+def test_service_with_person_and_garment_only(preprocess_service, vitonhd_sample):
+    uploads = genuine_uploads(vitonhd_sample, pose=None, parse=None)
+    response = post_tryon(preprocess_service, uploads)
+    if POSE_PYTHON is None:  # the configured estimator is unavailable: the 422 says what to send and set
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "missing_input"
+        assert "as 'pose'" in error["message"] and "KGI_POSE_PYTHON" in error["message"]
+        return
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["estimated"] == ["parse", "pose"]
+    openpose = parse_openpose(genuine_uploads(vitonhd_sample).pose)
+    estimated = np.asarray(body["stages"]["pose"], np.float32)
+    assert_close_to_openpose(estimated, openpose * [HEIGHT / 1024, HEIGHT / 1024, 1], HEIGHT)
+
+
+# --- kgi prep eval ----------------------------------------------------------------------------------------------------
 
 def test_prep_eval_prints_the_figures(vitonhd_sample, capsys):
     parser = argparse.ArgumentParser(prog="kgi prep")

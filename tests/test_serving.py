@@ -1,7 +1,7 @@
 """The Serve application for real: configs, preprocessing, and a local Ray cluster answering HTTP.
 
-The first tests need no cluster (configs against Ray's own schema, the preprocessing rules on the genuine
-VITON-HD pair). The rest share one module-scoped service: ``platform/serve/local.yaml`` deployed on
+The first tests need no cluster (configs against Ray's own schema; the preprocessing rules are in
+test_preprocessing.py). The rest share one module-scoped service: ``platform/serve/local.yaml`` deployed on
 ``ray.init(num_cpus=4)`` with a random-weights model version, "default" and "fast" split 50/50.
 """
 
@@ -13,7 +13,6 @@ import base64
 import io
 import json
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -24,14 +23,11 @@ from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app, load_serve_config
 from deployments.config import parse_app_args
-from deployments.errors import MissingInputError, RequestError, error_response
+from deployments.errors import RequestError, error_response
 from deployments.ingress import require_admin_token
-from deployments.preprocess import Uploads, background_mask, fit_garment, fit_person, prepare_sample
 from deployments.routing import VersionRouter
 from kgi.cli import CommandError
-from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb
 from kgi.data.labels import NUM_PARSE13
-from kgi.data.pose import parse_openpose
 
 from serving_support import ADMIN_TOKEN, CONFIGS, model_root, service  # noqa: F401 - imported fixtures
 
@@ -154,105 +150,6 @@ def test_admin_route_is_disabled_without_a_configured_token(monkeypatch):
     assert refused.value.status == 403
 
 
-# ---------------------------------------------------------------- preprocessing rules (no cluster)
-
-
-@pytest.mark.parametrize("cloth", ["06396_00", "00006_00"])  # white stripes on white; long sleeves close to the body
-def test_background_mask_matches_the_shipped_cloth_mask(vitonhd_sample, cloth):
-    garment = decode_rgb((vitonhd_sample / "test" / "cloth" / f"{cloth}.jpg").read_bytes(), source="garment")
-    shipped = decode_gray((vitonhd_sample / "test" / "cloth-mask" / f"{cloth}.jpg").read_bytes(),
-                          source="cloth_mask") >= 128
-    computed = background_mask(garment)
-    assert (computed & shipped).sum() / (computed | shipped).sum() > 0.95
-
-
-def test_background_mask_refuses_a_photo_without_a_garment():
-    with pytest.raises(RequestError, match="cloth_mask"):
-        background_mask(np.full((64, 48, 3), 250, np.uint8))
-
-
-def test_fit_person_crops_wide_photos_around_the_person_and_pads_narrow_ones():
-    height, width = 400, 600  # wider than 3:4: crop to 300 columns
-    person = np.zeros((height, width, 3), np.uint8)
-    person[:, 400:] = 200
-    parse = np.zeros((height, width), np.uint8)
-    pose = np.zeros((25, 3), np.float32)
-    pose[[1, 2, 5], :] = [[420, 100, 1], [380, 120, 1], [460, 120, 1]]  # the person stands right of centre
-    pose[7] = [50, 300, 1]  # a stray detection far left
-    cropped, cropped_parse, moved = fit_person(person, parse, pose)
-    assert cropped.shape == (400, 300, 3) and cropped_parse.shape == (400, 300)
-    left = 420 - 150  # the window is centred on the neck
-    np.testing.assert_array_equal(cropped, person[:, left:left + 300])
-    np.testing.assert_allclose(moved[[1, 2, 5]], pose[[1, 2, 5]] - [left, 0, 0])
-    assert (moved[7] == 0).all()  # fell outside the window: undetected
-
-    pose[1] = 0  # no neck: the median detected joint (x = 380 of 50, 380, 460) is the centre
-    _, _, moved = fit_person(person, parse, pose)
-    np.testing.assert_allclose(moved[2], pose[2] - [380 - 150, 0, 0])
-    assert (moved[0] == 0).all()  # undetected joints stay (0, 0, 0)
-
-    narrow = np.full((400, 200, 3), 7, np.uint8)  # narrower than 3:4: pad 50 columns on each side
-    standing = np.zeros((25, 3), np.float32)
-    standing[1] = [100, 80, 1]
-    padded, padded_parse, shifted = fit_person(narrow, np.ones((400, 200), np.uint8), standing)
-    assert padded.shape == (400, 300, 3) and (padded == 7).all()  # edge columns repeated
-    assert padded_parse[:, :50].max() == 0 and padded_parse[:, 50:250].min() == 1
-    np.testing.assert_allclose(shifted[1], [150, 80, 1])
-    assert (shifted[0] == 0).all()
-
-
-def test_fit_garment_pads_with_the_background_colour_and_moves_keypoints():
-    garment = np.full((100, 200, 3), 240, np.uint8)  # wider than 3:4: pad top and bottom to 267 rows
-    garment[40:60, 80:120] = 30
-    mask = np.zeros((100, 200), bool)
-    mask[40:60, 80:120] = True
-    keypoints = np.tile(np.array([[80.0, 40.0]], np.float32), (32, 1))
-    padded, padded_mask, moved = fit_garment(garment, mask, keypoints)
-    assert padded.shape == (267, 200, 3) and padded_mask.shape == (267, 200)
-    top = (267 - 100) // 2
-    assert (padded[:top] == 240).all() and padded_mask.sum() == mask.sum()
-    np.testing.assert_allclose(moved[0], [80, 40 + top])
-    assert padded_mask[40 + top, 80]
-
-
-def test_prepare_sample_on_the_genuine_pair(vitonhd_sample):
-    files = sample_files(vitonhd_sample)
-    uploads = Uploads(person=files["person"], garment=files["garment"], pose=files["pose"], parse=files["parse"])
-    sample = prepare_sample(uploads, HEIGHT, max_bytes=10_000_000, max_pixels=10_000_000)
-    assert sample.size == (HEIGHT, WIDTH)
-    assert sample.person.shape == (HEIGHT, WIDTH, 3) and sample.parse.shape == (HEIGHT, WIDTH)
-    assert sample.cloth.shape == (HEIGHT, WIDTH, 3) and sample.cloth_mask.shape == (HEIGHT, WIDTH)
-    original = parse_openpose(files["pose"])
-    np.testing.assert_allclose(sample.pose[:, :2], original[:, :2] * HEIGHT / 1024, atol=1e-3)
-    labels = set(np.unique(decode_labels(files["parse"], source="parse")))
-    assert set(np.unique(sample.parse)) <= labels  # nearest-neighbour resizing invents no label
-    keypoints = sample.cloth_keypoints
-    assert keypoints.shape == (32, 2)
-    near_garment = cv2.dilate(sample.cloth_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    on_outline = near_garment[np.clip(np.round(keypoints[:, 1]).astype(int), 0, HEIGHT - 1),
-                              np.clip(np.round(keypoints[:, 0]).astype(int), 0, WIDTH - 1)]
-    assert on_outline.all()  # keypoints lie on the computed garment mask's outline
-
-
-def test_prepare_sample_says_what_is_missing_or_wrong(vitonhd_sample):
-    files = sample_files(vitonhd_sample)
-    limits = {"max_bytes": 10_000_000, "max_pixels": 10_000_000}
-    with pytest.raises(MissingInputError, match="pose .* and parse"):
-        prepare_sample(Uploads(person=files["person"], garment=files["garment"]), HEIGHT, **limits)
-    with pytest.raises(ImageError, match="person: 87905 bytes exceeds"):
-        prepare_sample(Uploads(person=files["person"], garment=files["garment"], pose=files["pose"],
-                               parse=files["parse"]), HEIGHT, max_bytes=50_000, max_pixels=10_000_000)
-    with pytest.raises(RequestError, match="garment_keypoints: expected 32"):
-        prepare_sample(Uploads(person=files["person"], garment=files["garment"], pose=files["pose"],
-                               parse=files["parse"], garment_keypoints=b"[[1, 2]]"), HEIGHT, **limits)
-    small_parse = Image.open(io.BytesIO(files["parse"])).resize((96, 128), Image.NEAREST)
-    buffer = io.BytesIO()
-    small_parse.save(buffer, format="PNG")
-    with pytest.raises(RequestError, match="parse: 96x128 does not match the person photo's 768x1024"):
-        prepare_sample(Uploads(person=files["person"], garment=files["garment"], pose=files["pose"],
-                               parse=buffer.getvalue()), HEIGHT, **limits)
-
-
 # ---------------------------------------------------------------- the service over HTTP
 
 
@@ -370,7 +267,7 @@ def test_admin_changes_weights_only_with_the_right_token(service):
     ({"data": {"steps": "many"}}, 422, "invalid_input", "steps: expected an integer", False),
     ({"data": {"colour": "red"}}, 422, "unknown_field", "unknown form field(s) ['colour']", False),
     ({"data": {"response": "gif"}}, 422, "invalid_input", "response: expected one of", False),
-    ({"drop": "parse"}, 422, "missing_input", "send parse", True),
+    ({"drop": "pose"}, 422, "missing_input", "as 'pose'", True),  # local.yaml's estimator is unavailable here
     ({"drop": "person"}, 422, "missing_input", "person: required", False),
     ({"files": {"pose": ("pose.json", b'{"people": []}')}}, 422, "invalid_pose", "no person", True),
 ])

@@ -34,9 +34,8 @@ const ERROR_TITLES = {
   internal: "The service failed",
 };
 const ERROR_ADVICE = {
-  missing_input: "This service has no built-in pose estimator or human parser configured yet, so every person " +
-    "photo needs its OpenPose BODY_25 JSON and its CIHP parse PNG. Add the inputs marked \u201crequired\u201d, " +
-    "or start from an example.",
+  missing_input: "The service cannot compute an input from the photos (the message names it and says why), so " +
+    "the request has to bring it: add it, or start from an example.",
   invalid_image: "Replace the input marked in red with a photo (JPEG, PNG or WebP).",
   overloaded: "Many requests are running; try again in a few seconds.",
   unavailable: "A stage is starting or restarting; try again in a few seconds.",

@@ -13,13 +13,14 @@ photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25)
 - parse: mIoU over the 13 model classes present (``kgi.data.labels``) of the parser against the dataset's
   ``image-parse-v3`` and on held-out synthetic people.
 
-The pose estimator is ``MediaPipePose`` in this process or, with --pose-python, ``SubprocessPose`` in that
-interpreter's environment (mediapipe cannot share an environment with Ray: see ``kgi.pose_estimation``). The
-parser is the shipped ``SynthParser`` (synthetic people only), or --onnx with its --label-set and --input-size.
+The pose estimator is BlazePose run by the interpreter of --pose-python or $KGI_POSE_PYTHON (an environment with
+mediapipe, which cannot share one with Ray: see ``kgi.pose_estimation``), else in this process. The parser is
+the shipped synthetic one (synthetic people only), or --parser-onnx with its --label-set and --input-size.
+``kgi tryon`` takes the same options.
 
 Examples:
 
-    kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --onnx schp-lip.onnx \\
+    kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --parser-onnx schp-lip.onnx \\
         --label-set lip --input-size 473 473
     kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
 """
@@ -42,8 +43,9 @@ from kgi.data.synth import make_pair
 from kgi.data.vitonhd import DatasetError, VitonHD
 from kgi.graphs import POSE_BODY25_INDEX
 from kgi.models.parse import iou_counts
-from kgi.parsing import DEFAULT_SYNTH_PARSER, LABEL_SETS, OnnxParser, ParserUnavailable, ParsingError, SynthParser
-from kgi.pose_estimation import MediaPipePose, PoseEstimationError, PoseEstimatorUnavailable, SubprocessPose
+from kgi.parsing import LABEL_SETS, PARSER_SOURCES, HumanParser, ParserUnavailable, ParsingError, make_parser
+from kgi.pose_estimation import POSE_PYTHON_ENV, POSE_SOURCES, PoseEstimationError, PoseEstimatorUnavailable, \
+    make_pose_estimator
 from kgi.preprocess import cloth_mask_from_photo
 
 HELP = "measure the built-in pose estimator, cloth mask and human parser against genuine and synthetic data"
@@ -51,17 +53,38 @@ OPENPOSE_MIN_CONFIDENCE = 0.1
 SYNTH_HEIGHT = 256
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options choosing the pose estimator and the human parser (``kgi prep`` and ``kgi tryon``); build them
+    with ``make_pose_estimator(args.pose_estimator, args.pose_python)`` and :func:`parser_from_args`."""
+    parser.add_argument("--pose-estimator", default="mediapipe", choices=POSE_SOURCES,
+                        help="what estimates a pose (default: mediapipe, i.e. BlazePose)")
+    parser.add_argument("--pose-python", metavar="PYTHON",
+                        help=f"interpreter of an environment with mediapipe (default: ${POSE_PYTHON_ENV}, else this "
+                             f"process)")
+    parser.add_argument("--parser", choices=PARSER_SOURCES,
+                        help="what computes a parse (default: onnx with --parser-onnx, else synthetic, which parses "
+                             "synthetic people only)")
+    parser.add_argument("--parser-onnx", metavar="MODEL.onnx", help="the human-parsing model of --parser onnx")
+    parser.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS),
+                        help="the ONNX parser's labels (default: cihp)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="the ONNX parser's input (default: read from the model)")
+
+
+def parser_from_args(args: argparse.Namespace) -> HumanParser | None:
+    """The parser of :func:`add_source_arguments`' options, or None; raises ``CommandError`` when it cannot load."""
+    source = args.parser or ("onnx" if args.parser_onnx else "synthetic")
+    if args.parser_onnx and source != "onnx":
+        raise CommandError(f"--parser-onnx is the model of --parser onnx, not of --parser {source}")
+    try:
+        return make_parser(source, args.parser_onnx, args.label_set, args.input_size)
+    except (ParserUnavailable, ValueError) as exc:  # ParsingError is a ValueError
+        raise CommandError(f"--parser {source}: {exc}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     estimators = argparse.ArgumentParser(add_help=False)
-    estimators.add_argument("--pose-python", metavar="PYTHON",
-                            help="interpreter of an environment with mediapipe (default: this process)")
-    estimators.add_argument("--parser", default=str(DEFAULT_SYNTH_PARSER), metavar="SAFETENSORS",
-                            help="SynthParser weights (default: the shipped ones)")
-    estimators.add_argument("--onnx", metavar="MODEL.onnx", help="use this ONNX parser instead")
-    estimators.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS),
-                            help="the ONNX parser's labels (default: cihp)")
-    estimators.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                            help="the ONNX parser's input (default: read from the model)")
+    add_source_arguments(estimators)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     person = actions.add_parser("person", parents=[estimators], help="write pose JSON and parse PNG of photos")
     person.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="person photos")
@@ -155,22 +178,24 @@ class PoseScore:
 
 
 def _pose_estimator(args, required: bool):
+    """The estimator, or None (with the reason printed) when it is not required and cannot start."""
     try:
-        return SubprocessPose(args.pose_python) if args.pose_python else MediaPipePose()
+        estimator = make_pose_estimator(args.pose_estimator, args.pose_python)
     except PoseEstimatorUnavailable as exc:
         if required:
-            raise CommandError(str(exc)) from None
+            raise CommandError(f"--pose-estimator {args.pose_estimator}: {exc}") from None
         print(f"pose: skipped ({exc})")
         return None
+    if estimator is None and required:
+        raise CommandError("--pose-estimator none: this action estimates poses")
+    return estimator
 
 
-def _human_parser(args):
-    try:
-        if args.onnx:
-            return OnnxParser(args.onnx, args.label_set, args.input_size), f"OnnxParser({args.onnx})"
-        return SynthParser(args.parser), f"SynthParser({args.parser})"
-    except (ParserUnavailable, ParsingError) as exc:
-        raise CommandError(str(exc)) from None
+def _human_parser(args) -> HumanParser:
+    parser = parser_from_args(args)
+    if parser is None:
+        raise CommandError("--parser none: this action parses people")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,7 +210,7 @@ def prepare_people(args: argparse.Namespace) -> int:
     if missing:
         raise CommandError(f"no such photo: {', '.join(missing)}")
     estimator = _pose_estimator(args, required=True)
-    parser, _ = _human_parser(args)
+    parser = _human_parser(args)
     failures = 0
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +244,8 @@ def evaluate(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     count = len(persons) if args.limit is None else min(args.limit, len(persons))
     estimator = _pose_estimator(args, required=False)
-    parser, parser_name = _human_parser(args)
+    parser = _human_parser(args)
+    parser_name = type(parser).__name__
 
     genuine_pose, genuine_parse, masks = PoseScore(estimator), ParseScore(), {}
     started = time.time()
