@@ -15,9 +15,14 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
       default: {path: default, weight: 0.5}
       fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
+      v2: {registry: s3://kgi-models, version: v2, weight: 0}    # a version of a model registry (kgi.registry)
+    registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
 
 :meth:`AppArgs.model_versions` resolves each version against its folder's ``version.yaml`` into a
-:class:`ModelVersion`, the picklable record every deployment of that version is built from.
+:class:`ModelVersion`, the picklable record every deployment of that version is built from. A folder with a
+registry manifest is verified against it, and a registry version is pulled into ``registry_cache`` and verified,
+before any replica starts; each replica then loads :meth:`ModelVersion.local_directory`, which does the same on
+its own node, so a file that does not match its manifest is refused wherever it is loaded.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kgi.data.images import DEFAULT_MAX_PIXELS
+from kgi.data.storage import S3_SCHEME
 from kgi.parsing import LABEL_SETS, PARSER_SOURCES
 from kgi.pose_estimation import POSE_SOURCES
 from kgi.pipeline import VERSION_FILE, SamplerSettings, VersionInfo
+from kgi.registry import ModelRegistry, check_name, check_version_folder
 from kgi.sampling import count_unet_evaluations
 
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # used in deployment names and metric tags
@@ -52,17 +59,34 @@ class VersionArgs(BaseModel):
     """One served model version.
 
     Attributes:
-        path: the version folder (``TryOnPipeline.save_pretrained``'s format), relative to ``models_dir``.
+        path: the version folder (``TryOnPipeline.save_pretrained``'s format), relative to ``models_dir``; it
+            must be readable at that path on every node (a shared volume on a cluster).
+        registry, version: instead of ``path``: version ``version`` of the model registry at ``registry``
+            (``kgi.registry``): ``s3://bucket/prefix``, pulled to each node that runs it, or a folder relative to
+            ``models_dir`` (``.`` is ``models_dir`` itself), verified in place.
         weight: share of the traffic routed here when a request names no version (weights need not sum to 1).
         sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
         working_height: requests are normalised to ``working_height x 3*working_height/4``.
     """
 
     model_config = ConfigDict(extra="forbid")
-    path: str
+    path: str | None = None
+    registry: str | None = None
+    version: str | None = None
     weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     sampler: SamplerOverrides = SamplerOverrides()
     working_height: int = Field(256, ge=64, le=2048, multiple_of=4)
+
+    @model_validator(mode="after")
+    def _check_source(self) -> VersionArgs:
+        if (self.path is None) == (self.registry is None):
+            raise ValueError("give either path (a folder under models_dir) or registry + version")
+        if (self.registry is None) != (self.version is None):
+            raise ValueError("registry and version go together: the registry root and a version name in it")
+        if self.registry is not None:
+            ModelRegistry(self.registry)  # validates the root (no I/O)
+            check_name(self.version)
+        return self
 
 
 class InpaintArgs(BaseModel):
@@ -135,6 +159,7 @@ class AppArgs(BaseModel):
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64 * 48)
     inpaint: InpaintArgs = InpaintArgs()
     preprocess: PreprocessArgs = PreprocessArgs()
+    registry_cache: str = "~/.cache/kgi/registry"
 
     @field_validator("versions")
     @classmethod
@@ -146,9 +171,34 @@ class AppArgs(BaseModel):
             raise ValueError("at least one version needs a positive weight")
         return versions
 
+    def registry_source(self, name: str) -> RegistrySource | None:
+        """Where version ``name`` comes from when it names a registry version, else ``None``."""
+        version = self.versions[name]
+        if version.registry is None:
+            return None
+        registry = version.registry  # a local registry, like a path, is relative to models_dir
+        if not registry.startswith(S3_SCHEME):
+            registry = str((Path(self.models_dir).expanduser() / registry).absolute())
+        return RegistrySource(registry=registry, version=version.version, cache=self.registry_cache)
+
     def version_directory(self, name: str) -> Path:
-        """The absolute folder of version ``name``."""
-        return (Path(self.models_dir).expanduser() / self.versions[name].path).absolute()
+        """The absolute folder of version ``name`` on this node, verified against its manifest if it has one
+        (a registry version is pulled into ``registry_cache`` first).
+
+        Raises ``FileNotFoundError`` naming a folder that is not a model version, ``kgi.registry.RegistryError``
+        for an unknown registry version and ``kgi.registry.IntegrityError`` naming a file that does not match
+        its manifest.
+        """
+        source = self.registry_source(name)
+        if source is not None:
+            return source.local_copy()
+        directory = (Path(self.models_dir).expanduser() / self.versions[name].path).absolute()
+        if not (directory / VERSION_FILE).is_file():
+            raise FileNotFoundError(
+                f"version {name!r}: {directory} is not a model version folder (no {VERSION_FILE}); "
+                f"train one or point models_dir / the version's path at one")
+        check_version_folder(directory)
+        return directory
 
     def preprocess_sources(self) -> PreprocessArgs:
         """``preprocess`` with the parser's path made absolute against ``models_dir``.
@@ -166,24 +216,39 @@ class AppArgs(BaseModel):
     def model_versions(self) -> dict[str, ModelVersion]:
         """Every version resolved against its folder, in config order.
 
-        Raises ``FileNotFoundError`` naming a folder that is not a model version, and ``ValueError`` when an
-        override makes the sampler unusable (a RePaint jump longer than the steps).
+        Raises as :meth:`version_directory`, and ``ValueError`` when an override makes the sampler unusable (a
+        RePaint jump longer than the steps).
         """
         resolved = {}
         for name, version in self.versions.items():
             directory = self.version_directory(name)
-            if not (directory / VERSION_FILE).is_file():
-                raise FileNotFoundError(
-                    f"version {name!r}: {directory} is not a model version folder (no {VERSION_FILE}); "
-                    f"train one or point models_dir / the version's path at one")
             info = VersionInfo.read(directory)
             sampler = replace(info.sampler, **version.sampler.model_dump(exclude_none=True))
             count_unet_evaluations(sampler.num_steps, sampler.jump_length, sampler.jump_n_sample)  # validates
             resolved[name] = ModelVersion(name=name, directory=str(directory), weight=version.weight,
                                           working_height=version.working_height, sampler=sampler,
                                           description=info.description, parse_height=info.parse_height,
-                                          inpaint_height=info.inpaint_height)
+                                          inpaint_height=info.inpaint_height, source=self.registry_source(name))
         return resolved
+
+
+@dataclass(frozen=True)
+class RegistrySource:
+    """A served version that comes from a model registry, as each node fetches it.
+
+    Attributes:
+        registry: the registry root (a folder or ``s3://bucket/prefix``).
+        version: the version's name in it.
+        cache: the folder each node pulls remote versions into (``~`` is expanded on each node).
+    """
+
+    registry: str
+    version: str
+    cache: str
+
+    def local_copy(self) -> Path:
+        """This node's verified folder of the version (``kgi.registry.ModelRegistry.local_copy``)."""
+        return ModelRegistry(self.registry).local_copy(self.version, Path(self.cache).expanduser())
 
 
 @dataclass(frozen=True)
@@ -192,11 +257,12 @@ class ModelVersion:
 
     Attributes:
         name: the version's name in the API (``version`` form field, ``X-KGI-Version`` header).
-        directory: absolute path of its folder.
+        directory: absolute path of its folder on the node that resolved the config.
         weight: initial routing weight.
         working_height: requests are normalised to ``working_height x 3*working_height/4``.
         sampler: the folder's sampler settings with the config's overrides applied.
         description, parse_height, inpaint_height: from the folder's ``version.yaml``.
+        source: the registry version it was pulled from; ``None`` for a folder every node reads at ``directory``.
     """
 
     name: str
@@ -207,6 +273,16 @@ class ModelVersion:
     description: str = ""
     parse_height: int = 0
     inpaint_height: int = 0
+    source: RegistrySource | None = None
+
+    def local_directory(self) -> str:
+        """The folder a replica loads, verified against its manifest on the replica's own node: ``directory``, or
+        this node's copy of the registry version (pulled if the node has none). Raises
+        ``kgi.registry.IntegrityError`` naming a file that does not match the manifest."""
+        if self.source is not None:
+            return str(self.source.local_copy())
+        check_version_folder(self.directory)
+        return self.directory
 
     @property
     def working_size(self) -> tuple[int, int]:

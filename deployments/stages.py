@@ -48,7 +48,7 @@ def _load(version: ModelVersion, device: str, torch_threads: int | None) -> TryO
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"Inpaint-{version.name}: device 'cuda' configured but this replica sees no GPU "
                            "(give the deployment num_gpus: 1 or set inpaint.device: cpu)")
-    return TryOnPipeline.from_pretrained(version.directory, device=device)
+    return TryOnPipeline.from_pretrained(version.local_directory(), device=device)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)

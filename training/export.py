@@ -3,7 +3,8 @@
 A version holds all three stages (``kgi.pipeline``); exporting a run replaces the stage that run trained and
 keeps the others from a base version, so three runs exported one after another build a complete version.
 The inpainter is exported with its EMA weights when the run kept them. ``version.yaml`` records where each
-stage's weights came from (run, step, data, resolution).
+stage's weights came from (run, step, data, resolution), and a fresh ``manifest.json`` (``kgi.registry``) the
+sha256 of every file, so the folder is a version of the local registry that holds it (``models/``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import ray.train
 
 from kgi.pipeline import VERSION_FILE, VersionInfo
+from kgi.registry import write_manifest
 from training.config import TrainConfig
 from training.fs import arrow_filesystem
 from training.loop import CONFIG_FILE, HISTORY_FILE
@@ -61,6 +63,7 @@ def export(run_uris: list[str], version_dir: Path, name: str, base: Path | None 
                                     "give a base version")
         info.name = name
         info.write(staging)
+        write_manifest(staging, name)  # replaces the base version's manifest: these are new files
         if version_dir.exists():
             old = version_dir.with_name(f".{version_dir.name}.old")
             version_dir.rename(old)
