@@ -36,7 +36,7 @@ from kgi.evaluation import Table
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
-CACHE_DIR = REPO / "bench" / ".cache"  # synthetic data the benchmarks build when none is given
+CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
 EXAMPLES_DIR = REPO / "examples"
 DEFAULT_VERSION = REPO / "models" / "default"
 LOCAL_SERVE_CONFIG = REPO / "platform" / "serve" / "local.yaml"
@@ -82,6 +82,11 @@ def positive_ints(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers of at least 1, got {text!r}")
     return values
+
+
+def cache_dir() -> Path:
+    """The folder for data the benchmarks build when none is given: ``$KGI_BENCH_CACHE``, else ``bench/.cache``."""
+    return Path(os.environ.get(CACHE_ENV) or REPO / "bench" / ".cache")
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -163,8 +168,10 @@ class LoadMonitor:
         self.samples.append(os.getloadavg()[0])
 
     def summary(self) -> dict:
-        return {"mean": round(float(np.mean(self.samples)), 2), "max": round(max(self.samples), 2),
-                "samples": len(self.samples), "cpu_cores": os.cpu_count()}
+        """Mean and largest 1-minute load average sampled (the current one if the monitor never ran)."""
+        samples = self.samples or [os.getloadavg()[0]]
+        return {"mean": round(float(np.mean(samples)), 2), "max": round(max(samples), 2), "samples": len(samples),
+                "cpu_cores": os.cpu_count()}
 
 
 # ---------------------------------------------------------------- figures and result files
@@ -377,8 +384,8 @@ def model_version(version_dir: Path, working_height: int = 256):
     """A version folder as the Serve app sees it (``deployments.config.ModelVersion``), named "default"."""
     from deployments.config import parse_app_args
 
-    args = {"models_dir": str(Path(version_dir).parent),
-            "versions": {SERVED_VERSION: {"path": Path(version_dir).name, "working_height": working_height}}}
+    args = {"versions": {SERVED_VERSION: {"path": str(Path(version_dir).absolute()),
+                                          "working_height": working_height}}}
     return parse_app_args(args).model_versions()[SERVED_VERSION]
 
 
@@ -387,17 +394,18 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     """``platform/serve/local.yaml`` as shipped, with every version on ``version_dir`` at ``working_height``.
 
     Args:
-        version_dir: the model version folder both of the file's versions serve.
+        version_dir: the model version folder all of the file's versions serve (an absolute path in the config,
+            so ``models_dir`` stays the repository's ``models/`` for everything else the file names).
         working_height: requests' working resolution (the file's is 256).
         port: HTTP port.
         inpaint_user_config: replaces every ``Inpaint-*`` deployment's batching ``user_config`` when given.
     """
     from deployments.app import load_serve_config
 
-    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=Path(version_dir).parent)
+    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=REPO / "models")
     (application,) = config["applications"]
     for version in application["args"]["versions"].values():
-        version.update(path=Path(version_dir).name, working_height=working_height)
+        version.update(path=str(Path(version_dir).absolute()), working_height=working_height)
     if inpaint_user_config is not None:
         for deployment in application["deployments"]:
             if deployment["name"].startswith("Inpaint-"):

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bench.common import (CACHE_DIR, REPO, LoadMonitor, Table, benchmark_parser, out_dir, pyplot,
-                          version_argument, write_result)
+from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir, pyplot, version_argument,
+                          write_result)
 from deployments.config import apply_torch_threads
 from kgi.data.labels import NUM_PARSE13
 from kgi.data.vitonhd import VitonHD
@@ -65,7 +65,7 @@ def held_out_root(data: Path | None, images: int, height: int) -> Path:
         return data
     if (DEFAULT_DATA / "test_pairs.txt").is_file():
         return DEFAULT_DATA
-    root = CACHE_DIR / f"synth-{SYNTH_SEED}-{height}-{images}"
+    root = cache_dir() / f"synth-{SYNTH_SEED}-{height}-{images}"
     if not (root / "test_pairs.txt").is_file():
         generate(str(root), n_train=1, n_test=max(images, 2), height=height, seed=SYNTH_SEED)
     return root

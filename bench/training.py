@@ -19,6 +19,7 @@ Examples:
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.common import (CACHE_DIR, REPO, BenchmarkError, LoadMonitor, Table, benchmark_parser, free_port, out_dir,
+from bench.common import (REPO, BenchmarkError, LoadMonitor, Table, benchmark_parser, cache_dir, free_port, out_dir,
                           positive_ints, pyplot, ray_cluster, write_result)
 
 NAME = "training"
@@ -47,11 +48,11 @@ MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 
 def build_parser():
     parser = benchmark_parser(NAME, __doc__)
-    parser.add_argument("--steps", type=int, help="optimizer steps per run (default 40; tiny 4)")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run (default 40; tiny 3)")
     parser.add_argument("--warmup", type=int, help="first steps left out of the steady state (default 5; tiny 1)")
     parser.add_argument("--workers", type=positive_ints, metavar="N,N", help="worker counts (default 1,2; tiny 1)")
-    parser.add_argument("--pairs", type=int, help="synthetic training pairs (default 128; tiny 16)")
-    parser.add_argument("--height", type=int, default=256, help="stored image height of the pairs (default 256)")
+    parser.add_argument("--pairs", type=int, help="synthetic training pairs (default 128; tiny 8)")
+    parser.add_argument("--height", type=int, help="stored image height of the pairs (default 256; tiny 128)")
     return parser
 
 
@@ -110,13 +111,13 @@ def shards(pairs: int, height: int, s3_endpoint_url: str) -> dict[str, str]:
     from kgi.data.synth import generate
     from training.shards import convert
 
-    root = CACHE_DIR / f"synth-{SYNTH_SEED}-{height}-{pairs}"
+    root = cache_dir() / f"synth-{SYNTH_SEED}-{height}-{pairs}"
     if not (root / "train_pairs.txt").is_file():
         generate(str(root), n_train=pairs, n_test=2, height=height, seed=SYNTH_SEED)
     client = boto3.client("s3", endpoint_url=s3_endpoint_url)
     if S3_BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=S3_BUCKET)
-    uris = {"local": str(CACHE_DIR / f"shards-{SYNTH_SEED}-{height}-{pairs}"),
+    uris = {"local": str(cache_dir() / f"shards-{SYNTH_SEED}-{height}-{pairs}"),
             "s3": f"s3://{S3_BUCKET}/shards-{SYNTH_SEED}-{height}-{pairs}"}
     for uri in uris.values():
         convert(str(root), uri, shard_size=32, splits=("train",))
@@ -155,23 +156,25 @@ def summarise(history: list[dict], samples_per_step: int, warmup: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     args = build_parser().parse_args(argv)
-    steps = args.steps or (4 if args.tiny else 40)
+    steps = args.steps or (3 if args.tiny else 40)
     warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 5)
     workers = args.workers or ([1] if args.tiny else [1, 2])
-    pairs = args.pairs or (16 if args.tiny else 128)
+    pairs = args.pairs or (8 if args.tiny else 128)
+    height = args.height or (128 if args.tiny else 256)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # one INFO line per dataset operator otherwise
     if warmup >= steps:
         raise BenchmarkError(f"--warmup {warmup} leaves no steady steps of --steps {steps}")
     rows = []
     with LoadMonitor() as load, s3_endpoint() as endpoint, ray_cluster(), \
             tempfile.TemporaryDirectory(prefix="kgi-bench-runs-") as storage:
-        sources = shards(pairs, args.height, endpoint)
+        sources = shards(pairs, height, endpoint)
         runs = [(source, count) for source in sources for count in workers]
         for source, count in tqdm(runs, desc="training runs", unit="run"):
             history, samples_per_step = train_once(sources[source], count, steps, Path(storage),
                                                    f"bench-{source}-{count}")
             rows.append({"source": source, "workers": count, **summarise(history, samples_per_step, warmup)})
     settings = {"config": str(CONFIG.relative_to(REPO)), "steps": steps, "warmup_steps": warmup,
-                "workers": workers, "pairs": pairs, "stored_height": args.height,
+                "workers": workers, "pairs": pairs, "stored_height": height,
                 "s3_endpoint": endpoint}
     table = Table(f"Ray Train, inpainter (training/configs/inpainter.yaml), {steps} steps per run, steady state "
                   f"after {warmup} steps",

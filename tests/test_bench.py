@@ -1,0 +1,165 @@
+"""The benchmark scripts on their tiny settings: each runs for real and writes a well-formed, finite result.
+
+These are not timed tests: they check that every script of ``bench/`` runs end to end (a real local Ray cluster,
+Serve, HTTP, the moto S3 server, Ray Train) and that its figures are consistent with what it did (requests
+answered, batches formed, evaluations counted). One Ray cluster for the module, started after the S3 server so
+that its workers see the server's address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench import cli
+from bench.common import CACHE_ENV, DEFAULT_VERSION, all_finite, example_form, ray_cluster
+from kgi.cli import CommandError
+from kgi.sampling import count_unet_evaluations
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_server, tmp_path_factory):
+    """The S3 server's address in the environment, the benchmarks' data cache in a temporary folder, then Ray."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("bench-cache")))
+        with ray_cluster():
+            yield
+
+
+def run_tiny(name: str, out, *extra: str) -> dict:
+    """``kgi bench NAME --tiny --out OUT EXTRA...``; returns the result document after checking its form."""
+    assert cli.run_benchmark(name, ["--tiny", "--out", str(out), *extra]) == 0
+    document = json.loads((out / f"{name}.json").read_text())
+    assert document["benchmark"] == name
+    assert document["command"] == " ".join(["kgi bench", name, "--tiny", "--out", str(out), *extra])
+    assert {"date", "cpu_cores", "kgi", "torch", "ray"} <= set(document["machine"])
+    assert document["load_average"]["samples"] >= 1
+    assert all_finite(document["results"])
+    return document
+
+
+def assert_png(path) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 100
+
+
+def test_serving_overhead(cluster, tmp_path):
+    document = run_tiny("serving_overhead", tmp_path)
+    assert set(document["results"]) == {"shipped batching", "no batch wait"}
+    for row in document["results"].values():
+        assert row["dag"]["n"] == row["in_process"]["n"] == 3
+        assert row["in_process"]["p50_ms"] > 0
+        # The split of the DAG's latency: its stages' compute is inside its total, the rest is >= 0.
+        assert 0 < row["dag_stage_compute_p50_ms"] < row["dag"]["p50_ms"]
+        assert row["http_and_form_p50_ms"] >= 0 and row["dag_handoffs_p50_ms"] >= 0
+        assert row["overhead_p50_ms"] == pytest.approx(row["dag"]["p50_ms"] - row["in_process"]["p50_ms"])
+    assert_png(tmp_path / "serving_overhead.png")
+
+
+def test_throughput(cluster, tmp_path):
+    document = run_tiny("throughput", tmp_path)
+    for system in ("dag", "monolith"):
+        rows = document["results"][system]
+        assert [row["concurrency"] for row in rows] == [1, 2]
+        for row in rows:  # every request of the level answered: max(rounds * concurrency, min_requests)
+            assert row["ok"] == max(2 * row["concurrency"], 2) and row["errors"] == {}
+            assert row["requests_per_s"] == pytest.approx(row["ok"] / row["elapsed_s"])
+            assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert_png(tmp_path / "throughput.png")
+
+
+def test_batching(cluster, tmp_path):
+    document = run_tiny("batching", tmp_path)
+    rows = document["results"]["rows"]
+    assert [row["max_batch_size"] for row in rows] == [1, 2]
+    for row in rows:  # the batches formed hold exactly the images sent, none larger than allowed
+        formed = {int(size): count for size, count in row["batches_formed"].items()}
+        assert sum(size * count for size, count in formed.items()) == row["images"] == 4
+        assert max(formed) <= row["max_batch_size"]
+    assert rows[0]["batches_formed"] == {"1": 4} and rows[0]["speedup"] == 1.0
+    assert_png(tmp_path / "batching.png")
+
+
+def test_sampler(tmp_path, monkeypatch, tmp_path_factory):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("sampler-cache")))
+    document = run_tiny("sampler", tmp_path)
+    rows = document["results"]["rows"]
+    assert [row["name"] for row in rows] == ["repaint-ddpm-6-j2x2", "repaint-ddpm-3"]
+    for row in rows:
+        assert row["unet_evaluations"] == count_unet_evaluations(row["num_steps"], row["jump_length"],
+                                                                 row["jump_n_sample"])
+        assert -1 <= row["ssim_mean"] <= 1 and row["l1_mean"] >= 0 and row["seconds_per_image"] > 0
+    assert rows[0]["evaluations_vs_reference"] == 1.0
+    assert document["settings"]["images"] == 2 and 0 < document["settings"]["hole_fraction_mean"] < 1
+    assert_png(tmp_path / "sampler.png")
+
+
+def test_training(cluster, tmp_path):
+    document = run_tiny("training", tmp_path)
+    rows = document["results"]["rows"]
+    assert [(row["source"], row["workers"]) for row in rows] == [("local", 1), ("s3", 1)]
+    for row in rows:
+        assert row["steps"] == 3 and row["samples_per_s"] > 0
+        assert 0 <= row["data_wait_fraction"] <= 1 and 0 <= row["data_wait_fraction_all_steps"] <= 1
+    assert_png(tmp_path / "training.png")
+
+
+def test_gpu_without_a_gpu_says_so_and_succeeds(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the real run is kgi bench gpu")
+    document = run_tiny("gpu", tmp_path)
+    assert document["results"] == {"measured": False, "reason": "torch.cuda.is_available() is False"}
+
+
+def test_gpu_serve_config_is_valid_for_serve_and_the_app():
+    from ray.serve.schema import ServeDeploySchema
+
+    from bench.gpu import INPAINT_BATCH, gpu_serve_config
+    from deployments.config import parse_app_args
+
+    config = gpu_serve_config(DEFAULT_VERSION, 256, 8123)
+    (application,) = ServeDeploySchema.model_validate(config).applications
+    args = parse_app_args(application.args)
+    assert args.inpaint.device == "cuda" and args.inpaint.dtype == "bfloat16"
+    inpaints = [d for d in application.deployments if d.name.startswith("Inpaint-")]
+    assert sum(d.ray_actor_options.num_gpus for d in inpaints) <= 1  # every Inpaint fits on one card
+    assert all(d.user_config == INPAINT_BATCH and d.max_ongoing_requests >= INPAINT_BATCH["max_batch_size"]
+               for d in inpaints)
+
+
+def test_monolith_answers_the_service_form():
+    from starlette.testclient import TestClient
+
+    from bench.monolith import InProcessTryOn, build_app
+
+    client = TestClient(build_app(InProcessTryOn(DEFAULT_VERSION, working_height=128, torch_threads=1)))
+    files, data = example_form(steps=2)
+    answer = client.post("/v1/tryon", files=files, data=data)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    assert np.asarray(Image.open(io.BytesIO(answer.content))).shape == (128, 96, 3)
+    assert set(json.loads(answer.headers["x-kgi-timings"])) == {"preprocess", "keypoints", "parse_warp", "inpaint",
+                                                                "total"}
+    refused = client.post("/v1/tryon", files={name: files[name] for name in ("person", "pose", "parse")}, data=data)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "missing_input"
+    assert "garment" in refused.json()["error"]["message"]
+
+
+def test_cli_lists_runs_and_refuses(capsys):
+    parser = argparse.ArgumentParser(prog="kgi bench")
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args(["list"])) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(cli.BENCHMARKS)
+    args = parser.parse_args(["throughput", "--tiny", "--concurrency", "1,2"])
+    assert (args.name, args.arguments) == ("throughput", ["--tiny", "--concurrency", "1,2"])
+    with pytest.raises(CommandError, match="only --tiny and --out"):
+        cli.run(parser.parse_args(["all", "--requests", "3"]))
