@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from deployments.errors import RequestError
@@ -118,6 +121,32 @@ def _text(form: FormData, name: str) -> str | None:
     return value.strip() if value is not None else None
 
 
+async def _limited(stream: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """``stream`` passed through, refused (413) as soon as more than ``max_bytes`` have arrived.
+
+    What bounds a body that declares no length (chunked transfer encoding), before it is spooled anywhere.
+    """
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > max_bytes:
+            raise RequestError(f"body: more than the limit of {max_bytes} bytes", status=413,
+                               code="payload_too_large")
+        yield chunk
+
+
+async def _parse_multipart(request: Request, max_body: int, max_part: int) -> FormData:
+    """The request's multipart form, read through :func:`_limited`; 400 for a malformed one."""
+    async with aclosing(_limited(request.stream(), max_body)) as stream:
+        parser = MultiPartParser(request.headers, stream, max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS,
+                                 max_part_size=max_part)
+        try:
+            return await parser.parse()
+        except MultiPartException as exc:
+            raise RequestError(f"body: not a valid multipart form ({exc.message})", status=400,
+                               code="bad_request") from None
+
+
 async def read_tryon_form(request: Request, *, max_upload_bytes: int, max_steps: int) -> TryOnForm:
     """Read and check the multipart form of ``POST /v1/tryon``.
 
@@ -127,8 +156,9 @@ async def read_tryon_form(request: Request, *, max_upload_bytes: int, max_steps:
         max_steps: largest ``steps`` accepted.
 
     Raises ``RequestError`` naming the field: unknown or repeated fields, a text where a file belongs,
-    numbers out of range, unknown option values, missing person or garment; a body declaring more bytes than
-    every file field at its limit is refused (413) before it is read.
+    numbers out of range, unknown option values, missing person or garment. The body may hold at most every
+    file field at its limit plus ``TEXT_FIELDS_BYTES``: one declaring more (``Content-Length``) is refused
+    before it is read (413), one without a length as soon as it passes the limit; a malformed form is a 400.
     """
     max_body = (len(FILE_FIELDS) + len(FILE_OR_TEXT_FIELDS)) * max_upload_bytes + TEXT_FIELDS_BYTES
     declared = request.headers.get("content-length", "")
@@ -139,7 +169,14 @@ async def read_tryon_form(request: Request, *, max_upload_bytes: int, max_steps:
     if not content_type.startswith("multipart/form-data"):
         raise RequestError(f"body: expected multipart/form-data, got {content_type or 'no content type'!r}",
                            status=415, code="unsupported_media_type")
-    form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    form = await _parse_multipart(request, max_body, max_upload_bytes)
+    try:
+        return await _check_form(form, max_upload_bytes, max_steps)
+    finally:
+        await form.close()  # the spooled upload files
+
+
+async def _check_form(form: FormData, max_upload_bytes: int, max_steps: int) -> TryOnForm:
     unknown = sorted(set(form.keys()) - set(TRYON_FIELDS))
     if unknown:
         raise RequestError(f"unknown form field(s) {unknown}; accepted fields are {list(TRYON_FIELDS)}",

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException
 
 from deployments.config import ModelVersion
 from deployments.encoding import parse13_png, png_base64, to_uint8_images
-from deployments.errors import RequestError, error_body, error_response
+from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import VersionRouter, VersionStats
 from deployments.stages import InpaintOutput
@@ -156,7 +156,9 @@ class VersionStages:
     inpaint: DeploymentHandle
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64, max_queued_requests=128)
+# A full queue here is answered by Serve's proxy (503 with Retry-After); one further down by error_response.
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64, max_queued_requests=128,
+                  backpressure_config={"retry_after_s": RETRY_AFTER_S})
 @serve.ingress(api)
 class Ingress:
     """The try-on API (see the module docstring).
