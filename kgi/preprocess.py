@@ -56,6 +56,7 @@ BACKGROUND_TOLERANCE = 18.0
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
 NECK = 1  # BODY_25 joint the person crop centres on
+MIN_PHOTO_SIDE = 32  # pixels: a smaller photo (a 1x1 "person") is refused from its header, like every image here
 
 
 class InputError(ValueError):
@@ -225,7 +226,7 @@ class Preprocessor:
                  max_bytes: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.pose_estimator = pose_estimator
         self.parser = parser
-        self.limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+        self.limits = {"max_bytes": max_bytes, "max_pixels": max_pixels, "min_side": MIN_PHOTO_SIDE}
 
     def __call__(self, uploads: Uploads, working_height: int) -> TryOnSample:
         """The sample of ``uploads`` at ``working_height x 3*working_height/4``.

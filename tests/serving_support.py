@@ -7,8 +7,9 @@ gets its own cluster (the fixtures are module-scoped), started once for all of i
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from deployments.app import load_serve_config
+from deployments.ingress import ADMIN_TOKEN_ENV
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet
@@ -44,11 +46,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(model_root: Path, preprocess: dict | None = None) -> Iterator[str]:
+def running_service(model_root: Path, preprocess: dict | None = None,
+                    configure: Callable[[dict], None] | None = None) -> Iterator[str]:
     """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL.
 
     ``preprocess`` replaces the config's ``preprocess`` args. The replicas see no ``KGI_POSE_PYTHON``, so the
     shipped config's pose estimator is unavailable whatever the test machine has; name one in ``preprocess``.
+    ``configure`` may change the loaded config in place before it is deployed (limits, deployment options).
     """
     import ray
     from ray import serve
@@ -59,15 +63,20 @@ def running_service(model_root: Path, preprocess: dict | None = None) -> Iterato
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
     if preprocess is not None:
         config["applications"][0]["args"]["preprocess"] = preprocess
-    # Replicas import `deployments` and `kgi` from this checkout, and read the admin token from their environment.
+    if configure is not None:
+        configure(config)
+    # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this
+    # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs.
+    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {
-        "PYTHONPATH": str(REPO), "KGI_ADMIN_TOKEN": ADMIN_TOKEN, "KGI_POSE_PYTHON": ""}})
+        "PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": ""}})
     try:
         deploy(config, timeout_s=600)
         yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
         ray.shutdown()
+        os.environ.pop(ADMIN_TOKEN_ENV, None)
 
 
 @pytest.fixture(scope="module")
