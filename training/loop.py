@@ -11,6 +11,10 @@ A checkpoint directory holds::
     training_state.pt       optimizer / scaler state and the step (loaded with ``weights_only=True``)
     history.jsonl           one line of metrics per step since the run began (kept across resumes)
     train_config.json       the run's TrainConfig
+
+Checkpoints reach the run's storage through ``training.fs.upload_directory`` (retried with backoff, verified
+file by file) before Ray Train records them, so a storage outage ends the run with a clear ``UploadError``
+and the last recorded checkpoint stays the one a rerun resumes from.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import ray.train
 import ray.train.torch
 from training.config import TrainConfig
+from training.fs import upload_directory
 from training.tasks import TASKS
 
 STATE_FILE = "training_state.pt"
@@ -121,4 +126,13 @@ def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict],
                    directory / STATE_FILE)
         (directory / HISTORY_FILE).write_text("".join(json.dumps(h) + "\n" for h in history))
         (directory / CONFIG_FILE).write_text(json.dumps(task.cfg.to_dict(), indent=1))
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory),
+                         checkpoint_upload_fn=_upload_checkpoint)
+
+
+def _upload_checkpoint(checkpoint: ray.train.Checkpoint, directory_name: str) -> ray.train.Checkpoint:
+    """Ray Train's checkpoint upload, with retries and verification (``training.fs.upload_directory``)."""
+    storage = ray.train.get_context().get_storage()
+    destination = f"{storage.experiment_fs_path}/{directory_name}"
+    upload_directory(checkpoint.path, storage.storage_filesystem, destination)
+    return ray.train.Checkpoint(path=destination, filesystem=storage.storage_filesystem)
