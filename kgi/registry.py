@@ -331,6 +331,7 @@ class ModelRegistry:
 
     @staticmethod
     def _verified(directory: Path, manifest: Manifest) -> Path:
+        """``directory`` if it holds exactly ``manifest``'s version (files and manifest), else ``RegistryError``."""
         verify_folder(directory, manifest)
         if read_manifest(directory).files != manifest.files:
             raise IntegrityError(f"{directory / MANIFEST_FILE}: differs from the registry's manifest")

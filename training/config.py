@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 MODELS = ("keypoints", "parse", "inpainter")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement group strategies
 
 
 @dataclass
@@ -27,6 +28,9 @@ class TrainConfig:
         num_workers: Ray Train workers (data parallel).
         use_gpu: one GPU per worker.
         cpus_per_worker: CPUs reserved by each worker.
+        placement_strategy: how Ray places the workers on nodes: "PACK" (as few nodes as possible, the fastest
+            gradient exchange), "SPREAD" (one per node where it can, so losing a node takes fewer workers down),
+            or their strict forms "STRICT_PACK" / "STRICT_SPREAD" (wait until that placement is possible).
         max_failures: worker failures tolerated; the run restarts from its last checkpoint.
         precision: "fp32", "bf16" or "fp16" (autocast; GPU only, CPU runs stay fp32).
         ema_decay: keep an exponential moving average of the weights (inpainter); None disables it.
@@ -46,6 +50,7 @@ class TrainConfig:
     num_workers: int = 2
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    placement_strategy: str = "PACK"
     max_failures: int = 2
     precision: str = "fp32"
     ema_decay: float | None = None
@@ -55,6 +60,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.placement_strategy not in PLACEMENT_STRATEGIES:
+            raise ValueError(f"placement_strategy must be one of {', '.join(PLACEMENT_STRATEGIES)}, "
+                             f"got {self.placement_strategy!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.height % 32:
