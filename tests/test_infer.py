@@ -14,7 +14,6 @@ import io
 import json
 import math
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest

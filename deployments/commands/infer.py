@@ -1,6 +1,6 @@
 """Try on every pair of a dataset split offline with Ray Data, writing images, a manifest and metrics.
 
-SOURCE is a VITON-HD root or the Parquet shards of `kgi convert` (local or s3://). Stages 1-2 run in a CPU actor
+ROOT_OR_SHARDS is a VITON-HD root or the Parquet shards of `kgi convert` (local or s3://). Stages 1-2 run in a CPU actor
 pool, the inpainter in a pool with one GPU per actor when the cluster has GPUs (otherwise on the CPU). Under
 --out: images/{person}__{cloth}.png, records/ (one JSON per pair), manifest.csv (pair -> file, version, seed,
 seconds) and, in the paired setting, metrics.md / metrics.json (SSIM and PSNR, and SSIM and L1 inside the
