@@ -46,13 +46,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(model_root: Path, preprocess: dict | None = None,
-                    configure: Callable[[dict], None] | None = None) -> Iterator[str]:
+def running_service(model_root: Path, configure: Callable[[dict], None] | None = None) -> Iterator[str]:
     """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL.
 
-    ``preprocess`` replaces the config's ``preprocess`` args. The replicas see no ``KGI_POSE_PYTHON``, so the
-    shipped config's pose estimator is unavailable whatever the test machine has; name one in ``preprocess``.
-    ``configure`` may change the loaded config in place before it is deployed (limits, deployment options).
+    ``configure`` may change the loaded config in place before it is deployed (limits, deployment options). The
+    replicas see no ``KGI_POSE_PYTHON``, so the shipped config's pose estimator is unavailable whatever the test
+    machine has; a ``configure`` can name one in the ``preprocess`` args.
     """
     import ray
     from ray import serve
@@ -61,8 +60,6 @@ def running_service(model_root: Path, preprocess: dict | None = None,
 
     port = free_port()
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
-    if preprocess is not None:
-        config["applications"][0]["args"]["preprocess"] = preprocess
     if configure is not None:
         configure(config)
     # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this

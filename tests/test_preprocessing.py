@@ -550,14 +550,17 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
 
 # --- the service over HTTP: person and garment only ----------------------------------------------------------------
 
-# The shipped local.yaml's sources, its pose estimator named explicitly when this machine has one.
-SERVICE_PREPROCESS = {"pose": {"source": "mediapipe", "python": POSE_PYTHON, "required": False},
-                      "parser": {"source": "synthetic"}}
+def one_version_with_the_pose_estimator_of_this_machine(config: dict) -> None:
+    """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only."""
+    (application,) = config["applications"]
+    application["args"]["preprocess"]["pose"]["python"] = POSE_PYTHON
+    application["args"]["versions"] = {"default": application["args"]["versions"]["default"]}
+    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith("-fast")]
 
 
 @pytest.fixture(scope="module")
 def preprocess_service(model_root) -> Iterator[str]:
-    with running_service(model_root, SERVICE_PREPROCESS) as url:
+    with running_service(model_root, one_version_with_the_pose_estimator_of_this_machine) as url:
         yield url
 
 
@@ -565,7 +568,7 @@ def post_tryon(url: str, uploads: Uploads) -> httpx.Response:
     files = {name: (name, data) for name, data in (("person", uploads.person), ("garment", uploads.garment),
                                                    ("pose", uploads.pose), ("parse", uploads.parse)) if data}
     return httpx.post(f"{url}/v1/tryon", files=files, timeout=300,
-                      data={"response": "json", "stages": "true", "steps": "1", "version": "fast"})
+                      data={"response": "json", "stages": "true", "steps": "1"})
 
 
 def b64decode_png(text: str, decoder=decode_rgb) -> np.ndarray:
