@@ -4,11 +4,11 @@ Ray cluster and the Serve DAG of ``platform/serve/local.yaml``.
 
 A benchmark module uses them as::
 
-    parser = benchmark_parser("throughput", __doc__)
-    args = parser.parse_args(argv)
-    with LoadMonitor() as load, ray_cluster(), serve_dag(args.version) as url:
-        result = asyncio.run(closed_loop(url, example_form(), concurrency=4, requests=16))
-    write_result(args.out, "throughput", settings, results, table, figure, load)
+    args = benchmark_parser("throughput", __doc__).parse_args(argv)
+    with LoadMonitor() as load, ray_cluster(), serve_dag(DEFAULT_VERSION) as dag:
+        result = asyncio.run(closed_loop(dag.url, example_form(), concurrency=4, requests=16))
+    write_result(out_dir(args), "throughput", argv, settings={...}, results=result.summary(),
+                 tables=[Table(...)], figure=None, load=load)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import socket
@@ -204,7 +203,7 @@ def write_result(directory: Path, name: str, argv: list[str], *, settings: dict,
         name: the benchmark's name.
         argv: its command-line arguments (recorded as the command ``kgi bench NAME ARGV...``).
         settings: what was run (sizes, counts, options).
-        results: the figures (JSON-serialisable; every number must be finite).
+        results: the figures (JSON-serialisable; every number must be finite: NaN or infinity raise ValueError).
         tables: what is printed (and pasted into BENCHMARKS.md).
         figure: a matplotlib figure, saved at 110 dpi and closed; or None.
         load: the load monitor of the run.
@@ -228,17 +227,6 @@ def write_result(directory: Path, name: str, argv: list[str], *, settings: dict,
         print(table.markdown())
     print(f"results: {path}" + (f", plot: {directory / (name + '.png')}" if figure is not None else ""))
     return path
-
-
-def all_finite(value) -> bool:
-    """Whether every number in a JSON-like value (dicts, lists, numbers, strings, None) is finite."""
-    if isinstance(value, dict):
-        return all(all_finite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(all_finite(v) for v in value)
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return True
 
 
 # ---------------------------------------------------------------- the example request

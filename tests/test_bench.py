@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from bench import cli
-from bench.common import CACHE_ENV, DEFAULT_VERSION, all_finite, example_form, ray_cluster
+from bench.common import CACHE_ENV, DEFAULT_VERSION, example_form, ray_cluster
 from kgi.cli import CommandError
 from kgi.sampling import count_unet_evaluations
 
@@ -31,6 +32,15 @@ def cluster(s3_server, tmp_path_factory):
         env.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("bench-cache")))
         with ray_cluster():
             yield
+
+
+def all_finite(value) -> bool:
+    """Whether every number in a JSON document is finite."""
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(all_finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def run_tiny(name: str, out, *extra: str) -> dict:
