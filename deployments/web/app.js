@@ -10,6 +10,7 @@ const STAGES = [
   { key: "garment", title: "Garment", stage: "preprocess", note: "padded to 3:4" },
   { key: "cloth_mask", title: "Garment mask", stage: "preprocess", note: "white = garment" },
   { key: "pose_skeleton", title: "Pose skeleton", stage: "preprocess", note: "10-node pose graph" },
+  { key: "parse", title: "Person parse", stage: "preprocess", note: "CIHP labels, sent or computed" },
   { key: "garment_contour", title: "Garment keypoints", stage: "keypoints", note: "predicted on the person" },
   { key: "target_parse", title: "Target parse", stage: "parse_warp", note: "person wearing the garment" },
   { key: "warped_garment", title: "Warped garment", stage: "parse_warp", note: "five-segment TPS" },
