@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from kgi.graphs import LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, NUM_POSE_NODES, RIGHT_SLEEVE_NODES
-from kgi.models.keypoints import KeypointInputError, check_keypoints
+from kgi.graphs import KeypointInputError, check_keypoints
 
 
 @dataclass(frozen=True)

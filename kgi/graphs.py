@@ -88,3 +88,17 @@ def pose_edge_index() -> torch.Tensor:
 def garment_edge_index() -> torch.Tensor:
     """Edge index of the 32-node garment graph: 32 contour + 14 symmetry edges, 92 directed."""
     return edge_index(GARMENT_EDGES)
+
+
+class KeypointInputError(ValueError):
+    """Keypoint tensors of the wrong shape, or with NaN/inf values."""
+
+
+def check_keypoints(points: torch.Tensor, num_nodes: int, name: str) -> None:
+    """Raise ``KeypointInputError`` unless ``points`` is a finite float tensor of shape (B, num_nodes, 2)."""
+    if not isinstance(points, torch.Tensor) or not points.is_floating_point():
+        raise KeypointInputError(f"{name} must be a float tensor, got {type(points).__name__}")
+    if points.dim() != 3 or points.shape[1:] != (num_nodes, 2):
+        raise KeypointInputError(f"{name} must have shape (B, {num_nodes}, 2), got {tuple(points.shape)}")
+    if not torch.isfinite(points).all():
+        raise KeypointInputError(f"{name} contains NaN or infinity")

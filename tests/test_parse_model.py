@@ -7,7 +7,7 @@ import torch
 
 from kgi.data.labels import NUM_PARSE13
 from kgi.drawing import draw_garment_contour, draw_skeleton
-from kgi.models.keypoints import KeypointInputError
+from kgi.graphs import KeypointInputError
 from kgi.models.parse import ParseInputError, ParseUNet, iou_counts, parse_input, parse_loss
 
 HEIGHT, WIDTH = 64, 32
