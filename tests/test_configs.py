@@ -28,3 +28,10 @@ def test_bad_training_configs_are_refused_with_a_reason(tmp_path):
     path.write_text("model: painter\ndata: x\n")
     with pytest.raises(ValueError, match="model must be one of"):
         TrainConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("run_name", ["../escape", "a/b", "..", ".hidden", "", "x" * 200])
+def test_run_names_stay_one_folder_under_the_storage_path(run_name):
+    with pytest.raises(ValueError, match="run_name must be one folder name"):
+        TrainConfig(model="keypoints", data="x", run_name=run_name)
+    assert TrainConfig(model="keypoints", data="x", run_name="kp-v2.1").run_name == "kp-v2.1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import yaml
 
 MODELS = ("keypoints", "parse", "inpainter")
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement group strategies
+
+# A run is one folder under storage_path: no separators, no "." or "..".
+RUN_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 
 
 @dataclass
@@ -75,6 +80,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.run_name is None:
             self.run_name = f"{self.model}"
+        if not re.fullmatch(RUN_NAME_PATTERN, self.run_name):
+            raise ValueError(f"run_name must be one folder name ({RUN_NAME_PATTERN}), got {self.run_name!r}")
 
     @property
     def width(self) -> int:
