@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The built-in pose estimator (setup.sh builds it when it can): requests then need only the two photos.
+if [ -x .pose-venv/bin/python ]; then
+  export KGI_POSE_PYTHON="$PWD/.pose-venv/bin/python"
+fi
 exec .venv/bin/kgi serve "$@"

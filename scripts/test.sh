@@ -7,6 +7,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "note: Debian's chromium is missing; installing it for the browser test" >&2
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium install failed" >&2
 fi
+# The built-in pose estimator's environment, when setup.sh could build it (its tests skip otherwise).
+if [ -x .pose-venv/bin/python ]; then
+  export KGI_POSE_PYTHON="$PWD/.pose-venv/bin/python"
+fi
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?
