@@ -140,21 +140,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(rows: list[dict]):
-    """SSIM and L1 in the holes against UNet evaluations per image (log scale), one labelled point per setting."""
+    """SSIM and L1 in the holes against UNet evaluations per image (log scale), one marker per setting, named in
+    the legend with its seconds per image; the first row (the reference) is the red star."""
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    markers = "*osD^vP"
+    colours = ("tab:red", "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:olive")
     for axis, metric, label in zip(axes, ("ssim", "l1"), ("SSIM in the holes (higher is better)",
                                                           "L1 in the holes (lower is better)"), strict=True):
-        for row in rows:
-            reference = row is rows[0]
-            axis.errorbar(row["unet_evaluations"], row[f"{metric}_mean"], yerr=row[f"{metric}_se"], fmt="o",
-                          color="tab:red" if reference else "tab:blue", capsize=3)
-            axis.annotate(f"{row['name']}\n{row['seconds_per_image']:.2f} s/img", (row["unet_evaluations"],
-                          row[f"{metric}_mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        for index, row in enumerate(rows):
+            axis.errorbar(row["unet_evaluations"], row[f"{metric}_mean"], yerr=row[f"{metric}_se"],
+                          fmt=markers[index % len(markers)], color=colours[index % len(colours)],
+                          markersize=11 if index == 0 else 7, capsize=3,
+                          label=f"{row['name']}: {row['unet_evaluations']} evals, {row['seconds_per_image']:.2f} s/img")
         axis.set_xscale("log")
         axis.set_xlabel("UNet evaluations per image")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    figure.suptitle("Sampler cost vs. quality (red: the reference setting)")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.suptitle("Sampler cost vs. quality (mean ± s.e. over the same images and seeds)")
     figure.tight_layout()
     return figure

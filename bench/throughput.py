@@ -27,6 +27,7 @@ from bench.monolith import monolith_server
 NAME = "throughput"
 SYSTEMS = ("dag", "monolith")
 SYSTEM_LABELS = {"dag": "Serve DAG (local.yaml)", "monolith": "monolith (1 process)"}
+SHORT_LABELS = {"dag": "DAG", "monolith": "monolith"}
 
 
 def build_parser():
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             results["monolith"] = run_levels(url, form, levels, args.rounds, min_requests, "monolith")
 
     table = Table(f"Closed-loop throughput, {height}x{height * 3 // 4}, example request",
-                  ["concurrency", *(f"{SYSTEM_LABELS[s]} {col}" for s in SYSTEMS
+                  ["concurrency", *(f"{SHORT_LABELS[s]} {col}" for s in SYSTEMS
                                     for col in ("req/s", "p50 ms", "p95 ms", "p99 ms")), "DAG / monolith req/s",
                    "errors"])
     for dag_row, mono_row in zip(results["dag"], results["monolith"], strict=True):
