@@ -37,10 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def summary(name: str) -> str:
-    """First line of benchmark ``name``'s module docstring, read without importing it (or Ray, torch)."""
+    """First paragraph of benchmark ``name``'s module docstring on one line, read without importing the module
+    (nor Ray, nor torch)."""
     spec = importlib.util.find_spec(f"bench.{name}")
     with open(spec.origin, encoding="utf-8") as source:
-        return (ast.get_docstring(ast.parse(source.read())) or "").strip().splitlines()[0]
+        docstring = ast.get_docstring(ast.parse(source.read())) or ""
+    return " ".join(docstring.strip().split("\n\n")[0].split())
 
 
 def run_benchmark(name: str, arguments: list[str]) -> int:
@@ -80,7 +82,7 @@ def run_all(arguments: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.name == "list":
         for name in BENCHMARKS:
-            print(f"{name:18} {summary(name)}")
+            print(f"{name:17} {summary(name)}")
         return 0
     if args.name == "all":
         return run_all(args.arguments)
