@@ -41,7 +41,7 @@ from deployments.app import deploy, load_serve_config  # noqa: E402
 from kgi.data.synth import generate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.job import read_history, run  # noqa: E402
-from training.shards import convert  # noqa: E402
+from training.shards import plan, write_shard  # noqa: E402
 
 from serving_support import CONFIGS, REPO, free_port, model_root  # noqa: E402, F401 - imported fixture
 
@@ -206,7 +206,9 @@ def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, se
 def test_training_workers_spread_over_both_nodes_and_finish(cluster, tmp_path):
     synth = tmp_path / "synth"
     generate(synth, n_train=8, n_test=2, height=128, seed=5, progress=False)
-    convert(str(synth), str(tmp_path / "shards"), shard_size=8)
+    # The shards are written in this process: what runs on both nodes here is the training run itself.
+    for spec in plan(str(synth), str(tmp_path / "shards"), "train", shard_size=8):
+        write_shard(spec)
     steps = 4
     cfg = TrainConfig(model="keypoints", data=str(tmp_path / "shards"), storage_path=str(tmp_path / "runs"),
                       run_name="spread", height=128, steps=steps, batch_size=2, checkpoint_every=steps,
