@@ -96,8 +96,9 @@ def curve_inputs(pipeline: TryOnPipeline, dataset: VitonHD, images: int, batch_s
         targets.append(F.interpolate(_images([s.person for s in samples], "cpu"), size=size, mode="area")[has_hole])
         keeps.append(keep[has_hole])
         parses.append(F.one_hot(parse13, NUM_PARSE13).permute(0, 3, 1, 2).float()[has_hole])  # (B, 13, h, w)
-        bar.update(int(has_hole.sum()))
-        if sum(len(k) for k in keeps) >= images:
+        found = sum(len(k) for k in keeps)
+        bar.update(min(found, images) - bar.n)
+        if found >= images:
             break
     bar.close()
     return tuple(torch.cat(parts)[:images] for parts in (targets, keeps, parses))

@@ -68,7 +68,7 @@ def test_serving_overhead(cluster, tmp_path):
         assert row["in_process"]["p50_ms"] > 0
         # The split of the DAG's latency: its stages' compute is inside its total, the rest is >= 0.
         assert 0 < row["dag_stage_compute_p50_ms"] < row["dag"]["p50_ms"]
-        assert row["http_and_form_p50_ms"] >= 0 and row["dag_handoffs_p50_ms"] >= 0
+        assert row["outside_ingress_p50_ms"] >= 0 and row["ingress_and_handoffs_p50_ms"] >= 0
         assert row["overhead_p50_ms"] == pytest.approx(row["dag"]["p50_ms"] - row["in_process"]["p50_ms"])
     assert_png(tmp_path / "serving_overhead.png")
 
