@@ -8,7 +8,8 @@ same background load. Two DAG settings are measured, each beside its own in-proc
 
 The overhead is split with the service's ``X-KGI-Timings`` header: outside the ingress (client latency minus the
 ingress's total: HTTP, Serve's proxy, PNG encoding) and inside it (the ingress's total minus the stages' own
-compute: form parsing, routing, four deployment-handle calls, the batch wait). Goal: the DAG adds under 5% to the in-process p50 latency at the default resolution (256x192).
+compute: form parsing, routing, four deployment-handle calls, the batch wait). Goal: the DAG adds under 5% to the
+in-process p50 latency at the default resolution (256x192).
 
 Examples:
   kgi bench serving_overhead                      # 30 requests per setting at 256x192, the version's 25 steps

@@ -13,12 +13,14 @@ this command starts on a free local port.
 Examples:
   kgi bench training                                   # 40 steps per run, 4 runs
   kgi bench training --steps 100 --pairs 256
+  kgi bench training --sources s3 --workers 2          # one run: S3 shards, 2 workers
   AWS_ENDPOINT_URL=http://127.0.0.1:9000 kgi bench training     # an S3 server of your own (MinIO, moto)
   kgi bench training --tiny
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
@@ -28,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ CONFIG = REPO / "training" / "configs" / "inpainter.yaml"
 SYNTH_SEED = 7
 GOAL_FRACTION = 0.05
 S3_BUCKET = "kgi-bench"
+SOURCES = ("local", "s3")
 MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -51,9 +54,19 @@ def build_parser():
     parser.add_argument("--steps", type=int, help="optimizer steps per run (default 40; tiny 3)")
     parser.add_argument("--warmup", type=int, help="first steps left out of the steady state (default 5; tiny 1)")
     parser.add_argument("--workers", type=positive_ints, metavar="N,N", help="worker counts (default 1,2; tiny 1)")
+    parser.add_argument("--sources", type=source_list, metavar="S,S",
+                        help="where the shards stream from: local, s3 or both (default local,s3; tiny s3)")
     parser.add_argument("--pairs", type=int, help="synthetic training pairs (default 128; tiny 8)")
     parser.add_argument("--height", type=int, help="stored image height of the pairs (default 256; tiny 128)")
     return parser
+
+
+def source_list(text: str) -> list[str]:
+    """An argparse type: ``"local,s3"`` -> ``["local", "s3"]``."""
+    sources = [part.strip() for part in text.split(",") if part.strip()]
+    if not sources or not set(sources) <= set(SOURCES):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(SOURCES)}, got {text!r}")
+    return sources
 
 
 @contextmanager
@@ -101,27 +114,28 @@ def _wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 60.0)
             time.sleep(0.3)
 
 
-def shards(pairs: int, height: int, s3_endpoint_url: str) -> dict[str, str]:
-    """The same synthetic training shards on local disk and on the S3 server: ``{"local": path, "s3": uri}``.
+def shards(pairs: int, height: int, sources: list[str], s3_endpoint_url: str | None) -> dict[str, str]:
+    """The same synthetic training shards in each of ``sources``: ``{"local": path, "s3": uri}``.
 
-    The pairs are generated once under ``bench/.cache/``; ``kgi convert`` skips shards that already exist.
+    The pairs are generated once under the benchmarks' cache folder; ``kgi convert`` skips shards that exist.
     """
-    import boto3
-
     from kgi.data.synth import generate
     from training.shards import convert
 
     root = cache_dir() / f"synth-{SYNTH_SEED}-{height}-{pairs}"
     if not (root / "train_pairs.txt").is_file():
         generate(str(root), n_train=pairs, n_test=2, height=height, seed=SYNTH_SEED)
-    client = boto3.client("s3", endpoint_url=s3_endpoint_url)
-    if S3_BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
-        client.create_bucket(Bucket=S3_BUCKET)
-    uris = {"local": str(cache_dir() / f"shards-{SYNTH_SEED}-{height}-{pairs}"),
-            "s3": f"s3://{S3_BUCKET}/shards-{SYNTH_SEED}-{height}-{pairs}"}
-    for uri in uris.values():
-        convert(str(root), uri, shard_size=32, splits=("train",))
-    return uris
+    name = f"shards-{SYNTH_SEED}-{height}-{pairs}"
+    uris = {"local": str(cache_dir() / name), "s3": f"s3://{S3_BUCKET}/{name}"}
+    if "s3" in sources:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url)
+        if S3_BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=S3_BUCKET)
+    for source in sources:
+        convert(str(root), uris[source], shard_size=32, splits=("train",))
+    return {source: uris[source] for source in sources}
 
 
 def train_once(data: str, workers: int, steps: int, storage: Path, run_name: str) -> tuple[list[dict], int]:
@@ -159,22 +173,24 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (3 if args.tiny else 40)
     warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 5)
     workers = args.workers or ([1] if args.tiny else [1, 2])
+    sources = args.sources or (["s3"] if args.tiny else list(SOURCES))
     pairs = args.pairs or (8 if args.tiny else 128)
     height = args.height or (128 if args.tiny else 256)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # one INFO line per dataset operator otherwise
     if warmup >= steps:
         raise BenchmarkError(f"--warmup {warmup} leaves no steady steps of --steps {steps}")
     rows = []
-    with LoadMonitor() as load, s3_endpoint() as endpoint, ray_cluster(), \
+    s3 = s3_endpoint() if "s3" in sources else nullcontext()
+    with LoadMonitor() as load, s3 as endpoint, ray_cluster(), \
             tempfile.TemporaryDirectory(prefix="kgi-bench-runs-") as storage:
-        sources = shards(pairs, height, endpoint)
+        uris = shards(pairs, height, sources, endpoint)
         runs = [(source, count) for source in sources for count in workers]
         for source, count in tqdm(runs, desc="training runs", unit="run"):
-            history, samples_per_step = train_once(sources[source], count, steps, Path(storage),
+            history, samples_per_step = train_once(uris[source], count, steps, Path(storage),
                                                    f"bench-{source}-{count}")
             rows.append({"source": source, "workers": count, **summarise(history, samples_per_step, warmup)})
     settings = {"config": str(CONFIG.relative_to(REPO)), "steps": steps, "warmup_steps": warmup,
-                "workers": workers, "pairs": pairs, "stored_height": height,
+                "workers": workers, "sources": sources, "pairs": pairs, "stored_height": height,
                 "s3_endpoint": endpoint}
     table = Table(f"Ray Train, inpainter (training/configs/inpainter.yaml), {steps} steps per run, steady state "
                   f"after {warmup} steps",
