@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import yaml
 
 ray = pytest.importorskip("ray")
 
@@ -40,7 +41,7 @@ from ray.util.state import list_actors  # noqa: E402
 from deployments.app import deploy, load_serve_config  # noqa: E402
 from kgi.data.synth import generate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.job import read_history, run  # noqa: E402
+from training.job import read_history  # noqa: E402
 from training.shards import plan, write_shard  # noqa: E402
 
 from serving_support import CONFIGS, REPO, free_port, model_root  # noqa: E402, F401 - imported fixture
@@ -206,17 +207,23 @@ def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, se
 def test_training_workers_spread_over_both_nodes_and_finish(cluster, tmp_path):
     synth = tmp_path / "synth"
     generate(synth, n_train=8, n_test=2, height=128, seed=5, progress=False)
-    # The shards are written in this process: what runs on both nodes here is the training run itself.
     for spec in plan(str(synth), str(tmp_path / "shards"), "train", shard_size=8):
         write_shard(spec)
     steps = 4
-    cfg = TrainConfig(model="keypoints", data=str(tmp_path / "shards"), storage_path=str(tmp_path / "runs"),
-                      run_name="spread", height=128, steps=steps, batch_size=2, checkpoint_every=steps,
-                      num_workers=2, cpus_per_worker=0.5, placement_strategy="SPREAD", max_failures=0,
-                      model_config={"garment_channels": 16, "pose_channels": 16})
-    result = run(cfg)
-    assert result.error is None
-    assert read_history(result.checkpoint)[-1]["step"] == steps
+    config = TrainConfig(model="keypoints", data=str(tmp_path / "shards"), storage_path=str(tmp_path / "runs"),
+                         run_name="spread", height=128, steps=steps, batch_size=2, checkpoint_every=steps,
+                         num_workers=2, cpus_per_worker=0.5, placement_strategy="SPREAD", max_failures=0,
+                         model_config={"garment_channels": 16, "pose_channels": 16})
+    (tmp_path / "spread.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    # Launched as a user launches it on a cluster: `kgi train` in its own driver process, RAY_ADDRESS set.
+    launched = subprocess.run(
+        [sys.executable, "-c", "import sys; from kgi.cli import main; sys.exit(main())", "train", "keypoints",
+         "--config", str(tmp_path / "spread.yaml")],
+        env={**os.environ, **NODE_ENVIRONMENT, "RAY_ADDRESS": cluster["cluster"].address},
+        capture_output=True, text=True, timeout=600)
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    checkpoints = sorted(path for path in (tmp_path / "runs" / "spread").glob("checkpoint_*") if path.is_dir())
+    assert read_history(ray.train.Checkpoint.from_directory(str(checkpoints[-1])))[-1]["step"] == steps
     workers = list_actors(address=ray.get_runtime_context().gcs_address,
                           filters=[("class_name", "=", "RayTrainWorker")], limit=100)
     assert len(workers) == 2
