@@ -138,7 +138,41 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-class LoadMonitor:
+class PeriodicSampler:
+    """Calls ``read()`` when the ``with`` block starts, every ``interval_s`` while it runs and when it ends, in a
+    background thread, and keeps the values that are not None in ``samples``. Subclasses define ``read``."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def read(self) -> float | None:
+        raise NotImplementedError
+
+    def _record(self) -> None:
+        value = self.read()
+        if value is not None:
+            self.samples.append(value)
+
+    def _sample(self) -> None:
+        while True:
+            self._record()
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._record()
+
+
+class LoadMonitor(PeriodicSampler):
     """Samples the machine's 1-minute load average every ``interval_s`` while the ``with`` block runs.
 
     Other people's work shares these machines; the load says how much. ``summary()`` gives the mean and the
@@ -146,25 +180,10 @@ class LoadMonitor:
     """
 
     def __init__(self, interval_s: float = 5.0):
-        self.interval_s = interval_s
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        super().__init__(interval_s)
 
-    def _sample(self) -> None:
-        while True:
-            self.samples.append(os.getloadavg()[0])
-            if self._stop.wait(self.interval_s):
-                return
-
-    def __enter__(self) -> LoadMonitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append(os.getloadavg()[0])
+    def read(self) -> float:
+        return os.getloadavg()[0]
 
     def summary(self) -> dict:
         """Mean and largest 1-minute load average sampled (the current one if the monitor never ran)."""

@@ -26,13 +26,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, closed_loop, example_form, free_port,
+from bench.common import (LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop, example_form, free_port,
                           local_serve_config, model_version, out_dir, positive_ints, ray_cluster, send_one,
                           version_argument, version_with_random_inpainter, write_result)
 from kgi.data.labels import NUM_PARSE13
@@ -102,17 +101,14 @@ def inpainter_tflops(unet: torch.nn.Module, height: int, batch: int, device: tor
             "achieved_tflops": flops / seconds / 1e12}
 
 
-class GpuMemoryPeak:
+class GpuMemoryPeak(PeriodicSampler):
     """The largest ``memory.used`` of GPU 0 that ``nvidia-smi`` reports while the ``with`` block runs, MiB
     (sampled every 0.2 s); ``peak_mib`` is None where nvidia-smi is missing."""
 
     def __init__(self):
-        self.peak_mib: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+        super().__init__(interval_s=0.2)
 
-    @staticmethod
-    def used_mib() -> float | None:
+    def read(self) -> float | None:
         try:
             out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i",
                                   "0"], capture_output=True, text=True, check=True, timeout=10).stdout
@@ -120,19 +116,9 @@ class GpuMemoryPeak:
             return None
         return float(out.strip().splitlines()[0])
 
-    def _poll(self) -> None:
-        while not self._stop.wait(0.2):
-            used = self.used_mib()
-            if used is not None:
-                self.peak_mib = max(self.peak_mib or 0.0, used)
-
-    def __enter__(self) -> GpuMemoryPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
+    @property
+    def peak_mib(self) -> float | None:
+        return max(self.samples, default=None)
 
 
 def gpu_serve_config(version_dir: Path, height: int, port: int) -> dict:
@@ -160,7 +146,7 @@ def measure_dag(version_dir: Path, height: int, requests: int, concurrency: int)
     from deployments.app import deploy
 
     port = free_port()
-    idle_mib = GpuMemoryPeak.used_mib()
+    idle_mib = GpuMemoryPeak().read()
     deploy(gpu_serve_config(version_dir, height, port), timeout_s=900)
     url = f"http://127.0.0.1:{port}/v1/tryon"
     try:

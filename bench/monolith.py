@@ -33,9 +33,8 @@ from pathlib import Path
 
 from bench.common import DEFAULT_VERSION, REPO, BenchmarkError, free_port, model_version
 from deployments.config import apply_torch_threads
-from deployments.encoding import to_uint8_images
 from kgi.data.images import DEFAULT_MAX_PIXELS, encode_png
-from kgi.pipeline import StageTwoOutput, TryOnPipeline
+from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
 from kgi.preprocess import Preprocessor
 
 MAX_UPLOAD_BYTES = 15_000_000  # platform/serve/local.yaml's limits (max_upload_bytes, max_steps)

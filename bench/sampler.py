@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir, pyplot, version_argument,
                           write_result)
 from deployments.config import apply_torch_threads
-from kgi.data.labels import NUM_PARSE13
 from kgi.data.vitonhd import VitonHD
-from kgi.pipeline import TryOnPipeline, _images
+from kgi.pipeline import TryOnPipeline, to_tensor_images
 from kgi.sampling import DEFAULT_CURVE_SETTINGS, REFERENCE_SETTING, SamplerSetting, sampler_curve
 
 NAME = "sampler"
@@ -80,7 +78,6 @@ def curve_inputs(pipeline: TryOnPipeline, dataset: VitonHD, images: int, batch_s
     the pipeline's keep mask (stages 1-2, reduced as ``TryOnPipeline.inpaint`` reduces it: a pixel is kept only
     where all of it was), and the ground-truth parse.
     """
-    size = (pipeline.info.inpaint_height, pipeline.info.inpaint_height * 3 // 4)
     targets, keeps, parses = [], [], []
     bar = tqdm(total=images, desc="stages 1-2", unit="pair", leave=False)
     for start in range(0, len(dataset), batch_size):
@@ -89,13 +86,13 @@ def curve_inputs(pipeline: TryOnPipeline, dataset: VitonHD, images: int, batch_s
         garment_kp = pipeline.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
                                                 np.stack([s.pose_nodes for s in samples]))
         stage_two = pipeline.parse_and_warp(samples, garment_kp)
-        keep = (F.interpolate(stage_two.keep_mask, size=size, mode="area") > 0.999).float()
-        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples]))[:, None].float()  # (B, 1, H, W)
-        parse13 = F.interpolate(parse13, size=size, mode="nearest")[:, 0].long()
+        person = to_tensor_images([s.person for s in samples], "cpu")
+        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)
+        target, keep, parse_onehot = pipeline.inpainter_inputs(person, stage_two.keep_mask, parse13)
         has_hole = (keep < 1).flatten(1).any(1)
-        targets.append(F.interpolate(_images([s.person for s in samples], "cpu"), size=size, mode="area")[has_hole])
+        targets.append(target[has_hole])
         keeps.append(keep[has_hole])
-        parses.append(F.one_hot(parse13, NUM_PARSE13).permute(0, 3, 1, 2).float()[has_hole])  # (B, 13, h, w)
+        parses.append(parse_onehot[has_hole])
         found = sum(len(k) for k in keeps)
         bar.update(min(found, images) - bar.n)
         if found >= images:

@@ -50,7 +50,6 @@ import ray
 import ray.data
 import torch
 
-from deployments.encoding import to_uint8_images
 from kgi.data.images import encode_png
 from kgi.data.sample import TryOnSample
 from kgi.data.storage import Storage, open_root
@@ -58,7 +57,7 @@ from kgi.data.vitonhd import MODES, SPLITS, DatasetError, VitonHD
 from kgi.evaluation import TRYON_METRICS, paired_scores, plain_fills, tryon_table
 from kgi.landmarks import LandmarkError, flat_garment_keypoints
 from kgi.metrics import mean_and_standard_error
-from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline
+from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint8_images
 from kgi.sampling import count_unet_evaluations
 from training.fs import arrow_filesystem
 from training.shards import MANIFEST as SHARD_MANIFEST

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-import torch
 
 from kgi.data.images import encode_palette_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE, PARSE13_LABELS
@@ -19,10 +18,6 @@ _PARSE13_AS_CIHP = {"background": "background", "hair": "hair", "face-neck": "fa
 PARSE13_PALETTE: tuple[tuple[int, int, int], ...] = tuple(
     CIHP_PALETTE[CIHP_LABELS.index(_PARSE13_AS_CIHP[name])] for name in PARSE13_LABELS)
 
-
-def to_uint8_images(images01: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8 on the CPU."""
-    return (images01.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def png_base64(png: bytes) -> str:

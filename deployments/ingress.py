@@ -40,7 +40,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from deployments.config import ModelVersion
-from deployments.encoding import parse13_png, png_base64, to_uint8_images
+from deployments.encoding import parse13_png, png_base64
 from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import VersionRouter, VersionStats
@@ -50,6 +50,7 @@ from kgi.data.images import encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
 from kgi.data.sample import TryOnSample
 from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
+from kgi.pipeline import to_uint8_images
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
 logger = logging.getLogger("ray.serve")

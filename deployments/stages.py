@@ -27,9 +27,8 @@ from ray import serve
 from ray.serve import metrics
 
 from deployments.config import ModelVersion, apply_torch_threads
-from deployments.encoding import to_uint8_images
 from kgi.data.sample import TryOnSample
-from kgi.pipeline import StageTwoOutput, TryOnPipeline
+from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]

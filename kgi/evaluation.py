@@ -22,7 +22,7 @@ from kgi.data.sample import TryOnSample
 from kgi.metrics import mean_and_standard_error, masked_l1, psnr, ssim
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
-from kgi.pipeline import TryOnPipeline, _images, _to_uint8
+from kgi.pipeline import TryOnPipeline, to_tensor_images, to_uint8_images
 from kgi.landmarks import overlay
 from kgi.sheets import colorize_parse13, contact_sheet, draw_pose, mask_tile
 from kgi.warp import warp_five_segments, warp_single_tps
@@ -105,7 +105,7 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
             intersection[parse_name] += i
             union[parse_name] += u
 
-        person = _images([s.person for s in batch], "cpu")
+        person = to_tensor_images([s.person for s in batch], "cpu")
         region = (gt_parse == UPPER)[:, None].float()
         for kp_name, kp, parse in (("ground-truth keypoints", truth.numpy(), gt_parse.to(pipeline.device)),
                                    ("predicted keypoints", predicted, target_parse)):
@@ -172,8 +172,8 @@ def _subsets(sample: TryOnSample) -> list[str]:
 
 def _stage_rows(batch, predicted, five, single, limit: int) -> list[list[tuple[str, np.ndarray]]]:
     rows = []
-    five_garment, single_garment = _to_uint8(five.warped_garment), _to_uint8(single.warped_garment)
-    recomposed = _to_uint8(five.recomposed)
+    five_garment, single_garment = to_uint8_images(five.warped_garment), to_uint8_images(single.warped_garment)
+    recomposed = to_uint8_images(five.recomposed)
     for i, sample in enumerate(batch[:limit]):
         height, width = sample.size
         kp_px = predicted[i] * [width, height]
@@ -218,7 +218,7 @@ def paired_scores(image: np.ndarray, person: np.ndarray, keep_mask: np.ndarray) 
     Returns SSIM and PSNR over the whole image and, when anything was inpainted, SSIM and L1 inside the inpainted
     region (the keys of ``TRYON_METRICS``).
     """
-    tensor, truth = _images([image], "cpu"), _images([person], "cpu")
+    tensor, truth = to_tensor_images([image], "cpu"), to_tensor_images([person], "cpu")
     scores = {"ssim": float(ssim(tensor, truth)), "psnr": float(psnr(tensor, truth))}
     hole = torch.from_numpy(~keep_mask)[None, None].float()
     if hole.sum() > 0:

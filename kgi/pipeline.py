@@ -119,14 +119,14 @@ def warp_options(warp_fn, height: int) -> dict:
     return {"shrink_px": height / 1024} if warp_fn is warp_five_segments else {}
 
 
-def _images(arrays: list[np.ndarray], device) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float [0, 1]."""
+def to_tensor_images(arrays: list[np.ndarray], device) -> torch.Tensor:
+    """A list of (H, W, 3) uint8 images -> (B, 3, H, W) float [0, 1] on ``device``."""
     return torch.from_numpy(np.stack(arrays)).to(device).permute(0, 3, 1, 2).float() / 255.0
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) [0, 1] -> (B, H, W, 3) uint8."""
-    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+def to_uint8_images(images01: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) float in [0, 1] (any float dtype, any device) -> (B, H, W, 3) uint8 on the CPU."""
+    return (images01.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 class TryOnPipeline:
@@ -215,13 +215,13 @@ class TryOnPipeline:
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)
-        cloth = _images([s.cloth for s in samples], self.device)
+        cloth = to_tensor_images([s.cloth for s in samples], self.device)
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
         cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
                        upper_mask=(target_parse13 == UPPER)[:, None].float(), **warp_options(warp_fn, height))
-        person = _images([s.person for s in samples], self.device)
+        person = to_tensor_images([s.person for s in samples], self.device)
         recomposition = recompose(person, parse13, target_parse13, warp)
         return StageTwoOutput(target_parse13, warp.garment, recomposition.image, recomposition.keep_mask)
 
@@ -229,6 +229,23 @@ class TryOnPipeline:
         """Stage 2: ``predict_parse`` then ``warp_and_recompose`` (the serving DAG's ParseWarp step)."""
         _, target_parse13 = self.predict_parse(samples, garment_kp)
         return self.warp_and_recompose(samples, garment_kp, target_parse13)
+
+    def inpainter_inputs(self, images01: torch.Tensor, keep_mask: torch.Tensor, parse13: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, keep mask and parse at the inpainter's resolution (``inpaint_height x 3/4 of it``).
+
+        Args:
+            images01: (B, 3, H, W) [0, 1]. keep_mask: (B, 1, H, W) {0, 1}. parse13: (B, H, W) integer labels.
+
+        Returns ``(images01, keep_mask, parse_onehot)`` at (h, w): images area-averaged, a pixel kept only where all
+        of it was known, the parse nearest-sampled and one-hot (B, 13, h, w).
+        """
+        size = (self.info.inpaint_height, self.info.inpaint_height * 3 // 4)
+        images = F.interpolate(images01, size=size, mode="area")
+        keep = (F.interpolate(keep_mask, size=size, mode="area") > 0.999).float()  # keep only all-known
+        parse = F.interpolate(parse13[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        onehot = F.one_hot(parse, NUM_PARSE13).permute(0, 3, 1, 2).float()  # (B, h, w, 13) -> (B, 13, h, w)
+        return images, keep, onehot
 
     @torch.no_grad()
     def inpaint(self, stage_two: StageTwoOutput, seeds: list[int], sampler: SamplerSettings | None = None
@@ -239,11 +256,8 @@ class TryOnPipeline:
         """
         sampler = sampler or self.info.sampler
         height, width = stage_two.recomposed.shape[2:]
-        size = (self.info.inpaint_height, self.info.inpaint_height * 3 // 4)
-        known = F.interpolate(stage_two.recomposed, size=size, mode="area")
-        keep = (F.interpolate(stage_two.keep_mask, size=size, mode="area") > 0.999).float()  # keep only all-known
-        parse = F.interpolate(stage_two.target_parse13[:, None].float(), size=size, mode="nearest")[:, 0].long()
-        onehot = F.one_hot(parse, NUM_PARSE13).permute(0, 3, 1, 2).float()  # (B, h, w, 13) -> (B, 13, h, w)
+        known, keep, onehot = self.inpainter_inputs(stage_two.recomposed, stage_two.keep_mask,
+                                                    stage_two.target_parse13)
         result = inpaint(self.unet, make_scheduler(sampler.scheduler, self.scheduler.config),
                          known, keep, onehot, num_steps=sampler.num_steps, jump_length=sampler.jump_length,
                          jump_n_sample=sampler.jump_n_sample, seeds=seeds)
@@ -283,7 +297,7 @@ class TryOnPipeline:
         images, evaluations = self.inpaint(stage_two, seeds, sampler)
         timings["inpaint"] = time.perf_counter() - start
 
-        images, warped, recomposed = (_to_uint8(t) for t in (images, stage_two.warped_garment, stage_two.recomposed))
+        images, warped, recomposed = (to_uint8_images(t) for t in (images, stage_two.warped_garment, stage_two.recomposed))
         return [TryOnResult(image=images[i], garment_keypoints=(garment_kp[i] * [width, height]).astype(np.float32),
                             target_parse13=stage_two.target_parse13[i].byte().cpu().numpy(),
                             warped_garment=warped[i], recomposed=recomposed[i],

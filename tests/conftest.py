@@ -1,4 +1,5 @@
-"""Shared fixtures: the genuine VITON-HD sample and a real S3 server (moto) for the whole session."""
+"""Shared fixtures: the genuine VITON-HD sample, a real S3 server (moto) for the whole session, and a local Ray
+cluster per module that sees it."""
 
 from __future__ import annotations
 
@@ -43,3 +44,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_with_s3(s3_server: S3Server) -> Iterator[None]:
+    """A local Ray cluster for one module, started after the S3 server so its workers inherit the server's
+    environment."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

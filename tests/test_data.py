@@ -8,8 +8,6 @@ import json
 import pickle
 import re
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,8 @@ from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.storage import LocalStorage, StoragePathError, open_root, validate_rel
 from kgi.data.vitonhd import DatasetError, VitonHD
 from kgi.graphs import NUM_GARMENT_NODES
+
+from image_bytes import png_header_only  # tests/ helper
 
 PERSON, OWN_CLOTH, OTHER_CLOTH = "00006_00.jpg", "00006_00.jpg", "06396_00.jpg"
 BAD_PATHS = ["../secret", "a/../../b", "/etc/passwd", "a\\b", "a//b", "a/", "", ".", "a/./b", "..", "a/\x00"]
@@ -470,17 +470,6 @@ def test_resizers():
     assert np.abs(resize_rgb(rgb, 20, 15).astype(np.float64) - area).max() <= 0.5 + 1e-9
     with pytest.raises(ImageError, match="mask"):
         resize_mask(labels, 10, 10)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height 8-bit RGB pixels but carries almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
 
 
 def test_decompression_bomb_refused():

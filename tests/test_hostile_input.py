@@ -15,8 +15,6 @@ import json
 import re
 import shutil
 import socket
-import struct
-import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,6 +37,7 @@ from kgi.graphs import NUM_GARMENT_NODES
 from kgi.pipeline import TryOnPipeline
 from kgi.preprocess import read_garment_keypoints
 
+from image_bytes import png_header_only  # tests/ helpers
 from serving_support import ADMIN_TOKEN, REPO, model_root, service  # noqa: F401 - imported fixtures
 
 EXAMPLES = REPO / "examples"
@@ -63,16 +62,6 @@ def example_files() -> dict[str, bytes]:
 
 def example_person() -> Image.Image:
     return Image.open(EXAMPLES / "person.jpg").convert("RGB")
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG of a few dozen bytes whose header declares ``width x height`` pixels (a decompression bomb)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
 
 
 def pose_json(keypoints: list) -> bytes:

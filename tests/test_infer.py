@@ -43,13 +43,6 @@ HEIGHT, WIDTH = 128, 96
 N_TEST = 4
 
 
-@pytest.fixture(scope="module")
-def cluster(s3_server):
-    """A local Ray cluster whose workers see the S3 server's environment (so started after it)."""
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
@@ -64,7 +57,7 @@ def version_dir(model_root):
 
 
 @pytest.fixture(scope="module")
-def s3_shards(cluster, s3_server, dataset):
+def s3_shards(ray_with_s3, s3_server, dataset):
     """The test split as ``kgi convert`` shards (3 pairs each) on the moto S3 server."""
     shards = s3_server.bucket("kgi-infer-shards") + "/synth"
     convert(str(dataset), shards, shard_size=3, splits=("test",))
@@ -72,7 +65,7 @@ def s3_shards(cluster, s3_server, dataset):
 
 
 @pytest.fixture(scope="module")
-def paired_run(cluster, dataset, version_dir, tmp_path_factory):
+def paired_run(ray_with_s3, dataset, version_dir, tmp_path_factory):
     """The paired test split inferred into a local folder (batches of 3 and 1)."""
     out = tmp_path_factory.mktemp("infer") / "paired"
     summary = run_inference(str(dataset), str(out), version_dir, height=HEIGHT, batch_size=3)
@@ -168,7 +161,7 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_the_command_in_the_unpaired_setting_a_broken_pair_fails_alone_and_is_retried(
-        cluster, dataset, version_dir, tmp_path, capsys):
+        ray_with_s3, dataset, version_dir, tmp_path, capsys):
     broken = tmp_path / "data"
     shutil.copytree(dataset, broken)
     pairs = VitonHD(dataset, split="test", mode="unpaired").pairs

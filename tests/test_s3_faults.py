@@ -9,8 +9,6 @@ are exercised directly; checkpoints through a real Ray Train run (one local clus
 
 from __future__ import annotations
 
-import io
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 from kgi.data import storage
 from kgi.data.synth import generate
 from training.fs import UploadError, arrow_filesystem, upload_directory
-from training.shards import ShardSpec, plan, write_shard
+from training.shards import plan, write_shard
 
 ATTEMPTS = 2  # AWS_MAX_ATTEMPTS in this module: S3 retries stay short
 CUT_AFTER_BYTES = 64 * 1024  # bigger than any request's headers or small files; smaller than what gets cut

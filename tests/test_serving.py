@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import json
+from pathlib import Path
 
 import httpx
 import numpy as np

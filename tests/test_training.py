@@ -29,15 +29,9 @@ from training.shards import convert  # noqa: E402
 HEIGHT = 128
 
 
-@pytest.fixture(scope="module")
-def cluster(s3_server):
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
 
 @pytest.fixture(scope="module")
-def shards(cluster, s3_server, tmp_path_factory):
+def shards(ray_with_s3, s3_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     generate(root, n_train=24, n_test=4, height=HEIGHT, seed=3, progress=False)
     out = s3_server.bucket("kgi-shards") + "/v1"
