@@ -20,8 +20,8 @@ The sample's ``tags`` say what was estimated ("estimated-pose", "estimated-parse
 than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, without one, on the median
 detected joint; joints that fall outside become undetected); a narrower one is padded left and right by
 repeating its edge columns (the parse is padded with background). The garment photo is never cut: it is padded
-to 3:4 with its own background colour (:func:`border_colour`). Both are then resized to the working height;
-the pose and garment keypoints follow every step. The pose and parse are estimated on the whole person photo,
+to 3:4 with its own background colour (:func:`border_colour`). Both are resized to the working size before
+they are padded (so padding never grows a large upload); the pose and garment keypoints follow every step. The pose and parse are estimated on the whole person photo,
 before the crop.
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
@@ -109,6 +109,21 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(frame, axis=0).astype(np.uint8)
 
 
+def _far_from_background(image: np.ndarray, tolerance: float, chunk_pixels: int = 1 << 18) -> np.ndarray:
+    """(H, W) uint8 1 where a pixel's RGB distance to :func:`border_colour` exceeds ``tolerance``.
+
+    Computed in strips of about ``chunk_pixels`` pixels, so the float arithmetic never holds more than one strip
+    (on the whole (H, W, 3) photo at once it would take 12x the photo's bytes).
+    """
+    background = border_colour(image).astype(np.float32)
+    far = np.empty(image.shape[:2], np.uint8)
+    rows = max(chunk_pixels // image.shape[1], 1)
+    for top in range(0, image.shape[0], rows):
+        difference = image[top:top + rows].astype(np.float32) - background  # (rows, W, 3)
+        far[top:top + rows] = np.einsum("hwc,hwc->hw", difference, difference) > tolerance ** 2
+    return far
+
+
 def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLERANCE) -> np.ndarray:
     """The garment silhouette of a product photo on a plain background: (H, W) bool.
 
@@ -118,13 +133,15 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
-    distance = np.linalg.norm(cloth.astype(np.float32) - border_colour(cloth).astype(np.float32), axis=2)
-    candidates = cv2.morphologyEx((distance > tolerance).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    candidates = _far_from_background(cloth, tolerance)
+    candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
         return np.zeros(cloth.shape[:2], bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    region = cv2.compare(labels, largest, cv2.CMP_EQ)  # (H, W) uint8 255 on the region
+    del labels, candidates  # int32 labels: the largest array here
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     filled = np.zeros(cloth.shape[:2], np.uint8)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled.astype(bool)
@@ -254,8 +271,13 @@ class Preprocessor:
             pose = self._estimate_pose(person)
             tags.append("estimated-pose")
         _check_pose_inside(pose, person.shape[1], person.shape[0])
+        # Resized to the working height first, then cropped or padded to 3:4: the padding of a narrow photo is
+        # made at the working size, never at the upload's (up to 3-5x its pixels for an extreme aspect ratio).
+        photo_width = max(round(person.shape[1] * height / person.shape[0]), 1)
+        pose[:, :2] *= np.array([photo_width / person.shape[1], height / person.shape[0]], dtype=np.float32)
+        person, parse = resize_rgb(person, height, photo_width), resize_labels(parse, height, photo_width)
         person, parse, pose = fit_person(person, parse, pose)
-        pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
+        pose[:, :2] *= np.array([width / person.shape[1], 1], dtype=np.float32)  # rounding of 3:4, if any
         person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
 
         garment = decode_rgb(uploads.garment, source="garment", **self.limits)
@@ -263,6 +285,13 @@ class Preprocessor:
         keypoints = None
         if uploads.garment_keypoints is not None:
             keypoints = read_garment_keypoints(uploads.garment_keypoints, garment.shape[1], garment.shape[0])
+        # Likewise resized to fit the working size first, then padded to 3:4.
+        fit = min(height / garment.shape[0], width / garment.shape[1])
+        fit_height, fit_width = max(round(garment.shape[0] * fit), 1), max(round(garment.shape[1] * fit), 1)
+        if keypoints is not None:
+            keypoints = keypoints * np.array([fit_width / garment.shape[1], fit_height / garment.shape[0]],
+                                             dtype=np.float32)
+        garment, mask = resize_rgb(garment, fit_height, fit_width), resize_mask(mask, fit_height, fit_width)
         garment, mask, keypoints = fit_garment(garment, mask, keypoints)
         scale = np.array([width / garment.shape[1], height / garment.shape[0]], dtype=np.float32)
         garment, mask = resize_rgb(garment, height, width), resize_mask(mask, height, width)

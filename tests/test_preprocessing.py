@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -63,7 +64,7 @@ from kgi.preprocess import (
     fit_person,
 )
 
-from serving_support import REPO, model_root, running_service  # noqa: F401 - model_root is a fixture
+from serving_support import REPO, running_service
 
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON")  # an interpreter whose environment has mediapipe
@@ -466,6 +467,57 @@ def test_fit_garment_pads_with_the_background_colour_and_moves_keypoints():
     assert (padded[:top] == 240).all() and padded_mask.sum() == mask.sum()
     np.testing.assert_allclose(moved[0], [80, 40 + top])
     assert padded_mask[40 + top, 80]
+
+
+@pytest.mark.parametrize("layout", ["wide", "tall"])
+def test_extreme_aspect_uploads_keep_their_keypoints_on_the_garment(synthetic_request, layout):
+    """A garment photo at the decoders' limit of 4:1 (or 1:4), at 4x the working size, is resized before it is
+    padded; its keypoints still land on the garment, where the upload's own geometry puts them."""
+    sample, uploads = synthetic_request
+    garment = cv2.resize(sample.cloth, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)  # (4H, 4W, 3)
+    height, width = garment.shape[:2]
+    canvas_shape = (height, 4 * height) if layout == "wide" else (4 * width, width)
+    top, left = (canvas_shape[0] - height) // 2, (canvas_shape[1] - width) // 2
+    canvas = np.empty((*canvas_shape, 3), np.uint8)
+    canvas[:] = garment[2, 2]  # the photo's own background colour
+    canvas[top:top + height, left:left + width] = garment
+    keypoints = sample.cloth_keypoints * 4 + [left, top]
+    extreme = replace(uploads, garment=encode_png(canvas), garment_keypoints=json.dumps(keypoints.tolist()).encode())
+
+    result = Preprocessor()(extreme, HEIGHT)
+
+    assert result.cloth.shape == (HEIGHT, WIDTH, 3) and result.cloth_mask.shape == (HEIGHT, WIDTH)
+    # Where the upload puts them: padded to 3:4 around the centre, then scaled to the working size.
+    padded_height, padded_width = max(canvas_shape[0], round(canvas_shape[1] * 4 / 3)), \
+        max(canvas_shape[1], round(canvas_shape[0] * 3 / 4))
+    expected = (keypoints + [(padded_width - canvas_shape[1]) / 2, (padded_height - canvas_shape[0]) / 2]) \
+        * [WIDTH / padded_width, HEIGHT / padded_height]
+    np.testing.assert_allclose(result.cloth_keypoints, expected, atol=1.0)
+    near_garment = cv2.dilate(result.cloth_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    columns, rows = np.clip(np.round(result.cloth_keypoints).astype(int).T, 0, [[WIDTH - 1], [HEIGHT - 1]])
+    assert near_garment[rows, columns].all()
+
+
+def test_an_extreme_aspect_garment_photo_costs_a_few_copies_of_itself(synthetic_request):
+    """Memory of preprocessing a 4:1 garment photo at 4x the working height, traced by tracemalloc (numpy and
+    OpenCV arrays): padding it to 3:4 at its own size would hold 5.3x its bytes, the mask rule in float on the
+    whole photo 12x; resized first and computed in strips, the peak stays under 4.5x the decoded photo."""
+    sample, uploads = synthetic_request
+    garment = cv2.resize(sample.cloth, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)
+    height, width = garment.shape[:2]
+    canvas = np.empty((height, 4 * height, 3), np.uint8)
+    canvas[:] = garment[2, 2]
+    canvas[:, (4 * height - width) // 2:][:, :width] = garment
+    extreme = replace(uploads, garment=encode_png(canvas))
+    preprocessor = Preprocessor()
+    preprocessor(extreme, HEIGHT)  # warm-up: first-call allocations are not the photo's
+    tracemalloc.start()
+    try:
+        preprocessor(extreme, HEIGHT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4.5 * canvas.nbytes, f"peak {peak / canvas.nbytes:.1f}x the photo"
 
 
 def test_preprocessor_on_the_genuine_pair(vitonhd_sample):
