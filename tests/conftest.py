@@ -1,5 +1,6 @@
-"""Shared fixtures: the genuine VITON-HD sample, a real S3 server (moto) for the whole session, and a local Ray
-cluster per module that sees it."""
+"""Shared fixtures: the genuine VITON-HD sample, a real S3 server (moto) for the whole session, a local Ray
+cluster per module that sees it, and one running service (``platform/serve/local.yaml`` on random weights) shared
+by every test that asks for ``service``; those tests run last, together, so no other module's cluster meets it."""
 
 from __future__ import annotations
 
@@ -55,3 +56,26 @@ def ray_with_s3(s3_server: S3Server) -> Iterator[None]:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of the shared ``service`` last (stable order otherwise): its cluster, started once, then
+    lives until the session ends without overlapping the clusters other modules start and stop."""
+    items.sort(key=lambda item: "service" in item.fixturenames)
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding one random-weights model version, "default" (2 sampler steps)."""
+    from serving_support import write_random_version
+
+    return write_random_version(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def service(model_root: Path) -> Iterator[str]:
+    """``platform/serve/local.yaml`` serving ``model_root`` on its own local Ray cluster; yields the base URL."""
+    from serving_support import running_service
+
+    with running_service(model_root) as url:
+        yield url

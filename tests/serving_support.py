@@ -1,8 +1,8 @@
 """What the service tests share: a random-weights model version and ``platform/serve/local.yaml`` running on a
 fresh local Ray cluster.
 
-Test modules import the fixtures (``from serving_support import model_root, service``); each module that does
-gets its own cluster (the fixtures are module-scoped), started once for all of its tests.
+``conftest.py`` turns them into the session fixtures ``model_root`` and ``service`` (one cluster for every module
+that uses ``service``); a module that needs other settings starts its own with :func:`running_service`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import torch
 
 from deployments.app import load_serve_config
@@ -28,10 +27,8 @@ CONFIGS = {name: REPO / "platform" / "serve" / f"{name}.yaml" for name in ("loca
 ADMIN_TOKEN = "test-admin-token-5f1c"
 
 
-@pytest.fixture(scope="module")
-def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding one random-weights model version, "default" (2 sampler steps)."""
-    root = tmp_path_factory.mktemp("models")
+def write_random_version(root: Path) -> Path:
+    """Write one random-weights model version, "default" (2 sampler steps), under ``root``; returns ``root``."""
     torch.manual_seed(0)
     TryOnPipeline(KeypointGNN(garment_channels=16, pose_channels=16), ParseUNet(base_channels=8, max_channels=16),
                   SpadeUNet.from_preset("tiny"), make_training_scheduler(),
@@ -74,10 +71,3 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
         serve.shutdown()
         ray.shutdown()
         os.environ.pop(ADMIN_TOKEN_ENV, None)
-
-
-@pytest.fixture(scope="module")
-def service(model_root: Path) -> Iterator[str]:
-    """:func:`running_service` of the shipped ``local.yaml``."""
-    with running_service(model_root) as url:
-        yield url

@@ -22,7 +22,7 @@ import torch
 from deployments.stages import check_finite
 from kgi.models.keypoints import KeypointGNN
 
-from serving_support import REPO, model_root, running_service  # noqa: F401 - imported fixtures
+from serving_support import REPO, running_service
 
 APP, INPAINT = "kgi", "Inpaint-default"
 REQUEST_TIMEOUT_S = 60
@@ -47,7 +47,7 @@ def make_small(config: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def service(model_root):
+def small_service(model_root):
     with running_service(model_root, configure=make_small) as url:
         yield url
 
@@ -149,10 +149,10 @@ def test_check_finite_names_the_broken_tensor():
 
 
 @pytest.mark.slow
-def test_overload_is_answered_503_with_retry_after_quickly(service):
+def test_overload_is_answered_503_with_retry_after_quickly(small_service):
     """A burst four times the ingress's capacity: what fits is served, the rest refused at once, no 5xx else."""
     burst = 4 * (INGRESS_ONGOING + INGRESS_QUEUED)
-    results = asyncio.run(post_many(service, burst, steps=2))
+    results = asyncio.run(post_many(small_service, burst, steps=2))
     statuses = assert_only_clean_outcomes(results, allowed={200, 503})
     served = [seconds for response, seconds in results if response.status_code == 200]
     refused = [seconds for response, seconds in results if response.status_code == 503]
@@ -161,7 +161,7 @@ def test_overload_is_answered_503_with_retry_after_quickly(service):
 
 
 @pytest.mark.slow
-def test_killed_inpaint_replica_is_replaced_and_no_request_hangs(service):
+def test_killed_inpaint_replica_is_replaced_and_no_request_hangs(small_service):
     """Requests inside the killed replica fail at once (503 unavailable); those waiting for the stage go to
     its replacement (200) or, if it takes longer to start than the request timeout, end there (408)."""
     import ray
@@ -178,7 +178,7 @@ def test_killed_inpaint_replica_is_replaced_and_no_request_hangs(service):
         os.kill(pid, signal.SIGKILL)
 
     async def load_then_kill() -> list[tuple[httpx.Response, float]]:
-        load = asyncio.create_task(post_many(service, INGRESS_ONGOING, steps=100, spacing_s=0.2))
+        load = asyncio.create_task(post_many(small_service, INGRESS_ONGOING, steps=100, spacing_s=0.2))
         await asyncio.to_thread(kill_once_busy)
         return await load
 
@@ -189,12 +189,12 @@ def test_killed_inpaint_replica_is_replaced_and_no_request_hangs(service):
     for response, _ in results:
         if response.status_code == 503:
             assert response.json()["error"]["code"] == "unavailable"
-    recovered = wait_until_replaced(service, pid)
+    recovered = wait_until_replaced(small_service, pid)
     print(f"replaced and serving again {recovered:.1f} s after the load ended")
 
 
 @pytest.mark.slow
-def test_health_check_replaces_a_replica_whose_model_broke(service):
+def test_health_check_replaces_a_replica_whose_model_broke(small_service):
     """NaN weights put into the live replica's UNet (through Ray's ``__ray_call__``, no route for it): the
     health check fails and Serve replaces the replica with one that loaded the model afresh."""
     import ray
@@ -210,8 +210,8 @@ def test_health_check_replaces_a_replica_whose_model_broke(service):
 
     actor = ray.get_actor(name, namespace="serve")
     assert ray.get(actor.__ray_call__.remote(break_the_unet)) == pid
-    recovered = wait_until_replaced(service, pid)
+    recovered = wait_until_replaced(small_service, pid)
     print(f"\nbroken model detected and replaced in {recovered:.1f} s")
-    response = httpx.post(f"{service}/v1/tryon", files=example_files(), data={"steps": "2", "response": "json"},
+    response = httpx.post(f"{small_service}/v1/tryon", files=example_files(), data={"steps": "2", "response": "json"},
                           timeout=REQUEST_TIMEOUT_S)
     assert response.status_code == 200 and response.json()["image"]

@@ -38,7 +38,7 @@ from kgi.pipeline import TryOnPipeline
 from kgi.preprocess import read_garment_keypoints
 
 from image_bytes import png_header_only  # tests/ helpers
-from serving_support import ADMIN_TOKEN, REPO, model_root, service  # noqa: F401 - imported fixtures
+from serving_support import ADMIN_TOKEN, REPO
 
 EXAMPLES = REPO / "examples"
 TRACEBACK_MARKERS = ("Traceback", 'File "', ".py\"", ".py:", "site-packages")  # what a leaked stack trace shows

@@ -20,7 +20,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from serving_support import model_root  # noqa: E402,F401  (module-scoped fixture)
 
 from deployments.batch_inference import (  # noqa: E402
     KGI_ROW,

@@ -44,7 +44,7 @@ from training.config import TrainConfig  # noqa: E402
 from training.job import read_history  # noqa: E402
 from training.shards import plan, write_shard  # noqa: E402
 
-from serving_support import CONFIGS, REPO, free_port, model_root  # noqa: E402, F401 - imported fixture
+from serving_support import CONFIGS, REPO, free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def replica_nodes() -> dict[str, set[str]]:
     return placement
 
 
-def serve_config(model_root: Path, port: int) -> dict:  # noqa: F811
+def serve_config(model_root: Path, port: int) -> dict:
     """local.yaml with its "default" version only, Inpaint on ``gpu_node`` and every other deployment on
     ``cpu_node``; requests bring their own pose and parse."""
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
@@ -181,7 +181,7 @@ def cluster() -> Iterator[dict]:
 
 
 @pytest.fixture(scope="module")
-def service(cluster, model_root) -> Iterator[str]:  # noqa: F811
+def two_node_service(cluster, model_root) -> Iterator[str]:
     """The Serve application deployed on the two-node cluster; yields its URL."""
     port = free_port()
     deploy(serve_config(model_root, port), timeout_s=600)
@@ -191,7 +191,7 @@ def service(cluster, model_root) -> Iterator[str]:  # noqa: F811
         serve.shutdown()
 
 
-def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, service):
+def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, two_node_service):
     nodes = alive_nodes()
     assert nodes[cluster["gpu_node"]].get(GPU_NODE) == 1 and GPU_NODE not in nodes[cluster["head"]]
     placement = replica_nodes()
@@ -199,7 +199,7 @@ def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, se
     assert set(placement) == {"Ingress", "Preprocess", "Keypoints-default", "ParseWarp-default"}
     assert all(node_ids == {cluster["head"]} for node_ids in placement.values()), placement
 
-    response = tryon(service)  # Ingress, Preprocess, Keypoints, ParseWarp on the head; Inpaint on the GPU node
+    response = tryon(two_node_service)  # Ingress, Preprocess, Keypoints, ParseWarp on the head; Inpaint on the GPU node
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png" and response.headers["X-KGI-Version"] == "default"
 
@@ -230,8 +230,8 @@ def test_training_workers_spread_over_both_nodes_and_finish(cluster, tmp_path):
     assert {worker.node_id for worker in workers} == {cluster["head"], cluster["gpu_node"]}
 
 
-def test_serving_recovers_when_the_gpu_node_comes_back(cluster, service):
-    assert tryon(service).status_code == 200
+def test_serving_recovers_when_the_gpu_node_comes_back(cluster, two_node_service):
+    assert tryon(two_node_service).status_code == 200
     local: LocalCluster = cluster["cluster"]
     local.kill_gpu_node()
     deadline = time.monotonic() + RECOVERY_TIMEOUT_S
@@ -246,7 +246,7 @@ def test_serving_recovers_when_the_gpu_node_comes_back(cluster, service):
     cluster["gpu_node"] = new_gpu_node
     while True:
         try:
-            response = tryon(service, timeout_s=60)
+            response = tryon(two_node_service, timeout_s=60)
         except httpx.TimeoutException:  # waiting for the new replica longer than the client does
             response = None
         if response is not None and response.status_code == 200:

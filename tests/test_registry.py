@@ -17,11 +17,10 @@ from kgi.commands import models as models_command
 from kgi.pipeline import TryOnPipeline
 from kgi.registry import (MANIFEST_FILE, IntegrityError, ModelRegistry, RegistryError, check_version_folder,
                           verify_folder, write_manifest)
-from serving_support import model_root  # noqa: F401  (fixture: a random-weights version folder "default")
 
 
 @pytest.fixture(scope="module")
-def version_dir(model_root: Path) -> Path:  # noqa: F811
+def version_dir(model_root: Path) -> Path:
     return model_root / "default"
 
 

@@ -1,8 +1,8 @@
 """The Serve application for real: configs, preprocessing, and a local Ray cluster answering HTTP.
 
 The first tests need no cluster (configs against Ray's own schema; the preprocessing rules are in
-test_preprocessing.py). The rest share one module-scoped service: ``platform/serve/local.yaml`` deployed on
-``ray.init(num_cpus=4)`` with a random-weights model version, "default" and "fast" split 50/50.
+test_preprocessing.py). The rest use the session's shared ``service`` (conftest.py): ``platform/serve/local.yaml``
+deployed on ``ray.init(num_cpus=4)`` with a random-weights model version, "default" and "fast" split 50/50.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from deployments.routing import VersionRouter
 from kgi.cli import CommandError
 from kgi.data.labels import NUM_PARSE13
 
-from serving_support import ADMIN_TOKEN, CONFIGS, model_root, service  # noqa: F401 - imported fixtures
+from serving_support import ADMIN_TOKEN, CONFIGS
 
 pytestmark = pytest.mark.slow
 

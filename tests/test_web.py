@@ -18,7 +18,7 @@ from PIL import Image
 
 from deployments.ingress import KEYPOINT_COLOUR
 
-from serving_support import REPO, model_root, service  # noqa: F401 - imported fixtures
+from serving_support import REPO
 
 pytestmark = pytest.mark.slow
 
