@@ -427,6 +427,12 @@ class ServedDag:
     url: str
     config: dict
 
+    @property
+    def inpaint_batching(self) -> dict:
+        """The batching ``user_config`` of the ``Inpaint-default`` deployment as deployed."""
+        (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == "Inpaint-default"]
+        return dict(deployment["user_config"])
+
     def set_inpaint_batching(self, user_config: dict) -> None:
         """Apply a new batching ``user_config`` to every ``Inpaint-*`` deployment (replicas stay; Serve calls
         their ``reconfigure``)."""

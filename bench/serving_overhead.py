@@ -4,7 +4,7 @@ The DAG is ``platform/serve/local.yaml`` as shipped (every stage replica on one 
 baseline is ``bench.monolith.InProcessTryOn`` on the same model version, example inputs, seed and thread count,
 called in this process without HTTP or Ray. Requests alternate (DAG, in-process, DAG, ...) so that both see the
 same background load. Two DAG settings are measured, each beside its own in-process run: the shipped batching
-(``batch_wait_timeout_s`` 0.1 s: a lone request waits that long for company) and a zero batch wait.
+(the file's ``batch_wait_timeout_s``: a lone request waits that long for company) and a zero batch wait.
 
 The overhead is split with the service's ``X-KGI-Timings`` header: outside the ingress (client latency minus the
 ingress's total: HTTP, Serve's proxy, PNG encoding) and inside it (the ingress's total minus the stages' own
@@ -29,8 +29,6 @@ from bench.monolith import InProcessTryOn
 NAME = "serving_overhead"
 STAGES = ("preprocess", "keypoints", "parse_warp", "inpaint")
 GOAL_PERCENT = 5.0
-SHIPPED_BATCHING = {"max_batch_size": 8, "batch_wait_timeout_s": 0.1}  # platform/serve/local.yaml's Inpaint
-NO_WAIT_BATCHING = {"max_batch_size": 8, "batch_wait_timeout_s": 0.0}
 
 
 def build_parser():
@@ -92,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     tryon = InProcessTryOn(args.version, height, torch_threads=1)  # local.yaml's torch_threads
     settings["steps"] = steps or tryon.version.sampler.num_steps
     results = {}
-    with LoadMonitor() as load, ray_cluster(), serve_dag(args.version, working_height=height,
-                                                         inpaint_user_config=SHIPPED_BATCHING) as dag:
-        results["shipped batching"] = {"inpaint_batching": SHIPPED_BATCHING,
+    with LoadMonitor() as load, ray_cluster(), serve_dag(args.version, working_height=height) as dag:
+        shipped = dag.inpaint_batching
+        results["shipped batching"] = {"inpaint_batching": shipped,
                                        **measure(dag.url, tryon, requests, steps, "shipped batching")}
-        dag.set_inpaint_batching(NO_WAIT_BATCHING)
-        results["no batch wait"] = {"inpaint_batching": NO_WAIT_BATCHING,
+        no_wait = {**shipped, "batch_wait_timeout_s": 0.0}
+        dag.set_inpaint_batching(no_wait)
+        results["no batch wait"] = {"inpaint_batching": no_wait,
                                     **measure(dag.url, tryon, requests, steps, "no batch wait")}
 
     table = Table(f"Serving overhead, one request at a time, {height}x{height * 3 // 4}, {settings['steps']} "
