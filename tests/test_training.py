@@ -7,6 +7,7 @@ step, and that killing a worker process mid-run still ends in a finished run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,9 +99,17 @@ def test_image_models_train_from_s3_shards(shards, s3_server, model, lr, model_c
     assert _loss_goes_down(history), [round(h["loss"], 4) for h in history]
 
 
-def _train_workers():
-    return [p for p in psutil.process_iter(["cmdline"])
-            if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))]
+def _train_workers() -> list[psutil.Process]:
+    """The Ray Train worker processes of this test's cluster (its raylet's children), never those of another Ray
+    cluster on the same machine (a training run of the developer's own)."""
+    node = ray._private.worker.global_worker.node
+    raylet = psutil.Process(node.all_processes[ray._private.ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+    workers = []
+    for process in raylet.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
+            if any("RayTrainWorker" in part for part in process.cmdline()):
+                workers.append(process)
+    return workers
 
 
 def test_killing_a_worker_mid_run_still_finishes(shards, s3_server):
