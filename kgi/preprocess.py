@@ -21,8 +21,8 @@ than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, wit
 detected joint; joints that fall outside become undetected); a narrower one is padded left and right by
 repeating its edge columns (the parse is padded with background). The garment photo is never cut: it is padded
 to 3:4 with its own background colour (:func:`border_colour`). Both are resized to the working size before
-they are padded (so padding never grows a large upload); the pose and garment keypoints follow every step. The pose and parse are estimated on the whole person photo,
-before the crop.
+they are padded (so padding never grows a large upload); the pose and garment keypoints follow every step. The
+pose and parse are estimated on the whole person photo, before the crop.
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
 name: ``ImageError`` (``kgi.data.images``) for an upload that is not a usable image, ``PoseError``
