@@ -293,7 +293,8 @@ class Inpaint:
                 "seconds": batch["parse_warp_s"] + seconds, "unet_evaluations": np.full(len(seeds), evaluations)}
 
 
-def write_results(batch: dict[str, np.ndarray], out_uri: str, version: str, paired: bool) -> dict[str, np.ndarray]:
+def write_results(batch: dict[str, np.ndarray], out_uri: str, version: str, paired: bool, inpaint_height: int
+                  ) -> dict[str, np.ndarray]:
     """Write each pair's PNG, then its record (the mark that the pair is done); returns the records as JSON.
 
     Args:
@@ -301,6 +302,7 @@ def write_results(batch: dict[str, np.ndarray], out_uri: str, version: str, pair
         out_uri: the output folder.
         version: the model version's name, recorded with each pair.
         paired: score each try-on (and the plain fills of the same holes) against the person photo.
+        inpaint_height: the version's inpainter resolution (for the plain fill made at it).
     """
     out = open_root(out_uri)
     records = []
@@ -312,7 +314,8 @@ def write_results(batch: dict[str, np.ndarray], out_uri: str, version: str, pair
                   "seconds": round(float(batch["seconds"][i]), 4),
                   "unet_evaluations": int(batch["unet_evaluations"][i])}
         if paired:
-            candidates = {KGI_ROW: batch["image"][i], **plain_fills(batch["recomposed"][i], batch["keep_mask"][i])}
+            candidates = {KGI_ROW: batch["image"][i],
+                          **plain_fills(batch["recomposed"][i], batch["keep_mask"][i], inpaint_height)}
             record["scores"] = {name: paired_scores(image, batch["person"][i], batch["keep_mask"][i])
                                 for name, image in candidates.items()}
         text = json.dumps(record)
@@ -382,8 +385,8 @@ def run_inference(source: str, out: str, version_dir: str | Path, *, split: str 
                    .map_batches(Inpaint, fn_constructor_args=(version_dir, "cuda" if gpus else "cpu", sampler),
                                 batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=max(1, gpus)),
                                 **inpaint_resources)
-                   .map_batches(write_results, fn_args=(storage.uri(), info.name, mode == "paired"),
-                                batch_size=batch_size, num_cpus=IO_CPUS))
+                   .map_batches(write_results, batch_size=batch_size, num_cpus=IO_CPUS,
+                                fn_args=(storage.uri(), info.name, mode == "paired", info.inpaint_height)))
         for row in results.iter_rows():
             record = json.loads(row["record"])
             records[(record["person_name"], record["cloth_name"])] = record

@@ -199,12 +199,31 @@ class TryOnReport:
     sheet: np.ndarray
 
 
-def plain_fills(recomposed: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
-    """The two plain fills the inpainter must beat: the kept pixels' mean colour, and OpenCV's Telea inpainting."""
+def plain_fills(recomposed: np.ndarray, keep: np.ndarray, inpaint_height: int) -> dict[str, np.ndarray]:
+    """The plain fills the inpainter is compared with, of the same holes: the kept pixels' mean colour, OpenCV's
+    Telea inpainting at the image's resolution, and Telea at the inpainter's resolution, composited the way the
+    pipeline composites the inpainter's output (``TryOnPipeline.inpaint``).
+
+    Args:
+        recomposed: (H, W, 3) uint8 the recomposed image. keep: (H, W) bool its kept pixels.
+        inpaint_height: the version's ``inpaint_height`` (its width is 3/4 of it).
+
+    Returns method name -> (H, W, 3) uint8 image, kept pixels untouched.
+    """
+    height, width = keep.shape
+    holes = (~keep).astype(np.uint8) * 255
     mean_fill = recomposed.copy()
     mean_fill[~keep] = recomposed[keep].mean(axis=0).round().astype(np.uint8) if keep.any() else 128
-    telea = cv2.inpaint(recomposed, (~keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-    return {"mean colour": mean_fill, "OpenCV Telea": telea}
+    telea = cv2.inpaint(recomposed, holes, 5, cv2.INPAINT_TELEA)
+    # As TryOnPipeline.inpainter_inputs: area-averaged, a pixel kept only where all of it was known.
+    small_size = (inpaint_height * 3 // 4, inpaint_height)  # OpenCV's (width, height)
+    small = cv2.resize(recomposed, small_size, interpolation=cv2.INTER_AREA)
+    small_keep = cv2.resize(keep.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0.999
+    small_telea = cv2.inpaint(small, (~small_keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    telea_small = recomposed.copy()
+    telea_small[~keep] = cv2.resize(small_telea, (width, height), interpolation=cv2.INTER_LINEAR)[~keep]
+    return {"mean colour": mean_fill, "OpenCV Telea": telea,
+            f"OpenCV Telea at {small_size[0]}x{small_size[1]}": telea_small}
 
 
 def paired_scores(image: np.ndarray, person: np.ndarray, keep_mask: np.ndarray) -> dict[str, float]:
@@ -243,7 +262,8 @@ def evaluate_tryon(pipeline: TryOnPipeline, samples, paired: bool, batch_size: i
         results = pipeline(batch, seeds=list(range(start * batch_size, start * batch_size + len(batch))))
         evaluations = results[0].unet_evaluations
         for sample, result in zip(batch, results):
-            candidates = {"KGI (ours)": result.image, **plain_fills(result.recomposed, result.keep_mask)}
+            candidates = {"KGI (ours)": result.image,
+                          **plain_fills(result.recomposed, result.keep_mask, pipeline.info.inpaint_height)}
             if paired:
                 for name, image in candidates.items():
                     for metric, value in paired_scores(image, sample.person, result.keep_mask).items():

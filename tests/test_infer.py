@@ -89,6 +89,7 @@ def test_paired_run_writes_the_pipelines_images_a_manifest_and_its_metrics(paire
     out, summary = paired_run
     assert (summary.pairs, summary.inferred, summary.skipped) == (N_TEST, N_TEST, 0)
     reference = _reference(dataset, version_dir)
+    inpaint_height = TryOnPipeline.from_pretrained(version_dir).info.inpaint_height
     rows = _manifest(out)
     assert [row["file"] for row in rows] == [f"images/{stem}.png" for stem in reference]
     scores = {}  # method -> metric -> per-pair values of the reference
@@ -99,7 +100,8 @@ def test_paired_run_writes_the_pipelines_images_a_manifest_and_its_metrics(paire
         assert np.abs(image.astype(int) - result.image).max() <= 1
         assert (row["person_name"], row["version"], int(row["unet_evaluations"])) == (sample.person_name, "default", 2)
         assert int(row["seed"]) == pair_seed(sample.person_name, sample.cloth_name) and float(row["seconds"]) > 0
-        candidates = {KGI_ROW: result.image, **plain_fills(result.recomposed, result.keep_mask)}
+        candidates = {KGI_ROW: result.image,
+                      **plain_fills(result.recomposed, result.keep_mask, inpaint_height)}
         for method, candidate in candidates.items():
             for metric, value in paired_scores(candidate, sample.person, result.keep_mask).items():
                 scores.setdefault(method, {}).setdefault(metric, []).append(value)
@@ -107,7 +109,8 @@ def test_paired_run_writes_the_pipelines_images_a_manifest_and_its_metrics(paire
 
     figures = json.loads((out / "metrics.json").read_text())
     assert figures == summary.metrics and figures["pairs"] == N_TEST
-    assert set(figures["methods"]) == {KGI_ROW, "mean colour", "OpenCV Telea"}
+    telea_small = f"OpenCV Telea at {inpaint_height * 3 // 4}x{inpaint_height}"
+    assert set(figures["methods"]) == {KGI_ROW, "mean colour", "OpenCV Telea", telea_small}
     for method, metrics in figures["methods"].items():
         assert list(metrics) == TRYON_METRICS
         for metric, value in metrics.items():

@@ -6,7 +6,8 @@ parse IoU per class with predicted keypoints; five-segment vs. single-TPS warp i
 ground-truth garment landmarks (the synthetic generator writes them).
 
 ``kgi eval tryon`` runs the whole pipeline: in the paired setting SSIM/PSNR over the whole image and inside the
-inpainted region, beside a mean-colour fill and OpenCV inpainting of the same holes; LPIPS/FID/KID only from
+inpainted region, beside a mean-colour fill and OpenCV (Telea) inpainting of the same holes, at the image's
+resolution and at the inpainter's (the inpainter's own contribution, resolution aside); LPIPS/FID/KID only from
 feature-network weights you supply (never substitutes).
 
 Both write a Markdown report and a PNG sheet of examples into --out.
