@@ -85,7 +85,9 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
         height, width = batch[0].size
         scale = np.array([width, height], np.float32)
         if any(s.worn_keypoints is None or s.cloth_keypoints is None for s in batch):
-            raise ValueError("evaluate_stages needs ground-truth garment keypoints (paired mode, landmark files)")
+            names = ", ".join(s.cloth_name for s in batch if s.worn_keypoints is None or s.cloth_keypoints is None)
+            raise ValueError(f"the stage figures need ground-truth garment landmarks (the landmark files kgi synth "
+                             f"writes), and {names} has none; whole try-ons need none: kgi eval tryon")
         cloth_kp = np.stack([s.cloth_keypoints / scale for s in batch]).astype(np.float32)
         pose_nodes = np.stack([s.pose_nodes for s in batch])
         truth = torch.from_numpy(np.stack([s.worn_keypoints / scale for s in batch]).astype(np.float32))

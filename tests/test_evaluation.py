@@ -82,3 +82,20 @@ def test_eval_stages_reports_every_stage_beside_its_baseline(dataset, model_root
 def test_eval_of_a_missing_root_is_a_clear_error(tmp_path, model_root, capsys):
     assert main(["eval", "tryon", str(tmp_path / "nowhere"), "--version", str(model_root / "default")]) == 2
     assert "kgi eval: error:" in capsys.readouterr().err
+
+
+def test_eval_tryon_runs_on_the_genuine_sample_paired_and_unpaired(vitonhd_sample, model_root, tmp_path):
+    """A VITON-HD root has no landmark files: the garment keypoints are found as ``kgi infer`` finds them."""
+    for mode in ("paired", "unpaired"):
+        out = tmp_path / mode
+        assert main(["eval", "tryon", str(vitonhd_sample), "--mode", mode, "--version", str(model_root / "default"),
+                     "--out", str(out)]) == 0
+        assert (out / "tryon.png").stat().st_size > 0
+    assert "| KGI (ours) |" in (tmp_path / "paired" / "tryon.md").read_text()
+
+
+def test_eval_stages_on_a_root_without_landmarks_says_what_to_run(vitonhd_sample, model_root, tmp_path, capsys):
+    assert main(["eval", "stages", str(vitonhd_sample), "--version", str(model_root / "default"),
+                 "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "ground-truth garment landmarks" in error and "kgi eval tryon" in error and "Traceback" not in error

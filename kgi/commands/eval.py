@@ -43,7 +43,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from kgi.data.images import encode_png
-    from kgi.data.vitonhd import DatasetError, VitonHD
+    from kgi.data.vitonhd import VitonHD
     from kgi.evaluation import evaluate_stages, evaluate_tryon
     from kgi.pipeline import TryOnPipeline
 
@@ -55,12 +55,13 @@ def run(args) -> int:
         raise CommandError(str(exc)) from None
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     samples = tqdm((dataset[i] for i in range(count)), total=count, desc=f"eval {args.what}", unit="pair")
-    try:
+    try:  # ValueError: a pair the evaluation cannot use (DatasetError, LandmarkError, no landmark files for stages)
         if args.what == "stages":
             report = evaluate_stages(pipeline, samples, batch_size=args.batch_size)
         else:
-            report = evaluate_tryon(pipeline, samples, paired=mode == "paired", batch_size=args.batch_size)
-    except DatasetError as exc:
+            report = evaluate_tryon(pipeline, _with_garment_keypoints(samples), paired=mode == "paired",
+                                    batch_size=args.batch_size)
+    except ValueError as exc:
         raise CommandError(str(exc)) from None
     args.out.mkdir(parents=True, exist_ok=True)
     markdown = "\n".join(table.markdown() for table in report.tables)
@@ -72,3 +73,18 @@ def run(args) -> int:
     print(markdown)
     print(f"report: {args.out / (args.what + '.md')}, examples: {args.out / (args.what + '.png')}")
     return 0
+
+
+def _with_garment_keypoints(samples):
+    """The samples, each with its garment keypoints: read from the root's landmark files when it has them (the
+    synthetic generator writes them), else found by ``kgi.landmarks.flat_garment_keypoints``, as ``kgi infer``
+    does for a VITON-HD root."""
+    from kgi.landmarks import LandmarkError, flat_garment_keypoints
+
+    for sample in samples:
+        if sample.cloth_keypoints is None:
+            try:
+                sample.cloth_keypoints = flat_garment_keypoints(sample.cloth, sample.cloth_mask).keypoints
+            except LandmarkError as exc:
+                raise LandmarkError(f"{sample.cloth_name}: its landmarks cannot be found ({exc})") from None
+        yield sample
