@@ -19,11 +19,11 @@ import torch
 from kgi.baseline import geometric_transfer
 from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS, UPPER
 from kgi.data.sample import TryOnSample
-from kgi.metrics import mean_and_standard_error, masked_l1, psnr, ssim
+from kgi.landmarks import overlay
+from kgi.metrics import masked_l1, mean_and_standard_error, psnr, ssim
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
 from kgi.pipeline import TryOnPipeline, to_tensor_images, to_uint8_images
-from kgi.landmarks import overlay
 from kgi.sheets import colorize_parse13, contact_sheet, draw_pose, mask_tile
 from kgi.warp import warp_five_segments, warp_single_tps
 
@@ -44,8 +44,9 @@ class Table:
 
 
 def _fmt(values: list[float], digits: int = 4) -> str:
+    """Mean ± standard error; the mean alone for a single value (it has no standard error)."""
     mean, se = mean_and_standard_error(torch.tensor(values))
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
 def _batches(samples, batch_size: int):
