@@ -55,7 +55,7 @@ from kgi.data.sample import TryOnSample
 from kgi.data.storage import Storage, open_root
 from kgi.data.vitonhd import MODES, SPLITS, DatasetError, VitonHD
 from kgi.evaluation import TRYON_METRICS, paired_scores, plain_fills, tryon_table
-from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.landmarks import LandmarkError, fill_garment_keypoints
 from kgi.metrics import mean_and_standard_error
 from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint8_images
 from kgi.sampling import count_unet_evaluations
@@ -146,9 +146,7 @@ def _read_samples(readers: list[tuple[tuple[str, str], Callable[[], TryOnSample]
     samples = []
     for (person_name, cloth_name), read in readers:
         try:
-            sample = read()
-            if sample.cloth_keypoints is None:  # a VITON-HD root without cloth-landmark-json
-                sample.cloth_keypoints = flat_garment_keypoints(sample.cloth, sample.cloth_mask).keypoints
+            sample = fill_garment_keypoints(read())
         except (DatasetError, LandmarkError) as exc:
             out.write_bytes(f"failed/{output_stem(person_name, cloth_name)}.txt", str(exc).encode())
             continue

@@ -549,6 +549,21 @@ class _Cuff(NamedTuple):
     past_elbow: bool
 
 
+def fill_garment_keypoints(sample):
+    """Give a ``TryOnSample`` without garment keypoints (a VITON-HD root has no landmark files; the synthetic
+    generator writes them) the ones :func:`flat_garment_keypoints` finds in its garment photo; returns it.
+
+    Raises:
+        LandmarkError: naming the garment, when its landmarks cannot be found.
+    """
+    if sample.cloth_keypoints is None:
+        try:
+            sample.cloth_keypoints = flat_garment_keypoints(sample.cloth, sample.cloth_mask).keypoints
+        except LandmarkError as exc:
+            raise LandmarkError(f"{sample.cloth_name}: its landmarks cannot be found ({exc})") from None
+    return sample
+
+
 def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
     """The 32 keypoints of the upper garment a person wears, from their parse and pose.
 

@@ -45,6 +45,7 @@ def run(args) -> int:
     from kgi.data.images import encode_png
     from kgi.data.vitonhd import VitonHD
     from kgi.evaluation import evaluate_stages, evaluate_tryon
+    from kgi.landmarks import fill_garment_keypoints
     from kgi.pipeline import TryOnPipeline
 
     try:
@@ -59,7 +60,7 @@ def run(args) -> int:
         if args.what == "stages":
             report = evaluate_stages(pipeline, samples, batch_size=args.batch_size)
         else:
-            report = evaluate_tryon(pipeline, _with_garment_keypoints(samples), paired=mode == "paired",
+            report = evaluate_tryon(pipeline, map(fill_garment_keypoints, samples), paired=mode == "paired",
                                     batch_size=args.batch_size)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -73,18 +74,3 @@ def run(args) -> int:
     print(markdown)
     print(f"report: {args.out / (args.what + '.md')}, examples: {args.out / (args.what + '.png')}")
     return 0
-
-
-def _with_garment_keypoints(samples):
-    """The samples, each with its garment keypoints: read from the root's landmark files when it has them (the
-    synthetic generator writes them), else found by ``kgi.landmarks.flat_garment_keypoints``, as ``kgi infer``
-    does for a VITON-HD root."""
-    from kgi.landmarks import LandmarkError, flat_garment_keypoints
-
-    for sample in samples:
-        if sample.cloth_keypoints is None:
-            try:
-                sample.cloth_keypoints = flat_garment_keypoints(sample.cloth, sample.cloth_mask).keypoints
-            except LandmarkError as exc:
-                raise LandmarkError(f"{sample.cloth_name}: its landmarks cannot be found ({exc})") from None
-        yield sample
