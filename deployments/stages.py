@@ -4,10 +4,11 @@ One set per model version (``Keypoints-<version>``, ``ParseWarp-<version>``, ``I
 ``build_app``), so every version scales on its own. Each replica loads its version's folder with
 ``TryOnPipeline.from_pretrained`` and every call returns its output together with the seconds it took.
 
-``Inpaint`` is the expensive stage and the batched one: ``@serve.batch`` stacks requests that arrive together
-into one sampler call (items keep their own seed and masks; items asking for different step counts run as
-separate groups). Batches can only fill if every caller upstream allows enough requests in flight, which is
-why ``max_ongoing_requests`` is raised along the whole path and ``max_queued_requests`` bounds every queue.
+``Inpaint`` is the expensive stage and the batched one: a :class:`~deployments.batching.Batcher` stacks the
+requests that queued while the previous sampler call ran into the next one (items keep their own seed and masks;
+items asking for different step counts run as separate groups). Batches can only fill if every caller upstream
+allows enough requests in flight, which is why ``max_ongoing_requests`` is raised along the whole path and
+``max_queued_requests`` bounds every queue.
 
 Every stage's ``check_health`` (called by Serve every ``health_check_period_s``) fails when its network holds
 a NaN or infinite weight, or when the device cannot be read any more; Serve then replaces the replica.
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import metrics
 
+from deployments.batching import Batcher
 from deployments.config import ModelVersion, apply_torch_threads
 from kgi.data.sample import TryOnSample
 from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
@@ -119,7 +121,7 @@ class BatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     max_batch_size: int = Field(8, ge=1, le=256)
-    batch_wait_timeout_s: float = Field(0.05, ge=0, le=10)
+    batch_wait_timeout_s: float = Field(0.0, ge=0, le=10)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=32, max_queued_requests=128,
@@ -133,9 +135,10 @@ class Inpaint:
         dtype: "float32", or "bfloat16" / "float16" to run the UNet under ``torch.autocast``.
         torch_threads: intra-op threads of this replica, ``None`` for torch's default.
 
-    ``user_config`` (:class:`BatchConfig`): ``max_batch_size`` and ``batch_wait_timeout_s`` of the batcher; keep
-    ``max_ongoing_requests >= max_batch_size`` or batches never fill. The sizes of the batches that ran are
-    recorded in the ``kgi_inpaint_batch_size`` histogram and in :meth:`batch_size_counts` (this replica's).
+    ``user_config`` (:class:`BatchConfig`): ``max_batch_size`` and ``batch_wait_timeout_s`` of the
+    :class:`~deployments.batching.Batcher`; keep ``max_ongoing_requests >= max_batch_size`` or batches never fill.
+    The sizes of the batches that ran are recorded in the ``kgi_inpaint_batch_size`` histogram and in
+    :meth:`batch_size_counts` (this replica's).
     """
 
     def __init__(self, version: ModelVersion, device: str = "cpu", dtype: str = "float32",
@@ -143,6 +146,7 @@ class Inpaint:
         self.version = version
         self.pipeline = _load(version, device, torch_threads)
         self.dtype = DTYPES[dtype]
+        self.batcher: Batcher[tuple[StageTwoOutput, int, int], InpaintOutput] = Batcher(self._inpaint_batch)
         self.batch_sizes: Counter[int] = Counter()
         self.batch_size_histogram = metrics.Histogram(
             "kgi_inpaint_batch_size", description="Requests stacked into one inpainting sampler call.",
@@ -156,27 +160,31 @@ class Inpaint:
     def reconfigure(self, user_config: dict) -> None:
         """Apply a :class:`BatchConfig` (called by Serve at start and on every config change)."""
         config = BatchConfig.model_validate(user_config)
-        self.inpaint.set_max_batch_size(config.max_batch_size)
-        self.inpaint.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self.batcher.max_batch_size = config.max_batch_size
+        self.batcher.batch_wait_timeout_s = config.batch_wait_timeout_s
 
-    @serve.batch(**BatchConfig().model_dump())  # replaced by the user_config in reconfigure
-    async def inpaint(self, stage_twos: list[StageTwoOutput], seeds: list[int], steps: list[int]
-                      ) -> list[InpaintOutput]:
-        """Inpaint a batch of single-request stage-2 outputs (called per request: ``inpaint.remote(s, seed, n)``).
+    async def inpaint(self, stage_two: StageTwoOutput, seed: int, steps: int) -> InpaintOutput:
+        """Inpaint one request as part of the next batch (``handle.inpaint.remote(stage_two, seed, steps)``).
 
-        Args (per request): ``stage_two`` (batch of 1, the ``ParseWarp`` output), ``seed``, ``steps`` (sampler
-        steps). Requests with the same steps and resolution run as one sampler call.
+        Args:
+            stage_two: the ``ParseWarp`` output for this request (batch of 1).
+            seed: the request's sampler seed.
+            steps: sampler steps; requests with the same steps and resolution share one sampler call.
         """
+        return await self.batcher.submit((stage_two, seed, steps))
+
+    async def _inpaint_batch(self, requests: list[tuple[StageTwoOutput, int, int]]) -> list[InpaintOutput]:
+        """Run a batch of ``(stage_two, seed, steps)`` requests, one sampler call per (steps, resolution) group."""
         groups: dict[tuple, list[int]] = {}
-        for index, (stage_two, num_steps) in enumerate(zip(stage_twos, steps, strict=True)):
+        for index, (stage_two, _, num_steps) in enumerate(requests):
             groups.setdefault((num_steps, *stage_two.recomposed.shape[2:]), []).append(index)
-        outputs: list[InpaintOutput | None] = [None] * len(seeds)
+        outputs: list[InpaintOutput | None] = [None] * len(requests)
         for (num_steps, *_), indices in groups.items():
-            stacked = StageTwoOutput(*(torch.cat([getattr(stage_twos[i], f.name) for i in indices])
+            stacked = StageTwoOutput(*(torch.cat([getattr(requests[i][0], f.name) for i in indices])
                                        for f in fields(StageTwoOutput)))
             # The sampler runs in a worker thread so this replica keeps accepting requests for the next batch.
             images, evaluations, seconds = await asyncio.to_thread(
-                self._sample, stacked, [seeds[i] for i in indices], num_steps)
+                self._sample, stacked, [requests[i][1] for i in indices], num_steps)
             self.batch_sizes[len(indices)] += 1
             self.batch_size_histogram.observe(len(indices))
             for row, index in enumerate(indices):
