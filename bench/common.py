@@ -433,16 +433,6 @@ class ServedDag:
         (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == "Inpaint-default"]
         return dict(deployment["user_config"])
 
-    def set_inpaint_batching(self, user_config: dict) -> None:
-        """Apply a new batching ``user_config`` to every ``Inpaint-*`` deployment (replicas stay; Serve calls
-        their ``reconfigure``)."""
-        from deployments.app import deploy
-
-        for deployment in self.config["applications"][0]["deployments"]:
-            if deployment["name"].startswith("Inpaint-"):
-                deployment["user_config"] = dict(user_config)
-        deploy(self.config, timeout_s=600)
-
 
 @contextmanager
 def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None
