@@ -23,7 +23,7 @@ A model version on disk (``models/default`` is the shipped one) is a folder::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +111,17 @@ class StageTwoOutput:
     warped_garment: torch.Tensor  # (B, 3, H, W) [0, 1]
     recomposed: torch.Tensor  # (B, 3, H, W) [0, 1]
     keep_mask: torch.Tensor  # (B, 1, H, W) {0, 1}
+
+    def __reduce__(self):
+        """Pickle the tensors as numpy arrays, which pickle protocol 5 ships out of band; torch pickles a tensor
+        through ``torch.save``, ~2.5 ms for one 256x192 output, paid at every hop between serving stages.
+        Unpickles on the CPU."""
+        return _stage_two_from_arrays, tuple(getattr(self, f.name).detach().cpu().numpy() for f in fields(self))
+
+
+def _stage_two_from_arrays(*arrays: np.ndarray) -> StageTwoOutput:
+    # Copied: arrays unpickled from shared memory (Ray's object store) are read-only.
+    return StageTwoOutput(*(torch.from_numpy(array.copy()) for array in arrays))
 
 
 def warp_options(warp_fn, height: int) -> dict:

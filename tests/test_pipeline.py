@@ -7,6 +7,8 @@ keypoints the landmark extractor reads off the genuine parse and pose, and the g
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from kgi.data.labels import UPPER
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import mean_keypoint_error
-from kgi.pipeline import SamplerSettings, TryOnPipeline
+from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
 
@@ -57,3 +59,17 @@ def test_try_on_image_keeps_the_known_pixels(genuine_result):
     kept = result.keep_mask
     assert np.abs(result.image[kept].astype(int) - result.recomposed[kept].astype(int)).max() <= 1
     assert result.unet_evaluations == 2
+
+
+def test_stage_two_output_pickles_its_tensors_as_out_of_band_arrays():
+    # What Ray does between the ParseWarp and Inpaint deployments: pickle protocol 5 with out-of-band buffers.
+    stage_two = StageTwoOutput(torch.randint(0, 13, (2, 8, 6)), torch.rand(2, 3, 8, 6), torch.rand(2, 3, 8, 6),
+                               (torch.rand(2, 1, 8, 6) > 0.5).float())
+    buffers = []
+    payload = pickle.dumps(stage_two, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == 4  # one per tensor, none copied into the pickle stream
+    restored = pickle.loads(payload, buffers=[bytes(buffer.raw()) for buffer in buffers])  # read-only, as in Ray
+    for field in fields(StageTwoOutput):
+        original, copy = getattr(stage_two, field.name), getattr(restored, field.name)
+        assert copy.dtype == original.dtype and torch.equal(copy, original)
+        copy.add_(1)  # writable

@@ -167,13 +167,16 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """Encode an (H, W) grayscale, (H, W) bool (as 0/255) or (H, W, 3) RGB uint8 array as PNG."""
+    """Encode an (H, W) grayscale, (H, W) bool (as 0/255) or (H, W, 3) RGB uint8 array as PNG.
+
+    zlib level 2: a 256x192 try-on encodes in ~4 ms instead of ~13 ms at Pillow's default 6, for ~15% more bytes
+    (the service encodes every answer on the request's path)."""
     array = np.asarray(array)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     array = _check_array(array, "array", "(H, W) or (H, W, 3)", (2, 3))
     buffer = io.BytesIO()
-    Image.fromarray(array, mode="RGB" if array.ndim == 3 else "L").save(buffer, format="PNG")
+    Image.fromarray(array, mode="RGB" if array.ndim == 3 else "L").save(buffer, format="PNG", compress_level=2)
     return buffer.getvalue()
 
 
