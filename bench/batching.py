@@ -36,7 +36,7 @@ from deployments.stages import Inpaint
 
 NAME = "batching"
 APP_NAME = "bench-batching"
-BATCH_WAIT_S = 0.1  # platform/serve/local.yaml's: long enough for a burst to fill any batch
+BATCH_WAIT_S = 0.1  # long enough for the whole burst to arrive before the first batch closes
 GPU_GOAL_SPEEDUP = 6.0
 
 
