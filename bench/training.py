@@ -5,9 +5,9 @@ Each run is a real ``kgi train`` job (``training.job.run``) of ``training/config
 CPU setting: the tiny SPADE UNet at 64x48, batch 8 per worker) for ``--steps`` steps on the same synthetic
 shards, written once by ``kgi convert`` to a local folder and to the S3 server. The figures come from the run's
 per-step history (``history.jsonl``: samples/s and data-wait fraction of each step of rank 0); the steady state
-leaves out the first ``--warmup`` steps, where Ray Data's pipeline starts. A run streams every pass over the data
-it needs as one pipeline (``training.job.training_dataset``), so the pipeline starts once whatever the data set's
-size; the table says how many steps one pass has. Goal: data wait under 5% of step time.
+leaves out the first ``--warmup`` steps, where Ray Data's pipeline starts. Every epoch starts the pipeline again
+(one ``iter_torch_batches`` per epoch), so the default data set is large enough for the whole run to be one epoch;
+the table says how many steps an epoch has. Goal: data wait under 5% of step time.
 
 The S3 server is ``AWS_ENDPOINT_URL`` when set (start Ray after setting it: workers read it), else a moto server
 this command starts on a free local port.
@@ -190,17 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         for source, count in tqdm(runs, desc="training runs", unit="run"):
             history, samples_per_step = train_once(uris[source], count, steps, Path(storage),
                                                    f"bench-{source}-{count}")
-            rows.append({"source": source, "workers": count, "steps_per_pass": pairs // samples_per_step,
+            rows.append({"source": source, "workers": count, "steps_per_epoch": pairs // samples_per_step,
                          **summarise(history, samples_per_step, warmup)})
     settings = {"config": str(CONFIG.relative_to(REPO)), "steps": steps, "warmup_steps": warmup,
                 "workers": workers, "sources": sources, "pairs": pairs, "stored_height": height,
                 "s3_endpoint": endpoint}
     table = Table(f"Ray Train, inpainter (training/configs/inpainter.yaml), {steps} steps per run, steady state "
                   f"after {warmup} steps",
-                  ["shards", "workers", "steps per pass", "samples/s", "data wait (steady)", "data wait (all steps)",
+                  ["shards", "workers", "steps per epoch", "samples/s", "data wait (steady)", "data wait (all steps)",
                    "first step s", f"goal < {GOAL_FRACTION:.0%}"])
     for row in rows:
-        table.rows.append([row["source"], str(row["workers"]), str(row["steps_per_pass"]),
+        table.rows.append([row["source"], str(row["workers"]), str(row["steps_per_epoch"]),
                            f"{row['samples_per_s']:.1f}", f"{row['data_wait_fraction']:.1%}",
                            f"{row['data_wait_fraction_all_steps']:.1%}",
                            f"{row['first_step_s']:.1f}",

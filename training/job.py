@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import ray
@@ -18,26 +17,17 @@ from training.tasks import TASKS
 
 
 def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
-    """The ``train`` split of ``cfg.data`` as a Ray Dataset of model-ready columns, holding every pass the run needs.
+    """The ``train`` split of ``cfg.data`` as a Ray Dataset of model-ready columns.
 
     Decoding, resizing, augmentation and sketch drawing run here, as CPU ``map_batches`` stages that Ray Data
-    streams ahead of the training workers, so the workers (GPUs) never wait on them. Ray Data starts its pipeline
-    afresh for every iteration of a dataset (12-24 s on 2 CPUs before the first batch), so instead of one epoch
-    iterated again and again the dataset holds enough passes over the split, each in its own block order, for
-    ``cfg.steps`` optimizer steps: one stream for the whole run.
+    streams ahead of the training workers, so the workers (GPUs) never wait on them.
     """
     filesystem, path = arrow_filesystem(cfg.data)
     task = TASKS[cfg.model](cfg)
     rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
-    samples_needed = cfg.steps * cfg.batch_size * cfg.num_workers
-    passes = max(1, math.ceil(samples_needed / max(rows.count(), 1)))
-    if task.cache_preprocessed:  # deterministic and small: preprocess once, then stream the same rows each pass
-        one_pass = rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32,
-                                                                         num_cpus=0.5).materialize()
-        return one_pass.union(*[one_pass] * (passes - 1)) if passes > 1 else one_pass
-    shuffled = [rows.randomize_block_order(seed=cfg.seed + index) for index in range(passes)]
-    all_passes = shuffled[0].union(*shuffled[1:]) if passes > 1 else shuffled[0]
-    return all_passes.map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+    dataset = rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+    # A deterministic, small preprocessing output is computed once instead of once per epoch.
+    return dataset.materialize() if task.cache_preprocessed else dataset
 
 
 def run(cfg: TrainConfig) -> ray.train.Result:
