@@ -1,7 +1,7 @@
 """Dynamic batching: the Inpaint deployment's throughput with ``max_batch_size`` 1 vs. 4, 8, 16, and the batch
 sizes it actually formed.
 
-One ``Inpaint`` replica (``deployments.stages.Inpaint``, the DAG's stage 3 with its ``@serve.batch``) runs alone
+One ``Inpaint`` replica (``deployments.stages.Inpaint``, the DAG's stage 3 with its ``Batcher``) runs alone
 in a Serve app; the driver computes the example request's stage-2 output once and sends ``--images`` copies of it
 (distinct seeds) through a deployment handle all at once, so the queue always holds enough requests to fill the
 largest batch. Every ``max_batch_size`` is applied to the same replica (``user_config``, no restart) and gets

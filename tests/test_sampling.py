@@ -8,8 +8,8 @@ from torch import nn
 
 from kgi.data.labels import NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
-from kgi.sampling import (FAST_SETTING, REFERENCE_SETTING, SamplerInputError, SamplerSetting, count_unet_evaluations, inpaint,
-                          make_scheduler, repaint_positions, sampler_curve)
+from kgi.sampling import (FAST_SETTING, REFERENCE_SETTING, SamplerInputError, SamplerSetting, count_unet_evaluations,
+                          inpaint, make_scheduler, repaint_positions, sampler_curve)
 
 HEIGHT, WIDTH = 16, 12
 TRAIN_SCHEDULER = make_training_scheduler()
