@@ -49,7 +49,7 @@ def test_keypoints_on_the_genuine_person_beat_the_geometric_transfer(genuine_res
 def test_target_parse_puts_the_garment_where_the_genuine_one_is(genuine_result):
     sample, result = genuine_result
     predicted, genuine = result.target_parse13 == UPPER, sample.parse13 == UPPER
-    assert (predicted & genuine).sum() / (predicted | genuine).sum() > 0.75  # measured 0.888
+    assert (predicted & genuine).sum() / (predicted | genuine).sum() > 0.75  # measured 0.939 (250-step parse: 0.888)
 
 
 def test_try_on_image_keeps_the_known_pixels(genuine_result):
