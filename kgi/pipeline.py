@@ -310,7 +310,8 @@ class TryOnPipeline:
         images, evaluations = self.inpaint(stage_two, seeds, sampler)
         timings["inpaint"] = time.perf_counter() - start
 
-        images, warped, recomposed = (to_uint8_images(t) for t in (images, stage_two.warped_garment, stage_two.recomposed))
+        images, warped, recomposed = (to_uint8_images(t)
+                                      for t in (images, stage_two.warped_garment, stage_two.recomposed))
         return [TryOnResult(image=images[i], garment_keypoints=(garment_kp[i] * [width, height]).astype(np.float32),
                             target_parse13=stage_two.target_parse13[i].byte().cpu().numpy(),
                             warped_garment=warped[i], recomposed=recomposed[i],
