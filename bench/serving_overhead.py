@@ -10,6 +10,11 @@ ingress's total: HTTP, Serve's proxy, PNG encoding) and inside it (the ingress's
 compute: form parsing, routing, four deployment-handle calls, any batch wait). Goal: the DAG adds under 5% to the
 in-process p50 latency at the default resolution (256x192).
 
+A second figure prices one hand-off on this machine, the unit the DAG pays per stage: a Serve handle call from
+one replica to another that answers at once (the default transport through Ray's object store, and Serve's gRPC
+transport, ``handle.options(_by_reference=False)``), against a plain Ray actor call as the baseline, with an
+argument of a few hundred bytes (stage 1's keypoints) and of 1.8 MB (the stage-two output Inpaint receives).
+
 Examples:
   kgi bench serving_overhead                      # 60 requests per path at 256x192, the version's 25 steps
   kgi bench serving_overhead --requests 100 --working-height 512
@@ -17,6 +22,9 @@ Examples:
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +36,8 @@ from bench.monolith import InProcessTryOn
 NAME = "serving_overhead"
 STAGES = ("preprocess", "keypoints", "parse_warp", "inpaint")
 GOAL_PERCENT = 5.0
+HAND_OFF_PAYLOADS = {"300 B": 300, "1.8 MB": 1_800_000}  # stage 1's keypoints; the stage-two output
+HAND_OFF_GAP_S = 0.02  # between calls, as a request's hand-offs are spaced by the stages' compute
 
 
 def build_parser():
@@ -77,6 +87,72 @@ def _median_ms(seconds: list[float]) -> float:
     return float(np.median(seconds)) * 1000
 
 
+class Echo:
+    """The far end of a hand-off: answers a few bytes at once, whatever it is given."""
+
+    def __call__(self, payload: np.ndarray) -> int:
+        return payload.size
+
+
+class HandOffProbe:
+    """Times ``calls`` hand-offs of each payload to ``echo`` from inside a replica, as the ingress makes them."""
+
+    def __init__(self, echo):
+        self.transports = {"Serve handle, object store (default)": echo,
+                           "Serve handle, gRPC": echo.options(_by_reference=False)}
+
+    async def __call__(self, calls: int) -> dict[str, dict[str, float]]:
+        return {transport: {label: await _time_calls(handle.remote, size, calls)
+                            for label, size in HAND_OFF_PAYLOADS.items()}
+                for transport, handle in self.transports.items()}
+
+
+class PlainEcho:
+    """:class:`Echo` as a plain Ray actor."""
+
+    async def echo(self, payload: np.ndarray) -> int:
+        return payload.size
+
+
+class PlainProbe:
+    """:class:`HandOffProbe` with plain Ray actor calls: the baseline."""
+
+    async def run(self, echo, calls: int) -> dict[str, float]:
+        return {label: await _time_calls(echo.echo.remote, size, calls)
+                for label, size in HAND_OFF_PAYLOADS.items()}
+
+
+async def _time_calls(call, size: int, calls: int) -> float:
+    """p50 ms of ``await call(payload)`` for a ``size``-byte payload, after 3 warm-up calls, spaced apart."""
+    payload = np.ones(size, np.uint8)
+    seconds = []
+    for index in range(calls + 3):
+        start = time.perf_counter()
+        await call(payload)
+        if index >= 3:
+            seconds.append(time.perf_counter() - start)
+        await asyncio.sleep(HAND_OFF_GAP_S)
+    return _median_ms(seconds)
+
+
+def hand_off_costs(calls: int) -> dict[str, dict[str, float]]:
+    """p50 ms of one hand-off per transport and payload (see the module docstring), on the current Ray cluster."""
+    import ray
+    from ray import serve
+
+    plain_probe = ray.remote(num_cpus=0.05)(PlainProbe).remote()
+    plain_echo = ray.remote(num_cpus=0.05)(PlainEcho).remote()
+    costs = {"Ray actor call (baseline)": ray.get(plain_probe.run.remote(plain_echo, calls))}
+    echo = serve.deployment(Echo, ray_actor_options={"num_cpus": 0.05}).bind()
+    probe = serve.run(serve.deployment(HandOffProbe, ray_actor_options={"num_cpus": 0.05}).bind(echo),
+                      name="hand-off-probe", route_prefix=None)
+    try:
+        costs.update(probe.remote(calls).result())
+    finally:
+        serve.shutdown()
+    return costs
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     args = build_parser().parse_args(argv)
@@ -89,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     tryon = InProcessTryOn(args.version, height, torch_threads=1)  # local.yaml's torch_threads
     settings["steps"] = steps or tryon.version.sampler.num_steps
     results = {}
-    with LoadMonitor() as load, ray_cluster(), serve_dag(args.version, working_height=height) as dag:
-        results["local.yaml"] = {"inpaint_batching": dag.inpaint_batching,
-                                 **measure(dag.url, tryon, requests, steps, "DAG and in-process")}
+    hand_off_calls = 10 if args.tiny else 150
+    settings["hand_off_calls"] = hand_off_calls
+    with LoadMonitor() as load, ray_cluster():
+        with serve_dag(args.version, working_height=height) as dag:
+            results["local.yaml"] = {"inpaint_batching": dag.inpaint_batching,
+                                     **measure(dag.url, tryon, requests, steps, "DAG and in-process")}
+        hand_offs = hand_off_costs(hand_off_calls)
 
     table = Table(f"Serving overhead, one request at a time, {height}x{height * 3 // 4}, {settings['steps']} "
                   f"sampler steps, {requests} requests per path (ms)",
@@ -105,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['overhead_p50_ms']:+.0f} ({row['overhead_p50_percent']:+.1f}%)", f"{row['overhead_p99_ms']:+.0f}",
             f"{row['outside_ingress_p50_ms']:.0f}", f"{row['ingress_and_handoffs_p50_ms']:.0f}",
             "met" if row["overhead_p50_percent"] < GOAL_PERCENT else "not met"])
-    write_result(out_dir(args), NAME, argv, settings=settings, results=results, tables=[table],
+    hand_off_table = Table(f"One hand-off, p50 of {hand_off_calls} calls from inside a replica (ms)",
+                           ["transport", *(f"argument {label}" for label in HAND_OFF_PAYLOADS)])
+    hand_off_table.rows += [[transport, *(f"{costs[label]:.1f}" for label in HAND_OFF_PAYLOADS)]
+                            for transport, costs in hand_offs.items()]
+    write_result(out_dir(args), NAME, argv, settings=settings,
+                 results={"requests": results, "hand_off_p50_ms": hand_offs}, tables=[table, hand_off_table],
                  figure=plot(results), load=load)
     return 0
 

@@ -62,7 +62,7 @@ def assert_png(path) -> None:
 
 def test_serving_overhead(cluster, tmp_path):
     document = run_tiny("serving_overhead", tmp_path)
-    (row,) = document["results"].values()
+    (row,) = document["results"]["requests"].values()
     assert row["inpaint_batching"] == {"max_batch_size": 8, "batch_wait_timeout_s": 0.0}  # local.yaml's
     assert row["dag"]["n"] == row["in_process"]["n"] == 3
     assert row["in_process"]["p50_ms"] > 0
@@ -70,6 +70,10 @@ def test_serving_overhead(cluster, tmp_path):
     assert 0 < row["dag_stage_compute_p50_ms"] < row["dag"]["p50_ms"]
     assert row["outside_ingress_p50_ms"] >= 0 and row["ingress_and_handoffs_p50_ms"] >= 0
     assert row["overhead_p50_ms"] == pytest.approx(row["dag"]["p50_ms"] - row["in_process"]["p50_ms"])
+    hand_offs = document["results"]["hand_off_p50_ms"]
+    assert list(hand_offs) == ["Ray actor call (baseline)", "Serve handle, object store (default)",
+                               "Serve handle, gRPC"]
+    assert all(list(costs) == ["300 B", "1.8 MB"] and min(costs.values()) > 0 for costs in hand_offs.values())
     assert_png(tmp_path / "serving_overhead.png")
 
 
