@@ -4,7 +4,7 @@ Every figure is measured beside its baseline in the same run (these machines are
 run writes ``bench/results/NAME.json`` (the machine, its load average, the versions, the settings, the figures)
 and ``NAME.png``, and prints a Markdown table. ``--tiny`` is a seconds-long smoke run, what CI checks.
 
-    serving_overhead   one request at a time: HTTP DAG vs. the same pipeline in-process
+    serving_overhead   one request at a time: HTTP DAG vs. the same pipeline in-process; the price of a hand-off
     throughput         closed-loop load at several concurrencies: DAG vs. a single-process server
     batching           the Inpaint deployment's throughput per max_batch_size, and the batches formed
     sampler            UNet evaluations and seconds per image vs. inpainting quality (KGI's 410 as reference)
