@@ -26,10 +26,14 @@ def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
     task = TASKS[cfg.model](cfg)
     # Ray 2.60's new Parquet reader (DataSourceV2) lists the files in one task (~5 s here) and merges the shards
     # into a couple of large blocks, so every epoch waited 5-8 s for its first batch; the classic reader makes
-    # many smaller blocks that stream: 2 s (BENCHMARKS.md, "Training"). read_parquet consults this process's
-    # DataContext when the dataset is created.
-    ray.data.DataContext.get_current().use_datasource_v2 = False
-    rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
+    # many smaller blocks that stream: 2 s (BENCHMARKS.md, "Training"). read_parquet picks the reader from this
+    # process's DataContext, and the dataset keeps its own copy, so the setting is restored right after.
+    context = ray.data.DataContext.get_current()
+    use_datasource_v2, context.use_datasource_v2 = context.use_datasource_v2, False
+    try:
+        rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
+    finally:
+        context.use_datasource_v2 = use_datasource_v2
     dataset = rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
     # A deterministic, small preprocessing output is computed once instead of once per epoch.
     return dataset.materialize() if task.cache_preprocessed else dataset
