@@ -16,6 +16,9 @@ are never reached from untrusted bytes.
 from __future__ import annotations
 
 import io
+import math
+import struct
+import zlib
 from collections.abc import Sequence
 
 import cv2
@@ -28,6 +31,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MIN_SIDE = 1
 DEFAULT_MAX_ASPECT_RATIO = 4.0  # longer side / shorter side; photos of people and garments are far below it
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
+ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
 class ImageError(ValueError):
@@ -70,6 +75,9 @@ def _decode(data: bytes, source: str, max_bytes: int | None, max_pixels: int, mi
             raise ImageError(f"{source}: label maps must be lossless (PNG), got {image.format}")
         if image.mode not in ("P", "L"):
             raise ImageError(f"{source}: label maps must be palette or grayscale images, got mode {image.mode}")
+    if image.format == "PNG" and not _png_rows_complete(data):
+        # Pillow fills the missing rows with black when the compressed data ends exactly between two rows.
+        raise ImageError(f"{source}: truncated image data (fewer rows than its {width}x{height} header declares)")
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -81,6 +89,31 @@ def _decode(data: bytes, source: str, max_bytes: int | None, max_pixels: int, mi
     except Exception as exc:  # noqa: BLE001 - see above
         problem = "truncated" if "truncated" in str(exc) else "corrupt"
         raise ImageError(f"{source}: {problem} image data ({type(exc).__name__}: {exc})") from None
+
+
+def _png_rows_complete(data: bytes) -> bool:
+    """Whether a PNG's IDAT chunks inflate to at least the bytes its header's rows need (every pass's rows, each
+    with its filter byte, when interlaced). Inflates at most that much, a megabyte at a time."""
+    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    bits_per_pixel = bit_depth * PNG_CHANNELS.get(colour_type, 4)
+    passes = ADAM7_PASSES if interlace else ((0, 0, 1, 1),)
+    needed = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = math.ceil(max(width - x0, 0) / dx), math.ceil(max(height - y0, 0) / dy)
+        if columns and rows:
+            needed += rows * (1 + math.ceil(columns * bits_per_pixel / 8))
+    inflater, produced, offset = zlib.decompressobj(), 0, 8
+    while offset + 8 <= len(data) and produced < needed:
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        compressed = data[offset + 8:offset + 8 + length] if kind == b"IDAT" else b""
+        try:
+            while compressed and produced < needed:
+                produced += len(inflater.decompress(compressed, 1 << 20))
+                compressed = inflater.unconsumed_tail
+        except zlib.error:
+            return False
+        offset += 12 + length  # length, type, body, CRC
+    return produced >= needed
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
