@@ -32,10 +32,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.common import DEFAULT_VERSION, REPO, BenchmarkError, free_port, model_version
-from deployments.config import apply_torch_threads
 from kgi.data.images import DEFAULT_MAX_PIXELS, encode_png
 from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
 from kgi.preprocess import Preprocessor
+from kgi.runtime import configure_inference_process
 
 MAX_UPLOAD_BYTES = 15_000_000  # platform/serve/local.yaml's limits (max_upload_bytes, max_steps)
 MAX_STEPS = 100
@@ -52,7 +52,7 @@ class InProcessTryOn:
     """
 
     def __init__(self, version_dir: Path, working_height: int = 256, torch_threads: int | None = None):
-        apply_torch_threads(torch_threads)
+        configure_inference_process(torch_threads)
         self.version = model_version(version_dir, working_height)
         self.pipeline = TryOnPipeline.from_pretrained(version_dir)
         self.preprocessor = Preprocessor(max_bytes=MAX_UPLOAD_BYTES, max_pixels=DEFAULT_MAX_PIXELS)

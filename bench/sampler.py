@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir, pyplot, version_argument,
                           write_result)
-from deployments.config import apply_torch_threads
 from kgi.data.vitonhd import VitonHD
 from kgi.pipeline import TryOnPipeline, to_tensor_images
+from kgi.runtime import configure_inference_process
 from kgi.sampling import DEFAULT_CURVE_SETTINGS, REFERENCE_SETTING, SamplerSetting, sampler_curve
 
 NAME = "sampler"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     images = args.images or (2 if args.tiny else 12)
     settings_run = TINY_SETTINGS if args.tiny else DEFAULT_CURVE_SETTINGS
     root = held_out_root(args.data, images, args.height)
-    apply_torch_threads(args.torch_threads)
+    configure_inference_process(args.torch_threads)
     pipeline = TryOnPipeline.from_pretrained(args.version)
     with LoadMonitor() as load:
         target01, keep_mask, parse_onehot = curve_inputs(

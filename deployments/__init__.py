@@ -7,6 +7,7 @@
     preprocess.py   ``Preprocess``: uploads -> ``TryOnSample`` (decoding, 3:4 normalisation, mask, landmarks)
     stages.py       ``Keypoints``, ``ParseWarp``, ``Inpaint`` (batched): thin shells around ``TryOnPipeline``
     batching.py     ``Batcher``: the dynamic batching of ``Inpaint`` (closes a batch when the model is free)
+    compute.py      ``ComputeThread``: the one thread each stage replica runs its model calls on
     routing.py      A/B routing (weights, sticky users) and per-version statistics, plain Python
     errors.py       the JSON error format and how exceptions map to HTTP statuses
     encoding.py     images and parse maps to PNG / base64

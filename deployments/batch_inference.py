@@ -58,6 +58,7 @@ from kgi.evaluation import TRYON_METRICS, paired_scores, plain_fills, tryon_tabl
 from kgi.landmarks import LandmarkError, fill_garment_keypoints
 from kgi.metrics import mean_and_standard_error
 from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint8_images
+from kgi.runtime import configure_inference_process
 from kgi.sampling import count_unet_evaluations
 from training.fs import arrow_filesystem
 from training.shards import MANIFEST as SHARD_MANIFEST
@@ -247,6 +248,7 @@ class KeypointsParseWarp:
     """
 
     def __init__(self, version_dir: str):
+        configure_inference_process(None)
         self.pipeline = TryOnPipeline.from_pretrained(version_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -273,6 +275,7 @@ class Inpaint:
     """
 
     def __init__(self, version_dir: str, device: str, sampler: SamplerSettings):
+        configure_inference_process(None)
         self.pipeline = TryOnPipeline.from_pretrained(version_dir, device=device)
         self.sampler = sampler
 

@@ -301,14 +301,3 @@ class ModelVersion:
 def parse_app_args(args: dict | None) -> AppArgs:
     """Validate ``build_app``'s argument mapping; raises ``ValueError`` (pydantic's) naming every bad key."""
     return AppArgs.model_validate(args or {})
-
-
-def apply_torch_threads(threads: int | None) -> None:
-    """Limit this process's intra-op threads (torch and OpenCV); ``None`` keeps the libraries' defaults."""
-    if threads is None:
-        return
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)

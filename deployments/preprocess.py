@@ -13,13 +13,15 @@ import time
 
 from ray import serve
 
-from deployments.config import PoseSourceArgs, PreprocessArgs, apply_torch_threads
+from deployments.compute import ComputeThread
+from deployments.config import PoseSourceArgs, PreprocessArgs
 from deployments.errors import MissingInputError
 import kgi.preprocess
 from kgi.data.sample import TryOnSample
 from kgi.parsing import make_parser
 from kgi.pose_estimation import PoseEstimator, PoseEstimatorUnavailable, make_pose_estimator
 from kgi.preprocess import Preprocessor, Uploads
+from kgi.runtime import configure_inference_process
 
 logger = logging.getLogger("ray.serve")
 
@@ -59,16 +61,20 @@ class Preprocess:
 
     def __init__(self, sources: PreprocessArgs, max_upload_bytes: int, max_image_pixels: int,
                  torch_threads: int | None = None):
-        apply_torch_threads(torch_threads)
+        configure_inference_process(torch_threads)
         pose_estimator, pose_advice = _pose_estimator(sources.pose)
         parser = make_parser(sources.parser.source, sources.parser.path, sources.parser.label_set,
                              sources.parser.input_size)
         self.preprocessor = Preprocessor(pose_estimator, parser, max_bytes=max_upload_bytes,
                                          max_pixels=max_image_pixels)
         self.advice = {"pose": pose_advice, "parse": PARSER_ADVICE}  # field -> what to configure when missing
+        self.compute = ComputeThread("preprocess")
 
-    def __call__(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
+    async def __call__(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
         """The sample at ``working_height`` and the seconds this stage took."""
+        return await self.compute.run(self._preprocess, uploads, working_height)
+
+    def _preprocess(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
         start = time.perf_counter()
         try:
             sample = self.preprocessor(uploads, working_height)

@@ -2,7 +2,9 @@
 
 One set per model version (``Keypoints-<version>``, ``ParseWarp-<version>``, ``Inpaint-<version>``, named by
 ``build_app``), so every version scales on its own. Each replica loads its version's folder with
-``TryOnPipeline.from_pretrained`` and every call returns its output together with the seconds it took.
+``TryOnPipeline.from_pretrained`` (in a process set up by ``kgi.runtime.configure_inference_process``), runs its
+model calls on one :class:`~deployments.compute.ComputeThread`, and every call returns its output together with
+the seconds it took.
 
 ``Inpaint`` is the expensive stage and the batched one: a :class:`~deployments.batching.Batcher` stacks the
 requests that queued while the previous sampler call ran into the next one (items keep their own seed and masks;
@@ -16,7 +18,6 @@ a NaN or infinite weight, or when the device cannot be read any more; Serve then
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, fields, replace
@@ -28,9 +29,11 @@ from ray import serve
 from ray.serve import metrics
 
 from deployments.batching import Batcher
-from deployments.config import ModelVersion, apply_torch_threads
+from deployments.compute import ComputeThread
+from deployments.config import ModelVersion
 from kgi.data.sample import TryOnSample
 from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
+from kgi.runtime import configure_inference_process
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
@@ -45,7 +48,7 @@ def check_finite(stage: str, model: torch.nn.Module) -> None:
 
 
 def _load(version: ModelVersion, device: str, torch_threads: int | None) -> TryOnPipeline:
-    apply_torch_threads(torch_threads)
+    configure_inference_process(torch_threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"Inpaint-{version.name}: device 'cuda' configured but this replica sees no GPU "
                            "(give the deployment num_gpus: 1 or set inpaint.device: cpu)")
@@ -63,13 +66,17 @@ class Keypoints:
 
     def __init__(self, version: ModelVersion, torch_threads: int | None = None):
         self.pipeline = _load(version, "cpu", torch_threads)
+        self.compute = ComputeThread("keypoints")
 
     def check_health(self) -> None:
         """Serve's health check: fails when the keypoint network is broken (see :func:`check_finite`)."""
         check_finite("keypoint network", self.pipeline.keypoint_net)
 
-    def __call__(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> tuple[np.ndarray, float]:
+    async def __call__(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> tuple[np.ndarray, float]:
         """``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> ((B, 32, 2) normalised, seconds)."""
+        return await self.compute.run(self._predict, cloth_kp, pose_nodes)
+
+    def _predict(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         # Arrays arrive read-only (Ray's zero-copy deserialisation) and torch warns on those: copy, they are small.
         garment_kp = self.pipeline.predict_keypoints(np.array(cloth_kp), np.array(pose_nodes))
@@ -87,13 +94,17 @@ class ParseWarp:
 
     def __init__(self, version: ModelVersion, torch_threads: int | None = None):
         self.pipeline = _load(version, "cpu", torch_threads)
+        self.compute = ComputeThread("parse-warp")
 
     def check_health(self) -> None:
         """Serve's health check: fails when the parse network is broken (see :func:`check_finite`)."""
         check_finite("parse network", self.pipeline.parse_net)
 
-    def __call__(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[StageTwoOutput, float]:
+    async def __call__(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[StageTwoOutput, float]:
         """Stage 2 of ``samples`` given stage 1's (B, 32, 2) normalised ``garment_kp``; returns (output, seconds)."""
+        return await self.compute.run(self._parse_and_warp, samples, garment_kp)
+
+    def _parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[StageTwoOutput, float]:
         start = time.perf_counter()
         stage_two = self.pipeline.parse_and_warp(samples, np.array(garment_kp))  # writable copy, see Keypoints
         return stage_two, time.perf_counter() - start
@@ -145,6 +156,7 @@ class Inpaint:
                  torch_threads: int | None = None):
         self.version = version
         self.pipeline = _load(version, device, torch_threads)
+        self.compute = ComputeThread("inpaint")
         self.dtype = DTYPES[dtype]
         self.batcher: Batcher[tuple[StageTwoOutput, int, int], InpaintOutput] = Batcher(self._inpaint_batch)
         self.batch_sizes: Counter[int] = Counter()
@@ -182,8 +194,8 @@ class Inpaint:
         for (num_steps, *_), indices in groups.items():
             stacked = StageTwoOutput(*(torch.cat([getattr(requests[i][0], f.name) for i in indices])
                                        for f in fields(StageTwoOutput)))
-            # The sampler runs in a worker thread so this replica keeps accepting requests for the next batch.
-            images, evaluations, seconds = await asyncio.to_thread(
+            # The sampler runs on the compute thread so this replica keeps accepting requests for the next batch.
+            images, evaluations, seconds = await self.compute.run(
                 self._sample, stacked, [requests[i][1] for i in indices], num_steps)
             self.batch_sizes[len(indices)] += 1
             self.batch_size_histogram.observe(len(indices))

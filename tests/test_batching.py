@@ -1,12 +1,16 @@
-"""deployments.batching.Batcher on a plain asyncio event loop (the Serve replica's loop in production)."""
+"""deployments.batching.Batcher and deployments.compute.ComputeThread on a plain asyncio event loop (the Serve
+replica's loop in production)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 
 from deployments.batching import Batcher
+from deployments.compute import ComputeThread
 
 
 class SlowDoubler:
@@ -122,3 +126,24 @@ def test_a_caller_that_gave_up_is_left_out_of_its_batch():
 
     assert asyncio.run(scenario()) == [2, 6]
     assert model.batches == [[1], [3]]
+
+
+def test_a_compute_thread_runs_every_call_on_one_thread_in_order_and_raises_their_errors():
+    compute = ComputeThread("test")
+    ran: list[tuple[int, int]] = []  # (call, thread id)
+
+    def work(call: int) -> int:
+        time.sleep(0.01 * (5 - call))  # earlier calls take longer: a pool of threads would reorder them
+        ran.append((call, threading.get_ident()))
+        if call == 3:
+            raise ValueError("call 3 failed")
+        return call * 10
+
+    async def main():
+        return await asyncio.gather(*(compute.run(work, call) for call in range(5)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:3] == [0, 10, 20] and results[4] == 40
+    assert isinstance(results[3], ValueError) and str(results[3]) == "call 3 failed"
+    assert [call for call, _ in ran] == [0, 1, 2, 3, 4]
+    assert len({thread for _, thread in ran}) == 1 and ran[0][1] != threading.get_ident()

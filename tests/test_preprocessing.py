@@ -5,6 +5,7 @@ and the service over HTTP with person and garment photos only."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import importlib.util
 import json
@@ -561,17 +562,17 @@ def test_the_deployment_says_what_to_send_or_configure(vitonhd_sample):
     uploads = genuine_uploads(vitonhd_sample, pose=None, parse=None)
     bare = Preprocess.func_or_class(PreprocessArgs(), 10_000_000, 10_000_000)  # the replica's class, in-process
     with pytest.raises(RequestError) as refused:
-        bare(uploads, HEIGHT)
+        asyncio.run(bare(uploads, HEIGHT))
     answer = error_response(refused.value)
     message = json.loads(answer.body)["error"]["message"]
     assert answer.status_code == 422 and json.loads(answer.body)["error"]["code"] == "missing_input"
     assert "as 'pose'" in message and "preprocess.pose.source: mediapipe" in message
     sources = PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python", "required": False})
     with pytest.raises(RequestError, match="as 'parse'; or configure a human parser .*preprocess.parser.source"):
-        Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(replace(uploads, pose=genuine_uploads(
-            vitonhd_sample).pose), HEIGHT)
+        asyncio.run(Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(replace(uploads, pose=genuine_uploads(
+            vitonhd_sample).pose), HEIGHT))
     with pytest.raises(RequestError, match="as 'pose'; or make this service's pose estimator .*/nonexistent/python"):
-        Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(uploads, HEIGHT)
+        asyncio.run(Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(uploads, HEIGHT))
     with pytest.raises(PoseEstimatorUnavailable, match="/nonexistent/python"):  # required: the replica fails
         Preprocess.func_or_class(PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python"}),
                                  10_000_000, 10_000_000)
