@@ -1,7 +1,7 @@
 """Settings of a process that runs the pipeline over and over: intra-op threads and the C allocator.
 
 :func:`configure_inference_process` is what a serving replica, a batch-inference actor or a benchmark's
-in-process baseline calls once before its first request.
+in-process baseline calls once before its first request; a training worker calls :func:`retain_freed_memory`.
 
 Why the allocator: every call of the pipeline allocates and frees tens of megabytes of tensors (stage 2 about
 60 MB at 256x192). glibc's malloc serves blocks over its ``mmap`` threshold with fresh ``mmap`` pages and hands
