@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -26,7 +25,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -98,16 +96,16 @@ def build_app(tryon: InProcessTryOn):
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from deployments.compute import ComputeThread
     from deployments.errors import error_response
     from deployments.form import read_tryon_form
 
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tryon")
+    compute = ComputeThread("tryon")
 
     async def tryon_route(request: Request) -> Response:
         try:
             form = await read_tryon_form(request, max_upload_bytes=MAX_UPLOAD_BYTES, max_steps=MAX_STEPS)
-            png, timings = await asyncio.get_running_loop().run_in_executor(
-                worker, tryon, form.uploads, form.seed, form.steps)
+            png, timings = await compute.run(tryon, form.uploads, form.seed, form.steps)
         except Exception as exc:  # noqa: BLE001 - the service's JSON errors, as the DAG's ingress answers them
             return error_response(exc)
         timings = {stage: round(seconds, 4) for stage, seconds in timings.items()}
