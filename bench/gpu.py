@@ -129,10 +129,11 @@ def gpu_serve_config(version_dir: Path, height: int, port: int) -> dict:
     application["args"]["inpaint"] = {"device": "cuda", "dtype": "bfloat16"}
     for deployment in application["deployments"]:
         if deployment["name"].startswith("Inpaint-"):
-            deployment["ray_actor_options"] = {"num_cpus": 1, "num_gpus": 0.5}
-            deployment["max_ongoing_requests"] = 2 * INPAINT_BATCH["max_batch_size"]
-            deployment["max_queued_requests"] = 1024
-        deployment["num_replicas"] = CPU_STAGE_REPLICAS.get(deployment["name"], deployment["num_replicas"])
+            deployment.pop("autoscaling_config", None)  # one replica per version, half the card each
+            deployment.update(num_replicas=1, ray_actor_options={"num_cpus": 1, "num_gpus": 0.5},
+                              max_ongoing_requests=2 * INPAINT_BATCH["max_batch_size"], max_queued_requests=1024)
+        else:
+            deployment["num_replicas"] = CPU_STAGE_REPLICAS.get(deployment["name"], deployment["num_replicas"])
         if deployment["name"] == "Ingress":
             deployment["max_ongoing_requests"] = 1024
             deployment["max_queued_requests"] = 2048

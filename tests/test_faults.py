@@ -2,7 +2,8 @@
 
 One local Ray cluster for the module (``serving_support.running_service``) with ``platform/serve/local.yaml``
 made small: one model version, an ingress that takes 4 requests at a time and queues 4 more, a request
-timeout of 60 s, and health checks every second on the inpainting stage. Every test ends with the service
+timeout of 60 s, and the inpainting stage on one replica (no autoscaling: the killed-replica test kills the
+one) with health checks every second. Every test ends with the service
 fully healthy again, so the next one starts from a working service.
 """
 
@@ -43,7 +44,8 @@ def make_small(config: dict) -> None:
         if deployment["name"] == "Ingress":
             deployment.update(max_ongoing_requests=INGRESS_ONGOING, max_queued_requests=INGRESS_QUEUED)
         if deployment["name"] == INPAINT:
-            deployment.update(health_check_period_s=1, health_check_timeout_s=10)
+            deployment.pop("autoscaling_config", None)
+            deployment.update(num_replicas=1, health_check_period_s=1, health_check_timeout_s=10)
 
 
 @pytest.fixture(scope="module")
