@@ -433,6 +433,14 @@ class ServedDag:
         (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == "Inpaint-default"]
         return dict(deployment["user_config"])
 
+    def running_replicas(self, deployment: str) -> int:
+        """How many replicas of ``deployment`` (e.g. ``"Inpaint-default"``) are running now."""
+        from ray import serve
+
+        (application,) = self.config["applications"]
+        status = serve.status().applications[application["name"]].deployments[deployment]
+        return status.replica_states.get("RUNNING", 0)
+
 
 @contextmanager
 def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None

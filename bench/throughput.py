@@ -1,12 +1,12 @@
 """Throughput under load: closed-loop HTTP load at several concurrencies, the Serve DAG vs. a monolithic server.
 
-The DAG is ``platform/serve/local.yaml`` as shipped (stage replicas on one torch thread each, Inpaint batching up
-to 8 requests); the monolith is ``bench.monolith`` (the same pipeline in ONE process behind a minimal HTTP
-server, one request at a time, on one torch thread like the DAG's stages unless ``--monolith-threads``). Both
-answer the same request: the bundled example, same seed. At each concurrency C, C clients each send a request,
-wait for the answer and send the next, until ``max(rounds * C, --min-requests)`` requests are answered;
-requests/s is answered requests over the level's wall time (the last round's ramp-down included). Each server
-gets one warm-up request first.
+The DAG is ``platform/serve/local.yaml`` as shipped (stage replicas on one torch thread each, Inpaint batching up to
+8 requests and autoscaling from 1 to 2 replicas; the table shows how many ran at each level's end); the monolith is
+``bench.monolith`` (the same pipeline in ONE process behind a minimal HTTP server, one request at a time, on one
+torch thread like the DAG's stages unless ``--monolith-threads``). Both answer the same request: the bundled
+example, same seed. At each concurrency C, C clients each send a request, wait for the answer and send the next,
+until ``max(rounds * C, --min-requests)`` requests are answered; requests/s is answered requests over the level's
+wall time (the last round's ramp-down included). Each server gets one warm-up request first.
 
 Examples:
   kgi bench throughput                                 # concurrency 1, 4, 16, 64
@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,6 +29,7 @@ NAME = "throughput"
 SYSTEMS = ("dag", "monolith")
 SYSTEM_LABELS = {"dag": "Serve DAG (local.yaml)", "monolith": "monolith (1 process)"}
 SHORT_LABELS = {"dag": "DAG", "monolith": "monolith"}
+INPAINT = "Inpaint-default"  # the deployment the benchmark's requests (version "default") reach
 
 
 def build_parser():
@@ -46,15 +48,16 @@ def build_parser():
 
 
 def run_levels(url: str, form: tuple[dict, dict], levels: list[int], rounds: int, min_requests: int,
-               label: str) -> list[dict]:
-    """One warm-up request, then a closed loop at each concurrency; one summary per level."""
+               label: str, observe: Callable[[], dict] = dict) -> list[dict]:
+    """One warm-up request, then a closed loop at each concurrency; one summary per level, with what
+    ``observe()`` returns at the level's end."""
     send_one(url, form)
     rows = []
     for concurrency in levels:
         result = asyncio.run(closed_loop(url, form, concurrency=concurrency,
                                          requests=max(rounds * concurrency, min_requests),
                                          progress=f"{label} c={concurrency}"))
-        rows.append({"concurrency": concurrency, **result.summary()})
+        rows.append({"concurrency": concurrency, **result.summary(), **observe()})
     return rows
 
 
@@ -72,21 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with LoadMonitor() as load:
         with ray_cluster(), serve_dag(args.version, working_height=height) as dag:
-            results["dag"] = run_levels(dag.url, form, levels, args.rounds, min_requests, "dag")
+            results["dag"] = run_levels(dag.url, form, levels, args.rounds, min_requests, "dag", observe=lambda: {
+                "inpaint_replicas": dag.running_replicas(INPAINT)})
         with monolith_server(args.version, working_height=height, torch_threads=args.monolith_threads) as url:
             results["monolith"] = run_levels(url, form, levels, args.rounds, min_requests, "monolith")
 
     table = Table(f"Closed-loop throughput, {height}x{height * 3 // 4}, example request",
                   ["concurrency", *(f"{SHORT_LABELS[s]} {col}" for s in SYSTEMS
                                     for col in ("req/s", "p50 ms", "p95 ms", "p99 ms")), "DAG / monolith req/s",
-                   "errors"])
+                   "DAG Inpaint replicas at the end", "errors"])
     for dag_row, mono_row in zip(results["dag"], results["monolith"], strict=True):
         table.rows.append([
             str(dag_row["concurrency"]),
             *(value for row in (dag_row, mono_row) for value in (
                 f"{row['requests_per_s']:.2f}", f"{row['p50_ms']:.0f}", f"{row['p95_ms']:.0f}",
                 f"{row['p99_ms']:.0f}")),
-            f"{dag_row['requests_per_s'] / mono_row['requests_per_s']:.2f}x",
+            f"{dag_row['requests_per_s'] / mono_row['requests_per_s']:.2f}x", str(dag_row["inpaint_replicas"]),
             f"{sum(dag_row['errors'].values())} / {sum(mono_row['errors'].values())}"])
     write_result(out_dir(args), NAME, argv, settings=settings, results=results, tables=[table],
                  figure=plot(results), load=load)

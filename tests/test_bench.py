@@ -86,6 +86,7 @@ def test_throughput(cluster, tmp_path):
             assert row["ok"] == max(2 * row["concurrency"], 2) and row["errors"] == {}
             assert row["requests_per_s"] == pytest.approx(row["ok"] / row["elapsed_s"])
             assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert all(row["inpaint_replicas"] in (1, 2) for row in document["results"]["dag"])  # local.yaml's bounds
     assert_png(tmp_path / "throughput.png")
 
 
