@@ -397,7 +397,7 @@ def model_version(version_dir: Path, working_height: int = 256):
 
 
 def local_serve_config(version_dir: Path, *, working_height: int, port: int,
-                       inpaint_user_config: dict | None = None) -> dict:
+                       inpaint_user_config: dict | None = None, inpaint_replicas: int | None = None) -> dict:
     """``platform/serve/local.yaml`` as shipped, with every version on ``version_dir`` at ``working_height``.
 
     Args:
@@ -406,6 +406,7 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
         working_height: requests' working resolution (the file's is 256).
         port: HTTP port.
         inpaint_user_config: replaces every ``Inpaint-*`` deployment's batching ``user_config`` when given.
+        inpaint_replicas: every ``Inpaint-*`` deployment runs this many replicas instead of autoscaling, when given.
     """
     from deployments.app import load_serve_config
 
@@ -413,10 +414,14 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     (application,) = config["applications"]
     for version in application["args"]["versions"].values():
         version.update(path=str(Path(version_dir).absolute()), working_height=working_height)
-    if inpaint_user_config is not None:
-        for deployment in application["deployments"]:
-            if deployment["name"].startswith("Inpaint-"):
-                deployment["user_config"] = dict(inpaint_user_config)
+    for deployment in application["deployments"]:
+        if not deployment["name"].startswith("Inpaint-"):
+            continue
+        if inpaint_user_config is not None:
+            deployment["user_config"] = dict(inpaint_user_config)
+        if inpaint_replicas is not None:
+            deployment.pop("autoscaling_config", None)
+            deployment["num_replicas"] = inpaint_replicas
     return config
 
 
@@ -443,8 +448,8 @@ class ServedDag:
 
 
 @contextmanager
-def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None
-              ) -> Iterator[ServedDag]:
+def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None,
+              inpaint_replicas: int | None = None) -> Iterator[ServedDag]:
     """The try-on DAG of ``platform/serve/local.yaml`` (see :func:`local_serve_config`) on the current Ray
     cluster for the ``with`` block, then Serve is shut down."""
     from ray import serve
@@ -453,7 +458,7 @@ def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_conf
 
     port = free_port()
     config = local_serve_config(version_dir, working_height=working_height, port=port,
-                                inpaint_user_config=inpaint_user_config)
+                                inpaint_user_config=inpaint_user_config, inpaint_replicas=inpaint_replicas)
     deploy(config, timeout_s=600)
     try:
         yield ServedDag(f"http://127.0.0.1:{port}/v1/tryon", config)

@@ -124,13 +124,13 @@ class GpuMemoryPeak(PeriodicSampler):
 def gpu_serve_config(version_dir: Path, height: int, port: int) -> dict:
     """local.yaml with Inpaint on the GPU in bfloat16 (both versions' Inpaint share it), larger batches and
     more replicas of the heavy CPU stages."""
-    config = local_serve_config(version_dir, working_height=height, port=port, inpaint_user_config=INPAINT_BATCH)
+    config = local_serve_config(version_dir, working_height=height, port=port, inpaint_user_config=INPAINT_BATCH,
+                                inpaint_replicas=1)  # one per version, half the card each
     (application,) = config["applications"]
     application["args"]["inpaint"] = {"device": "cuda", "dtype": "bfloat16"}
     for deployment in application["deployments"]:
         if deployment["name"].startswith("Inpaint-"):
-            deployment.pop("autoscaling_config", None)  # one replica per version, half the card each
-            deployment.update(num_replicas=1, ray_actor_options={"num_cpus": 1, "num_gpus": 0.5},
+            deployment.update(ray_actor_options={"num_cpus": 1, "num_gpus": 0.5},
                               max_ongoing_requests=2 * INPAINT_BATCH["max_batch_size"], max_queued_requests=1024)
         else:
             deployment["num_replicas"] = CPU_STAGE_REPLICAS.get(deployment["name"], deployment["num_replicas"])

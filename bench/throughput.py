@@ -11,6 +11,7 @@ wall time (the last round's ramp-down included). Each server gets one warm-up re
 Examples:
   kgi bench throughput                                 # concurrency 1, 4, 16, 64
   kgi bench throughput --concurrency 1,8,32 --rounds 3
+  kgi bench throughput --concurrency 64 --rounds 3 --inpaint-replicas 1   # against local.yaml's autoscaling
   kgi bench throughput --tiny
 """
 
@@ -42,6 +43,8 @@ def build_parser():
                                                          "tiny 2)")
     parser.add_argument("--working-height", type=int, help="requests' working height (default 256; tiny 128)")
     parser.add_argument("--steps", type=int, help="sampler steps (default: the version's; tiny 2)")
+    parser.add_argument("--inpaint-replicas", type=int, metavar="N",
+                        help="the DAG's Inpaint runs N fixed replicas (default: local.yaml's autoscaling, 1 to 2)")
     parser.add_argument("--monolith-threads", type=int, default=1,
                         help="the monolith's torch threads (default 1, as the DAG's stage replicas)")
     return parser
@@ -71,10 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     form = example_form(steps=steps)
     settings = {"concurrency": levels, "rounds": args.rounds, "min_requests": min_requests, "working_height": height,
                 "steps": steps or model_version(args.version).sampler.num_steps, "version": str(args.version),
-                "dag": "platform/serve/local.yaml as shipped", "monolith_torch_threads": args.monolith_threads}
+                "dag": "platform/serve/local.yaml as shipped",
+                "inpaint_replicas": args.inpaint_replicas or "autoscaling",
+                "monolith_torch_threads": args.monolith_threads}
     results = {}
     with LoadMonitor() as load:
-        with ray_cluster(), serve_dag(args.version, working_height=height) as dag:
+        with ray_cluster(), serve_dag(args.version, working_height=height,
+                                      inpaint_replicas=args.inpaint_replicas) as dag:
             results["dag"] = run_levels(dag.url, form, levels, args.rounds, min_requests, "dag", observe=lambda: {
                 "inpaint_replicas": dag.running_replicas(INPAINT)})
         with monolith_server(args.version, working_height=height, torch_threads=args.monolith_threads) as url:
