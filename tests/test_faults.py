@@ -1,10 +1,9 @@
 """Faults on the real service: overload, a killed replica, a model that breaks while serving.
 
-One local Ray cluster for the module (``serving_support.running_service``) with ``platform/serve/local.yaml``
-made small: one model version, an ingress that takes 4 requests at a time and queues 4 more, a request
-timeout of 60 s, and the inpainting stage on one replica (no autoscaling: the killed-replica test kills the
-one) with health checks every second. Every test ends with the service
-fully healthy again, so the next one starts from a working service.
+One local Ray cluster for the module (``serving_support.running_service``) with ``platform/serve/local.yaml`` made
+small: one model version, an ingress that takes 4 requests at a time and queues 4 more, a request timeout of 60 s,
+and the inpainting stage on one replica (no autoscaling: the killed-replica test kills the one) with health checks
+every second. Every test ends with the service fully healthy again, so the next one starts from a working service.
 """
 
 from __future__ import annotations
