@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
-from kgi.models.keypoints import SafetensorsModel
+from kgi.models.checkpoint import SafetensorsModel
 from kgi.models.parse import ConvBlock
 from kgi.pose_estimation import check_rgb
 

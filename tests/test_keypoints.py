@@ -9,10 +9,10 @@ import torch
 
 from kgi.baseline import fit_similarity, geometric_transfer
 from kgi.graphs import GARMENT_EDGES, NUM_GARMENT_NODES, KeypointInputError, edge_index, garment_edge_index
+from kgi.models.checkpoint import CheckpointError
 from kgi.models.keypoints import (
     GARMENT_MIRROR,
     POSE_MIRROR,
-    CheckpointError,
     KeypointGNN,
     SemGraphConv,
     keypoint_loss,

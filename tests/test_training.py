@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 
+import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest
@@ -135,3 +139,39 @@ def test_killing_a_worker_mid_run_still_finishes(shards, s3_server):
     assert killed, "no worker was killed: the test did not exercise a failure"
     assert result.error is None
     assert read_history(result.checkpoint)[-1]["step"] == 40
+
+
+# What a fresh Ray Data worker may import to run each task's preprocessing stage (training.preprocess): the model
+# stack (torch, torch-geometric, diffusers) cost every such worker ~4 s of CPU before its first batch.
+MODEL_STACK = ["torch", "torch_geometric", "diffusers", "training.tasks"]
+DATA_WORKER = f"""
+import json, pickle, sys
+stage_bytes, batch_bytes = pickle.load(sys.stdin.buffer)
+stage = pickle.loads(stage_bytes)
+imported_by_unpickling = [m for m in {MODEL_STACK!r} if m in sys.modules]
+columns = stage(pickle.loads(batch_bytes))
+print(json.dumps({{"unpickling": imported_by_unpickling, "running": [m for m in {MODEL_STACK!r} if m in sys.modules],
+                  "rows": sorted({{name: len(column) for name, column in columns.items()}}.items())}}))
+"""
+
+
+@pytest.mark.parametrize("model, columns, may_import", [
+    ("keypoints", ["cloth_kp", "pose_nodes", "worn_kp"], []),
+    ("inpainter", ["images", "parse13"], []),
+    ("parse", ["inputs", "target"], ["torch"]),  # builds its inputs with the inference code's torch functions
+])
+def test_a_data_worker_runs_the_preprocessing_stage_without_the_model_stack(shards, model, columns, may_import):
+    from ray import cloudpickle
+
+    from training.tasks import TASKS
+
+    stage = TASKS[model](TrainConfig(model=model, data=shards["uri"], height=HEIGHT)).preprocessor()
+    filesystem, path = arrow_filesystem(shards["uri"])
+    rows = pq.read_table(f"{path}/train/part-00000.parquet", filesystem=filesystem).slice(0, 2).to_pydict()
+    batch = {name: np.asarray(values, dtype=object) for name, values in rows.items()}  # as map_batches hands it
+    worker_input = pickle.dumps((cloudpickle.dumps(stage), pickle.dumps(batch)))
+    done = subprocess.run([sys.executable, "-c", DATA_WORKER], input=worker_input, capture_output=True, check=True)
+    report = json.loads(done.stdout)
+    assert report["unpickling"] == []
+    assert report["running"] == may_import
+    assert report["rows"] == [[name, 2] for name in columns]

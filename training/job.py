@@ -34,7 +34,8 @@ def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
         rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
     finally:
         context.use_datasource_v2 = use_datasource_v2
-    dataset = rows.randomize_block_order(seed=cfg.seed).map_batches(task.preprocess, batch_size=32, num_cpus=0.5)
+    shuffled = rows.randomize_block_order(seed=cfg.seed)
+    dataset = shuffled.map_batches(task.preprocessor(), batch_size=32, num_cpus=0.5)
     # A deterministic, small preprocessing output is computed once instead of once per epoch.
     return dataset.materialize() if task.cache_preprocessed else dataset
 

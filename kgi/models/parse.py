@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from kgi.data.labels import NUM_PARSE13
 from kgi.drawing import draw_garment_contour, draw_skeleton
 from kgi.graphs import NUM_GARMENT_NODES, NUM_POSE_NODES, check_keypoints
-from kgi.models.keypoints import SafetensorsModel
+from kgi.models.checkpoint import SafetensorsModel
 
 NUM_INPUT_CHANNELS = NUM_PARSE13 + 3 + 3
 NUM_LEVELS = 5  # halvings of the U-Net (5 down, 5 up)

@@ -1,0 +1,118 @@
+"""Shard rows to model-ready numpy columns, one function per model: the CPU stage that Ray Data runs ahead of
+the training workers (``training.job.training_dataset``).
+
+This module is kept apart from ``training.tasks``, which builds the models, so that a Ray Data worker imports
+only the data code (0.4 s). A worker that unpickled a task's bound method imported the whole model stack
+(torch, torch-geometric, diffusers: 4-5 s of CPU), and an epoch starts several such workers at once
+(BENCHMARKS.md, "Training"). The keypoint and inpainter stages import no torch. The parse stage builds its
+inputs with the inference code (``parse_input``, ``agnostic_parse``), so it imports torch, but only when it runs.
+
+Each function takes a batch of shard rows (``training.shards.SCHEMA``: one numpy array per column) and returns
+the columns its task's ``loss`` reads. ``Task.preprocessor`` binds the run's settings to them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS
+from kgi.data.pose import parse_openpose, pose_graph_nodes
+from kgi.data.sample import TryOnSample
+from kgi.data.storage import MemoryStorage
+from kgi.data.vitonhd import read_pair
+
+Batch = dict[str, np.ndarray]
+
+
+def keypoints(batch: Batch) -> Batch:
+    """Stage 1's columns, from the JSON columns only.
+
+    Returns:
+        ``cloth_kp`` (B, 32, 2) and ``worn_kp`` (B, 32, 2), each normalised by its own image size, and
+        ``pose_nodes`` (B, 10, 2), all float32.
+    """
+    cloth_kp, pose_nodes, worn_kp = [], [], []
+    for row in _rows(batch):
+        cloth_doc = json.loads(row["cloth_landmarks_json"])
+        worn_doc = json.loads(row["image_landmarks_json"])
+        pose = parse_openpose(row["pose_json"], source=f"shard row {row['person_name']}")
+        cloth_kp.append(np.asarray(cloth_doc["keypoints"], np.float32) / [cloth_doc["width"], cloth_doc["height"]])
+        worn_kp.append(np.asarray(worn_doc["keypoints"], np.float32) / [worn_doc["width"], worn_doc["height"]])
+        pose_nodes.append(pose_graph_nodes(pose, worn_doc["width"], worn_doc["height"]))
+    return {"cloth_kp": np.stack(cloth_kp).astype(np.float32), "pose_nodes": np.stack(pose_nodes),
+            "worn_kp": np.stack(worn_kp).astype(np.float32)}
+
+
+def parse(batch: Batch, *, height: int, keypoint_jitter: float) -> Batch:
+    """Stage 2a's columns: the target-parse network's input and target.
+
+    The garment contour is drawn from the ground-truth worn keypoints plus Gaussian noise of standard deviation
+    ``keypoint_jitter`` (normalised units), so the network learns to tolerate stage 1's imprecision.
+
+    Args:
+        height: image height the pairs are resized to.
+        keypoint_jitter: the noise's standard deviation.
+
+    Returns:
+        ``inputs`` (B, 19, H, W) float32 (``kgi.models.parse.parse_input``) and ``target`` (B, H, W) uint8.
+    """
+    import torch  # the inference code's torch implementation, imported where it runs (see the module docstring)
+
+    from kgi.models.parse import parse_input
+    from kgi.recompose import agnostic_parse
+
+    samples = [decode_row(row, height) for row in _rows(batch)]
+    parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)
+    _, image_height, image_width = parse13.shape
+    worn_kp = torch.from_numpy(np.stack([s.worn_keypoints / [image_width, image_height] for s in samples])).float()
+    worn_kp = worn_kp + keypoint_jitter * torch.randn_like(worn_kp)
+    pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples]))
+    inputs = parse_input(agnostic_parse(parse13), pose_nodes, worn_kp.clamp(0, 1))
+    return {"inputs": inputs.numpy(), "target": parse13.numpy().astype(np.uint8)}
+
+
+def inpainter(batch: Batch, *, height: int) -> Batch:
+    """Stage 3's columns: person images and their parse, each pair mirrored left-right with probability 1/2.
+
+    Args:
+        height: image height the pairs are resized to.
+
+    Returns:
+        ``images`` (B, 3, H, W) uint8 and ``parse13`` (B, H, W) uint8.
+    """
+    samples = [decode_row(row, height) for row in _rows(batch)]
+    flip = np.random.default_rng().random(len(samples)) < 0.5  # mirror person and parse together
+    images = np.stack([s.person[:, ::-1] if f else s.person for s, f in zip(samples, flip)])
+    parse13 = np.stack([mirror_parse(s.parse13) if f else s.parse13 for s, f in zip(samples, flip)])
+    return {"images": images.transpose(0, 3, 1, 2).copy(), "parse13": parse13}  # (B, H, W, 3) -> (B, 3, H, W)
+
+
+def decode_row(row: dict, height: int | None) -> TryOnSample:
+    """A shard row as a ``TryOnSample``, through the VITON-HD reader's code."""
+    stem = row["person_name"].rsplit(".", 1)[0]
+    files = {
+        f"train/image/{row['person_name']}": row["image"],
+        f"train/cloth/{row['cloth_name']}": row["cloth"],
+        f"train/cloth-mask/{row['cloth_name']}": row["cloth_mask"],
+        f"train/image-parse-v3/{stem}.png": row["parse"],
+        f"train/openpose_json/{stem}_keypoints.json": row["pose_json"].encode(),
+        f"train/cloth-landmark-json/{stem}.json": row["cloth_landmarks_json"].encode(),
+        f"train/image-landmark-json/{stem}.json": row["image_landmarks_json"].encode(),
+    }
+    return read_pair(MemoryStorage(files, name=f"shard row {row['person_name']}"), "train",
+                     row["person_name"], row["cloth_name"], mode="paired", height=height)
+
+
+def mirror_parse(parse13: np.ndarray) -> np.ndarray:
+    """Flip a 13-class parse (H, W) left-right, swapping the left/right arm, leg and shoe classes."""
+    swap = np.arange(NUM_PARSE13)
+    for side in ("arm", "leg", "shoe"):
+        left, right = PARSE13_LABELS.index(f"left-{side}"), PARSE13_LABELS.index(f"right-{side}")
+        swap[left], swap[right] = right, left
+    return swap[parse13[:, ::-1]].astype(np.uint8)
+
+
+def _rows(batch: Batch) -> list[dict]:
+    return [{key: batch[key][i] for key in batch} for i in range(len(batch["person_name"]))]
