@@ -9,7 +9,8 @@ A checkpoint directory holds::
     model/                  the model in its own save format (safetensors + JSON config), ready to export
     ema/                    the EMA weights in the same format, when EMA is on
     training_state.pt       optimizer / scaler state and the step (loaded with ``weights_only=True``)
-    history.jsonl           one line of metrics per step since the run began (kept across resumes)
+    history.jsonl           one line of metrics per step since the run began (kept across resumes); ``data_pass``
+                            counts the passes over the data since the worker (re)started
     train_config.json       the run's TrainConfig
 
 Checkpoints reach the run's storage through ``training.fs.upload_directory`` (retried with backoff, verified
@@ -82,7 +83,9 @@ def train_loop_per_worker(config: dict) -> None:
 
     shard = ray.train.get_dataset_shard("train")
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + step)
+    data_pass = 0  # passes over the data this worker started; each starts Ray Data's pipeline anew
     while step < cfg.steps:
+        data_pass += 1
         batches = iter(shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device))
         wait_start = time.perf_counter()
         for batch in batches:
@@ -99,7 +102,7 @@ def train_loop_per_worker(config: dict) -> None:
             step_time = time.perf_counter() - wait_start
             history.append({"step": step, "loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()},
                             "samples_per_s": cfg.batch_size * world / step_time,
-                            "data_wait_fraction": data_wait / step_time})
+                            "data_wait_fraction": data_wait / step_time, "data_pass": data_pass})
             if rank == 0 and (step % LOG_EVERY == 0 or step == cfg.steps):
                 last = history[-1]
                 print(f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
