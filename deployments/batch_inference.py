@@ -62,7 +62,7 @@ from kgi.runtime import configure_inference_process
 from kgi.sampling import count_unet_evaluations
 from training.fs import arrow_filesystem
 from training.shards import MANIFEST as SHARD_MANIFEST
-from training.tasks import decode_row
+from training.preprocess import decode_row
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
