@@ -1,13 +1,14 @@
 """Training: samples/s and the fraction of step time spent waiting for data, with Ray Data streaming shards from
 local disk and from a local S3 server, with 1 and 2 Ray Train workers.
 
-Each run is a real ``kgi train`` job (``training.job.run``) of ``training/configs/inpainter.yaml`` (the shipped
-CPU setting: the tiny SPADE UNet at 64x48, batch 8 per worker) for ``--steps`` steps on the same synthetic
-shards, written once by ``kgi convert`` to a local folder and to the S3 server. The figures come from the run's
-per-step history (``history.jsonl``: samples/s and data-wait fraction of each step of rank 0); the steady state
-leaves out the first ``--warmup`` steps, where Ray Data's pipeline starts. Every epoch starts the pipeline again
-(one ``iter_torch_batches`` per epoch), so the default data set is large enough for the whole run to be one epoch;
-the table says how many steps an epoch has. Goal: data wait under 5% of step time.
+Each run is a real ``kgi train`` job (``training.job.run``) of ``training/configs/MODEL.yaml`` (``--model``; by
+default the inpainter, whose shipped CPU setting is the tiny SPADE UNet at 64x48, batch 8 per worker) for
+``--steps`` steps on the same synthetic shards, written once by ``kgi convert`` to a local folder and to the S3
+server. The figures come from the run's per-step history (``history.jsonl``: samples/s and data-wait fraction of
+each step of rank 0); the steady state leaves out the first ``--warmup`` steps, where Ray Data's pipeline starts.
+Every epoch starts the pipeline again (one ``iter_torch_batches`` per epoch), so the default data set is large
+enough for the whole run to be one epoch; the table says how many steps an epoch has. Goal: data wait under 5% of
+step time.
 
 The S3 server is ``AWS_ENDPOINT_URL`` when set (start Ray after setting it: workers read it), else a moto server
 this command starts on a free local port.
@@ -16,6 +17,7 @@ Examples:
   kgi bench training                                   # 60 steps per run on 1024 pairs, 4 runs
   kgi bench training --steps 100 --pairs 2048
   kgi bench training --sources s3 --workers 2          # one run: S3 shards, 2 workers
+  kgi bench training --model parse --sources local --workers 2 --pairs 128 --steps 40   # 5 epochs of 8 steps
   AWS_ENDPOINT_URL=http://127.0.0.1:9000 kgi bench training     # an S3 server of your own (MinIO, moto)
   kgi bench training --tiny
 """
@@ -42,7 +44,8 @@ from bench.common import (REPO, BenchmarkError, LoadMonitor, Table, benchmark_pa
                           positive_ints, pyplot, ray_cluster, write_result)
 
 NAME = "training"
-CONFIG = REPO / "training" / "configs" / "inpainter.yaml"
+CONFIGS = REPO / "training" / "configs"  # one MODEL.yaml per model
+MODELS = ("keypoints", "parse", "inpainter")
 SYNTH_SEED = 7
 GOAL_FRACTION = 0.05
 S3_BUCKET = "kgi-bench"
@@ -53,6 +56,8 @@ MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 
 def build_parser():
     parser = benchmark_parser(NAME, __doc__)
+    parser.add_argument("--model", choices=MODELS, default="inpainter",
+                        help="the model trained, with its config training/configs/MODEL.yaml (default inpainter)")
     parser.add_argument("--steps", type=int, help="optimizer steps per run (default 60; tiny 3)")
     parser.add_argument("--warmup", type=int, help="first steps left out of the steady state (default 5; tiny 1)")
     parser.add_argument("--workers", type=positive_ints, metavar="N,N", help="worker counts (default 1,2; tiny 1)")
@@ -140,13 +145,14 @@ def shards(pairs: int, height: int, sources: list[str], s3_endpoint_url: str | N
     return {source: uris[source] for source in sources}
 
 
-def train_once(data: str, workers: int, steps: int, storage: Path, run_name: str) -> tuple[list[dict], int]:
-    """One ``kgi train inpainter`` run on ``data``; returns rank 0's per-step history and the samples per step
+def train_once(config: Path, data: str, workers: int, steps: int, storage: Path,
+               run_name: str) -> tuple[list[dict], int]:
+    """One ``kgi train`` run of ``config`` on ``data``; returns rank 0's per-step history and the samples per step
     (over all workers)."""
     from training.config import TrainConfig
     from training.job import read_history, run
 
-    cfg = TrainConfig.from_yaml(CONFIG, data=data, storage_path=str(storage), run_name=run_name, steps=steps,
+    cfg = TrainConfig.from_yaml(config, data=data, storage_path=str(storage), run_name=run_name, steps=steps,
                                 num_workers=workers, checkpoint_every=steps)
     result = run(cfg)
     if result.error:
@@ -178,6 +184,7 @@ def summarise(history: list[dict], samples_per_step: int, warmup: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     args = build_parser().parse_args(argv)
+    config = CONFIGS / f"{args.model}.yaml"
     steps = args.steps or (3 if args.tiny else 60)
     warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 5)
     workers = args.workers or ([1] if args.tiny else [1, 2])
@@ -194,14 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         uris = shards(pairs, height, sources, endpoint)
         runs = [(source, count) for source in sources for count in workers]
         for source, count in tqdm(runs, desc="training runs", unit="run"):
-            history, samples_per_step = train_once(uris[source], count, steps, Path(storage),
+            history, samples_per_step = train_once(config, uris[source], count, steps, Path(storage),
                                                    f"bench-{source}-{count}")
             rows.append({"source": source, "workers": count, "steps_per_epoch": pairs // samples_per_step,
                          **summarise(history, samples_per_step, warmup)})
-    settings = {"config": str(CONFIG.relative_to(REPO)), "steps": steps, "warmup_steps": warmup,
+    settings = {"model": args.model, "config": str(config.relative_to(REPO)), "steps": steps, "warmup_steps": warmup,
                 "workers": workers, "sources": sources, "pairs": pairs, "stored_height": height,
                 "s3_endpoint": endpoint}
-    table = Table(f"Ray Train, inpainter (training/configs/inpainter.yaml), {steps} steps per run, steady state "
+    table = Table(f"Ray Train, {args.model} ({config.relative_to(REPO)}), {steps} steps per run, steady state "
                   f"after {warmup} steps",
                   ["shards", "workers", "steps per epoch", "samples/s", "data wait (steady)", "data wait (all steps)",
                    "first step s", "later epochs' first step s (median)", f"goal < {GOAL_FRACTION:.0%}"])
