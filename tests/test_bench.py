@@ -123,6 +123,8 @@ def test_training(cluster, tmp_path):
     for row in rows:
         assert row["steps"] == 3 and row["samples_per_s"] > 0
         assert 0 <= row["data_wait_fraction"] <= 1 and 0 <= row["data_wait_fraction_all_steps"] <= 1
+        # tiny: 8 pairs in batches of 8, so each of the 3 steps is a pass of its own, 2 of them restarts
+        assert row["steps_per_epoch"] == 1 and row["pass_restarts"] == 2 and row["pass_restart_s"] > 0
     assert_png(tmp_path / "training.png")
 
 
