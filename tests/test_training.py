@@ -24,12 +24,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from ray import cloudpickle  # noqa: E402
+
 from kgi.data import storage  # noqa: E402
 from kgi.data.synth import generate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.fs import arrow_filesystem  # noqa: E402
 from training.job import read_history, run  # noqa: E402
 from training.shards import convert  # noqa: E402
+from training.tasks import TASKS  # noqa: E402
 
 HEIGHT = 128
 
@@ -161,10 +164,6 @@ print(json.dumps({{"unpickling": imported_by_unpickling, "running": [m for m in 
     ("parse", ["inputs", "target"], ["torch"]),  # builds its inputs with the inference code's torch functions
 ])
 def test_a_data_worker_runs_the_preprocessing_stage_without_the_model_stack(shards, model, columns, may_import):
-    from ray import cloudpickle
-
-    from training.tasks import TASKS
-
     stage = TASKS[model](TrainConfig(model=model, data=shards["uri"], height=HEIGHT)).preprocessor()
     filesystem, path = arrow_filesystem(shards["uri"])
     rows = pq.read_table(f"{path}/train/part-00000.parquet", filesystem=filesystem).slice(0, 2).to_pydict()

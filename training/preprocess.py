@@ -85,7 +85,7 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
     samples = [decode_row(row, height) for row in _rows(batch)]
     flip = np.random.default_rng().random(len(samples)) < 0.5  # mirror person and parse together
     images = np.stack([s.person[:, ::-1] if f else s.person for s, f in zip(samples, flip)])
-    parse13 = np.stack([mirror_parse(s.parse13) if f else s.parse13 for s, f in zip(samples, flip)])
+    parse13 = np.stack([_mirror_parse(s.parse13) if f else s.parse13 for s, f in zip(samples, flip)])
     return {"images": images.transpose(0, 3, 1, 2).copy(), "parse13": parse13}  # (B, H, W, 3) -> (B, 3, H, W)
 
 
@@ -105,7 +105,7 @@ def decode_row(row: dict, height: int | None) -> TryOnSample:
                      row["person_name"], row["cloth_name"], mode="paired", height=height)
 
 
-def mirror_parse(parse13: np.ndarray) -> np.ndarray:
+def _mirror_parse(parse13: np.ndarray) -> np.ndarray:
     """Flip a 13-class parse (H, W) left-right, swapping the left/right arm, leg and shoe classes."""
     swap = np.arange(NUM_PARSE13)
     for side in ("arm", "leg", "shoe"):

@@ -12,7 +12,6 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,7 +23,7 @@ from training import preprocess
 from training.config import TrainConfig
 
 WEIGHTS_FILE = "model.safetensors"
-BatchTransform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+BatchTransform = Callable[[preprocess.Batch], preprocess.Batch]
 
 
 class Task:
