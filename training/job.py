@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 from pathlib import Path
 
+import pyarrow.dataset
+import pyarrow.fs
 import ray
 import ray.data
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from training.config import TrainConfig
+from training.errors import DataError, StopOnDataError
 from training.fs import arrow_filesystem
 from training.loop import HISTORY_FILE, train_loop_per_worker
+from training.preprocess import repeat_rows
 from training.tasks import TASKS
 
 
-def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
-    """The ``train`` split of ``cfg.data`` as a Ray Dataset of model-ready columns.
+def count_rows(data: str) -> int:
+    """Rows in the ``train`` split of the shards at ``data``, from the Parquet footers (no row is read).
+
+    Raises:
+        DataError: when ``data`` has no train split, or the split has no rows.
+    """
+    filesystem, path = arrow_filesystem(data)
+    filesystem = filesystem or pyarrow.fs.LocalFileSystem()
+    split = f"{path}/train"
+    if filesystem.get_file_info(split).type != pyarrow.fs.FileType.Directory:
+        raise DataError(f"{data} has no train split ({data.rstrip('/')}/train): convert one with "
+                        f"'kgi convert ROOT --out {data} --splits train'")
+    files = [info.path for info in filesystem.get_file_info(pyarrow.fs.FileSelector(split))
+             if info.path.endswith(".parquet")]
+    rows = pyarrow.dataset.dataset(files, filesystem=filesystem, format="parquet").count_rows() if files else 0
+    if rows == 0:
+        raise DataError(f"the train split of {data} has no rows ({len(files)} shard files): rerun 'kgi convert'")
+    return rows
+
+
+def training_dataset(cfg: TrainConfig, rows: int) -> ray.data.Dataset:
+    """The ``train`` split of ``cfg.data`` (``rows`` rows) as a Ray Dataset of model-ready columns.
 
     Decoding, resizing, augmentation and sketch drawing run here, as CPU ``map_batches`` stages that Ray Data
-    streams ahead of the training workers, so the workers (GPUs) never wait on them.
+    streams ahead of the training workers, so the workers (GPUs) never wait on them. A split smaller than one
+    batch per worker (a one-pair smoke test) has each row repeated until every worker gets a full batch in each
+    pass over it, so the configured batch size holds whatever the split's size.
     """
     filesystem, path = arrow_filesystem(cfg.data)
     task = TASKS[cfg.model](cfg)
@@ -30,18 +58,37 @@ def training_dataset(cfg: TrainConfig) -> ray.data.Dataset:
     # process's DataContext, and the dataset keeps its own copy, so the setting is restored right after.
     context = ray.data.DataContext.get_current()
     use_datasource_v2, context.use_datasource_v2 = context.use_datasource_v2, False
-    try:
-        rows = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"])
+    try:  # include_paths: each row carries its shard file, which data errors name
+        dataset = ray.data.read_parquet(f"{path}/train", filesystem=filesystem, file_extensions=["parquet"],
+                                        include_paths=True)
     finally:
         context.use_datasource_v2 = use_datasource_v2
-    shuffled = rows.randomize_block_order(seed=cfg.seed)
-    dataset = shuffled.map_batches(task.preprocessor(), batch_size=32, num_cpus=0.5)
+    dataset = dataset.randomize_block_order(seed=cfg.seed)
+    repeats = repeats_for_full_batches(rows, cfg.num_workers, cfg.batch_size)
+    if repeats > 1:
+        print(f"[{cfg.model}] the train split has {rows} pair(s), fewer than one batch per worker "
+              f"({cfg.num_workers} x {cfg.batch_size}): each pass over it repeats every pair {repeats} times",
+              flush=True)
+        dataset = dataset.map_batches(functools.partial(repeat_rows, times=repeats), batch_size=None, num_cpus=0.5)
+    dataset = dataset.map_batches(task.preprocessor(), batch_size=32, num_cpus=0.5)
     # A deterministic, small preprocessing output is computed once instead of once per epoch.
     return dataset.materialize() if task.cache_preprocessed else dataset
 
 
+def repeats_for_full_batches(rows: int, num_workers: int, batch_size: int) -> int:
+    """How many times each row must appear so that every worker's equal share holds a full batch."""
+    return max(1, math.ceil(num_workers * batch_size / rows))
+
+
 def run(cfg: TrainConfig) -> ray.train.Result:
-    """Train ``cfg.model``; rerunning with the same ``run_name`` and ``storage_path`` resumes the run."""
+    """Train ``cfg.model``; rerunning with the same ``run_name`` and ``storage_path`` resumes the run.
+
+    Raises:
+        DataError: before any worker starts for a missing or empty train split; during the run, at the first
+            row that cannot be used, without the retries that worker failures get (``training.errors``).
+    """
+    rows = count_rows(cfg.data)
+    dataset = training_dataset(cfg, rows)
     filesystem, storage = arrow_filesystem(cfg.storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -51,8 +98,8 @@ def run(cfg: TrainConfig) -> ray.train.Result:
                                      placement_strategy=cfg.placement_strategy),
         run_config=RunConfig(name=cfg.run_name, storage_path=storage, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-        datasets={"train": training_dataset(cfg)},
+                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=[StopOnDataError()]),
+        datasets={"train": dataset},
     )
     return trainer.fit()
 

@@ -31,6 +31,7 @@ import ray.train
 import ray.train.torch
 from kgi.runtime import retain_freed_memory
 from training.config import TrainConfig
+from training.errors import DataError
 from training.fs import upload_directory
 from training.tasks import TASKS
 
@@ -88,6 +89,7 @@ def train_loop_per_worker(config: dict) -> None:
         data_pass += 1
         batches = iter(shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device))
         wait_start = time.perf_counter()
+        steps_before = step
         for batch in batches:
             data_wait = time.perf_counter() - wait_start
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -112,6 +114,9 @@ def train_loop_per_worker(config: dict) -> None:
             if step >= cfg.steps:
                 break
             wait_start = time.perf_counter()
+        if step == steps_before:  # another pass would give no batch either: end the run instead of spinning
+            raise DataError(f"worker {rank} got no full batch of {cfg.batch_size} in a pass over the train split "
+                            f"of {cfg.data}")
 
 
 def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict], rank: int) -> None:
