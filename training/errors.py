@@ -12,6 +12,8 @@ This module imports no model code: the Train controller loads it.
 
 from __future__ import annotations
 
+import re
+
 from ray.train.v2.api.callback import UserCallback
 
 from kgi.data.images import ImageError
@@ -25,29 +27,43 @@ class DataError(ValueError):
 
 
 DATA_ERRORS = (DataError, DatasetError, ImageError, PoseError)
+# How a data error shows in the text of a remote traceback: Ray keeps that text when the exception objects behind
+# it (a Ray Data worker's, passed on by the split coordinator to a Train worker, then to the controller) lose
+# their causes on the way.
+_TRACEBACK_LINE = re.compile(r"^\s*(?:{}): (.+)$".format(
+    "|".join(re.escape(f"{cls.__module__}.{cls.__qualname__}") for cls in DATA_ERRORS)), re.MULTILINE)
 
 
 def data_error(exc: BaseException) -> DataError | None:
     """The data problem behind ``exc`` as a ``DataError`` with a one-line message, or None if there is none.
 
     Follows exception causes and Ray's wrappers: ``RayTaskError.cause``, a Train ``ControllerError``'s
-    ``controller_failure`` and a ``WorkerGroupError``'s ``worker_failures``.
+    ``controller_failure`` and a ``WorkerGroupError``'s ``worker_failures``; failing that, the last data error
+    named in a remote traceback's text.
     """
-    seen, pending = set(), [exc]
+    errors = [exc, *_chain(exc)]
+    for error in errors:
+        # A RayTaskError(DatasetError) is a DatasetError too, but its str() is a whole traceback: take its cause.
+        if isinstance(error, DATA_ERRORS) and not isinstance(getattr(error, "cause", None), BaseException):
+            return error if type(error) is DataError else DataError(str(error).strip().splitlines()[-1])
+    for error in errors:
+        named = _TRACEBACK_LINE.findall(str(error))
+        if named:
+            return DataError(named[-1].strip())
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``'s causes, contexts and wrapped errors, outermost first."""
+    found, pending = [], [exc]
     while pending:
         error = pending.pop(0)
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        wrapped = getattr(error, "cause", None)  # RayTaskError: its str() is a whole traceback
-        if isinstance(wrapped, BaseException):
-            pending.append(wrapped)
-        elif isinstance(error, DATA_ERRORS):
-            return error if type(error) is DataError else DataError(str(error).strip().splitlines()[-1])
-        pending.append(getattr(error, "controller_failure", None))
-        pending.extend(getattr(error, "worker_failures", {}).values())
-        pending.extend([error.__cause__, error.__context__])
-    return None
+        for inner in (getattr(error, "cause", None), getattr(error, "controller_failure", None),
+                      *getattr(error, "worker_failures", {}).values(), error.__cause__, error.__context__):
+            if isinstance(inner, BaseException) and all(inner is not f for f in found):
+                found.append(inner)
+                pending.append(inner)
+    return found
 
 
 class StopOnDataError(UserCallback):

@@ -12,6 +12,7 @@ import pyarrow.fs
 import ray
 import ray.data
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.v2.api.config import LoggingConfig
 from ray.train.torch import TorchTrainer
 
 from training.config import TrainConfig
@@ -80,14 +81,18 @@ def repeats_for_full_batches(rows: int, num_workers: int, batch_size: int) -> in
     return max(1, math.ceil(num_workers * batch_size / rows))
 
 
-def run(cfg: TrainConfig) -> ray.train.Result:
+def run(cfg: TrainConfig, *, verbose: bool = True) -> ray.train.Result:
     """Train ``cfg.model``; rerunning with the same ``run_name`` and ``storage_path`` resumes the run.
+
+    ``verbose=False`` leaves out Ray Data's progress bars and Ray Train's own logs below errors (the loop's
+    progress lines stay).
 
     Raises:
         DataError: before any worker starts for a missing or empty train split; during the run, at the first
             row that cannot be used, without the retries that worker failures get (``training.errors``).
     """
     rows = count_rows(cfg.data)
+    ray.data.DataContext.get_current().enable_progress_bars = verbose  # the dataset keeps a copy of the context
     dataset = training_dataset(cfg, rows)
     filesystem, storage = arrow_filesystem(cfg.storage_path)
     trainer = TorchTrainer(
@@ -98,7 +103,8 @@ def run(cfg: TrainConfig) -> ray.train.Result:
                                      placement_strategy=cfg.placement_strategy),
         run_config=RunConfig(name=cfg.run_name, storage_path=storage, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=[StopOnDataError()]),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=[StopOnDataError()],
+                             logging_config=LoggingConfig(log_level="INFO" if verbose else "ERROR")),
         datasets={"train": dataset},
     )
     return trainer.fit()

@@ -31,7 +31,7 @@ import ray.train
 import ray.train.torch
 from kgi.runtime import retain_freed_memory
 from training.config import TrainConfig
-from training.errors import DataError
+from training.errors import DataError, data_error
 from training.fs import upload_directory
 from training.tasks import TASKS
 
@@ -87,7 +87,7 @@ def train_loop_per_worker(config: dict) -> None:
     data_pass = 0  # passes over the data this worker started; each starts Ray Data's pipeline anew
     while step < cfg.steps:
         data_pass += 1
-        batches = iter(shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device))
+        batches = _batches(shard, cfg.batch_size, device)
         wait_start = time.perf_counter()
         steps_before = step
         for batch in batches:
@@ -117,6 +117,18 @@ def train_loop_per_worker(config: dict) -> None:
         if step == steps_before:  # another pass would give no batch either: end the run instead of spinning
             raise DataError(f"worker {rank} got no full batch of {cfg.batch_size} in a pass over the train split "
                             f"of {cfg.data}")
+
+
+def _batches(shard, batch_size: int, device: torch.device):
+    """One pass over this worker's shard in full batches; a row that cannot be used raises a one-line ``DataError``
+    (instead of Ray Data's nested task errors), which ends the run without retries (``training.errors``)."""
+    try:
+        yield from shard.iter_torch_batches(batch_size=batch_size, drop_last=True, device=device)
+    except Exception as exc:
+        found = data_error(exc)
+        if found is None:
+            raise
+        raise found from None
 
 
 def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict], rank: int) -> None:

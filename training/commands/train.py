@@ -55,7 +55,7 @@ def run(args) -> int:
         raise CommandError(f"{args.config} configures model {cfg.model!r}, not {args.model!r}")
     ray.init(ignore_reinit_error=True, include_dashboard=False)
     try:
-        result = run_training(cfg)
+        result = run_training(cfg, verbose=args.verbose)
     except Exception as exc:
         if args.verbose:
             raise
