@@ -40,9 +40,9 @@ def run(args) -> int:
     import ray
 
     from training.config import TrainConfig
-    from training.errors import data_error
+    from training.errors import DataError, data_error
     from training.fs import is_s3
-    from training.job import plot_history, read_history
+    from training.job import count_rows, plot_history, read_history
     from training.job import run as run_training
 
     overrides = {k: getattr(args, k)
@@ -53,6 +53,10 @@ def run(args) -> int:
         raise CommandError(str(exc)) from None
     if cfg.model != args.model:
         raise CommandError(f"{args.config} configures model {cfg.model!r}, not {args.model!r}")
+    try:
+        count_rows(cfg.data)  # a missing or empty split is said before Ray starts
+    except DataError as exc:
+        raise CommandError(f"data: {exc}") from None
     ray.init(ignore_reinit_error=True, include_dashboard=False)
     try:
         result = run_training(cfg, verbose=args.verbose)
