@@ -7,8 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import pyarrow.dataset
-import pyarrow.fs
 import ray
 import ray.data
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -16,31 +14,12 @@ from ray.train.v2.api.config import LoggingConfig
 from ray.train.torch import TorchTrainer
 
 from training.config import TrainConfig
-from training.errors import DataError, StopOnDataError
+from training.errors import StopOnDataError
 from training.fs import arrow_filesystem
 from training.loop import HISTORY_FILE, train_loop_per_worker
 from training.preprocess import repeat_rows
+from training.shards import count_rows
 from training.tasks import TASKS
-
-
-def count_rows(data: str) -> int:
-    """Rows in the ``train`` split of the shards at ``data``, from the Parquet footers (no row is read).
-
-    Raises:
-        DataError: when ``data`` has no train split, or the split has no rows.
-    """
-    filesystem, path = arrow_filesystem(data)
-    filesystem = filesystem or pyarrow.fs.LocalFileSystem()
-    split = f"{path}/train"
-    if filesystem.get_file_info(split).type != pyarrow.fs.FileType.Directory:
-        raise DataError(f"{data} has no train split ({data.rstrip('/')}/train): convert one with "
-                        f"'kgi convert ROOT --out {data} --splits train'")
-    files = [info.path for info in filesystem.get_file_info(pyarrow.fs.FileSelector(split))
-             if info.path.endswith(".parquet")]
-    rows = pyarrow.dataset.dataset(files, filesystem=filesystem, format="parquet").count_rows() if files else 0
-    if rows == 0:
-        raise DataError(f"the train split of {data} has no rows ({len(files)} shard files): rerun 'kgi convert'")
-    return rows
 
 
 def training_dataset(cfg: TrainConfig, rows: int) -> ray.data.Dataset:
@@ -88,8 +67,9 @@ def run(cfg: TrainConfig, *, verbose: bool = True) -> ray.train.Result:
     progress lines stay).
 
     Raises:
-        DataError: before any worker starts for a missing or empty train split; during the run, at the first
-            row that cannot be used, without the retries that worker failures get (``training.errors``).
+        DatasetError: before any worker starts, for a missing or empty train split.
+        ray.train.TrainingFailedError: at the first row that cannot be used, without the retries that worker
+            failures get; ``training.errors.data_error`` finds the one-line message in it.
     """
     rows = count_rows(cfg.data)
     ray.data.DataContext.get_current().enable_progress_bars = verbose  # the dataset keeps a copy of the context

@@ -22,10 +22,13 @@ from pathlib import PurePosixPath
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset
+import pyarrow.fs
 import pyarrow.parquet as pq
 
 from kgi.data import storage
 from kgi.data.vitonhd import DatasetError, parse_landmarks, read_pair
+from training.fs import arrow_filesystem
 
 SCHEMA = pa.schema([
     ("person_name", pa.string()),
@@ -68,6 +71,26 @@ def read_pairs(root: storage.Storage, split: str) -> list[str]:
             raise ValueError(f"{root.uri(f'{split}_pairs.txt')} line {line_no}: expected 2 names, got {len(columns)}")
         names.append(columns[0])
     return names
+
+
+def count_rows(data: str, split: str = "train") -> int:
+    """Rows in ``split`` of the shards at ``data`` (local or s3://), from the Parquet footers (no row is read).
+
+    Raises:
+        DatasetError: when ``data`` has no such split, or the split has no rows.
+    """
+    filesystem, path = arrow_filesystem(data)
+    filesystem = filesystem or pyarrow.fs.LocalFileSystem()
+    folder = f"{path}/{split}"
+    if filesystem.get_file_info(folder).type != pyarrow.fs.FileType.Directory:
+        raise DatasetError(f"{data} has no {split} split ({data.rstrip('/')}/{split}): convert one with "
+                        f"'kgi convert ROOT --out {data} --splits {split}'")
+    files = [info.path for info in filesystem.get_file_info(pyarrow.fs.FileSelector(folder))
+             if info.path.endswith(".parquet")]
+    rows = pyarrow.dataset.dataset(files, filesystem=filesystem, format="parquet").count_rows() if files else 0
+    if rows == 0:
+        raise DatasetError(f"the {split} split of {data} has no rows ({len(files)} shard files): rerun 'kgi convert'")
+    return rows
 
 
 def plan(root_uri: str, out_uri: str, split: str, shard_size: int) -> list[ShardSpec]:

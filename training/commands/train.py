@@ -39,11 +39,11 @@ def add_arguments(parser):
 def run(args) -> int:
     import ray
 
+    from kgi.data.vitonhd import DatasetError
     from training.config import TrainConfig
-    from training.errors import DataError, data_error
+    from training.errors import data_error
     from training.fs import is_s3
-    from training.job import count_rows, plot_history, read_history
-    from training.job import run as run_training
+    from training.shards import count_rows
 
     overrides = {k: getattr(args, k)
                  for k in ("data", "storage_path", "run_name", "steps", "checkpoint_every", "num_workers")}
@@ -55,8 +55,11 @@ def run(args) -> int:
         raise CommandError(f"{args.config} configures model {cfg.model!r}, not {args.model!r}")
     try:
         count_rows(cfg.data)  # a missing or empty split is said before Ray starts
-    except DataError as exc:
+    except DatasetError as exc:
         raise CommandError(f"data: {exc}") from None
+    from training.job import plot_history, read_history  # the model stack: imported once the data is there
+    from training.job import run as run_training
+
     ray.init(ignore_reinit_error=True, include_dashboard=False)
     try:
         result = run_training(cfg, verbose=args.verbose)
