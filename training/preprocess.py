@@ -96,6 +96,12 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
 
 def decode_row(row: dict, height: int | None) -> TryOnSample:
     """A shard row as a ``TryOnSample``, through the VITON-HD reader's code (and its checks)."""
+    return read_pair(row_storage(row), "train", row["person_name"], row["cloth_name"], mode="paired",
+                     height=height)
+
+
+def row_storage(row: dict) -> MemoryStorage:
+    """A shard row's files laid out as a VITON-HD ``train`` split, so the dataset's readers and checks apply."""
     stem = row["person_name"].rsplit(".", 1)[0]
     files = {
         f"train/image/{row['person_name']}": row["image"],
@@ -106,8 +112,7 @@ def decode_row(row: dict, height: int | None) -> TryOnSample:
         f"train/cloth-landmark-json/{stem}.json": row["cloth_landmarks_json"].encode(),
         f"train/image-landmark-json/{stem}.json": row["image_landmarks_json"].encode(),
     }
-    return read_pair(MemoryStorage(files, name=_row_source(row)), "train",
-                     row["person_name"], row["cloth_name"], mode="paired", height=height)
+    return MemoryStorage(files, name=_row_source(row))
 
 
 def repeat_rows(batch: Batch, *, times: int) -> Batch:

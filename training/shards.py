@@ -125,17 +125,30 @@ def pair_row(root: storage.Storage, split: str, person_name: str) -> dict:
     row = {"person_name": person_name, "cloth_name": person_name}
     row.update({column: root.read_bytes(rel) for column, rel in files.items()})
     row["pose_json"] = root.read_bytes(pose_rel).decode("utf-8")
-    cloth_doc, cloth_source = _landmarks(root, f"{split}/cloth-landmark-json/{stem}.json", files["cloth"],
-                                         _flat_landmarks, sample)
-    worn_doc, worn_source = _landmarks(root, f"{split}/image-landmark-json/{stem}.json", files["parse"],
-                                       _worn_landmarks, sample)
-    if worn_doc.get("sleeve") is None:  # the person wears the paired garment: its sleeve kind is the flat one's
-        worn_doc["sleeve"] = cloth_doc.get("sleeve")
+    cloth_doc, worn_doc = garment_landmarks(root, split, person_name, sample)
     row["cloth_landmarks_json"] = json.dumps(cloth_doc)
     row["image_landmarks_json"] = json.dumps(worn_doc)
-    parse_landmarks(row["cloth_landmarks_json"], cloth_source)  # what training reads: checked the same way
-    parse_landmarks(row["image_landmarks_json"], worn_source)
     return row
+
+
+def garment_landmarks(root: storage.Storage, split: str, person_name: str, sample) -> tuple[dict, dict]:
+    """The landmark documents of a pair's flat garment and of the garment its person wears, as a shard stores
+    them: the dataset's files when present, else extracted from ``sample`` (the pair, read at its stored size);
+    the worn garment's sleeve kind, when unknown, is the flat one's (the paired garment is the worn one).
+
+    Raises:
+        DatasetError: naming the file when a document is malformed or no landmarks can be found.
+    """
+    stem = PurePosixPath(person_name).stem
+    cloth_doc, cloth_source = _landmarks(root, f"{split}/cloth-landmark-json/{stem}.json",
+                                         f"{split}/cloth/{person_name}", _flat_landmarks, sample)
+    worn_doc, worn_source = _landmarks(root, f"{split}/image-landmark-json/{stem}.json",
+                                       f"{split}/image-parse-v3/{stem}.png", _worn_landmarks, sample)
+    if worn_doc.get("sleeve") is None:
+        worn_doc["sleeve"] = cloth_doc.get("sleeve")
+    parse_landmarks(json.dumps(cloth_doc), cloth_source)  # what training reads: checked the same way
+    parse_landmarks(json.dumps(worn_doc), worn_source)
+    return cloth_doc, worn_doc
 
 
 def _landmarks(root: storage.Storage, rel: str, image_rel: str, extract, sample) -> tuple[dict, str]:
