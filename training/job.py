@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
 from pathlib import Path
 
 import ray
@@ -12,11 +13,12 @@ import ray.data
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.api.config import LoggingConfig
 from ray.train.torch import TorchTrainer
+from ray.util.queue import Empty, Queue
 
 from training.config import TrainConfig
 from training.errors import StopOnDataError
 from training.fs import arrow_filesystem
-from training.loop import HISTORY_FILE, train_loop_per_worker
+from training.loop import HISTORY_FILE, PROGRESS_QUEUE, train_loop_per_worker
 from training.preprocess import repeat_rows
 from training.shards import count_rows
 from training.tasks import TASKS
@@ -60,11 +62,12 @@ def repeats_for_full_batches(rows: int, num_workers: int, batch_size: int) -> in
     return max(1, math.ceil(num_workers * batch_size / rows))
 
 
-def run(cfg: TrainConfig, *, verbose: bool = True) -> ray.train.Result:
+def run(cfg: TrainConfig, *, quiet: bool = False) -> ray.train.Result:
     """Train ``cfg.model``; rerunning with the same ``run_name`` and ``storage_path`` resumes the run.
 
-    ``verbose=False`` leaves out Ray Data's progress bars and Ray Train's own logs below errors (the loop's
-    progress lines stay).
+    ``quiet=True`` is for a driver that does not show the workers' logs (``ray.init(log_to_driver=False)``): it
+    leaves out Ray Data's progress bars and Ray Train's logs below errors, and the training loop's progress lines
+    reach this process through a queue and are printed here.
 
     Raises:
         DatasetError: before any worker starts, for a missing or empty train split.
@@ -72,22 +75,42 @@ def run(cfg: TrainConfig, *, verbose: bool = True) -> ray.train.Result:
             failures get; ``training.errors.data_error`` finds the one-line message in it.
     """
     rows = count_rows(cfg.data)
-    ray.data.DataContext.get_current().enable_progress_bars = verbose  # the dataset keeps a copy of the context
+    ray.data.DataContext.get_current().enable_progress_bars = not quiet  # the dataset keeps a copy of the context
     dataset = training_dataset(cfg, rows)
+    progress = Queue(actor_options={"num_cpus": 0}) if quiet else None
     filesystem, storage = arrow_filesystem(cfg.storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
+        train_loop_config={**cfg.to_dict(), PROGRESS_QUEUE: progress},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker},
                                      placement_strategy=cfg.placement_strategy),
         run_config=RunConfig(name=cfg.run_name, storage_path=storage, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=[StopOnDataError()],
-                             logging_config=LoggingConfig(log_level="INFO" if verbose else "ERROR")),
+                             logging_config=LoggingConfig(log_level="ERROR" if quiet else "INFO")),
         datasets={"train": dataset},
     )
-    return trainer.fit()
+    if progress is None:
+        return trainer.fit()
+    done = threading.Event()
+    printer = threading.Thread(target=_print_lines, args=(progress, done), daemon=True)
+    printer.start()
+    try:
+        return trainer.fit()
+    finally:
+        done.set()
+        printer.join()
+        ray.kill(progress.actor)
+
+
+def _print_lines(queue: Queue, done: threading.Event) -> None:
+    """Print what arrives in ``queue`` until ``done`` is set and the queue is empty."""
+    while not (done.is_set() and queue.empty()):
+        try:
+            print(queue.get(timeout=0.5), flush=True)
+        except Empty:
+            pass
 
 
 def read_history(checkpoint: ray.train.Checkpoint) -> list[dict]:

@@ -39,6 +39,7 @@ STATE_FILE = "training_state.pt"
 HISTORY_FILE = "history.jsonl"
 CONFIG_FILE = "train_config.json"
 LOG_EVERY = 20  # steps between progress lines on the driver's console
+PROGRESS_QUEUE = "progress_queue"  # the train_loop_config key of the queue progress lines go to (training.job)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -46,7 +47,13 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint."""
+    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint.
+
+    ``config`` is a ``TrainConfig`` as a dict, plus ``PROGRESS_QUEUE``: a ``ray.util.queue.Queue`` that rank 0's
+    progress lines go to instead of its stdout, or None.
+    """
+    config = dict(config)
+    progress = config.pop(PROGRESS_QUEUE, None)
     cfg = TrainConfig(**config)
     retain_freed_memory()  # a CPU step of the parse network faulted in ~8,000-10,000 fresh pages, 5-7% of its time
     context = ray.train.get_context()
@@ -107,8 +114,12 @@ def train_loop_per_worker(config: dict) -> None:
                             "data_wait_fraction": data_wait / step_time, "data_pass": data_pass})
             if rank == 0 and (step % LOG_EVERY == 0 or step == cfg.steps):
                 last = history[-1]
-                print(f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
-                      f"{last['samples_per_s']:.1f} samples/s  data wait {last['data_wait_fraction']:.0%}", flush=True)
+                line = (f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
+                        f"{last['samples_per_s']:.1f} samples/s  data wait {last['data_wait_fraction']:.0%}")
+                if progress is None:
+                    print(line, flush=True)
+                else:
+                    progress.put(line)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _report(task, _unwrap(model), ema, optimizer, scaler, step, history, rank)
             if step >= cfg.steps:

@@ -60,9 +60,11 @@ def run(args) -> int:
     from training.job import plot_history, read_history  # the model stack: imported once the data is there
     from training.job import run as run_training
 
-    ray.init(ignore_reinit_error=True, include_dashboard=False)
+    # Without --verbose the workers' logs (Ray's traces, progress bars) stay in Ray's log files; the loop's
+    # progress lines are relayed (training.job.run).
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=args.verbose)
     try:
-        result = run_training(cfg, verbose=args.verbose)
+        result = run_training(cfg, quiet=not args.verbose)
     except Exception as exc:
         if args.verbose:
             raise
