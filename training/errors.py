@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ray.train.v2.api.callback import UserCallback
+from ray.train import UserCallback
 
 from kgi.data.images import ImageError
 from kgi.data.pose import PoseError

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import ray
 import ray.data
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-from ray.train.v2.api.config import LoggingConfig
+from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
@@ -75,8 +74,12 @@ def run(cfg: TrainConfig, *, quiet: bool = False) -> ray.train.Result:
             failures get; ``training.errors.data_error`` finds the one-line message in it.
     """
     rows = count_rows(cfg.data)
-    ray.data.DataContext.get_current().enable_progress_bars = not quiet  # the dataset keeps a copy of the context
-    dataset = training_dataset(cfg, rows)
+    context = ray.data.DataContext.get_current()  # the dataset keeps a copy of the context it was made in
+    progress_bars, context.enable_progress_bars = context.enable_progress_bars, not quiet
+    try:
+        dataset = training_dataset(cfg, rows)
+    finally:
+        context.enable_progress_bars = progress_bars
     progress = Queue(actor_options={"num_cpus": 0}) if quiet else None
     filesystem, storage = arrow_filesystem(cfg.storage_path)
     trainer = TorchTrainer(
