@@ -209,7 +209,13 @@ def run_checks(pair: Pair, checks: list[PairCheck] | None = None) -> PairResult:
 
 
 def _check_root_pair(root_uri: str, split: str, person_name: str) -> PairResult:
-    return run_checks(Pair(storage.open_root(root_uri), split, person_name))
+    return run_checks(Pair(_open_root(root_uri), split, person_name))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_root(uri: str) -> storage.Storage:
+    """One storage (one S3 client) per root and process, shared by the pairs the process checks."""
+    return storage.open_root(uri)
 
 
 def _check_shard(data_uri: str, shard: str) -> list[PairResult]:
