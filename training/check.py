@@ -25,7 +25,7 @@ from kgi.data import storage
 from kgi.data.images import decode_gray, decode_labels, decode_rgb
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import parse_openpose
-from kgi.data.vitonhd import MASK_THRESHOLD, DatasetError, read_pair
+from kgi.data.vitonhd import MASK_THRESHOLD, DatasetError
 from kgi.graphs import NUM_GARMENT_NODES, SLEEVE_TYPES
 from training.errors import DATA_ERRORS
 from training.fs import arrow_filesystem
@@ -122,9 +122,8 @@ def check_landmarks(pair: Pair) -> None:
     does): 32 finite points inside their image and a known sleeve kind."""
     from training.shards import garment_landmarks
 
-    sample = read_pair(pair.root, pair.split, pair.person_name, pair.person_name, landmark_files=set())
-    for what, doc in zip(("garment", "worn garment"), garment_landmarks(pair.root, pair.split, pair.person_name,
-                                                                          sample)):
+    docs = garment_landmarks(pair.root, pair.split, pair.person_name, pair)  # a Pair has a sample's arrays
+    for what, doc in zip(("garment", "worn garment"), docs):
         points = np.asarray(doc["keypoints"], dtype=np.float64)
         width, height = doc["width"], doc["height"]
         outside = ~((points >= 0) & (points <= [width, height])).all(axis=1)

@@ -133,7 +133,8 @@ def pair_row(root: storage.Storage, split: str, person_name: str) -> dict:
 
 def garment_landmarks(root: storage.Storage, split: str, person_name: str, sample) -> tuple[dict, dict]:
     """The landmark documents of a pair's flat garment and of the garment its person wears, as a shard stores
-    them: the dataset's files when present, else extracted from ``sample`` (the pair, read at its stored size);
+    them: the dataset's files when present, else extracted from ``sample`` (the pair at its stored size: anything
+    with a ``TryOnSample``'s ``cloth``, ``cloth_mask``, ``parse`` and ``pose``);
     the worn garment's sleeve kind, when unknown, is the flat one's (the paired garment is the worn one).
 
     Raises:
