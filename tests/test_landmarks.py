@@ -20,10 +20,10 @@ from kgi.landmarks import (
     FlatLandmarks,
     LandmarkError,
     flat_garment_keypoints,
-    overlay,
     worn_garment_keypoints,
 )
 from kgi.models.keypoints import GARMENT_MIRROR
+from kgi.sheets import draw_garment_keypoints
 
 HEIGHT = 256
 # The goals: mean keypoint distance as a fraction of the image height.
@@ -209,12 +209,12 @@ def test_genuine_sample(vitonhd_sample):
 def test_overlay_draws_without_touching_the_input(samples, extracted):
     image = samples[0].person
     before = image.copy()
-    drawn = overlay(image, extracted[0][1])
+    drawn = draw_garment_keypoints(image, extracted[0][1])
     np.testing.assert_array_equal(image, before)
     assert drawn.shape == image.shape and drawn.dtype == np.uint8
     assert (drawn != image).any(axis=2).mean() > 0.01
-    with pytest.raises(LandmarkError, match="keypoints"):
-        overlay(image, extracted[0][1][:10])
+    with pytest.raises(ValueError, match="keypoints"):
+        draw_garment_keypoints(image, extracted[0][1][:10])
 
 
 def test_command_writes_files_and_scores(synthetic_root, samples, extracted, tmp_path, capsys):

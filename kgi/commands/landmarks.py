@@ -33,8 +33,9 @@ from kgi.cli import CommandError
 from kgi.data.images import encode_png
 from kgi.data.vitonhd import SPLITS, VitonHD
 from kgi.graphs import SLEEVE_TYPES
-from kgi.landmarks import LandmarkError, flat_garment_keypoints, overlay, worn_garment_keypoints
+from kgi.landmarks import LandmarkError, flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import mean_keypoint_error
+from kgi.sheets import draw_garment_keypoints
 
 HELP = "extract flat and worn garment landmarks of a VITON-HD split (JSON + overlays), optionally scored"
 
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         _write_json(folders["cloth-landmark-json"] / f"{cloth_stem}.json", width, height, flat.sleeve,
                     flat.keypoints)
         _write_json(folders["image-landmark-json"] / f"{person_stem}.json", width, height, flat.sleeve, worn)
-        side_by_side = np.concatenate([overlay(sample.cloth, flat.keypoints), overlay(sample.person, worn)], axis=1)
+        side_by_side = np.concatenate([draw_garment_keypoints(sample.cloth, flat.keypoints),
+                                       draw_garment_keypoints(sample.person, worn)], axis=1)
         (folders["overlay"] / f"{person_stem}.png").write_bytes(encode_png(side_by_side))
         if args.eval and sample.cloth_keypoints is not None and sample.worn_keypoints is not None:
             scores.append({"flat": _error(flat.keypoints, sample.cloth_keypoints, height, width),

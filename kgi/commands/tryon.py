@@ -65,11 +65,10 @@ def run(args) -> int:
     from dataclasses import replace
 
     from kgi.data.images import encode_png
-    from kgi.landmarks import overlay
     from kgi.parsing import SynthParser
     from kgi.pipeline import TryOnPipeline
     from kgi.preprocess import MissingInputError, Preprocessor, Uploads
-    from kgi.sheets import colorize_parse13, contact_sheet, draw_pose, mask_tile
+    from kgi.sheets import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
 
     if args.height % 32 or args.height < 64:
         raise CommandError("--height must be a multiple of 32, at least 64")
@@ -115,10 +114,10 @@ def run(args) -> int:
         sheet = contact_sheet([[
             (f"pose ({origin['pose']})", draw_pose(sample.person, sample.pose_nodes * [width, height])),
             (f"parse ({origin['parse']})", colorize_parse13(sample.parse13)),
-            ("garment", overlay(sample.cloth, sample.cloth_keypoints)),
+            ("garment", draw_garment_keypoints(sample.cloth, sample.cloth_keypoints)),
             ("garment mask", mask_tile(sample.cloth_mask)),
         ], [
-            ("garment keypoints", overlay(sample.person, result.garment_keypoints)),
+            ("garment keypoints", draw_garment_keypoints(sample.person, result.garment_keypoints)),
             ("target parse", colorize_parse13(result.target_parse13)),
             ("warped garment", result.warped_garment),
             ("recomposed", result.recomposed),

@@ -1,0 +1,35 @@
+"""Garment landmark extraction: the 32 garment-graph keypoints of a flat garment photo and of a worn garment.
+
+KGI's public code never said how its garment landmarks were made; this package is our answer. Node numbering
+is ``kgi.graphs``'s.
+
+* ``flat``: a flat, front-view product photo (cloth + mask) -> :func:`flat_garment_keypoints`.
+* ``worn``: the upper garment a person wears (parse + pose) -> :func:`worn_garment_keypoints`.
+* ``geometry``: the clockwise outline and the distances both extractors measure on it.
+
+Drawings of the keypoints for a person to check are ``kgi.sheets.draw_garment_keypoints``.
+"""
+
+from __future__ import annotations
+
+from kgi.landmarks.flat import FlatLandmarks, flat_garment_keypoints
+from kgi.landmarks.geometry import LandmarkError
+from kgi.landmarks.worn import UPPER_GARMENT_LABELS, worn_garment_keypoints
+
+__all__ = ["UPPER_GARMENT_LABELS", "FlatLandmarks", "LandmarkError", "fill_garment_keypoints",
+           "flat_garment_keypoints", "worn_garment_keypoints"]
+
+
+def fill_garment_keypoints(sample):
+    """Give a ``TryOnSample`` without garment keypoints (a VITON-HD root has no landmark files; the synthetic
+    generator writes them) the ones :func:`flat_garment_keypoints` finds in its garment photo; returns it.
+
+    Raises:
+        LandmarkError: naming the garment, when its landmarks cannot be found.
+    """
+    if sample.cloth_keypoints is None:
+        try:
+            sample.cloth_keypoints = flat_garment_keypoints(sample.cloth, sample.cloth_mask).keypoints
+        except LandmarkError as exc:
+            raise LandmarkError(f"{sample.cloth_name}: its landmarks cannot be found ({exc})") from None
+    return sample

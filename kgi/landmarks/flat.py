@@ -1,0 +1,341 @@
+"""Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour:
+
+1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
+   the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
+2. *Armpits.* The mask is cut at the centre line; the deepest convexity defect of each half below the neckline
+   is the armpit candidate. The side has a sleeve if the contour between neck corner and candidate sticks out
+   of their chord by ``SLEEVELESS_PROTRUSION`` of the garment height. A sleeve hanging close to the body leaves
+   a slit the mask closes, so the armpit is where the lines of the body's side and the sleeve's inner edge
+   meet. A sleeveless side bends twice between neck corner and hem corner: at the shoulder strap and the
+   armpit (:func:`_bare_armhole`).
+3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
+   the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
+   from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
+   the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre, at
+   ``SHORT_STATIONS`` or ``LONG_STATIONS``; a sleeve is long if its cuff reaches ``LONG_SLEEVE_REACH`` body
+   lengths (neck to hem centre) from the neck.
+4. *Body.* Between the armpits along the bottom, the hem corners 17/19 are the extreme points down-left and
+   down-right, the hem centre 18 the hem's arc-length midpoint, the side nodes thirds of the side.
+
+A sleeveless garment spreads its eight sleeve nodes evenly on the straight armhole line shoulder -> armpit, as
+``kgi.graphs`` documents. Product photos whose mask covers the garment's back show the *back* neckline as the
+top edge; the nodes 0-4 follow the mask, not the front neckline seen through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from kgi.graphs import NUM_GARMENT_NODES
+from kgi.landmarks.geometry import (
+    SIDE_BETWEEN,
+    SIDE_FRACTIONS,
+    SIDE_NODES,
+    Contour,
+    LandmarkError,
+    armhole_nodes,
+    check_mask,
+    convexity_defects,
+    crossing,
+    farthest_outside,
+    outer_contour,
+    outside_distance,
+    point_segment_distance,
+    principal_direction,
+    resample_polyline,
+    signed_side,
+    unit_vector,
+)
+
+# --- flat garments ---
+# A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit is no
+# sleeve (a sleeveless top's shoulder strap).
+SLEEVELESS_PROTRUSION = 0.08
+# Concavities shallower than this fraction of the garment height are outline noise, not armpits.
+MIN_ARMPIT_DEPTH = 0.01
+# A sleeve whose cuff centre is at least this many body lengths (neck -> hem centre) from the neck is long.
+LONG_SLEEVE_REACH = 0.95
+# Stations of the sleeve nodes (6, 13), (7, 12), (8, 11): fractions of the sleeve axis from the armhole centre
+# to the cuff centre. A short sleeve is split evenly; a long one has its elbow (7, 12) at 0.545 (the upper arm
+# is about one shoulder width and the sleeve covers 85-100% of an arm of two), the others halfway to either end.
+SHORT_STATIONS = (0.25, 0.5, 0.75)
+LONG_STATIONS = (0.2725, 0.545, 0.7725)
+
+
+@dataclass(frozen=True)
+class FlatLandmarks:
+    """Keypoints of a flat garment photo.
+
+    Attributes:
+        keypoints: (32, 2) float32 pixel (x, y), numbered as ``kgi.graphs`` documents.
+        sleeve: ``"long"``, ``"short"`` or ``"none"``.
+    """
+
+    keypoints: np.ndarray
+    sleeve: str
+
+
+
+# --- flat garments -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sleeve:
+    """A flat sleeve: its straight axis and its two edges, from which the cross-section nodes are cut.
+
+    Attributes:
+        centre: (2,) armhole centre, the axis origin (midpoint of shoulder and armpit).
+        axis: (2,) unit direction toward the cuff; ``normal`` (2,) unit, toward the outer edge.
+        length: distance along the axis from the armhole centre to the cuff centre.
+        outer_edge: (M, 2) contour points from the shoulder to the cuff outer corner.
+        inner_edge: (K, 2) contour points from the cuff inner corner to the armpit.
+    """
+
+    centre: np.ndarray
+    axis: np.ndarray
+    normal: np.ndarray
+    length: float
+    outer_edge: np.ndarray
+    inner_edge: np.ndarray
+
+    @property
+    def cuff_centre(self) -> np.ndarray:
+        """(2,) midpoint of the cuff corners."""
+        return (self.outer_edge[-1] + self.inner_edge[0]) / 2
+
+    def nodes(self, stations: tuple[float, float, float]) -> np.ndarray:
+        """(8, 2) sleeve nodes in the order of 6..13: each edge's crossing with the axis cross-sections at
+        ``stations`` (fractions of ``length``), and the cuff corners. An edge that misses a station (a short
+        inner edge that starts past it) mirrors the other edge's distance from the axis."""
+        outer_nodes, inner_nodes = [], []
+        armpit_first = self.inner_edge[::-1]
+        for fraction in stations:
+            station = fraction * self.length
+            on_axis = self.centre + station * self.axis
+            outer = crossing(self.outer_edge, (self.outer_edge - self.centre) @ self.axis, station)
+            inner = crossing(armpit_first, (armpit_first - self.centre) @ self.axis, station)
+            outer_offset = None if outer is None else float((outer - on_axis) @ self.normal)
+            inner_offset = None if inner is None else float((on_axis - inner) @ self.normal)
+            if outer_offset is None:
+                outer_offset = 0.0 if inner_offset is None else inner_offset
+            if inner_offset is None:
+                inner_offset = outer_offset
+            outer_nodes.append(on_axis + outer_offset * self.normal)
+            inner_nodes.append(on_axis - inner_offset * self.normal)
+        return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
+
+
+def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> FlatLandmarks:
+    """The 32 keypoints of a flat, front-view product photo of an upper garment (method: module docstring).
+
+    Args:
+        cloth_rgb: (H, W, 3) uint8 RGB garment photo; checked against the mask, the outline comes from the mask.
+        cloth_mask: (H, W) bool garment silhouette; its largest connected part is the garment.
+
+    Returns:
+        :class:`FlatLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
+
+    Raises:
+        LandmarkError: bad shapes, an empty or all-garment mask, or an outline with no top edge.
+    """
+    rgb = np.asarray(cloth_rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise LandmarkError(f"cloth_rgb must be an (H, W, 3) RGB image, got shape {rgb.shape}")
+    if np.shape(cloth_mask) != rgb.shape[:2]:
+        raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
+    mask = check_mask(cloth_mask, "cloth_mask")
+    contour = outer_contour(mask, "cloth_mask")
+    garment_height = float(np.ptp(contour.points[:, 1]))
+    keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
+
+    # 1. Neckline.
+    neck = dict(zip((-1, +1), _neck_corners(contour)))
+    neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
+    keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
+    keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
+    keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
+
+    # 2. Armpit candidates; a sleeve sticks out of the chord neck corner -> armpit.
+    centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
+    sleeve_paths, tips, armpits = {}, {}, {}
+    for side in (-1, +1):
+        candidate = _armpit_candidate(mask, centre_x, keypoints[2, 1], side, MIN_ARMPIT_DEPTH * garment_height)
+        if candidate is None:
+            continue
+        armpit = contour.nearest(candidate)
+        path = contour.up_the_side(armpit, neck[side], side)
+        points = contour.points[path]
+        tip = farthest_outside(points, points[-1], points[0], side)
+        if point_segment_distance(points[[tip]], points[-1], points[0])[0] >= SLEEVELESS_PROTRUSION * garment_height:
+            sleeve_paths[side], tips[side], armpits[side] = path, tip, armpit
+    shoulders = {}
+    for side in (-1, +1):
+        if side not in armpits:  # sleeveless
+            hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
+            shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
+
+    # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
+    body = contour.path(armpits[+1], armpits[-1])
+    hem = {side: int(body[np.argmax(contour.points[body] @ np.array([float(side), 1.0]))]) for side in (-1, +1)}
+    keypoints[17], keypoints[19] = contour.points[hem[-1]], contour.points[hem[+1]]
+    keypoints[18] = contour.resample(hem[+1], hem[-1], [0.5])[0]
+
+    # 4. Shoulders, armpits, sides, sleeves.
+    sleeves = {}
+    for side, (shoulder_node, armpit_node, _) in SIDE_NODES.items():
+        body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
+        if side in sleeve_paths:
+            armpit, keypoints[shoulder_node], sleeves[side] = _flat_sleeve(contour.points[sleeve_paths[side]],
+                                                                           tips[side], body_side)
+        else:
+            keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
+        keypoints[armpit_node] = armpit
+        keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
+                                                            SIDE_FRACTIONS)
+    neck_middle = (keypoints[0] + keypoints[4]) / 2
+    body_length = max(float(np.linalg.norm(keypoints[18] - neck_middle)), 1.0)
+    reach = max((float(np.linalg.norm(s.cuff_centre - neck_middle)) for s in sleeves.values()), default=0.0)
+    sleeve = "none" if not sleeves else "long" if reach >= LONG_SLEEVE_REACH * body_length else "short"
+    for side, (shoulder_node, armpit_node, sleeve_nodes) in SIDE_NODES.items():
+        if side in sleeves:
+            keypoints[sleeve_nodes] = sleeves[side].nodes(LONG_STATIONS if sleeve == "long" else SHORT_STATIONS)
+        else:
+            keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
+    return FlatLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def _bare_armhole(contour: Contour, neck: int, hem_corner: int, side: int) -> tuple[int, int]:
+    """Contour indices of the shoulder (strap corner) and armpit of a sleeveless side.
+
+    The outline from the hem corner up to the neck corner bends at both; the corner farthest out of the chord
+    hem corner -> neck corner is one of them, the other is the corner farthest out of the chord over whichever
+    part (below or above the first) bends more. The upper corner is the shoulder.
+    """
+    path = contour.up_the_side(hem_corner, neck, side)
+    points = contour.points[path]  # hem corner first
+    first = farthest_outside(points, points[-1], points[0], side)
+    below = outside_distance(points[: first + 1], points[0], points[first], side)
+    above = outside_distance(points[first:], points[first], points[-1], side)
+    if below.max() > above.max():
+        return int(path[first]), int(path[np.argmax(below)])
+    return int(path[first + np.argmax(above)]), int(path[first])
+
+
+def _neck_corners(contour: Contour) -> tuple[int, int]:
+    """Contour indices of the neck corners: where the outline leaves the convex-hull edge that spans the
+    garment's top centre (more than a pixel below it), walking in from either end of that edge."""
+    hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
+    centre_x, centre_y = contour.points.mean(axis=0)
+    for start, end in zip(hull, np.roll(hull, -1)):
+        (start_x, start_y), (end_x, end_y) = contour.points[start], contour.points[end]
+        if start_x < centre_x < end_x and start_y < centre_y and end_y < centre_y:  # clockwise: the top edge
+            top = contour.path(start, end)
+            below = np.abs(signed_side(contour.points[top], contour.points[start], contour.points[end])) > 1.0
+            if not below.any():  # a straight top: no neckline dip
+                return int(start), int(end)
+            return int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])
+    raise LandmarkError("cloth_mask: no neckline found (the outline has no top edge over its centre)")
+
+
+def _bisector_crossing(contour: Contour, start: int, end: int) -> int:
+    """Index of the contour point on the path ``start`` -> ``end`` nearest the perpendicular bisector of the two."""
+    path = contour.path(start, end)
+    a, b = contour.points[start], contour.points[end]
+    along = (contour.points[path] - (a + b) / 2) @ unit_vector(b - a)
+    return int(path[np.argmin(np.abs(along))])
+
+
+def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int,
+                      min_depth: float) -> np.ndarray | None:
+    """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
+
+    The mask is cut at ``centre_x``; only defects below the neckline, off the cut and at least ``min_depth``
+    deep count.
+    """
+    half = mask.copy()
+    if side < 0:
+        half[:, centre_x:] = False
+    else:
+        half[:, :centre_x + 1] = False
+    if not half.any():
+        return None
+    half_contour = outer_contour(half, "cloth_mask half")
+    defects = convexity_defects(half_contour.points)
+    far = half_contour.points[defects[:, 2]]
+    usable = (far[:, 1] > neck_y) & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
+    if not usable.any():
+        return None
+    return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
+
+
+def _open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> np.ndarray:
+    """The armpit (2,) where the body's side meets the sleeve's inner edge.
+
+    A sleeve hanging close to the body leaves a slit that the mask closes where it is thinner than a pixel,
+    so the concavity (the last point of both runs) ends below the real armpit. Where the side and the inner
+    edge meet at less than 30 degrees, the armpit is the intersection of the lines fitted on them if that lies
+    up the slit; else the concavity itself.
+
+    Args:
+        body_side: (N, 2) the body's side from the hem corner up to the concavity.
+        inner_edge: (M, 2) the sleeve's inner edge from the cuff up to the concavity.
+    """
+    corner = body_side[-1]
+    if len(body_side) < 8 or len(inner_edge) < 8:
+        return corner
+    side_run = body_side[len(body_side) // 10:]  # off the hem corner's rounding
+    inner_run = inner_edge[len(inner_edge) // 10:]  # off the cuff's
+    side_direction, inner_direction = principal_direction(side_run), principal_direction(inner_run)  # upward
+    system = np.stack([side_direction, -inner_direction], axis=1)  # side point + a d_side = inner point + b d_inner
+    if side_direction @ inner_direction < np.cos(np.radians(30)) or abs(np.linalg.det(system)) < 1e-6:
+        return corner
+    a, _ = np.linalg.solve(system, inner_run.mean(axis=0) - side_run.mean(axis=0))
+    meeting = side_run.mean(axis=0) + a * side_direction
+    up_the_slit = (meeting - corner) @ (side_direction + inner_direction) / 2
+    return meeting if 0 < up_the_slit < 0.5 * np.linalg.norm(body_side[0] - corner) else corner
+
+
+def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Sleeve]:
+    """Armpit, shoulder and sleeve of one side of a flat garment.
+
+    Args:
+        path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the neck corner (last).
+        tip: index in ``path`` of the sleeve point farthest out of the chord neck corner -> armpit.
+        body_side: (N, 2) contour up the body's side from the hem corner to the concavity.
+
+    Returns ``(armpit, shoulder, sleeve)``: two (2,) points and the :class:`_Sleeve`.
+    """
+    concavity, neck = path[0], path[-1]
+
+    def frame(direction: np.ndarray, outward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit axis along ``direction`` and its unit normal on the side of ``outward``."""
+        axis = unit_vector(direction)
+        normal = np.array([-axis[1], axis[0]])
+        return axis, (normal if outward @ normal >= 0 else -normal)
+
+    # The outer side is where the contour after the tip lies (outer edge, shoulder), the inner side before it.
+    axis, normal = frame(path[tip] - (concavity + neck) / 2, path[tip:].mean(axis=0) - path[: tip + 1].mean(axis=0))
+    for _ in range(2):  # cuff corners on the rough axis, then on the bisector of the edges fitted from them
+        cuff_inner = int(np.argmax(path[: tip + 1] @ (axis - normal)))
+        cuff_outer = tip + int(np.argmax(path[tip:] @ (axis + normal)))
+        inner_run = path[: cuff_inner + 1]
+        run_length = float(np.linalg.norm(np.diff(inner_run, axis=0), axis=1).sum())
+        outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
+        outer_run = path[cuff_outer: cuff_outer + 2 + int(np.searchsorted(outer_arc, run_length))][::-1]
+        axis, normal = frame(principal_direction(inner_run) + principal_direction(outer_run), normal)
+    armpit = _open_slit(body_side, path[: cuff_inner + 1][::-1])
+    # The shoulder: the corner farthest out of the chord from the outer edge abreast of the armpit to the neck.
+    outer_part = path[cuff_outer:]
+    behind_armpit = (outer_part - armpit) @ axis <= 0
+    abreast = int(np.argmax(behind_armpit)) if behind_armpit.any() else 0
+    corner = outer_part[abreast:]
+    shoulder = cuff_outer + abreast + int(np.argmax(np.abs(signed_side(corner, corner[0], neck))))
+    centre = (path[shoulder] + armpit) / 2
+    cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
+    sleeve = _Sleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
+                     outer_edge=path[cuff_outer: shoulder + 1][::-1],
+                     inner_edge=np.concatenate([path[cuff_inner: 0: -1], armpit[None]]))
+    return armpit, path[shoulder], sleeve
+
