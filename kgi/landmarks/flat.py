@@ -25,6 +25,7 @@ top edge; the nodes 0-4 follow the mask, not the front neckline seen through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -49,6 +50,7 @@ from kgi.landmarks.geometry import (
     signed_side,
     unit_vector,
 )
+from kgi.landmarks.neckline import front_neckline
 
 # --- flat garments ---
 # A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit is no
@@ -58,6 +60,23 @@ SLEEVELESS_PROTRUSION = 0.08
 MIN_ARMPIT_DEPTH = 0.01
 # A sleeve whose cuff centre is at least this many body lengths (neck -> hem centre) from the neck is long.
 LONG_SLEEVE_REACH = 0.95
+# A sleeve reaches out past its armpit by at least this fraction of the garment height (a sleeveless top's strap
+# corner lies above or inside its armpit).
+SLEEVE_REACH_OUT = 0.04
+# ... and its tip lies at least this fraction of the way down from the neck corner to the armpit (the outline's
+# farthest point out of that chord is a sleeveless top's shoulder corner if it lies higher).
+SLEEVE_TIP_DEPTH = 0.3
+# Where an armpit may lie, as fractions of the body length (top of the outline to the bottom of its centre
+# column) below the top, and where it is put when the outline does not show it (a long sleeve lying against the
+# body, the slit between them closed in the mask).
+ARMPIT_DEPTH_RANGE = (0.15, 0.62)
+ARMPIT_DEPTH_PRIOR = 0.38
+# Hem corners lie at most this fraction of the body length below the hem centre.
+HEM_CORNER_BELOW = 0.06
+# Below this fraction of the garment height, parts narrower than ``HANGING_WIDTH`` of the garment width are
+# hanging ties or straps, not garment body (cut before the outline is read).
+HANGING_FROM = 0.6
+HANGING_WIDTH = 0.06
 # Stations of the sleeve nodes (6, 13), (7, 12), (8, 11): fractions of the sleeve axis from the armhole centre
 # to the cuff centre. A short sleeve is split evenly; a long one has its elbow (7, 12) at 0.545 (the upper arm
 # is about one shoulder width and the sleeve covers 85-100% of an arm of two), the others halfway to either end.
@@ -145,9 +164,11 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         raise LandmarkError(f"cloth_rgb must be an (H, W, 3) RGB image, got shape {rgb.shape}")
     if np.shape(cloth_mask) != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
-    mask = check_mask(cloth_mask, "cloth_mask")
+    mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
     contour = outer_contour(mask, "cloth_mask")
     garment_height = float(np.ptp(contour.points[:, 1]))
+    rows = _BodyRows.of(mask, contour)
+    armpit_band = rows.armpit_band()
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
     # 1. Neckline.
@@ -159,25 +180,29 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
 
     # 2. Armpit candidates; a sleeve sticks out of the chord neck corner -> armpit.
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
-    sleeve_paths, tips, armpits = {}, {}, {}
+    sleeve_paths, tips, armpits, scores = {}, {}, {}, {}
     for side in (-1, +1):
         candidate = _armpit_candidate(mask, centre_x, keypoints[2, 1], side, MIN_ARMPIT_DEPTH * garment_height)
         if candidate is None:
             continue
         armpit = contour.nearest(candidate)
         path = contour.up_the_side(armpit, neck[side], side)
-        points = contour.points[path]
-        tip = farthest_outside(points, points[-1], points[0], side)
-        if point_segment_distance(points[[tip]], points[-1], points[0])[0] >= SLEEVELESS_PROTRUSION * garment_height:
-            sleeve_paths[side], tips[side], armpits[side] = path, tip, armpit
+        sleeve_paths[side], armpits[side] = path, armpit
+        tips[side], scores[side] = _sleeve_tip(contour.points[path], side, garment_height)
+    if sum(scores.values()) < 2:  # the two sides together: a garment has two sleeves or none
+        sleeve_paths, tips, armpits = {}, {}, {}
     shoulders = {}
     for side in (-1, +1):
         if side not in armpits:  # sleeveless
             hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
             shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
+            if not armpit_band[0] <= contour.points[armpits[side], 1] <= armpit_band[1]:  # no armhole corner
+                side_path = contour.up_the_side(hem_corner, shoulders[side], side)
+                armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - armpit_band[2]))])
 
     # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
     body = contour.path(armpits[+1], armpits[-1])
+    body = body[contour.points[body, 1] <= rows.at(1 + HEM_CORNER_BELOW)]  # not a tie hanging below the hem
     hem = {side: int(body[np.argmax(contour.points[body] @ np.array([float(side), 1.0]))]) for side in (-1, +1)}
     keypoints[17], keypoints[19] = contour.points[hem[-1]], contour.points[hem[+1]]
     keypoints[18] = contour.resample(hem[+1], hem[-1], [0.5])[0]
@@ -188,7 +213,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
         if side in sleeve_paths:
             armpit, keypoints[shoulder_node], sleeves[side] = _flat_sleeve(contour.points[sleeve_paths[side]],
-                                                                           tips[side], body_side)
+                                                                           tips[side], body_side, armpit_band)
         else:
             keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
         keypoints[armpit_node] = armpit
@@ -203,7 +228,74 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
             keypoints[sleeve_nodes] = sleeves[side].nodes(LONG_STATIONS if sleeve == "long" else SHORT_STATIONS)
         else:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
+    front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
+    if front is not None:  # a front neckline below the back's, seen through it
+        keypoints[[1, 2, 3]] = front
     return FlatLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int, float]:
+    """The tip of a sleeve candidate and how clearly it is one.
+
+    Args:
+        path: (M, 2) contour from the armpit candidate (first) up to the neck corner (last).
+
+    Returns ``(tip, score)``: the index in ``path`` of the point farthest out of the chord neck corner -> armpit,
+    and the least of its distance out of the chord, its reach past the armpit and its depth down the chord, each
+    divided by its threshold (``SLEEVELESS_PROTRUSION``, ``SLEEVE_REACH_OUT``, ``SLEEVE_TIP_DEPTH``): a sleeve
+    scores at least 1.
+    """
+    tip = farthest_outside(path, path[-1], path[0], side)
+    out_of_chord = point_segment_distance(path[[tip]], path[-1], path[0])[0] / garment_height
+    past_armpit = side * (path[tip, 0] - path[0, 0]) / garment_height
+    chord = path[0] - path[-1]
+    down_the_chord = (path[tip] - path[-1]) @ chord / max(chord @ chord, 1e-12)
+    return tip, min(out_of_chord / SLEEVELESS_PROTRUSION, past_armpit / SLEEVE_REACH_OUT,
+                    down_the_chord / SLEEVE_TIP_DEPTH)
+
+
+def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
+    """The mask without ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height, an
+    opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
+    rows, columns = np.nonzero(mask)
+    top, height, width = rows.min(), np.ptp(rows) + 1, np.ptp(columns) + 1
+    length = int(round(HANGING_WIDTH * width)) | 1  # odd: the opening is symmetric
+    if length < 3:
+        return mask
+    cut = top + int(HANGING_FROM * height)
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    trimmed = mask.astype(np.uint8)
+    trimmed[cut:] = opened[cut:]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(trimmed, connectivity=4)
+    if count < 2:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+class _BodyRows(NamedTuple):
+    """Rows of a flat garment: the top of its outline and the bottom of its centre column (the hem centre, below
+    any sleeve hanging beside it). The body length is their distance."""
+
+    top: float
+    hem: float
+
+    @staticmethod
+    def of(mask: np.ndarray, contour: Contour) -> _BodyRows:
+        top = float(contour.points[:, 1].min())
+        columns = np.flatnonzero(mask.any(axis=0))
+        middle = (columns[0] + columns[-1]) / 2
+        centre_rows = np.flatnonzero(mask[:, int(np.floor(middle))] | mask[:, int(np.ceil(middle))])
+        hem = float(centre_rows.max()) if len(centre_rows) else float(contour.points[:, 1].max())
+        return _BodyRows(top, max(hem, top + 1.0))
+
+    def at(self, depth: float) -> float:
+        """The row ``depth`` body lengths below the top."""
+        return self.top + depth * (self.hem - self.top)
+
+    def armpit_band(self) -> tuple[float, float, float]:
+        """Rows (top, bottom) where an armpit may lie, and the row of the prior (``ARMPIT_DEPTH_RANGE``,
+        ``ARMPIT_DEPTH_PRIOR``)."""
+        return self.at(ARMPIT_DEPTH_RANGE[0]), self.at(ARMPIT_DEPTH_RANGE[1]), self.at(ARMPIT_DEPTH_PRIOR)
 
 
 def _bare_armhole(contour: Contour, neck: int, hem_corner: int, side: int) -> tuple[int, int]:
@@ -294,16 +386,20 @@ def _open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> np.ndarray:
     a, _ = np.linalg.solve(system, inner_run.mean(axis=0) - side_run.mean(axis=0))
     meeting = side_run.mean(axis=0) + a * side_direction
     up_the_slit = (meeting - corner) @ (side_direction + inner_direction) / 2
-    return meeting if 0 < up_the_slit < 0.5 * np.linalg.norm(body_side[0] - corner) else corner
+    reach = 0.5 * min(np.linalg.norm(body_side[0] - corner), np.linalg.norm(inner_edge[0] - corner))
+    return meeting if 0 < up_the_slit < reach else corner
 
 
-def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray) -> tuple[np.ndarray, np.ndarray, _Sleeve]:
+def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
+                 armpit_band: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, _Sleeve]:
     """Armpit, shoulder and sleeve of one side of a flat garment.
 
     Args:
         path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the neck corner (last).
         tip: index in ``path`` of the sleeve point farthest out of the chord neck corner -> armpit.
         body_side: (N, 2) contour up the body's side from the hem corner to the concavity.
+        armpit_band: the rows (top, bottom) an armpit may lie in and the row it takes when the concavity
+            lies outside them (:meth:`_BodyRows.armpit_band`); it then lies on the line of the sleeve's inner edge.
 
     Returns ``(armpit, shoulder, sleeve)``: two (2,) points and the :class:`_Sleeve`.
     """
@@ -326,6 +422,15 @@ def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray) -> tuple[np.
         outer_run = path[cuff_outer: cuff_outer + 2 + int(np.searchsorted(outer_arc, run_length))][::-1]
         axis, normal = frame(principal_direction(inner_run) + principal_direction(outer_run), normal)
     armpit = _open_slit(body_side, path[: cuff_inner + 1][::-1])
+    top, bottom, prior = armpit_band
+    if not top <= armpit[1] <= bottom:
+        armpit = concavity
+    if not top <= armpit[1] <= bottom:  # the slit between sleeve and body is closed in the mask
+        inner_direction = principal_direction(inner_run[::-1])  # cuff -> concavity
+        if abs(inner_direction[1]) > 0.3:
+            armpit = concavity + (prior - concavity[1]) / inner_direction[1] * inner_direction
+        else:
+            armpit = np.array([concavity[0], prior])
     # The shoulder: the corner farthest out of the chord from the outer edge abreast of the armpit to the neck.
     outer_part = path[cuff_outer:]
     behind_armpit = (outer_part - armpit) @ axis <= 0
