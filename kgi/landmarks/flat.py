@@ -1,13 +1,21 @@
-"""Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour:
+"""Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour and what the photo shows.
 
+0. *Outline.* Ties and straps hanging below ``HANGING_FROM`` of the garment's height (parts narrower than
+   ``HANGING_WIDTH`` of its width) are cut off; a silhouette that is no top (trousers, a folded garment) is
+   refused. The *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
 1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
    the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
+   Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it.
 2. *Armpits.* The mask is cut at the centre line; the deepest convexity defect of each half below the neckline
-   is the armpit candidate. The side has a sleeve if the contour between neck corner and candidate sticks out
-   of their chord by ``SLEEVELESS_PROTRUSION`` of the garment height. A sleeve hanging close to the body leaves
-   a slit the mask closes, so the armpit is where the lines of the body's side and the sleeve's inner edge
-   meet. A sleeveless side bends twice between neck corner and hem corner: at the shoulder strap and the
-   armpit (:func:`_bare_armhole`).
+   is the armpit candidate. A sleeve's tip sticks out of the chord neck corner -> candidate by
+   ``SLEEVELESS_PROTRUSION`` of the garment height, reaches ``SLEEVE_REACH_OUT`` past the armpit and lies
+   ``SLEEVE_TIP_DEPTH`` down the chord (a sleeveless top's shoulder corner lies higher); the two sides decide
+   together (:func:`_sleeve_tip`). A sleeve hanging close to the body leaves a slit the mask closes, so the
+   armpit is where the lines of the body's side and the sleeve's inner edge meet; an armpit outside
+   ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
+   the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
+   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, the armpit is the
+   side's point at the prior.
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
@@ -15,11 +23,13 @@
    ``SHORT_STATIONS`` or ``LONG_STATIONS``; a sleeve is long if its cuff reaches ``LONG_SLEEVE_REACH`` body
    lengths (neck to hem centre) from the neck.
 4. *Body.* Between the armpits along the bottom, the hem corners 17/19 are the extreme points down-left and
-   down-right, the hem centre 18 the hem's arc-length midpoint, the side nodes thirds of the side.
+   down-right (at most ``HEM_CORNER_BELOW`` body lengths below the hem centre), the hem centre 18 the hem's
+   arc-length midpoint, the side nodes thirds of the side.
+5. *Checks.* Landmarks that fail ``kgi.landmarks.checks`` (order, symmetry, on the mask, a top's length) are
+   refused with the reasons, not returned.
 
 A sleeveless garment spreads its eight sleeve nodes evenly on the straight armhole line shoulder -> armpit, as
-``kgi.graphs`` documents. Product photos whose mask covers the garment's back show the *back* neckline as the
-top edge; the nodes 0-4 follow the mask, not the front neckline seen through it.
+``kgi.graphs`` documents.
 """
 
 from __future__ import annotations
@@ -40,19 +50,18 @@ from kgi.landmarks.geometry import (
     armhole_nodes,
     check_mask,
     convexity_defects,
-    crossing,
     farthest_outside,
     outer_contour,
     outside_distance,
     point_segment_distance,
-    principal_direction,
     resample_polyline,
     signed_side,
     unit_vector,
 )
+from kgi.landmarks.checks import garment_problems, landmark_problems
 from kgi.landmarks.neckline import front_neckline
+from kgi.landmarks.sleeves import LONG_STATIONS, SHORT_STATIONS, flat_sleeve
 
-# --- flat garments ---
 # A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit is no
 # sleeve (a sleeveless top's shoulder strap).
 SLEEVELESS_PROTRUSION = 0.08
@@ -77,11 +86,6 @@ HEM_CORNER_BELOW = 0.06
 # hanging ties or straps, not garment body (cut before the outline is read).
 HANGING_FROM = 0.6
 HANGING_WIDTH = 0.06
-# Stations of the sleeve nodes (6, 13), (7, 12), (8, 11): fractions of the sleeve axis from the armhole centre
-# to the cuff centre. A short sleeve is split evenly; a long one has its elbow (7, 12) at 0.545 (the upper arm
-# is about one shoulder width and the sleeve covers 85-100% of an arm of two), the others halfway to either end.
-SHORT_STATIONS = (0.25, 0.5, 0.75)
-LONG_STATIONS = (0.2725, 0.545, 0.7725)
 
 
 @dataclass(frozen=True)
@@ -98,54 +102,6 @@ class FlatLandmarks:
 
 
 
-# --- flat garments -----------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Sleeve:
-    """A flat sleeve: its straight axis and its two edges, from which the cross-section nodes are cut.
-
-    Attributes:
-        centre: (2,) armhole centre, the axis origin (midpoint of shoulder and armpit).
-        axis: (2,) unit direction toward the cuff; ``normal`` (2,) unit, toward the outer edge.
-        length: distance along the axis from the armhole centre to the cuff centre.
-        outer_edge: (M, 2) contour points from the shoulder to the cuff outer corner.
-        inner_edge: (K, 2) contour points from the cuff inner corner to the armpit.
-    """
-
-    centre: np.ndarray
-    axis: np.ndarray
-    normal: np.ndarray
-    length: float
-    outer_edge: np.ndarray
-    inner_edge: np.ndarray
-
-    @property
-    def cuff_centre(self) -> np.ndarray:
-        """(2,) midpoint of the cuff corners."""
-        return (self.outer_edge[-1] + self.inner_edge[0]) / 2
-
-    def nodes(self, stations: tuple[float, float, float]) -> np.ndarray:
-        """(8, 2) sleeve nodes in the order of 6..13: each edge's crossing with the axis cross-sections at
-        ``stations`` (fractions of ``length``), and the cuff corners. An edge that misses a station (a short
-        inner edge that starts past it) mirrors the other edge's distance from the axis."""
-        outer_nodes, inner_nodes = [], []
-        armpit_first = self.inner_edge[::-1]
-        for fraction in stations:
-            station = fraction * self.length
-            on_axis = self.centre + station * self.axis
-            outer = crossing(self.outer_edge, (self.outer_edge - self.centre) @ self.axis, station)
-            inner = crossing(armpit_first, (armpit_first - self.centre) @ self.axis, station)
-            outer_offset = None if outer is None else float((outer - on_axis) @ self.normal)
-            inner_offset = None if inner is None else float((on_axis - inner) @ self.normal)
-            if outer_offset is None:
-                outer_offset = 0.0 if inner_offset is None else inner_offset
-            if inner_offset is None:
-                inner_offset = outer_offset
-            outer_nodes.append(on_axis + outer_offset * self.normal)
-            inner_nodes.append(on_axis - inner_offset * self.normal)
-        return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
-
-
 def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> FlatLandmarks:
     """The 32 keypoints of a flat, front-view product photo of an upper garment (method: module docstring).
 
@@ -157,7 +113,10 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         :class:`FlatLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
 
     Raises:
-        LandmarkError: bad shapes, an empty or all-garment mask, or an outline with no top edge.
+        LandmarkError: bad shapes, an empty or all-garment mask, an outline with no top edge, a garment that is
+            no top (``kgi.landmarks.checks.garment_problems``: trousers, a dress to the knee, a folded garment),
+            or landmarks that fail their own checks (``kgi.landmarks.checks.landmark_problems``); the message
+            says which and what to send instead.
     """
     rgb = np.asarray(cloth_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -165,6 +124,8 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     if np.shape(cloth_mask) != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
     mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
+    _refuse(garment_problems(mask), "the garment is not a top the method handles",
+            "send a photo of one upper garment laid flat, front up")
     contour = outer_contour(mask, "cloth_mask")
     garment_height = float(np.ptp(contour.points[:, 1]))
     rows = _BodyRows.of(mask, contour)
@@ -212,7 +173,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     for side, (shoulder_node, armpit_node, _) in SIDE_NODES.items():
         body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
         if side in sleeve_paths:
-            armpit, keypoints[shoulder_node], sleeves[side] = _flat_sleeve(contour.points[sleeve_paths[side]],
+            armpit, keypoints[shoulder_node], sleeves[side] = flat_sleeve(contour.points[sleeve_paths[side]],
                                                                            tips[side], body_side, armpit_band)
         else:
             keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
@@ -231,7 +192,18 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
     front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
     if front is not None:  # a front neckline below the back's, seen through it
         keypoints[[1, 2, 3]] = front
+    _refuse(landmark_problems(keypoints, mask), "the landmarks found fail their checks",
+            "check the garment mask (a garment the colour of its background needs its mask sent with the photo), "
+            "or send the garment's keypoints")
+    _refuse(garment_problems(mask, keypoints), "the garment is not a top the method handles",
+            "send a photo of one upper garment laid flat, front up")
     return FlatLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def _refuse(problems: list[str], what: str, advice: str) -> None:
+    """Raise a ``LandmarkError`` naming ``problems`` and what to do, if there are any."""
+    if problems:
+        raise LandmarkError(f"{what}: {'; '.join(problems)}. {advice[0].upper()}{advice[1:]}")
 
 
 def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int, float]:
@@ -360,87 +332,3 @@ def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int,
     if not usable.any():
         return None
     return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
-
-
-def _open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> np.ndarray:
-    """The armpit (2,) where the body's side meets the sleeve's inner edge.
-
-    A sleeve hanging close to the body leaves a slit that the mask closes where it is thinner than a pixel,
-    so the concavity (the last point of both runs) ends below the real armpit. Where the side and the inner
-    edge meet at less than 30 degrees, the armpit is the intersection of the lines fitted on them if that lies
-    up the slit; else the concavity itself.
-
-    Args:
-        body_side: (N, 2) the body's side from the hem corner up to the concavity.
-        inner_edge: (M, 2) the sleeve's inner edge from the cuff up to the concavity.
-    """
-    corner = body_side[-1]
-    if len(body_side) < 8 or len(inner_edge) < 8:
-        return corner
-    side_run = body_side[len(body_side) // 10:]  # off the hem corner's rounding
-    inner_run = inner_edge[len(inner_edge) // 10:]  # off the cuff's
-    side_direction, inner_direction = principal_direction(side_run), principal_direction(inner_run)  # upward
-    system = np.stack([side_direction, -inner_direction], axis=1)  # side point + a d_side = inner point + b d_inner
-    if side_direction @ inner_direction < np.cos(np.radians(30)) or abs(np.linalg.det(system)) < 1e-6:
-        return corner
-    a, _ = np.linalg.solve(system, inner_run.mean(axis=0) - side_run.mean(axis=0))
-    meeting = side_run.mean(axis=0) + a * side_direction
-    up_the_slit = (meeting - corner) @ (side_direction + inner_direction) / 2
-    reach = 0.5 * min(np.linalg.norm(body_side[0] - corner), np.linalg.norm(inner_edge[0] - corner))
-    return meeting if 0 < up_the_slit < reach else corner
-
-
-def _flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
-                 armpit_band: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, _Sleeve]:
-    """Armpit, shoulder and sleeve of one side of a flat garment.
-
-    Args:
-        path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the neck corner (last).
-        tip: index in ``path`` of the sleeve point farthest out of the chord neck corner -> armpit.
-        body_side: (N, 2) contour up the body's side from the hem corner to the concavity.
-        armpit_band: the rows (top, bottom) an armpit may lie in and the row it takes when the concavity
-            lies outside them (:meth:`_BodyRows.armpit_band`); it then lies on the line of the sleeve's inner edge.
-
-    Returns ``(armpit, shoulder, sleeve)``: two (2,) points and the :class:`_Sleeve`.
-    """
-    concavity, neck = path[0], path[-1]
-
-    def frame(direction: np.ndarray, outward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unit axis along ``direction`` and its unit normal on the side of ``outward``."""
-        axis = unit_vector(direction)
-        normal = np.array([-axis[1], axis[0]])
-        return axis, (normal if outward @ normal >= 0 else -normal)
-
-    # The outer side is where the contour after the tip lies (outer edge, shoulder), the inner side before it.
-    axis, normal = frame(path[tip] - (concavity + neck) / 2, path[tip:].mean(axis=0) - path[: tip + 1].mean(axis=0))
-    for _ in range(2):  # cuff corners on the rough axis, then on the bisector of the edges fitted from them
-        cuff_inner = int(np.argmax(path[: tip + 1] @ (axis - normal)))
-        cuff_outer = tip + int(np.argmax(path[tip:] @ (axis + normal)))
-        inner_run = path[: cuff_inner + 1]
-        run_length = float(np.linalg.norm(np.diff(inner_run, axis=0), axis=1).sum())
-        outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
-        outer_run = path[cuff_outer: cuff_outer + 2 + int(np.searchsorted(outer_arc, run_length))][::-1]
-        axis, normal = frame(principal_direction(inner_run) + principal_direction(outer_run), normal)
-    armpit = _open_slit(body_side, path[: cuff_inner + 1][::-1])
-    top, bottom, prior = armpit_band
-    if not top <= armpit[1] <= bottom:
-        armpit = concavity
-    if not top <= armpit[1] <= bottom:  # the slit between sleeve and body is closed in the mask
-        inner_direction = principal_direction(inner_run[::-1])  # cuff -> concavity
-        if abs(inner_direction[1]) > 0.3:
-            armpit = concavity + (prior - concavity[1]) / inner_direction[1] * inner_direction
-        else:
-            armpit = np.array([concavity[0], prior])
-    # The shoulder: the corner farthest out of the chord from the outer edge abreast of the armpit to the neck.
-    outer_part = path[cuff_outer:]
-    behind_armpit = (outer_part - armpit) @ axis <= 0
-    abreast = int(np.argmax(behind_armpit)) if behind_armpit.any() else 0
-    corner = outer_part[abreast:]
-    shoulder = cuff_outer + abreast + int(np.argmax(np.abs(signed_side(corner, corner[0], neck))))
-    centre = (path[shoulder] + armpit) / 2
-    cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
-    sleeve = _Sleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
-                     outer_edge=path[cuff_outer: shoulder + 1][::-1],
-                     inner_edge=np.concatenate([path[cuff_inner: 0: -1], armpit[None]]))
-    return armpit, path[shoulder], sleeve
-
