@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from kgi.cli import CommandError
 from kgi.commands.landmarks import run as run_landmarks
+from kgi.data.images import encode_png
 from kgi.data.synth import generate
 from kgi.data.vitonhd import VitonHD
 from kgi.graphs import NUM_GARMENT_NODES
@@ -22,6 +26,7 @@ from kgi.landmarks import (
     flat_garment_keypoints,
     worn_garment_keypoints,
 )
+from kgi.landmarks.checks import garment_problems, landmark_problems
 from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.sheets import draw_garment_keypoints
 
@@ -162,6 +167,76 @@ def test_parse_without_garment_or_pose_without_shoulders_is_an_error(samples):
         worn_garment_keypoints(sample.parse, sample.pose[:18])
     with pytest.raises(LandmarkError, match="parse"):
         worn_garment_keypoints(sample.parse[None], sample.pose)
+
+
+# --- refusals and consistency checks -----------------------------------------------------------------------------
+
+
+def _silhouette(polygons: list[list[tuple[float, float]]], height: int = 256) -> np.ndarray:
+    """An (H, 3H/4) bool mask of polygons given in fractions of the width and height."""
+    width = height * 3 // 4
+    mask = np.zeros((height, width), np.uint8)
+    for polygon in polygons:
+        cv2.fillPoly(mask, [np.round(np.array(polygon) * [width, height]).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+# Flat photos of garments that are no tops, as silhouettes (fractions of the photo's width and height).
+NOT_TOPS = {
+    "trousers": ([[(0.25, 0.05), (0.75, 0.05), (0.8, 0.95), (0.56, 0.95), (0.5, 0.35), (0.44, 0.95),
+                   (0.2, 0.95)]], "trousers"),
+    "dress to the knee": ([[(0.38, 0.03), (0.44, 0.03), (0.5, 0.07), (0.56, 0.03), (0.62, 0.03), (0.64, 0.14),
+                            (0.62, 0.3), (0.7, 0.97), (0.3, 0.97), (0.38, 0.3), (0.36, 0.14)]], "dress"),
+    "folded shirt": ([[(0.15, 0.3), (0.85, 0.3), (0.85, 0.75), (0.15, 0.75)]], "folded"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_TOPS))
+def test_garments_that_are_no_tops_are_refused(kind):
+    polygons, says = NOT_TOPS[kind]
+    mask = _silhouette(polygons)
+    rgb = np.where(mask[..., None], np.array([90, 90, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    with pytest.raises(LandmarkError, match=says) as refusal:
+        flat_garment_keypoints(rgb, mask)
+    assert "not a top" in str(refusal.value) and "Send a photo of one upper garment" in str(refusal.value)
+
+
+def test_tops_pass_the_garment_checks(samples):
+    for sample in samples:
+        assert garment_problems(sample.cloth_mask, sample.cloth_keypoints) == [], sample.cloth_name
+
+
+def test_consistency_checks_accept_true_landmarks_and_name_each_fault(samples):
+    sample = next(s for s in samples if s.sleeve == "short")
+    truth = sample.cloth_keypoints.astype(np.float64)
+    assert landmark_problems(truth, sample.cloth_mask) == []
+    mirrored = truth.copy()
+    mirrored[:, 0] = sample.size[1] - 1 - mirrored[:, 0]
+    assert any("not left of" in problem for problem in landmark_problems(mirrored))
+    tilted = truth.copy()
+    tilted[22, 1] += 0.3 * (truth[18, 1] - truth[:5, 1].min())  # one armpit far below the other
+    assert any("nodes 14 and 22" in problem for problem in landmark_problems(tilted))
+    off = truth.copy()
+    off[9] = [2.0, 2.0]  # a cuff in the photo's corner
+    assert any("nodes 9 " in problem and "off the garment" in problem
+               for problem in landmark_problems(off, sample.cloth_mask))
+    assert "finite" in landmark_problems(truth[:10])[0]
+
+
+@pytest.mark.slow
+def test_refusal_over_http(service):
+    """Trousers sent as the garment: a 422 whose message says why, through the whole service."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    polygons, _ = NOT_TOPS["trousers"]
+    mask = _silhouette(polygons, height=512)
+    garment = np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
+    files = {"person": (examples / "person.jpg").read_bytes(), "pose": (examples / "person_keypoints.json").read_bytes(),
+             "parse": (examples / "person_parse.png").read_bytes(), "garment": encode_png(garment)}
+    response = httpx.post(f"{service}/v1/tryon", files=[(name, (name, data)) for name, data in files.items()],
+                          timeout=120)
+    assert response.status_code == 422, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_garment" and "trousers" in error["message"], error
 
 
 # --- the genuine VITON-HD pair -----------------------------------------------------------------------------------
