@@ -230,8 +230,9 @@ def test_refusal_over_http(service):
     polygons, _ = NOT_TOPS["trousers"]
     mask = _silhouette(polygons, height=512)
     garment = np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
-    files = {"person": (examples / "person.jpg").read_bytes(), "pose": (examples / "person_keypoints.json").read_bytes(),
-             "parse": (examples / "person_parse.png").read_bytes(), "garment": encode_png(garment)}
+    files = {name: (examples / file).read_bytes() for name, file in (
+        ("person", "person.jpg"), ("pose", "person_keypoints.json"), ("parse", "person_parse.png"))}
+    files["garment"] = encode_png(garment)
     response = httpx.post(f"{service}/v1/tryon", files=[(name, (name, data)) for name, data in files.items()],
                           timeout=120)
     assert response.status_code == 422, response.text[:300]
