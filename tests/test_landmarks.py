@@ -21,9 +21,10 @@ from kgi.data.vitonhd import VitonHD
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import (
     UPPER_GARMENT_LABELS,
-    FlatLandmarks,
+    GarmentLandmarks,
     LandmarkError,
     flat_garment_keypoints,
+    sleeves_labelled_as_arms,
     worn_garment_keypoints,
 )
 from kgi.landmarks.checks import garment_problems, landmark_problems
@@ -55,7 +56,7 @@ def samples(synthetic_root):
 @pytest.fixture(scope="module")
 def extracted(samples):
     """(flat, worn) landmarks of every synthetic sample."""
-    return [(flat_garment_keypoints(s.cloth, s.cloth_mask), worn_garment_keypoints(s.parse, s.pose))
+    return [(flat_garment_keypoints(s.cloth, s.cloth_mask), worn_garment_keypoints(s.parse, s.pose).keypoints)
             for s in samples]
 
 
@@ -84,13 +85,14 @@ def test_errors_under_the_goals(samples, extracted):
 
 def test_output_types(extracted):
     flat, worn = extracted[0]
-    assert isinstance(flat, FlatLandmarks)
+    assert isinstance(flat, GarmentLandmarks)
     assert flat.keypoints.shape == worn.shape == (NUM_GARMENT_NODES, 2)
     assert flat.keypoints.dtype == worn.dtype == np.float32
 
 
 def test_sleeve_type_detected(samples, extracted):
     assert [f.sleeve for f, _ in extracted] == [s.sleeve for s in samples]
+    assert [worn_garment_keypoints(s.parse, s.pose).sleeve for s in samples] == [s.sleeve for s in samples]
 
 
 def test_flat_left_is_image_left(extracted):
@@ -131,7 +133,7 @@ def test_mirror_image_gives_mirrored_keypoints(samples, extracted):
         mirrored_flat = flat_garment_keypoints(sample.cloth[:, ::-1], sample.cloth_mask[:, ::-1])
         pose = sample.pose[list(BODY25_MIRROR)].copy()
         pose[:, 0] = np.where(pose[:, 2] > 0, width - 1 - pose[:, 0], 0)
-        mirrored_worn = worn_garment_keypoints(CIHP_MIRROR[sample.parse[:, ::-1]], pose)
+        mirrored_worn = worn_garment_keypoints(CIHP_MIRROR[sample.parse[:, ::-1]], pose).keypoints
         assert mirrored_flat.sleeve == flat.sleeve
         back_flat = (shift + flip * mirrored_flat.keypoints)[list(GARMENT_MIRROR)]
         back_worn = (shift + flip * mirrored_worn)[list(GARMENT_MIRROR)]
@@ -267,7 +269,7 @@ def test_genuine_sample(vitonhd_sample):
         assert flat.sleeve == sleeve  # the black long-sleeve top, the striped t-shirt
         assert _inside(_dilate(mask, 3), flat.keypoints).all()
         assert flat.keypoints[5, 0] < flat.keypoints[31, 0]
-    worn = worn_garment_keypoints(paired.parse, paired.pose)
+    worn = worn_garment_keypoints(paired.parse, paired.pose).keypoints
     garment = np.isin(paired.parse, UPPER_GARMENT_LABELS)
     # The parse lost the lower half of the image-right sleeve (labelled pants and hand), so its nodes 25-28
     # may leave the garment region; they stay within 5% of the height of the person's garment and arms.
@@ -277,6 +279,26 @@ def test_genuine_sample(vitonhd_sample):
     person = _dilate(np.isin(paired.parse, UPPER_GARMENT_LABELS + (14, 15)), int(0.05 * paired.size[0]))
     assert _inside(person, worn[lost]).all()
     assert worn[9, 1] > worn[7, 1] > worn[5, 1]  # the image-left sleeve hangs down to the cuff
+    assert worn_garment_keypoints(paired.parse, paired.pose, paired.person).sleeve == "long"
+
+
+# The genuine people of ../shared/vitonhd-extra and the sleeves they wear. Their parses label the forearms in
+# 07445's tight long sleeves as arms; 00891 holds its right forearm across the body (elbow and wrist undetected).
+GENUINE_WORN = {"00891_00": "short", "07445_00": "long", "08909_00": "long"}
+
+
+@pytest.mark.parametrize("stem", list(GENUINE_WORN))
+def test_genuine_worn_sleeves(vitonhd_sample, stem):
+    root = vitonhd_sample.parent / "vitonhd-extra"
+    if not (root / "test_pairs.txt").is_file():
+        pytest.skip(f"the genuine VITON-HD extra pairs are not at {root}")
+    sample = next(s for s in (VitonHD(str(root), split="test", mode="unpaired")[i] for i in range(3))
+                  if s.person_name == f"{stem}.jpg")
+    worn = worn_garment_keypoints(sample.parse, sample.pose, sample.person)
+    assert worn.sleeve == GENUINE_WORN[stem]
+    garment = np.isin(sleeves_labelled_as_arms(sample.parse, sample.person), UPPER_GARMENT_LABELS)
+    body = [0, 1, 2, 3, 4, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 31]  # the contour nodes off the sleeves
+    assert _inside(_dilate(garment, int(0.03 * sample.size[0])), worn.keypoints[body]).all()
 
 
 # --- drawing and the command ---------------------------------------------------------------------------------------

@@ -109,7 +109,9 @@ def pair_row(root: storage.Storage, split: str, person_name: str) -> dict:
     def worn():
         parse = decode_labels(row["parse"], source=root.uri(files["parse"]))
         pose = parse_openpose(row["pose_json"], source=root.uri(f"{split}/openpose_json/{stem}_keypoints.json"))
-        return _landmark_doc(landmarks.worn_garment_keypoints(parse, pose), parse.shape, None)
+        person = decode_rgb(row["image"], source=root.uri(files["image"]))
+        found = landmarks.worn_garment_keypoints(parse, pose, person)
+        return _landmark_doc(found.keypoints, parse.shape, found.sleeve)
 
     row["cloth_landmarks_json"] = _landmarks_json(root, split, stem, "cloth-landmark-json", flat)
     row["image_landmarks_json"] = _landmarks_json(root, split, stem, "image-landmark-json", worn)

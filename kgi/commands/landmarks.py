@@ -7,8 +7,8 @@ For each pair of the split, in the paired setting (each person with their own ga
     OUT/overlay/{person}.png                garment and person side by side with their keypoints drawn
 
 in the dataset's landmark format ({"width": W, "height": H, "sleeve": "long"|"short"|"none",
-"keypoints": [[x, y] x 32]}, pixels). The worn file carries the sleeve type detected on the flat garment
-(the same garment in the paired setting). Use --out ROOT/SPLIT to add the landmarks to the dataset itself.
+"keypoints": [[x, y] x 32]}, pixels); each file carries the sleeve type found on it (the garment's outline,
+the person's arms). Use --out ROOT/SPLIT to add the landmarks to the dataset itself.
 
 With --eval, pairs that have ground-truth landmarks are scored: the mean keypoint distance as a fraction of the
 image height, flat and worn, over all pairs, per sleeve type and on the crossed-arms pairs.
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         try:
             flat = flat_garment_keypoints(sample.cloth, sample.cloth_mask)
-            worn = worn_garment_keypoints(sample.parse, sample.pose)
+            worn = worn_garment_keypoints(sample.parse, sample.pose, sample.person)
         except LandmarkError as exc:
             failures.append(f"{sample.person_name}: {exc}")
             continue
@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
         cloth_stem, person_stem = PurePosixPath(sample.cloth_name).stem, PurePosixPath(sample.person_name).stem
         _write_json(folders["cloth-landmark-json"] / f"{cloth_stem}.json", width, height, flat.sleeve,
                     flat.keypoints)
-        _write_json(folders["image-landmark-json"] / f"{person_stem}.json", width, height, flat.sleeve, worn)
+        _write_json(folders["image-landmark-json"] / f"{person_stem}.json", width, height, worn.sleeve,
+                    worn.keypoints)
         side_by_side = np.concatenate([draw_garment_keypoints(sample.cloth, flat.keypoints),
-                                       draw_garment_keypoints(sample.person, worn)], axis=1)
+                                       draw_garment_keypoints(sample.person, worn.keypoints)], axis=1)
         (folders["overlay"] / f"{person_stem}.png").write_bytes(encode_png(side_by_side))
         if args.eval and sample.cloth_keypoints is not None and sample.worn_keypoints is not None:
             scores.append({"flat": _error(flat.keypoints, sample.cloth_keypoints, height, width),
-                           "worn": _error(worn, sample.worn_keypoints, height, width),
+                           "worn": _error(worn.keypoints, sample.worn_keypoints, height, width),
                            "sleeve": sample.sleeve, "detected": flat.sleeve,
                            "crossed_arms": "crossed_arms" in sample.tags})
 

@@ -12,12 +12,12 @@ Drawings of the keypoints for a person to check are ``kgi.sheets.draw_garment_ke
 
 from __future__ import annotations
 
-from kgi.landmarks.flat import FlatLandmarks, flat_garment_keypoints
-from kgi.landmarks.geometry import LandmarkError
-from kgi.landmarks.worn import UPPER_GARMENT_LABELS, worn_garment_keypoints
+from kgi.landmarks.flat import flat_garment_keypoints
+from kgi.landmarks.geometry import GarmentLandmarks, LandmarkError
+from kgi.landmarks.worn import UPPER_GARMENT_LABELS, sleeves_labelled_as_arms, worn_garment_keypoints
 
-__all__ = ["UPPER_GARMENT_LABELS", "FlatLandmarks", "LandmarkError", "fill_garment_keypoints",
-           "flat_garment_keypoints", "worn_garment_keypoints"]
+__all__ = ["UPPER_GARMENT_LABELS", "GarmentLandmarks", "LandmarkError", "fill_garment_keypoints",
+           "flat_garment_keypoints", "sleeves_labelled_as_arms", "worn_garment_keypoints"]
 
 
 def fill_garment_keypoints(sample):

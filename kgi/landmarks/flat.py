@@ -34,7 +34,6 @@ A sleeveless garment spreads its eight sleeve nodes evenly on the straight armho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
@@ -46,6 +45,7 @@ from kgi.landmarks.geometry import (
     SIDE_FRACTIONS,
     SIDE_NODES,
     Contour,
+    GarmentLandmarks,
     LandmarkError,
     armhole_nodes,
     check_mask,
@@ -88,21 +88,7 @@ HANGING_FROM = 0.6
 HANGING_WIDTH = 0.06
 
 
-@dataclass(frozen=True)
-class FlatLandmarks:
-    """Keypoints of a flat garment photo.
-
-    Attributes:
-        keypoints: (32, 2) float32 pixel (x, y), numbered as ``kgi.graphs`` documents.
-        sleeve: ``"long"``, ``"short"`` or ``"none"``.
-    """
-
-    keypoints: np.ndarray
-    sleeve: str
-
-
-
-def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> FlatLandmarks:
+def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> GarmentLandmarks:
     """The 32 keypoints of a flat, front-view product photo of an upper garment (method: module docstring).
 
     Args:
@@ -110,7 +96,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
         cloth_mask: (H, W) bool garment silhouette; its largest connected part is the garment.
 
     Returns:
-        :class:`FlatLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
+        :class:`GarmentLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
 
     Raises:
         LandmarkError: bad shapes, an empty or all-garment mask, an outline with no top edge, a garment that is
@@ -197,7 +183,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Fla
             "or send the garment's keypoints")
     _refuse(garment_problems(mask, keypoints), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
-    return FlatLandmarks(keypoints.astype(np.float32), sleeve)
+    return GarmentLandmarks(keypoints.astype(np.float32), sleeve)
 
 
 def _refuse(problems: list[str], what: str, advice: str) -> None:

@@ -8,6 +8,8 @@ image-right half (nodes 19-31).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -21,6 +23,19 @@ SIDE_BETWEEN = {-1: [15, 16], +1: [21, 20]}
 
 class LandmarkError(ValueError):
     """Input from which no garment landmarks can be extracted: bad shapes, an empty or full mask, no garment."""
+
+
+@dataclass(frozen=True)
+class GarmentLandmarks:
+    """Keypoints of a garment, flat or worn.
+
+    Attributes:
+        keypoints: (32, 2) float32 pixel (x, y), numbered as ``kgi.graphs`` documents.
+        sleeve: ``"long"``, ``"short"`` or ``"none"``.
+    """
+
+    keypoints: np.ndarray
+    sleeve: str
 
 
 

@@ -14,6 +14,7 @@ from kgi.landmarks.geometry import (
     SIDE_FRACTIONS,
     SIDE_NODES,
     Contour,
+    GarmentLandmarks,
     LandmarkError,
     armhole_nodes,
     convexity_defects,
@@ -21,6 +22,7 @@ from kgi.landmarks.geometry import (
     labels_at,
     last_inside,
     outer_contour,
+    resample_polyline,
     signed_side,
     unit_vector,
 )
@@ -29,6 +31,10 @@ from kgi.landmarks.geometry import (
 # CIHP labels of an upper garment (upper-clothes, dress, coat) and of arm skin (left-arm, right-arm).
 UPPER_GARMENT_LABELS = (5, 6, 7)
 ARM_SKIN_LABELS = (14, 15)
+# CIHP labels whose colour is the person's skin (face, neck), and how far apart (CIE Lab, 0-255 scales) the skin
+# and the garment must be for arm pixels to be told apart by colour.
+SKIN_REFERENCE_LABELS = (10, 13)
+MIN_SKIN_CONTRAST = 25.0
 # Arm joints (elbows, wrists) OpenPose reports below this confidence are treated as undetected.
 MIN_JOINT_CONFIDENCE = 0.2
 # Where the armpit sits when the outline does not show it (an arm against the body): beside the chest, below
@@ -36,6 +42,8 @@ MIN_JOINT_CONFIDENCE = 0.2
 ARMPIT_PRIOR = (0.49, 0.42)
 # A neckline is at most this deep below the chord of the shoulder points.
 NECKLINE_DEPTH = 0.6
+# A high neck's corners lie this far either side of the torso's centre line.
+NECK_HALF_WIDTH = 0.2
 # An arm's own skin starting closer than this to the shoulder joint along the bone means no sleeve.
 SLEEVELESS_REACH = 0.1
 
@@ -72,11 +80,13 @@ class _Arm:
         side: -1 for the image-left garment side (the person's right arm, BODY_25 2-3-4), +1 for the other.
         joints: (3, 2) shoulder, elbow, wrist in pixels (undetected ones filled).
         skin_label: the CIHP label of this arm's skin (15 right arm, 14 left arm).
+        detected: whether the pose found its elbow and wrist (else its bone may miss the arm).
     """
 
     side: int
     joints: np.ndarray
     skin_label: int
+    detected: bool
 
 
 class _Cuff(NamedTuple):
@@ -85,16 +95,21 @@ class _Cuff(NamedTuple):
     point: np.ndarray
     reach: float
     past_elbow: bool
+    skin_seen: bool
 
 
-def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
+def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray,
+                           person_rgb: np.ndarray | None = None) -> GarmentLandmarks:
     """The 32 keypoints of the upper garment a person wears, from their parse and pose.
 
     The pose gives a torso frame (shoulder joints; unit = their distance) and the arms; the parse's
     upper-garment region (``UPPER_GARMENT_LABELS``, with arm skin lying across it filled in) gives the outline.
 
     * Sleeve type: the sleeve ends where the arm's own skin label first shows on the bone shoulder -> elbow ->
-      wrist (none within ``SLEEVELESS_REACH``: sleeveless; past the elbow: long; no skin: long).
+      wrist (none within ``SLEEVELESS_REACH``: sleeveless; past the elbow: long; no skin: long); an arm the
+      pose found that shows skin outweighs one it did not find (its bone may cross the body), and an arm that
+      shows skin one that does not (a forearm across the body). Given the
+      photo, arm pixels the colour of the garment are sleeve (:func:`sleeves_labelled_as_arms`).
     * Shoulders 5/31: where the diagonal ray up and out from the shoulder joint leaves the garment, or for a
       sleeveless garment where the shoulder line leaves the strap.
     * Neckline 0-4: on the outline over the top from shoulder to shoulder, the centre front 2 is the point
@@ -113,9 +128,11 @@ def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
     Args:
         parse: (H, W) uint8 CIHP labels 0..19.
         body25: (25, 3) OpenPose BODY_25 joints (x px, y px, confidence); undetected joints are (0, 0, 0).
+        person_rgb: optional (H, W, 3) uint8 photo of the person, the parse's size.
 
     Returns:
-        (32, 2) float32 pixel keypoints, numbered as ``kgi.graphs`` documents.
+        :class:`GarmentLandmarks`: (32, 2) float32 pixel keypoints, numbered as ``kgi.graphs`` documents, and
+        the sleeve type found on the arms.
 
     Raises:
         LandmarkError: bad shapes, no upper garment in the parse, a pose without shoulders, or an outline with
@@ -124,6 +141,8 @@ def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
     parse = np.asarray(parse)
     if parse.ndim != 2:
         raise LandmarkError(f"parse must be an (H, W) label map, got shape {parse.shape}")
+    if person_rgb is not None:
+        parse = sleeves_labelled_as_arms(parse, person_rgb)
     garment = np.isin(parse, UPPER_GARMENT_LABELS)
     if not garment.any():
         raise LandmarkError(f"parse has no upper garment (CIHP labels {UPPER_GARMENT_LABELS})")
@@ -133,8 +152,16 @@ def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
     cuffs = {arm.side: _find_cuff(parse, arm, frame) for arm in arms}
-    longest = max(cuffs.values(), key=lambda cuff: cuff.reach)
+    # The evidence: an arm the pose found that shows skin, else any arm that shows skin, else any arm.
+    found = [cuffs[arm.side] for arm in arms if arm.detected and cuffs[arm.side].skin_seen]
+    seen = [cuff for cuff in cuffs.values() if cuff.skin_seen]
+    longest = max(found or seen or cuffs.values(), key=lambda cuff: cuff.reach)
     sleeve = "none" if longest.reach < SLEEVELESS_REACH else "long" if longest.past_elbow else "short"
+    for arm in arms:  # a short sleeve on an arm that shows no skin: as long as the other
+        if sleeve == "short" and not cuffs[arm.side].skin_seen:
+            bone_length = float(np.linalg.norm(np.diff(arm.joints, axis=0), axis=1).sum())
+            fraction = min(longest.reach * frame.unit / max(bone_length, 1e-6), 1.0)
+            cuffs[arm.side] = longest._replace(point=resample_polyline(arm.joints, [fraction])[0])
     for arm in arms:
         shoulder_node = SIDE_NODES[arm.side][0]
         if sleeve == "none":  # the strap's outer end on the shoulder line
@@ -144,7 +171,7 @@ def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
             keypoints[shoulder_node] = last_inside(garment, arm.joints[0], frame.direction(arm.side, -1.0),
                                                     0.4 * frame.unit)
 
-    neck_left, neck_centre, neck_right = _worn_neckline(contour, keypoints[5], keypoints[31], frame.unit)
+    neck_left, neck_centre, neck_right = _worn_neckline(contour, keypoints[5], keypoints[31], frame)
     keypoints[[0, 2, 4]] = contour.points[[neck_left, neck_centre, neck_right]]
     keypoints[1] = contour.resample(neck_left, neck_centre, [0.5])[0]
     keypoints[3] = contour.resample(neck_centre, neck_right, [0.5])[0]
@@ -170,7 +197,43 @@ def worn_garment_keypoints(parse: np.ndarray, body25: np.ndarray) -> np.ndarray:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
         armpit = keypoints[armpit_node]
         keypoints[SIDE_BETWEEN[arm.side]] = armpit + np.array(SIDE_FRACTIONS)[:, None] * (hem_corner - armpit)
-    return keypoints.astype(np.float32)
+    return GarmentLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def sleeves_labelled_as_arms(parse: np.ndarray, person_rgb: np.ndarray) -> np.ndarray:
+    """The parse with the arm pixels that show the garment, not skin, labelled upper-clothes.
+
+    Human parsers (VITON-HD's own ``image-parse-v3`` among them) often label a tight sleeve as the arm inside
+    it. An arm pixel (``ARM_SKIN_LABELS``) closer in CIE Lab to the garment's median colour than to the skin's
+    (the face's and neck's median) is sleeve, where those two differ by ``MIN_SKIN_CONTRAST``; only sleeve
+    pixels joined to the garment count.
+
+    Args:
+        parse: (H, W) uint8 CIHP labels. person_rgb: (H, W, 3) uint8 photo of the same person.
+
+    Returns:
+        (H, W) uint8 CIHP labels, a copy; the parse itself where skin and garment cannot be told apart.
+    """
+    rgb = np.asarray(person_rgb)
+    if rgb.shape != (*parse.shape, 3):
+        raise LandmarkError(f"person_rgb has shape {rgb.shape} but the parse is {parse.shape}")
+    skin, garment, arm = np.isin(parse, SKIN_REFERENCE_LABELS), np.isin(parse, UPPER_GARMENT_LABELS), \
+        np.isin(parse, ARM_SKIN_LABELS)
+    if skin.sum() < 50 or garment.sum() < 50 or not arm.any():
+        return parse
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    skin_colour, garment_colour = np.median(lab[skin], axis=0), np.median(lab[garment], axis=0)
+    if np.linalg.norm(skin_colour - garment_colour) < MIN_SKIN_CONTRAST:
+        return parse
+    colours = lab[arm]
+    sleeve = np.zeros(parse.shape, np.uint8)
+    sleeve[arm] = np.linalg.norm(colours - garment_colour, axis=1) < np.linalg.norm(colours - skin_colour, axis=1)
+    sleeve = cv2.morphologyEx(sleeve, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    _, labels = cv2.connectedComponents((sleeve | garment).astype(np.uint8), connectivity=8)
+    joined = np.isin(labels, np.unique(labels[garment])) & (sleeve > 0)
+    relabelled = parse.copy()
+    relabelled[joined] = UPPER_GARMENT_LABELS[0]
+    return relabelled
 
 
 def _body_from_pose(body25: np.ndarray, parse: np.ndarray) -> tuple[_TorsoFrame, list[_Arm]]:
@@ -211,7 +274,7 @@ def _body_from_pose(body25: np.ndarray, parse: np.ndarray) -> tuple[_TorsoFrame,
                 wrist = elbow + reach * unit_vector(hand_tip - elbow)
             else:
                 wrist = 2 * elbow - shoulder
-        arms.append(_Arm(side, np.stack([shoulder, elbow, wrist]), skin_label))
+        arms.append(_Arm(side, np.stack([shoulder, elbow, wrist]), skin_label, bool(reliable.all())))
     return frame, arms
 
 
@@ -228,21 +291,28 @@ def _bridge_arms(garment: np.ndarray, parse: np.ndarray, frame: _TorsoFrame) -> 
 
 
 def _worn_neckline(contour: Contour, left_shoulder: np.ndarray, right_shoulder: np.ndarray,
-                   unit: float) -> tuple[int, int, int]:
+                   frame: _TorsoFrame) -> tuple[int, int, int]:
     """Contour indices of the neck corners and the centre front of a worn garment.
 
     Worn, the shoulder seams run level or rise to the shoulders, so the neck corners are no hull points. On the
     outline over the top from shoulder to shoulder, the centre front is the point deepest below their chord
     (at most ``NECKLINE_DEPTH``: a neckline running into a forearm stops there); each neck corner is the point
-    farthest above the chord from its shoulder to the centre front.
+    farthest above the chord from its shoulder to the centre front. An outline with no point below the chord
+    (a high neck, a collar round the neck) has its centre front on the torso's centre line and its neck corners
+    ``NECK_HALF_WIDTH`` to either side.
     """
+    unit = frame.unit
     top = contour.path(contour.nearest(left_shoulder), contour.nearest(right_shoulder))
     if len(top) > len(contour) / 2:
         raise LandmarkError("parse: no neckline between the shoulders of the upper garment")
     points = contour.points[top]
     centre = int(np.argmax(np.minimum(signed_side(points, points[0], points[-1]), NECKLINE_DEPTH * unit)))
-    if centre in (0, len(top) - 1):
-        raise LandmarkError("parse: the upper garment's outline has no neckline between the shoulders")
+    if centre in (0, len(top) - 1):  # no dip: a high neck
+        across = frame.to_frame(points)[:, 0]
+        left, centre, right = (int(np.argmin(np.abs(across - x))) for x in (-NECK_HALF_WIDTH, 0.0, NECK_HALF_WIDTH))
+        if not left < centre < right:
+            raise LandmarkError("parse: the upper garment's outline has no neckline between the shoulders")
+        return int(top[left]), int(top[centre]), int(top[right])
     left = int(np.argmax(-signed_side(points[: centre + 1], points[0], points[centre])))
     right = centre + int(np.argmax(-signed_side(points[centre:], points[centre], points[-1])))
     return int(top[left]), int(top[centre]), int(top[right])
@@ -256,10 +326,10 @@ def _find_cuff(parse: np.ndarray, arm: _Arm, frame: _TorsoFrame) -> _Cuff:
     own = labels_at(parse, samples) == arm.skin_label
     starts = np.flatnonzero(own[:-1] & own[1:])
     if not len(starts):
-        return _Cuff(arm.joints[2], float(arc[-1]) / frame.unit, True)
+        return _Cuff(arm.joints[2], float(arc[-1]) / frame.unit, True, False)
     first = int(starts[0])
     upper_arm = float(np.linalg.norm(arm.joints[1] - arm.joints[0]))
-    return _Cuff(samples[first], float(arc[first]) / frame.unit, bool(arc[first] > upper_arm))
+    return _Cuff(samples[first], float(arc[first]) / frame.unit, bool(arc[first] > upper_arm), True)
 
 
 def _worn_armpit(contour: Contour, frame: _TorsoFrame, side: int) -> np.ndarray:
