@@ -15,8 +15,9 @@ from PIL import Image
 
 from kgi.cli import CommandError
 from kgi.commands.landmarks import run as run_landmarks
+from kgi.data.garment import GARMENT_KINDS, KINDS_BY_SLEEVE, sample_garment, with_kind
 from kgi.data.images import encode_png
-from kgi.data.synth import generate
+from kgi.data.synth import generate, render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import (
@@ -171,6 +172,29 @@ def test_parse_without_garment_or_pose_without_shoulders_is_an_error(samples):
         worn_garment_keypoints(sample.parse[None], sample.pose)
 
 
+# --- one synthetic product photo per kind of top ------------------------------------------------------------------
+
+# (kind, sleeve type): every kind the generator draws, with each sleeve type it comes in.
+KINDS = [(kind, sleeve) for sleeve, kinds in KINDS_BY_SLEEVE.items() for kind in kinds]
+
+
+@pytest.mark.parametrize(("kind", "sleeve"), KINDS, ids=[f"{kind}-{sleeve}" for kind, sleeve in KINDS])
+def test_every_kind_of_top(kind, sleeve):
+    """Three garments of each kind: the sleeve type found, and the keypoints within the flat goal."""
+    errors = []
+    for index in range(3):
+        rng = np.random.default_rng([11, index, GARMENT_KINDS.index(kind)])
+        params = sample_garment(rng)
+        while params.sleeve != sleeve:
+            params = sample_garment(rng)
+        params = with_kind(params, rng, kind)
+        _, alpha, photo, truth = render_cloth(params, rng, HEIGHT)
+        found = flat_garment_keypoints(photo, alpha >= 0.5)
+        assert found.sleeve == sleeve, (kind, index)
+        errors.append(mean_error(found.keypoints, truth))
+    assert np.mean(errors) < FLAT_GOAL, errors
+
+
 # --- refusals and consistency checks -----------------------------------------------------------------------------
 
 
@@ -321,10 +345,10 @@ def test_command_writes_files_and_scores(synthetic_root, samples, extracted, tmp
     assert run_landmarks(args) == 0
     table = capsys.readouterr().out
     assert f"wrote landmarks of {len(samples)} pairs" in table
-    rows = {line.split("  ")[0]: line.split()[-4:] for line in table.splitlines()[2:]}
-    assert {"all", "sleeve long", "sleeve short", "sleeve none", "crossed arms"} <= set(rows)
-    n, flat_error, worn_error, accuracy = rows["all"]
-    assert int(n) == len(samples) and accuracy == "100.0%"
+    rows = {line.split("  ")[0]: line.split()[-6:] for line in table.splitlines()[2:]}
+    assert {"all", "sleeve long", "sleeve short", "sleeve none", "kind classic", "crossed arms"} <= set(rows)
+    n, refused, flat_error, worn_error, flat_sleeve, worn_sleeve = rows["all"]
+    assert int(n) == len(samples) and refused == "0" and flat_sleeve == worn_sleeve == "100.0%"
     assert float(flat_error.rstrip("%")) < 100 * FLAT_GOAL and float(worn_error.rstrip("%")) < 100 * WORN_GOAL
     for sample, (flat, worn) in zip(samples, extracted):
         stem = sample.person_name.removesuffix(".jpg")

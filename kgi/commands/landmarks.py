@@ -11,7 +11,9 @@ in the dataset's landmark format ({"width": W, "height": H, "sleeve": "long"|"sh
 the person's arms). Use --out ROOT/SPLIT to add the landmarks to the dataset itself.
 
 With --eval, pairs that have ground-truth landmarks are scored: the mean keypoint distance as a fraction of the
-image height, flat and worn, over all pairs, per sleeve type and on the crossed-arms pairs.
+image height, flat and worn, and the sleeve type's accuracy, over all pairs, per sleeve type, per garment kind
+(synthetic data tags it: tank, camisole, deep V, three-quarter sleeves, bodysuit, ties) and on the crossed-arms
+pairs; pairs whose garment was refused (``kgi.landmarks.checks``) are counted apart.
 
 Example:
 
@@ -30,7 +32,9 @@ import torch
 from tqdm import tqdm
 
 from kgi.cli import CommandError
+from kgi.data.garment import GARMENT_KINDS
 from kgi.data.images import encode_png
+from kgi.data.synth import GARMENT_TAG
 from kgi.data.vitonhd import SPLITS, VitonHD
 from kgi.graphs import SLEEVE_TYPES
 from kgi.landmarks import LandmarkError, flat_garment_keypoints, worn_garment_keypoints
@@ -77,11 +81,16 @@ def run(args: argparse.Namespace) -> int:
             sample = dataset[index]
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        scored = args.eval and sample.cloth_keypoints is not None and sample.worn_keypoints is not None
+        kind = next((tag.removeprefix(GARMENT_TAG) for tag in sample.tags if tag.startswith(GARMENT_TAG)), None)
         try:
             flat = flat_garment_keypoints(sample.cloth, sample.cloth_mask)
             worn = worn_garment_keypoints(sample.parse, sample.pose, sample.person)
         except LandmarkError as exc:
             failures.append(f"{sample.person_name}: {exc}")
+            if scored:
+                scores.append({"refused": True, "sleeve": sample.sleeve, "kind": kind,
+                               "crossed_arms": "crossed_arms" in sample.tags})
             continue
         height, width = sample.size
         cloth_stem, person_stem = PurePosixPath(sample.cloth_name).stem, PurePosixPath(sample.person_name).stem
@@ -92,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
         side_by_side = np.concatenate([draw_garment_keypoints(sample.cloth, flat.keypoints),
                                        draw_garment_keypoints(sample.person, worn.keypoints)], axis=1)
         (folders["overlay"] / f"{person_stem}.png").write_bytes(encode_png(side_by_side))
-        if args.eval and sample.cloth_keypoints is not None and sample.worn_keypoints is not None:
-            scores.append({"flat": _error(flat.keypoints, sample.cloth_keypoints, height, width),
+        if scored:
+            scores.append({"refused": False, "flat": _error(flat.keypoints, sample.cloth_keypoints, height, width),
                            "worn": _error(worn.keypoints, sample.worn_keypoints, height, width),
-                           "sleeve": sample.sleeve, "detected": flat.sleeve,
-                           "crossed_arms": "crossed_arms" in sample.tags})
+                           "sleeve": sample.sleeve, "detected": flat.sleeve, "worn_detected": worn.sleeve,
+                           "kind": kind, "crossed_arms": "crossed_arms" in sample.tags})
 
     print(f"wrote landmarks of {count - len(failures)} pairs to {args.out}")
     if args.eval:
@@ -123,17 +132,25 @@ def _error(pred: np.ndarray, target: np.ndarray, height: int, width: int) -> flo
 
 
 def _score_table(scores: list[dict]) -> str:
-    """Rows: all pairs, each sleeve type, crossed arms; columns: pairs, flat and worn error, sleeve accuracy."""
+    """Rows: all pairs, each sleeve type, each garment kind (synthetic data names it), crossed arms; columns:
+    pairs, refused, flat and worn error and sleeve accuracy of the rest."""
     groups = [("all", scores)]
     groups += [(f"sleeve {kind}", [s for s in scores if s["sleeve"] == kind]) for kind in SLEEVE_TYPES]
+    groups += [(f"kind {kind}", [s for s in scores if s["kind"] == kind]) for kind in GARMENT_KINDS]
     groups.append(("crossed arms", [s for s in scores if s["crossed_arms"]]))
-    lines = [f"{'pairs':<14}{'n':>6}{'flat err':>10}{'worn err':>10}{'sleeve acc':>12}",
-             "(errors: mean keypoint distance / image height)"]
+    lines = [f"{'pairs':<20}{'n':>5}{'refused':>9}{'flat err':>10}{'worn err':>10}{'flat sleeve':>13}"
+             f"{'worn sleeve':>13}", "(errors: mean keypoint distance / image height; sleeve: accuracy)"]
     for name, group in groups:
         if not group:
             continue
-        flat = np.mean([s["flat"] for s in group])
-        worn = np.mean([s["worn"] for s in group])
-        accuracy = np.mean([s["sleeve"] == s["detected"] for s in group])
-        lines.append(f"{name:<14}{len(group):>6}{flat:>10.2%}{worn:>10.2%}{accuracy:>12.1%}")
+        kept = [s for s in group if not s["refused"]]
+        refused = len(group) - len(kept)
+        if not kept:
+            lines.append(f"{name:<20}{len(group):>5}{refused:>9}")
+            continue
+        flat, worn = np.mean([s["flat"] for s in kept]), np.mean([s["worn"] for s in kept])
+        flat_sleeve = np.mean([s["sleeve"] == s["detected"] for s in kept])
+        worn_sleeve = np.mean([s["sleeve"] == s["worn_detected"] for s in kept])
+        lines.append(f"{name:<20}{len(group):>5}{refused:>9}{flat:>10.2%}{worn:>10.2%}{flat_sleeve:>13.1%}"
+                     f"{worn_sleeve:>13.1%}")
     return "\n".join(lines)

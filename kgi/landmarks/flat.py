@@ -19,9 +19,9 @@
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
-   the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre, at
-   ``SHORT_STATIONS`` or ``LONG_STATIONS``; a sleeve is long if its cuff reaches ``LONG_SLEEVE_REACH`` body
-   lengths (neck to hem centre) from the neck.
+   the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre: a short sleeve's at
+   ``SHORT_STATIONS``, a long one's at the elbow (one shoulder width down the axis) and halfway to either end;
+   a sleeve is long if its axis is ``LONG_SLEEVE_REACH`` shoulder widths long.
 4. *Body.* Between the armpits along the bottom, the hem corners 17/19 are the extreme points down-left and
    down-right (at most ``HEM_CORNER_BELOW`` body lengths below the hem centre), the hem centre 18 the hem's
    arc-length midpoint, the side nodes thirds of the side.
@@ -60,15 +60,16 @@ from kgi.landmarks.geometry import (
 )
 from kgi.landmarks.checks import garment_problems, landmark_problems
 from kgi.landmarks.neckline import front_neckline
-from kgi.landmarks.sleeves import LONG_STATIONS, SHORT_STATIONS, flat_sleeve
+from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve
 
 # A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit is no
 # sleeve (a sleeveless top's shoulder strap).
 SLEEVELESS_PROTRUSION = 0.08
 # Concavities shallower than this fraction of the garment height are outline noise, not armpits.
 MIN_ARMPIT_DEPTH = 0.01
-# A sleeve whose cuff centre is at least this many body lengths (neck -> hem centre) from the neck is long.
-LONG_SLEEVE_REACH = 0.95
+# A sleeve whose axis (armhole centre -> cuff centre) is at least this many shoulder widths (node 5 -> 31, or the
+# chest's 14 -> 22 if wider) long is long: it passes the elbow, the upper arm being about one shoulder width.
+LONG_SLEEVE_REACH = 1.05
 # A sleeve reaches out past its armpit by at least this fraction of the garment height (a sleeveless top's strap
 # corner lies above or inside its armpit).
 SLEEVE_REACH_OUT = 0.04
@@ -129,7 +130,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
     sleeve_paths, tips, armpits, scores = {}, {}, {}, {}
     for side in (-1, +1):
-        candidate = _armpit_candidate(mask, centre_x, keypoints[2, 1], side, MIN_ARMPIT_DEPTH * garment_height)
+        candidate = _armpit_candidate(mask, centre_x, keypoints[[0, 4, 2]], side, MIN_ARMPIT_DEPTH * garment_height)
         if candidate is None:
             continue
         armpit = contour.nearest(candidate)
@@ -159,20 +160,24 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     for side, (shoulder_node, armpit_node, _) in SIDE_NODES.items():
         body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
         if side in sleeve_paths:
-            armpit, keypoints[shoulder_node], sleeves[side] = flat_sleeve(contour.points[sleeve_paths[side]],
-                                                                           tips[side], body_side, armpit_band)
+            armpit, keypoints[shoulder_node], sleeves[side] = flat_sleeve(
+                contour.points[sleeve_paths[side]], tips[side], body_side, armpit_band, centre_x)
         else:
             keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
         keypoints[armpit_node] = armpit
         keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
                                                             SIDE_FRACTIONS)
-    neck_middle = (keypoints[0] + keypoints[4]) / 2
-    body_length = max(float(np.linalg.norm(keypoints[18] - neck_middle)), 1.0)
-    reach = max((float(np.linalg.norm(s.cuff_centre - neck_middle)) for s in sleeves.values()), default=0.0)
-    sleeve = "none" if not sleeves else "long" if reach >= LONG_SLEEVE_REACH * body_length else "short"
+    # The shoulder width, or the chest's where the shoulder seam runs into the sleeve with no corner to find.
+    shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])),
+                         float(keypoints[22, 0] - keypoints[14, 0]), 1.0)
+    reach = max((s.length for s in sleeves.values()), default=0.0)
+    sleeve = "none" if not sleeves else "long" if reach >= LONG_SLEEVE_REACH * shoulder_width else "short"
     for side, (shoulder_node, armpit_node, sleeve_nodes) in SIDE_NODES.items():
         if side in sleeves:
-            keypoints[sleeve_nodes] = sleeves[side].nodes(LONG_STATIONS if sleeve == "long" else SHORT_STATIONS)
+            length = max(sleeves[side].length, 1.0)
+            elbow = min(shoulder_width, 0.9 * length) / length  # the upper arm is one shoulder width long
+            keypoints[sleeve_nodes] = sleeves[side].nodes((elbow / 2, elbow, (1 + elbow) / 2) if sleeve == "long"
+                                                          else SHORT_STATIONS)
         else:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
     front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
@@ -297,12 +302,16 @@ def _bisector_crossing(contour: Contour, start: int, end: int) -> int:
     return int(path[np.argmin(np.abs(along))])
 
 
-def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int,
+def _armpit_candidate(mask: np.ndarray, centre_x: int, neck: np.ndarray, side: int,
                       min_depth: float) -> np.ndarray | None:
     """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
 
-    The mask is cut at ``centre_x``; only defects below the neckline, off the cut and at least ``min_depth``
-    deep count.
+    The mask is cut at ``centre_x``; only defects off the neckline (below the neck corners and either below
+    the neckline's centre or beside the neck), off the cut and at least ``min_depth`` deep count: an armpit
+    may lie above the bottom of a deep V.
+
+    Args:
+        neck: (3, 2) the neck corners and the neckline's centre (nodes 0, 4, 2).
     """
     half = mask.copy()
     if side < 0:
@@ -314,7 +323,9 @@ def _armpit_candidate(mask: np.ndarray, centre_x: int, neck_y: float, side: int,
     half_contour = outer_contour(half, "cloth_mask half")
     defects = convexity_defects(half_contour.points)
     far = half_contour.points[defects[:, 2]]
-    usable = (far[:, 1] > neck_y) & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
+    beside_neck = np.abs(far[:, 0] - centre_x) > np.abs(neck[1, 0] - neck[0, 0]) / 2
+    off_neckline = (far[:, 1] > neck[2, 1]) | (beside_neck & (far[:, 1] > neck[:2, 1].max()))
+    usable = off_neckline & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
     if not usable.any():
         return None
     return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]

@@ -11,13 +11,20 @@ import numpy as np
 
 from kgi.landmarks.geometry import crossing, principal_direction, signed_side, unit_vector
 
-# Stations of the sleeve nodes (6, 13), (7, 12), (8, 11): fractions of the sleeve axis from the armhole centre
-# to the cuff centre. A short sleeve is split evenly; a long one has its elbow (7, 12) at 0.545 (the upper arm
-# is about one shoulder width and the sleeve covers 85-100% of an arm of two), the others halfway to either end.
+# Stations of the sleeve nodes (6, 13), (7, 12), (8, 11) of a short sleeve: fractions of the sleeve axis from
+# the armhole centre to the cuff centre, evenly. A long sleeve has its elbow (7, 12) one shoulder width down the
+# axis (``kgi.landmarks.flat``), the others halfway to either end.
 SHORT_STATIONS = (0.25, 0.5, 0.75)
-LONG_STATIONS = (0.2725, 0.545, 0.7725)
-# The cuff: the outline within this fraction of the sleeve's length of its end along the sleeve axis.
+# The armpit up a closed slit lies at most this fraction of the shorter of the body's side and the sleeve's inner
+# edge above the slit's end.
+OPEN_SLIT_REACH = 0.8
+# A sleeve hanging beside the body has its armpit at most this many shoulder widths below its shoulder.
+MAX_ARMHOLE_DEPTH = 0.5
+# The cuff: the outline within this fraction of the sleeve's length of its end along the sleeve axis, where the
+# cuff found from the edges' bisector lies short of ``CUFF_REACH`` of the sleeve's farthest point from the armhole
+# centre (a wide sleeve sticking out level, whose edges' bisector misses the cuff).
 CUFF_DEPTH = 0.06
+CUFF_REACH = 0.7
 
 
 
@@ -67,8 +74,8 @@ class FlatSleeve:
         return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
 
 
-def open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> np.ndarray:
-    """The armpit (2,) where the body's side meets the sleeve's inner edge.
+def open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The armpit (2,) where the body's side meets the sleeve's inner edge, and whether they run side by side.
 
     A sleeve hanging close to the body leaves a slit that the mask closes where it is thinner than a pixel,
     so the concavity (the last point of both runs) ends below the real armpit. Where the side and the inner
@@ -81,22 +88,22 @@ def open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> np.ndarray:
     """
     corner = body_side[-1]
     if len(body_side) < 8 or len(inner_edge) < 8:
-        return corner
+        return corner, False
     side_run = body_side[len(body_side) // 10:]  # off the hem corner's rounding
     inner_run = inner_edge[len(inner_edge) // 10:]  # off the cuff's
     side_direction, inner_direction = principal_direction(side_run), principal_direction(inner_run)  # upward
     system = np.stack([side_direction, -inner_direction], axis=1)  # side point + a d_side = inner point + b d_inner
     if side_direction @ inner_direction < np.cos(np.radians(30)) or abs(np.linalg.det(system)) < 1e-6:
-        return corner
+        return corner, False
     a, _ = np.linalg.solve(system, inner_run.mean(axis=0) - side_run.mean(axis=0))
     meeting = side_run.mean(axis=0) + a * side_direction
     up_the_slit = (meeting - corner) @ (side_direction + inner_direction) / 2
-    reach = 0.5 * min(np.linalg.norm(body_side[0] - corner), np.linalg.norm(inner_edge[0] - corner))
-    return meeting if 0 < up_the_slit < reach else corner
+    reach = OPEN_SLIT_REACH * min(np.linalg.norm(body_side[0] - corner), np.linalg.norm(inner_edge[0] - corner))
+    return (meeting if 0 < up_the_slit < reach else corner), True
 
 
-def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
-                 armpit_band: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, FlatSleeve]:
+def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: tuple[float, float, float],
+                centre_x: float) -> tuple[np.ndarray, np.ndarray, FlatSleeve]:
     """Armpit, shoulder and sleeve of one side of a flat garment.
 
     Args:
@@ -105,6 +112,9 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
         body_side: (N, 2) contour up the body's side from the hem corner to the concavity.
         armpit_band: the rows (top, bottom) an armpit may lie in and the row it takes when the concavity
             lies outside them (``kgi.landmarks.flat``); it then lies on the line of the sleeve's inner edge.
+        centre_x: the garment's centre line. A sleeve hanging beside the body (its inner edge and the body's
+            side within 30 degrees) has its armpit at most ``MAX_ARMHOLE_DEPTH`` shoulder widths below the
+            shoulder, up the line of its inner edge.
 
     Returns ``(armpit, shoulder, sleeve)``: two (2,) points and the :class:`FlatSleeve`.
     """
@@ -126,7 +136,7 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
         outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
         outer_run = path[cuff_outer: cuff_outer + 2 + int(np.searchsorted(outer_arc, run_length))][::-1]
         axis, normal = frame(principal_direction(inner_run) + principal_direction(outer_run), normal)
-    armpit = open_slit(body_side, path[: cuff_inner + 1][::-1])
+    armpit, side_by_side = open_slit(body_side, path[: cuff_inner + 1][::-1])
     top, bottom, prior = armpit_band
     if not top <= armpit[1] <= bottom:
         armpit = concavity
@@ -142,9 +152,17 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray,
     abreast = int(np.argmax(behind_armpit)) if behind_armpit.any() else 0
     corner = outer_part[abreast:]
     shoulder = cuff_outer + abreast + int(np.argmax(np.abs(signed_side(corner, corner[0], neck))))
+    deepest = path[shoulder, 1] + MAX_ARMHOLE_DEPTH * 2 * abs(path[shoulder, 0] - centre_x)
+    if side_by_side and armpit[1] > deepest:  # the slit closed up past the armhole: the armpit is up it
+        inner_direction = principal_direction(inner_run[::-1])  # cuff -> concavity
+        if inner_direction[1] < -0.3:
+            armpit = armpit + (deepest - armpit[1]) / inner_direction[1] * inner_direction
     centre = (path[shoulder] + armpit) / 2
-    cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal)
     cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
+    farthest = float(np.linalg.norm(path[: shoulder + 1] - centre, axis=1).max())
+    if (cuff_centre - centre) @ axis < CUFF_REACH * farthest:  # the cuff found short of the sleeve's end
+        cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal)
+        cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
                      outer_edge=path[cuff_outer: shoulder + 1][::-1],
                      inner_edge=np.concatenate([path[cuff_inner: 0: -1], armpit[None]]))
