@@ -180,6 +180,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
                                                           else SHORT_STATIONS)
         else:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
+        keypoints[sleeve_nodes] = _onto_garment(keypoints[sleeve_nodes], mask, contour)
     front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
     if front is not None:  # a front neckline below the back's, seen through it
         keypoints[[1, 2, 3]] = front
@@ -195,6 +196,18 @@ def _refuse(problems: list[str], what: str, advice: str) -> None:
     """Raise a ``LandmarkError`` naming ``problems`` and what to do, if there are any."""
     if problems:
         raise LandmarkError(f"{what}: {'; '.join(problems)}. {advice[0].upper()}{advice[1:]}")
+
+
+def _onto_garment(points: np.ndarray, mask: np.ndarray, contour: Contour) -> np.ndarray:
+    """``points`` (K, 2), those off the mask moved to the nearest point of its outline (a sleeve node measured
+    on an edge that the sleeve's axis misses, mirrored from the other edge)."""
+    height, width = mask.shape
+    columns = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
+    moved = points.copy()
+    for k in np.flatnonzero(~mask[rows, columns]):
+        moved[k] = contour.points[contour.nearest(points[k])]
+    return moved
 
 
 def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int, float]:
