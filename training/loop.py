@@ -31,6 +31,7 @@ import ray.train
 import ray.train.torch
 from kgi.runtime import retain_freed_memory
 from training.config import TrainConfig
+from training.errors import DataError, data_error
 from training.fs import upload_directory
 from training.tasks import TASKS
 
@@ -38,6 +39,7 @@ STATE_FILE = "training_state.pt"
 HISTORY_FILE = "history.jsonl"
 CONFIG_FILE = "train_config.json"
 LOG_EVERY = 20  # steps between progress lines on the driver's console
+PROGRESS_QUEUE = "progress_queue"  # the train_loop_config key of the queue progress lines go to (training.job)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -45,7 +47,13 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint."""
+    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint.
+
+    ``config`` is a ``TrainConfig`` as a dict, plus ``PROGRESS_QUEUE``: a ``ray.util.queue.Queue`` that rank 0's
+    progress lines go to instead of its stdout, or None.
+    """
+    config = dict(config)
+    progress = config.pop(PROGRESS_QUEUE, None)
     cfg = TrainConfig(**config)
     retain_freed_memory()  # a CPU step of the parse network faulted in ~8,000-10,000 fresh pages, 5-7% of its time
     context = ray.train.get_context()
@@ -86,8 +94,9 @@ def train_loop_per_worker(config: dict) -> None:
     data_pass = 0  # passes over the data this worker started; each starts Ray Data's pipeline anew
     while step < cfg.steps:
         data_pass += 1
-        batches = iter(shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device))
+        batches = _batches(shard, cfg.batch_size, device)
         wait_start = time.perf_counter()
+        steps_before = step
         for batch in batches:
             data_wait = time.perf_counter() - wait_start
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -105,13 +114,32 @@ def train_loop_per_worker(config: dict) -> None:
                             "data_wait_fraction": data_wait / step_time, "data_pass": data_pass})
             if rank == 0 and (step % LOG_EVERY == 0 or step == cfg.steps):
                 last = history[-1]
-                print(f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
-                      f"{last['samples_per_s']:.1f} samples/s  data wait {last['data_wait_fraction']:.0%}", flush=True)
+                line = (f"[{cfg.model}] step {step}/{cfg.steps}  loss {last['loss']:.4f}  "
+                        f"{last['samples_per_s']:.1f} samples/s  data wait {last['data_wait_fraction']:.0%}")
+                if progress is None:
+                    print(line, flush=True)
+                else:
+                    progress.put(line)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 _report(task, _unwrap(model), ema, optimizer, scaler, step, history, rank)
             if step >= cfg.steps:
                 break
             wait_start = time.perf_counter()
+        if step == steps_before:  # another pass would give no batch either: end the run instead of spinning
+            raise DataError(f"worker {rank} got no full batch of {cfg.batch_size} in a pass over the train split "
+                            f"of {cfg.data}")
+
+
+def _batches(shard, batch_size: int, device: torch.device):
+    """One pass over this worker's shard in full batches; a row that cannot be used raises a one-line ``DataError``
+    (instead of Ray Data's nested task errors), which ends the run without retries (``training.errors``)."""
+    try:
+        yield from shard.iter_torch_batches(batch_size=batch_size, drop_last=True, device=device)
+    except Exception as exc:
+        found = data_error(exc)
+        if found is None:
+            raise
+        raise found from None
 
 
 def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict], rank: int) -> None:

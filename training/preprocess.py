@@ -7,8 +7,10 @@ only the data code (0.4 s). A worker that unpickled a task's bound method import
 (BENCHMARKS.md, "Training"). The keypoint and inpainter stages import no torch. The parse stage builds its
 inputs with the inference code (``parse_input``, ``agnostic_parse``), so it imports torch, but only when it runs.
 
-Each function takes a batch of shard rows (``training.shards.SCHEMA``: one numpy array per column) and returns
-the columns its task's ``loss`` reads. ``Task.preprocessor`` binds the run's settings to them.
+Each function takes a batch of shard rows (``training.shards.SCHEMA``: one numpy array per column, plus the
+shard file each row came from, ``path``) and returns the columns its task's ``loss`` reads. ``Task.preprocessor``
+binds the run's settings to them. A row that cannot be used raises ``DatasetError`` naming the shard, the pair
+and the file in the row (``training.errors`` turns it into one line and stops the run).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 
 from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS
 from kgi.data.pose import parse_openpose, pose_graph_nodes
+from kgi.data.pose import PoseError
 from kgi.data.sample import TryOnSample
 from kgi.data.storage import MemoryStorage
-from kgi.data.vitonhd import read_pair
+from kgi.data.vitonhd import DatasetError, parse_landmarks, read_pair
 
 Batch = dict[str, np.ndarray]
 
@@ -35,14 +38,16 @@ def keypoints(batch: Batch) -> Batch:
     """
     cloth_kp, pose_nodes, worn_kp = [], [], []
     for row in _rows(batch):
-        cloth_doc = json.loads(row["cloth_landmarks_json"])
+        source = _row_source(row)
+        cloth_kp.append(parse_landmarks(row["cloth_landmarks_json"], f"{source}/cloth_landmarks_json").keypoints)
+        worn_kp.append(parse_landmarks(row["image_landmarks_json"], f"{source}/image_landmarks_json").keypoints)
         worn_doc = json.loads(row["image_landmarks_json"])
-        pose = parse_openpose(row["pose_json"], source=f"shard row {row['person_name']}")
-        cloth_kp.append(np.asarray(cloth_doc["keypoints"], np.float32) / [cloth_doc["width"], cloth_doc["height"]])
-        worn_kp.append(np.asarray(worn_doc["keypoints"], np.float32) / [worn_doc["width"], worn_doc["height"]])
+        try:
+            pose = parse_openpose(row["pose_json"], source=f"{source}/pose_json")
+        except PoseError as exc:
+            raise DatasetError(str(exc)) from None
         pose_nodes.append(pose_graph_nodes(pose, worn_doc["width"], worn_doc["height"]))
-    return {"cloth_kp": np.stack(cloth_kp).astype(np.float32), "pose_nodes": np.stack(pose_nodes),
-            "worn_kp": np.stack(worn_kp).astype(np.float32)}
+    return {"cloth_kp": np.stack(cloth_kp), "pose_nodes": np.stack(pose_nodes), "worn_kp": np.stack(worn_kp)}
 
 
 def parse(batch: Batch, *, height: int, keypoint_jitter: float) -> Batch:
@@ -90,7 +95,13 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
 
 
 def decode_row(row: dict, height: int | None) -> TryOnSample:
-    """A shard row as a ``TryOnSample``, through the VITON-HD reader's code."""
+    """A shard row as a ``TryOnSample``, through the VITON-HD reader's code (and its checks)."""
+    return read_pair(row_storage(row), "train", row["person_name"], row["cloth_name"], mode="paired",
+                     height=height)
+
+
+def row_storage(row: dict) -> MemoryStorage:
+    """A shard row's files laid out as a VITON-HD ``train`` split, so the dataset's readers and checks apply."""
     stem = row["person_name"].rsplit(".", 1)[0]
     files = {
         f"train/image/{row['person_name']}": row["image"],
@@ -101,8 +112,12 @@ def decode_row(row: dict, height: int | None) -> TryOnSample:
         f"train/cloth-landmark-json/{stem}.json": row["cloth_landmarks_json"].encode(),
         f"train/image-landmark-json/{stem}.json": row["image_landmarks_json"].encode(),
     }
-    return read_pair(MemoryStorage(files, name=f"shard row {row['person_name']}"), "train",
-                     row["person_name"], row["cloth_name"], mode="paired", height=height)
+    return MemoryStorage(files, name=_row_source(row))
+
+
+def repeat_rows(batch: Batch, *, times: int) -> Batch:
+    """Every row ``times`` times in a row: a split smaller than one batch per worker still fills the batches."""
+    return {column: np.repeat(values, times, axis=0) for column, values in batch.items()}
 
 
 def _mirror_parse(parse13: np.ndarray) -> np.ndarray:
@@ -112,6 +127,12 @@ def _mirror_parse(parse13: np.ndarray) -> np.ndarray:
         left, right = PARSE13_LABELS.index(f"left-{side}"), PARSE13_LABELS.index(f"right-{side}")
         swap[left], swap[right] = right, left
     return swap[parse13[:, ::-1]].astype(np.uint8)
+
+
+def _row_source(row: dict) -> str:
+    """How messages name a row: its shard file (when the batch says) and its pair."""
+    shard = row.get("path")
+    return f"{shard} [pair {row['person_name']}]" if shard else f"shard row {row['person_name']}"
 
 
 def _rows(batch: Batch) -> list[dict]:

@@ -234,30 +234,41 @@ def _read_landmarks(storage: Storage, rel: str, listed: set[str] | None) -> Land
     """The landmark file ``rel``, or ``None`` if it is absent (not in ``listed`` when a listing is given)."""
     if (rel not in listed) if listed is not None else not storage.exists(rel):
         return None
-    uri = storage.uri(rel)
+    return parse_landmarks(_read_text(storage, rel), storage.uri(rel))
+
+
+def parse_landmarks(text: str, source: str) -> Landmarks:
+    """A landmark file's text (the format in the module docstring) as :class:`Landmarks`.
+
+    Args:
+        text: the JSON document.
+        source: the file's location, for messages.
+
+    Raises ``DatasetError`` naming ``source`` and the field that is wrong.
+    """
     try:
-        doc = json.loads(_read_text(storage, rel))
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{uri}: not valid JSON ({exc})") from None
+        raise DatasetError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise DatasetError(f"{uri}: expected a JSON object, got {type(doc).__name__}")
+        raise DatasetError(f"{source}: expected a JSON object, got {type(doc).__name__}")
     size = []
     for key in ("width", "height"):
         value = doc.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise DatasetError(f"{uri}: '{key}' must be a positive number, got {value!r}")
+            raise DatasetError(f"{source}: '{key}' must be a positive number, got {value!r}")
         size.append(float(value))
     try:
         keypoints = np.asarray(doc.get("keypoints"), dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
-        raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} [x, y] number pairs") from None
+        raise DatasetError(f"{source}: 'keypoints' must be {NUM_GARMENT_NODES} [x, y] number pairs") from None
     if keypoints.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(keypoints).all():
-        raise DatasetError(f"{uri}: 'keypoints' must be {NUM_GARMENT_NODES} finite [x, y] pairs, "
+        raise DatasetError(f"{source}: 'keypoints' must be {NUM_GARMENT_NODES} finite [x, y] pairs, "
                            f"got shape {keypoints.shape}")
     sleeve = doc.get("sleeve")
     if sleeve not in SLEEVE_TYPES:
-        raise DatasetError(f"{uri}: 'sleeve' must be one of {SLEEVE_TYPES}, got {sleeve!r}")
+        raise DatasetError(f"{source}: 'sleeve' must be one of {SLEEVE_TYPES}, got {sleeve!r}")
     tags = doc.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise DatasetError(f"{uri}: 'tags' must be a list of strings, got {tags!r}")
+        raise DatasetError(f"{source}: 'tags' must be a list of strings, got {tags!r}")
     return Landmarks((keypoints / np.array(size)).astype(np.float32), sleeve, tuple(tags))
