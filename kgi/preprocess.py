@@ -8,7 +8,10 @@ The project's one preprocessing path: ``kgi tryon`` and the service's ``Preproce
     pose                OpenPose BODY_25 JSON of the person photo; else estimated by the preprocessor's pose
                         estimator (``kgi.pose_estimation``); required when it has none
     parse               CIHP label PNG of the person photo, as VITON-HD's ``image-parse-v3``; else computed by the
-                        preprocessor's human parser (``kgi.parsing``); required when it has none
+                        preprocessor's human parser (``kgi.parsing``); required when it has none. The photo
+                        parser (``kgi.parsing.PhotoParser``) also gives the pose and first checks that the photo
+                        can work (one person, shoulders and hips in view, large enough, facing the camera):
+                        else an ``InputError`` on "person" says why
     cloth_mask          garment silhouette (grayscale, >= 128 = garment); else :func:`cloth_mask_from_photo`,
                         which needs a plain background
     garment_keypoints   JSON list of 32 [x, y] garment-graph keypoints in garment-photo pixels; else
@@ -235,7 +238,7 @@ class Preprocessor:
 
     Example::
 
-        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("synthetic"))
+        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("mediapipe"))
         sample = preprocessor(Uploads(person=person_jpeg, garment=garment_jpeg), working_height=256)
     """
 
@@ -250,7 +253,7 @@ class Preprocessor:
 
         Raises the ``ValueError`` subclasses of the module docstring, naming the input.
         """
-        if uploads.pose is None and self.pose_estimator is None:
+        if uploads.pose is None and self.pose_estimator is None and not hasattr(self.parser, "analyse"):
             raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
                                             "OpenPose BODY_25 JSON as 'pose'")
         if uploads.parse is None and self.parser is None:
@@ -260,15 +263,19 @@ class Preprocessor:
         tags = []
 
         person = decode_rgb(uploads.person, source="person", **self.limits)
+        estimated_pose = None
         if uploads.parse is not None:
             parse = self._read_parse(uploads.parse, person.shape[:2])
+        elif hasattr(self.parser, "analyse"):  # the photo parser: pose, parse and photo checks in one call
+            estimated_pose, parse = self._analyse(person)
+            tags.append("estimated-parse")
         else:
             parse = self._estimate_parse(person)
             tags.append("estimated-parse")
         if uploads.pose is not None:
             pose = self._read_pose(uploads.pose)
         else:
-            pose = self._estimate_pose(person)
+            pose = self._estimate_pose(person) if estimated_pose is None else estimated_pose
             tags.append("estimated-pose")
         _check_pose_inside(pose, person.shape[1], person.shape[0])
         # Resized to the working height first, then cropped or padded to 3:4: the padding of a narrow photo is
@@ -327,12 +334,24 @@ class Preprocessor:
                                f"{person.shape[:2]} uint8 CIHP labels")
         return parse
 
+    def _analyse(self, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo parser's pose and parse; refuses a photo it finds unusable for a try-on, saying why."""
+        try:
+            pose, parse, problem = self.parser.analyse(person)
+        except ParsingError as exc:
+            raise InputError("person", f"the human parser failed ({exc}); send the CIHP label PNG as 'parse'") from None
+        if problem:
+            raise InputError("person", problem)
+        return pose, parse
+
     def _read_pose(self, data: bytes) -> np.ndarray:
         if self.limits["max_bytes"] is not None and len(data) > self.limits["max_bytes"]:
             raise InputError("pose", f"{len(data)} bytes exceeds the limit of {self.limits['max_bytes']} bytes")
         return parse_openpose(data, source="pose")
 
     def _estimate_pose(self, person: np.ndarray) -> np.ndarray:
+        if self.pose_estimator is None:  # the photo parser estimates poses too
+            return self._analyse(person)[0]
         try:
             return self.pose_estimator.estimate(person)
         except PoseEstimationError as exc:

@@ -51,13 +51,13 @@ def _sources(args):
 
     estimator = parser = None
     advice = {"pose": "pass --pose-estimator mediapipe", "parse": "pass --parser synthetic or --parser-onnx"}
-    if args.pose is None:
+    if args.parse is None:
+        parser = parser_from_args(args)
+    if args.pose is None and not hasattr(parser, "analyse"):  # the photo parser estimates the pose too
         try:
             estimator = make_pose_estimator(args.pose_estimator, args.pose_python)
         except PoseEstimatorUnavailable as exc:
             advice["pose"] = f"make --pose-estimator {args.pose_estimator} available: {exc}"
-    if args.parse is None:
-        parser = parser_from_args(args)
     return estimator, parser, advice
 
 
@@ -97,8 +97,9 @@ def run(args) -> int:
     except ValueError as exc:  # every input problem (kgi.preprocess), its message naming the input
         raise CommandError(str(exc)) from None
     finally:
-        if estimator is not None:
-            estimator.close()
+        for source in (estimator, parser):
+            if hasattr(source, "close"):
+                source.close()
     estimated = [tag.removeprefix("estimated-") for tag in sample.tags]
     if estimated:
         print(f"estimated: {', '.join(estimated)}" + (" (the synthetic parser parses synthetic people only)"
