@@ -55,6 +55,8 @@ from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks blur between 0 and 255)
 # A product photo's pixel farther than this from the background colour (RGB distance) is a garment candidate.
 BACKGROUND_TOLERANCE = 18.0
+# ... lowered for a pale garment to this fraction of its median distance to the background, down to MIN_TOLERANCE.
+PALE_TOLERANCE_RATIO, MIN_TOLERANCE = 0.15, 7.0
 # A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
@@ -112,31 +114,39 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(frame, axis=0).astype(np.uint8)
 
 
-def _far_from_background(image: np.ndarray, tolerance: float, chunk_pixels: int = 1 << 18) -> np.ndarray:
-    """(H, W) uint8 1 where a pixel's RGB distance to :func:`border_colour` exceeds ``tolerance``.
+def _background_distance(image: np.ndarray, chunk_pixels: int = 1 << 18) -> np.ndarray:
+    """(H, W) uint8 RGB distance of each pixel to :func:`border_colour`, saturated at 255.
 
     Computed in strips of about ``chunk_pixels`` pixels, so the float arithmetic never holds more than one strip
     (on the whole (H, W, 3) photo at once it would take 12x the photo's bytes).
     """
     background = border_colour(image).astype(np.float32)
-    far = np.empty(image.shape[:2], np.uint8)
+    distance = np.empty(image.shape[:2], np.uint8)
     rows = max(chunk_pixels // image.shape[1], 1)
     for top in range(0, image.shape[0], rows):
         difference = image[top:top + rows].astype(np.float32) - background  # (rows, W, 3)
-        far[top:top + rows] = np.einsum("hwc,hwc->hw", difference, difference) > tolerance ** 2
-    return far
+        distance[top:top + rows] = np.minimum(np.sqrt(np.einsum("hwc,hwc->hw", difference, difference)), 255)
+    return distance
 
 
 def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLERANCE) -> np.ndarray:
     """The garment silhouette of a product photo on a plain background: (H, W) bool.
 
-    A rule, not a segmentation model: pixels farther than ``tolerance`` (RGB distance) from the background colour
-    (:func:`border_colour`) are garment candidates; a 3x3 opening drops JPEG speckle; the largest connected
+    A rule, not a segmentation model: pixels farther than a tolerance (RGB distance) from the background colour
+    (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
+    lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
+    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``, so a white or pale garment on
+    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest connected
     candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
-    candidates = _far_from_background(cloth, tolerance)
+    distance = _background_distance(cloth)
+    core = distance > tolerance
+    if core.any():
+        tolerance = float(np.clip(PALE_TOLERANCE_RATIO * np.median(distance[core]), MIN_TOLERANCE, tolerance))
+    candidates = (distance > tolerance).astype(np.uint8)
+    del distance, core
     candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
