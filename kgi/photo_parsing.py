@@ -62,6 +62,7 @@ SKIN_DISTANCE = 3.0
 SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the garments it looks
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
+FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
@@ -211,31 +212,36 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     nearest = np.array(names, np.uint8)[np.argmin(np.stack([parts[n] * weights[n] for n in names]), axis=0)]
     arm_distance = np.minimum(parts[LEFT_ARM], parts[RIGHT_ARM])
 
-    # Hair: above the chin, the person outside the face outline, and inside it above the brows what is not
-    # skin (a fringe); then, below the chin, pixels whose colour is likelier hair than garment or skin and that
-    # touch that hair (long hair on the shoulders).
+    # Hair. Seeds: the person above the face outline's top, and beside the face (above the chin) what is not
+    # skin. Colour histograms: hair (those seeds), skin (the face patches) and upper garment (the chest and upper
+    # arms). Near the head, a pixel likelier hair than both, after smoothing, is hair when it touches the seeds
+    # (long hair on the shoulders, brown hair beside a face of the same hue), unless it is skin on the neck's
+    # line; in the face outline above the brows it is a fringe.
     quantised = (lab.astype(np.int32) * HIST_BINS // 256)
     quantised = (quantised[..., 0] * HIST_BINS + quantised[..., 1]) * HIST_BINS + quantised[..., 2]
     top_y = chin_y if face is None else face[list(FACE_OVAL), 1].min()
     hair = person & ((rows < top_y) | (rows < chin_y) & ~skin) & ~face_region
-    if face is not None:
-        brows_y = face[BROWS, 1].mean() - 0.03 * (chin_y - face[FACE_OVAL[0], 1])
-        fringe = face_region & (rows < brows_y) & ~skin
-        hair |= fringe
-        face_region &= ~fringe
-    skin &= ~hair
     garment = person & ~skin & ~face_region & ~hair
     upper_seed = garment & (rows > shoulders[1] + 0.15 * torso) & (rows < shoulders[1] + 0.55 * torso) & \
         (parts[TORSO_SKIN] < 0.3 * torso)
     upper_seed |= garment & (arm_distance < limb) & (rows < hips[1] - 0.1 * torso)
     upper_hist = _histogram(quantised, upper_seed)
-    hair_hist = _histogram(quantised, hair & ~skin)
+    hair_hist = _histogram(quantised, hair)
     skin_hist = _histogram(quantised, face_skin)
-    if hair_hist is not None and upper_hist is not None:
-        rival = upper_hist if skin_hist is None else np.maximum(upper_hist, skin_hist)
+    if hair_hist is not None:
+        sigma = max(1.0, 0.006 * h)
+        log_hair = cv2.GaussianBlur(np.log(hair_hist[quantised]).astype(np.float32), (0, 0), sigma)
+        rivals = [cv2.GaussianBlur(np.log(hist[quantised]).astype(np.float32), (0, 0), sigma)
+                  for hist in (skin_hist, upper_hist) if hist is not None]
+        margin = log_hair - np.maximum.reduce(rivals) if rivals else np.full(shape, np.inf, np.float32)
+        hairlike = margin > 0
+        if face is not None:
+            brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
+            fringe = face_region & (rows < brows_y) & (margin > FRINGE_MARGIN)
+            hair |= fringe
+            face_region &= ~fringe
         neck = (rows > chin_y) & skin & (_line_distance(shape, [head, shoulders]) < limb)
-        candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & \
-            (np.log(hair_hist[quantised]) - np.log(rival[quantised]) > 0.5)
+        candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
         count, components = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
         touching = np.zeros(count, bool)
         touching[np.unique(components[hair])] = True
