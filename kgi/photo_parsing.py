@@ -105,6 +105,15 @@ def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.nda
     return cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
 
 
+def _arm_distance(shape: tuple[int, int], marks: np.ndarray, shoulder: int, elbow: int, wrist: int,
+                  hand: tuple[int, ...]) -> np.ndarray:
+    """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark."""
+    distance = _line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]])
+    for finger in hand:
+        distance = np.minimum(distance, _line_distance(shape, [marks[wrist, :2], marks[finger, :2]]))
+    return distance
+
+
 def _skin_model(lab: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A Gaussian fitted (robustly) to ``samples`` (N, 3) Lab colours, evaluated on ``lab`` (H, W, 3): the
     (H, W) Mahalanobis distance and log density (per unit Lab volume, comparable with :func:`_histogram`'s)."""
@@ -198,10 +207,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     head = marks[NOSE, :2] if face is None else face[list(FACE_OVAL)].mean(axis=0)
     parts = {
         TORSO_SKIN: _line_distance(shape, [head, shoulders, hips]),
-        LEFT_ARM: _line_distance(shape, [marks[LEFT_SHOULDER, :2], marks[LEFT_ELBOW, :2], marks[LEFT_WRIST, :2],
-                                         _points(marks, LEFT_HAND)]),
-        RIGHT_ARM: _line_distance(shape, [marks[RIGHT_SHOULDER, :2], marks[RIGHT_ELBOW, :2],
-                                          marks[RIGHT_WRIST, :2], _points(marks, RIGHT_HAND)]),
+        LEFT_ARM: _arm_distance(shape, marks, LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST, LEFT_HAND),
+        RIGHT_ARM: _arm_distance(shape, marks, RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST, RIGHT_HAND),
         LEFT_LEG: _line_distance(shape, [marks[LEFT_HIP, :2], marks[LEFT_KNEE, :2], marks[LEFT_ANKLE, :2]]),
         RIGHT_LEG: _line_distance(shape, [marks[RIGHT_HIP, :2], marks[RIGHT_KNEE, :2], marks[RIGHT_ANKLE, :2]]),
     }
@@ -282,8 +289,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
     labels[lower] = PANTS
-    skin_part = np.where(nearest == TORSO_SKIN, TORSO_SKIN, nearest)
-    labels[skin] = skin_part[skin]
+    labels[skin] = _limbs_by_region(nearest, skin)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
     # Leg skin below a lower garment makes it a skirt (CIHP tells skirts from trousers; both are "bottom").
@@ -312,6 +318,20 @@ def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.
     labels = labels.copy()
     labels[specks] = source[nearest[specks]]
     return labels
+
+
+def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """``nearest`` (H, W) part labels where, in each connected skin region most of whose limb pixels are nearest
+    an arm, the leg pixels go to that arm: fingers that reach down a thigh stay the hand's. (Not the other way:
+    a hand resting on a bare thigh joins the two regions, and stays a hand.)"""
+    limbs = np.array([LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG])
+    count, regions = cv2.connectedComponents(skin.astype(np.uint8), connectivity=8)
+    on_limb = skin & np.isin(nearest, limbs)
+    votes = np.zeros((count, len(limbs)), np.int64)  # region -> pixels nearest to each limb
+    np.add.at(votes, (regions[on_limb], np.searchsorted(limbs, nearest[on_limb])), 1)
+    majority = limbs[np.argmax(votes, axis=1)]
+    to_arm = on_limb & np.isin(nearest, limbs[2:]) & np.isin(majority[regions], limbs[:2])
+    return np.where(to_arm, majority[regions], nearest).astype(np.uint8)
 
 
 def _boundary_row(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float) -> float:
