@@ -9,17 +9,25 @@ photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25)
 - pose: the mean distance between the estimator's joints and the dataset's OpenPose joints, over the joints
   both detect (OpenPose confidence > 0.1), as a fraction of the image height; all joints and the pose-graph
   joints (BODY_25 0-7, 9, 12). On synthetic people (``kgi.data.synth``) the reference is the generator's pose;
-- cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against every garment's ``cloth-mask``;
-- parse: mIoU over the 13 model classes present (``kgi.data.labels``) of the parser against the dataset's
-  ``image-parse-v3`` and on held-out synthetic people.
+- cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against the ``cloth-mask`` of every garment photo
+  of the split (the first --limit);
+- parse: IoU per class of the 13 model classes (``kgi.data.labels``; intersections and unions summed over the
+  people), their mean over the classes present (mIoU), the upper-garment and arms IoU, of the parser against the
+  dataset's ``image-parse-v3`` and on held-out synthetic people; and the parser's time per photo (after one
+  untimed warm-up call).
+
+The people are read from the unpaired pairs, so a root without the people's own garments (like
+``../shared/vitonhd-extra``) works.
 
 The pose estimator is BlazePose run by the interpreter of --pose-python or $KGI_POSE_PYTHON (an environment with
 mediapipe, which cannot share one with Ray: see ``kgi.pose_estimation``), else in this process. The parser is
-the shipped synthetic one (synthetic people only), or --parser-onnx with its --label-set and --input-size.
+the photo parser in that same environment (``kgi.parsing.PhotoParser``), or --parser synthetic (synthetic people
+only), or --parser-onnx with its --label-set and --input-size.
 ``kgi tryon`` takes the same options.
 
 Examples:
 
+    kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python
     kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --parser-onnx schp-lip.onnx \\
         --label-set lip --input-size 473 473
     kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
@@ -37,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from kgi.cli import CommandError
-from kgi.data.images import ImageError, decode_rgb, encode_palette_png
+from kgi.data.images import ImageError, decode_gray, decode_rgb, encode_palette_png
 from kgi.data.labels import CIHP_PALETTE, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER, to_parse13
 from kgi.data.pose import openpose_json
 from kgi.data.synth import make_pair
@@ -47,7 +55,7 @@ from kgi.models.parse import iou_counts
 from kgi.parsing import LABEL_SETS, PARSER_SOURCES, HumanParser, ParserUnavailable, ParsingError, make_parser
 from kgi.pose_estimation import POSE_PYTHON_ENV, POSE_SOURCES, PoseEstimationError, PoseEstimatorUnavailable, \
     make_pose_estimator
-from kgi.preprocess import cloth_mask_from_photo
+from kgi.preprocess import MASK_THRESHOLD, cloth_mask_from_photo
 
 HELP = "measure the built-in pose estimator, cloth mask and human parser against genuine and synthetic data"
 OPENPOSE_MIN_CONFIDENCE = 0.1
@@ -198,6 +206,23 @@ class PoseScore:
         return f"pose {label}: person found in {self.found}/{self.people}; mean joint distance: {figures}"
 
 
+def garment_mask_ious(storage, split: str, limit: int | None) -> dict[str, float]:
+    """IoU of :func:`cloth_mask_from_photo` against the ``cloth-mask`` of every garment photo of the split that
+    has one (the first ``limit``, when given): garment name -> IoU."""
+    names = [rel.rsplit("/", 1)[1] for rel in storage.list(f"{split}/cloth")]
+    names = [name for name in names if storage.exists(f"{split}/cloth-mask/{name}")][:limit]
+    ious = {}
+    for name in tqdm(names, desc="garment masks", unit="garment", disable=None, file=sys.stderr):
+        try:
+            cloth = decode_rgb(storage.read_bytes(f"{split}/cloth/{name}"), source=name)
+            reference = decode_gray(storage.read_bytes(f"{split}/cloth-mask/{name}"), source=name) >= MASK_THRESHOLD
+        except ImageError as exc:
+            print(f"cloth mask: {name} skipped ({exc})")
+            continue
+        ious[name] = mask_iou(cloth_mask_from_photo(cloth), reference)
+    return ious
+
+
 def _pose_estimator(args, required: bool):
     """The estimator, or None (with the reason printed) when it is not required and cannot start."""
     try:
@@ -264,17 +289,17 @@ def evaluate(args: argparse.Namespace) -> int:
         persons = VitonHD(args.root, args.split, "unpaired")
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
-    try:
-        own_garments = VitonHD(args.root, args.split, "paired")
-    except DatasetError as exc:
-        own_garments = None
-        print(f"cloth mask: the people's own garments are not scored ({exc})")
     count = len(persons) if args.limit is None else min(args.limit, len(persons))
     estimator = _pose_estimator(args, required=False)
     parser = _human_parser(args)
     parser_name = type(parser).__name__
 
-    genuine_pose, genuine_parse, masks = PoseScore(estimator), ParseScore(), {}
+    genuine_pose, genuine_parse = PoseScore(estimator), ParseScore()
+    if count:
+        try:  # once untimed: the first call of a model pays for its warm-up, not the photo's parse
+            parser.parse(persons[0].person)
+        except ParsingError:
+            pass
     started = time.time()
     for index in tqdm(range(count), desc="genuine people", unit="person", disable=None, file=sys.stderr):
         sample = persons[index]
@@ -287,8 +312,7 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"{sample.person_name}: no parse ({exc}); scored as all background")
             parse = np.zeros(sample.parse.shape, np.uint8)
         genuine_parse.add(parse, sample.parse, time.perf_counter() - parse_start)
-        for garment in (sample,) if own_garments is None else (sample, own_garments[index]):
-            masks.setdefault(garment.cloth_name, mask_iou(cloth_mask_from_photo(garment.cloth), garment.cloth_mask))
+    masks = garment_mask_ious(persons.storage, args.split, args.limit)
     if estimator is not None:
         print(genuine_pose.line(f"{args.split} ({count} people)"))
     ious = list(masks.values())
