@@ -62,7 +62,8 @@ SKIN_DISTANCE = 3.0
 SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the garments it looks
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
-FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
+FRINGE_MARGIN = 0.5  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
@@ -205,6 +206,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
 
     # Distances to the skeleton's parts: head-neck-torso, arms, legs.
     head = marks[NOSE, :2] if face is None else face[list(FACE_OVAL)].mean(axis=0)
+    face_width = 0.5 * torso if face is None else float(np.ptp(face[list(FACE_OVAL), 0]))
     parts = {
         TORSO_SKIN: _line_distance(shape, [head, shoulders, hips]),
         LEFT_ARM: _arm_distance(shape, marks, LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST, LEFT_HAND),
@@ -247,7 +249,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
             fringe = face_region & (rows < brows_y) & (margin > FRINGE_MARGIN)
             hair |= fringe
             face_region &= ~fringe
-        neck = (rows > chin_y) & skin & (_line_distance(shape, [head, shoulders]) < limb)
+        neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & \
+            (_line_distance(shape, [head, shoulders]) < NECK_WIDTH * face_width / 2)
         candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
         count, components = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
         touching = np.zeros(count, bool)
