@@ -63,7 +63,7 @@ SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the 
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
-FRINGE_MARGIN = 0.5  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
