@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
 from kgi.models.checkpoint import SafetensorsModel
 from kgi.models.parse import ConvBlock
-from kgi.pose_estimation import PoseEstimatorUnavailable, check_rgb, make_pose_estimator
+from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
 
 LIP_LABELS: tuple[str, ...] = (
     "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
@@ -319,9 +319,13 @@ class PhotoParser:
         Args: rgb: (H, W, 3) uint8 RGB photo of one person.
 
         Returns ``(pose, parse, problem)``: (25, 3) float32 BODY_25 joints, (H, W) uint8 CIHP labels (None when
-        no person is found) and a refusal to show the user ("" when the photo can be tried on).
+        no person is found) and a refusal to show the user ("" when the photo can be tried on). Raises
+        ``ParsingError`` when the analysis fails on this photo.
         """
-        return self.worker.analyse(check_rgb(rgb, error=ParsingError))
+        try:
+            return self.worker.analyse(check_rgb(rgb, error=ParsingError))
+        except PoseEstimationError as exc:
+            raise ParsingError(str(exc)) from None
 
     def parse(self, rgb: np.ndarray) -> np.ndarray:
         """Args: rgb: (H, W, 3) uint8 RGB photo of one person. Returns (H, W) uint8 CIHP labels.

@@ -103,7 +103,7 @@ def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.nda
     canvas = np.full(shape, 255, np.uint8)
     points = np.round(np.stack(polyline)).astype(np.int32)
     cv2.polylines(canvas, [points.reshape(-1, 1, 2)], False, 0, 1)
-    return cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
+    return np.minimum(cv2.distanceTransform(canvas, cv2.DIST_L2, 3), 1e6)  # a line wholly outside: far
 
 
 def _arm_distance(shape: tuple[int, int], marks: np.ndarray, shoulder: int, elbow: int, wrist: int,

@@ -304,7 +304,8 @@ class SubprocessPose:
             return self._read_answer()
 
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """:meth:`MediaPipePose.analyse` in the worker (made with ``parse=True``): one request, three answers."""
+        """:meth:`MediaPipePose.analyse` in the worker (made with ``parse=True``): one request, three answers, or
+        one error (``PoseEstimationError``) when the analysis fails on this photo."""
         rgb = check_rgb(rgb)
         with self._lock:
             if self._worker.poll() is not None:
@@ -393,8 +394,12 @@ def _serve(min_detection_confidence: float, min_visibility: float, parse: bool) 
         return
     _send(stdout, _OK, np.zeros(0, np.float32))
     while (request := _receive(stdin)) is not None:
-        if request[0] == _ANALYSE:  # check_rgb passed in the caller, and analyse raises nothing else
-            pose, parse, problem = estimator.analyse(request[1])
+        if request[0] == _ANALYSE:  # check_rgb passed in the caller
+            try:
+                pose, parse, problem = estimator.analyse(request[1])
+            except Exception as exc:  # noqa: BLE001 - a photo the analysis trips on: say so, keep serving
+                _send(stdout, _ERROR, _text(f"the photo analysis failed: {type(exc).__name__}: {exc}"))
+                continue
             _send(stdout, _OK, pose)
             _send(stdout, _OK, np.zeros((0, 0), np.uint8) if parse is None else parse)
             _send(stdout, _OK, _text(problem))
