@@ -167,7 +167,21 @@ def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face
     marks[:, :2] *= scale
     face = None if face is None else face.astype(np.float64) * scale
     labels = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
-    return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    if (height, width) == labels.shape:
+        return labels
+    return _upsample_labels(labels, person_mask(rgb, person))
+
+
+def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Working-size labels to the photo's (H, W): each label's mask, lightly blurred, scaled up bilinearly, and
+    the likeliest label taken per pixel (smooth edges, not blocks); the photo's own person mask (at full size)
+    then decides person from background, a person pixel taking its likeliest label other than background."""
+    height, width = person.shape
+    present = np.unique(labels)
+    scores = np.stack([cv2.resize(cv2.GaussianBlur((labels == label).astype(np.float32), (0, 0), 1.0),
+                                  (width, height), interpolation=cv2.INTER_LINEAR) for label in present])
+    scores[present == BACKGROUND] = np.where(person, -1.0, 2.0)  # the full-size mask decides the person
+    return present.astype(np.uint8)[np.argmax(scores, axis=0)]
 
 
 def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
