@@ -60,6 +60,9 @@ SKIN_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425), (108, 151, 337, 9))
 # Skin: Mahalanobis distance (Lab) to the face's colour below which a pixel is skin; lightness spread widened.
 SKIN_DISTANCE = 3.0
 SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the garments it looks
+# ... except within HAND_REACH limb widths of a hand's landmarks, where skin may be farther and has a prior
+# (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
+HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
@@ -109,7 +112,13 @@ def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.nda
 def _arm_distance(shape: tuple[int, int], marks: np.ndarray, shoulder: int, elbow: int, wrist: int,
                   hand: tuple[int, ...]) -> np.ndarray:
     """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark."""
-    distance = _line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]])
+    return np.minimum(_line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]]),
+                      _hand_distance(shape, marks, wrist, hand))
+
+
+def _hand_distance(shape: tuple[int, int], marks: np.ndarray, wrist: int, hand: tuple[int, ...]) -> np.ndarray:
+    """(H, W) distance to a hand: the segments from the wrist to each finger landmark."""
+    distance = np.full(shape, 1e6, np.float32)
     for finger in hand:
         distance = np.minimum(distance, _line_distance(shape, [marks[wrist, :2], marks[finger, :2]]))
     return distance
@@ -282,11 +291,15 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     # Skin again, now against the garments' own colours: a pixel near the face's colour is skin when the skin
     # model explains it better than either garment's histogram (bright forearms on a white top stay skin, a
     # top the colour of skin stays garment).
+    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin.
+    hands = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
+                       _hand_distance(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
-        skin = person & ~face_region & ~hair & (skin_distance < SKIN_DISTANCE_MAX) & \
-            (skin_density > garment_density)
+        reach = np.where(hands, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
+        skin = person & ~face_region & ~hair & (skin_distance < reach) & \
+            (skin_density + np.where(hands, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
