@@ -11,7 +11,7 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     inpaint: {device: cpu, dtype: float32}    # "cuda" + "bfloat16" on GPUs
     preprocess:                   # where a request's missing pose and parse come from (PreprocessArgs)
       pose: {source: mediapipe, python: null, required: false}
-      parser: {source: synthetic}
+      parser: {source: mediapipe}
     versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
       default: {path: default, weight: 0.5}
       fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
@@ -118,7 +118,8 @@ class ParserArgs(BaseModel):
     """``preprocess.parser``: where the parse of a request sent without one comes from (``kgi.parsing.make_parser``).
 
     Attributes:
-        source: "none" (requests must send ``parse``), "synthetic" (the shipped parser trained on synthetic
+        source: "none" (requests must send ``parse``), "mediapipe" (the photo parser, in the pose source's
+            environment: ``kgi.parsing.PhotoParser``), "synthetic" (the shipped parser trained on synthetic
             people: it parses synthetic people only) or "onnx" (a human-parsing model the operator provides).
         path: the ONNX model (required for "onnx"), or other synthetic-parser weights; relative to ``models_dir``.
         label_set: the ONNX model's labels, mapped to CIHP: "cihp", "lip" or "atr".

@@ -8,7 +8,10 @@ The project's one preprocessing path: ``kgi tryon`` and the service's ``Preproce
     pose                OpenPose BODY_25 JSON of the person photo; else estimated by the preprocessor's pose
                         estimator (``kgi.pose_estimation``); required when it has none
     parse               CIHP label PNG of the person photo, as VITON-HD's ``image-parse-v3``; else computed by the
-                        preprocessor's human parser (``kgi.parsing``); required when it has none
+                        preprocessor's human parser (``kgi.parsing``); required when it has none. The photo
+                        parser (``kgi.parsing.PhotoParser``) also gives the pose and first checks that the photo
+                        can work (one person, shoulders and hips in view, large enough, facing the camera):
+                        else an ``InputError`` on "person" says why
     cloth_mask          garment silhouette (grayscale, >= 128 = garment); else :func:`cloth_mask_from_photo`,
                         which needs a plain background
     garment_keypoints   JSON list of 32 [x, y] garment-graph keypoints in garment-photo pixels; else
@@ -52,6 +55,8 @@ from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks blur between 0 and 255)
 # A product photo's pixel farther than this from the background colour (RGB distance) is a garment candidate.
 BACKGROUND_TOLERANCE = 18.0
+# ... lowered for a pale garment to this fraction of its median distance to the background, down to MIN_TOLERANCE.
+PALE_TOLERANCE_RATIO, MIN_TOLERANCE = 0.15, 7.0
 # A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
@@ -109,31 +114,39 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(frame, axis=0).astype(np.uint8)
 
 
-def _far_from_background(image: np.ndarray, tolerance: float, chunk_pixels: int = 1 << 18) -> np.ndarray:
-    """(H, W) uint8 1 where a pixel's RGB distance to :func:`border_colour` exceeds ``tolerance``.
+def _background_distance(image: np.ndarray, chunk_pixels: int = 1 << 18) -> np.ndarray:
+    """(H, W) uint8 RGB distance of each pixel to :func:`border_colour`, saturated at 255.
 
     Computed in strips of about ``chunk_pixels`` pixels, so the float arithmetic never holds more than one strip
     (on the whole (H, W, 3) photo at once it would take 12x the photo's bytes).
     """
     background = border_colour(image).astype(np.float32)
-    far = np.empty(image.shape[:2], np.uint8)
+    distance = np.empty(image.shape[:2], np.uint8)
     rows = max(chunk_pixels // image.shape[1], 1)
     for top in range(0, image.shape[0], rows):
         difference = image[top:top + rows].astype(np.float32) - background  # (rows, W, 3)
-        far[top:top + rows] = np.einsum("hwc,hwc->hw", difference, difference) > tolerance ** 2
-    return far
+        distance[top:top + rows] = np.minimum(np.sqrt(np.einsum("hwc,hwc->hw", difference, difference)), 255)
+    return distance
 
 
 def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLERANCE) -> np.ndarray:
     """The garment silhouette of a product photo on a plain background: (H, W) bool.
 
-    A rule, not a segmentation model: pixels farther than ``tolerance`` (RGB distance) from the background colour
-    (:func:`border_colour`) are garment candidates; a 3x3 opening drops JPEG speckle; the largest connected
+    A rule, not a segmentation model: pixels farther than a tolerance (RGB distance) from the background colour
+    (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
+    lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
+    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``, so a white or pale garment on
+    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest connected
     candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
-    candidates = _far_from_background(cloth, tolerance)
+    distance = _background_distance(cloth)
+    core = distance > tolerance
+    if core.any():
+        tolerance = float(np.clip(PALE_TOLERANCE_RATIO * np.median(distance[core]), MIN_TOLERANCE, tolerance))
+    candidates = (distance > tolerance).astype(np.uint8)
+    del distance, core
     candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
@@ -235,7 +248,7 @@ class Preprocessor:
 
     Example::
 
-        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("synthetic"))
+        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("mediapipe"))
         sample = preprocessor(Uploads(person=person_jpeg, garment=garment_jpeg), working_height=256)
     """
 
@@ -250,7 +263,7 @@ class Preprocessor:
 
         Raises the ``ValueError`` subclasses of the module docstring, naming the input.
         """
-        if uploads.pose is None and self.pose_estimator is None:
+        if uploads.pose is None and self.pose_estimator is None and not hasattr(self.parser, "analyse"):
             raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
                                             "OpenPose BODY_25 JSON as 'pose'")
         if uploads.parse is None and self.parser is None:
@@ -260,15 +273,19 @@ class Preprocessor:
         tags = []
 
         person = decode_rgb(uploads.person, source="person", **self.limits)
+        estimated_pose = None
         if uploads.parse is not None:
             parse = self._read_parse(uploads.parse, person.shape[:2])
+        elif hasattr(self.parser, "analyse"):  # the photo parser: pose, parse and photo checks in one call
+            estimated_pose, parse = self._analyse(person)
+            tags.append("estimated-parse")
         else:
             parse = self._estimate_parse(person)
             tags.append("estimated-parse")
         if uploads.pose is not None:
             pose = self._read_pose(uploads.pose)
         else:
-            pose = self._estimate_pose(person)
+            pose = self._estimate_pose(person) if estimated_pose is None else estimated_pose
             tags.append("estimated-pose")
         _check_pose_inside(pose, person.shape[1], person.shape[0])
         # Resized to the working height first, then cropped or padded to 3:4: the padding of a narrow photo is
@@ -327,12 +344,24 @@ class Preprocessor:
                                f"{person.shape[:2]} uint8 CIHP labels")
         return parse
 
+    def _analyse(self, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo parser's pose and parse; refuses a photo it finds unusable for a try-on, saying why."""
+        try:
+            pose, parse, problem = self.parser.analyse(person)
+        except ParsingError as exc:
+            raise InputError("person", f"the human parser failed ({exc}); send the CIHP label PNG as 'parse'") from None
+        if problem:
+            raise InputError("person", problem)
+        return pose, parse
+
     def _read_pose(self, data: bytes) -> np.ndarray:
         if self.limits["max_bytes"] is not None and len(data) > self.limits["max_bytes"]:
             raise InputError("pose", f"{len(data)} bytes exceeds the limit of {self.limits['max_bytes']} bytes")
         return parse_openpose(data, source="pose")
 
     def _estimate_pose(self, person: np.ndarray) -> np.ndarray:
+        if self.pose_estimator is None:  # the photo parser estimates poses too
+            return self._analyse(person)[0]
         try:
             return self.pose_estimator.estimate(person)
         except PoseEstimationError as exc:

@@ -2,9 +2,9 @@
 
 Two photos are enough: what is not given is computed as the service computes it (``kgi.preprocess``). The pose
 is estimated by BlazePose (--pose-estimator mediapipe, the default: an environment with mediapipe named by
---pose-python or $KGI_POSE_PYTHON), the parse by the --parser (default: the shipped synthetic parser, which
-parses synthetic people only: give --parse or --parser-onnx for real photos), and the garment's mask and
-keypoints are taken from a plain-background product photo. --stages writes every intermediate, the estimated
+--pose-python or $KGI_POSE_PYTHON), the parse by the --parser (default: the photo parser, in that same
+environment, which also refuses a photo a try-on cannot work on; --parser synthetic parses synthetic people
+only), and the garment's mask and keypoints are taken from a plain-background product photo. --stages writes every intermediate, the estimated
 pose and parse included; `kgi prep person` writes them as OpenPose JSON and CIHP PNG.
 
 Examples:
@@ -50,14 +50,14 @@ def _sources(args):
     from kgi.pose_estimation import PoseEstimatorUnavailable, make_pose_estimator
 
     estimator = parser = None
-    advice = {"pose": "pass --pose-estimator mediapipe", "parse": "pass --parser synthetic or --parser-onnx"}
-    if args.pose is None:
+    advice = {"pose": "pass --pose-estimator mediapipe", "parse": "pass --parser mediapipe or --parser-onnx"}
+    if args.parse is None:
+        parser = parser_from_args(args)
+    if args.pose is None and not hasattr(parser, "analyse"):  # the photo parser estimates the pose too
         try:
             estimator = make_pose_estimator(args.pose_estimator, args.pose_python)
         except PoseEstimatorUnavailable as exc:
             advice["pose"] = f"make --pose-estimator {args.pose_estimator} available: {exc}"
-    if args.parse is None:
-        parser = parser_from_args(args)
     return estimator, parser, advice
 
 
@@ -96,8 +96,9 @@ def run(args) -> int:
     except ValueError as exc:  # every input problem (kgi.preprocess), its message naming the input
         raise CommandError(str(exc)) from None
     finally:
-        if estimator is not None:
-            estimator.close()
+        for source in (estimator, parser):
+            if hasattr(source, "close"):
+                source.close()
     estimated = [tag.removeprefix("estimated-") for tag in sample.tags]
     if estimated:
         print(f"estimated: {', '.join(estimated)}" + (" (the synthetic parser parses synthetic people only)"
