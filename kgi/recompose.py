@@ -7,7 +7,8 @@ from, the mask of pixels it must keep and the target parse as composed:
     region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
                grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``)
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
-               margin from the old garment (a cuff's or a neckline's outline is repainted, not kept)
+               margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
+               not much darker than the person's skin (a dark sleeve labelled arm by the parse is repainted)
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is; the target's other upper pixels take the person's label
                outside the region (the photo stays) and their nearest non-garment label inside it
@@ -41,6 +42,8 @@ BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
 # pixels off (10 pixels at 1024 rows).
 MARGIN = 0.01
 NECK_CIHP = 10
+SKIN_REFERENCE_CIHP = (10, 13, 14, 15)  # neck, face, arms: the pixels whose median brightness is the skin's
+DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the median skin brightness
 
 
 class RecomposeInputError(ValueError):
@@ -102,6 +105,15 @@ def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tenso
     changeable = _isin(parse_cihp, AGNOSTIC_CIHP)
     region = changeable | (grow(changeable, margin_px) & _isin(parse_cihp, MARGIN_CIHP))
     return region, near_old_garment
+
+
+def _skin_like(person: torch.Tensor, parse_cihp: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: pixels at least ``DARKEST_SKIN`` of the median brightness of the person's face, neck and
+    arms (``SKIN_REFERENCE_CIHP``); everything where a person has none of them."""
+    brightness = person.mean(1)  # (B, H, W)
+    reference = _isin(parse_cihp, SKIN_REFERENCE_CIHP)
+    floors = [DARKEST_SKIN * float(b[r].median()) if r.any() else 0.0 for b, r in zip(brightness, reference)]
+    return brightness >= torch.tensor(floors, device=person.device).view(-1, 1, 1)
 
 
 def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) -> torch.Tensor:
@@ -172,7 +184,7 @@ def recompose(
     target = target_parse13.long()
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
-    kept_skin = own_skin & ~near_old_garment
+    kept_skin = own_skin & ~near_old_garment & _skin_like(person, parse_cihp)
     garment = (warp.mask[:, 0] > 0.5) & ~kept_skin
     target = torch.where(garment, UPPER, target)
     uncovered = (target == UPPER) & ~garment
