@@ -9,7 +9,8 @@ and the person's photo and CIHP parse:
     old garment left   pixels of the old garment (CIHP upper clothes, dress, coat) outside the new garment that
                        the result leaves unchanged (every channel within 8 of the photo), share of the old garment
     painted sharpness  mean gradient (Sobel, luminance) of the result's painted pixels over that of the photo's
-                       kept pixels outside the new garment
+                       kept pixels, both away from the keep mask's border (3 pixels: the Sobel window across
+                       the border measures the seam, not the pixels)
 
 and writes a sheet: photo, garment, the "before" result when ``--before DIR`` holds ``PERSON_GARMENT.png`` files
 (any earlier version's results), and the result. The data is licensed for testing only: keep the sheet and the
@@ -74,14 +75,16 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
     painted = ~keep
     old = np.isin(parse_cihp, GARMENT_CIHP)
     unchanged = (np.abs(result.astype(int) - photo.astype(int)) <= UNCHANGED_TOLERANCE).all(axis=2)
-    reference = keep & ~new_garment
+    square = np.ones((7, 7), np.uint8)
+    painted_inside = cv2.erode(painted.astype(np.uint8), square).astype(bool)
+    kept_inside = cv2.erode(keep.astype(np.uint8), square).astype(bool)
     return {
         "size_ok": True,
         "garment_painted": float(painted[garment].mean()) if garment.any() else 0.0,
         "painted_of_photo": float(painted.mean()),
         "old_garment_left": float((old & ~new_garment & unchanged).sum() / max(old.sum(), 1)),
-        "painted_sharpness": float(_gradient(result)[painted].mean() / _gradient(photo)[reference].mean())
-        if painted.any() else float("nan"),
+        "painted_sharpness": float(_gradient(result)[painted_inside].mean() / _gradient(photo)[kept_inside].mean())
+        if painted_inside.any() else float("nan"),
     }
 
 

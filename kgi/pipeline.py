@@ -276,15 +276,33 @@ class TryOnPipeline:
 
         Every pixel the keep mask marks is the recomposed image's own value in the result.
         """
+        images, evaluations = self.inpaint_mixed([stage_two], seeds, sampler)
+        return images[0], evaluations
+
+    @torch.no_grad()
+    def inpaint_mixed(self, stage_twos: list[StageTwoOutput], seeds: list[int],
+                      sampler: SamplerSettings | None = None) -> tuple[list[torch.Tensor], int]:
+        """``inpaint`` of several stage-2 outputs of any resolutions in one sampler call (the inpainter works at
+        one size): returns each one's (B_i, 3, H_i, W_i) [0, 1] images and the UNet calls per image.
+
+        Args:
+            stage_twos: stage-2 outputs, each a batch of one resolution.
+            seeds: one per image, in order.
+            sampler: overrides the version's sampler settings.
+        """
         sampler = sampler or self.info.sampler
-        known, keep, onehot = self.inpainter_inputs(stage_two.recomposed, stage_two.keep_mask,
-                                                    stage_two.target_parse13)
+        small = [self.inpainter_inputs(part.recomposed, part.keep_mask, part.target_parse13) for part in stage_twos]
+        known, keep, onehot = (torch.cat(tensors) for tensors in zip(*small))
         result = inpaint(self.unet, make_scheduler(sampler.scheduler, self.scheduler.config),
                          known, keep, onehot, num_steps=sampler.num_steps, jump_length=sampler.jump_length,
                          jump_n_sample=sampler.jump_n_sample, seeds=seeds)
-        image = composite(result.images01, stage_two.recomposed, stage_two.keep_mask, stage_two.target_parse13,
-                          stage_two.skin_mask, seed=seeds)
-        return image, result.unet_evaluations
+        images, start = [], 0
+        for part in stage_twos:
+            stop = start + len(part.recomposed)
+            images.append(composite(result.images01[start:stop], part.recomposed, part.keep_mask,
+                                    part.target_parse13, part.skin_mask, seed=seeds[start:stop]))
+            start = stop
+        return images, result.unet_evaluations
 
     def __call__(self, samples: list[TryOnSample], seeds: list[int] | None = None,
                  sampler: SamplerSettings | None = None) -> list[TryOnResult]:
