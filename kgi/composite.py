@@ -16,7 +16,8 @@ working at ``COMPOSITE_HEIGHT`` rows and upsampled (every step below is smooth a
    class only) is spread into the painted region by a normalised Gaussian and added, so painted pixels meet
    their kept neighbours without a step (a cheap stand-in for Poisson blending);
 4. grain, at full resolution: painted pixels get zero-mean noise with the fine-detail spread (pixel minus its
-   3x3 mean) of the kept pixels of their class, so they are as crisp as the photo around them instead of flat.
+   3x3 mean; a median absolute deviation, so edges do not count) of the kept pixels of their class (skin: of
+   the visible skin), so they are as crisp as the photo around them instead of flat.
 """
 
 from __future__ import annotations
@@ -162,12 +163,12 @@ def composite(small01: torch.Tensor, known01: torch.Tensor, keep_mask: torch.Ten
     seeds = [seed] * len(image) if isinstance(seed, int) else seed
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     noise = torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(image.device)
-    detail = _fine_detail(known01)
+    detail = _fine_detail(known01).abs().mean(1)  # (B, H, W)
     grain = torch.zeros_like(image[:, :1])
     for label in classes:
         member = (target_parse13 == label)[:, None]
-        kept_member = (skin_mask > 0.5 if label in SKIN_CLASSES else member & keep).float()
-        spread = ((detail.square() * kept_member).sum((1, 2, 3)) / (3 * kept_member.sum((1, 2, 3))).clamp_min(1))
-        grain = torch.where(member, spread.sqrt().view(-1, 1, 1, 1), grain)
+        reference = skin_mask > 0.5 if label in SKIN_CLASSES else member & keep
+        spread = [1.4826 * float(d[r[0]].median()) if r.any() else 0.0 for d, r in zip(detail, reference)]
+        grain = torch.where(member, torch.tensor(spread, device=image.device).view(-1, 1, 1, 1), grain)
     image = image + noise * grain
     return torch.where(keep, known01, image.clamp(0, 1))

@@ -8,7 +8,7 @@ from, the mask of pixels it must keep and the target parse as composed:
                grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``)
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
-               not much darker than the person's skin (a dark sleeve labelled arm by the parse is repainted)
+               of the colour of the person's face and neck (a sleeve labelled arm by the parse is repainted)
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is; the target's other upper pixels take the person's label
                outside the region (the photo stays) and their nearest non-garment label inside it
@@ -42,8 +42,9 @@ BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
 # pixels off (10 pixels at 1024 rows).
 MARGIN = 0.01
 NECK_CIHP = 10
-SKIN_REFERENCE_CIHP = (10, 13, 14, 15)  # neck, face, arms: the pixels whose median brightness is the skin's
-DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the median skin brightness
+SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
+DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
+SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
 
 
 class RecomposeInputError(ValueError):
@@ -108,12 +109,21 @@ def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tenso
 
 
 def _skin_like(person: torch.Tensor, parse_cihp: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) bool: pixels at least ``DARKEST_SKIN`` of the median brightness of the person's face, neck and
-    arms (``SKIN_REFERENCE_CIHP``); everything where a person has none of them."""
-    brightness = person.mean(1)  # (B, H, W)
-    reference = _isin(parse_cihp, SKIN_REFERENCE_CIHP)
-    floors = [DARKEST_SKIN * float(b[r].median()) if r.any() else 0.0 for b, r in zip(brightness, reference)]
-    return brightness >= torch.tensor(floors, device=person.device).view(-1, 1, 1)
+    """(B, H, W) bool: pixels of the colour of the person's face and neck (``SKIN_REFERENCE_CIHP``): at least
+    ``DARKEST_SKIN`` of their median brightness (shadows pass, a dark sleeve does not) and red and green shares
+    of r + g + b within ``SKIN_CHROMA_TOLERANCE`` of theirs (a shadow keeps its hue, a coloured sleeve does not).
+    Everything where a person shows no face or neck."""
+    brightness = person.sum(1)  # (B, H, W)
+    chroma = person[:, :2] / brightness.clamp_min(1e-3).unsqueeze(1)  # (B, 2, H, W) red and green shares
+    like = torch.ones_like(brightness, dtype=torch.bool)
+    for index, reference in enumerate(_isin(parse_cihp, SKIN_REFERENCE_CIHP)):
+        if not reference.any():
+            continue
+        floor = DARKEST_SKIN * brightness[index][reference].median()
+        skin_chroma = chroma[index][:, reference].median(dim=1).values.view(2, 1, 1)
+        like[index] = (brightness[index] >= floor) & \
+            ((chroma[index] - skin_chroma).abs().amax(0) <= SKIN_CHROMA_TOLERANCE)
+    return like
 
 
 def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ def test_agnostic_parse_refuses_bad_maps():
         agnostic_parse(torch.full((1, HEIGHT, WIDTH), NUM_PARSE13))
 
 
+SKIN = torch.tensor([0.85, 0.64, 0.52])
 # CIHP labels of the scene's person.
 FACE, NECK, UPPER_CLOTHES, PERSON_RIGHT_ARM, PERSON_LEFT_ARM, BACKGROUND = 13, 10, 5, 15, 14, 0
 
@@ -47,7 +48,8 @@ def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WarpResult]:
     right arm on rows 7-8 and turns the left arm into garment on 9-10 (a longer sleeve). The warp covers rows
     3-5 and 9 only.
     """
-    person = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 0.4 + 0.6
+    shade = torch.rand(1, 1, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.7
+    person = SKIN.view(1, 3, 1, 1) * shade  # skin everywhere, in light and shadow
     parse = torch.tensor([FACE] * 2 + [NECK] + [UPPER_CLOTHES] * 3 + [PERSON_RIGHT_ARM] * 3 + [PERSON_LEFT_ARM] * 3)
     parse = parse.view(1, HEIGHT, 1).expand(1, HEIGHT, WIDTH).clone()
     target = torch.tensor([FACE_NECK] * 3 + [UPPER] * 3 + [RIGHT_ARM] * 3 + [LEFT_ARM] * 3)
@@ -94,6 +96,8 @@ def test_change_region_takes_the_neck_and_a_margin_and_repaints_skin_next_to_the
     result = recompose(person, parse, target, warp, margin_px=1)
     keep = result.keep_mask[0, 0]
     assert (keep[6:7] == 0).all() and (keep[7:9] == 1).all()  # the arm next to the old garment is repainted
+    person[:, :, 8] = torch.tensor([0.40, 0.12, 0.15]).view(3, 1)  # a burgundy sleeve the parse calls arm
+    assert (recompose(person, parse, target, warp, margin_px=1).keep_mask[0, 0, 8] == 0).all()
     old_garment = torch.isin(parse, torch.tensor(GARMENT_CIHP))[0]
     pasted = warp.mask[0, 0] > 0
     assert (keep[old_garment & ~pasted] == 0).all()  # nothing of the old garment is kept
