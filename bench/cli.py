@@ -26,7 +26,7 @@ from kgi.cli import CommandError
 
 HELP = "benchmarks: serving overhead, throughput, batching, sampler cost, training, GPU"
 # In the order `kgi bench all` runs them (quick ones first).
-BENCHMARKS = ("sampler", "serving_overhead", "batching", "throughput", "training", "gpu")
+BENCHMARKS = ("sampler", "resolution", "serving_overhead", "batching", "throughput", "training", "gpu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -217,7 +217,11 @@ class TryOnPipeline:
         parse_h = self.info.parse_height
         small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
         logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
-        predicted = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False).argmax(1)
+        # The scores upsampled to at most 512 rows, the labels from there (each score map is smooth: at 1024 rows
+        # this saves 0.1 s of 13-channel interpolation and argmax for 2-pixel steps on the class borders).
+        label_size = (min(height, 512), round(width * min(height, 512) / height))
+        predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
+        predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
         return predicted, torch.where(changes, predicted, parse13)
 
