@@ -7,7 +7,9 @@ and the person's photo and CIHP parse:
     garment painted    share of the target garment region (``target_parse.png`` == upper) the inpainter painted
                        (``keep_mask.png`` black); beside it, painted pixels as a share of the photo
     old garment left   pixels of the old garment (CIHP upper clothes, dress, coat) outside the new garment that
-                       the result leaves unchanged (every channel within 8 of the photo), share of the old garment
+                       the result leaves unchanged (every channel within 8 of the photo), share of the old garment;
+                       beside it, those of them that were kept rather than painted (a white t-shirt on a white
+                       background is "unchanged" where the background is painted back)
     painted sharpness  mean gradient (Sobel, luminance) of the result's painted pixels over that of the photo's
                        kept pixels, both away from the keep mask's border (3 pixels: the Sobel window across
                        the border measures the seam, not the pixels)
@@ -17,7 +19,8 @@ and writes a sheet: photo, garment, the "before" result when ``--before DIR`` ho
 results outside the repository.
 
 Example:
-  python -m bench.genuine_tryon --out /tmp/genuine --sheet /tmp/genuine/sheet.png
+  python -m bench.genuine_tryon --out /tmp/genuine --sheet /tmp/genuine/sheet.png --before /tmp/before
+  python -m bench.genuine_tryon --out /tmp/before --scored-only   # files an earlier version wrote there
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
         "garment_painted": float(painted[garment].mean()) if garment.any() else 0.0,
         "painted_of_photo": float(painted.mean()),
         "old_garment_left": float((old & ~new_garment & unchanged).sum() / max(old.sum(), 1)),
+        "old_garment_kept": float((old & ~new_garment & unchanged & keep).sum() / max(old.sum(), 1)),
         "painted_sharpness": float(_gradient(result)[painted_inside].mean() / _gradient(photo)[kept_inside].mean())
         if painted_inside.any() else float("nan"),
     }
@@ -95,12 +99,14 @@ def pair_files(dataset: str, person: str, garment: str) -> dict[str, Path]:
             "parse": root / "image-parse-v3" / f"{person}.png", "cloth_mask": root / "cloth-mask" / f"{garment}.jpg"}
 
 
-def run_pair(files: dict[str, Path], stages: Path, kgi: str) -> dict:
-    """``kgi tryon`` at its defaults on one pair, then its figures."""
-    command = [kgi, "tryon", str(files["person"]), str(files["garment"]), "-o", str(stages / "result.png"),
-               "--pose", str(files["pose"]), "--parse", str(files["parse"]), "--cloth-mask", str(files["cloth_mask"]),
-               "--stages-dir", str(stages)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+def run_pair(files: dict[str, Path], stages: Path, kgi: str | None) -> dict:
+    """``kgi tryon`` at its defaults on one pair (unless ``kgi`` is None: ``stages`` holds its files), then its
+    figures."""
+    if kgi is not None:
+        command = [kgi, "tryon", str(files["person"]), str(files["garment"]), "-o", str(stages / "result.png"),
+                   "--pose", str(files["pose"]), "--parse", str(files["parse"]), "--cloth-mask",
+                   str(files["cloth_mask"]), "--stages-dir", str(stages)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return figures(_read(files["person"]), _read(files["parse"]), _read(stages / "result.png"),
                    _read(stages / "keep_mask.png") > 127, _read(stages / "target_parse.png"),
                    _read(stages / "warped_garment.png"))
@@ -123,19 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", type=Path, help="write the sheet (PNG) here")
     parser.add_argument("--before", type=Path, help="folder of earlier results PERSON_GARMENT.png for the sheet")
     parser.add_argument("--kgi", default=str(Path(sys.executable).with_name("kgi")), help="the kgi command")
+    parser.add_argument("--scored-only", action="store_true",
+                        help="score the --stages-dir files already in OUT/PERSON_GARMENT/ (another version's) "
+                             "instead of running kgi tryon")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         parser.error(f"{SHARED} is missing: the genuine pairs live there")
     rows, results = [], {}
-    print("| pair | size ok | garment painted | painted (of photo) | old garment left | painted sharpness |")
+    print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept) | painted sharpness |")
     print("|---|---|---|---|---|---|")
     for dataset, person, garment in PAIRS:
         name = f"{person}_{garment}"
         files = pair_files(dataset, person, garment)
-        results[name] = scores = run_pair(files, args.out / name, args.kgi)
+        results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)
         print(f"| {name} | {scores['size_ok']} | {scores.get('garment_painted', float('nan')):.1%} | "
-              f"{scores.get('painted_of_photo', float('nan')):.1%} | {scores.get('old_garment_left', float('nan')):.2%}"
-              f" | {scores.get('painted_sharpness', float('nan')):.2f} |", flush=True)
+              f"{scores.get('painted_of_photo', float('nan')):.1%} | {scores.get('old_garment_left', float('nan')):.2%} "
+              f"({scores.get('old_garment_kept', float('nan')):.2%}) | {scores.get('painted_sharpness', float('nan')):.2f} |",
+              flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():

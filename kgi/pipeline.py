@@ -40,7 +40,7 @@ from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
-from kgi.recompose import MARGIN, agnostic_parse, change_region, recompose
+from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_five_segments
 
@@ -223,7 +223,7 @@ class TryOnPipeline:
         predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
-        return predicted, torch.where(changes, predicted, parse13)
+        return predicted, fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,

@@ -131,6 +131,32 @@ def _skin_like(person: torch.Tensor, parse_cihp: torch.Tensor) -> torch.Tensor:
     return like
 
 
+def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, max_fraction: float = 0.005
+                       ) -> torch.Tensor:
+    """The target parse with small holes in its garment region filled as garment: (B, H, W) long.
+
+    A hole is a 4-connected region of other labels enclosed by the garment (touching no image border) and
+    smaller than ``max_fraction`` of the image; the person's own visible arm (an arm in front of the garment) is
+    never a hole. The parse network, seeing a garment-agnostic person, sometimes leaves such islands (a stray arm
+    blob on the torso), which would be painted as skin in the middle of the new garment.
+    """
+    filled = target_parse13.clone()
+    arms = _isin(parse_cihp, (14, 15))
+    for index in range(len(target_parse13)):
+        other = (target_parse13[index] != UPPER).cpu().numpy().astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=4)
+        height, width = other.shape
+        left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        inside = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < width) \
+            & (top + stats[:, cv2.CC_STAT_HEIGHT] < height)
+        holes = np.flatnonzero(inside & (stats[:, cv2.CC_STAT_AREA] < max_fraction * height * width))
+        holes = holes[holes > 0]  # label 0 is the garment itself
+        if holes.size:
+            hole = torch.from_numpy(np.isin(labels, holes)).to(target_parse13.device) & ~arms[index]
+            filled[index] = torch.where(hole, UPPER, filled[index])
+    return filled
+
+
 def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) -> torch.Tensor:
     """``target`` with its ``label`` pixels inside ``where`` relabelled as the nearest pixel of another label
     (Euclidean, per sample; OpenCV's distance transform, on the CPU). All (B, H, W)."""
