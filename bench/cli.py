@@ -25,9 +25,9 @@ import traceback
 
 from kgi.cli import CommandError
 
-HELP = "benchmarks: serving overhead, throughput, batching, sampler cost, photo parse, training, GPU"
+HELP = "benchmarks: serving overhead, throughput, batching, sampler cost, photo parse, resolution, training, GPU"
 # In the order `kgi bench all` runs them (quick ones first).
-BENCHMARKS = ("sampler", "parse", "serving_overhead", "batching", "throughput", "training", "gpu")
+BENCHMARKS = ("sampler", "parse", "resolution", "serving_overhead", "batching", "throughput", "training", "gpu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -66,7 +66,9 @@ class VersionArgs(BaseModel):
             ``models_dir`` (``.`` is ``models_dir`` itself), verified in place.
         weight: share of the traffic routed here when a request names no version (weights need not sum to 1).
         sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
-        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+        working_height: null (the default): a try-on is made at the person photo's own resolution, up to 1024
+            rows (``kgi.preprocess``); a number: at ``working_height x 3*working_height/4``. Either way the
+            answer has the photo's size.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,7 +77,7 @@ class VersionArgs(BaseModel):
     version: str | None = None
     weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     sampler: SamplerOverrides = SamplerOverrides()
-    working_height: int = Field(256, ge=64, le=2048, multiple_of=4)
+    working_height: int | None = Field(None, ge=64, le=2048, multiple_of=4)
 
     @model_validator(mode="after")
     def _check_source(self) -> VersionArgs:
@@ -260,7 +262,7 @@ class ModelVersion:
         name: the version's name in the API (``version`` form field, ``X-KGI-Version`` header).
         directory: absolute path of its folder on the node that resolved the config.
         weight: initial routing weight.
-        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+        working_height: the height try-ons are made at; None: the photo's own, up to 1024 rows.
         sampler: the folder's sampler settings with the config's overrides applied.
         description, parse_height, inpaint_height: from the folder's ``version.yaml``.
         source: the registry version it was pulled from; ``None`` for a folder every node reads at ``directory``.
@@ -269,7 +271,7 @@ class ModelVersion:
     name: str
     directory: str
     weight: float
-    working_height: int
+    working_height: int | None
     sampler: SamplerSettings
     description: str = ""
     parse_height: int = 0
@@ -285,14 +287,11 @@ class ModelVersion:
         check_version_folder(self.directory)
         return self.directory
 
-    @property
-    def working_size(self) -> tuple[int, int]:
-        """(height, width) requests are normalised to."""
-        return self.working_height, self.working_height * 3 // 4
-
     def card(self) -> dict:
-        """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight)."""
-        height, width = self.working_size
+        """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight).
+        ``resolution`` is the working size, ``null`` height and width for the photo's own (up to 1024 rows)."""
+        height = self.working_height
+        width = None if height is None else height * 3 // 4
         return {"name": self.name, "description": self.description,
                 "resolution": {"height": height, "width": width}, "default_steps": self.sampler.num_steps,
                 "sampler": asdict(self.sampler), "parse_height": self.parse_height,

@@ -46,11 +46,12 @@ from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import VersionRouter, VersionStats
 from deployments.stages import InpaintOutput
 from deployments.web import examples_index, web_files
-from kgi.data.images import encode_palette_png, encode_png
+from kgi.data.images import decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
 from kgi.data.sample import TryOnSample
 from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
 from kgi.pipeline import to_uint8_images
+from kgi.preprocess import paste_back
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
 logger = logging.getLogger("ray.serve")
@@ -227,12 +228,15 @@ class Ingress:
                    "inpaint": inpainted.seconds, "total": time.perf_counter() - start}
         timings = {stage: round(seconds, 4) for stage, seconds in timings.items()}
         headers = {"X-KGI-Version": version.name, "X-KGI-Timings": json.dumps(timings, separators=(",", ":"))}
-        image_png = encode_png(inpainted.image)
+        # The answer has the person photo's size: the try-on pasted back where its 3:4 box was cut from.
+        image = paste_back(inpainted.image, sample, decode_rgb(form.uploads.person, source="person"))
+        image_png = encode_png(image)
         if form.response == "image":
             return Response(image_png, media_type="image/png", headers=headers)
         body = {"version": version.name, "image": png_base64(image_png), "seed": form.seed, "steps": steps,
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
-                "timings": timings, "size": {"height": height, "width": width},
+                "timings": timings, "size": {"height": image.shape[0], "width": image.shape[1]},
+                "working_size": {"height": height, "width": width},
                 "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:

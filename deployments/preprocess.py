@@ -76,11 +76,11 @@ class Preprocess:
         self.advice = {"pose": pose_advice, "parse": PARSER_ADVICE}  # field -> what to configure when missing
         self.compute = ComputeThread("preprocess")
 
-    async def __call__(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
-        """The sample at ``working_height`` and the seconds this stage took."""
+    async def __call__(self, uploads: Uploads, working_height: int | None) -> tuple[TryOnSample, float]:
+        """The sample at ``working_height`` (None: the photo's own, up to 1024 rows) and this stage's seconds."""
         return await self.compute.run(self._preprocess, uploads, working_height)
 
-    def _preprocess(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
+    def _preprocess(self, uploads: Uploads, working_height: int | None) -> tuple[TryOnSample, float]:
         start = time.perf_counter()
         try:
             sample = self.preprocessor(uploads, working_height)

@@ -431,7 +431,7 @@ def test_cloth_mask_matches_the_shipped_cloth_mask(vitonhd_sample):
     assert len(ious) >= 2 and min(ious.values()) > 0.97, ious
 
 
-def test_fit_person_crops_wide_photos_around_the_person_and_pads_narrow_ones():
+def test_fit_person_crops_photos_to_their_largest_3_4_box_around_the_person():
     height, width = 400, 600  # wider than 3:4: crop to 300 columns
     person = np.zeros((height, width, 3), np.uint8)
     person[:, 400:] = 200
@@ -451,13 +451,16 @@ def test_fit_person_crops_wide_photos_around_the_person_and_pads_narrow_ones():
     np.testing.assert_allclose(moved[2], pose[2] - [380 - 150, 0, 0])
     assert (moved[0] == 0).all()  # undetected joints stay (0, 0, 0)
 
-    narrow = np.full((400, 200, 3), 7, np.uint8)  # narrower than 3:4: pad 50 columns on each side
+    narrow = np.random.default_rng(0).integers(0, 256, (400, 200, 3), dtype=np.uint8)  # narrower than 3:4
+    narrow_parse = np.zeros((400, 200), np.uint8)
+    narrow_parse[60:300, 50:150] = 5  # the upper body: rows 60-299, centre row 180
     standing = np.zeros((25, 3), np.float32)
     standing[1] = [100, 80, 1]
-    padded, padded_parse, shifted = fit_person(narrow, np.ones((400, 200), np.uint8), standing)
-    assert padded.shape == (400, 300, 3) and (padded == 7).all()  # edge columns repeated
-    assert padded_parse[:, :50].max() == 0 and padded_parse[:, 50:250].min() == 1
-    np.testing.assert_allclose(shifted[1], [150, 80, 1])
+    cropped, cropped_parse, shifted = fit_person(narrow, narrow_parse, standing)
+    top = 180 - 264 // 2  # 264 x 198: the largest 3:4 box, centred on the upper body (and the neck: column 1)
+    np.testing.assert_array_equal(cropped, narrow[top:top + 264, 1:199])
+    np.testing.assert_array_equal(cropped_parse, narrow_parse[top:top + 264, 1:199])
+    np.testing.assert_allclose(shifted[1], [99, 80 - top, 1])
     assert (shifted[0] == 0).all()
 
 
@@ -603,7 +606,8 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
     assert tryon.run(tryon_args(person, garment, "-o", tmp_path / "out.png", "--pose", pose, "--steps", "1",
                                 "--height", "64", "--stages", tmp_path / "sheet.png", "--parser", "synthetic")) == 0
     assert "estimated: parse (the synthetic parser parses synthetic people only)" in capsys.readouterr().err
-    assert decode_rgb((tmp_path / "out.png").read_bytes(), source="out").shape == (64, 48, 3)
+    photo_shape = decode_rgb(person.read_bytes(), source="person").shape  # made at 64 rows, pasted into the photo
+    assert decode_rgb((tmp_path / "out.png").read_bytes(), source="out").shape == photo_shape
     assert decode_rgb((tmp_path / "sheet.png").read_bytes(), source="sheet").shape[0] > 256
 
 

@@ -35,7 +35,7 @@ from serving_support import ADMIN_TOKEN, CONFIGS
 pytestmark = pytest.mark.slow
 
 APP = "kgi"
-HEIGHT, WIDTH = 256, 192  # local.yaml's working resolution
+HEIGHT, WIDTH = 1024, 768  # the genuine photo's size: local.yaml tries on at the photo's own resolution
 
 
 # ---------------------------------------------------------------- inputs
@@ -290,7 +290,7 @@ def test_service_routes_models_health_docs(service):
     assert httpx.get(f"{service}/healthz").json() == {"status": "ok", "versions": ["default", "fast"]}
     versions = {v["name"]: v for v in httpx.get(f"{service}/v1/models").json()["versions"]}
     assert versions["default"]["default_steps"] == 2 and versions["fast"]["default_steps"] == 4
-    assert versions["fast"]["resolution"] == {"height": HEIGHT, "width": WIDTH}
+    assert versions["fast"]["resolution"] == {"height": None, "width": None}  # the photo's own
     assert "swagger" in httpx.get(f"{service}/docs").text.lower()
     schema = httpx.get(f"{service}/openapi.json").json()
     form = schema["paths"]["/v1/tryon"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

@@ -169,7 +169,8 @@ async function loadModels() {
   }
   status.textContent = `${state.models.length} model version${state.models.length === 1 ? "" : "s"} \u00b7 ready`;
   status.classList.add("up");
-  const label = (v) => `${v.name} \u00b7 ${v.default_steps} steps \u00b7 ${v.resolution.width}\u00d7${v.resolution.height}`;
+  const resolution = (r) => (r.height === null ? "photo's size" : `${r.width}\u00d7${r.height}`);
+  const label = (v) => `${v.name} \u00b7 ${v.default_steps} steps \u00b7 ${resolution(v.resolution)}`;
   for (const model of state.models) {
     const weight = ` \u00b7 ${Math.round(model.weight * 100)}% of traffic`;
     $("#version").append(el("option", { value: model.name, text: label(model) + weight }));
@@ -282,7 +283,8 @@ function renderSingle(answer) {
   const facts = el("dl", { class: "facts" }, [
     ["Version", answer.version], ["Seed", String(answer.seed)], ["Steps", String(answer.steps)],
     ["UNet evaluations", String(answer.unet_evaluations)], ["Batch size", String(answer.inpaint_batch_size)],
-    ["Resolution", `${answer.size.width}\u00d7${answer.size.height}`], ["Total", seconds(timings.total)],
+    ["Resolution", `${answer.size.width}\u00d7${answer.size.height}`],
+    ["Working size", `${answer.working_size.width}\u00d7${answer.working_size.height}`], ["Total", seconds(timings.total)],
   ].flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
   const tiles = STAGES.filter((stage) => typeof (answer.stages || {})[stage.key] === "string").map((stage) =>
     stageTile(stage.key, answer.stages[stage.key], stage.title,
