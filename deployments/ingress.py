@@ -395,18 +395,21 @@ class Ingress:
     async def set_weights(self, update: WeightsUpdate) -> dict:
         """Replace the running experiment's weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``); every
         Ingress replica applies them before the answer, and they outlive replica restarts."""
-        settings = {**self.router.settings.model_dump(), "weights": update.weights}
-        applied = await self.store.apply.remote(settings)
-        logger.info("A/B weights set to %s", applied["weights"])
-        return {"experiment": applied["experiment"], "weights": VersionRouter(
-            tuple(self.versions), ExperimentSettings.model_validate(applied)).weights}
+        return await self._apply({**self.router.settings.model_dump(), "weights": update.weights})
 
     @api.put("/v1/ab/experiment", dependencies=[Depends(require_admin_token)])
     async def set_experiment(self, update: ExperimentUpdate) -> dict:
         """Start an experiment (id, weights, optional shadow; admin token as for the weights)."""
-        applied = await self.store.apply.remote(update.model_dump())
-        return {**applied, "weights": VersionRouter(tuple(self.versions),
-                                                    ExperimentSettings.model_validate(applied)).weights}
+        return await self._apply(update.model_dump())
+
+    async def _apply(self, settings: dict) -> dict:
+        """Write experiment settings through Serve; answers them (weights normalised) once every Ingress replica
+        runs them, with ``applied_at`` (this server's Unix time then: ``GET /v1/ab/report?since=`` takes it)."""
+        applied = ExperimentSettings.model_validate(await self.store.apply.remote(settings))
+        logger.info("experiment %r applied: weights %s, shadow %s", applied.experiment, applied.weights,
+                    applied.shadow)
+        return {**applied.model_dump(), "weights": VersionRouter(tuple(self.versions), applied).weights,
+                "applied_at": time.time()}
 
     @api.get("/healthz")
     async def healthz(self) -> dict:

@@ -55,15 +55,18 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
 
     from deployments.app import deploy
 
-    port = free_port()
+    port, dashboard_port = free_port(), free_port()
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
+    config["applications"][0]["args"]["ab_store"] = str(model_root / f"experiments-{port}.sqlite")  # not in ~
     if configure is not None:
         configure(config)
     # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this
-    # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs.
+    # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs. The dashboard
+    # serves Serve's REST API, through which PUT /v1/ab/... rewrites the experiment.
     os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
-    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {
-        "PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": ""}})
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": "",
+                                       "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}})
     try:
         deploy(config, timeout_s=600)
         yield f"http://127.0.0.1:{port}"
