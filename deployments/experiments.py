@@ -20,7 +20,7 @@ capacity (far beyond what GPU try-on throughput produces), the same two tables m
 
 :class:`ServeConfigWriter` changes the running experiment the way ``serve deploy`` does: it reads the cluster's
 live Serve config from the dashboard's REST API (``GET /api/serve/applications/``), replaces the Ingress
-deployment's ``user_config`` and puts the whole config back (``PUT``). Serve sees a change of ``user_config``
+deployment's ``user_config`` and puts the whole config back (``PUT``), then waits until every replica runs it. Serve sees a change of ``user_config``
 only (a lightweight update): it calls ``reconfigure`` on every Ingress replica, restarts none, and gives later
 replicas the new value; no other deployment changes. Ray 2.60 has no public Python API for this; the REST API is
 the public interface (``serve deploy`` uses it) and needs the dashboard (``RAY_DASHBOARD_ADDRESS``, default
@@ -199,11 +199,11 @@ def experiment_report(log: ExperimentLog, experiment: str, versions: tuple[str, 
 
 
 class ServeConfigWriter:
-    """Replaces one deployment's ``user_config`` in the live Serve config, through the dashboard's REST API.
+    """Changes one deployment's options in the live Serve config, through the dashboard's REST API.
 
     Args:
         app_name: the Serve application.
-        deployment: the deployment whose ``user_config`` changes.
+        deployment: the deployment whose options change.
         address: the dashboard's HTTP address; default ``$RAY_DASHBOARD_ADDRESS`` or ``http://127.0.0.1:8265``.
     """
 
@@ -212,10 +212,18 @@ class ServeConfigWriter:
         self.deployment = deployment
         self.address = (address or os.environ.get(DASHBOARD_ADDRESS_ENV) or DEFAULT_DASHBOARD_ADDRESS).rstrip("/")
 
-    def write(self, user_config: dict) -> None:
-        """Put ``user_config`` on the deployment; raises ``ConfigWriteError`` saying why it could not."""
+    def options(self) -> dict:
+        """The deployment's entry in the live config (``{"name": ...}`` alone when the config sets nothing)."""
         details = self._request("GET")
-        applications = []
+        config = ((details.get("applications") or {}).get(self.app_name) or {}).get("deployed_app_config") or {}
+        entry = next((d for d in config.get("deployments", []) if d.get("name") == self.deployment), None)
+        return dict(entry or {"name": self.deployment})
+
+    def write(self, changes: dict, timeout_s: float = 60.0) -> None:
+        """Set the deployment's options in ``changes`` (``None`` removes one, so the code's value applies) and
+        wait until every replica runs them. Raises ``ConfigWriteError`` saying why it could not."""
+        details = self._request("GET")
+        applications, entry = [], None
         for name, app in (details.get("applications") or {}).items():
             config = app.get("deployed_app_config")
             if config is None:
@@ -227,19 +235,20 @@ class ServeConfigWriter:
                 if entry is None:
                     entry = {"name": self.deployment}
                     deployments.append(entry)
-                entry["user_config"] = user_config
+                entry.update(changes)
+                for key in [key for key, value in entry.items() if value is None]:
+                    del entry[key]
             applications.append(config)
-        if not any(app.get("name") == self.app_name for app in applications):
+        if entry is None:
             raise ConfigWriteError(f"application {self.app_name!r} is not in the cluster's Serve config")
         body = {key: details[key] for key in ("proxy_location", "http_options", "grpc_options", "target_capacity")
                 if details.get(key) is not None}
         self._request("PUT", {**body, "applications": applications})
-        self._wait_applied(user_config)
+        self._wait_applied(entry.get("user_config"), timeout_s)
 
-    def _wait_applied(self, user_config: dict, timeout_s: float = 60.0) -> None:
-        """Wait until Serve has reconfigured every replica of the deployment with ``user_config``: the deployment
-        reports that ``user_config`` and is HEALTHY again (a config update turns it UPDATING until all replicas run
-        it). Raises ``ConfigWriteError`` after ``timeout_s``."""
+    def _wait_applied(self, user_config: dict | None, timeout_s: float) -> None:
+        """Wait until Serve has reconfigured every replica of the deployment: it reports ``user_config`` and is
+        HEALTHY again (a config update turns it UPDATING until all replicas run it)."""
         deadline = time.monotonic() + timeout_s
         while True:
             app = (self._request("GET").get("applications") or {}).get(self.app_name) or {}
@@ -316,7 +325,7 @@ class ExperimentStore:
         """Validate experiment settings and write them through Serve as the Ingress's ``user_config``."""
         parsed = ExperimentSettings.parse(settings, self.versions)
         async with self.lock:
-            await asyncio.to_thread(self.writer.write, parsed.model_dump())
+            await asyncio.to_thread(self.writer.write, {"user_config": parsed.model_dump()})
             self.log.record_settings(parsed)
         logger.info("experiment settings written through Serve: %s", parsed.model_dump_json())
         return parsed.model_dump()

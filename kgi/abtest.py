@@ -150,3 +150,45 @@ def canary_breach(requests: int, errors: int, p95_s: float | None, limits: Canar
     if limits.max_p95_s is not None and p95_s is not None and p95_s > limits.max_p95_s:
         return f"p95 latency {p95_s:.3f} s above {limits.max_p95_s:.3f} s"
     return None
+
+
+@dataclass(frozen=True)
+class PeekingResult:
+    """What :func:`simulate_peeking` found: the share of runs each test declared a difference in.
+
+    Attributes:
+        ztest_any_look: the z-test, stopping at the first look with p < alpha.
+        ztest_last_look: the z-test read once, at the last look (its planned sample size).
+        msprt_any_look: the mSPRT, stopping at the first look with p < alpha.
+        msprt_median_stop: the median requests per version at which the mSPRT stopped (``None`` if it never did).
+    """
+
+    ztest_any_look: float
+    ztest_last_look: float
+    msprt_any_look: float
+    msprt_median_stop: float | None
+
+
+def simulate_peeking(base_rate: float, candidate_rate: float, looks: int = 40, per_look: int = 50, runs: int = 400,
+                     alpha: float = 0.05, seed: int = 0) -> PeekingResult:
+    """Simulate ``runs`` experiments that look at the result after every ``per_look`` requests per version.
+
+    With equal rates the shares are false-positive rates (the z-test's climbs with every look, the mSPRT's stays
+    under ``alpha``); with different rates they are the power each way of reading has.
+    """
+    rng = np.random.default_rng(seed)
+    base = rng.binomial(per_look, base_rate, size=(runs, looks)).cumsum(axis=1)  # (runs, looks) successes so far
+    cand = rng.binomial(per_look, candidate_rate, size=(runs, looks)).cumsum(axis=1)
+    trials = per_look * np.arange(1, looks + 1)
+    z_any = z_last = m_any = 0
+    stops = []
+    for run in range(runs):
+        z_any += any(two_proportion_ztest(base[run, k], trials[k], cand[run, k], trials[k], alpha).significant
+                     for k in range(looks))
+        z_last += two_proportion_ztest(base[run, -1], trials[-1], cand[run, -1], trials[-1], alpha).significant
+        stop = next((trials[k] for k in range(looks)
+                     if msprt(base[run, k], trials[k], cand[run, k], trials[k], alpha).significant), None)
+        if stop is not None:
+            m_any += 1
+            stops.append(stop)
+    return PeekingResult(z_any / runs, z_last / runs, m_any / runs, float(np.median(stops)) if stops else None)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from deployments.app import load_serve_config
+from deployments.experiments import DASHBOARD_ADDRESS_ENV
 from deployments.ingress import ADMIN_TOKEN_ENV
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
 from kgi.models.keypoints import KeypointGNN
@@ -64,6 +65,7 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
     # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs. The dashboard
     # serves Serve's REST API, through which PUT /v1/ab/... rewrites the experiment.
     os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
+    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"  # for this process's REST calls too
     ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": "",
                                        "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}})
@@ -74,3 +76,4 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
         serve.shutdown()
         ray.shutdown()
         os.environ.pop(ADMIN_TOKEN_ENV, None)
+        os.environ.pop(DASHBOARD_ADDRESS_ENV, None)

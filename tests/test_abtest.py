@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deployments.experiments import ExperimentLog, UnknownRequestError, experiment_report
-from kgi.abtest import CanaryLimits, canary_breach, msprt, two_proportion_ztest, wilson_interval
+from kgi.abtest import CanaryLimits, canary_breach, msprt, simulate_peeking, two_proportion_ztest, wilson_interval
 
 RNG_SEED = 26
 
@@ -46,20 +46,13 @@ def test_both_tests_find_a_planted_difference_and_none_where_none_was_planted():
 
 
 def test_msprt_stays_valid_when_peeking_and_the_ztest_does_not():
-    """Look after every 50 requests per arm, stop at the first "significant": with no difference, the z-test's
+    """Look after every 50 requests per version, stop at the first "significant": with no difference, the z-test's
     false-positive rate climbs well above 5%; the mSPRT's stays below it (Ville's inequality)."""
-    rng = np.random.default_rng(RNG_SEED + 1)
-    simulations, looks, batch = 400, 40, 50
-    base = rng.binomial(batch, 0.2, size=(simulations, looks)).cumsum(axis=1)
-    cand = rng.binomial(batch, 0.2, size=(simulations, looks)).cumsum(axis=1)
-    n = batch * np.arange(1, looks + 1)
-    ever = {"ztest": 0, "msprt": 0}
-    for s in range(simulations):
-        ever["ztest"] += any(two_proportion_ztest(base[s, k], n[k], cand[s, k], n[k]).significant
-                             for k in range(looks))
-        ever["msprt"] += any(msprt(base[s, k], n[k], cand[s, k], n[k]).significant for k in range(looks))
-    assert ever["ztest"] / simulations > 0.12
-    assert ever["msprt"] / simulations < 0.05
+    null = simulate_peeking(0.2, 0.2, looks=40, per_look=50, runs=400, seed=RNG_SEED)
+    assert null.ztest_any_look > 0.12 and null.ztest_last_look < 0.08
+    assert null.msprt_any_look < 0.05
+    planted = simulate_peeking(0.2, 0.3, looks=20, per_look=50, runs=100, seed=RNG_SEED)
+    assert planted.msprt_any_look > 0.8 and planted.msprt_median_stop < 1000
 
 
 def test_msprt_interval_covers_the_true_difference():

@@ -7,6 +7,7 @@ Talks to the service's HTTP API only (no Ray needed here). Changing the experime
   kgi ab weights default=0.8,fast=0.2                      new weights for the running experiment
   kgi ab report [--experiment ID] [--baseline default] [--json]
   kgi ab rollout fast --steps 0.05,0.25,0.5,1 --interval 300 --max-error-rate 0.02 --max-p95 8
+  kgi ab simulate 0.20 0.25 --looks 40 --per-look 50      plan one: how each test does when you peek
 
 The report shows, per version, routed requests (drawn by the weights), requested ones (that named the version)
 and shadow copies, errors, latency percentiles, each outcome's rate with a 95% interval, and per outcome the
@@ -23,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
 
-from kgi.abtest import CanaryLimits, canary_breach
+from kgi.abtest import CanaryLimits, canary_breach, simulate_peeking
 from kgi.cli import CommandError
 
 HELP = "A/B experiments on a running service: start, weights, report, canary rollout"
@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rollout.add_argument("--max-error-rate", type=float, default=0.02, help="default: 0.02 (2%% of 5xx)")
     rollout.add_argument("--max-p95", type=float, default=None, help="p95 latency limit, seconds (default: none)")
     rollout.add_argument("--poll", type=float, default=5.0, help="seconds between looks (default: 5)")
+    simulate = actions.add_parser("simulate", help="simulated experiments: false positives and power when peeking")
+    simulate.add_argument("base_rate", type=float, help="the baseline's outcome rate")
+    simulate.add_argument("candidate_rate", type=float, help="the candidate's (equal: false-positive rates)")
+    simulate.add_argument("--looks", type=int, default=40, help="looks at the result (default: 40)")
+    simulate.add_argument("--per-look", type=int, default=50, help="requests per version between looks (default: 50)")
+    simulate.add_argument("--runs", type=int, default=400, help="simulated experiments (default: 400)")
+    simulate.add_argument("--seed", type=int, default=0)
 
 
 def _pairs(text: str) -> dict[str, float]:
@@ -133,6 +140,19 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "weights":
         applied = service.call("PUT", "/v1/ab/weights", {"weights": args.weights}, admin=True)
         print(f"experiment {applied['experiment']}: weights {_format_weights(applied['weights'])}")
+    elif args.action == "simulate":
+        if not (0 <= args.base_rate <= 1 and 0 <= args.candidate_rate <= 1) or min(args.looks, args.per_look,
+                                                                                   args.runs) < 1:
+            raise CommandError("rates must lie in [0, 1]; --looks, --per-look and --runs must be >= 1")
+        result = simulate_peeking(args.base_rate, args.candidate_rate, args.looks, args.per_look, args.runs,
+                                  seed=args.seed)
+        print(f"{args.runs} experiments, {args.base_rate:.1%} vs {args.candidate_rate:.1%}, a look every "
+              f"{args.per_look} requests per version up to {args.looks * args.per_look}:\n"
+              f"  z-test, stop at the first p < 0.05: {result.ztest_any_look:.1%} declare a difference\n"
+              f"  z-test, read once at the end:       {result.ztest_last_look:.1%}\n"
+              f"  mSPRT, stop at the first p < 0.05:  {result.msprt_any_look:.1%}"
+              + ("" if result.msprt_median_stop is None else
+                 f" (median stop at {result.msprt_median_stop:.0f} per version)"))
     elif args.action == "report":
         query = "&".join(f"{key}={value}" for key, value in (("experiment", args.experiment),
                                                               ("baseline", args.baseline)) if value)
@@ -145,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def rollout(service: Service, candidate: str, steps: tuple[float, ...], interval_s: float, poll_s: float,
-            limits: CanaryLimits, out=sys.stdout) -> int:
+            limits: CanaryLimits) -> int:
     """Ramp ``candidate`` through ``steps``; 0 when it reached the last one, 1 when it was rolled back."""
     summary = service.call("GET", "/v1/ab")
     original = summary["weights"]
@@ -160,7 +180,7 @@ def rollout(service: Service, candidate: str, steps: tuple[float, ...], interval
             if others_total > 0 else {candidate: 1.0}
         applied = service.call("PUT", "/v1/ab/weights", {"weights": weights}, admin=True)
         since = applied["applied_at"]
-        print(f"{candidate} at {share:.0%} of the traffic (experiment {applied['experiment']})", file=out, flush=True)
+        print(f"{candidate} at {share:.0%} of the traffic (experiment {applied['experiment']})", flush=True)
         start = time.monotonic()
         while True:
             time.sleep(poll_s)
@@ -170,20 +190,20 @@ def rollout(service: Service, candidate: str, steps: tuple[float, ...], interval
             breach = canary_breach(routed["requests"], routed["errors"], p95, limits)
             if breach is not None:
                 service.call("PUT", "/v1/ab/weights", {"weights": original}, admin=True)
-                print(f"rolled back to {_format_weights(original)}: {candidate}'s {breach}", file=out, flush=True)
+                print(f"rolled back to {_format_weights(original)}: {candidate}'s {breach}", flush=True)
                 return 1
             waited = time.monotonic() - start
             if waited >= interval_s and routed["requests"] >= limits.min_requests:
                 print(f"  {routed['requests']} requests, {routed['errors']} errors, p95 "
-                      f"{'-' if p95 is None else f'{p95:.3f} s'}: within limits", file=out, flush=True)
+                      f"{'-' if p95 is None else f'{p95:.3f} s'}: within limits", flush=True)
                 break
             if waited >= 10 * interval_s:
                 service.call("PUT", "/v1/ab/weights", {"weights": original}, admin=True)
                 print(f"rolled back to {_format_weights(original)}: {candidate} served only {routed['requests']} "
                       f"requests in {waited:.0f} s, fewer than the {limits.min_requests} needed to judge it",
-                      file=out, flush=True)
+                      flush=True)
                 return 1
-    print(f"{candidate} rolled out to {steps[-1]:.0%}", file=out, flush=True)
+    print(f"{candidate} rolled out to {steps[-1]:.0%}", flush=True)
     return 0
 
 
