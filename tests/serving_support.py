@@ -37,6 +37,19 @@ def write_random_version(root: Path) -> Path:
     return root
 
 
+def keep_only_version(config: dict, version: str = "default") -> None:
+    """A loaded Serve config reduced to one of its versions: the other versions' args and stage deployments go,
+    and the Ingress's experiment sends everything to ``version``."""
+    (application,) = config["applications"]
+    versions = application["args"]["versions"]
+    application["args"]["versions"] = {version: versions[version]}
+    dropped = tuple(f"-{name}" for name in versions if name != version)
+    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith(dropped)]
+    for deployment in application["deployments"]:
+        if deployment["name"] == "Ingress":
+            deployment["user_config"] = {**deployment.get("user_config", {}), "weights": {version: 1.0}}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
