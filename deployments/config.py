@@ -12,11 +12,15 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     preprocess:                   # where a request's missing pose and parse come from (PreprocessArgs)
       pose: {source: mediapipe, python: null, required: false}
       parser: {source: mediapipe}
-    versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
-      default: {path: default, weight: 0.5}
-      fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
-      v2: {registry: s3://kgi-models, version: v2, weight: 0}    # a version of a model registry (kgi.registry)
+    versions:                     # name -> folder in TryOnPipeline's format, sampler overrides
+      default: {path: default}
+      fast: {path: default, sampler: {num_steps: 4}, working_height: 256}
+      v2: {registry: s3://kgi-models, version: v2}    # a version of a model registry (kgi.registry)
     registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
+    ab_store: ~/.local/share/kgi/experiments.sqlite   # assignments and outcomes (deployments.experiments)
+
+The A/B weights are not arguments: they are the Ingress deployment's ``user_config`` (``deployments.routing``),
+which Serve changes without restarting any replica, while any change of ``args`` rebuilds every deployment.
 
 :meth:`AppArgs.model_versions` resolves each version against its folder's ``version.yaml`` into a
 :class:`ModelVersion`, the picklable record every deployment of that version is built from. A folder with a
@@ -64,7 +68,6 @@ class VersionArgs(BaseModel):
         registry, version: instead of ``path``: version ``version`` of the model registry at ``registry``
             (``kgi.registry``): ``s3://bucket/prefix``, pulled to each node that runs it, or a folder relative to
             ``models_dir`` (``.`` is ``models_dir`` itself), verified in place.
-        weight: share of the traffic routed here when a request names no version (weights need not sum to 1).
         sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
         working_height: null (the default): a try-on is made at the person photo's own resolution, up to 1024
             rows (``kgi.preprocess``); a number: at ``working_height x 3*working_height/4``. Either way the
@@ -75,9 +78,16 @@ class VersionArgs(BaseModel):
     path: str | None = None
     registry: str | None = None
     version: str | None = None
-    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     sampler: SamplerOverrides = SamplerOverrides()
     working_height: int | None = Field(None, ge=64, le=2048, multiple_of=4)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weight_moved(cls, data):
+        if isinstance(data, dict) and "weight" in data:
+            raise ValueError("weight: the A/B weights moved to the Ingress deployment's user_config (weights: "
+                             "{version: weight}), which changes without restarting the model replicas")
+        return data
 
     @model_validator(mode="after")
     def _check_source(self) -> VersionArgs:
@@ -163,6 +173,7 @@ class AppArgs(BaseModel):
     inpaint: InpaintArgs = InpaintArgs()
     preprocess: PreprocessArgs = PreprocessArgs()
     registry_cache: str = "~/.cache/kgi/registry"
+    ab_store: str = "~/.local/share/kgi/experiments.sqlite"
 
     @field_validator("versions")
     @classmethod
@@ -170,8 +181,6 @@ class AppArgs(BaseModel):
         for name in versions:
             if not re.match(VERSION_NAME_PATTERN, name):
                 raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
-        if sum(v.weight for v in versions.values()) <= 0:
-            raise ValueError("at least one version needs a positive weight")
         return versions
 
     def registry_source(self, name: str) -> RegistrySource | None:
@@ -228,7 +237,7 @@ class AppArgs(BaseModel):
             info = VersionInfo.read(directory)
             sampler = replace(info.sampler, **version.sampler.model_dump(exclude_none=True))
             count_unet_evaluations(sampler.num_steps, sampler.jump_length, sampler.jump_n_sample)  # validates
-            resolved[name] = ModelVersion(name=name, directory=str(directory), weight=version.weight,
+            resolved[name] = ModelVersion(name=name, directory=str(directory),
                                           working_height=version.working_height, sampler=sampler,
                                           description=info.description, parse_height=info.parse_height,
                                           inpaint_height=info.inpaint_height, source=self.registry_source(name))
@@ -261,7 +270,6 @@ class ModelVersion:
     Attributes:
         name: the version's name in the API (``version`` form field, ``X-KGI-Version`` header).
         directory: absolute path of its folder on the node that resolved the config.
-        weight: initial routing weight.
         working_height: the height try-ons are made at; None: the photo's own, up to 1024 rows.
         sampler: the folder's sampler settings with the config's overrides applied.
         description, parse_height, inpaint_height: from the folder's ``version.yaml``.
@@ -270,7 +278,6 @@ class ModelVersion:
 
     name: str
     directory: str
-    weight: float
     working_height: int | None
     sampler: SamplerSettings
     description: str = ""

@@ -65,7 +65,7 @@ from kgi.preprocess import (
     fit_person,
 )
 
-from serving_support import REPO, running_service
+from serving_support import REPO, keep_only_version, running_service
 
 HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON")  # an interpreter whose environment has mediapipe
@@ -617,8 +617,7 @@ def one_version_with_the_pose_estimator_of_this_machine(config: dict) -> None:
     """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only."""
     (application,) = config["applications"]
     application["args"]["preprocess"]["pose"]["python"] = POSE_PYTHON
-    application["args"]["versions"] = {"default": application["args"]["versions"]["default"]}
-    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith("-fast")]
+    keep_only_version(config, "default")
 
 
 @pytest.fixture(scope="module")
