@@ -614,10 +614,12 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
 # --- the service over HTTP: person and garment only ----------------------------------------------------------------
 
 def one_version_with_the_pose_estimator_of_this_machine(config: dict) -> None:
-    """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only."""
+    """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only,
+    made at HEIGHT x WIDTH (what these tests compare the answer's stages with)."""
     (application,) = config["applications"]
     application["args"]["preprocess"]["pose"]["python"] = POSE_PYTHON
     keep_only_version(config, "default")
+    application["args"]["versions"]["default"]["working_height"] = HEIGHT
 
 
 @pytest.fixture(scope="module")
