@@ -341,7 +341,7 @@ def test_overlay_draws_without_touching_the_input(samples, extracted):
 
 def test_command_writes_files_and_scores(synthetic_root, samples, extracted, tmp_path, capsys):
     out = tmp_path / "landmarks"
-    args = argparse.Namespace(root=synthetic_root, split="test", out=out, eval=True, limit=None)
+    args = argparse.Namespace(root=synthetic_root, split="test", out=out, eval=True, limit=None, photos=False)
     assert run_landmarks(args) == 0
     table = capsys.readouterr().out
     assert f"wrote landmarks of {len(samples)} pairs" in table
@@ -369,4 +369,24 @@ def test_command_writes_files_and_scores(synthetic_root, samples, extracted, tmp
 def test_command_user_errors(tmp_path):
     with pytest.raises(CommandError, match="missing"):
         run_landmarks(argparse.Namespace(root=str(tmp_path / "nowhere"), split="test", out=tmp_path / "out",
-                                         eval=False, limit=None))
+                                         eval=False, limit=None, photos=False))
+
+
+def test_command_on_a_folder_of_garment_photos(vitonhd_sample, tmp_path, capsys):
+    """--photos: the genuine sample's garments with their masks beside them, then a photo of trousers."""
+    out = tmp_path / "photos"
+    args = argparse.Namespace(root=str(vitonhd_sample / "test" / "cloth"), photos=True, out=out, limit=None,
+                              split="test", eval=False)
+    assert run_landmarks(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [["00006_00", "long"], ["06396_00", "short"]]
+    assert len(list((out / "cloth-landmark-json").iterdir())) == 2
+    assert np.array(Image.open(out / "sheet.png")).ndim == 3
+    trousers = tmp_path / "trousers"
+    trousers.mkdir()
+    mask = _silhouette(NOT_TOPS["trousers"][0], height=256)
+    garment = np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
+    (trousers / "jeans.png").write_bytes(encode_png(garment))
+    args.root, args.out = str(trousers), tmp_path / "trousers-out"
+    assert run_landmarks(args) == 1
+    assert "jeans" in capsys.readouterr().out

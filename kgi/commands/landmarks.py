@@ -15,9 +15,15 @@ image height, flat and worn, and the sleeve type's accuracy, over all pairs, per
 (synthetic data tags it: tank, camisole, deep V, three-quarter sleeves, bodysuit, ties) and on the crossed-arms
 pairs; pairs whose garment was refused (``kgi.landmarks.checks``) are counted apart.
 
-Example:
+With --photos, ROOT is a folder of flat garment photos (a VITON-HD ``cloth`` folder, its masks taken from
+``cloth-mask`` beside it, or shop photos, masked from the photo): each garment's landmarks, its overlay, a
+line with the sleeve type and the heights of nodes 2, 14, 22 and 18, and OUT/sheet.png with every overlay, to be
+checked by eye. A refused garment prints its reason.
+
+Examples:
 
     kgi landmarks data/vitonhd --split test --out runs/landmarks --eval --limit 200
+    kgi landmarks ../shared/photos/garments --photos --out runs/garment-landmarks
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from tqdm import tqdm
 
 from kgi.cli import CommandError
 from kgi.data.garment import GARMENT_KINDS
-from kgi.data.images import encode_png
+from kgi.data.images import decode_gray, decode_rgb, encode_png
 from kgi.data.synth import GARMENT_TAG
 from kgi.data.vitonhd import SPLITS, VitonHD
 from kgi.graphs import SLEEVE_TYPES
@@ -45,7 +51,11 @@ HELP = "extract flat and worn garment landmarks of a VITON-HD split (JSON + over
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", help="dataset root (local folder or s3://bucket/prefix) in the VITON-HD layout")
+    parser.add_argument("root", help="dataset root (local folder or s3://bucket/prefix) in the VITON-HD layout, or "
+                                     "with --photos a local folder of garment photos")
+    parser.add_argument("--photos", action="store_true",
+                        help="ROOT is a folder of flat garment photos: write each one's landmarks and overlay, print "
+                             "the heights of nodes 2, 14, 22 and 18, and draw all overlays on OUT/sheet.png")
     parser.add_argument("--split", choices=SPLITS, default="test", help="which split (default: test)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument("--eval", action="store_true",
@@ -62,6 +72,8 @@ def _positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Extract, write and optionally score. Returns 0, or 1 when some pairs had no landmarks (listed)."""
+    if args.photos:
+        return _run_photos(args)
     try:
         dataset = VitonHD(args.root, split=args.split, mode="paired")
     except ValueError as exc:  # DatasetError and bad arguments alike
@@ -115,6 +127,47 @@ def run(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"no landmarks: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _run_photos(args: argparse.Namespace) -> int:
+    """Landmarks of each garment photo in ``args.root``; its mask from a ``cloth-mask`` folder beside the photos'
+    (VITON-HD's layout) or, without one, from the photo (``kgi.preprocess.cloth_mask_from_photo``)."""
+    from kgi.preprocess import cloth_mask_from_photo
+    from kgi.sheets import contact_sheet
+
+    folder = Path(args.root)
+    photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    if not photos:
+        raise CommandError(f"--photos: no .jpg, .jpeg, .png or .webp file in {folder}")
+    for name in ("cloth-landmark-json", "overlay"):
+        (args.out / name).mkdir(parents=True, exist_ok=True)
+    tiles, refused = [], 0
+    print(f"{'garment':<24}{'sleeve':>8}{'node 2':>8}{'14':>7}{'22':>7}{'18':>7}   (heights / image height)")
+    for photo in photos[: args.limit]:
+        try:
+            rgb = decode_rgb(photo.read_bytes(), source=str(photo))
+            mask_file = folder.parent / "cloth-mask" / photo.name
+            mask = (decode_gray(mask_file.read_bytes(), source=str(mask_file)) >= 128 if mask_file.is_file()
+                    else cloth_mask_from_photo(rgb))
+            found = flat_garment_keypoints(rgb, mask)
+        except ValueError as exc:  # an unreadable photo or mask, a refused garment
+            refused += 1
+            print(f"{photo.stem:<24} refused: {exc}")
+            continue
+        height, width = mask.shape
+        heights = found.keypoints[[2, 14, 22, 18], 1] / height
+        print(f"{photo.stem:<24}{found.sleeve:>8}" + "".join(f"{h:>7.2f}" if i else f"{h:>8.2f}"
+                                                             for i, h in enumerate(heights)))
+        _write_json(args.out / "cloth-landmark-json" / f"{photo.stem}.json", width, height, found.sleeve,
+                    found.keypoints)
+        drawn = draw_garment_keypoints(rgb, found.keypoints)
+        (args.out / "overlay" / f"{photo.stem}.png").write_bytes(encode_png(drawn))
+        tiles.append((f"{photo.stem} {found.sleeve}", drawn))
+    if tiles:
+        rows = [tiles[i: i + 5] for i in range(0, len(tiles), 5)]
+        (args.out / "sheet.png").write_bytes(encode_png(contact_sheet(rows, tile_height=400)))
+    print(f"wrote landmarks of {len(tiles)} garments to {args.out} ({refused} refused)")
+    return 1 if refused else 0
 
 
 def _write_json(path: Path, width: int, height: int, sleeve: str, keypoints: np.ndarray) -> None:

@@ -3,8 +3,12 @@
 KGI's public code never said how its garment landmarks were made; this package is our answer. Node numbering
 is ``kgi.graphs``'s.
 
-* ``flat``: a flat, front-view product photo (cloth + mask) -> :func:`flat_garment_keypoints`.
-* ``worn``: the upper garment a person wears (parse + pose) -> :func:`worn_garment_keypoints`.
+* ``flat``: a flat, front-view product photo (cloth + mask) -> :func:`flat_garment_keypoints`; its sleeves in
+  ``sleeves``, the front neckline seen through the back's in ``neckline``.
+* ``worn``: the upper garment a person wears (parse + pose, the photo if given) -> :func:`worn_garment_keypoints`.
+* ``checks``: ``landmark_problems(keypoints, mask=None) -> list[str]`` (order, symmetry, on the mask) and
+  ``garment_problems(mask, keypoints=None)`` (trousers, a dress to the knee, a folded garment); the flat
+  extractor refuses with their reasons.
 * ``geometry``: the clockwise outline and the distances both extractors measure on it.
 
 Drawings of the keypoints for a person to check are ``kgi.sheets.draw_garment_keypoints``.

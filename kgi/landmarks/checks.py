@@ -22,8 +22,11 @@ LEVEL_PAIRS = {(5, 31): 0.15, (14, 22): 0.15, (17, 19): 0.25}
 CENTRE_OFFSET = 0.25
 # Every node lies within this fraction of the body length of the mask.
 MASK_MARGIN = 0.05
-# A top's body length is at most this many times the width across its armpits (a dress to the knee is longer).
-MAX_LENGTH_TO_CHEST = 3.0
+# A top's body length is at most this many times the width across its armpits (a long bodysuit reaches 3.6 in
+# product photos, a VITON-HD top 2.5), unless its hem corners close to less than ``MIN_SKIRT_HEM`` of that width
+# (a bodysuit's crotch); a dress to the knee is longer, its skirt as wide as the chest.
+MAX_LENGTH_TO_CHEST = 3.8
+MIN_SKIRT_HEM = 0.8
 # Trousers: the silhouette's centre column ends above this fraction of its height, with legs on both sides.
 MIN_CENTRE_REACH = 0.55
 # A folded garment: a silhouette this convex (area / convex-hull area) and no taller than this times its width.
@@ -89,8 +92,9 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
     """Why a silhouette is not a top the method handles; an empty list when it is one.
 
     Trousers (the centre column ends high, ``MIN_CENTRE_REACH``), a folded garment (a convex block,
-    ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT``) and, given the landmarks, a garment much longer than a top
-    (``MAX_LENGTH_TO_CHEST``: a dress to the knee, a long coat).
+    ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT``) and, given the landmarks, a garment much longer than a top that
+    does not narrow to a bodysuit's crotch (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``: a dress to the knee,
+    a long coat).
 
     Args:
         mask: (H, W) bool garment silhouette (one garment).
@@ -116,9 +120,9 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
                         "tall as wide) with no neckline, sleeves or armholes: a folded garment, not one laid flat")
     if keypoints is not None:
         points = np.asarray(keypoints, dtype=np.float64)
-        chest = float(points[22, 0] - points[14, 0])
+        chest, hem = float(points[22, 0] - points[14, 0]), float(points[19, 0] - points[17, 0])
         length = float(points[18, 1] - points[list(_NECK_ORDER), 1].min())
-        if chest > 0 and length > MAX_LENGTH_TO_CHEST * chest:
+        if chest > 0 and length > MAX_LENGTH_TO_CHEST * chest and hem > MIN_SKIRT_HEM * chest:
             problems.append(f"it is {length / chest:.1f} times as long as it is wide across the armpits (a top is "
                             f"at most {MAX_LENGTH_TO_CHEST}): a dress or a coat to the knee, not a top")
     return problems
