@@ -10,6 +10,7 @@ Examples:
   kgi bench throughput --concurrency 1,4,16,64
   kgi bench batching --device cuda --dtype bfloat16 --random-inpainter base --inpaint-height 256
   kgi bench sampler --images 24
+  kgi bench parse --rounds 10                      # needs $KGI_POSE_PYTHON
   kgi bench training --steps 100
   kgi bench gpu                                    # only where a GPU is; elsewhere it says so and exits 0
 """
@@ -24,9 +25,9 @@ import traceback
 
 from kgi.cli import CommandError
 
-HELP = "benchmarks: serving overhead, throughput, batching, sampler cost, training, GPU"
+HELP = "benchmarks: serving overhead, throughput, batching, sampler cost, photo parse, resolution, training, GPU"
 # In the order `kgi bench all` runs them (quick ones first).
-BENCHMARKS = ("sampler", "serving_overhead", "batching", "throughput", "training", "gpu")
+BENCHMARKS = ("sampler", "parse", "resolution", "serving_overhead", "batching", "throughput", "training", "gpu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

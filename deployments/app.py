@@ -4,8 +4,10 @@
 
     HTTP -> Ingress -> Preprocess                                      decode, normalise, landmarks
                     -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>   one chain per version v, batched at the end
+                    -> ExperimentStore                                 assignments and outcomes (SQLite)
 
-The ingress picks ``v`` per request (A/B routing) and awaits each stage in turn through deployment handles.
+The ingress picks ``v`` per request (A/B routing by the experiment in its ``user_config``) and awaits each stage
+in turn through deployment handles.
 Run it from a config file, which sets each deployment's resources, replicas and batching
 (``platform/serve/local.yaml``, ``platform/serve/gpu-cluster.yaml``)::
 
@@ -25,6 +27,7 @@ from ray import serve
 from ray.serve import Application
 
 from deployments.config import parse_app_args
+from deployments.experiments import ExperimentStore
 from deployments.ingress import Ingress, VersionStages
 from deployments.preprocess import Preprocess
 from deployments.stages import Inpaint, Keypoints, ParseWarp
@@ -48,7 +51,11 @@ def build_app(args: dict) -> Application:
         for name, version in versions.items()}
     preprocess = Preprocess.bind(config.preprocess_sources(), config.max_upload_bytes, config.max_image_pixels,
                                  threads)
-    return Ingress.bind(preprocess, versions, stages, config.max_upload_bytes, config.max_steps)
+    store_path = Path(config.ab_store)
+    if not store_path.is_absolute() and not config.ab_store.startswith("~"):  # "~" is expanded on the store's node
+        store_path = Path(config.models_dir).expanduser().absolute() / store_path
+    store = ExperimentStore.bind(str(store_path), tuple(versions))
+    return Ingress.bind(preprocess, store, versions, stages, config.max_upload_bytes, config.max_steps)
 
 
 BUILDER_IMPORT_PATH = "deployments.app:build_app"

@@ -11,12 +11,16 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     inpaint: {device: cpu, dtype: float32}    # "cuda" + "bfloat16" on GPUs
     preprocess:                   # where a request's missing pose and parse come from (PreprocessArgs)
       pose: {source: mediapipe, python: null, required: false}
-      parser: {source: synthetic}
-    versions:                     # name -> folder in TryOnPipeline's format, routing weight, sampler overrides
-      default: {path: default, weight: 0.5}
-      fast: {path: default, weight: 0.5, sampler: {num_steps: 4}, working_height: 256}
-      v2: {registry: s3://kgi-models, version: v2, weight: 0}    # a version of a model registry (kgi.registry)
+      parser: {source: mediapipe}
+    versions:                     # name -> folder in TryOnPipeline's format, sampler overrides
+      default: {path: default}
+      fast: {path: default, sampler: {num_steps: 4}, working_height: 256}
+      v2: {registry: s3://kgi-models, version: v2}    # a version of a model registry (kgi.registry)
     registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
+    ab_store: ~/.local/share/kgi/experiments.sqlite   # assignments and outcomes (deployments.experiments)
+
+The A/B weights are not arguments: they are the Ingress deployment's ``user_config`` (``deployments.routing``),
+which Serve changes without restarting any replica, while any change of ``args`` rebuilds every deployment.
 
 :meth:`AppArgs.model_versions` resolves each version against its folder's ``version.yaml`` into a
 :class:`ModelVersion`, the picklable record every deployment of that version is built from. A folder with a
@@ -64,18 +68,26 @@ class VersionArgs(BaseModel):
         registry, version: instead of ``path``: version ``version`` of the model registry at ``registry``
             (``kgi.registry``): ``s3://bucket/prefix``, pulled to each node that runs it, or a folder relative to
             ``models_dir`` (``.`` is ``models_dir`` itself), verified in place.
-        weight: share of the traffic routed here when a request names no version (weights need not sum to 1).
         sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
-        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+        working_height: null (the default): a try-on is made at the person photo's own resolution, up to 1024
+            rows (``kgi.preprocess``); a number: at ``working_height x 3*working_height/4``. Either way the
+            answer has the photo's size.
     """
 
     model_config = ConfigDict(extra="forbid")
     path: str | None = None
     registry: str | None = None
     version: str | None = None
-    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     sampler: SamplerOverrides = SamplerOverrides()
-    working_height: int = Field(256, ge=64, le=2048, multiple_of=4)
+    working_height: int | None = Field(None, ge=64, le=2048, multiple_of=4)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weight_moved(cls, data):
+        if isinstance(data, dict) and "weight" in data:
+            raise ValueError("weight: the A/B weights moved to the Ingress deployment's user_config (weights: "
+                             "{version: weight}), which changes without restarting the model replicas")
+        return data
 
     @model_validator(mode="after")
     def _check_source(self) -> VersionArgs:
@@ -118,7 +130,8 @@ class ParserArgs(BaseModel):
     """``preprocess.parser``: where the parse of a request sent without one comes from (``kgi.parsing.make_parser``).
 
     Attributes:
-        source: "none" (requests must send ``parse``), "synthetic" (the shipped parser trained on synthetic
+        source: "none" (requests must send ``parse``), "mediapipe" (the photo parser, in the pose source's
+            environment: ``kgi.parsing.PhotoParser``), "synthetic" (the shipped parser trained on synthetic
             people: it parses synthetic people only) or "onnx" (a human-parsing model the operator provides).
         path: the ONNX model (required for "onnx"), or other synthetic-parser weights; relative to ``models_dir``.
         label_set: the ONNX model's labels, mapped to CIHP: "cihp", "lip" or "atr".
@@ -160,6 +173,7 @@ class AppArgs(BaseModel):
     inpaint: InpaintArgs = InpaintArgs()
     preprocess: PreprocessArgs = PreprocessArgs()
     registry_cache: str = "~/.cache/kgi/registry"
+    ab_store: str = "~/.local/share/kgi/experiments.sqlite"
 
     @field_validator("versions")
     @classmethod
@@ -167,8 +181,6 @@ class AppArgs(BaseModel):
         for name in versions:
             if not re.match(VERSION_NAME_PATTERN, name):
                 raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
-        if sum(v.weight for v in versions.values()) <= 0:
-            raise ValueError("at least one version needs a positive weight")
         return versions
 
     def registry_source(self, name: str) -> RegistrySource | None:
@@ -225,7 +237,7 @@ class AppArgs(BaseModel):
             info = VersionInfo.read(directory)
             sampler = replace(info.sampler, **version.sampler.model_dump(exclude_none=True))
             count_unet_evaluations(sampler.num_steps, sampler.jump_length, sampler.jump_n_sample)  # validates
-            resolved[name] = ModelVersion(name=name, directory=str(directory), weight=version.weight,
+            resolved[name] = ModelVersion(name=name, directory=str(directory),
                                           working_height=version.working_height, sampler=sampler,
                                           description=info.description, parse_height=info.parse_height,
                                           inpaint_height=info.inpaint_height, source=self.registry_source(name))
@@ -258,8 +270,7 @@ class ModelVersion:
     Attributes:
         name: the version's name in the API (``version`` form field, ``X-KGI-Version`` header).
         directory: absolute path of its folder on the node that resolved the config.
-        weight: initial routing weight.
-        working_height: requests are normalised to ``working_height x 3*working_height/4``.
+        working_height: the height try-ons are made at; None: the photo's own, up to 1024 rows.
         sampler: the folder's sampler settings with the config's overrides applied.
         description, parse_height, inpaint_height: from the folder's ``version.yaml``.
         source: the registry version it was pulled from; ``None`` for a folder every node reads at ``directory``.
@@ -267,8 +278,7 @@ class ModelVersion:
 
     name: str
     directory: str
-    weight: float
-    working_height: int
+    working_height: int | None
     sampler: SamplerSettings
     description: str = ""
     parse_height: int = 0
@@ -284,14 +294,11 @@ class ModelVersion:
         check_version_folder(self.directory)
         return self.directory
 
-    @property
-    def working_size(self) -> tuple[int, int]:
-        """(height, width) requests are normalised to."""
-        return self.working_height, self.working_height * 3 // 4
-
     def card(self) -> dict:
-        """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight)."""
-        height, width = self.working_size
+        """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight).
+        ``resolution`` is the working size, ``null`` height and width for the photo's own (up to 1024 rows)."""
+        height = self.working_height
+        width = None if height is None else height * 3 // 4
         return {"name": self.name, "description": self.description,
                 "resolution": {"height": height, "width": width}, "default_steps": self.sampler.num_steps,
                 "sampler": asdict(self.sampler), "parse_height": self.parse_height,

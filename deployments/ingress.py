@@ -1,40 +1,48 @@
 """The HTTP front of the try-on service: FastAPI routes, A/B routing between model versions, and the DAG calls.
 
     POST /v1/tryon        multipart form (``deployments.form``) -> PNG, or JSON with base64 PNGs
+    POST /v1/feedback     {"request_id", "event", "value"?}: an outcome of an answered try-on
     GET  /v1/models       the served versions and their current weights
-    GET  /v1/ab           per-version requests, errors, rejections, p50/p95 latency (this replica's counters)
+    GET  /v1/ab           the experiment, its weights, and per version requests, errors, rejections, p50/p95 latency
+    GET  /v1/ab/report    per version traffic and outcome rates, and the significance of their differences
     PUT  /v1/ab/weights   {"weights": {version: weight}} with ``Authorization: Bearer $KGI_ADMIN_TOKEN``
+    PUT  /v1/ab/experiment  a whole experiment (id, weights, shadow), same token
     GET  /healthz         liveness
     GET  /docs            OpenAPI documentation
     GET  /                the web page (``deployments/web/``); its files and bundled examples under ``/web/``
 
 A try-on request goes ``Preprocess -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>`` through deployment
 handles, where ``v`` is the version :class:`~deployments.routing.VersionRouter` picks. Every response says which
-version served it (``X-KGI-Version``) and what each stage took (``X-KGI-Timings``, seconds as JSON).
+version served it (``X-KGI-Version``), its request id (``X-KGI-Request-Id``; feedback names it) and what each
+stage took (``X-KGI-Timings``, seconds as JSON).
 
-A/B weights live in this replica: with several ingress replicas, ``PUT /v1/ab/weights`` changes only the one
-that answers it, so the configs run one ingress replica (it only awaits; the stages do the work).
+The experiment (id, weights, shadow) is this deployment's ``user_config``, applied in ``reconfigure``: every
+replica runs the same one, so the Ingress scales like any deployment. ``PUT /v1/ab/...`` writes it through Serve
+(``deployments.experiments``); every request's assignment and outcome go to the one ``ExperimentStore``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route methods' annotations at run time
 # (``request: Request``), and Serve's class-based ingress re-creates those methods outside this module.
 
+import asyncio
 import hmac
 import json
 import logging
 import mimetypes
 import os
 import time
+import uuid
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
+from ray.exceptions import RayTaskError
 from ray.serve import metrics
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
@@ -43,20 +51,24 @@ from deployments.config import ModelVersion
 from deployments.encoding import parse13_png, png_base64
 from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
-from deployments.routing import VersionRouter, VersionStats
+from deployments.routing import EXPERIMENT_ID_PATTERN, REQUESTED, ROUTED, SHADOW, ExperimentSettings, \
+    ShadowSettings, VersionRouter
 from deployments.stages import InpaintOutput
 from deployments.web import examples_index, web_files
-from kgi.data.images import encode_palette_png, encode_png
+from kgi.data.images import decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
 from kgi.data.sample import TryOnSample
 from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
 from kgi.pipeline import to_uint8_images
+from kgi.preprocess import paste_back
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
 logger = logging.getLogger("ray.serve")
 
 ADMIN_TOKEN_ENV = "KGI_ADMIN_TOKEN"
 LATENCY_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128]
+STORE_TIMEOUT_S = 5.0  # a try-on is answered even when its assignment cannot be stored (logged and counted)
+EVENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 
 api = FastAPI(title="KGI virtual try-on",
               description="Pose-garment keypoints guided inpainting (Li et al., ICCV 2023) served with Ray Serve.",
@@ -66,6 +78,11 @@ api = FastAPI(title="KGI virtual try-on",
 @api.exception_handler(RequestError)
 async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
     return error_response(exc)
+
+
+@api.exception_handler(RayTaskError)
+async def _stage_error(request: Request, exc: RayTaskError) -> JSONResponse:
+    return error_response(exc)  # what a deployment called by a route raised (UnknownRequestError, WeightsError...)
 
 
 @api.exception_handler(HTTPException)
@@ -148,6 +165,23 @@ class WeightsUpdate(BaseModel):
     weights: dict[str, float] = Field(description="version name -> weight >= 0; normalised to sum to 1")
 
 
+class ExperimentUpdate(BaseModel):
+    """Body of ``PUT /v1/ab/experiment``: a new experiment (a new id reshuffles users and starts new counts)."""
+
+    experiment: str = Field(pattern=EXPERIMENT_ID_PATTERN, description="the experiment's id")
+    weights: dict[str, float] = Field(description="version name -> weight >= 0 (versions left out get 0)")
+    shadow: ShadowSettings | None = Field(None, description="a version that also gets a copy of a share of the "
+                                                            "routed requests (its answers are discarded)")
+
+
+class Feedback(BaseModel):
+    """Body of ``POST /v1/feedback``: what happened after a try-on."""
+
+    request_id: str = Field(max_length=64, description="the try-on's X-KGI-Request-Id (or request_id in JSON)")
+    event: str = Field(pattern=EVENT_PATTERN, description="the outcome's name: kept, added_to_cart, purchased...")
+    value: float | None = Field(None, allow_inf_nan=False, description="an optional amount (an order's value)")
+
+
 @dataclass
 class VersionStages:
     """Handles of one model version's stage deployments."""
@@ -166,30 +200,53 @@ class Ingress:
 
     Args:
         preprocess: handle of the ``Preprocess`` deployment.
+        store: handle of the ``ExperimentStore`` deployment.
         versions: the served model versions, in routing order.
         stages: version name -> that version's stage handles.
         max_upload_bytes: largest accepted file, per form field.
         max_steps: largest ``steps`` a request may ask for.
+
+    Until Serve hands it a ``user_config`` (:meth:`reconfigure`), the replica runs experiment "default" with
+    every version weighted equally.
     """
 
-    def __init__(self, preprocess: DeploymentHandle, versions: dict[str, ModelVersion],
+    def __init__(self, preprocess: DeploymentHandle, store: DeploymentHandle, versions: dict[str, ModelVersion],
                  stages: dict[str, VersionStages], max_upload_bytes: int, max_steps: int):
         self.preprocess = preprocess
+        self.store = store
         self.versions = versions
         self.stages = stages
         self.max_upload_bytes = max_upload_bytes
         self.max_steps = max_steps
-        self.router = VersionRouter({name: version.weight for name, version in versions.items()})
-        self.stats = VersionStats(tuple(versions))
+        self.router = VersionRouter(tuple(versions))
+        self.background: set[asyncio.Task] = set()  # shadow copies in flight (a reference keeps each alive)
         self.request_counter = metrics.Counter(
-            "kgi_tryon_requests", description="Try-on requests answered, by serving version and HTTP status.",
-            tag_keys=("version", "status"))
+            "kgi_tryon_requests", description="Try-on requests answered, by serving version, how it was routed "
+                                              "(routed, requested, shadow) and HTTP status.",
+            tag_keys=("version", "routing", "status"))
         self.error_counter = metrics.Counter(
             "kgi_tryon_errors", description="Try-on requests that failed, by version; kind: client (4xx) or "
-                                            "server (5xx).", tag_keys=("version", "kind"))
+                                            "server (5xx).", tag_keys=("version", "routing", "kind"))
         self.latency_histogram = metrics.Histogram(
             "kgi_tryon_latency_s", description="Latency of successful try-on requests, by version.",
-            boundaries=LATENCY_BUCKETS_S, tag_keys=("version",))
+            boundaries=LATENCY_BUCKETS_S, tag_keys=("version", "routing"))
+        self.outcome_counter = metrics.Counter(
+            "kgi_ab_outcomes", description="Outcomes reported through POST /v1/feedback, by experiment, the version "
+                                           "that served the try-on, how it was routed, and event.",
+            tag_keys=("experiment", "version", "routing", "event"))
+        self.store_errors = metrics.Counter(
+            "kgi_ab_store_errors", description="Assignments that could not be stored (the try-on was answered).")
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Apply the experiment of the deployment's ``user_config`` (``deployments.routing.ExperimentSettings``).
+
+        Raises ``WeightsError`` for settings that do not fit the served versions: at deployment, Serve reports it
+        and the replica does not start; ``PUT /v1/ab/...`` validates before writing, so it never gets here.
+        """
+        settings = ExperimentSettings.parse(user_config or {}, tuple(self.versions))
+        self.router = VersionRouter(tuple(self.versions), settings)
+        logger.info("experiment %r: weights %s, shadow %s", settings.experiment, self.router.weights,
+                    settings.shadow)
 
     @api.post("/v1/tryon", openapi_extra=TRYON_OPENAPI, response_class=Response,
               responses={200: {"content": {"image/png": {}, "application/json": {}},
@@ -197,19 +254,41 @@ class Ingress:
     async def tryon(self, request: Request) -> Response:
         """Try the garment on the person. Answers PNG bytes, or JSON with ``response=json``."""
         start = time.perf_counter()
-        version = None
+        request_id = uuid.uuid4().hex
+        router = self.router  # one experiment for the whole request, even if a reconfigure lands meanwhile
+        version = routing = form = None
+        user_id = request.headers.get("x-user-id")
         try:
             form = await read_tryon_form(request, max_upload_bytes=self.max_upload_bytes, max_steps=self.max_steps)
-            version = self.versions[self.router.choose(form.version, request.headers.get("x-user-id"))]
-            response = await self._try_on(version, form, start)
+            name, routing = router.choose(form.version, user_id)
+            version = self.versions[name]
+            response = await self._try_on(version, form, start, request_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error (see deployments.errors)
             response = error_response(exc)
+        response.headers["X-KGI-Request-Id"] = request_id
         if version is not None:  # errors after routing say which version failed, too
             response.headers["X-KGI-Version"] = version.name
-            self._record(version.name, response.status_code, time.perf_counter() - start)
+            await self._record(router.experiment, request_id, version.name, routing, user_id,
+                               response.status_code, time.perf_counter() - start)
+            shadow = router.shadow_for(version.name) if routing == ROUTED else None
+            if shadow is not None:
+                task = asyncio.create_task(self._shadow(router.experiment, self.versions[shadow], form, user_id))
+                self.background.add(task)
+                task.add_done_callback(self.background.discard)
         return response
 
-    async def _try_on(self, version: ModelVersion, form: TryOnForm, start: float) -> Response:
+    async def _shadow(self, experiment: str, version: ModelVersion, form: TryOnForm, user_id: str | None) -> None:
+        """Serve a copy of a request with ``version``; keep only its status and latency."""
+        start = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        try:
+            status = (await self._try_on(version, form, start, request_id)).status_code
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure is counted, never raised
+            status = error_response(exc).status_code
+        await self._record(experiment, request_id, version.name, SHADOW, user_id, status,
+                           time.perf_counter() - start)
+
+    async def _try_on(self, version: ModelVersion, form: TryOnForm, start: float, request_id: str) -> Response:
         steps = form.steps or version.sampler.num_steps
         try:
             count_unet_evaluations(steps, version.sampler.jump_length, version.sampler.jump_n_sample)
@@ -226,13 +305,18 @@ class Ingress:
         timings = {"preprocess": preprocess_s, "keypoints": keypoints_s, "parse_warp": parse_warp_s,
                    "inpaint": inpainted.seconds, "total": time.perf_counter() - start}
         timings = {stage: round(seconds, 4) for stage, seconds in timings.items()}
-        headers = {"X-KGI-Version": version.name, "X-KGI-Timings": json.dumps(timings, separators=(",", ":"))}
-        image_png = encode_png(inpainted.image)
+        headers = {"X-KGI-Version": version.name, "X-KGI-Request-Id": request_id,
+                   "X-KGI-Timings": json.dumps(timings, separators=(",", ":"))}
+        # The answer has the person photo's size: the try-on pasted back where its 3:4 box was cut from.
+        image = paste_back(inpainted.image, sample, decode_rgb(form.uploads.person, source="person"))
+        image_png = encode_png(image)
         if form.response == "image":
             return Response(image_png, media_type="image/png", headers=headers)
-        body = {"version": version.name, "image": png_base64(image_png), "seed": form.seed, "steps": steps,
+        body = {"request_id": request_id, "version": version.name, "image": png_base64(image_png), "seed": form.seed,
+                "steps": steps,
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
-                "timings": timings, "size": {"height": height, "width": width},
+                "timings": timings, "size": {"height": image.shape[0], "width": image.shape[1]},
+                "working_size": {"height": height, "width": width},
                 "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
@@ -252,13 +336,30 @@ class Ingress:
             }
         return JSONResponse(body, headers=headers)
 
-    def _record(self, version: str, status: int, seconds: float) -> None:
-        self.stats.record(version, status, seconds)
-        self.request_counter.inc(tags={"version": version, "status": str(status)})
+    async def _record(self, experiment: str, request_id: str, version: str, routing: str, user_id: str | None,
+                      status: int, seconds: float) -> None:
+        """Count an answered request in Prometheus and store its assignment (awaited, so feedback sent as soon as
+        the answer arrives finds it; a store that fails or hangs is logged and counted, not passed on)."""
+        self.request_counter.inc(tags={"version": version, "routing": routing, "status": str(status)})
         if status >= 400:
-            self.error_counter.inc(tags={"version": version, "kind": "server" if status >= 500 else "client"})
+            self.error_counter.inc(tags={"version": version, "routing": routing,
+                                         "kind": "server" if status >= 500 else "client"})
         else:
-            self.latency_histogram.observe(seconds, tags={"version": version})
+            self.latency_histogram.observe(seconds, tags={"version": version, "routing": routing})
+        row = {"id": request_id, "experiment": experiment, "version": version, "routing": routing,
+               "user_id": user_id, "status": status, "latency_s": seconds, "time": time.time()}
+        try:
+            await asyncio.wait_for(self.store.record.remote([row]), STORE_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the try-on itself succeeded or failed on its own
+            logger.exception("could not store the assignment of request %s", request_id)
+            self.store_errors.inc()
+
+    @api.post("/v1/feedback")
+    async def feedback(self, feedback: Feedback) -> dict:
+        """Report an outcome of an answered try-on (a named event, optionally a value) for the A/B report."""
+        assignment = await self.store.feedback.remote(feedback.request_id, feedback.event, feedback.value)
+        self.outcome_counter.inc(tags={"event": feedback.event, **assignment})
+        return {"request_id": feedback.request_id, "event": feedback.event, **assignment}
 
     @api.get("/v1/models")
     async def models(self) -> dict:
@@ -269,15 +370,51 @@ class Ingress:
 
     @api.get("/v1/ab")
     async def ab_summary(self) -> dict:
-        """Current weights and, per version, requests, errors (5xx), rejected (4xx) and p50/p95 latency."""
-        return {"weights": self.router.weights, "versions": self.stats.summary()}
+        """The running experiment (as this replica applies it) and, per version, its served requests (routed and
+        requested), errors (5xx), rejected (4xx) and p50/p95 latency, from the shared store."""
+        router = self.router
+        traffic = await self.store.traffic.remote(router.experiment)
+        versions = {}
+        for name in self.versions:
+            served = [traffic.get(name, {}).get(routing) for routing in (ROUTED, REQUESTED)]
+            served = [entry for entry in served if entry]
+            routed = traffic.get(name, {}).get(ROUTED) or {}
+            latency = (routed or (served[0] if served else {})).get("latency_s", {})
+            versions[name] = {key: sum(entry[key] for entry in served) for key in ("requests", "errors", "rejected")}
+            versions[name].update({"routed": routed.get("requests", 0), "latency_p50_s": latency.get("p50"),
+                                   "latency_p95_s": latency.get("p95")})
+        return {"experiment": router.experiment, "weights": router.weights,
+                "shadow": None if router.settings.shadow is None else router.settings.shadow.model_dump(),
+                "replica": serve.get_replica_context().replica_id.unique_id, "versions": versions}
+
+    @api.get("/v1/ab/report")
+    async def ab_report(self, experiment: str | None = Query(None, description="default: the running one"),
+                        baseline: str | None = Query(None, description="default: the first served version"),
+                        since: float = Query(0.0, description="only requests from this Unix time on")) -> dict:
+        """Per version: traffic by routing, errors, latency percentiles, outcome rates with 95% intervals; per
+        outcome event, each version's difference from the baseline with a z-test and an always-valid mSPRT."""
+        report = await self.store.report.remote(experiment or self.router.experiment, baseline, since)
+        return {**report, "weights": self.router.weights if experiment in (None, self.router.experiment) else None}
 
     @api.put("/v1/ab/weights", dependencies=[Depends(require_admin_token)])
     async def set_weights(self, update: WeightsUpdate) -> dict:
-        """Replace the routing weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``)."""
-        self.router.set_weights(update.weights)
-        logger.info("A/B weights set to %s", self.router.weights)
-        return {"weights": self.router.weights}
+        """Replace the running experiment's weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``); every
+        Ingress replica applies them before the answer, and they outlive replica restarts."""
+        return await self._apply({**self.router.settings.model_dump(), "weights": update.weights})
+
+    @api.put("/v1/ab/experiment", dependencies=[Depends(require_admin_token)])
+    async def set_experiment(self, update: ExperimentUpdate) -> dict:
+        """Start an experiment (id, weights, optional shadow; admin token as for the weights)."""
+        return await self._apply(update.model_dump())
+
+    async def _apply(self, settings: dict) -> dict:
+        """Write experiment settings through Serve; answers them (weights normalised) once every Ingress replica
+        runs them, with ``applied_at`` (this server's Unix time then: ``GET /v1/ab/report?since=`` takes it)."""
+        applied = ExperimentSettings.model_validate(await self.store.apply.remote(settings))
+        logger.info("experiment %r applied: weights %s, shadow %s", applied.experiment, applied.weights,
+                    applied.shadow)
+        return {**applied.model_dump(), "weights": VersionRouter(tuple(self.versions), applied).weights,
+                "applied_at": time.time()}
 
     @api.get("/healthz")
     async def healthz(self) -> dict:

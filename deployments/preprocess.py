@@ -18,15 +18,15 @@ from deployments.config import PoseSourceArgs, PreprocessArgs
 from deployments.errors import MissingInputError
 import kgi.preprocess
 from kgi.data.sample import TryOnSample
-from kgi.parsing import make_parser
+from kgi.parsing import ParserUnavailable, make_parser
 from kgi.pose_estimation import PoseEstimator, PoseEstimatorUnavailable, make_pose_estimator
 from kgi.preprocess import Preprocessor, Uploads
 from kgi.runtime import configure_inference_process
 
 logger = logging.getLogger("ray.serve")
 
-PARSER_ADVICE = ("configure a human parser in the application's args (preprocess.parser.source: onnx with a "
-                 "human-parsing model, or synthetic, which parses synthetic people only)")
+PARSER_ADVICE = ("configure a human parser in the application's args (preprocess.parser.source: mediapipe, the "
+                 "photo parser of the pose environment, or onnx with a human-parsing model)")
 
 
 def _pose_estimator(args: PoseSourceArgs) -> tuple[PoseEstimator | None, str]:
@@ -63,18 +63,24 @@ class Preprocess:
                  torch_threads: int | None = None):
         configure_inference_process(torch_threads)
         pose_estimator, pose_advice = _pose_estimator(sources.pose)
-        parser = make_parser(sources.parser.source, sources.parser.path, sources.parser.label_set,
-                             sources.parser.input_size)
+        try:  # the photo parser runs in the pose estimator's environment, and is as required as it
+            parser = make_parser(sources.parser.source, sources.parser.path, sources.parser.label_set,
+                                 sources.parser.input_size, python=sources.pose.python)
+        except ParserUnavailable as exc:
+            if sources.parser.source != "mediapipe" or sources.pose.required:
+                raise
+            logger.warning("Preprocess: no human parser, requests must send 'parse' (%s)", exc)
+            parser = None
         self.preprocessor = Preprocessor(pose_estimator, parser, max_bytes=max_upload_bytes,
                                          max_pixels=max_image_pixels)
         self.advice = {"pose": pose_advice, "parse": PARSER_ADVICE}  # field -> what to configure when missing
         self.compute = ComputeThread("preprocess")
 
-    async def __call__(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
-        """The sample at ``working_height`` and the seconds this stage took."""
+    async def __call__(self, uploads: Uploads, working_height: int | None) -> tuple[TryOnSample, float]:
+        """The sample at ``working_height`` (None: the photo's own, up to 1024 rows) and this stage's seconds."""
         return await self.compute.run(self._preprocess, uploads, working_height)
 
-    def _preprocess(self, uploads: Uploads, working_height: int) -> tuple[TryOnSample, float]:
+    def _preprocess(self, uploads: Uploads, working_height: int | None) -> tuple[TryOnSample, float]:
         start = time.perf_counter()
         try:
             sample = self.preprocessor(uploads, working_height)

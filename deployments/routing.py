@@ -1,8 +1,11 @@
-"""A/B testing of model versions: which version serves a request, and how each version is doing.
+"""A/B experiments between model versions: the experiment an Ingress replica runs, and the version a request gets.
 
 Serve has no traffic-split API, so the ingress holds one set of stage deployments per version and asks a
-:class:`VersionRouter` which one to use. Both classes here are plain Python (no Ray), one instance per ingress
-replica; the metrics that aggregate across replicas are the ingress's Prometheus counters.
+:class:`VersionRouter` which one to use. The experiment (:class:`ExperimentSettings`: its id, the weights, an
+optional shadow) is the Ingress deployment's ``user_config``, applied in ``reconfigure``: Serve hands the same
+value to every Ingress replica, keeps it across replica restarts, and changing it restarts no replica at all
+(a lightweight config update). Plain Python here (no Ray); ``deployments.experiments`` writes changes through
+Serve.
 """
 
 from __future__ import annotations
@@ -10,50 +13,88 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployments.errors import RequestError, UnknownVersionError
 
+EXPERIMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
+# How a request came to its version: drawn by the weights, named by the client, or copied to the shadow version.
+ROUTED, REQUESTED, SHADOW = "routed", "requested", "shadow"
+
 
 class WeightsError(RequestError):
-    """A weight table the router cannot use: unknown versions, negative or non-finite weights, zero total."""
+    """An experiment the router cannot use: unknown versions, weights that are not finite numbers >= 0 or sum to
+    zero, a bad experiment id or shadow."""
 
     code = "invalid_weights"
 
 
-class VersionRouter:
-    """Chooses the version that serves a request.
+class ShadowSettings(BaseModel):
+    """A copy of a share of the routed requests sent to ``version`` as well; its answer is discarded (only its
+    latency and errors are recorded)."""
 
-    In order: an explicitly requested version wins; else a request carrying a user id goes where the user's
-    sticky point ``u = hash(user id)`` in [0, 1) falls on the cumulative normalised weights (the same user gets
-    the same version for as long as the weights do not change); else a random draw by the weights.
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    share: float = Field(ge=0, le=1, allow_inf_nan=False)
 
-    Args:
-        weights: version name -> non-negative weight, in the order versions are laid out on [0, 1). A version
-            with weight 0 is served only when asked for by name.
-        rng: the random source of anonymous draws (seed it for reproducible tests).
+
+class ExperimentSettings(BaseModel):
+    """The Ingress's ``user_config``: one experiment.
+
+    Attributes:
+        experiment: the experiment's id. It salts the users' sticky hash: a new id reshuffles who sees what, and
+            the report counts each experiment apart.
+        weights: version -> weight >= 0 (normalised to shares; versions left out get 0).
+        shadow: optionally, a version that also receives a copy of ``share`` of the routed requests.
     """
 
-    def __init__(self, weights: Mapping[str, float], rng: random.Random | None = None):
-        self.versions = tuple(weights)
+    model_config = ConfigDict(extra="forbid")
+    experiment: str = Field("default", pattern=EXPERIMENT_ID_PATTERN)
+    weights: dict[str, float] = Field(default_factory=dict)
+    shadow: ShadowSettings | None = None
+
+    @classmethod
+    def parse(cls, value: Mapping, versions: tuple[str, ...]) -> ExperimentSettings:
+        """Validate a ``user_config`` (or a PUT body) against the served ``versions``; raises ``WeightsError``."""
+        try:
+            settings = cls.model_validate(dict(value))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
+            raise WeightsError(f"experiment: {problems}") from None
+        VersionRouter(versions, settings)  # raises WeightsError for unusable weights
+        if settings.shadow is not None and settings.shadow.version not in versions:
+            raise WeightsError(f"shadow: {settings.shadow.version!r} is not served; served versions are "
+                               f"{list(versions)}")
+        return settings
+
+
+class VersionRouter:
+    """Chooses the version that serves a request, in one experiment.
+
+    In order: an explicitly requested version wins; else a request carrying a user id goes where the user's
+    sticky point ``u = hash(experiment id, user id)`` in [0, 1) falls on the cumulative normalised weights (the
+    same user gets the same version for as long as the experiment and its weights stay); else a random draw by the
+    weights.
+
+    Args:
+        versions: the served versions, in the order their intervals are laid out on [0, 1).
+        settings: the experiment; with no weights, every version gets the same share.
+        rng: the random source of anonymous draws and shadow copies (seed it for reproducible tests).
+
+    Raises ``WeightsError`` for an unknown version, a weight that is not a finite number >= 0, or a zero total.
+    """
+
+    def __init__(self, versions: tuple[str, ...], settings: ExperimentSettings | None = None,
+                 rng: random.Random | None = None):
+        self.versions = tuple(versions)
         if not self.versions:
             raise WeightsError("weights: at least one version is needed")
+        self.settings = settings or ExperimentSettings()
         self.rng = rng or random.Random()
-        self.set_weights(weights)
-
-    @property
-    def weights(self) -> dict[str, float]:
-        """The current weights, normalised to sum to 1."""
-        return dict(zip(self.versions, self._shares, strict=True))
-
-    def set_weights(self, weights: Mapping[str, float]) -> None:
-        """Replace the weight table; versions not named get weight 0.
-
-        Raises ``WeightsError`` for an unknown version, a weight that is not a finite number >= 0, or a zero total.
-        """
+        weights = self.settings.weights or dict.fromkeys(self.versions, 1.0)
         unknown = sorted(set(weights) - set(self.versions))
         if unknown:
             raise WeightsError(f"weights: unknown version(s) {unknown}; served versions are {list(self.versions)}")
@@ -70,8 +111,17 @@ class VersionRouter:
         self._shares = [weight / total for weight in raw]
         self._bounds = np.cumsum(self._shares)  # (versions,) upper end of each version's interval on [0, 1)
 
-    def choose(self, requested: str | None = None, user_id: str | None = None) -> str:
-        """The version for a request.
+    @property
+    def experiment(self) -> str:
+        return self.settings.experiment
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The current weights, normalised to sum to 1."""
+        return dict(zip(self.versions, self._shares, strict=True))
+
+    def choose(self, requested: str | None = None, user_id: str | None = None) -> tuple[str, str]:
+        """The version for a request, and how it was chosen (``REQUESTED`` or ``ROUTED``).
 
         Args:
             requested: the version the client asked for by name, if any.
@@ -83,9 +133,16 @@ class VersionRouter:
             if requested not in self.versions:
                 raise UnknownVersionError(f"version: {requested!r} is not served; choose one of "
                                           f"{list(self.versions)} or leave it out")
-            return requested
-        point = sticky_point(user_id) if user_id else self.rng.random()
-        return self.version_at(point)
+            return requested, REQUESTED
+        point = sticky_point(user_id, self.experiment) if user_id else self.rng.random()
+        return self.version_at(point), ROUTED
+
+    def shadow_for(self, version: str) -> str | None:
+        """The shadow version a routed request of ``version`` is copied to, or ``None`` (a draw by the share)."""
+        shadow = self.settings.shadow
+        if shadow is None or shadow.version == version or self.rng.random() >= shadow.share:
+            return None
+        return shadow.version
 
     def version_at(self, point: float) -> str:
         """The version whose interval of [0, 1) holds ``point`` (intervals laid out in version order)."""
@@ -95,45 +152,8 @@ class VersionRouter:
         return self.versions[index]
 
 
-def sticky_point(user_id: str) -> float:
-    """A user's fixed point in [0, 1): the first 8 bytes of SHA-256 of the id, as a fraction of 2**64."""
-    digest = hashlib.sha256(user_id.encode("utf-8")).digest()
+def sticky_point(user_id: str, experiment: str) -> float:
+    """A user's fixed point in [0, 1) for one experiment: the first 8 bytes of SHA-256 of ``experiment`` and the
+    user id, as a fraction of 2**64. The experiment salts it, so each experiment draws its own split of users."""
+    digest = hashlib.sha256(f"{experiment}\x00{user_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
-class VersionStats:
-    """Per-version request outcomes and latencies, for ``GET /v1/ab``.
-
-    A request counts once for the version that served it: ``errors`` are the ones that failed on the server
-    side (5xx), ``rejected`` the ones refused as bad input (4xx). Latency percentiles are over the last
-    ``window`` successful requests.
-
-    Args:
-        versions: the version names.
-        window: how many recent latencies per version the percentiles use.
-    """
-
-    def __init__(self, versions: tuple[str, ...], window: int = 10_000):
-        self._counts = {name: {"requests": 0, "errors": 0, "rejected": 0} for name in versions}
-        self._latencies = {name: deque(maxlen=window) for name in versions}
-
-    def record(self, version: str, status: int, seconds: float) -> None:
-        """Count one answered request of ``version`` with HTTP ``status`` that took ``seconds``."""
-        counts = self._counts[version]
-        counts["requests"] += 1
-        if status >= 500:
-            counts["errors"] += 1
-        elif status >= 400:
-            counts["rejected"] += 1
-        else:
-            self._latencies[version].append(seconds)
-
-    def summary(self) -> dict[str, dict]:
-        """version -> requests, errors, rejected, latency_p50_s, latency_p95_s (None before any success)."""
-        summary = {}
-        for name, counts in self._counts.items():
-            latencies = np.asarray(self._latencies[name], dtype=np.float64)
-            p50, p95 = np.percentile(latencies, [50, 95]) if latencies.size else (None, None)
-            summary[name] = {**counts, "latency_p50_s": None if p50 is None else round(float(p50), 4),
-                             "latency_p95_s": None if p95 is None else round(float(p95), 4)}
-        return summary

@@ -181,38 +181,39 @@ class Inpaint:
         Args:
             stage_two: the ``ParseWarp`` output for this request (batch of 1).
             seed: the request's sampler seed.
-            steps: sampler steps; requests with the same steps and resolution share one sampler call.
+            steps: sampler steps; requests with the same steps share one sampler call, whatever their
+                resolutions (the inpainter works at one size; ``TryOnPipeline.inpaint_mixed``).
         """
         return await self.batcher.submit((stage_two, seed, steps))
 
     async def _inpaint_batch(self, requests: list[tuple[StageTwoOutput, int, int]]) -> list[InpaintOutput]:
-        """Run a batch of ``(stage_two, seed, steps)`` requests, one sampler call per (steps, resolution) group."""
-        groups: dict[tuple, list[int]] = {}
-        for index, (stage_two, _, num_steps) in enumerate(requests):
-            groups.setdefault((num_steps, *stage_two.recomposed.shape[2:]), []).append(index)
+        """Run a batch of ``(stage_two, seed, steps)`` requests, one sampler call per steps group."""
+        groups: dict[int, list[int]] = {}
+        for index, (_, _, num_steps) in enumerate(requests):
+            groups.setdefault(num_steps, []).append(index)
         outputs: list[InpaintOutput | None] = [None] * len(requests)
-        for (num_steps, *_), indices in groups.items():
-            stacked = StageTwoOutput(*(torch.cat([getattr(requests[i][0], f.name) for i in indices])
-                                       for f in fields(StageTwoOutput)))
+        for num_steps, indices in groups.items():
             # The sampler runs on the compute thread so this replica keeps accepting requests for the next batch.
             images, evaluations, seconds = await self.compute.run(
-                self._sample, stacked, [requests[i][1] for i in indices], num_steps)
+                self._sample, [requests[i][0] for i in indices], [requests[i][1] for i in indices], num_steps)
             self.batch_sizes[len(indices)] += 1
             self.batch_size_histogram.observe(len(indices))
             for row, index in enumerate(indices):
                 outputs[index] = InpaintOutput(images[row], evaluations, seconds, len(indices))
         return outputs
 
-    def _sample(self, stage_two: StageTwoOutput, seeds: list[int], num_steps: int
-                ) -> tuple[np.ndarray, int, float]:
-        """One sampler call: (B, H, W, 3) uint8 images, UNet evaluations per image, seconds."""
+    def _sample(self, stage_twos: list[StageTwoOutput], seeds: list[int], num_steps: int
+                ) -> tuple[list[np.ndarray], int, float]:
+        """One sampler call over requests of one image each: their (H, W, 3) uint8 images, UNet evaluations per
+        image, seconds."""
         start = time.perf_counter()
         device = self.pipeline.device
-        stage_two = StageTwoOutput(*(getattr(stage_two, f.name).to(device) for f in fields(StageTwoOutput)))
+        stage_twos = [StageTwoOutput(*(getattr(part, f.name).to(device) for f in fields(StageTwoOutput)))
+                      for part in stage_twos]
         with torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            images, evaluations = self.pipeline.inpaint(stage_two, seeds,
-                                                        replace(self.version.sampler, num_steps=num_steps))
-        return to_uint8_images(images), evaluations, time.perf_counter() - start
+            images, evaluations = self.pipeline.inpaint_mixed(stage_twos, seeds,
+                                                              replace(self.version.sampler, num_steps=num_steps))
+        return [to_uint8_images(image)[0] for image in images], evaluations, time.perf_counter() - start
 
     def batch_size_counts(self) -> dict[int, int]:
         """Batch size -> how many sampler calls of that size this replica ran."""

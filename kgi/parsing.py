@@ -1,17 +1,22 @@
 """Human parsing: a person photo in, CIHP labels out (the ``parse`` a try-on request otherwise has to bring).
 
-No parser weights for real photos can ship with the project, so there are three sources of a parse:
+Four sources of a parse:
 
 1. the request's own CIHP label PNG (``kgi.preprocess.Uploads.parse``), as VITON-HD has it;
-2. :class:`OnnxParser`: any human-parsing network exported to ONNX by the user (for instance SCHP trained on
+2. :class:`PhotoParser`, the default for genuine photos: mediapipe's shipped models (BlazePose's segmentation
+   mask, selfie segmentation, face mesh) and classical colour analysis (``kgi.photo_parsing``), run in the pose
+   environment's worker next to BlazePose, so one call gives the pose, the parse and whether the photo can be
+   tried on (:meth:`PhotoParser.analyse`). Nothing to download; figures on genuine people in
+   ``models/parser/README.md``;
+3. :class:`OnnxParser`: any human-parsing network exported to ONNX by the user (for instance SCHP trained on
    LIP or ATR), run with ``onnxruntime`` (optional extra ``kgi-platform[parse]``); its label set ("cihp",
    "lip" or "atr") is mapped to the 20 CIHP labels (``to_cihp``);
-3. :class:`SynthParser`: a small U-Net the project trains on its *synthetic* people
+4. :class:`SynthParser`: a small U-Net the project trains on its *synthetic* people
    (``scripts/train_parser.py``, weights in ``models/parser/``). It parses synthetic people well and real
-   photos badly: a demo and test fixture, not a substitute for 1 or 2.
+   photos badly: for synthetic data and tests, not for photos.
 
 Anything with a ``parse(rgb)`` method returning (H, W) uint8 CIHP labels is a :class:`HumanParser`;
-:func:`make_parser` builds the one a configuration names ("none", "synthetic" or "onnx").
+:func:`make_parser` builds the one a configuration names ("none", "mediapipe", "synthetic" or "onnx").
 
 Label sets (orders as the LIP and ATR datasets and the SCHP parsers define them). LIP has no torso-skin
 label: the neck comes out as face or background. Its "jumpsuits" become CIHP "dress" (a one-piece garment the
@@ -34,7 +39,7 @@ from torch.nn import functional as F
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
 from kgi.models.checkpoint import SafetensorsModel
 from kgi.models.parse import ConvBlock
-from kgi.pose_estimation import check_rgb
+from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
 
 LIP_LABELS: tuple[str, ...] = (
     "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
@@ -54,7 +59,7 @@ TO_CIHP: dict[str, np.ndarray] = {
     for name, labels in LABEL_SETS.items()
 }
 
-PARSER_SOURCES = ("none", "synthetic", "onnx")  # what a configuration may name (make_parser)
+PARSER_SOURCES = ("none", "mediapipe", "synthetic", "onnx")  # what a configuration may name (make_parser)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -288,15 +293,66 @@ class SynthParser:
         return labels_from_logits(self.model(image).cpu(), box, self.model.input_size, rgb.shape[:2])
 
 
+class PhotoParser:
+    """The parser for genuine photos: mediapipe's models and colour analysis (``kgi.photo_parsing``).
+
+    It runs in a worker of the pose environment (``kgi.pose_estimation.SubprocessPose``; mediapipe cannot
+    share Ray's environment), or in this process when mediapipe is importable here. Not thread-safe: calls are
+    serialised by the worker's lock.
+
+    Args:
+        python: the interpreter of an environment with mediapipe; ``None`` takes ``$KGI_POSE_PYTHON``, else
+            runs mediapipe in this process.
+
+    Raises ``ParserUnavailable`` saying what to install or set when mediapipe cannot run.
+    """
+
+    def __init__(self, python: str | os.PathLike | None = None):
+        try:
+            self.worker = make_pose_estimator("mediapipe", python, parse=True)
+        except PoseEstimatorUnavailable as exc:
+            raise ParserUnavailable(f"the photo parser needs mediapipe: {exc}") from None
+
+    def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """The pose, the parse and why the photo cannot be tried on, in one call.
+
+        Args: rgb: (H, W, 3) uint8 RGB photo of one person.
+
+        Returns ``(pose, parse, problem)``: (25, 3) float32 BODY_25 joints, (H, W) uint8 CIHP labels (None when
+        no person is found) and a refusal to show the user ("" when the photo can be tried on). Raises
+        ``ParsingError`` when the analysis fails on this photo.
+        """
+        try:
+            return self.worker.analyse(check_rgb(rgb, error=ParsingError))
+        except PoseEstimationError as exc:
+            raise ParsingError(str(exc)) from None
+
+    def parse(self, rgb: np.ndarray) -> np.ndarray:
+        """Args: rgb: (H, W, 3) uint8 RGB photo of one person. Returns (H, W) uint8 CIHP labels.
+
+        Raises ``ParsingError`` when no person is found."""
+        _, parse, problem = self.analyse(rgb)
+        if parse is None:
+            raise ParsingError(problem)
+        return parse
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self.worker.close()
+
+
 def make_parser(source: str, path: str | os.PathLike | None = None, label_set: str = "cihp",
-                input_size: tuple[int, int] | None = None) -> HumanParser | None:
+                input_size: tuple[int, int] | None = None, python: str | os.PathLike | None = None
+                ) -> HumanParser | None:
     """The human parser a configuration names.
 
     Args:
-        source: "none" (no parser: every request brings its own parse), "synthetic" (:class:`SynthParser`,
-            synthetic people only) or "onnx" (:class:`OnnxParser`).
+        source: "none" (no parser: every request brings its own parse), "mediapipe" (:class:`PhotoParser`, for
+            genuine photos), "synthetic" (:class:`SynthParser`, synthetic people only) or "onnx"
+            (:class:`OnnxParser`).
         path: the ONNX model (required for "onnx"), or the synthetic parser's weights (default: the shipped ones).
         label_set, input_size: of the ONNX model, as :class:`OnnxParser` takes them.
+        python: for "mediapipe", the interpreter of an environment with mediapipe (default ``$KGI_POSE_PYTHON``).
 
     Returns None for "none". Raises ``ValueError`` for an unknown source or an "onnx" without a path, and
     ``ParserUnavailable`` / ``ParsingError`` as the parsers' constructors do.
@@ -305,6 +361,8 @@ def make_parser(source: str, path: str | os.PathLike | None = None, label_set: s
         raise ValueError(f"parser source: expected one of {PARSER_SOURCES}, got {source!r}")
     if source == "none":
         return None
+    if source == "mediapipe":
+        return PhotoParser(python)
     if source == "synthetic":
         return SynthParser(DEFAULT_SYNTH_PARSER if path is None else path)
     if path is None:

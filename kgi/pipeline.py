@@ -6,11 +6,13 @@ A small composition of the three stage models and a scheduler, in the manner of 
     stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse
     stage 2b  warp + recompose five-segment TPS warp, paste              -> recomposed image, keep mask
     stage 3   SpadeUNet + sampler  keep-mask diffusion inpainting        -> try-on image
+              + composite          class-aware upsampling, skin colour, seams -> full-resolution result
 
 Each stage is a method of its own (``predict_keypoints``, ``parse_and_warp``, ``inpaint``) so the serving
-DAG can run them in separate deployments on the same code. Stages 1-2 run at the input's resolution; the
-parse network and the inpainter run at the resolution they were trained at and their outputs are resized back,
-with every kept pixel of the recomposed image exact in the result.
+DAG can run them in separate deployments on the same code. The parse network and the inpainter run at the
+resolution they were trained at; everything image-to-image (warp, recomposition, masks, compositing) runs at
+the input's resolution (the photo's own, up to 1024 rows: ``kgi.preprocess``), with every kept pixel of the
+recomposed image exact in the result.
 
 A model version on disk (``models/default`` is the shipped one) is a folder::
 
@@ -32,12 +34,13 @@ import torch.nn.functional as F
 import yaml
 from diffusers import DDPMScheduler
 
+from kgi.composite import composite
 from kgi.data.labels import NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
-from kgi.recompose import agnostic_parse, agnostic_region, recompose
+from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_five_segments
 
@@ -89,6 +92,7 @@ class TryOnResult:
         warped_garment: (H, W, 3) uint8 five-segment warp (black where no garment).
         recomposed: (H, W, 3) uint8 the image the inpainter completes.
         keep_mask: (H, W) bool pixels kept from ``recomposed``; the rest was inpainted.
+        skin_mask: (H, W) bool the person's visible skin painted skin's colour was learnt from.
         unet_evaluations: UNet calls spent on this image.
         timings: seconds per stage ("keypoints", "parse_warp", "inpaint") for the batch it was part of.
     """
@@ -99,6 +103,7 @@ class TryOnResult:
     warped_garment: np.ndarray
     recomposed: np.ndarray
     keep_mask: np.ndarray
+    skin_mask: np.ndarray
     unet_evaluations: int
     timings: dict[str, float]
 
@@ -107,10 +112,11 @@ class TryOnResult:
 class StageTwoOutput:
     """Stage 2's batched tensors, the input of stage 3: all (B, C, H, W) at the input's resolution."""
 
-    target_parse13: torch.Tensor  # (B, H, W) long
-    warped_garment: torch.Tensor  # (B, 3, H, W) [0, 1]
+    target_parse13: torch.Tensor  # (B, H, W) long, as composed (``Recomposition.target_parse13``)
+    warped_garment: torch.Tensor  # (B, 3, H, W) [0, 1], black where the result shows no new garment
     recomposed: torch.Tensor  # (B, 3, H, W) [0, 1]
     keep_mask: torch.Tensor  # (B, 1, H, W) {0, 1}
+    skin_mask: torch.Tensor  # (B, 1, H, W) {0, 1} visible skin (``Recomposition.skin_mask``)
 
     def __reduce__(self):
         """Pickle the tensors as numpy arrays, which pickle protocol 5 ships out of band; torch pickles a tensor
@@ -124,10 +130,9 @@ def _stage_two_from_arrays(*arrays: np.ndarray) -> StageTwoOutput:
     return StageTwoOutput(*(torch.from_numpy(array.copy()) for array in arrays))
 
 
-def warp_options(warp_fn, height: int) -> dict:
-    """Resolution-dependent warp options: KGI's 1-pixel segment margin is for 1024-pixel images, so it scales
-    with the height (at 256 rows a full pixel would cost about 7% of the garment's coverage)."""
-    return {"shrink_px": height / 1024} if warp_fn is warp_five_segments else {}
+def margin_px(height: int) -> int:
+    """The change region's margin at this height (``kgi.recompose.MARGIN``), at least a pixel."""
+    return max(round(MARGIN * height), 1)
 
 
 def to_tensor_images(arrays: list[np.ndarray], device) -> torch.Tensor:
@@ -201,19 +206,24 @@ class TryOnPipeline:
             garment_kp: (B, 32, 2) normalised garment keypoints on the person (stage 1's output).
 
         Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
-        prediction, and the target parse used downstream, which keeps the person's parse wherever neither the
-        person's nor the predicted label is garment or arm (known stays known).
+        prediction, and the target parse used downstream, which keeps the person's parse outside the region a
+        new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there.
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
+        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
         small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
         logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
-        predicted = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False).argmax(1)
-        changes = agnostic_region(parse13) | agnostic_region(predicted)
-        return predicted, torch.where(changes, predicted, parse13)
+        # The scores upsampled to at most 512 rows, the labels from there (each score map is smooth: at 1024 rows
+        # this saves 0.1 s of 13-channel interpolation and argmax for 2-pixel steps on the class borders).
+        label_size = (min(height, 512), round(width * min(height, 512) / height))
+        predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
+        predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
+        changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
+        return predicted, fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,
@@ -227,16 +237,18 @@ class TryOnPipeline:
             warp_fn: ``kgi.warp.warp_five_segments`` (KGI) or ``kgi.warp.warp_single_tps`` (the baseline).
         """
         height, width = samples[0].size
-        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)
+        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
         cloth = to_tensor_images([s.cloth for s in samples], self.device)
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
         cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
-                       upper_mask=(target_parse13 == UPPER)[:, None].float(), **warp_options(warp_fn, height))
+                       upper_mask=(target_parse13 == UPPER)[:, None].float())
         person = to_tensor_images([s.person for s in samples], self.device)
-        recomposition = recompose(person, parse13, target_parse13, warp)
-        return StageTwoOutput(target_parse13, warp.garment, recomposition.image, recomposition.keep_mask)
+        composed = recompose(person, parse_cihp, target_parse13, warp, margin_px(height))
+        shown = (composed.target_parse13 == UPPER)[:, None]
+        return StageTwoOutput(composed.target_parse13, warp.garment * shown, composed.image, composed.keep_mask,
+                              composed.skin_mask)
 
     def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:
         """Stage 2: ``predict_parse`` then ``warp_and_recompose`` (the serving DAG's ParseWarp step)."""
@@ -263,20 +275,38 @@ class TryOnPipeline:
     @torch.no_grad()
     def inpaint(self, stage_two: StageTwoOutput, seeds: list[int], sampler: SamplerSettings | None = None
                 ) -> tuple[torch.Tensor, int]:
-        """Stage 3 at the inpainter's resolution; returns (B, 3, H, W) [0, 1] at the input's and UNet calls/image.
+        """Stage 3 at the inpainter's resolution, composited at the input's (``kgi.composite``); returns
+        (B, 3, H, W) [0, 1] and UNet calls/image.
 
         Every pixel the keep mask marks is the recomposed image's own value in the result.
         """
+        images, evaluations = self.inpaint_mixed([stage_two], seeds, sampler)
+        return images[0], evaluations
+
+    @torch.no_grad()
+    def inpaint_mixed(self, stage_twos: list[StageTwoOutput], seeds: list[int],
+                      sampler: SamplerSettings | None = None) -> tuple[list[torch.Tensor], int]:
+        """``inpaint`` of several stage-2 outputs of any resolutions in one sampler call (the inpainter works at
+        one size): returns each one's (B_i, 3, H_i, W_i) [0, 1] images and the UNet calls per image.
+
+        Args:
+            stage_twos: stage-2 outputs, each a batch of one resolution.
+            seeds: one per image, in order.
+            sampler: overrides the version's sampler settings.
+        """
         sampler = sampler or self.info.sampler
-        height, width = stage_two.recomposed.shape[2:]
-        known, keep, onehot = self.inpainter_inputs(stage_two.recomposed, stage_two.keep_mask,
-                                                    stage_two.target_parse13)
+        small = [self.inpainter_inputs(part.recomposed, part.keep_mask, part.target_parse13) for part in stage_twos]
+        known, keep, onehot = (torch.cat(tensors) for tensors in zip(*small))
         result = inpaint(self.unet, make_scheduler(sampler.scheduler, self.scheduler.config),
                          known, keep, onehot, num_steps=sampler.num_steps, jump_length=sampler.jump_length,
                          jump_n_sample=sampler.jump_n_sample, seeds=seeds)
-        generated = F.interpolate(result.images01, size=(height, width), mode="bilinear", align_corners=False)
-        image = stage_two.keep_mask * stage_two.recomposed + (1 - stage_two.keep_mask) * generated
-        return image, result.unet_evaluations
+        images, start = [], 0
+        for part in stage_twos:
+            stop = start + len(part.recomposed)
+            images.append(composite(result.images01[start:stop], part.recomposed, part.keep_mask,
+                                    part.target_parse13, part.skin_mask, seed=seeds[start:stop]))
+            start = stop
+        return images, result.unet_evaluations
 
     def __call__(self, samples: list[TryOnSample], seeds: list[int] | None = None,
                  sampler: SamplerSettings | None = None) -> list[TryOnResult]:
@@ -316,5 +346,6 @@ class TryOnPipeline:
                             target_parse13=stage_two.target_parse13[i].byte().cpu().numpy(),
                             warped_garment=warped[i], recomposed=recomposed[i],
                             keep_mask=stage_two.keep_mask[i, 0].bool().cpu().numpy(),
+                            skin_mask=stage_two.skin_mask[i, 0].bool().cpu().numpy(),
                             unet_evaluations=evaluations, timings=dict(timings))
                 for i in range(len(samples))]

@@ -41,9 +41,10 @@ import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
-# This module imports nothing but numpy, so that its worker runs in a slim environment (mediapipe, numpy):
+# This module imports nothing but numpy and OpenCV (and kgi.photo_parsing, which imports only those), so that its worker runs in a slim environment (mediapipe, numpy, OpenCV):
 # NUM_BODY25 repeats kgi.data.pose.NUM_BODY25 rather than importing it (kgi.data.pose pulls in torch).
 NUM_BODY25 = 25
 NUM_BLAZEPOSE = 33
@@ -155,17 +156,23 @@ class MediaPipePose:
     Ray (see the module docstring; :class:`SubprocessPose` runs this class in another environment). One
     instance holds one mediapipe graph: it is not thread-safe, so give each thread its own.
 
+    With ``parse=True`` it also parses the photo (:meth:`analyse`, ``kgi.photo_parsing``): BlazePose then
+    returns its segmentation mask too, and the selfie-segmentation, face-mesh and face-detection models of the
+    same wheel run beside it.
+
     Args:
         min_detection_confidence: person-detector threshold; below it ``estimate`` finds no person.
         min_visibility: landmarks whose visibility is below it are reported undetected (confidence 0).
+        parse: load the models :meth:`analyse` needs.
 
     Raises ``PoseEstimatorUnavailable`` saying what to install when mediapipe cannot be imported.
     """
 
-    def __init__(self, min_detection_confidence: float = 0.5, min_visibility: float = 0.5):
+    def __init__(self, min_detection_confidence: float = 0.5, min_visibility: float = 0.5, parse: bool = False):
         if not 0.0 <= min_visibility <= 1.0 or not 0.0 <= min_detection_confidence <= 1.0:
             raise ValueError("min_visibility and min_detection_confidence must lie in [0, 1]")
         try:
+            from mediapipe.python.solutions import face_detection, face_mesh, selfie_segmentation
             from mediapipe.python.solutions import pose as mp_pose
         except ImportError as exc:
             raise PoseEstimatorUnavailable(
@@ -174,7 +181,14 @@ class MediaPipePose:
                 f"as 'pose'") from None
         self.min_visibility = min_visibility
         self._pose = mp_pose.Pose(static_image_mode=True, model_complexity=FULL_MODEL,
-                                  enable_segmentation=False, min_detection_confidence=min_detection_confidence)
+                                  enable_segmentation=parse, min_detection_confidence=min_detection_confidence)
+        self._parse_models = None
+        if parse:
+            self._parse_models = (
+                selfie_segmentation.SelfieSegmentation(model_selection=0),  # the square "general" model
+                face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1),
+                face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),  # full range
+            )
 
     def estimate(self, rgb: np.ndarray) -> np.ndarray:
         """Args: rgb: (H, W, 3) uint8 RGB photo of one person.
@@ -189,16 +203,53 @@ class MediaPipePose:
         landmarks = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], np.float32)
         return body25_from_blazepose(landmarks, rgb.shape[1], rgb.shape[0], self.min_visibility)
 
+    def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """Pose, parse and fitness for try-on of a photo in one pass (needs ``parse=True``).
+
+        Args: rgb: (H, W, 3) uint8 RGB photo of one person.
+
+        Returns ``(pose, parse, problem)``: (25, 3) float32 BODY_25 joints (all undetected when no person is
+        found), (H, W) uint8 CIHP labels (None when no person is found) and why the photo cannot be tried on
+        ("" when it can; ``kgi.photo_parsing.photo_problem``).
+        """
+        if self._parse_models is None:
+            raise ValueError("analyse needs a MediaPipePose made with parse=True")
+        from kgi import photo_parsing
+
+        rgb = check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        selfie, mesh, detector = self._parse_models
+        result = self._pose.process(rgb)
+        faces = sorted((d.location_data.relative_bounding_box.width * width
+                        for d in detector.process(rgb).detections or ()), reverse=True)
+        silhouette = selfie.process(rgb).segmentation_mask
+        count, _, stats, _ = cv2.connectedComponentsWithStats((silhouette > 0.5).astype(np.uint8), connectivity=8)
+        silhouettes = sorted(stats[1:, cv2.CC_STAT_AREA].tolist(), reverse=True)
+        if result.pose_landmarks is None:
+            return np.zeros((NUM_BODY25, 3), np.float32), None, photo_parsing.photo_problem(
+                (height, width), None, faces, silhouettes)
+        landmarks = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], np.float32)
+        pose = body25_from_blazepose(landmarks, width, height, self.min_visibility)
+        landmarks[:, :2] *= np.array([width, height], np.float32)
+        problem = photo_parsing.photo_problem((height, width), landmarks, faces, silhouettes)
+        found = mesh.process(rgb).multi_face_landmarks
+        face = None if not found else \
+            np.array([(p.x, p.y) for p in found[0].landmark], np.float32) * np.array([width, height], np.float32)
+        person = (result.segmentation_mask + silhouette) / 2
+        return pose, photo_parsing.parse_photo(rgb, landmarks, person, face), problem
+
     def close(self) -> None:
-        """Release the mediapipe graph."""
+        """Release the mediapipe graphs."""
         self._pose.close()
+        for model in self._parse_models or ():
+            model.close()
 
 
 class SubprocessPose:
     """:class:`MediaPipePose` run by a worker process in another Python environment, over a pipe.
 
     The worker is this file run as a script in isolated mode (``PYTHON -I .../kgi/pose_estimation.py``), so
-    its environment needs only numpy and mediapipe, and nothing of this one leaks into it. It starts once (a
+    its environment needs only numpy, OpenCV and mediapipe, and nothing of this one leaks into it. It starts once (a
     few seconds to import mediapipe and load the model) and serves every call. Messages
     both ways are a status byte, an 8-byte little-endian length and that many bytes of ``.npy``: requests
     carry the image, answers the (25, 3) joints or a UTF-8 error message. Calls are serialised by a lock; the
@@ -206,15 +257,15 @@ class SubprocessPose:
 
     Args:
         python: the interpreter of the environment that has mediapipe.
-        min_detection_confidence, min_visibility: as for :class:`MediaPipePose`.
+        min_detection_confidence, min_visibility, parse: as for :class:`MediaPipePose`.
 
     Raises ``PoseEstimatorUnavailable`` when the worker cannot start or its mediapipe cannot be imported.
     """
 
     def __init__(self, python: str | os.PathLike, min_detection_confidence: float = 0.5,
-                 min_visibility: float = 0.5):
+                 min_visibility: float = 0.5, parse: bool = False):
         command = [os.fspath(python), "-I", str(Path(__file__).resolve()), str(min_detection_confidence),
-                   str(min_visibility)]
+                   str(min_visibility), str(int(parse))]
         try:
             self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
@@ -252,6 +303,20 @@ class SubprocessPose:
                 raise PoseEstimatorUnavailable("pose worker exited") from None
             return self._read_answer()
 
+    def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """:meth:`MediaPipePose.analyse` in the worker (made with ``parse=True``): one request, three answers, or
+        one error (``PoseEstimationError``) when the analysis fails on this photo."""
+        rgb = check_rgb(rgb)
+        with self._lock:
+            if self._worker.poll() is not None:
+                raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.returncode})")
+            try:
+                _send(self._worker.stdin, _ANALYSE, rgb)
+            except BrokenPipeError:
+                raise PoseEstimatorUnavailable("pose worker exited") from None
+            pose, parse, problem = self._read_answer(), self._read_answer(), self._read_answer()
+        return pose, (parse if parse.size else None), problem.tobytes().decode("utf-8")
+
     def close(self) -> None:
         """Stop the worker (closing its stdin ends its loop)."""
         if self._worker.poll() is None:
@@ -267,7 +332,8 @@ class SubprocessPose:
             self.close()
 
 
-def make_pose_estimator(source: str, python: str | os.PathLike | None = None) -> PoseEstimator | None:
+def make_pose_estimator(source: str, python: str | os.PathLike | None = None, parse: bool = False
+                        ) -> PoseEstimator | None:
     """The pose estimator a configuration names.
 
     Args:
@@ -275,6 +341,7 @@ def make_pose_estimator(source: str, python: str | os.PathLike | None = None) ->
         python: for "mediapipe", the interpreter of an environment that has mediapipe: the estimator is a
             :class:`SubprocessPose` of it. ``None`` takes ``$KGI_POSE_PYTHON``; without that either,
             :class:`MediaPipePose` runs in this process (mediapipe importable here, so no Ray).
+        parse: load the photo parser's models too (``analyse``; ``kgi.parsing.PhotoParser``).
 
     Returns None for "none". Raises ``ValueError`` for an unknown source and ``PoseEstimatorUnavailable``,
     saying what to install or set, when mediapipe cannot run.
@@ -285,16 +352,16 @@ def make_pose_estimator(source: str, python: str | os.PathLike | None = None) ->
         return None
     python = python or os.environ.get(POSE_PYTHON_ENV) or None
     if python is not None:
-        return SubprocessPose(python)
+        return SubprocessPose(python, parse=parse)
     try:
-        return MediaPipePose()
+        return MediaPipePose(parse=parse)
     except PoseEstimatorUnavailable:
         raise PoseEstimatorUnavailable(
             f"mediapipe is not importable in this process and ${POSE_PYTHON_ENV} is not set: create an environment "
             f"with it ({MEDIAPIPE_SETUP}) and set {POSE_PYTHON_ENV}=/opt/kgi-pose/bin/python") from None
 
 
-_OK, _ERROR, _UNAVAILABLE = b"0", b"1", b"2"
+_OK, _ERROR, _UNAVAILABLE, _ANALYSE = b"0", b"1", b"2", b"3"  # _ANALYSE: a request for MediaPipePose.analyse
 
 
 def _send(stream, status: bytes, array: np.ndarray) -> None:
@@ -317,16 +384,26 @@ def _text(message: str) -> np.ndarray:
     return np.frombuffer(message.encode("utf-8"), dtype=np.uint8)
 
 
-def _serve(min_detection_confidence: float, min_visibility: float) -> None:
+def _serve(min_detection_confidence: float, min_visibility: float, parse: bool) -> None:
     """The worker of :class:`SubprocessPose`: answers ``.npy`` images on stdin until stdin closes."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
-        estimator = MediaPipePose(min_detection_confidence, min_visibility)
+        estimator = MediaPipePose(min_detection_confidence, min_visibility, parse)
     except (PoseEstimatorUnavailable, ValueError) as exc:
         _send(stdout, _UNAVAILABLE, _text(f"pose worker ({sys.executable}): {exc}"))
         return
     _send(stdout, _OK, np.zeros(0, np.float32))
     while (request := _receive(stdin)) is not None:
+        if request[0] == _ANALYSE:  # check_rgb passed in the caller
+            try:
+                pose, parse, problem = estimator.analyse(request[1])
+            except Exception as exc:  # noqa: BLE001 - a photo the analysis trips on: say so, keep serving
+                _send(stdout, _ERROR, _text(f"the photo analysis failed: {type(exc).__name__}: {exc}"))
+                continue
+            _send(stdout, _OK, pose)
+            _send(stdout, _OK, np.zeros((0, 0), np.uint8) if parse is None else parse)
+            _send(stdout, _OK, _text(problem))
+            continue
         try:
             _send(stdout, _OK, estimator.estimate(request[1]))
         except PoseEstimationError as exc:
@@ -335,4 +412,5 @@ def _serve(min_detection_confidence: float, min_visibility: float) -> None:
 
 
 if __name__ == "__main__":
-    _serve(float(sys.argv[1]), float(sys.argv[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for kgi.photo_parsing (numpy and OpenCV only)
+    _serve(float(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1")

@@ -8,7 +8,10 @@ The project's one preprocessing path: ``kgi tryon`` and the service's ``Preproce
     pose                OpenPose BODY_25 JSON of the person photo; else estimated by the preprocessor's pose
                         estimator (``kgi.pose_estimation``); required when it has none
     parse               CIHP label PNG of the person photo, as VITON-HD's ``image-parse-v3``; else computed by the
-                        preprocessor's human parser (``kgi.parsing``); required when it has none
+                        preprocessor's human parser (``kgi.parsing``); required when it has none. The photo
+                        parser (``kgi.parsing.PhotoParser``) also gives the pose and first checks that the photo
+                        can work (one person, shoulders and hips in view, large enough, facing the camera):
+                        else an ``InputError`` on "person" says why
     cloth_mask          garment silhouette (grayscale, >= 128 = garment); else :func:`cloth_mask_from_photo`,
                         which needs a plain background
     garment_keypoints   JSON list of 32 [x, y] garment-graph keypoints in garment-photo pixels; else
@@ -16,13 +19,15 @@ The project's one preprocessing path: ``kgi tryon`` and the service's ``Preproce
 
 The sample's ``tags`` say what was estimated ("estimated-pose", "estimated-parse").
 
-**Resolution.** The models work at 3:4 (width:height). The person photo keeps its full height: a photo wider
-than 3:4 is cropped to 3:4 with the window centred on the person's neck (or, without one, on the median
-detected joint; joints that fall outside become undetected); a narrower one is padded left and right by
-repeating its edge columns (the parse is padded with background). The garment photo is never cut: it is padded
-to 3:4 with its own background colour (:func:`border_colour`). Both are resized to the working size before
-they are padded (so padding never grows a large upload); the pose and garment keypoints follow every step. The
-pose and parse are estimated on the whole person photo, before the crop.
+**Resolution.** The models work at 3:4 (width:height); a try-on is made at the person photo's own resolution.
+The person photo is cut to its largest 3:4 box centred on the person (:func:`person_box`: the whole photo
+when it is 3:4; joints that fall outside become undetected), which is the sample at its own size up to
+``MAX_WORKING_HEIGHT`` (1024) rows, scaled down to it beyond (or to an explicit working height). The result
+goes back into the photo at the photo's size with :func:`paste_back` (the sample's ``frame`` says where);
+what the try-on did not change keeps the photo's own pixels. The garment photo is never cut: it is resized to
+fit the working size, then padded to 3:4 with its own background colour (:func:`border_colour`), so padding
+never grows a large upload; the pose and garment keypoints follow every step. The pose and parse are
+estimated on the whole person photo, before the crop.
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
 name: ``ImageError`` (``kgi.data.images``) for an upload that is not a usable image, ``PoseError``
@@ -43,7 +48,7 @@ from kgi.data.images import DEFAULT_MAX_PIXELS, decode_gray, decode_labels, deco
     resize_rgb
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
-from kgi.data.sample import TryOnSample
+from kgi.data.sample import PhotoFrame, TryOnSample
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import LandmarkError, flat_garment_keypoints
 from kgi.parsing import HumanParser, ParsingError
@@ -52,10 +57,15 @@ from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks blur between 0 and 255)
 # A product photo's pixel farther than this from the background colour (RGB distance) is a garment candidate.
 BACKGROUND_TOLERANCE = 18.0
+# ... lowered for a pale garment to this fraction of its median distance to the background, down to MIN_TOLERANCE.
+PALE_TOLERANCE_RATIO, MIN_TOLERANCE = 0.15, 7.0
 # A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
 NECK = 1  # BODY_25 joint the person crop centres on
+UPPER_BODY_JOINTS = 9  # BODY_25 joints 0-8: nose, neck, shoulders, elbows, wrists, mid hip
+UPPER_BODY_CIHP = (1, 2, 5, 6, 7, 10, 13, 14, 15)  # hat, hair, upper clothes, dress, coat, neck, face, arms
+MAX_WORKING_HEIGHT = 1024  # a larger person box is tried on at this height and scaled back
 MIN_PHOTO_SIDE = 32  # pixels: a smaller photo (a 1x1 "person") is refused from its header, like every image here
 
 
@@ -109,31 +119,39 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(frame, axis=0).astype(np.uint8)
 
 
-def _far_from_background(image: np.ndarray, tolerance: float, chunk_pixels: int = 1 << 18) -> np.ndarray:
-    """(H, W) uint8 1 where a pixel's RGB distance to :func:`border_colour` exceeds ``tolerance``.
+def _background_distance(image: np.ndarray, chunk_pixels: int = 1 << 18) -> np.ndarray:
+    """(H, W) uint8 RGB distance of each pixel to :func:`border_colour`, saturated at 255.
 
     Computed in strips of about ``chunk_pixels`` pixels, so the float arithmetic never holds more than one strip
     (on the whole (H, W, 3) photo at once it would take 12x the photo's bytes).
     """
     background = border_colour(image).astype(np.float32)
-    far = np.empty(image.shape[:2], np.uint8)
+    distance = np.empty(image.shape[:2], np.uint8)
     rows = max(chunk_pixels // image.shape[1], 1)
     for top in range(0, image.shape[0], rows):
         difference = image[top:top + rows].astype(np.float32) - background  # (rows, W, 3)
-        far[top:top + rows] = np.einsum("hwc,hwc->hw", difference, difference) > tolerance ** 2
-    return far
+        distance[top:top + rows] = np.minimum(np.sqrt(np.einsum("hwc,hwc->hw", difference, difference)), 255)
+    return distance
 
 
 def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLERANCE) -> np.ndarray:
     """The garment silhouette of a product photo on a plain background: (H, W) bool.
 
-    A rule, not a segmentation model: pixels farther than ``tolerance`` (RGB distance) from the background colour
-    (:func:`border_colour`) are garment candidates; a 3x3 opening drops JPEG speckle; the largest connected
+    A rule, not a segmentation model: pixels farther than a tolerance (RGB distance) from the background colour
+    (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
+    lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
+    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``, so a white or pale garment on
+    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest connected
     candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
-    candidates = _far_from_background(cloth, tolerance)
+    distance = _background_distance(cloth)
+    core = distance > tolerance
+    if core.any():
+        tolerance = float(np.clip(PALE_TOLERANCE_RATIO * np.median(distance[core]), MIN_TOLERANCE, tolerance))
+    candidates = (distance > tolerance).astype(np.uint8)
+    del distance, core
     candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
@@ -147,32 +165,78 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     return filled.astype(bool)
 
 
-def fit_person(person: np.ndarray, parse: np.ndarray, pose: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Crop or pad a person photo, its parse and its pose to 3:4 (the rule is in the module docstring).
+def person_box(parse: np.ndarray, pose: np.ndarray) -> tuple[int, int, int, int]:
+    """The 3:4 box of a person photo a try-on works on: ``(top, left, height, width)``, height a multiple of 4.
+
+    The largest 3:4 box inside the photo (the whole photo when it is 3:4), centred on the person: horizontally on
+    the neck (else the median detected joint, else the upper body's parse), vertically on the upper body (the
+    parse's hair, face, neck, garment and arms with the pose's joints 0-8). Shifted to lie inside the photo.
+
+    Args:
+        parse: (H, W) uint8 CIHP labels. pose: (25, 3) float32 BODY_25 in pixels (undetected = 0).
+    """
+    height, width = parse.shape
+    unit = min(height // 4, width // 3)
+    box_height, box_width = 4 * unit, 3 * unit
+    detected = pose[:, 2] > 0
+    upper_joints = pose[:UPPER_BODY_JOINTS][detected[:UPPER_BODY_JOINTS], :2]  # (N, 2)
+    rows = np.flatnonzero(np.isin(parse, UPPER_BODY_CIHP).any(axis=1))
+    columns = np.flatnonzero(np.isin(parse, UPPER_BODY_CIHP).any(axis=0))
+    ys = np.concatenate([upper_joints[:, 1], rows[[0, -1]] if rows.size else []])
+    xs = np.concatenate([upper_joints[:, 0], columns[[0, -1]] if columns.size else []])
+    centre_y = (ys.min() + ys.max()) / 2 if ys.size else height / 2
+    if detected[NECK]:
+        centre_x = pose[NECK, 0]
+    elif detected.any():
+        centre_x = np.median(pose[detected, 0])
+    else:
+        centre_x = (xs.min() + xs.max()) / 2 if xs.size else width / 2
+    top = int(np.clip(round(centre_y - box_height / 2), 0, height - box_height))
+    left = int(np.clip(round(centre_x - box_width / 2), 0, width - box_width))
+    return top, left, box_height, box_width
+
+
+def fit_person(person: np.ndarray, parse: np.ndarray, pose: np.ndarray,
+               box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crop a person photo, its parse and its pose to ``box`` (default :func:`person_box`).
 
     Args:
         person: (H, W, 3) uint8. parse: (H, W) uint8 CIHP labels. pose: (25, 3) float32 BODY_25 in pixels.
+        box: (top, left, height, width) in the photo.
 
-    Returns the three at (H, round(3H/4)); undetected joints stay (0, 0, 0).
+    Returns the three inside the box; joints that fall outside become undetected, (0, 0, 0).
     """
-    height, width = person.shape[:2]
-    target = round(height * 3 / 4)
+    top, left, box_height, box_width = person_box(parse, pose) if box is None else box
     pose = pose.copy()
     detected = pose[:, 2] > 0
-    if width > target:
-        centre = pose[NECK, 0] if detected[NECK] else np.median(pose[detected, 0]) if detected.any() else width / 2
-        left = int(np.clip(round(centre - target / 2), 0, width - target))
-        person, parse = person[:, left:left + target], parse[:, left:left + target]
-        pose[detected, 0] -= left
-        pose[detected & ((pose[:, 0] < 0) | (pose[:, 0] > target))] = 0
-    elif width < target:
-        left = (target - width) // 2
-        right = target - width - left
-        person = cv2.copyMakeBorder(person, 0, 0, left, right, cv2.BORDER_REPLICATE)
-        parse = cv2.copyMakeBorder(parse, 0, 0, left, right, cv2.BORDER_CONSTANT, value=0)
-        pose[detected, 0] += left
-    return np.ascontiguousarray(person), np.ascontiguousarray(parse), pose
+    pose[detected, :2] -= np.array([left, top], dtype=np.float32)
+    outside = (pose[:, 0] < 0) | (pose[:, 0] > box_width) | (pose[:, 1] < 0) | (pose[:, 1] > box_height)
+    pose[detected & outside] = 0
+    window = (slice(top, top + box_height), slice(left, left + box_width))
+    return np.ascontiguousarray(person[window]), np.ascontiguousarray(parse[window]), pose
+
+
+def paste_back(result: np.ndarray, sample: TryOnSample, photo: np.ndarray) -> np.ndarray:
+    """The try-on in the person's own photo: ``result`` (the sample's size) pasted into ``photo`` at the box the
+    sample was cut from (``sample.frame``), scaled back to it when the sample was made smaller.
+
+    Pixels the try-on did not change keep the photo's own (full-resolution) values; a sample without a frame
+    returns ``result``. Returns an (H, W, 3) uint8 array of the photo's size.
+    """
+    if sample.frame is None:
+        return result
+    top, left, box_height, box_width = sample.frame.box
+    if photo.shape[:2] != sample.frame.photo_size:
+        raise InputError("person", f"photo is {photo.shape[1]}x{photo.shape[0]}, the sample was made from a "
+                                   f"{sample.frame.photo_size[1]}x{sample.frame.photo_size[0]} one")
+    changed = (result != sample.person).any(axis=2)
+    if result.shape[:2] != (box_height, box_width):
+        result = resize_rgb(result, box_height, box_width)
+        changed = cv2.resize(changed.astype(np.uint8), (box_width, box_height), interpolation=cv2.INTER_LINEAR) > 0
+    pasted = photo.copy()
+    window = pasted[top:top + box_height, left:left + box_width]
+    window[changed] = result[changed]
+    return pasted
 
 
 def fit_garment(garment: np.ndarray, mask: np.ndarray, keypoints: np.ndarray | None
@@ -235,7 +299,7 @@ class Preprocessor:
 
     Example::
 
-        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("synthetic"))
+        preprocessor = Preprocessor(make_pose_estimator("mediapipe"), make_parser("mediapipe"))
         sample = preprocessor(Uploads(person=person_jpeg, garment=garment_jpeg), working_height=256)
     """
 
@@ -245,39 +309,42 @@ class Preprocessor:
         self.parser = parser
         self.limits = {"max_bytes": max_bytes, "max_pixels": max_pixels, "min_side": MIN_PHOTO_SIDE}
 
-    def __call__(self, uploads: Uploads, working_height: int) -> TryOnSample:
-        """The sample of ``uploads`` at ``working_height x 3*working_height/4``.
+    def __call__(self, uploads: Uploads, working_height: int | None = None) -> TryOnSample:
+        """The sample of ``uploads``: the person photo's 3:4 box (:func:`person_box`) at its own size, up to
+        ``MAX_WORKING_HEIGHT`` rows, or at ``working_height x 3*working_height/4`` when given. Its ``frame``
+        says where it lies in the photo (:func:`paste_back`).
 
         Raises the ``ValueError`` subclasses of the module docstring, naming the input.
         """
-        if uploads.pose is None and self.pose_estimator is None:
+        if uploads.pose is None and self.pose_estimator is None and not hasattr(self.parser, "analyse"):
             raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
                                             "OpenPose BODY_25 JSON as 'pose'")
         if uploads.parse is None and self.parser is None:
             raise MissingInputError("parse", "not sent and no human parser is available: send the person photo's "
                                              "CIHP label PNG (as VITON-HD's image-parse-v3) as 'parse'")
-        height, width = working_height, working_height * 3 // 4
         tags = []
 
         person = decode_rgb(uploads.person, source="person", **self.limits)
+        estimated_pose = None
         if uploads.parse is not None:
             parse = self._read_parse(uploads.parse, person.shape[:2])
+        elif hasattr(self.parser, "analyse"):  # the photo parser: pose, parse and photo checks in one call
+            estimated_pose, parse = self._analyse(person)
+            tags.append("estimated-parse")
         else:
             parse = self._estimate_parse(person)
             tags.append("estimated-parse")
         if uploads.pose is not None:
             pose = self._read_pose(uploads.pose)
         else:
-            pose = self._estimate_pose(person)
+            pose = self._estimate_pose(person) if estimated_pose is None else estimated_pose
             tags.append("estimated-pose")
         _check_pose_inside(pose, person.shape[1], person.shape[0])
-        # Resized to the working height first, then cropped or padded to 3:4: the padding of a narrow photo is
-        # made at the working size, never at the upload's (up to 3-5x its pixels for an extreme aspect ratio).
-        photo_width = max(round(person.shape[1] * height / person.shape[0]), 1)
-        pose[:, :2] *= np.array([photo_width / person.shape[1], height / person.shape[0]], dtype=np.float32)
-        person, parse = resize_rgb(person, height, photo_width), resize_labels(parse, height, photo_width)
-        person, parse, pose = fit_person(person, parse, pose)
-        pose[:, :2] *= np.array([width / person.shape[1], 1], dtype=np.float32)  # rounding of 3:4, if any
+        frame = PhotoFrame(photo_size=person.shape[:2], box=person_box(parse, pose))
+        person, parse, pose = fit_person(person, parse, pose, frame.box)
+        height = working_height or min(frame.box[2], MAX_WORKING_HEIGHT)
+        width = height * 3 // 4
+        pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
         person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
 
         garment = decode_rgb(uploads.garment, source="garment", **self.limits)
@@ -306,7 +373,7 @@ class Preprocessor:
             keypoints = keypoints * scale
         return TryOnSample(person_name=uploads.person_name, cloth_name=uploads.garment_name, person=person,
                            cloth=garment, cloth_mask=mask, parse=parse, pose=pose,
-                           cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tuple(tags))
+                           cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tuple(tags), frame=frame)
 
     def _read_parse(self, data: bytes, size: tuple[int, int]) -> np.ndarray:
         parse = decode_labels(data, source="parse", **self.limits)
@@ -327,12 +394,24 @@ class Preprocessor:
                                f"{person.shape[:2]} uint8 CIHP labels")
         return parse
 
+    def _analyse(self, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo parser's pose and parse; refuses a photo it finds unusable for a try-on, saying why."""
+        try:
+            pose, parse, problem = self.parser.analyse(person)
+        except ParsingError as exc:
+            raise InputError("person", f"the human parser failed ({exc}); send the CIHP label PNG as 'parse'") from None
+        if problem:
+            raise InputError("person", problem)
+        return pose, parse
+
     def _read_pose(self, data: bytes) -> np.ndarray:
         if self.limits["max_bytes"] is not None and len(data) > self.limits["max_bytes"]:
             raise InputError("pose", f"{len(data)} bytes exceeds the limit of {self.limits['max_bytes']} bytes")
         return parse_openpose(data, source="pose")
 
     def _estimate_pose(self, person: np.ndarray) -> np.ndarray:
+        if self.pose_estimator is None:  # the photo parser estimates poses too
+            return self._analyse(person)[0]
         try:
             return self.pose_estimator.estimate(person)
         except PoseEstimationError as exc:

@@ -1,35 +1,50 @@
-"""Stage 2b: the garment-agnostic person and the recomposed image the inpainter completes.
+"""Stage 2b: the region a new garment changes, and the recomposed image the inpainter completes.
 
-``recompose`` builds, from the person photo, its parse, the target parse (the person wearing the new
-garment, predicted by stage 2a) and the warped garment (``kgi.warp``), the image the keep-mask sampler
-starts from and the mask of pixels it must keep:
+``recompose`` builds, from the person photo, its CIHP parse, the target parse (the person wearing the new
+garment, predicted by stage 2a) and the warped garment (``kgi.warp``), the image the keep-mask sampler starts
+from, the mask of pixels it must keep and the target parse as composed:
 
-    blanked  = agnostic region: upper garment and arms in the person's parse or in the target parse
-    image    = grey 0.5 on blanked, the person elsewhere
-    image    = warped garment where ``warp.mask``                     (pasted garment)
-    image    = person where the person's arm is the same arm in the target parse   (skin pasted back)
-    keep     = not blanked, or pasted garment, or skin pasted back
+    region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
+               grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``)
+    skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
+               margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
+               of the colour of the person's face and neck (a sleeve labelled arm by the parse is repainted)
+    garment  = the warped garment where it is not behind kept skin
+    target   = upper exactly where ``garment`` is; the target's other upper pixels take the person's label
+               outside the region (the photo stays) and their nearest non-garment label inside it
+    image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
+    keep     = not region, or garment, or skin
 
-Skin goes on top of the garment: where the target parse says "arm" the person's own arm pixels are
-exact (an arm crossing in front of the torso stays in front of the new garment). Blanking the target
-parse's garment and arms too means pixels the new garment should cover but the warp missed are painted,
-not left showing the person's background.
+So nothing of the old garment is kept (its pixels are in the region, and only the new garment or the
+person's own skin away from it is pasted there), and the new garment is never painted: the target parse's
+garment region is the warped garment. Outside the region the photo is kept even where the target parse
+predicted garment the warp did not cover.
 
-Parse maps are (B, H, W) integer labels of the 13 model classes (``kgi.data.labels.PARSE13_LABELS``);
-a target parse predicted as scores is passed as ``scores.argmax(1)``.
+Parse maps are (B, H, W) integer labels: CIHP (0..19, ``kgi.data.labels.CIHP_LABELS``) for the person,
+the 13 model classes (``PARSE13_LABELS``) for targets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kgi.data.labels import AGNOSTIC_PARSE13, LEFT_ARM, NUM_PARSE13, RIGHT_ARM
+from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, CIHP_TO_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, \
+    LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
 from kgi.warp import WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
+# Margin of the change region, a fraction of the image height: parses put the old garment's outline a few
+# pixels off (10 pixels at 1024 rows).
+MARGIN = 0.01
+NECK_CIHP = 10
+SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
+DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
+SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
 
 
 class RecomposeInputError(ValueError):
@@ -41,22 +56,121 @@ class Recomposition:
     """The inpainter's starting point.
 
     Attributes:
-        image: (B, 3, H, W) in [0, 1]: the person, garment-agnostic region grey (0.5), the warped garment
-            and the person's remaining arm skin pasted.
+        image: (B, 3, H, W) in [0, 1]: the person, change region grey (0.5), the warped garment and the
+            person's remaining skin pasted.
         keep_mask: (B, 1, H, W) float {0, 1}: 1 where ``image`` is known (person pixels kept, garment or
             skin pasted), 0 where the inpainter must paint.
+        target_parse13: (B, H, W) long, the target parse as composed: upper exactly on the pasted garment.
+        skin_mask: (B, 1, H, W) float {0, 1}: the person's visible skin kept in ``image`` (neck and arms away
+            from the old garment; the face where there is none): what painted skin's colour is learnt from.
     """
 
     image: torch.Tensor
     keep_mask: torch.Tensor
+    target_parse13: torch.Tensor
+    skin_mask: torch.Tensor
 
 
-def _check_parse(parse13: torch.Tensor, name: str) -> None:
-    if parse13.dim() != 3 or parse13.dtype.is_floating_point or parse13.dtype == torch.bool:
+def _check_parse(parse: torch.Tensor, name: str, num_labels: int = NUM_PARSE13) -> None:
+    if parse.dim() != 3 or parse.dtype.is_floating_point or parse.dtype == torch.bool:
         raise RecomposeInputError(
-            f"{name} must be a (B, H, W) integer label map, got {tuple(parse13.shape)} {parse13.dtype}")
-    if parse13.numel() and (int(parse13.min()) < 0 or int(parse13.max()) >= NUM_PARSE13):
-        raise RecomposeInputError(f"{name} has labels outside 0..{NUM_PARSE13 - 1}")
+            f"{name} must be a (B, H, W) integer label map, got {tuple(parse.shape)} {parse.dtype}")
+    if parse.numel() and (int(parse.min()) < 0 or int(parse.max()) >= num_labels):
+        raise RecomposeInputError(f"{name} has labels outside 0..{num_labels - 1}")
+
+
+def grow(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, H, W) bool ``mask`` dilated by a (2 radius + 1)-pixel square (OpenCV, on the CPU: 100x torch's
+    max pooling at 1024 rows)."""
+    if radius <= 0:
+        return mask
+    square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    grown = [cv2.dilate(sample.cpu().numpy().astype(np.uint8), square) for sample in mask]
+    return torch.from_numpy(np.stack(grown)).to(mask.device).bool()
+
+
+def _isin(parse: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
+    """(B, H, W) bool: ``parse``'s CIHP label is one of ``labels`` (a table lookup: 5x ``torch.isin``)."""
+    table = torch.zeros(NUM_CIHP, dtype=torch.bool, device=parse.device)
+    table[list(labels)] = True
+    return table[parse.long()]
+
+
+def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixels a new garment may change, and those near the old garment: two (B, H, W) bool.
+
+    Args:
+        parse_cihp: (B, H, W) integer CIHP labels of the person photo.
+        margin_px: how far the region grows beyond the old garment, arms and neck (into ``MARGIN_CIHP``).
+
+    Returns ``(region, near_old_garment)``: ``AGNOSTIC_CIHP`` grown by the margin into ``MARGIN_CIHP``; and the
+    old garment (``GARMENT_CIHP``) grown by the margin, where even the person's own skin is repainted.
+    """
+    _check_parse(parse_cihp, "parse_cihp", NUM_CIHP)
+    near_old_garment = grow(_isin(parse_cihp, GARMENT_CIHP), margin_px)
+    changeable = _isin(parse_cihp, AGNOSTIC_CIHP)
+    region = changeable | (grow(changeable, margin_px) & _isin(parse_cihp, MARGIN_CIHP))
+    return region, near_old_garment
+
+
+def _skin_like(person: torch.Tensor, parse_cihp: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: pixels of the colour of the person's face and neck (``SKIN_REFERENCE_CIHP``): at least
+    ``DARKEST_SKIN`` of their median brightness (shadows pass, a dark sleeve does not) and red and green shares
+    of r + g + b within ``SKIN_CHROMA_TOLERANCE`` of theirs (a shadow keeps its hue, a coloured sleeve does not).
+    Everything where a person shows no face or neck."""
+    brightness = person.sum(1)  # (B, H, W)
+    chroma = person[:, :2] / brightness.clamp_min(1e-3).unsqueeze(1)  # (B, 2, H, W) red and green shares
+    like = torch.ones_like(brightness, dtype=torch.bool)
+    for index, reference in enumerate(_isin(parse_cihp, SKIN_REFERENCE_CIHP)):
+        if not reference.any():
+            continue
+        floor = DARKEST_SKIN * brightness[index][reference].median()
+        skin_chroma = chroma[index][:, reference].median(dim=1).values.view(2, 1, 1)
+        like[index] = (brightness[index] >= floor) & \
+            ((chroma[index] - skin_chroma).abs().amax(0) <= SKIN_CHROMA_TOLERANCE)
+    return like
+
+
+def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, max_fraction: float = 0.005
+                       ) -> torch.Tensor:
+    """The target parse with small holes in its garment region filled as garment: (B, H, W) long.
+
+    A hole is a 4-connected region of other labels enclosed by the garment (touching no image border) and
+    smaller than ``max_fraction`` of the image; the person's own visible arm (an arm in front of the garment) is
+    never a hole. The parse network, seeing a garment-agnostic person, sometimes leaves such islands (a stray arm
+    blob on the torso), which would be painted as skin in the middle of the new garment.
+    """
+    filled = target_parse13.clone()
+    arms = _isin(parse_cihp, (14, 15))
+    for index in range(len(target_parse13)):
+        other = (target_parse13[index] != UPPER).cpu().numpy().astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=4)
+        height, width = other.shape
+        left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+        inside = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < width) \
+            & (top + stats[:, cv2.CC_STAT_HEIGHT] < height)
+        holes = np.flatnonzero(inside & (stats[:, cv2.CC_STAT_AREA] < max_fraction * height * width))
+        holes = holes[holes > 0]  # label 0 is the garment itself
+        if holes.size:
+            hole = torch.from_numpy(np.isin(labels, holes)).to(target_parse13.device) & ~arms[index]
+            filled[index] = torch.where(hole, UPPER, filled[index])
+    return filled
+
+
+def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) -> torch.Tensor:
+    """``target`` with its ``label`` pixels inside ``where`` relabelled as the nearest pixel of another label
+    (Euclidean, per sample; OpenCV's distance transform, on the CPU). All (B, H, W)."""
+    relabelled = target.clone()
+    for index in range(len(target)):
+        labels = target[index].cpu().numpy()
+        if not where[index].any() or (labels == label).all():
+            continue
+        _, nearest = cv2.distanceTransformWithLabels((labels == label).astype(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        others = labels[labels != label]  # in the scan order OpenCV numbers them, from 1
+        filled = torch.from_numpy(others[nearest - 1].astype(np.int64)).to(target.device)
+        relabelled[index] = torch.where(where[index], filled, target[index])
+    return relabelled
 
 
 def agnostic_region(parse13: torch.Tensor) -> torch.Tensor:
@@ -79,26 +193,26 @@ def agnostic_parse(parse13: torch.Tensor) -> torch.Tensor:
 
 def recompose(
     person: torch.Tensor,
-    parse13: torch.Tensor,
+    parse_cihp: torch.Tensor,
     target_parse13: torch.Tensor,
     warp: WarpResult,
+    margin_px: int = 0,
 ) -> Recomposition:
-    """The person with the garment-agnostic region blanked, the warped garment and kept skin pasted.
-
-    See the module docstring for the exact rule.
+    """The person with the change region blanked, the warped garment and kept skin pasted, and the target parse
+    as composed. See the module docstring for the exact rule.
 
     Args:
         person: (B, 3, H, W) person photo in [0, 1].
-        parse13: (B, H, W) integer 13-class parse of the person photo.
+        parse_cihp: (B, H, W) integer CIHP parse of the person photo.
         target_parse13: (B, H, W) integer 13-class parse of the person wearing the new garment.
         warp: the warped garment (``warp_five_segments`` or ``warp_single_tps``) at the same size.
+        margin_px: the change region's margin (``change_region``); ``MARGIN`` of the height in the pipeline.
     """
     if person.dim() != 4 or person.shape[1] != 3:
         raise RecomposeInputError(f"person must be (B, 3, H, W), got {tuple(person.shape)}")
     batch, _, height, width = person.shape
-    _check_parse(parse13, "parse13")
     _check_parse(target_parse13, "target_parse13")
-    for name, tensor in (("parse13", parse13), ("target_parse13", target_parse13)):
+    for name, tensor in (("parse_cihp", parse_cihp), ("target_parse13", target_parse13)):
         if tensor.shape != (batch, height, width):
             raise RecomposeInputError(f"{name} must be {(batch, height, width)}, got {tuple(tensor.shape)}")
     if warp.garment.shape != person.shape or warp.mask.shape != (batch, 1, height, width):
@@ -106,13 +220,25 @@ def recompose(
             f"warp must match person {tuple(person.shape)}, got garment {tuple(warp.garment.shape)} "
             f"and mask {tuple(warp.mask.shape)}")
 
-    blanked = (agnostic_region(parse13) | agnostic_region(target_parse13)).unsqueeze(1)  # (B, 1, H, W)
-    garment = warp.mask > 0.5
-    kept_skin = (((parse13 == LEFT_ARM) & (target_parse13 == LEFT_ARM))
-                 | ((parse13 == RIGHT_ARM) & (target_parse13 == RIGHT_ARM))).unsqueeze(1)
+    region, near_old_garment = change_region(parse_cihp, margin_px)
+    parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(parse_cihp.device)[parse_cihp.long()]
+    target = target_parse13.long()
+    own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
+                | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
+    kept_skin = own_skin & ~near_old_garment & _skin_like(person, parse_cihp)
+    garment = (warp.mask[:, 0] > 0.5) & ~kept_skin
+    target = torch.where(garment, UPPER, target)
+    uncovered = (target == UPPER) & ~garment
+    target = torch.where(uncovered & ~region, parse13, target)
+    target = _nearest_other_label(target, UPPER, uncovered & region)
 
-    image = torch.where(blanked, torch.full_like(person, BLANK_VALUE), person)
-    image = torch.where(garment, warp.garment, image)
-    image = torch.where(kept_skin, person, image)
-    keep_mask = (~blanked | garment | kept_skin).float()
-    return Recomposition(image=image, keep_mask=keep_mask)
+    blanked = region & ~garment & ~kept_skin
+    image = torch.where(region[:, None], torch.full_like(person, BLANK_VALUE), person)
+    image = torch.where(garment[:, None], warp.garment, image)
+    image = torch.where(kept_skin[:, None], person, image)
+    keep = ~blanked
+    skin = kept_skin
+    scarce = skin.flatten(1).sum(1) < 0.001 * height * width  # no neck or arm to learn from: the face
+    skin = torch.where(scarce.view(-1, 1, 1), keep & (parse_cihp == FACE_CIHP), skin)
+    return Recomposition(image=image, keep_mask=keep[:, None].float(), target_parse13=target,
+                         skin_mask=skin[:, None].float())

@@ -1,7 +1,4 @@
-"""Pictures for people: colourised parse maps, pose overlays and contact sheets of labelled tiles.
-
-Garment keypoint overlays are ``kgi.landmarks.overlay``.
-"""
+"""Pictures for people: colourised parse maps, pose and garment-keypoint overlays, contact sheets of labelled tiles."""
 
 from __future__ import annotations
 
@@ -9,7 +6,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import CIHP_PALETTE, CIHP_TO_PARSE13, NUM_PARSE13
-from kgi.graphs import POSE_EDGES
+from kgi.graphs import GARMENT_CONTOUR_EDGES, GARMENT_SYMMETRY_EDGES, NUM_GARMENT_NODES, POSE_EDGES
 
 # Each 13-class label drawn in the colour of its first CIHP label, so sheets match the dataset's palette.
 PARSE13_PALETTE = np.array([CIHP_PALETTE[int(np.flatnonzero(CIHP_TO_PARSE13 == c)[0])] for c in range(NUM_PARSE13)],
@@ -30,6 +27,51 @@ def draw_pose(image: np.ndarray, pose_nodes_px: np.ndarray, colour=(40, 200, 40)
         cv2.line(canvas, tuple(points[a]), tuple(points[b]), colour, width, cv2.LINE_AA)
     for point in points:
         cv2.circle(canvas, tuple(point), width + 1, colour, -1, cv2.LINE_AA)
+    return canvas
+
+
+# Overlay colours (RGB) per garment part, and each node's part (shoulders and armpits belong to the body).
+_PART_COLOURS = {"neck": (255, 200, 0), "left_sleeve": (230, 40, 40), "right_sleeve": (40, 90, 255),
+                 "body": (0, 190, 90)}
+_NODE_PART = tuple("neck" if node < 5 else "left_sleeve" if 6 <= node <= 13 else
+                   "right_sleeve" if 23 <= node <= 30 else "body" for node in range(NUM_GARMENT_NODES))
+
+
+def draw_garment_keypoints(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Draw garment keypoints on an image for a person to check.
+
+    Contour edges are solid, symmetry edges thin grey; each node is a dot coloured by part (neckline yellow,
+    image-left sleeve red, image-right sleeve blue, body green) with its number beside it.
+
+    Args:
+        image: (H, W, 3) uint8 RGB image or (H, W) uint8 grey image, left unchanged.
+        keypoints: (32, 2) pixel (x, y) in ``image``.
+
+    Returns:
+        (H, W, 3) uint8 RGB drawing.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) RGB or (H, W) grey, got shape {image.shape}")
+    points = np.asarray(keypoints, dtype=np.float64)
+    if points.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(points).all():
+        raise ValueError(f"keypoints must be {NUM_GARMENT_NODES} finite (x, y) pairs, got shape {points.shape}")
+    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    unit = max(1, round(canvas.shape[0] / 256))  # 1 px at 256 rows, 4 px at 1024
+    pixel = [tuple(int(v) for v in p) for p in np.round(points)]
+    for a, b in GARMENT_SYMMETRY_EDGES:
+        cv2.line(canvas, pixel[a], pixel[b], (150, 150, 150), max(1, unit // 2), cv2.LINE_AA)
+    for a, b in GARMENT_CONTOUR_EDGES:  # an edge takes its sleeve's or neckline's colour, else the body's
+        part = _NODE_PART[a] if _NODE_PART[a] != "body" else _NODE_PART[b]
+        cv2.line(canvas, pixel[a], pixel[b], _PART_COLOURS[part], unit, cv2.LINE_AA)
+    for node, point in enumerate(pixel):
+        cv2.circle(canvas, point, 2 * unit, _PART_COLOURS[_NODE_PART[node]], -1, cv2.LINE_AA)
+        cv2.circle(canvas, point, 2 * unit, (255, 255, 255), max(1, unit // 2), cv2.LINE_AA)
+        for colour, thickness in (((0, 0, 0), unit + 1), ((255, 255, 255), max(1, unit // 2))):  # outlined
+            cv2.putText(canvas, str(node), (point[0] + 2 * unit, point[1] - unit), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.25 * unit, colour, thickness, cv2.LINE_AA)
     return canvas
 
 

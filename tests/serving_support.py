@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from deployments.app import load_serve_config
+from deployments.experiments import DASHBOARD_ADDRESS_ENV
 from deployments.ingress import ADMIN_TOKEN_ENV
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
 from kgi.models.keypoints import KeypointGNN
@@ -34,6 +35,19 @@ def write_random_version(root: Path) -> Path:
                   SpadeUNet.from_preset("tiny"), make_training_scheduler(),
                   VersionInfo(name="default", sampler=SamplerSettings(num_steps=2))).save_pretrained(root / "default")
     return root
+
+
+def keep_only_version(config: dict, version: str = "default") -> None:
+    """A loaded Serve config reduced to one of its versions: the other versions' args and stage deployments go,
+    and the Ingress's experiment sends everything to ``version``."""
+    (application,) = config["applications"]
+    versions = application["args"]["versions"]
+    application["args"]["versions"] = {version: versions[version]}
+    dropped = tuple(f"-{name}" for name in versions if name != version)
+    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith(dropped)]
+    for deployment in application["deployments"]:
+        if deployment["name"] == "Ingress":
+            deployment["user_config"] = {**deployment.get("user_config", {}), "weights": {version: 1.0}}
 
 
 def free_port() -> int:
@@ -55,15 +69,19 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
 
     from deployments.app import deploy
 
-    port = free_port()
+    port, dashboard_port = free_port(), free_port()
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
+    config["applications"][0]["args"]["ab_store"] = str(model_root / f"experiments-{port}.sqlite")  # not in ~
     if configure is not None:
         configure(config)
     # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this
-    # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs.
+    # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs. The dashboard
+    # serves Serve's REST API, through which PUT /v1/ab/... rewrites the experiment.
     os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
-    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {
-        "PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": ""}})
+    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"  # for this process's REST calls too
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": "",
+                                       "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}})
     try:
         deploy(config, timeout_s=600)
         yield f"http://127.0.0.1:{port}"
@@ -71,3 +89,4 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
         serve.shutdown()
         ray.shutdown()
         os.environ.pop(ADMIN_TOKEN_ENV, None)
+        os.environ.pop(DASHBOARD_ADDRESS_ENV, None)

@@ -52,6 +52,9 @@ def _actor_demand(ray_actor_options: dict) -> dict[str, float]:
     return {name: amount for name, amount in demand.items() if amount}
 
 
+HEAD_NODE_RESOURCE = {"node:__internal_head__": 1.0}  # Ray gives the head node this resource (the A/B store asks it)
+
+
 def _fits(demand: dict[str, float], offer: dict[str, float]) -> bool:
     return all(offer.get(name, 0) >= amount for name, amount in demand.items())
 
@@ -125,7 +128,8 @@ def test_the_launchers_validation_refuses_a_broken_cluster_yaml():
 
 
 def test_every_serve_deployment_and_training_worker_fits_a_cluster_node_type(cluster):
-    offers = {name: node_type["resources"] for name, node_type in cluster["available_node_types"].items()}
+    offers = {name: {**node_type["resources"], **(HEAD_NODE_RESOURCE if name == cluster["head_node_type"] else {})}
+              for name, node_type in cluster["available_node_types"].items()}
     application = _kgi_application(yaml.safe_load(GPU_SERVE_CONFIG.read_text()))
     for deployment in application["deployments"]:
         demand = _actor_demand(deployment["ray_actor_options"])
@@ -152,6 +156,7 @@ def test_rayservice_runs_the_gpu_cluster_serve_config(rayservice):
     cluster_spec = rayservice["spec"]["rayClusterConfig"]
     assert cluster_spec["rayVersion"] == ray.__version__ and len(_images(cluster_spec)) == 1
     offers = {name: _group_offer(group) for name, group in _groups(cluster_spec).items()}
+    offers["head"].update(HEAD_NODE_RESOURCE)
     for deployment in application["deployments"]:
         demand = _actor_demand(deployment["ray_actor_options"])
         assert any(_fits(demand, offer) for offer in offers.values()), f"{deployment['name']} fits no group"

@@ -22,7 +22,7 @@ import torch
 from deployments.stages import check_finite
 from kgi.models.keypoints import KeypointGNN
 
-from serving_support import REPO, running_service
+from serving_support import REPO, keep_only_version, running_service
 
 APP, INPAINT = "kgi", "Inpaint-default"
 REQUEST_TIMEOUT_S = 60
@@ -36,9 +36,7 @@ def make_small(config: dict) -> None:
     """The config changes of this module (see the module docstring)."""
     config["http_options"]["request_timeout_s"] = REQUEST_TIMEOUT_S
     (application,) = config["applications"]
-    args = application["args"]
-    args["versions"] = {"default": {**args["versions"]["default"], "weight": 1.0}}
-    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith("-fast")]
+    keep_only_version(config, "default")
     for deployment in application["deployments"]:
         if deployment["name"] == "Ingress":
             deployment.update(max_ongoing_requests=INGRESS_ONGOING, max_queued_requests=INGRESS_QUEUED)

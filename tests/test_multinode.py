@@ -44,7 +44,7 @@ from training.config import TrainConfig  # noqa: E402
 from training.job import read_history  # noqa: E402
 from training.shards import plan, write_shard  # noqa: E402
 
-from serving_support import CONFIGS, REPO, free_port  # noqa: E402
+from serving_support import CONFIGS, REPO, free_port, keep_only_version  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -148,9 +148,9 @@ def serve_config(model_root: Path, port: int) -> dict:
     ``cpu_node``; requests bring their own pose and parse."""
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
     (application,) = config["applications"]
-    application["args"]["versions"] = {"default": application["args"]["versions"]["default"]}
+    keep_only_version(config, "default")
     application["args"]["preprocess"] = {"pose": {"source": "none"}, "parser": {"source": "none"}}
-    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith("-fast")]
+    application["args"]["ab_store"] = str(model_root / f"experiments-{port}.sqlite")
     for deployment in application["deployments"]:
         node = GPU_NODE if deployment["name"].startswith("Inpaint-") else CPU_NODE
         deployment["ray_actor_options"]["resources"] = {node: 1}
@@ -196,7 +196,7 @@ def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, tw
     assert nodes[cluster["gpu_node"]].get(GPU_NODE) == 1 and GPU_NODE not in nodes[cluster["head"]]
     placement = replica_nodes()
     assert placement.pop("Inpaint-default") == {cluster["gpu_node"]}
-    assert set(placement) == {"Ingress", "Preprocess", "Keypoints-default", "ParseWarp-default"}
+    assert set(placement) == {"Ingress", "ExperimentStore", "Preprocess", "Keypoints-default", "ParseWarp-default"}
     assert all(node_ids == {cluster["head"]} for node_ids in placement.values()), placement
 
     response = tryon(two_node_service)  # Ingress, Preprocess, Keypoints, ParseWarp on the head; Inpaint on the GPU node

@@ -3,24 +3,35 @@
 The shipped models were trained on synthetic people only; this checks that the whole method carries over to a
 real photo well enough to be useful, against references computed from the genuine annotations: the garment
 keypoints the landmark extractor reads off the genuine parse and pose, and the genuine upper-garment region.
+At full resolution (the photo's own, ``kgi tryon``'s default): the files of ``--stages-dir``, a photo that is not
+3:4, the region a new garment changes (old garment and neck skin) and a white garment pasted whole.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
+import json
 import pickle
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from PIL import Image
+
 from kgi.baseline import geometric_transfer
-from kgi.data.labels import UPPER
+from kgi.commands import tryon
+from kgi.data.images import decode_rgb, encode_png
+from kgi.data.labels import AGNOSTIC_CIHP, GARMENT_CIHP, NUM_PARSE13, UPPER
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline
+from kgi.preprocess import Preprocessor, Uploads, paste_back
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
 
@@ -36,7 +47,7 @@ def genuine_result(vitonhd_sample):
 def test_keypoints_on_the_genuine_person_beat_the_geometric_transfer(genuine_result):
     sample, result = genuine_result
     height, width = sample.size
-    truth = torch.from_numpy(worn_garment_keypoints(sample.parse, sample.pose) / [width, height]).float()[None]
+    truth = torch.from_numpy(worn_garment_keypoints(sample.parse, sample.pose).keypoints / [width, height]).float()[None]
     predicted = torch.from_numpy(result.garment_keypoints / [width, height]).float()[None]
     baseline = geometric_transfer(torch.from_numpy(sample.cloth_keypoints / [width, height]).float()[None],
                                   torch.from_numpy(sample.pose_nodes)[None])
@@ -64,12 +75,112 @@ def test_try_on_image_keeps_the_known_pixels(genuine_result):
 def test_stage_two_output_pickles_its_tensors_as_out_of_band_arrays():
     # What Ray does between the ParseWarp and Inpaint deployments: pickle protocol 5 with out-of-band buffers.
     stage_two = StageTwoOutput(torch.randint(0, 13, (2, 8, 6)), torch.rand(2, 3, 8, 6), torch.rand(2, 3, 8, 6),
-                               (torch.rand(2, 1, 8, 6) > 0.5).float())
+                               (torch.rand(2, 1, 8, 6) > 0.5).float(), (torch.rand(2, 1, 8, 6) > 0.5).float())
     buffers = []
     payload = pickle.dumps(stage_two, protocol=5, buffer_callback=buffers.append)
-    assert len(buffers) == 4  # one per tensor, none copied into the pickle stream
+    assert len(buffers) == len(fields(StageTwoOutput))  # one per tensor, none copied into the pickle stream
     restored = pickle.loads(payload, buffers=[bytes(buffer.raw()) for buffer in buffers])  # read-only, as in Ray
     for field in fields(StageTwoOutput):
         original, copy = getattr(stage_two, field.name), getattr(restored, field.name)
         assert copy.dtype == original.dtype and torch.equal(copy, original)
         copy.add_(1)  # writable
+
+
+# --- full resolution -------------------------------------------------------------------------------------------
+
+def genuine_files(root: Path, garment: str = "06396_00") -> dict[str, Path]:
+    test = root / "test"
+    return {"person": test / "image" / "00006_00.jpg", "garment": test / "cloth" / f"{garment}.jpg",
+            "pose": test / "openpose_json" / "00006_00_keypoints.json", "parse": test / "image-parse-v3" / "00006_00.png",
+            "cloth_mask": test / "cloth-mask" / f"{garment}.jpg"}
+
+
+def uploads(files: dict[str, Path], **replaced: bytes) -> Uploads:
+    data = {name: path.read_bytes() for name, path in files.items()}
+    return Uploads(**{**data, **replaced})
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return TryOnPipeline.from_pretrained(SHIPPED)
+
+
+def test_stages_dir_writes_each_stage_at_the_photo_size(vitonhd_sample, tmp_path):
+    files = genuine_files(vitonhd_sample)
+    stages = tmp_path / "stages"
+    arguments = [files["person"], files["garment"], "-o", tmp_path / "out.png", "--pose", files["pose"],
+                 "--parse", files["parse"], "--cloth-mask", files["cloth_mask"], "--steps", "1", "--stages-dir", stages]
+    parser = argparse.ArgumentParser()
+    tryon.add_arguments(parser)
+    assert tryon.run(parser.parse_args([str(argument) for argument in arguments])) == 0
+    assert {"result.png", "warped_garment.png", "keep_mask.png", "target_parse.png"} <= {p.name for p in stages.iterdir()}
+    photo = np.asarray(Image.open(files["person"]))
+    result, warped = (np.asarray(Image.open(stages / name)) for name in ("result.png", "warped_garment.png"))
+    keep, target = (Image.open(stages / name) for name in ("keep_mask.png", "target_parse.png"))
+    assert result.shape == warped.shape == photo.shape == (1024, 768, 3)  # the genuine photo's own size
+    np.testing.assert_array_equal(result, np.asarray(Image.open(tmp_path / "out.png")))
+    assert keep.mode == target.mode == "L" and keep.size == target.size == (768, 1024)
+    keep, target = np.asarray(keep), np.asarray(target)
+    assert set(np.unique(keep)) == {0, 255} and target.max() < NUM_PARSE13
+    garment = warped.any(axis=2)
+    assert garment.mean() > 0.1 and (target[garment] == UPPER).all()  # black where no garment
+    assert (keep[garment] == 255).all() and (keep[target == UPPER] == 255).all()  # the new garment is never painted
+    kept = keep == 255
+    recomposed = np.asarray(Image.open(stages / "recomposed.png"))
+    np.testing.assert_array_equal(result[kept], recomposed[kept])
+
+
+def test_a_photo_that_is_not_3_4_comes_back_at_its_size(vitonhd_sample, shipped):
+    files = genuine_files(vitonhd_sample)
+    photo = np.asarray(Image.open(files["person"]))
+    wide = np.pad(photo, ((0, 0), (100, 140), (0, 0)), mode="edge")  # 1024 x 1008: 100 columns left, 140 right
+    parse = np.pad(np.asarray(Image.open(files["parse"])), ((0, 0), (100, 140)))
+    pose = json.loads(files["pose"].read_text())
+    for person in pose["people"]:
+        joints = np.asarray(person["pose_keypoints_2d"], dtype=float).reshape(-1, 3)
+        joints[joints[:, 2] > 0, 0] += 100
+        person["pose_keypoints_2d"] = joints.ravel().tolist()
+    sample = Preprocessor()(uploads(files, person=encode_jpeg(wide), parse=encode_png(parse),
+                                    pose=json.dumps(pose).encode()), working_height=256)
+    top, left, box_height, box_width = sample.frame.box
+    assert (top, box_height, box_width) == (0, 1024, 768) and 90 <= left <= 150  # around the person
+    result = shipped([sample], seeds=[0], sampler=SamplerSettings(num_steps=1))[0]
+    pasted = paste_back(result.image, sample, decode_rgb(encode_jpeg(wide), source="person"))
+    assert pasted.shape == wide.shape
+    wide_decoded = decode_rgb(encode_jpeg(wide), source="person")
+    outside = np.ones(wide.shape[:2], bool)
+    outside[:, left:left + box_width] = False
+    np.testing.assert_array_equal(pasted[outside], wide_decoded[outside])
+    assert (pasted != wide_decoded).any(axis=2).mean() > 0.05  # and the try-on is in it
+
+
+def test_the_old_garment_and_the_neck_are_changed_and_a_white_garment_is_pasted_whole(vitonhd_sample, shipped):
+    files = genuine_files(vitonhd_sample)
+    sample = Preprocessor()(uploads(files))
+    height, width = sample.size
+    garment_kp = shipped.predict_keypoints((sample.cloth_keypoints / [width, height])[None], sample.pose_nodes[None])
+    stage_two = shipped.parse_and_warp([sample], garment_kp)
+    keep, target = stage_two.keep_mask[0, 0].bool().numpy(), stage_two.target_parse13[0].numpy()
+    pasted = stage_two.warped_garment[0].amax(0).numpy() > 0
+    old_garment, neck = np.isin(sample.parse, GARMENT_CIHP), sample.parse == 10
+    assert neck.sum() > 1000
+    # Every pixel of the old garment is the new garment or painted; so is the neck next to it (the old neckline's
+    # outline); the rest of the neck may stay the person's own skin.
+    assert not (keep & old_garment & ~pasted).any()
+    margin = round(0.01 * height)
+    near_old = cv2.dilate(old_garment.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) > 0
+    assert (neck & near_old).sum() > 500 and not (keep & neck & near_old & ~pasted).any()
+    changeable = np.isin(sample.parse, AGNOSTIC_CIHP)
+    assert (~keep & ~changeable).sum() > 0  # the margin: the old garment's outline is repainted too
+
+    white = sample.cloth.copy()
+    white[sample.cloth_mask] = 250  # a white t-shirt of the same shape, on the product photo's white background
+    white_two = shipped.warp_and_recompose([replace(sample, cloth=white)], garment_kp, stage_two.target_parse13)
+    white_pasted = white_two.warped_garment[0].amax(0).numpy() > 0
+    assert white_pasted.sum() > 0.95 * pasted.sum()  # KGI's white filter dropped nearly all of it
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
-from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, recompose
+from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
+from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9
@@ -36,17 +36,24 @@ def test_agnostic_parse_refuses_bad_maps():
         agnostic_parse(torch.full((1, HEIGHT, WIDTH), NUM_PARSE13))
 
 
+SKIN = torch.tensor([0.85, 0.64, 0.52])
+# CIHP labels of the scene's person.
+FACE, NECK, UPPER_CLOTHES, PERSON_RIGHT_ARM, PERSON_LEFT_ARM, BACKGROUND = 13, 10, 5, 15, 14, 0
+
+
 def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WarpResult]:
-    """A person in rows: face (0-2), garment (3-5), right arm (6-8), left arm (9-11).
+    """A person in rows: face (0-1), neck (2), garment (3-5), right arm (6-8), left arm (9-11); CIHP labels.
 
     The target parse puts the new garment on rows 2-6 (over the neck and the top of the right arm), keeps the
     right arm on rows 7-8 and turns the left arm into garment on 9-10 (a longer sleeve). The warp covers rows
     3-5 and 9 only.
     """
-    person = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 0.4 + 0.6
-    parse = torch.tensor([FACE_NECK] * 3 + [UPPER] * 3 + [RIGHT_ARM] * 3 + [LEFT_ARM] * 3)
+    shade = torch.rand(1, 1, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.7
+    person = SKIN.view(1, 3, 1, 1) * shade  # skin everywhere, in light and shadow
+    parse = torch.tensor([FACE] * 2 + [NECK] + [UPPER_CLOTHES] * 3 + [PERSON_RIGHT_ARM] * 3 + [PERSON_LEFT_ARM] * 3)
     parse = parse.view(1, HEIGHT, 1).expand(1, HEIGHT, WIDTH).clone()
-    target = parse.clone()
+    target = torch.tensor([FACE_NECK] * 3 + [UPPER] * 3 + [RIGHT_ARM] * 3 + [LEFT_ARM] * 3)
+    target = target.view(1, HEIGHT, 1).expand(1, HEIGHT, WIDTH).clone()
     target[:, 2:7] = UPPER
     target[:, 9:11] = UPPER
     mask = torch.zeros(1, 1, HEIGHT, WIDTH)
@@ -74,6 +81,26 @@ def test_keep_mask_marks_kept_and_pasted_pixels_and_blanks_the_rest():
     for name in ("neck_the_warp_missed", "arm_now_garment", "unwarped_sleeve"):
         assert (keep[rows[name]] == 0).all(), name
         assert (image[:, rows[name]] == BLANK_VALUE).all(), name
+    # The composed target: garment exactly where it was pasted, the missed pixels their nearest other label.
+    composed = result.target_parse13[0, :, 0].tolist()
+    assert composed == [FACE_NECK] * 3 + [UPPER] * 3 + [RIGHT_ARM] * 3 + [UPPER, LEFT_ARM, LEFT_ARM]
+
+
+def test_change_region_takes_the_neck_and_a_margin_and_repaints_skin_next_to_the_old_garment():
+    person, parse, target, warp = scene()
+    parse[:, 6, :] = BACKGROUND  # the old garment's outline labelled background (a parse a pixel off)
+    target[:, 6, :] = RIGHT_ARM
+    region, near_old = change_region(parse, margin_px=1)
+    assert region[0, 2].all() and not region[0, :2].any()  # the neck joins, the face never does
+    assert region[0, 6].all() and near_old[0, 6].all() and near_old[0, 2].all()
+    result = recompose(person, parse, target, warp, margin_px=1)
+    keep = result.keep_mask[0, 0]
+    assert (keep[6:7] == 0).all() and (keep[7:9] == 1).all()  # the arm next to the old garment is repainted
+    person[:, :, 8] = torch.tensor([0.40, 0.12, 0.15]).view(3, 1)  # a burgundy sleeve the parse calls arm
+    assert (recompose(person, parse, target, warp, margin_px=1).keep_mask[0, 0, 8] == 0).all()
+    old_garment = torch.isin(parse, torch.tensor(GARMENT_CIHP))[0]
+    pasted = warp.mask[0, 0] > 0
+    assert (keep[old_garment & ~pasted] == 0).all()  # nothing of the old garment is kept
 
 
 def test_arm_skin_stays_in_front_of_the_garment_where_the_target_keeps_the_arm():
@@ -87,6 +114,8 @@ def test_arm_skin_stays_in_front_of_the_garment_where_the_target_keeps_the_arm()
 
 def test_recompose_is_per_sample_and_refuses_mismatches():
     person, parse, target, warp = scene()
+    with pytest.raises(RecomposeInputError, match="parse_cihp"):
+        recompose(person, parse + 20, target, warp)
     other = recompose(person.flip(-1), parse, target, warp)
     single = recompose(person, parse, target, warp)
     batched = recompose(torch.cat([person, person.flip(-1)]), parse.expand(2, -1, -1), target.expand(2, -1, -1),

@@ -26,7 +26,7 @@ from deployments.app import build_app, load_serve_config
 from deployments.config import parse_app_args
 from deployments.errors import RequestError, error_response
 from deployments.ingress import require_admin_token
-from deployments.routing import VersionRouter
+from deployments.routing import ExperimentSettings, VersionRouter
 from kgi.cli import CommandError
 from kgi.data.labels import NUM_PARSE13
 
@@ -35,7 +35,7 @@ from serving_support import ADMIN_TOKEN, CONFIGS
 pytestmark = pytest.mark.slow
 
 APP = "kgi"
-HEIGHT, WIDTH = 256, 192  # local.yaml's working resolution
+HEIGHT, WIDTH = 1024, 768  # the genuine photo's size: local.yaml tries on at the photo's own resolution
 
 
 # ---------------------------------------------------------------- inputs
@@ -73,7 +73,7 @@ def test_configs_follow_rays_schema_and_name_every_deployment(name):
     (application,) = schema.applications
     assert application.import_path == "deployments.app:build_app"
     args = parse_app_args(application.args)
-    expected = {"Ingress", "Preprocess"} | {f"{stage}-{version}" for version in args.versions
+    expected = {"Ingress", "Preprocess", "ExperimentStore"} | {f"{stage}-{version}" for version in args.versions
                                             for stage in ("Keypoints", "ParseWarp", "Inpaint")}
     configured = {deployment.name for deployment in application.deployments}
     assert configured == expected  # a misspelt name would silently configure nothing
@@ -88,7 +88,8 @@ def test_local_config_is_cpu_only_and_ab_out_of_the_box():
     args = parse_app_args(application["args"])
     assert args.inpaint.device == "cpu"
     assert {v.path for v in args.versions.values()} == {"default"}
-    assert sorted(v.weight for v in args.versions.values()) == [0.5, 0.5]
+    (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
+    assert ingress["user_config"]["weights"] == {"default": 0.5, "fast": 0.5}
     assert all("num_gpus" not in d.get("ray_actor_options", {}) for d in application["deployments"])
     most_replicas = [d.get("autoscaling_config", {}).get("max_replicas", d.get("num_replicas", 1))
                      for d in application["deployments"]]
@@ -102,9 +103,12 @@ def test_gpu_config_puts_inpaint_on_gpus_with_autoscaling():
     for deployment in application["deployments"]:
         if deployment["name"].startswith("Inpaint-"):
             assert deployment["ray_actor_options"]["num_gpus"] == 1
-        if deployment["name"] != "Ingress":
+        if deployment["name"] == "ExperimentStore":
+            assert deployment["num_replicas"] == 1  # the one writer of its SQLite file
+        else:
             scaling = deployment["autoscaling_config"]
             assert 1 <= scaling["min_replicas"] < scaling["max_replicas"]
+            assert deployment["name"] != "Ingress" or scaling["min_replicas"] >= 2
 
 
 def test_bad_app_args_and_missing_models_fail_before_any_replica(tmp_path):
@@ -225,9 +229,10 @@ def test_concurrent_requests_are_batched_and_keep_their_seeds(service, vitonhd_s
 def test_ab_routing_is_sticky_per_user_and_mixes_versions(service, vitonhd_sample):
     files = multipart(sample_files(vitonhd_sample))
     summary_before = httpx.get(f"{service}/v1/ab").json()
-    router = VersionRouter(summary_before["weights"])
+    router = VersionRouter(tuple(summary_before["weights"]), ExperimentSettings(
+        experiment=summary_before["experiment"], weights=summary_before["weights"]))
     users = [f"shopper-{i}" for i in range(12)]
-    expected = {user: router.choose(user_id=user) for user in users}
+    expected = {user: router.choose(user_id=user)[0] for user in users}
     assert set(expected.values()) == {"default", "fast"}  # these ids land on both sides of a 50/50 split
     plan = [(files, {"steps": "1"}, {"X-User-Id": user}) for user in users + users[::-1]] + \
         [(files, {"steps": "1"}, {}) for _ in range(6)]
@@ -290,7 +295,7 @@ def test_service_routes_models_health_docs(service):
     assert httpx.get(f"{service}/healthz").json() == {"status": "ok", "versions": ["default", "fast"]}
     versions = {v["name"]: v for v in httpx.get(f"{service}/v1/models").json()["versions"]}
     assert versions["default"]["default_steps"] == 2 and versions["fast"]["default_steps"] == 4
-    assert versions["fast"]["resolution"] == {"height": HEIGHT, "width": WIDTH}
+    assert versions["fast"]["resolution"] == {"height": None, "width": None}  # the photo's own
     assert "swagger" in httpx.get(f"{service}/docs").text.lower()
     schema = httpx.get(f"{service}/openapi.json").json()
     form = schema["paths"]["/v1/tryon"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

@@ -186,7 +186,8 @@ def _flat_landmarks(sample) -> dict:
 def _worn_landmarks(sample) -> dict:
     from kgi import landmarks
 
-    return _landmark_doc(landmarks.worn_garment_keypoints(sample.parse, sample.pose), sample.parse.shape, None)
+    found = landmarks.worn_garment_keypoints(sample.parse, sample.pose, sample.person)
+    return _landmark_doc(found.keypoints, sample.parse.shape, found.sleeve)
 
 
 def _landmark_doc(keypoints: np.ndarray, shape: tuple[int, ...], sleeve: str | None) -> dict:

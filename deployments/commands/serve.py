@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+    # The dashboard serves Serve's REST API: PUT /v1/ab/weights rewrites the experiment through it.
+    ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
     try:
         print(f"deploying {args.config} (first start takes a minute: every stage loads its models) ...", flush=True)
         deploy(config)

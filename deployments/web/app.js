@@ -1,4 +1,4 @@
-// The try-on page: inputs, one try-on with its stages, and an A/B comparison of two versions.
+// The try-on page: inputs, one try-on with its stages, an A/B comparison of two versions and the running experiment.
 // Plain browser JavaScript, no build step; every URL is relative so the page works under any route prefix.
 "use strict";
 
@@ -169,7 +169,8 @@ async function loadModels() {
   }
   status.textContent = `${state.models.length} model version${state.models.length === 1 ? "" : "s"} \u00b7 ready`;
   status.classList.add("up");
-  const label = (v) => `${v.name} \u00b7 ${v.default_steps} steps \u00b7 ${v.resolution.width}\u00d7${v.resolution.height}`;
+  const resolution = (r) => (r.height === null ? "photo's size" : `${r.width}\u00d7${r.height}`);
+  const label = (v) => `${v.name} \u00b7 ${v.default_steps} steps \u00b7 ${resolution(v.resolution)}`;
   for (const model of state.models) {
     const weight = ` \u00b7 ${Math.round(model.weight * 100)}% of traffic`;
     $("#version").append(el("option", { value: model.name, text: label(model) + weight }));
@@ -282,7 +283,8 @@ function renderSingle(answer) {
   const facts = el("dl", { class: "facts" }, [
     ["Version", answer.version], ["Seed", String(answer.seed)], ["Steps", String(answer.steps)],
     ["UNet evaluations", String(answer.unet_evaluations)], ["Batch size", String(answer.inpaint_batch_size)],
-    ["Resolution", `${answer.size.width}\u00d7${answer.size.height}`], ["Total", seconds(timings.total)],
+    ["Resolution", `${answer.size.width}\u00d7${answer.size.height}`],
+    ["Working size", `${answer.working_size.width}\u00d7${answer.working_size.height}`], ["Total", seconds(timings.total)],
   ].flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
   const tiles = STAGES.filter((stage) => typeof (answer.stages || {})[stage.key] === "string").map((stage) =>
     stageTile(stage.key, answer.stages[stage.key], stage.title,
@@ -307,6 +309,38 @@ function renderCompare(answers, seed) {
     el("div", { class: "ab" }, sides));
 }
 
+// The running experiment (GET /v1/ab/report): traffic, outcome rates with 95% intervals, and each difference's tests.
+async function loadExperiment() {
+  const response = await fetch("v1/ab/report");
+  if (!response.ok) return;
+  const report = await response.json();
+  const events = [...new Set(Object.values(report.versions).flatMap((entry) => Object.keys(entry.outcomes)))].sort();
+  const percent = (value) => (value === null || value === undefined ? "\u2013" : `${(100 * value).toFixed(1)}%`);
+  const rows = Object.entries(report.versions).map(([version, entry]) => {
+    const routed = entry.routed || { requests: 0, errors: 0, latency_s: {} };
+    return el("tr", { "data-version": version }, [
+      el("td", { text: version }), el("td", { text: percent((report.weights || {})[version]) }),
+      el("td", { text: String(routed.requests) }), el("td", { text: String(routed.errors) }),
+      el("td", { text: routed.latency_s.p95 === null || routed.latency_s.p95 === undefined ? "\u2013" : seconds(routed.latency_s.p95) }),
+      ...events.map((event) => {
+        const outcome = entry.outcomes[event];
+        return el("td", { text: `${percent(outcome.rate)} [${percent(outcome.interval[0])}, ${percent(outcome.interval[1])}]` });
+      }),
+    ]);
+  });
+  const verdicts = events.flatMap((event) => Object.entries(report.tests[event] || {}).map(([version, test]) =>
+    el("p", { class: "verdict", text: `${event}: ${version} \u2212 ${report.baseline} = ${percent(test.msprt.difference)}; ` +
+      `always-valid p = ${test.msprt.p_value.toFixed(3)}${test.msprt.significant ? " (significant)" : ""}, ` +
+      `fixed-sample z-test p = ${test.ztest.p_value.toFixed(3)}` })));
+  $("#experiment").replaceChildren(
+    el("h3", { text: `Experiment ${report.experiment}` }),
+    el("table", {}, [
+      el("thead", {}, [el("tr", {}, ["Version", "Weight", "Routed", "Errors", "p95",
+        ...events.map((event) => `${event} rate`)].map((title) => el("th", { text: title })))]),
+      el("tbody", {}, rows)]),
+    ...verdicts);
+}
+
 // ------------------------------------------------------------------ actions
 
 function bindActions() {
@@ -324,6 +358,7 @@ function bindActions() {
     withSpinner($("#compare-output"), $("#compare-error"), `Running ${versions.join(" and ")}\u2026`, async () => {
       const answers = await Promise.all(versions.map((version) => tryOn({ version, steps, seed })));
       renderCompare(answers, seed);
+      await loadExperiment();
     });
   });
   for (const tab of document.querySelectorAll("[role=tab]")) {
@@ -333,6 +368,7 @@ function bindActions() {
         other.setAttribute("aria-selected", String(selected));
         $(`#view-${other.dataset.view}`).hidden = !selected;
       }
+      if (tab.dataset.view === "compare") loadExperiment().catch((error) => console.error(error));
     });
   }
 }

@@ -9,17 +9,25 @@ photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25)
 - pose: the mean distance between the estimator's joints and the dataset's OpenPose joints, over the joints
   both detect (OpenPose confidence > 0.1), as a fraction of the image height; all joints and the pose-graph
   joints (BODY_25 0-7, 9, 12). On synthetic people (``kgi.data.synth``) the reference is the generator's pose;
-- cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against every garment's ``cloth-mask``;
-- parse: mIoU over the 13 model classes present (``kgi.data.labels``) of the parser against the dataset's
-  ``image-parse-v3`` and on held-out synthetic people.
+- cloth mask: IoU of ``kgi.preprocess.cloth_mask_from_photo`` against the ``cloth-mask`` of every garment photo
+  of the split (the first --limit);
+- parse: IoU per class of the 13 model classes (``kgi.data.labels``; intersections and unions summed over the
+  people), their mean over the classes present (mIoU), the upper-garment and arms IoU, of the parser against the
+  dataset's ``image-parse-v3`` and on held-out synthetic people; and the parser's time per photo (after one
+  untimed warm-up call).
+
+The people are read from the unpaired pairs, so a root without the people's own garments (like
+``../shared/vitonhd-extra``) works.
 
 The pose estimator is BlazePose run by the interpreter of --pose-python or $KGI_POSE_PYTHON (an environment with
 mediapipe, which cannot share one with Ray: see ``kgi.pose_estimation``), else in this process. The parser is
-the shipped synthetic one (synthetic people only), or --parser-onnx with its --label-set and --input-size.
+the photo parser in that same environment (``kgi.parsing.PhotoParser``), or --parser synthetic (synthetic people
+only), or --parser-onnx with its --label-set and --input-size.
 ``kgi tryon`` takes the same options.
 
 Examples:
 
+    kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python
     kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --parser-onnx schp-lip.onnx \\
         --label-set lip --input-size 473 473
     kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
@@ -34,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from kgi.cli import CommandError
-from kgi.data.images import ImageError, decode_rgb, encode_palette_png
-from kgi.data.labels import CIHP_PALETTE, NUM_PARSE13, to_parse13
+from kgi.data.images import ImageError, decode_gray, decode_rgb, encode_palette_png
+from kgi.data.labels import CIHP_PALETTE, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER, to_parse13
 from kgi.data.pose import openpose_json
 from kgi.data.synth import make_pair
 from kgi.data.vitonhd import DatasetError, VitonHD
@@ -46,7 +55,7 @@ from kgi.models.parse import iou_counts
 from kgi.parsing import LABEL_SETS, PARSER_SOURCES, HumanParser, ParserUnavailable, ParsingError, make_parser
 from kgi.pose_estimation import POSE_PYTHON_ENV, POSE_SOURCES, PoseEstimationError, PoseEstimatorUnavailable, \
     make_pose_estimator
-from kgi.preprocess import cloth_mask_from_photo
+from kgi.preprocess import MASK_THRESHOLD, cloth_mask_from_photo
 
 HELP = "measure the built-in pose estimator, cloth mask and human parser against genuine and synthetic data"
 OPENPOSE_MIN_CONFIDENCE = 0.1
@@ -62,8 +71,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"interpreter of an environment with mediapipe (default: ${POSE_PYTHON_ENV}, else this "
                              f"process)")
     parser.add_argument("--parser", choices=PARSER_SOURCES,
-                        help="what computes a parse (default: onnx with --parser-onnx, else synthetic, which parses "
-                             "synthetic people only)")
+                        help="what computes a parse (default: onnx with --parser-onnx, else mediapipe, the photo "
+                             "parser in the pose environment; synthetic parses synthetic people only)")
     parser.add_argument("--parser-onnx", metavar="MODEL.onnx", help="the human-parsing model of --parser onnx")
     parser.add_argument("--label-set", default="cihp", choices=tuple(LABEL_SETS),
                         help="the ONNX parser's labels (default: cihp)")
@@ -73,11 +82,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parser_from_args(args: argparse.Namespace) -> HumanParser | None:
     """The parser of :func:`add_source_arguments`' options, or None; raises ``CommandError`` when it cannot load."""
-    source = args.parser or ("onnx" if args.parser_onnx else "synthetic")
+    source = args.parser or ("onnx" if args.parser_onnx else "mediapipe")
     if args.parser_onnx and source != "onnx":
         raise CommandError(f"--parser-onnx is the model of --parser onnx, not of --parser {source}")
     try:
-        return make_parser(source, args.parser_onnx, args.label_set, args.input_size)
+        return make_parser(source, args.parser_onnx, args.label_set, args.input_size, python=args.pose_python)
     except (ParserUnavailable, ValueError) as exc:  # ParsingError is a ValueError
         raise CommandError(f"--parser {source}: {exc}") from None
 
@@ -127,24 +136,44 @@ def mask_iou(predicted: np.ndarray, reference: np.ndarray) -> float:
 
 
 class ParseScore:
-    """Sums per-class intersections and unions of 13-class parses, for an mIoU over a set of images."""
+    """Sums per-class intersections and unions of 13-class parses over a set of images (IoU of the set, not the
+    mean of per-image IoUs), and the seconds each parse took."""
 
     def __init__(self):
         self.intersection = torch.zeros(NUM_PARSE13, dtype=torch.long)
         self.union = torch.zeros(NUM_PARSE13, dtype=torch.long)
+        self.seconds: list[float] = []
 
-    def add(self, predicted_cihp: np.ndarray, reference_cihp: np.ndarray) -> None:
-        """Add one image's (H, W) CIHP parses (grouped into the 13 classes here)."""
+    def add(self, predicted_cihp: np.ndarray, reference_cihp: np.ndarray, seconds: float | None = None) -> None:
+        """Add one image's (H, W) CIHP parses (grouped into the 13 classes here) and its parse time."""
         intersection, union = iou_counts(torch.from_numpy(to_parse13(predicted_cihp)),
                                          torch.from_numpy(to_parse13(reference_cihp)))
         self.intersection += intersection
         self.union += union
+        if seconds is not None:
+            self.seconds.append(seconds)
+
+    def iou(self, classes: tuple[int, ...]) -> float:
+        """IoU of the union of ``classes`` (13-class labels) over the set; NaN when none is present."""
+        union = int(self.union[list(classes)].sum())
+        return float(self.intersection[list(classes)].sum()) / union if union else float("nan")
 
     @property
     def miou(self) -> float:
         """Mean IoU over the classes present in either parse."""
         present = self.union > 0
         return float((self.intersection[present].float() / self.union[present].float()).mean())
+
+    def lines(self, label: str) -> list[str]:
+        """The figures: mIoU, upper garment, arms, per class, and the time per photo."""
+        per_class = ", ".join(f"{name} {self.iou((c,)):.3f}" for c, name in enumerate(PARSE13_LABELS)
+                              if self.union[c] > 0)
+        lines = [f"{label}: mIoU {self.miou:.4f} (13 classes), upper garment IoU {self.iou((UPPER,)):.4f}, "
+                 f"arms IoU {self.iou((LEFT_ARM, RIGHT_ARM)):.4f}", f"  per class: {per_class}"]
+        if self.seconds:
+            lines.append(f"  time per photo: mean {np.mean(self.seconds):.2f} s, max {np.max(self.seconds):.2f} s "
+                         f"over {len(self.seconds)} photos")
+        return lines
 
 
 class PoseScore:
@@ -175,6 +204,23 @@ class PoseScore:
         figures = "; ".join(f"{name} joints {total / max(joints, 1):.4f} H over {joints}"
                             for name, (total, joints) in self.sums.items())
         return f"pose {label}: person found in {self.found}/{self.people}; mean joint distance: {figures}"
+
+
+def garment_mask_ious(storage, split: str, limit: int | None) -> dict[str, float]:
+    """IoU of :func:`cloth_mask_from_photo` against the ``cloth-mask`` of every garment photo of the split that
+    has one (the first ``limit``, when given): garment name -> IoU."""
+    names = [rel.rsplit("/", 1)[1] for rel in storage.list(f"{split}/cloth")]
+    names = [name for name in names if storage.exists(f"{split}/cloth-mask/{name}")][:limit]
+    ious = {}
+    for name in tqdm(names, desc="garment masks", unit="garment", disable=None, file=sys.stderr):
+        try:
+            cloth = decode_rgb(storage.read_bytes(f"{split}/cloth/{name}"), source=name)
+            reference = decode_gray(storage.read_bytes(f"{split}/cloth-mask/{name}"), source=name) >= MASK_THRESHOLD
+        except ImageError as exc:
+            print(f"cloth mask: {name} skipped ({exc})")
+            continue
+        ious[name] = mask_iou(cloth_mask_from_photo(cloth), reference)
+    return ious
 
 
 def _pose_estimator(args, required: bool):
@@ -230,6 +276,8 @@ def prepare_people(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc.filename}: {exc.strerror}") from None
     finally:
         estimator.close()
+        if hasattr(parser, "close"):
+            parser.close()
     return 1 if failures else 0
 
 
@@ -237,9 +285,8 @@ def evaluate(args: argparse.Namespace) -> int:
     """Print the figures."""
     if args.limit is not None and args.limit < 1 or args.synth_people < 0:
         raise CommandError("--limit and --synth-people must be positive")
-    try:
-        persons = VitonHD(args.root, args.split, "paired")
-        garments = VitonHD(args.root, args.split, "unpaired")
+    try:  # the people come from the unpaired pairs: a root without the people's own garments still works
+        persons = VitonHD(args.root, args.split, "unpaired")
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
     count = len(persons) if args.limit is None else min(args.limit, len(persons))
@@ -247,21 +294,31 @@ def evaluate(args: argparse.Namespace) -> int:
     parser = _human_parser(args)
     parser_name = type(parser).__name__
 
-    genuine_pose, genuine_parse, masks = PoseScore(estimator), ParseScore(), {}
+    genuine_pose, genuine_parse = PoseScore(estimator), ParseScore()
+    if count:
+        try:  # once untimed: the first call of a model pays for its warm-up, not the photo's parse
+            parser.parse(persons[0].person)
+        except ParsingError:
+            pass
     started = time.time()
-    for index in range(count):
+    for index in tqdm(range(count), desc="genuine people", unit="person", disable=None, file=sys.stderr):
         sample = persons[index]
         if estimator is not None:
             genuine_pose.add(sample)
-        genuine_parse.add(parser.parse(sample.person), sample.parse)
-        for garment in (sample, garments[index]):
-            masks.setdefault(garment.cloth_name, mask_iou(cloth_mask_from_photo(garment.cloth), garment.cloth_mask))
+        parse_start = time.perf_counter()
+        try:
+            parse = parser.parse(sample.person)
+        except ParsingError as exc:
+            print(f"{sample.person_name}: no parse ({exc}); scored as all background")
+            parse = np.zeros(sample.parse.shape, np.uint8)
+        genuine_parse.add(parse, sample.parse, time.perf_counter() - parse_start)
+    masks = garment_mask_ious(persons.storage, args.split, args.limit)
     if estimator is not None:
         print(genuine_pose.line(f"{args.split} ({count} people)"))
     ious = list(masks.values())
     print(f"cloth mask: mean IoU {np.mean(ious):.4f} over {len(ious)} garments (min {np.min(ious):.4f}); "
-          + ", ".join(f"{name} {iou:.4f}" for name, iou in list(masks.items())[:4]))
-    print(f"parse {parser_name}: {args.split} mIoU {genuine_parse.miou:.4f} (13 classes, {count} people)")
+          + ", ".join(f"{name} {iou:.4f}" for name, iou in masks.items()))
+    print("\n".join(genuine_parse.lines(f"parse {parser_name}: {args.split} ({count} people)")))
 
     if args.synth_people:
         synth_pose, synth_parse = PoseScore(estimator), ParseScore()
@@ -275,6 +332,7 @@ def evaluate(args: argparse.Namespace) -> int:
             print(synth_pose.line(label))
         print(f"parse {parser_name}: {label} mIoU {synth_parse.miou:.4f} (13 classes)")
     print(f"({time.time() - started:.0f} s)")
-    if estimator is not None:
-        estimator.close()
+    for source in (estimator, parser):
+        if hasattr(source, "close"):
+            source.close()
     return 0

@@ -21,6 +21,14 @@ import numpy as np
 from kgi.graphs import LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES, SLEEVE_TYPES
 
 NECKLINES: tuple[str, ...] = ("round", "v")
+# Kinds of top, each drawn with its own proportions (:func:`with_kind`); "classic" is the plain draw. The kinds
+# a sleeve type can take: a tank or camisole has no sleeves, three-quarter sleeves count as long.
+GARMENT_KINDS: tuple[str, ...] = ("classic", "tank", "camisole", "deep_v", "three_quarter", "bodysuit", "ties")
+KINDS_BY_SLEEVE: dict[str, tuple[str, ...]] = {
+    "none": ("classic", "tank", "camisole", "deep_v", "bodysuit", "ties"),
+    "short": ("classic", "deep_v", "bodysuit", "ties"),
+    "long": ("classic", "three_quarter", "deep_v", "bodysuit"),
+}
 PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks", "dots")
 PRINTS: tuple[str, ...] = ("none", "text", "logo")
 
@@ -76,6 +84,8 @@ class GarmentParams:
         pattern_angle: stripe direction in degrees (0 = horizontal stripes).
         print_kind: ``"none"``, ``"text"`` or ``"logo"`` on the chest.
         print_text: the printed word (text prints) or logo shape name (logos).
+        kind: one of ``GARMENT_KINDS``; ``"ties"`` hangs two ties below the hem of the product photo (not part
+            of the garment's keypoints).
     """
 
     sleeve: str
@@ -98,8 +108,11 @@ class GarmentParams:
     pattern_angle: float
     print_kind: str
     print_text: str
+    kind: str = "classic"
 
     def __post_init__(self):
+        if self.kind not in GARMENT_KINDS:
+            raise GarmentError(f"kind: expected one of {GARMENT_KINDS}, got {self.kind!r}")
         if self.sleeve not in SLEEVE_TYPES:
             raise GarmentError(f"sleeve: expected one of {SLEEVE_TYPES}, got {self.sleeve!r}")
         if self.neckline not in NECKLINES:
@@ -173,6 +186,38 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
         colours=colours, pattern=pattern, pattern_period=rng.uniform(0.025, 0.07),
         pattern_angle=float(rng.choice([0.0, 90.0, 45.0, -45.0, 30.0, -60.0])),
         print_kind=print_kind, print_text=print_text)
+
+
+def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None = None) -> GarmentParams:
+    """``params`` made into ``kind``, or a random kind of top its sleeve type can be (``KINDS_BY_SLEEVE``,
+    classic half the time).
+
+    tank: deep armholes and wide straps; camisole: thin straps, a deep neckline, a level shoulder; deep_v: a V
+    to mid-chest; three_quarter: a long sleeve ending between elbow and wrist; bodysuit: below the hips,
+    narrowing to the crotch; ties: two ties hanging below the hem (product photo only).
+    """
+    if kind is None:
+        others = KINDS_BY_SLEEVE[params.sleeve][1:]
+        kind = "classic" if rng.uniform() < 0.5 else others[rng.integers(len(others))]
+    elif kind not in KINDS_BY_SLEEVE[params.sleeve]:
+        raise GarmentError(f"kind: a {params.sleeve}-sleeve garment cannot be {kind!r} "
+                           f"(one of {KINDS_BY_SLEEVE[params.sleeve]})")
+    if kind == "tank":
+        inset = rng.uniform(0.2, 0.26)
+        return replace(params, kind=kind, armhole_depth=rng.uniform(0.5, 0.62), strap_inset=inset,
+                       neck_width=min(params.neck_width, 0.86 - 2 * inset))
+    if kind == "camisole":
+        inset = rng.uniform(0.27, 0.33)
+        return replace(params, kind=kind, strap_inset=inset, neck_width=1 - 2 * inset - rng.uniform(0.07, 0.11),
+                       neck_depth=rng.uniform(0.35, 0.5), armhole_depth=rng.uniform(0.45, 0.55),
+                       shoulder_slope=rng.uniform(0.0, 6.0))
+    if kind == "deep_v":
+        return replace(params, kind=kind, neckline="v", neck_depth=rng.uniform(0.45, 0.6))
+    if kind == "three_quarter":
+        return replace(params, kind=kind, sleeve_length=rng.uniform(0.62, 0.78))
+    if kind == "bodysuit":
+        return replace(params, kind=kind, length=rng.uniform(2.2, 2.5), hem_flare=rng.uniform(0.55, 0.7))
+    return replace(params, kind=kind)
 
 
 def _garment_colour(rng: np.random.Generator) -> tuple[int, int, int]:

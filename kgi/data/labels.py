@@ -41,9 +41,19 @@ _CIHP_TO_13 = {
 }
 CIHP_TO_PARSE13 = np.array([_CIHP_TO_13[i] for i in range(NUM_CIHP)], dtype=np.uint8)
 
-# CIHP labels the new garment may replace: the garment-agnostic region is these labels' union.
+# CIHP labels the new garment may replace: upper clothes, dress, coat, neck skin, arms. The region the try-on
+# repaints (``kgi.recompose.change_region``) is these labels' union, grown by a margin into MARGIN_CIHP.
 AGNOSTIC_CIHP = (5, 6, 7, 10, 14, 15)
-# 13-class labels the agnostic parse blanks (they are predicted by the target-parse network).
+# CIHP labels of the garment a person wears (what must not survive a try-on outside the new garment).
+GARMENT_CIHP = (5, 6, 7)
+# CIHP labels the change region's margin may take: the old garment's outline is often labelled as its
+# neighbour (background, lower garment, scarf, glove); never the face, hair or anything below the waist but the
+# lower garment.
+MARGIN_CIHP = (0, 3, 9, 10, 11, 12, 14, 15)
+FACE_CIHP = 13
+# 13-class labels the agnostic parse blanks (they are predicted by the target-parse network). Neck skin is
+# part of the face-neck class (the models were trained so), so the parse network's input keeps it; the region
+# the try-on repaints takes it from the CIHP parse instead (AGNOSTIC_CIHP).
 AGNOSTIC_PARSE13 = (UPPER, LEFT_ARM, RIGHT_ARM)
 
 

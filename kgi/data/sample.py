@@ -10,6 +10,15 @@ from kgi.data.labels import to_parse13
 from kgi.data.pose import pose_graph_nodes
 
 
+@dataclass(frozen=True)
+class PhotoFrame:
+    """Where a sample was cut from: the person photo's (height, width) and the 3:4 box (top, left, height,
+    width) in it that the sample shows, at the sample's own resolution or scaled (``kgi.preprocess``)."""
+
+    photo_size: tuple[int, int]
+    box: tuple[int, int, int, int]
+
+
 @dataclass
 class TryOnSample:
     """One (person, garment) pair at one resolution, as numpy arrays.
@@ -30,6 +39,7 @@ class TryOnSample:
             garment, so the paired target), or None if unknown.
         sleeve: sleeve type of the garment ("long", "short", "none") when known.
         tags: free-form labels of the pair (the synthetic generator marks "crossed_arms").
+        frame: where the person image was cut from its photo (``kgi.preprocess.paste_back``), or None.
     """
 
     person_name: str
@@ -43,6 +53,7 @@ class TryOnSample:
     worn_keypoints: np.ndarray | None = None
     sleeve: str | None = None
     tags: tuple[str, ...] = ()
+    frame: PhotoFrame | None = None
 
     @property
     def size(self) -> tuple[int, int]:

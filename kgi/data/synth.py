@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from kgi.data.garment import SHOULDER_UP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
-    garment_mesh, sample_garment, worn_keypoints
+    garment_mesh, sample_garment, with_kind, worn_keypoints
 from kgi.data.images import encode_jpeg, encode_palette_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE
 from kgi.data.pose import openpose_json
@@ -39,12 +39,13 @@ from kgi.data.sample import TryOnSample
 from kgi.data.storage import open_root
 from kgi.graphs import GARMENT_CONTOUR
 
-GENERATOR_VERSION = "1.1"  # bump whenever the same (seed, index) would draw a different pair
+GENERATOR_VERSION = "1.2"  # bump whenever the same (seed, index) would draw a different pair
 JPEG_QUALITY = 95
 CROSSED_ARMS = "crossed_arms"
 ARM_FRONT = "arm_front"
 HANDS_ON_HIPS = "hands_on_hips"
 HAND_UP = "hand_up"
+GARMENT_TAG = "garment:"  # tag prefix naming the garment's kind (kgi.data.garment.GARMENT_KINDS)
 
 _LABEL = {name: index for index, name in enumerate(CIHP_LABELS)}
 
@@ -307,6 +308,18 @@ def _outline(keypoints: np.ndarray, neckline: str, samples: int = 8) -> np.ndarr
     return np.concatenate([*spans, contour[4:]])  # contour[4] is node 4, then 31, 30, ... 5
 
 
+def _draw_ties(canvas: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> None:
+    """Ties hanging past the hem by one hem corner or both, onto ``canvas`` (255 = garment)."""
+    chest = float(np.linalg.norm(keypoints[22] - keypoints[14]))
+    width, length = rng.uniform(0.035, 0.05) * chest, rng.uniform(0.25, 0.45) * chest
+    corners = ((-1, keypoints[17]), (+1, keypoints[19]))
+    for side, corner in (corners[:1], corners[1:], corners)[rng.integers(3)]:
+        top = corner + np.array([-side * 2.5 * width, -0.4 * length])
+        bottom = top + np.array([side * rng.uniform(-0.3, 0.3) * width, length])
+        strip = np.array([top - [width / 2, 0], top + [width / 2, 0], bottom + [width / 2, 0], bottom - [width / 2, 0]])
+        cv2.fillPoly(canvas, [np.round(strip * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+
+
 def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The product photo of a garment.
@@ -330,6 +343,8 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
     canvas = np.zeros((height, width), dtype=np.uint8)
     outline = np.round(_outline(keypoints, params.neckline) * 16).astype(np.int32)
     cv2.fillPoly(canvas, [outline], 255, cv2.LINE_AA, 4)
+    if params.kind == "ties":
+        _draw_ties(canvas, keypoints, rng)
     alpha = canvas.astype(np.float32) / 255
     white = rng.uniform(238, 252)
     background = white * (1 - 0.03 * np.linspace(0, 1, height, dtype=np.float32))[:, None, None]
@@ -631,7 +646,7 @@ def make_pair(seed: int, index: int, height: int = 256) -> TryOnSample:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise SynthError(f"index: expected a non-negative integer, got {index!r}")
     rng = np.random.default_rng([int(seed), int(index)])
-    params = sample_garment(rng)
+    params = with_kind(sample_garment(rng), np.random.default_rng([int(seed), int(index), 1]))
     person = sample_person(rng, height)
     pose = _detected(rng, person, height, height * 3 // 4)
     texture, alpha, cloth, cloth_keypoints = render_cloth(params, rng, height)
@@ -639,7 +654,7 @@ def make_pair(seed: int, index: int, height: int = 256) -> TryOnSample:
     name = pair_name(index)
     return TryOnSample(person_name=name, cloth_name=name, person=image, cloth=cloth, cloth_mask=alpha >= 0.5,
                        parse=parse, pose=pose, cloth_keypoints=cloth_keypoints, worn_keypoints=worn,
-                       sleeve=params.sleeve, tags=person.tags)
+                       sleeve=params.sleeve, tags=(*person.tags, f"{GARMENT_TAG}{params.kind}"))
 
 
 def _check_height(height: int) -> None:

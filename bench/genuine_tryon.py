@@ -1,0 +1,163 @@
+"""Whole try-ons of genuine VITON-HD people, with their genuine pose and parse, scored by four figures.
+
+Runs ``kgi tryon`` at its defaults (plus ``--stages-dir``) on each pair and measures, from the files it writes
+and the person's photo and CIHP parse:
+
+    size ok            the result has the photo's size
+    garment painted    share of the target garment region (``target_parse.png`` == upper) the inpainter painted
+                       (``keep_mask.png`` black); beside it, painted pixels as a share of the photo
+    old garment left   pixels of the old garment (CIHP upper clothes, dress, coat) outside the new garment that
+                       the result leaves unchanged (every channel within 8 of the photo), share of the old garment;
+                       beside it, those of them that were kept rather than painted (a white t-shirt on a white
+                       background is "unchanged" where the background is painted back)
+    painted sharpness  mean gradient (Sobel, luminance) of the result's painted pixels over that of the photo's
+                       kept pixels, both away from the keep mask's border (3 pixels: the Sobel window across
+                       the border measures the seam, not the pixels)
+
+and writes a sheet: photo, garment, the "before" result when ``--before DIR`` holds ``PERSON_GARMENT.png`` files
+(any earlier version's results), and the result. The data is licensed for testing only: keep the sheet and the
+results outside the repository.
+
+Example:
+  python -m bench.genuine_tryon --out /tmp/genuine --sheet /tmp/genuine/sheet.png --before /tmp/before
+  python -m bench.genuine_tryon --out /tmp/before --scored-only   # files an earlier version wrote there
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from bench.common import REPO
+from kgi.data.labels import GARMENT_CIHP, UPPER
+
+SHARED = REPO.parent / "shared"
+# (dataset folder, person, garment): the genuine sample, the extra set's test pairs, and three more garments
+# (a near-white one, a sleeveless one, a long-sleeve one).
+PAIRS = (
+    ("vitonhd-sample", "00006_00", "06396_00"),
+    ("vitonhd-extra", "00891_00", "07429_00"),
+    ("vitonhd-extra", "07445_00", "01430_00"),
+    ("vitonhd-extra", "08909_00", "06802_00"),
+    ("vitonhd-extra", "00891_00", "06429_00"),
+    ("vitonhd-extra", "07445_00", "03751_00"),
+    ("vitonhd-extra", "08909_00", "02783_00"),
+)
+UNCHANGED_TOLERANCE = 8  # a result pixel within this of the photo's, every channel, is the photo's
+
+
+def _read(path: Path) -> np.ndarray:
+    return np.array(Image.open(path))
+
+
+def _gradient(rgb: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+
+
+def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep: np.ndarray,
+            target_parse13: np.ndarray, warped_garment: np.ndarray) -> dict:
+    """The four figures of one try-on (the module docstring), all arrays at the photo's size but ``result``.
+
+    Args:
+        photo: (H, W, 3) uint8. parse_cihp: (H, W) CIHP labels. result: the try-on, any size (a size other
+            than the photo's fails the first figure and skips the rest). keep: (H, W) bool kept pixels.
+        target_parse13: (H, W) 13-class target parse. warped_garment: (H, W, 3), black where no garment.
+    """
+    if result.shape != photo.shape:
+        return {"size_ok": False}
+    garment = target_parse13 == UPPER
+    new_garment = garment | (warped_garment > 0).any(axis=2)
+    painted = ~keep
+    old = np.isin(parse_cihp, GARMENT_CIHP)
+    unchanged = (np.abs(result.astype(int) - photo.astype(int)) <= UNCHANGED_TOLERANCE).all(axis=2)
+    square = np.ones((7, 7), np.uint8)
+    painted_inside = cv2.erode(painted.astype(np.uint8), square).astype(bool)
+    kept_inside = cv2.erode(keep.astype(np.uint8), square).astype(bool)
+    return {
+        "size_ok": True,
+        "garment_painted": float(painted[garment].mean()) if garment.any() else 0.0,
+        "painted_of_photo": float(painted.mean()),
+        "old_garment_left": float((old & ~new_garment & unchanged).sum() / max(old.sum(), 1)),
+        "old_garment_kept": float((old & ~new_garment & unchanged & keep).sum() / max(old.sum(), 1)),
+        "painted_sharpness": float(_gradient(result)[painted_inside].mean() / _gradient(photo)[kept_inside].mean())
+        if painted_inside.any() else float("nan"),
+    }
+
+
+def pair_files(dataset: str, person: str, garment: str) -> dict[str, Path]:
+    root = SHARED / dataset / "test"
+    return {"person": root / "image" / f"{person}.jpg", "garment": root / "cloth" / f"{garment}.jpg",
+            "pose": root / "openpose_json" / f"{person}_keypoints.json",
+            "parse": root / "image-parse-v3" / f"{person}.png", "cloth_mask": root / "cloth-mask" / f"{garment}.jpg"}
+
+
+def run_pair(files: dict[str, Path], stages: Path, kgi: str | None) -> dict:
+    """``kgi tryon`` at its defaults on one pair (unless ``kgi`` is None: ``stages`` holds its files), then its
+    figures."""
+    if kgi is not None:
+        command = [kgi, "tryon", str(files["person"]), str(files["garment"]), "-o", str(stages / "result.png"),
+                   "--pose", str(files["pose"]), "--parse", str(files["parse"]), "--cloth-mask",
+                   str(files["cloth_mask"]), "--stages-dir", str(stages)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return figures(_read(files["person"]), _read(files["parse"]), _read(stages / "result.png"),
+                   _read(stages / "keep_mask.png") > 127, _read(stages / "target_parse.png"),
+                   _read(stages / "warped_garment.png"))
+
+
+def sheet(rows: list[list[np.ndarray]], height: int = 384) -> np.ndarray:
+    """Rows of images, each scaled to ``height`` rows, side by side; rows stacked (padded white)."""
+    lines = [np.concatenate([cv2.resize(image if image.ndim == 3 else np.dstack([image] * 3),
+                                        (round(image.shape[1] * height / image.shape[0]), height),
+                                        interpolation=cv2.INTER_AREA) for image in row], axis=1) for row in rows]
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255)
+                           for line in lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.genuine_tryon", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder for each pair's stages and figures.json")
+    parser.add_argument("--sheet", type=Path, help="write the sheet (PNG) here")
+    parser.add_argument("--before", type=Path, help="folder of earlier results PERSON_GARMENT.png for the sheet")
+    parser.add_argument("--kgi", default=str(Path(sys.executable).with_name("kgi")), help="the kgi command")
+    parser.add_argument("--scored-only", action="store_true",
+                        help="score the --stages-dir files already in OUT/PERSON_GARMENT/ (another version's) "
+                             "instead of running kgi tryon")
+    args = parser.parse_args(argv)
+    if not SHARED.is_dir():
+        parser.error(f"{SHARED} is missing: the genuine pairs live there")
+    rows, results = [], {}
+    print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept) | painted sharpness |")
+    print("|---|---|---|---|---|---|")
+    for dataset, person, garment in PAIRS:
+        name = f"{person}_{garment}"
+        files = pair_files(dataset, person, garment)
+        results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)
+        print(f"| {name} | {scores['size_ok']} | {scores.get('garment_painted', float('nan')):.1%} | "
+              f"{scores.get('painted_of_photo', float('nan')):.1%} | {scores.get('old_garment_left', float('nan')):.2%} "
+              f"({scores.get('old_garment_kept', float('nan')):.2%}) | {scores.get('painted_sharpness', float('nan')):.2f} |",
+              flush=True)
+        row = [_read(files["person"]), _read(files["garment"])]
+        before = args.before / f"{name}.png" if args.before else None
+        if before is not None and before.is_file():
+            row.append(_read(before))
+        rows.append(row + [_read(args.out / name / "result.png")])
+    (args.out / "figures.json").write_text(json.dumps(results, indent=2))
+    if args.sheet:
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sheet(rows)).save(args.sheet)
+        print(f"{args.sheet}: photo, garment, {'before, ' if args.before else ''}result per pair")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

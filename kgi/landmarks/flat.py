@@ -1,0 +1,344 @@
+"""Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour and what the photo shows.
+
+0. *Outline.* Ties and straps hanging below ``HANGING_FROM`` of the garment's height (parts narrower than
+   ``HANGING_WIDTH`` of its width) are cut off; a silhouette that is no top (trousers, a folded garment) is
+   refused. The *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
+1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
+   the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
+   Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it.
+2. *Armpits.* The mask is cut at the centre line; the deepest convexity defect of each half below the neckline
+   is the armpit candidate. A sleeve's tip sticks out of the chord neck corner -> candidate by
+   ``SLEEVELESS_PROTRUSION`` of the garment height, reaches ``SLEEVE_REACH_OUT`` past the armpit and lies
+   ``SLEEVE_TIP_DEPTH`` down the chord (a sleeveless top's shoulder corner lies higher); the two sides decide
+   together (:func:`_sleeve_tip`). A sleeve hanging close to the body leaves a slit the mask closes, so the
+   armpit is where the lines of the body's side and the sleeve's inner edge meet; an armpit outside
+   ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
+   the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
+   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, the armpit is the
+   side's point at the prior.
+3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
+   the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
+   from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
+   the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre: a short sleeve's at
+   ``SHORT_STATIONS``, a long one's at the elbow (one shoulder width down the axis) and halfway to either end;
+   a sleeve is long if its axis is ``LONG_SLEEVE_REACH`` shoulder widths long.
+4. *Body.* Between the armpits along the bottom, the hem corners 17/19 are the extreme points down-left and
+   down-right (at most ``HEM_CORNER_BELOW`` body lengths below the hem centre), the hem centre 18 the hem's
+   arc-length midpoint, the side nodes thirds of the side.
+5. *Checks.* Landmarks that fail ``kgi.landmarks.checks`` (order, symmetry, on the mask, a top's length) are
+   refused with the reasons, not returned.
+
+A sleeveless garment spreads its eight sleeve nodes evenly on the straight armhole line shoulder -> armpit, as
+``kgi.graphs`` documents.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from kgi.graphs import NUM_GARMENT_NODES
+from kgi.landmarks.geometry import (
+    SIDE_BETWEEN,
+    SIDE_FRACTIONS,
+    SIDE_NODES,
+    Contour,
+    GarmentLandmarks,
+    LandmarkError,
+    armhole_nodes,
+    check_mask,
+    convexity_defects,
+    farthest_outside,
+    outer_contour,
+    outside_distance,
+    point_segment_distance,
+    resample_polyline,
+    signed_side,
+    unit_vector,
+)
+from kgi.landmarks.checks import garment_problems, landmark_problems
+from kgi.landmarks.neckline import front_neckline
+from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve
+
+# A sleeve tip closer than this fraction of the garment height outside the chord neck corner -> armpit is no
+# sleeve (a sleeveless top's shoulder strap).
+SLEEVELESS_PROTRUSION = 0.08
+# Concavities shallower than this fraction of the garment height are outline noise, not armpits.
+MIN_ARMPIT_DEPTH = 0.01
+# A sleeve whose axis (armhole centre -> cuff centre) is at least this many shoulder widths (node 5 -> 31, or the
+# chest's 14 -> 22 if wider) long is long: it passes the elbow, the upper arm being about one shoulder width.
+LONG_SLEEVE_REACH = 1.05
+# A sleeve reaches out past its armpit by at least this fraction of the garment height (a sleeveless top's strap
+# corner lies above or inside its armpit).
+SLEEVE_REACH_OUT = 0.04
+# ... and its tip lies at least this fraction of the way down from the neck corner to the armpit (the outline's
+# farthest point out of that chord is a sleeveless top's shoulder corner if it lies higher).
+SLEEVE_TIP_DEPTH = 0.3
+# Where an armpit may lie, as fractions of the body length (top of the outline to the bottom of its centre
+# column) below the top, and where it is put when the outline does not show it (a long sleeve lying against the
+# body, the slit between them closed in the mask).
+ARMPIT_DEPTH_RANGE = (0.15, 0.62)
+ARMPIT_DEPTH_PRIOR = 0.38
+# Hem corners lie at most this fraction of the body length below the hem centre.
+HEM_CORNER_BELOW = 0.06
+# Below this fraction of the garment height, parts narrower than ``HANGING_WIDTH`` of the garment width are
+# hanging ties or straps, not garment body (cut before the outline is read).
+HANGING_FROM = 0.6
+HANGING_WIDTH = 0.06
+
+
+def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> GarmentLandmarks:
+    """The 32 keypoints of a flat, front-view product photo of an upper garment (method: module docstring).
+
+    Args:
+        cloth_rgb: (H, W, 3) uint8 RGB garment photo; checked against the mask, the outline comes from the mask.
+        cloth_mask: (H, W) bool garment silhouette; its largest connected part is the garment.
+
+    Returns:
+        :class:`GarmentLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
+
+    Raises:
+        LandmarkError: bad shapes, an empty or all-garment mask, an outline with no top edge, a garment that is
+            no top (``kgi.landmarks.checks.garment_problems``: trousers, a dress to the knee, a folded garment),
+            or landmarks that fail their own checks (``kgi.landmarks.checks.landmark_problems``); the message
+            says which and what to send instead.
+    """
+    rgb = np.asarray(cloth_rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise LandmarkError(f"cloth_rgb must be an (H, W, 3) RGB image, got shape {rgb.shape}")
+    if np.shape(cloth_mask) != rgb.shape[:2]:
+        raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
+    mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
+    _refuse(garment_problems(mask), "the garment is not a top the method handles",
+            "send a photo of one upper garment laid flat, front up")
+    contour = outer_contour(mask, "cloth_mask")
+    garment_height = float(np.ptp(contour.points[:, 1]))
+    rows = _BodyRows.of(mask, contour)
+    armpit_band = rows.armpit_band()
+    keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
+
+    # 1. Neckline.
+    neck = dict(zip((-1, +1), _neck_corners(contour)))
+    neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
+    keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
+    keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
+    keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
+
+    # 2. Armpit candidates; a sleeve sticks out of the chord neck corner -> armpit.
+    centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
+    sleeve_paths, tips, armpits, scores = {}, {}, {}, {}
+    for side in (-1, +1):
+        candidate = _armpit_candidate(mask, centre_x, keypoints[[0, 4, 2]], side, MIN_ARMPIT_DEPTH * garment_height)
+        if candidate is None:
+            continue
+        armpit = contour.nearest(candidate)
+        path = contour.up_the_side(armpit, neck[side], side)
+        sleeve_paths[side], armpits[side] = path, armpit
+        tips[side], scores[side] = _sleeve_tip(contour.points[path], side, garment_height)
+    if sum(scores.values()) < 2:  # the two sides together: a garment has two sleeves or none
+        sleeve_paths, tips, armpits = {}, {}, {}
+    shoulders = {}
+    for side in (-1, +1):
+        if side not in armpits:  # sleeveless
+            hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
+            shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
+            if not armpit_band[0] <= contour.points[armpits[side], 1] <= armpit_band[1]:  # no armhole corner
+                side_path = contour.up_the_side(hem_corner, shoulders[side], side)
+                armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - armpit_band[2]))])
+
+    # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
+    body = contour.path(armpits[+1], armpits[-1])
+    body = body[contour.points[body, 1] <= rows.at(1 + HEM_CORNER_BELOW)]  # not a tie hanging below the hem
+    hem = {side: int(body[np.argmax(contour.points[body] @ np.array([float(side), 1.0]))]) for side in (-1, +1)}
+    keypoints[17], keypoints[19] = contour.points[hem[-1]], contour.points[hem[+1]]
+    keypoints[18] = contour.resample(hem[+1], hem[-1], [0.5])[0]
+
+    # 4. Shoulders, armpits, sides, sleeves.
+    sleeves = {}
+    for side, (shoulder_node, armpit_node, _) in SIDE_NODES.items():
+        body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
+        if side in sleeve_paths:
+            armpit, keypoints[shoulder_node], sleeves[side] = flat_sleeve(
+                contour.points[sleeve_paths[side]], tips[side], body_side, armpit_band, centre_x)
+        else:
+            keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
+        keypoints[armpit_node] = armpit
+        keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
+                                                            SIDE_FRACTIONS)
+    # The shoulder width, or the chest's where the shoulder seam runs into the sleeve with no corner to find.
+    shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])),
+                         float(keypoints[22, 0] - keypoints[14, 0]), 1.0)
+    reach = max((s.length for s in sleeves.values()), default=0.0)
+    sleeve = "none" if not sleeves else "long" if reach >= LONG_SLEEVE_REACH * shoulder_width else "short"
+    for side, (shoulder_node, armpit_node, sleeve_nodes) in SIDE_NODES.items():
+        if side in sleeves:
+            length = max(sleeves[side].length, 1.0)
+            elbow = min(shoulder_width, 0.9 * length) / length  # the upper arm is one shoulder width long
+            keypoints[sleeve_nodes] = sleeves[side].nodes((elbow / 2, elbow, (1 + elbow) / 2) if sleeve == "long"
+                                                          else SHORT_STATIONS)
+        else:
+            keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
+        keypoints[sleeve_nodes] = _onto_garment(keypoints[sleeve_nodes], mask, contour)
+    front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
+    if front is not None:  # a front neckline below the back's, seen through it
+        keypoints[[1, 2, 3]] = front
+    _refuse(landmark_problems(keypoints, mask), "the landmarks found fail their checks",
+            "check the garment mask (a garment the colour of its background needs its mask sent with the photo), "
+            "or send the garment's keypoints")
+    _refuse(garment_problems(mask, keypoints), "the garment is not a top the method handles",
+            "send a photo of one upper garment laid flat, front up")
+    return GarmentLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def _refuse(problems: list[str], what: str, advice: str) -> None:
+    """Raise a ``LandmarkError`` naming ``problems`` and what to do, if there are any."""
+    if problems:
+        raise LandmarkError(f"{what}: {'; '.join(problems)}. {advice[0].upper()}{advice[1:]}")
+
+
+def _onto_garment(points: np.ndarray, mask: np.ndarray, contour: Contour) -> np.ndarray:
+    """``points`` (K, 2), those off the mask moved to the nearest point of its outline (a sleeve node measured
+    on an edge that the sleeve's axis misses, mirrored from the other edge)."""
+    height, width = mask.shape
+    columns = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
+    moved = points.copy()
+    for k in np.flatnonzero(~mask[rows, columns]):
+        moved[k] = contour.points[contour.nearest(points[k])]
+    return moved
+
+
+def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int, float]:
+    """The tip of a sleeve candidate and how clearly it is one.
+
+    Args:
+        path: (M, 2) contour from the armpit candidate (first) up to the neck corner (last).
+
+    Returns ``(tip, score)``: the index in ``path`` of the point farthest out of the chord neck corner -> armpit,
+    and the least of its distance out of the chord, its reach past the armpit and its depth down the chord, each
+    divided by its threshold (``SLEEVELESS_PROTRUSION``, ``SLEEVE_REACH_OUT``, ``SLEEVE_TIP_DEPTH``): a sleeve
+    scores at least 1.
+    """
+    tip = farthest_outside(path, path[-1], path[0], side)
+    out_of_chord = point_segment_distance(path[[tip]], path[-1], path[0])[0] / garment_height
+    past_armpit = side * (path[tip, 0] - path[0, 0]) / garment_height
+    chord = path[0] - path[-1]
+    down_the_chord = (path[tip] - path[-1]) @ chord / max(chord @ chord, 1e-12)
+    return tip, min(out_of_chord / SLEEVELESS_PROTRUSION, past_armpit / SLEEVE_REACH_OUT,
+                    down_the_chord / SLEEVE_TIP_DEPTH)
+
+
+def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
+    """The mask without ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height, an
+    opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
+    rows, columns = np.nonzero(mask)
+    top, height, width = rows.min(), np.ptp(rows) + 1, np.ptp(columns) + 1
+    length = int(round(HANGING_WIDTH * width)) | 1  # odd: the opening is symmetric
+    if length < 3:
+        return mask
+    cut = top + int(HANGING_FROM * height)
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    trimmed = mask.astype(np.uint8)
+    trimmed[cut:] = opened[cut:]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(trimmed, connectivity=4)
+    if count < 2:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+class _BodyRows(NamedTuple):
+    """Rows of a flat garment: the top of its outline and the bottom of its centre column (the hem centre, below
+    any sleeve hanging beside it). The body length is their distance."""
+
+    top: float
+    hem: float
+
+    @staticmethod
+    def of(mask: np.ndarray, contour: Contour) -> _BodyRows:
+        top = float(contour.points[:, 1].min())
+        columns = np.flatnonzero(mask.any(axis=0))
+        middle = (columns[0] + columns[-1]) / 2
+        centre_rows = np.flatnonzero(mask[:, int(np.floor(middle))] | mask[:, int(np.ceil(middle))])
+        hem = float(centre_rows.max()) if len(centre_rows) else float(contour.points[:, 1].max())
+        return _BodyRows(top, max(hem, top + 1.0))
+
+    def at(self, depth: float) -> float:
+        """The row ``depth`` body lengths below the top."""
+        return self.top + depth * (self.hem - self.top)
+
+    def armpit_band(self) -> tuple[float, float, float]:
+        """Rows (top, bottom) where an armpit may lie, and the row of the prior (``ARMPIT_DEPTH_RANGE``,
+        ``ARMPIT_DEPTH_PRIOR``)."""
+        return self.at(ARMPIT_DEPTH_RANGE[0]), self.at(ARMPIT_DEPTH_RANGE[1]), self.at(ARMPIT_DEPTH_PRIOR)
+
+
+def _bare_armhole(contour: Contour, neck: int, hem_corner: int, side: int) -> tuple[int, int]:
+    """Contour indices of the shoulder (strap corner) and armpit of a sleeveless side.
+
+    The outline from the hem corner up to the neck corner bends at both; the corner farthest out of the chord
+    hem corner -> neck corner is one of them, the other is the corner farthest out of the chord over whichever
+    part (below or above the first) bends more. The upper corner is the shoulder.
+    """
+    path = contour.up_the_side(hem_corner, neck, side)
+    points = contour.points[path]  # hem corner first
+    first = farthest_outside(points, points[-1], points[0], side)
+    below = outside_distance(points[: first + 1], points[0], points[first], side)
+    above = outside_distance(points[first:], points[first], points[-1], side)
+    if below.max() > above.max():
+        return int(path[first]), int(path[np.argmax(below)])
+    return int(path[first + np.argmax(above)]), int(path[first])
+
+
+def _neck_corners(contour: Contour) -> tuple[int, int]:
+    """Contour indices of the neck corners: where the outline leaves the convex-hull edge that spans the
+    garment's top centre (more than a pixel below it), walking in from either end of that edge."""
+    hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
+    centre_x, centre_y = contour.points.mean(axis=0)
+    for start, end in zip(hull, np.roll(hull, -1)):
+        (start_x, start_y), (end_x, end_y) = contour.points[start], contour.points[end]
+        if start_x < centre_x < end_x and start_y < centre_y and end_y < centre_y:  # clockwise: the top edge
+            top = contour.path(start, end)
+            below = np.abs(signed_side(contour.points[top], contour.points[start], contour.points[end])) > 1.0
+            if not below.any():  # a straight top: no neckline dip
+                return int(start), int(end)
+            return int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])
+    raise LandmarkError("cloth_mask: no neckline found (the outline has no top edge over its centre)")
+
+
+def _bisector_crossing(contour: Contour, start: int, end: int) -> int:
+    """Index of the contour point on the path ``start`` -> ``end`` nearest the perpendicular bisector of the two."""
+    path = contour.path(start, end)
+    a, b = contour.points[start], contour.points[end]
+    along = (contour.points[path] - (a + b) / 2) @ unit_vector(b - a)
+    return int(path[np.argmin(np.abs(along))])
+
+
+def _armpit_candidate(mask: np.ndarray, centre_x: int, neck: np.ndarray, side: int,
+                      min_depth: float) -> np.ndarray | None:
+    """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
+
+    The mask is cut at ``centre_x``; only defects off the neckline (below the neck corners and either below
+    the neckline's centre or beside the neck), off the cut and at least ``min_depth`` deep count: an armpit
+    may lie above the bottom of a deep V.
+
+    Args:
+        neck: (3, 2) the neck corners and the neckline's centre (nodes 0, 4, 2).
+    """
+    half = mask.copy()
+    if side < 0:
+        half[:, centre_x:] = False
+    else:
+        half[:, :centre_x + 1] = False
+    if not half.any():
+        return None
+    half_contour = outer_contour(half, "cloth_mask half")
+    defects = convexity_defects(half_contour.points)
+    far = half_contour.points[defects[:, 2]]
+    beside_neck = np.abs(far[:, 0] - centre_x) > np.abs(neck[1, 0] - neck[0, 0]) / 2
+    off_neckline = (far[:, 1] > neck[2, 1]) | (beside_neck & (far[:, 1] > neck[:2, 1].max()))
+    usable = off_neckline & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
+    if not usable.any():
+        return None
+    return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
