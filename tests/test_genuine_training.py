@@ -71,7 +71,7 @@ def genuine(vitonhd_sample, tmp_path_factory):
 def test_convert_check_train_export_tryon_infer(cluster, genuine, vitonhd_sample, tmp_path, capsys):
     code, out, _ = _kgi(capsys, "convert", "--check", genuine)
     assert code == 0, out
-    assert "| train | 1 | 0 | 0 | 0 | 0 | 0 | 1 |" in out and "| test | 1 |" in out
+    assert "| train | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in out and "| test | 1 |" in out
 
     shards = tmp_path / "shards"
     code, out, err = _kgi(capsys, "convert", genuine, "--out", shards, "--shard-size", 1)
@@ -147,7 +147,7 @@ def bad_root(vitonhd_sample, tmp_path_factory):
 def test_an_undecodable_image_fails_the_check_and_the_conversion_in_one_line(cluster, bad_root, tmp_path, capsys):
     code, out, _ = _kgi(capsys, "convert", "--check", bad_root, "--splits", "train", "test")
     assert code == 1
-    assert "| train | 1 | 0 | 1 | 0 | 0 | 0 | 0 |" in out  # the images check failed, nothing after it ran
+    assert "| train | 1 | 0 | 1 | 0 | 0 | 0 | 0 | 0 |" in out  # the images check failed, nothing after it ran
     assert f"train {PERSON} [images] {bad_root}/train/image/{PERSON}: truncated image data" in out
     assert "test: no test_pairs.txt" in out
 
@@ -176,6 +176,14 @@ def test_a_label_out_of_range_stops_training_at_once_in_one_line(cluster, genuin
 
     code, out, _ = _kgi(capsys, "convert", "--check", bad, "--splits", "train")
     assert code == 1 and "label(s) 25 are not CIHP labels (0..19)" in out
+
+    cloth = json.loads(row["cloth_landmarks_json"])
+    mirrored = {**cloth, "keypoints": [[cloth["width"] - x, y] for x, y in cloth["keypoints"]]}
+    code, out, _ = _kgi(capsys, "convert", "--check",
+                        _bad_shards(good, tmp_path / "mirrored", cloth_landmarks_json=json.dumps(mirrored)),
+                        "--splits", "train")
+    assert code == 1 and "| train | 1 | 0 | 0 | 0 | 0 | 0 | 1 | 0 |" in out, out
+    assert "[consistency]" in out and "garment landmarks:" in out
 
     code, _, err = _kgi(capsys, "train", "inpainter", "--config", CONFIGS / "inpainter.yaml", "--data", bad,
                         "--storage", tmp_path / "runs", "--steps", 2)

@@ -77,6 +77,14 @@ class Pair:
     def pose(self) -> np.ndarray:
         return parse_openpose(self.root.read_bytes(self.files["openpose_json"]), source=self.uri("openpose_json"))
 
+    @functools.cached_property
+    def landmarks(self) -> tuple[dict, dict]:
+        """The landmark documents of the flat and of the worn garment, as a shard holds them (the dataset's
+        files, else extracted as ``kgi convert`` does)."""
+        from training.shards import garment_landmarks
+
+        return garment_landmarks(self.root, self.split, self.person_name, self)  # a Pair has a sample's arrays
+
 
 def check_files(pair: Pair) -> None:
     """Every file of the pair is there."""
@@ -118,12 +126,9 @@ def check_pose(pair: Pair) -> None:
 
 
 def check_landmarks(pair: Pair) -> None:
-    """The landmarks a shard holds for both garments (the dataset's files, else extracted as ``kgi convert``
-    does): 32 finite points inside their image and a known sleeve kind."""
-    from training.shards import garment_landmarks
-
-    docs = garment_landmarks(pair.root, pair.split, pair.person_name, pair)  # a Pair has a sample's arrays
-    for what, doc in zip(("garment", "worn garment"), docs):
+    """The landmarks a shard holds for both garments: 32 finite points inside their image and a known sleeve
+    kind."""
+    for what, doc in zip(("garment", "worn garment"), pair.landmarks):
         points = np.asarray(doc["keypoints"], dtype=np.float64)
         width, height = doc["width"], doc["height"]
         outside = ~((points >= 0) & (points <= [width, height])).all(axis=1)
@@ -132,6 +137,18 @@ def check_landmarks(pair: Pair) -> None:
                                f"outside the {width}x{height} image")
         if doc["sleeve"] not in SLEEVE_TYPES or points.shape != (NUM_GARMENT_NODES, 2):
             raise DatasetError(f"{pair.uri('image')}: {what} landmarks malformed")
+
+
+def check_landmark_consistency(pair: Pair) -> None:
+    """The flat garment's landmarks are in order, symmetric and on the garment's mask
+    (``kgi.landmarks.checks.landmark_problems``)."""
+    from kgi.landmarks.checks import landmark_problems
+
+    doc = pair.landmarks[0]
+    scale = np.array([pair.cloth_mask.shape[1] / doc["width"], pair.cloth_mask.shape[0] / doc["height"]])
+    problems = landmark_problems(np.asarray(doc["keypoints"], dtype=np.float64) * scale, pair.cloth_mask)
+    if problems:
+        raise DatasetError(f"{pair.uri('cloth')}: garment landmarks: {'; '.join(problems)}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ PAIR_CHECKS: list[PairCheck] = [
     PairCheck("parse", check_parse),
     PairCheck("pose", check_pose),
     PairCheck("landmarks", check_landmarks),
+    PairCheck("consistency", check_landmark_consistency),
 ]
 
 

@@ -7,8 +7,8 @@ Shards are written in parallel on the local Ray cluster (or the one RAY_ADDRESS 
 finished shards and never leaves a half-written one visible.
 
 --check ROOT checks every pair of a root (or of shards already written) without converting anything: files
-present and decodable, parse labels in range, pose readable, landmarks usable. It prints a table of the failures
-per check and the first failing pairs, and exits with 1 when any pair fails. No Ray cluster is needed.
+present and decodable, parse labels in range, pose readable, landmarks usable and consistent. It prints a table
+of the failures per check and the first failing pairs, and exits with 1 when any pair fails. No Ray cluster is needed.
 
 Examples:
   kgi convert --check data/vitonhd
