@@ -66,6 +66,8 @@ HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
+FOREHEAD_SKIN = 2.5  # above the brows, a pixel farther than this from the face's colour is hair (a fringe)
+FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
@@ -269,9 +271,17 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         hairlike = margin > 0
         if face is not None:
             brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
-            fringe = face_region & (rows < brows_y) & (margin > FRINGE_MARGIN)
+            fringe = face_region & (rows < brows_y) & ((margin > FRINGE_MARGIN) | (skin_distance > FOREHEAD_SKIN))
             hair |= fringe
             face_region &= ~fringe
+            # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
+            outline_x = face[list(FACE_OVAL), 0]
+            columns = np.arange(w)[None, :]
+            forehead = person & skin & (margin < FRINGE_MARGIN) & (rows < top_y) & \
+                (rows > top_y - FOREHEAD_REACH * (chin_y - top_y)) & (columns > np.percentile(outline_x, 25)) & \
+                (columns < np.percentile(outline_x, 75))
+            face_region |= forehead
+            hair &= ~forehead
         neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & \
             (_line_distance(shape, [head, shoulders]) < NECK_WIDTH * face_width / 2)
         candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
@@ -308,7 +318,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         boundary = _boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
                                  hips[1] + 0.5 * torso, default=hips[1])
         prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
-        prior[arm_distance < 1.5 * limb] = np.maximum(prior[arm_distance < 1.5 * limb], 0)  # sleeves hang low
+        prior[arm_distance < limb] = np.maximum(prior[arm_distance < limb], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)
         sigma = max(1.0, 0.01 * h)
         score = cv2.GaussianBlur(score, (0, 0), sigma) / np.maximum(
