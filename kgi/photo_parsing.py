@@ -60,8 +60,8 @@ SKIN_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425), (108, 151, 337, 9))
 # Skin: Mahalanobis distance (Lab) to the face's colour below which a pixel is skin; lightness spread widened.
 SKIN_DISTANCE = 3.0
 SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the garments it looks
-# ... except within HAND_REACH limb widths of a hand's landmarks, where skin may be farther and has a prior
-# (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
+# ... except within HAND_REACH limb widths of a hand's landmarks (and near the legs' lines below a skirt), where
+# skin may be farther and has a prior (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
 HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
@@ -301,15 +301,17 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     # Skin again, now against the garments' own colours: a pixel near the face's colour is skin when the skin
     # model explains it better than either garment's histogram (bright forearms on a white top stay skin, a
     # top the colour of skin stays garment).
-    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin.
-    hands = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
+    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin;
+    # so are legs near their skeleton lines well below the hips (under a skirt).
+    bare = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
                        _hand_distance(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
+    bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
-        reach = np.where(hands, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
+        reach = np.where(bare, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
-            (skin_density + np.where(hands, HAND_PRIOR, 0.0) > garment_density)
+            (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
