@@ -189,10 +189,17 @@ def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
     then decides person from background, a person pixel taking its likeliest label other than background."""
     height, width = person.shape
     present = np.unique(labels)
-    scores = np.stack([cv2.resize(cv2.GaussianBlur((labels == label).astype(np.float32), (0, 0), 1.0),
-                                  (width, height), interpolation=cv2.INTER_LINEAR) for label in present])
-    scores[present == BACKGROUND] = np.where(person, -1.0, 2.0)  # the full-size mask decides the person
-    return present.astype(np.uint8)[np.argmax(scores, axis=0)]
+    masks = (labels[..., None] == present).astype(np.uint8) * 255  # (h, w, labels): one channel per label
+    scores = np.empty((height, width, len(present)), np.uint8)
+    for first in range(0, len(present), 4):  # OpenCV filters up to 4 channels at a time
+        chunk = np.ascontiguousarray(masks[..., first:first + 4])
+        blurred = cv2.GaussianBlur(chunk, (0, 0), 1.0).reshape(chunk.shape)
+        scores[..., first:first + 4] = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR
+                                                  ).reshape(height, width, -1)
+    background = int(np.searchsorted(present, BACKGROUND)) if present[0] == BACKGROUND else None
+    if background is not None:  # the full-size mask decides the person
+        scores[..., background] = np.where(person, 0, 255)
+    return present.astype(np.uint8)[np.argmax(scores, axis=2)]
 
 
 def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
