@@ -44,7 +44,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-# This module imports nothing but numpy and OpenCV (and kgi.photo_parsing, which imports only those), so that its worker runs in a slim environment (mediapipe, numpy, OpenCV):
+# This module imports nothing but numpy and OpenCV (and kgi.photo_parsing, which imports only those), so that its
+# worker runs in a slim environment (mediapipe, numpy, OpenCV):
 # NUM_BODY25 repeats kgi.data.pose.NUM_BODY25 rather than importing it (kgi.data.pose pulls in torch).
 NUM_BODY25 = 25
 NUM_BLAZEPOSE = 33

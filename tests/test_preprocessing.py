@@ -694,7 +694,8 @@ def test_service_refuses_a_photo_of_two_people(preprocess_service, vitonhd_sampl
 def test_prep_eval_prints_the_figures(vitonhd_sample, capsys):
     parser = argparse.ArgumentParser(prog="kgi prep")
     prep.add_arguments(parser)
-    assert prep.run(parser.parse_args(["eval", str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"])) == 0
+    arguments = ["eval", str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"]
+    assert prep.run(parser.parse_args(arguments)) == 0
     lines = capsys.readouterr().out.splitlines()
     mask_line = next(line for line in lines if line.startswith("cloth mask"))
     assert "over 2 garments" in mask_line and float(mask_line.split("min ")[1].split(")")[0]) > 0.98
