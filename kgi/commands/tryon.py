@@ -4,8 +4,9 @@ Two photos are enough: what is not given is computed as the service computes it 
 is estimated by BlazePose (--pose-estimator mediapipe, the default: an environment with mediapipe named by
 --pose-python or $KGI_POSE_PYTHON), the parse by the --parser (default: the photo parser, in that same
 environment, which also refuses a photo a try-on cannot work on; --parser synthetic parses synthetic people
-only), and the garment's mask and keypoints are taken from a plain-background product photo. --stages writes every intermediate, the estimated
-pose and parse included; `kgi prep person` writes them as OpenPose JSON and CIHP PNG.
+only), and the garment's mask and keypoints are taken from a plain-background product photo. --stages writes
+every intermediate, the estimated pose and parse included; `kgi prep person` writes them as OpenPose JSON and CIHP
+PNG.
 
 Examples:
   kgi tryon person.jpg garment.jpg -o out.png --pose person_keypoints.json --parse person_parse.png
