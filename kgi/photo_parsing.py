@@ -15,17 +15,23 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
 
 1. **person**: the mask probability, edge-aligned to the photo with a guided filter, above 0.5; its components
    smaller than a tenth of the largest are dropped;
-2. **skin**: a Gaussian colour model (CIE Lab) learnt from the face mesh's cheeks and forehead: a pixel is
-   skin when its Mahalanobis distance to it is small (lightness is given a wider spread than colour, so shaded
-   skin stays skin). Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP left/right
-   arm, hands included), a leg, or the head-neck-torso line (neck and chest skin: CIHP torso-skin);
-3. **face**: the face mesh's outline; **hair**: what the person has above the chin that is neither face nor
-   skin, extended downwards along hair of the same colour that touches it (long hair on the shoulders);
+2. **skin**: a Gaussian colour model (CIE Lab) learnt from the face mesh's cheeks and forehead (lightness is
+   given a wider spread than colour, so shaded skin stays skin). A pixel near it is skin when the model explains
+   it better than the garments' colour histograms do; near the hands and the legs below a skirt, skin has a
+   prior over the garments. Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP
+   left/right arm, hands included), a leg, or the head-neck-torso line (neck and chest skin: CIHP torso-skin);
+   a skin region mostly nearest an arm is all arm (fingers along a thigh);
+3. **face**: the face mesh's outline, less a fringe, plus a high forehead; **hair**: the person above the face
+   outline and, beside the face, what is not skin; then the pixels near the head whose colour is likelier hair
+   than skin or upper garment (smoothed colour histograms) and that touch it (long hair on the shoulders),
+   never the neck;
 4. **garments**: the rest of the person is upper or lower garment. Each has a colour histogram learnt from
    seed regions the skeleton gives (the chest and upper arms; the thighs), and a boundary row is fitted where
    their likelihood ratio changes sign along the torso. Each pixel then takes the garment of larger
-   likelihood ratio plus a prior that falls across that row, smoothed over a small neighbourhood; the feet,
-   when in view, are shoes.
+   likelihood ratio plus a prior that falls across that row (not on the sleeves), smoothed over a small
+   neighbourhood; the feet, when in view, are shoes;
+5. regions of one label too small to matter take their neighbours' label, and the labels are scaled back to
+   the photo smoothly, the photo's full-size person mask deciding person from background.
 
 The same cues answer whether a photo can be tried on at all (:func:`photo_problem`): one person, shoulders and
 hips in view, large enough, facing the camera. Each refusal says what to send instead.
@@ -72,8 +78,9 @@ FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead mus
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
-MIN_TORSO_PIXELS = 80  # shoulders-to-hips distance in the photo, in pixels
-MIN_TORSO_FRACTION = 0.12  # ... and as a fraction of the photo's height
+# Shoulders-to-hips distance in the photo, in pixels, below which the person is too small to try on (VITON-HD's
+# 1024x768 people have about 350). Only pixels count: a person small in a large photo is cropped around (fit_person).
+MIN_TORSO_PIXELS = 100
 MIN_SHOULDER_RATIO = 0.35  # shoulder width / torso length below it: the person is turned sideways
 SECOND_PERSON_FRACTION = 0.3  # a second face or silhouette this large, relative to the first, is a person
 
@@ -436,9 +443,9 @@ def photo_problem(size: tuple[int, int], landmarks: np.ndarray | None, faces: li
     shoulders = (landmarks[LEFT_SHOULDER, :2] + landmarks[RIGHT_SHOULDER, :2]) / 2
     hips = (landmarks[LEFT_HIP, :2] + landmarks[RIGHT_HIP, :2]) / 2
     torso = float(np.linalg.norm(hips - shoulders))
-    if torso < MIN_TORSO_PIXELS or torso < MIN_TORSO_FRACTION * height:
-        return (f"the person is too small ({torso:.0f} px from shoulders to hips in a {width}x{height} photo): "
-                f"send a photo in which the person fills most of the frame")
+    if torso < MIN_TORSO_PIXELS:
+        return (f"the person is too small ({torso:.0f} px from shoulders to hips, at least {MIN_TORSO_PIXELS} "
+                f"needed): send a larger photo, or one in which the person fills more of the frame")
     shoulder_width = float(np.linalg.norm(landmarks[LEFT_SHOULDER, :2] - landmarks[RIGHT_SHOULDER, :2]))
     if shoulder_width < MIN_SHOULDER_RATIO * torso:
         return "the person is turned sideways: send a photo of the person facing the camera"

@@ -74,8 +74,9 @@ def test_photo_checks_say_what_to_send():
     below = front_landmarks()
     below[[LEFT_HIP, RIGHT_HIP], 1] = 1030  # predicted below the frame
     assert photo_problem(size, below, faces, silhouettes).startswith("hips not visible")
-    assert photo_problem((4096, 3072), front_landmarks() / [4, 4, 1], faces, silhouettes).startswith(
-        "the person is too small")
+    assert photo_problem((4096, 3072), front_landmarks() / [5, 5, 1], faces, silhouettes).startswith(
+        "the person is too small")  # 82 px from shoulders to hips
+    assert photo_problem((4096, 3072), front_landmarks() / [3, 3, 1], faces, silhouettes) == ""  # small, sharp
     sideways = front_landmarks()
     sideways[LEFT_SHOULDER, 0], sideways[RIGHT_SHOULDER, 0] = 400, 370
     assert photo_problem(size, sideways, faces, silhouettes).startswith("the person is turned sideways")
