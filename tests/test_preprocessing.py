@@ -578,6 +578,11 @@ def test_the_deployment_says_what_to_send_or_configure(vitonhd_sample):
             vitonhd_sample).pose), HEIGHT))
     with pytest.raises(RequestError, match="as 'pose'; or make this service's pose estimator .*/nonexistent/python"):
         asyncio.run(Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(uploads, HEIGHT))
+    photo_parser = PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python", "required": False},
+                                  parser={"source": "mediapipe"})  # unavailable, and optional as the pose is
+    with pytest.raises(RequestError, match="as 'parse'; or make this service's photo parser .*/nonexistent/python"):
+        asyncio.run(Preprocess.func_or_class(photo_parser, 10_000_000, 10_000_000)(replace(
+            uploads, pose=genuine_uploads(vitonhd_sample).pose), HEIGHT))
     with pytest.raises(PoseEstimatorUnavailable, match="/nonexistent/python"):  # required: the replica fails
         Preprocess.func_or_class(PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python"}),
                                  10_000_000, 10_000_000)
