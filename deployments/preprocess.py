@@ -18,7 +18,7 @@ from deployments.config import PoseSourceArgs, PreprocessArgs
 from deployments.errors import MissingInputError
 import kgi.preprocess
 from kgi.data.sample import TryOnSample
-from kgi.parsing import ParserUnavailable, make_parser
+from kgi.parsing import HumanParser, ParserUnavailable, make_parser
 from kgi.pose_estimation import PoseEstimator, PoseEstimatorUnavailable, make_pose_estimator
 from kgi.preprocess import Preprocessor, Uploads
 from kgi.runtime import configure_inference_process
@@ -44,6 +44,24 @@ def _pose_estimator(args: PoseSourceArgs) -> tuple[PoseEstimator | None, str]:
     return estimator, "configure a pose estimator in the application's args (preprocess.pose.source: mediapipe)"
 
 
+def _human_parser(sources: PreprocessArgs) -> tuple[HumanParser | None, str]:
+    """The configured parser (None when there is none) and what to configure when a request lacks a parse.
+
+    The photo parser ("mediapipe") runs in the pose estimator's environment and is as required as it: when the
+    pose source is optional and the environment is missing, the service starts without it. Raises
+    ``ParserUnavailable`` otherwise.
+    """
+    try:
+        parser = make_parser(sources.parser.source, sources.parser.path, sources.parser.label_set,
+                             sources.parser.input_size, python=sources.pose.python)
+    except ParserUnavailable as exc:
+        if sources.parser.source != "mediapipe" or sources.pose.required:
+            raise
+        logger.warning("Preprocess: no human parser, requests must send 'parse' (%s)", exc)
+        return None, f"make this service's photo parser (preprocess.parser.source: mediapipe) available: {exc}"
+    return parser, PARSER_ADVICE
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
 class Preprocess:
     """Stage 0 (CPU): uploads -> ``TryOnSample`` with ``kgi.preprocess.Preprocessor``.
@@ -63,17 +81,10 @@ class Preprocess:
                  torch_threads: int | None = None):
         configure_inference_process(torch_threads)
         pose_estimator, pose_advice = _pose_estimator(sources.pose)
-        try:  # the photo parser runs in the pose estimator's environment, and is as required as it
-            parser = make_parser(sources.parser.source, sources.parser.path, sources.parser.label_set,
-                                 sources.parser.input_size, python=sources.pose.python)
-        except ParserUnavailable as exc:
-            if sources.parser.source != "mediapipe" or sources.pose.required:
-                raise
-            logger.warning("Preprocess: no human parser, requests must send 'parse' (%s)", exc)
-            parser = None
+        parser, parser_advice = _human_parser(sources)
         self.preprocessor = Preprocessor(pose_estimator, parser, max_bytes=max_upload_bytes,
                                          max_pixels=max_image_pixels)
-        self.advice = {"pose": pose_advice, "parse": PARSER_ADVICE}  # field -> what to configure when missing
+        self.advice = {"pose": pose_advice, "parse": parser_advice}  # field -> what to configure when missing
         self.compute = ComputeThread("preprocess")
 
     async def __call__(self, uploads: Uploads, working_height: int | None) -> tuple[TryOnSample, float]:

@@ -15,17 +15,23 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
 
 1. **person**: the mask probability, edge-aligned to the photo with a guided filter, above 0.5; its components
    smaller than a tenth of the largest are dropped;
-2. **skin**: a Gaussian colour model (CIE Lab) learnt from the face mesh's cheeks and forehead: a pixel is
-   skin when its Mahalanobis distance to it is small (lightness is given a wider spread than colour, so shaded
-   skin stays skin). Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP left/right
-   arm, hands included), a leg, or the head-neck-torso line (neck and chest skin: CIHP torso-skin);
-3. **face**: the face mesh's outline; **hair**: what the person has above the chin that is neither face nor
-   skin, extended downwards along hair of the same colour that touches it (long hair on the shoulders);
+2. **skin**: a Gaussian colour model (CIE Lab) learnt from the face mesh's cheeks and forehead (lightness is
+   given a wider spread than colour, so shaded skin stays skin). A pixel near it is skin when the model explains
+   it better than the garments' colour histograms do; near the hands and the legs below a skirt, skin has a
+   prior over the garments. Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP
+   left/right arm, hands included), a leg, or the head-neck-torso line (neck and chest skin: CIHP torso-skin);
+   a skin region mostly nearest an arm is all arm (fingers along a thigh);
+3. **face**: the face mesh's outline, less a fringe, plus a high forehead; **hair**: the person above the face
+   outline and, beside the face, what is not skin; then the pixels near the head whose colour is likelier hair
+   than skin or upper garment (smoothed colour histograms) and that touch it (long hair on the shoulders),
+   never the neck;
 4. **garments**: the rest of the person is upper or lower garment. Each has a colour histogram learnt from
    seed regions the skeleton gives (the chest and upper arms; the thighs), and a boundary row is fitted where
    their likelihood ratio changes sign along the torso. Each pixel then takes the garment of larger
-   likelihood ratio plus a prior that falls across that row, smoothed over a small neighbourhood; the feet,
-   when in view, are shoes.
+   likelihood ratio plus a prior that falls across that row (not on the sleeves), smoothed over a small
+   neighbourhood; the feet, when in view, are shoes;
+5. regions of one label too small to matter take their neighbours' label, and the labels are scaled back to
+   the photo smoothly, the photo's full-size person mask deciding person from background.
 
 The same cues answer whether a photo can be tried on at all (:func:`photo_problem`): one person, shoulders and
 hips in view, large enough, facing the camera. Each refusal says what to send instead.
@@ -60,18 +66,21 @@ SKIN_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425), (108, 151, 337, 9))
 # Skin: Mahalanobis distance (Lab) to the face's colour below which a pixel is skin; lightness spread widened.
 SKIN_DISTANCE = 3.0
 SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the garments it looks
-# ... except within HAND_REACH limb widths of a hand's landmarks, where skin may be farther and has a prior
-# (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
+# ... except within HAND_REACH limb widths of a hand's landmarks (and near the legs' lines below a skirt), where
+# skin may be farther and has a prior (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
 HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
+FOREHEAD_SKIN = 2.5  # above the brows, a pixel farther than this from the face's colour is hair (a fringe)
+FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
-MIN_TORSO_PIXELS = 80  # shoulders-to-hips distance in the photo, in pixels
-MIN_TORSO_FRACTION = 0.12  # ... and as a fraction of the photo's height
+# Shoulders-to-hips distance in the photo, in pixels, below which the person is too small to try on (VITON-HD's
+# 1024x768 people have about 350). Only pixels count: a person small in a large photo is cropped around (fit_person).
+MIN_TORSO_PIXELS = 100
 MIN_SHOULDER_RATIO = 0.35  # shoulder width / torso length below it: the person is turned sideways
 SECOND_PERSON_FRACTION = 0.3  # a second face or silhouette this large, relative to the first, is a person
 
@@ -187,10 +196,17 @@ def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
     then decides person from background, a person pixel taking its likeliest label other than background."""
     height, width = person.shape
     present = np.unique(labels)
-    scores = np.stack([cv2.resize(cv2.GaussianBlur((labels == label).astype(np.float32), (0, 0), 1.0),
-                                  (width, height), interpolation=cv2.INTER_LINEAR) for label in present])
-    scores[present == BACKGROUND] = np.where(person, -1.0, 2.0)  # the full-size mask decides the person
-    return present.astype(np.uint8)[np.argmax(scores, axis=0)]
+    masks = (labels[..., None] == present).astype(np.uint8) * 255  # (h, w, labels): one channel per label
+    scores = np.empty((height, width, len(present)), np.uint8)
+    for first in range(0, len(present), 4):  # OpenCV filters up to 4 channels at a time
+        chunk = np.ascontiguousarray(masks[..., first:first + 4])
+        blurred = cv2.GaussianBlur(chunk, (0, 0), 1.0).reshape(chunk.shape)
+        scores[..., first:first + 4] = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR
+                                                  ).reshape(height, width, -1)
+    background = int(np.searchsorted(present, BACKGROUND)) if present[0] == BACKGROUND else None
+    if background is not None:  # the full-size mask decides the person
+        scores[..., background] = np.where(person, 0, 255)
+    return present.astype(np.uint8)[np.argmax(scores, axis=2)]
 
 
 def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
@@ -269,9 +285,17 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         hairlike = margin > 0
         if face is not None:
             brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
-            fringe = face_region & (rows < brows_y) & (margin > FRINGE_MARGIN)
+            fringe = face_region & (rows < brows_y) & ((margin > FRINGE_MARGIN) | (skin_distance > FOREHEAD_SKIN))
             hair |= fringe
             face_region &= ~fringe
+            # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
+            outline_x = face[list(FACE_OVAL), 0]
+            columns = np.arange(w)[None, :]
+            forehead = person & skin & (margin < FRINGE_MARGIN) & (rows < top_y) & \
+                (rows > top_y - FOREHEAD_REACH * (chin_y - top_y)) & (columns > np.percentile(outline_x, 25)) & \
+                (columns < np.percentile(outline_x, 75))
+            face_region |= forehead
+            hair &= ~forehead
         neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & \
             (_line_distance(shape, [head, shoulders]) < NECK_WIDTH * face_width / 2)
         candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
@@ -291,15 +315,17 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     # Skin again, now against the garments' own colours: a pixel near the face's colour is skin when the skin
     # model explains it better than either garment's histogram (bright forearms on a white top stay skin, a
     # top the colour of skin stays garment).
-    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin.
-    hands = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
+    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin;
+    # so are legs near their skeleton lines well below the hips (under a skirt).
+    bare = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
                        _hand_distance(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
+    bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
-        reach = np.where(hands, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
+        reach = np.where(bare, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
-            (skin_density + np.where(hands, HAND_PRIOR, 0.0) > garment_density)
+            (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
@@ -308,7 +334,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         boundary = _boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
                                  hips[1] + 0.5 * torso, default=hips[1])
         prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
-        prior[arm_distance < 1.5 * limb] = np.maximum(prior[arm_distance < 1.5 * limb], 0)  # sleeves hang low
+        prior[arm_distance < limb] = np.maximum(prior[arm_distance < limb], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)
         sigma = max(1.0, 0.01 * h)
         score = cv2.GaussianBlur(score, (0, 0), sigma) / np.maximum(
@@ -417,9 +443,9 @@ def photo_problem(size: tuple[int, int], landmarks: np.ndarray | None, faces: li
     shoulders = (landmarks[LEFT_SHOULDER, :2] + landmarks[RIGHT_SHOULDER, :2]) / 2
     hips = (landmarks[LEFT_HIP, :2] + landmarks[RIGHT_HIP, :2]) / 2
     torso = float(np.linalg.norm(hips - shoulders))
-    if torso < MIN_TORSO_PIXELS or torso < MIN_TORSO_FRACTION * height:
-        return (f"the person is too small ({torso:.0f} px from shoulders to hips in a {width}x{height} photo): "
-                f"send a photo in which the person fills most of the frame")
+    if torso < MIN_TORSO_PIXELS:
+        return (f"the person is too small ({torso:.0f} px from shoulders to hips, at least {MIN_TORSO_PIXELS} "
+                f"needed): send a larger photo, or one in which the person fills more of the frame")
     shoulder_width = float(np.linalg.norm(landmarks[LEFT_SHOULDER, :2] - landmarks[RIGHT_SHOULDER, :2]))
     if shoulder_width < MIN_SHOULDER_RATIO * torso:
         return "the person is turned sideways: send a photo of the person facing the camera"

@@ -44,7 +44,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-# This module imports nothing but numpy and OpenCV (and kgi.photo_parsing, which imports only those), so that its worker runs in a slim environment (mediapipe, numpy, OpenCV):
+# This module imports nothing but numpy and OpenCV (and kgi.photo_parsing, which imports only those), so that its
+# worker runs in a slim environment (mediapipe, numpy, OpenCV):
 # NUM_BODY25 repeats kgi.data.pose.NUM_BODY25 rather than importing it (kgi.data.pose pulls in torch).
 NUM_BODY25 = 25
 NUM_BLAZEPOSE = 33
@@ -293,29 +294,26 @@ class SubprocessPose:
         Returns (25, 3) float32 BODY_25 joints in pixels of ``rgb``. Raises ``PoseEstimationError`` when no
         person is found, ``PoseEstimatorUnavailable`` when the worker has gone.
         """
-        rgb = check_rgb(rgb)
-        with self._lock:
-            if self._worker.poll() is not None:
-                raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.returncode})")
-            try:
-                _send(self._worker.stdin, _OK, rgb)
-            except BrokenPipeError:
-                raise PoseEstimatorUnavailable("pose worker exited") from None
-            return self._read_answer()
+        (joints,) = self._request(_OK, rgb, answers=1)
+        return joints
 
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
         """:meth:`MediaPipePose.analyse` in the worker (made with ``parse=True``): one request, three answers, or
         one error (``PoseEstimationError``) when the analysis fails on this photo."""
+        pose, parse, problem = self._request(_ANALYSE, rgb, answers=3)
+        return pose, (parse if parse.size else None), problem.tobytes().decode("utf-8")
+
+    def _request(self, kind: bytes, rgb: np.ndarray, answers: int) -> list[np.ndarray]:
+        """Send one image as a request of ``kind`` and read its ``answers`` arrays, under the lock."""
         rgb = check_rgb(rgb)
         with self._lock:
             if self._worker.poll() is not None:
                 raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.returncode})")
             try:
-                _send(self._worker.stdin, _ANALYSE, rgb)
+                _send(self._worker.stdin, kind, rgb)
             except BrokenPipeError:
                 raise PoseEstimatorUnavailable("pose worker exited") from None
-            pose, parse, problem = self._read_answer(), self._read_answer(), self._read_answer()
-        return pose, (parse if parse.size else None), problem.tobytes().decode("utf-8")
+            return [self._read_answer() for _ in range(answers)]
 
     def close(self) -> None:
         """Stop the worker (closing its stdin ends its loop)."""

@@ -141,8 +141,8 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
     lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
     background (first found with ``tolerance``), never below ``MIN_TOLERANCE``, so a white or pale garment on
-    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest connected
-    candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
+    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest
+    connected candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """

@@ -581,6 +581,11 @@ def test_the_deployment_says_what_to_send_or_configure(vitonhd_sample):
             vitonhd_sample).pose), HEIGHT))
     with pytest.raises(RequestError, match="as 'pose'; or make this service's pose estimator .*/nonexistent/python"):
         asyncio.run(Preprocess.func_or_class(sources, 10_000_000, 10_000_000)(uploads, HEIGHT))
+    photo_parser = PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python", "required": False},
+                                  parser={"source": "mediapipe"})  # unavailable, and optional as the pose is
+    with pytest.raises(RequestError, match="as 'parse'; or make this service's photo parser .*/nonexistent/python"):
+        asyncio.run(Preprocess.func_or_class(photo_parser, 10_000_000, 10_000_000)(replace(
+            uploads, pose=genuine_uploads(vitonhd_sample).pose), HEIGHT))
     with pytest.raises(PoseEstimatorUnavailable, match="/nonexistent/python"):  # required: the replica fails
         Preprocess.func_or_class(PreprocessArgs(pose={"source": "mediapipe", "python": "/nonexistent/python"}),
                                  10_000_000, 10_000_000)
@@ -699,7 +704,8 @@ def test_service_refuses_a_photo_of_two_people(preprocess_service, vitonhd_sampl
 def test_prep_eval_prints_the_figures(vitonhd_sample, capsys):
     parser = argparse.ArgumentParser(prog="kgi prep")
     prep.add_arguments(parser)
-    assert prep.run(parser.parse_args(["eval", str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"])) == 0
+    arguments = ["eval", str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"]
+    assert prep.run(parser.parse_args(arguments)) == 0
     lines = capsys.readouterr().out.splitlines()
     mask_line = next(line for line in lines if line.startswith("cloth mask"))
     assert "over 2 garments" in mask_line and float(mask_line.split("min ")[1].split(")")[0]) > 0.98

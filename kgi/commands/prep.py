@@ -251,20 +251,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def prepare_people(args: argparse.Namespace) -> int:
-    """Write each photo's OpenPose JSON and CIHP parse PNG; a photo without a person is reported and skipped."""
+    """Write each photo's OpenPose JSON and CIHP parse PNG; a photo without a person is reported and skipped. With
+    the photo parser, one call gives both, and a photo a try-on would refuse is written with a warning saying why."""
     missing = [str(photo) for photo in args.photos if not photo.is_file()]
     if missing:
         raise CommandError(f"no such photo: {', '.join(missing)}")
-    estimator = _pose_estimator(args, required=True)
     parser = _human_parser(args)
+    estimator = parser if hasattr(parser, "analyse") else _pose_estimator(args, required=True)
     failures = 0
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         for photo in args.photos:
             try:
                 rgb = decode_rgb(photo.read_bytes(), source=str(photo))
-                pose = estimator.estimate(rgb)
-                parse = parser.parse(rgb)
+                if estimator is parser:
+                    pose, parse, problem = parser.analyse(rgb)
+                    if parse is None:
+                        raise ParsingError(problem)
+                    if problem:
+                        print(f"{photo}: warning: a try-on would refuse it ({problem})", file=sys.stderr)
+                else:
+                    pose, parse = estimator.estimate(rgb), parser.parse(rgb)
             except (ImageError, PoseEstimationError, ParsingError) as exc:
                 print(f"{photo}: skipped ({exc})", file=sys.stderr)
                 failures += 1
@@ -275,9 +282,9 @@ def prepare_people(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"{exc.filename}: {exc.strerror}") from None
     finally:
-        estimator.close()
-        if hasattr(parser, "close"):
-            parser.close()
+        for source in {id(estimator): estimator, id(parser): parser}.values():
+            if hasattr(source, "close"):
+                source.close()
     return 1 if failures else 0
 
 
