@@ -309,7 +309,8 @@ class Ingress:
         image_png = encode_png(inpainted.image)
         if form.response == "image":
             return Response(image_png, media_type="image/png", headers=headers)
-        body = {"request_id": request_id, "version": version.name, "image": png_base64(image_png), "seed": form.seed, "steps": steps,
+        body = {"request_id": request_id, "version": version.name, "image": png_base64(image_png), "seed": form.seed,
+                "steps": steps,
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
                 "timings": timings, "size": {"height": height, "width": width},
                 "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),

@@ -113,8 +113,9 @@ def test_feedback_for_1000_simulated_requests_gives_the_report(ab_service):
 
     # Real try-ons carry a request id; feedback names it; a request that names its version is counted apart; every
     # routed request is copied to the shadow version too.
-    assert httpx.put(f"{ab_service}/v1/ab/experiment", headers=ADMIN, timeout=TIMEOUT_S, json={
-        "experiment": "live-1", "weights": {"default": 1}, "shadow": {"version": "fast", "share": 1.0}}).status_code == 200
+    started = httpx.put(f"{ab_service}/v1/ab/experiment", headers=ADMIN, timeout=TIMEOUT_S, json={
+        "experiment": "live-1", "weights": {"default": 1}, "shadow": {"version": "fast", "share": 1.0}})
+    assert started.status_code == 200, started.text
     answers = [httpx.post(f"{ab_service}/v1/tryon", files=example_files(), timeout=TIMEOUT_S, data=data,
                           headers={"X-User-Id": "shopper-1"})
                for data in ({"steps": "1"}, {"steps": "1", "version": "fast", "response": "json"})]
