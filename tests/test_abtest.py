@@ -129,3 +129,19 @@ def test_report_without_a_planted_difference_finds_none(tmp_path):
     simulated_experiment(log, "null", {"default": 0.15, "fast": 0.15}, 500, "kept")
     test = experiment_report(log, "null", ("default", "fast"))["tests"]["kept"]["fast"]
     assert test["ztest"]["p_value"] > 0.5 and not test["ztest"]["significant"] and not test["msprt"]["significant"]
+
+
+def test_kgi_ab_refuses_bad_arguments_and_says_when_the_service_is_away(capsys, monkeypatch):
+    from kgi.cli import main
+
+    monkeypatch.delenv("KGI_ADMIN_TOKEN", raising=False)
+    with pytest.raises(SystemExit):
+        main(["ab", "rollout", "fast", "--steps", "0.5,0.2"])  # shares must rise
+    assert "shares must rise" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ab", "weights", "default=lots"])
+    assert "expected VERSION=NUMBER" in capsys.readouterr().err
+    assert main(["ab", "--url", "http://127.0.0.1:9", "report"]) == 2
+    assert "does not answer" in capsys.readouterr().err
+    assert main(["ab", "--url", "http://127.0.0.1:9", "weights", "default=1"]) == 2  # no token: said before HTTP
+    assert "admin token" in capsys.readouterr().err
