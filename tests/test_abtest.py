@@ -65,6 +65,14 @@ def test_msprt_interval_covers_the_true_difference():
     assert covered / 300 >= 0.95
 
 
+def test_tiny_samples_give_no_verdict_and_intervals_stay_in_range():
+    assert two_proportion_ztest(1, 1, 0, 3).p_value < 0.05  # the approximation says so, but it does not hold
+    assert not two_proportion_ztest(1, 1, 0, 3).significant
+    for test in (two_proportion_ztest, msprt):
+        low, high = test(1, 1, 0, 3).interval
+        assert -1.0 <= low <= high <= 1.0
+
+
 def test_empty_versions_give_no_verdict():
     for test in (two_proportion_ztest, msprt):
         assert test(0, 0, 5, 10).p_value == 1.0 and not test(3, 10, 0, 0).significant
