@@ -153,3 +153,11 @@ def test_kgi_ab_refuses_bad_arguments_and_says_when_the_service_is_away(capsys, 
     assert "does not answer" in capsys.readouterr().err
     assert main(["ab", "--url", "http://127.0.0.1:9", "weights", "default=1"]) == 2  # no token: said before HTTP
     assert "admin token" in capsys.readouterr().err
+
+
+def test_experiment_writes_without_a_dashboard_say_how_to_get_one():
+    from deployments.experiments import ConfigWriteError, ServeConfigWriter
+
+    with pytest.raises(ConfigWriteError, match="not reachable at http://127.0.0.1:9.*RAY_DASHBOARD_ADDRESS") as failed:
+        ServeConfigWriter("kgi", address="http://127.0.0.1:9").write({"user_config": {"weights": {"default": 1}}})
+    assert failed.value.status == 503 and failed.value.code == "config_unavailable"
