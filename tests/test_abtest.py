@@ -65,6 +65,14 @@ def test_msprt_interval_covers_the_true_difference():
     assert covered / 300 >= 0.95
 
 
+def test_tiny_samples_give_no_verdict_and_intervals_stay_in_range():
+    assert two_proportion_ztest(1, 1, 0, 3).p_value < 0.05  # the approximation says so, but it does not hold
+    assert not two_proportion_ztest(1, 1, 0, 3).significant
+    for test in (two_proportion_ztest, msprt):
+        low, high = test(1, 1, 0, 3).interval
+        assert -1.0 <= low <= high <= 1.0
+
+
 def test_empty_versions_give_no_verdict():
     for test in (two_proportion_ztest, msprt):
         assert test(0, 0, 5, 10).p_value == 1.0 and not test(3, 10, 0, 0).significant
@@ -129,3 +137,27 @@ def test_report_without_a_planted_difference_finds_none(tmp_path):
     simulated_experiment(log, "null", {"default": 0.15, "fast": 0.15}, 500, "kept")
     test = experiment_report(log, "null", ("default", "fast"))["tests"]["kept"]["fast"]
     assert test["ztest"]["p_value"] > 0.5 and not test["ztest"]["significant"] and not test["msprt"]["significant"]
+
+
+def test_kgi_ab_refuses_bad_arguments_and_says_when_the_service_is_away(capsys, monkeypatch):
+    from kgi.cli import main
+
+    monkeypatch.delenv("KGI_ADMIN_TOKEN", raising=False)
+    with pytest.raises(SystemExit):
+        main(["ab", "rollout", "fast", "--steps", "0.5,0.2"])  # shares must rise
+    assert "shares must rise" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ab", "weights", "default=lots"])
+    assert "expected VERSION=NUMBER" in capsys.readouterr().err
+    assert main(["ab", "--url", "http://127.0.0.1:9", "report"]) == 2
+    assert "does not answer" in capsys.readouterr().err
+    assert main(["ab", "--url", "http://127.0.0.1:9", "weights", "default=1"]) == 2  # no token: said before HTTP
+    assert "admin token" in capsys.readouterr().err
+
+
+def test_experiment_writes_without_a_dashboard_say_how_to_get_one():
+    from deployments.experiments import ConfigWriteError, ServeConfigWriter
+
+    with pytest.raises(ConfigWriteError, match="not reachable at http://127.0.0.1:9.*RAY_DASHBOARD_ADDRESS") as failed:
+        ServeConfigWriter("kgi", address="http://127.0.0.1:9").write({"user_config": {"weights": {"default": 1}}})
+    assert failed.value.status == 503 and failed.value.code == "config_unavailable"

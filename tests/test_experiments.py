@@ -4,7 +4,7 @@ The experiment is the Ingress's ``user_config``: a weight change reaches both re
 any deployment; a replica killed comes back with the same weights. Feedback for 1000 simulated requests gives the
 report's exact counts and finds the planted difference only; a canary whose replica fails half its requests is
 rolled back by ``kgi ab rollout``. The tests share the session's ``service`` (conftest.py): the module scales its
-Ingress to two replicas through Serve's REST API and puts the Ingress's options back at the end.
+Ingress to two replicas through Serve's REST API and puts the experiment back at the end.
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def ab_service(service: str):
-    """The shared service with two Ingress replicas (a lightweight config update: nothing else restarts)."""
+    """The shared service with two Ingress replicas (a lightweight config update: nothing else restarts). The
+    experiment is put back at the end; the second replica stays (no other test depends on their number, and
+    stopping it would cost the suite a graceful shutdown)."""
     writer = ServeConfigWriter(APP)
-    original = writer.options()
+    experiment = writer.options().get("user_config")
     writer.write({"num_replicas": 2, "autoscaling_config": None}, timeout_s=600)  # a replica start: slow on 2 cores
     assert len(replicas()["Ingress"]) == 2
     yield service
-    writer.write({**dict.fromkeys(writer.options()), **original}, timeout_s=600)  # experiment, replicas as they were
+    writer.write({"user_config": experiment})
 
 
 def replicas() -> dict[str, set[str]]:
@@ -113,8 +115,9 @@ def test_feedback_for_1000_simulated_requests_gives_the_report(ab_service):
 
     # Real try-ons carry a request id; feedback names it; a request that names its version is counted apart; every
     # routed request is copied to the shadow version too.
-    assert httpx.put(f"{ab_service}/v1/ab/experiment", headers=ADMIN, timeout=TIMEOUT_S, json={
-        "experiment": "live-1", "weights": {"default": 1}, "shadow": {"version": "fast", "share": 1.0}}).status_code == 200
+    started = httpx.put(f"{ab_service}/v1/ab/experiment", headers=ADMIN, timeout=TIMEOUT_S, json={
+        "experiment": "live-1", "weights": {"default": 1}, "shadow": {"version": "fast", "share": 1.0}})
+    assert started.status_code == 200, started.text
     answers = [httpx.post(f"{ab_service}/v1/tryon", files=example_files(), timeout=TIMEOUT_S, data=data,
                           headers={"X-User-Id": "shopper-1"})
                for data in ({"steps": "1"}, {"steps": "1", "version": "fast", "response": "json"})]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -41,9 +42,16 @@ def _example_curl(url: str) -> str:
             f"     -F pose=@person_keypoints.json -F parse=@person_parse.png {url}/v1/tryon")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def run(args: argparse.Namespace) -> int:
     from deployments.app import BUILDER_IMPORT_PATH, DeployError, deploy, load_serve_config
     from deployments.config import parse_app_args
+    from deployments.experiments import DASHBOARD_ADDRESS_ENV
 
     if not args.config.is_file():
         raise CommandError(f"--config: {args.config} does not exist")
@@ -58,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    # The dashboard serves Serve's REST API: PUT /v1/ab/weights rewrites the experiment through it.
-    ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+    # The dashboard serves Serve's REST API: PUT /v1/ab/weights rewrites the experiment through it. Its port is
+    # chosen here, so the replicas are told this cluster's dashboard, not another one's on 8265.
+    dashboard_port = _free_port()
+    ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
+             runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: f"http://127.0.0.1:{dashboard_port}"}})
     try:
         print(f"deploying {args.config} (first start takes a minute: every stage loads its models) ...", flush=True)
         deploy(config)

@@ -26,6 +26,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from kgi.abtest import CanaryLimits, canary_breach, simulate_peeking
@@ -154,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
               + ("" if result.msprt_median_stop is None else
                  f" (median stop at {result.msprt_median_stop:.0f} per version)"))
     elif args.action == "report":
-        query = "&".join(f"{key}={value}" for key, value in (("experiment", args.experiment),
-                                                              ("baseline", args.baseline)) if value)
+        query = urllib.parse.urlencode({key: value for key, value in (("experiment", args.experiment),
+                                                                       ("baseline", args.baseline)) if value})
         report = service.call("GET", "/v1/ab/report" + (f"?{query}" if query else ""))
         print(json.dumps(report, indent=2) if args.json else format_report(report))
     else:
@@ -166,9 +167,19 @@ def run(args: argparse.Namespace) -> int:
 
 def rollout(service: Service, candidate: str, steps: tuple[float, ...], interval_s: float, poll_s: float,
             limits: CanaryLimits) -> int:
-    """Ramp ``candidate`` through ``steps``; 0 when it reached the last one, 1 when it was rolled back."""
-    summary = service.call("GET", "/v1/ab")
-    original = summary["weights"]
+    """Ramp ``candidate`` through ``steps``; 0 when it reached the last one, 1 when it was rolled back. Ctrl-C
+    rolls back too (a ramp nobody watches any more goes back to where it started)."""
+    original = service.call("GET", "/v1/ab")["weights"]
+    try:
+        return _ramp(service, candidate, original, steps, interval_s, poll_s, limits)
+    except KeyboardInterrupt:
+        service.call("PUT", "/v1/ab/weights", {"weights": original}, admin=True)
+        print(f"interrupted: rolled back to {_format_weights(original)}", flush=True)
+        raise
+
+
+def _ramp(service: Service, candidate: str, original: dict[str, float], steps: tuple[float, ...],
+          interval_s: float, poll_s: float, limits: CanaryLimits) -> int:
     if candidate not in original:
         raise CommandError(f"{candidate!r} is not served; served versions are {list(original)}")
     others = {name: weight for name, weight in original.items() if name != candidate}
@@ -184,7 +195,8 @@ def rollout(service: Service, candidate: str, steps: tuple[float, ...], interval
         start = time.monotonic()
         while True:
             time.sleep(poll_s)
-            report = service.call("GET", f"/v1/ab/report?since={since}&experiment={applied['experiment']}")
+            query = urllib.parse.urlencode({"since": since, "experiment": applied["experiment"]})
+            report = service.call("GET", f"/v1/ab/report?{query}")
             routed = report["versions"][candidate]["routed"] or {"requests": 0, "errors": 0, "latency_s": {}}
             p95 = routed["latency_s"].get("p95")
             breach = canary_breach(routed["requests"], routed["errors"], p95, limits)
