@@ -39,9 +39,9 @@ SEGMENT_NODE_INDEX = torch.tensor(
 _PASTE_RANK = torch.tensor([WARP_PASTE_ORDER.index(name) for name in SEGMENT_NAMES])
 # Ridge on the spline's affine block: keeps the system solvable when a segment's points are collinear.
 _AFFINE_RIDGE = 1e-9
-# Rows at which the splines and segment polygons are evaluated before being upsampled to the image: both are
-# smooth at that scale (a spline is, a polygon's edge is upsampled bilinearly and thresholded), and evaluating
-# them at 1024 rows cost 16x the time for no visible difference (``warp_five_segments``).
+# Rows at which the splines are evaluated (and the five-segment warp chooses each pixel's segment) before being
+# upsampled to the image: a spline is smooth at that scale, and evaluating it at 1024 rows cost 16x the time
+# for no visible difference (``warp_five_segments``).
 GEOMETRY_HEIGHT = 256
 # How far (a fraction of the image height) the backbone may reach beyond its polygon to fill the gaps the
 # polygons leave between the torso and the sleeves (see ``warp_five_segments``).
@@ -162,24 +162,15 @@ def upsampled_tps_grid(target_pts: torch.Tensor, source_pts: torch.Tensor, heigh
     return grid.permute(0, 2, 3, 1).contiguous()  # (B, 2, H, W) -> (B, H, W, 2)
 
 
-def upsampled_polygon_masks(points: torch.Tensor, height: int, width: int, shrink_px: float,
-                            grow: torch.Tensor | None = None, geometry_height: int = GEOMETRY_HEIGHT
-                            ) -> torch.Tensor:
-    """``kgi.drawing.polygon_masks`` rasterised at ``geometry_height`` rows (the margin scaled with it) and
-    upsampled to (B, 1, H, W) {0, 1}: bilinear, thresholded at one half, so edges stay straight to a pixel.
-
-    ``grow``: optional (B,) bool, polygons dilated by ``BACKBONE_REACH`` of the height instead of shrunk.
-    """
-    scale = min(geometry_height / height, 1.0)
-    small_height, small_width = round(height * scale), round(width * scale)
-    masks = polygon_masks(points, small_height, small_width, shrink_px * scale)
-    if grow is not None and grow.any():
-        reach = max(round(BACKBONE_REACH * small_height), 1)
-        grown = F.max_pool2d(polygon_masks(points[grow], small_height, small_width), 2 * reach + 1, 1, reach)
-        masks[grow] = grown
-    if scale == 1.0:
-        return masks
-    return (F.interpolate(masks, size=(height, width), mode="bilinear", align_corners=False) > 0.5).float()
+def _segment_polygons(points: torch.Tensor, height: int, width: int, shrink_px: float, grow: torch.Tensor
+                      ) -> torch.Tensor:
+    """``kgi.drawing.polygon_masks`` (B, 1, H, W) {0, 1}, those with ``grow`` (B,) bool dilated by
+    ``BACKBONE_REACH`` of the height instead of shrunk."""
+    masks = polygon_masks(points, height, width, shrink_px)
+    if grow.any():
+        reach = max(round(BACKBONE_REACH * height), 1)
+        masks[grow] = F.max_pool2d(polygon_masks(points[grow], height, width), 2 * reach + 1, 1, reach)
+    return masks
 
 
 def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> None:
@@ -269,8 +260,9 @@ def warp_five_segments(
     The five splines of the whole batch are fitted in one solve (B * 5 systems) at ``GEOMETRY_HEIGHT`` rows,
     where the segment each pixel shows is chosen (steps 2-3); the garment is then sampled once at the image's
     size, each pixel through its segment's upsampled spline (at 1024 rows: a fifth of the sampling, and the
-    segment masks and polygons never exist at full size). The outline stays the full-size garment mask's. Arguments are those of
-    ``warp_single_tps``; ``shrink_px`` is the polygon margin, None for KGI's 1 pixel per 1024 rows.
+    segment masks and polygons never exist at full size). The outline stays the full-size garment mask's.
+    Arguments are those of ``warp_single_tps``; ``shrink_px`` is the polygon margin, None for KGI's 1 pixel
+    per 1024 rows.
     Returns a ``WarpResult`` whose ``segment_masks`` has the five segments' visible pixels.
     """
     _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
@@ -292,7 +284,7 @@ def warp_five_segments(
     small_masks = (F.grid_sample(stacked_usable, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
                    > 0.5).float()  # (B*5, 1, h, w)
     grow = torch.tensor([name == "backbone" for name in SEGMENT_NAMES], device=cloth.device).repeat(batch)
-    polygons = upsampled_polygon_masks(target_polygons, *small_size, shrink_px * scale, grow)
+    polygons = _segment_polygons(target_polygons, *small_size, shrink_px * scale, grow)
     small_segments = (small_masks * polygons).view(batch, num_segments, *small_size)
     if upper_mask is not None:
         small_segments = small_segments * (F.interpolate(upper_mask, size=small_size, mode="area") > 0).float()
