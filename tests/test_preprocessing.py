@@ -639,17 +639,18 @@ def test_service_takes_the_annotations_when_sent_and_computes_the_parse_when_not
     given = post_tryon(preprocess_service, uploads)
     assert given.status_code == 200, given.text
     assert given.json()["estimated"] == []
+    # local.yaml tries on at the photo's own resolution: the genuine 1024x768 photo's parse comes back as sent.
     np.testing.assert_array_equal(b64decode_png(given.json()["stages"]["parse"], decode_labels),
-                                  resize_labels(decode_labels(uploads.parse, source="parse"), HEIGHT, WIDTH))
+                                  decode_labels(uploads.parse, source="parse"))
 
     parsed = post_tryon(preprocess_service, replace(uploads, parse=None))
     assert parsed.status_code == 200, parsed.text
     body = parsed.json()
     assert body["estimated"] == ["parse"]
     parse = b64decode_png(body["stages"]["parse"], decode_labels)
-    assert parse.shape == (HEIGHT, WIDTH) and parse.max() < NUM_CIHP
+    assert parse.shape == (1024, 768) and parse.max() < NUM_CIHP
     # The parse is the configured parser's, on the same photo (geometry and labels of the shipped parser).
-    expected = resize_labels(SynthParser().parse(decode_rgb(uploads.person, source="person")), HEIGHT, WIDTH)
+    expected = SynthParser().parse(decode_rgb(uploads.person, source="person"))
     assert (parse == expected).mean() > 0.99
     np.testing.assert_allclose(body["stages"]["pose"], given.json()["stages"]["pose"])  # the sent pose, both times
 
@@ -669,7 +670,7 @@ def test_service_with_person_and_garment_only(preprocess_service, vitonhd_sample
     assert body["estimated"] == ["parse", "pose"]
     openpose = parse_openpose(genuine_uploads(vitonhd_sample).pose)
     estimated = np.asarray(body["stages"]["pose"], np.float32)
-    assert_close_to_openpose(estimated, openpose * [HEIGHT / 1024, HEIGHT / 1024, 1], HEIGHT)
+    assert_close_to_openpose(estimated, openpose, 1024)  # at the photo's own resolution (local.yaml)
 
 
 # --- kgi prep eval ----------------------------------------------------------------------------------------------------
