@@ -142,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{person}_{garment}"
         files = pair_files(dataset, person, garment)
         results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)
-        print(f"| {name} | {scores['size_ok']} | {scores.get('garment_painted', float('nan')):.1%} | "
-              f"{scores.get('painted_of_photo', float('nan')):.1%} | {scores.get('old_garment_left', float('nan')):.2%} "
-              f"({scores.get('old_garment_kept', float('nan')):.2%}) | {scores.get('painted_sharpness', float('nan')):.2f} |",
-              flush=True)
+        shown = {key: scores.get(key, float("nan")) for key in ("garment_painted", "painted_of_photo",
+                                                                "old_garment_left", "old_garment_kept",
+                                                                "painted_sharpness")}
+        print(f"| {name} | {scores['size_ok']} | {shown['garment_painted']:.1%} | {shown['painted_of_photo']:.1%} | "
+              f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}) | "
+              f"{shown['painted_sharpness']:.2f} |", flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():

@@ -91,7 +91,8 @@ def test_stage_two_output_pickles_its_tensors_as_out_of_band_arrays():
 def genuine_files(root: Path, garment: str = "06396_00") -> dict[str, Path]:
     test = root / "test"
     return {"person": test / "image" / "00006_00.jpg", "garment": test / "cloth" / f"{garment}.jpg",
-            "pose": test / "openpose_json" / "00006_00_keypoints.json", "parse": test / "image-parse-v3" / "00006_00.png",
+            "pose": test / "openpose_json" / "00006_00_keypoints.json",
+            "parse": test / "image-parse-v3" / "00006_00.png",
             "cloth_mask": test / "cloth-mask" / f"{garment}.jpg"}
 
 
@@ -113,7 +114,8 @@ def test_stages_dir_writes_each_stage_at_the_photo_size(vitonhd_sample, tmp_path
     parser = argparse.ArgumentParser()
     tryon.add_arguments(parser)
     assert tryon.run(parser.parse_args([str(argument) for argument in arguments])) == 0
-    assert {"result.png", "warped_garment.png", "keep_mask.png", "target_parse.png"} <= {p.name for p in stages.iterdir()}
+    written = {path.name for path in stages.iterdir()}
+    assert {"result.png", "warped_garment.png", "keep_mask.png", "target_parse.png"} <= written
     photo = np.asarray(Image.open(files["person"]))
     result, warped = (np.asarray(Image.open(stages / name)) for name in ("result.png", "warped_garment.png"))
     keep, target = (Image.open(stages / name) for name in ("keep_mask.png", "target_parse.png"))

@@ -619,12 +619,10 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
 # --- the service over HTTP: person and garment only ----------------------------------------------------------------
 
 def one_version_with_the_pose_estimator_of_this_machine(config: dict) -> None:
-    """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only,
-    made at HEIGHT x WIDTH (what these tests compare the answer's stages with)."""
+    """local.yaml's sources, its pose estimator named explicitly when this machine has one; version "default" only."""
     (application,) = config["applications"]
     application["args"]["preprocess"]["pose"]["python"] = POSE_PYTHON
     keep_only_version(config, "default")
-    application["args"]["versions"]["default"]["working_height"] = HEIGHT
 
 
 @pytest.fixture(scope="module")
@@ -651,8 +649,9 @@ def test_service_takes_the_annotations_when_sent_and_computes_the_parse_when_not
     given = post_tryon(preprocess_service, uploads)
     assert given.status_code == 200, given.text
     assert given.json()["estimated"] == []
+    # local.yaml tries on at the photo's own resolution: the genuine 1024x768 photo's parse comes back as sent.
     np.testing.assert_array_equal(b64decode_png(given.json()["stages"]["parse"], decode_labels),
-                                  resize_labels(decode_labels(uploads.parse, source="parse"), HEIGHT, WIDTH))
+                                  decode_labels(uploads.parse, source="parse"))
 
     parsed = post_tryon(preprocess_service, replace(uploads, parse=None))
     if POSE_PYTHON is None:  # local.yaml's photo parser lives in the pose environment: without it, send 'parse'
@@ -662,10 +661,10 @@ def test_service_takes_the_annotations_when_sent_and_computes_the_parse_when_not
     body = parsed.json()
     assert body["estimated"] == ["parse"]
     parse = b64decode_png(body["stages"]["parse"], decode_labels)
-    assert parse.shape == (HEIGHT, WIDTH) and parse.max() < NUM_CIHP
+    assert parse.shape == (1024, 768) and parse.max() < NUM_CIHP
     # The parse is the configured parser's (the photo parser), on the same photo.
     photo_parser = make_parser("mediapipe", python=POSE_PYTHON)
-    expected = resize_labels(photo_parser.parse(decode_rgb(uploads.person, source="person")), HEIGHT, WIDTH)
+    expected = photo_parser.parse(decode_rgb(uploads.person, source="person"))
     photo_parser.close()
     assert (parse == expected).mean() > 0.99
     np.testing.assert_allclose(body["stages"]["pose"], given.json()["stages"]["pose"])  # the sent pose, both times
@@ -686,7 +685,7 @@ def test_service_with_person_and_garment_only(preprocess_service, vitonhd_sample
     assert body["estimated"] == ["parse", "pose"]
     openpose = parse_openpose(genuine_uploads(vitonhd_sample).pose)
     estimated = np.asarray(body["stages"]["pose"], np.float32)
-    assert_close_to_openpose(estimated, openpose * [HEIGHT / 1024, HEIGHT / 1024, 1], HEIGHT)
+    assert_close_to_openpose(estimated, openpose, 1024)  # at the photo's own resolution (local.yaml)
 
 
 @pytest.mark.slow

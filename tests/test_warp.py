@@ -13,7 +13,8 @@ from kgi.drawing import (
     polygon_masks,
 )
 from kgi.graphs import POSE_EDGES, WARP_PASTE_ORDER, WARP_SEGMENTS
-from kgi.warp import BACKBONE_REACH, SEGMENT_NAMES, WarpInputError, tps_sampling_grid, warp_five_segments, warp_single_tps
+from kgi.warp import (BACKBONE_REACH, SEGMENT_NAMES, WarpInputError, tps_sampling_grid, warp_five_segments,
+                      warp_single_tps)
 
 HEIGHT, WIDTH = 128, 96
 

@@ -284,7 +284,8 @@ function renderSingle(answer) {
     ["Version", answer.version], ["Seed", String(answer.seed)], ["Steps", String(answer.steps)],
     ["UNet evaluations", String(answer.unet_evaluations)], ["Batch size", String(answer.inpaint_batch_size)],
     ["Resolution", `${answer.size.width}\u00d7${answer.size.height}`],
-    ["Working size", `${answer.working_size.width}\u00d7${answer.working_size.height}`], ["Total", seconds(timings.total)],
+    ["Working size", `${answer.working_size.width}\u00d7${answer.working_size.height}`],
+    ["Total", seconds(timings.total)],
   ].flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
   const tiles = STAGES.filter((stage) => typeof (answer.stages || {})[stage.key] === "string").map((stage) =>
     stageTile(stage.key, answer.stages[stage.key], stage.title,
