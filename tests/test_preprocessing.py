@@ -27,8 +27,7 @@ from deployments.errors import RequestError, error_response
 from deployments.preprocess import Preprocess
 from kgi.cli import CommandError
 from kgi.commands import prep, tryon
-from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb, encode_palette_png, encode_png, \
-    resize_labels
+from kgi.data.images import ImageError, decode_gray, decode_labels, decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE, NUM_CIHP, to_parse13
 from kgi.data.pose import PoseError, openpose_json, parse_openpose
 from kgi.data.sample import TryOnSample
