@@ -47,7 +47,8 @@ def genuine_result(vitonhd_sample):
 def test_keypoints_on_the_genuine_person_beat_the_geometric_transfer(genuine_result):
     sample, result = genuine_result
     height, width = sample.size
-    truth = torch.from_numpy(worn_garment_keypoints(sample.parse, sample.pose).keypoints / [width, height]).float()[None]
+    worn = worn_garment_keypoints(sample.parse, sample.pose).keypoints
+    truth = torch.from_numpy(worn / [width, height]).float()[None]
     predicted = torch.from_numpy(result.garment_keypoints / [width, height]).float()[None]
     baseline = geometric_transfer(torch.from_numpy(sample.cloth_keypoints / [width, height]).float()[None],
                                   torch.from_numpy(sample.pose_nodes)[None])
