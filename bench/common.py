@@ -403,7 +403,7 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     Args:
         version_dir: the model version folder all of the file's versions serve (an absolute path in the config,
             so ``models_dir`` stays the repository's ``models/`` for everything else the file names).
-        working_height: requests' working resolution (the file's is 256).
+        working_height: requests' working resolution (the file's is the photo's own, up to 1024 rows).
         port: HTTP port.
         inpaint_user_config: replaces every ``Inpaint-*`` deployment's batching ``user_config`` when given.
         inpaint_replicas: every ``Inpaint-*`` deployment runs this many replicas instead of autoscaling, when given.

@@ -132,8 +132,8 @@ def gpu_serve_config(version_dir: Path, height: int, port: int) -> dict:
         if deployment["name"].startswith("Inpaint-"):
             deployment.update(ray_actor_options={"num_cpus": 1, "num_gpus": 0.5},
                               max_ongoing_requests=2 * INPAINT_BATCH["max_batch_size"], max_queued_requests=1024)
-        else:
-            deployment["num_replicas"] = CPU_STAGE_REPLICAS.get(deployment["name"], deployment["num_replicas"])
+        elif deployment["name"] in CPU_STAGE_REPLICAS:
+            deployment["num_replicas"] = CPU_STAGE_REPLICAS[deployment["name"]]
         if deployment["name"] == "Ingress":
             deployment["max_ongoing_requests"] = 1024
             deployment["max_queued_requests"] = 2048
