@@ -60,8 +60,10 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 CHIN = 152
 BROWS = (105, 66, 107, 336, 296, 334)  # the eyebrows' upper edge
-# Face mesh points on the cheeks and forehead: bare skin, away from eyes, brows, lips and hair.
-SKIN_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425), (108, 151, 337, 9))
+# Face mesh points on the cheeks and forehead: bare skin, away from eyes, brows and lips. The cheeks are never
+# under hair; the forehead may be (a fringe), so the fringe is judged against the cheeks alone.
+CHEEK_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425))
+SKIN_PATCHES = (*CHEEK_PATCHES, (108, 151, 337, 9))
 
 # Skin: Mahalanobis distance (Lab) to the face's colour below which a pixel is skin; lightness spread widened.
 SKIN_DISTANCE = 3.0
@@ -72,7 +74,9 @@ HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
-FOREHEAD_SKIN = 2.5  # above the brows, a pixel farther than this from the face's colour is hair (a fringe)
+# Above the brows, a pixel farther than FRINGE_DISTANCE from the cheeks' colour and FRINGE_TEXTURE times as
+# detailed is hair (a fringe).
+FRINGE_DISTANCE, FRINGE_TEXTURE = 3.0, 3.0
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
@@ -234,8 +238,12 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         for patch in SKIN_PATCHES:
             cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
         face_skin = patches.astype(bool)
+        patches[:] = 0
+        for patch in CHEEK_PATCHES:
+            cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
+        cheeks = patches.astype(bool)
     else:
-        face_skin = np.zeros(shape, bool)
+        face_skin = cheeks = np.zeros(shape, bool)
     samples = lab[face_skin]
     if len(samples) < 20:  # no face found: a generic skin colour (Lab of a medium skin tone)
         samples = np.array([[160.0, 145.0, 145.0]]) + np.random.default_rng(0).normal(0, 8, (200, 3))
@@ -285,7 +293,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         hairlike = margin > 0
         if face is not None:
             brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
-            fringe = face_region & (rows < brows_y) & ((margin > FRINGE_MARGIN) | (skin_distance > FOREHEAD_SKIN))
+            fringe = _fringe(lab, face_region & (rows < brows_y), cheeks, hair, sigma)
             hair |= fringe
             face_region &= ~fringe
             # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
@@ -353,6 +361,25 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         labels[lower] = SKIRT
     _label_shoes(labels, marks, garment, limb)
     return _drop_specks(labels, person, MIN_PART_FRACTION * person.sum())
+
+
+def _fringe(lab: np.ndarray, forehead: np.ndarray, cheeks: np.ndarray, hair: np.ndarray, sigma: float
+            ) -> np.ndarray:
+    """(H, W) bool: the pixels of ``forehead`` (the face outline above the brows) under a fringe: unlike the
+    cheeks' skin in colour (farther than FRINGE_DISTANCE from their colour model) and in texture (strands: fine
+    detail FRINGE_TEXTURE times the cheeks'), both smoothed over ``sigma`` pixels, and joined to the ``hair``."""
+    if cheeks.sum() < 20 or not forehead.any():
+        return np.zeros(forehead.shape, bool)
+    distance = cv2.GaussianBlur(_skin_model(lab, lab[cheeks])[0], (0, 0), sigma)
+    lightness = lab[..., 0]
+    detail = cv2.GaussianBlur(np.abs(lightness - cv2.GaussianBlur(lightness, (0, 0), 1.0)), (0, 0), sigma)
+    texture = detail / max(float(np.median(detail[cheeks])), 0.5)
+    fringe = forehead & (distance > FRINGE_DISTANCE) & (texture > FRINGE_TEXTURE)
+    count, components = cv2.connectedComponents((fringe | hair).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[np.unique(components[hair])] = True
+    joined[0] = False
+    return fringe & joined[components]
 
 
 def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
