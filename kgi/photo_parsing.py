@@ -242,6 +242,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         for patch in CHEEK_PATCHES:
             cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
         cheeks = patches.astype(bool)
+        cheek_distance = _skin_model(lab, lab[cheeks])[0] if cheeks.sum() >= 20 else np.full(shape, 1e3, np.float32)
     else:
         face_skin = cheeks = np.zeros(shape, bool)
     samples = lab[face_skin]
@@ -283,6 +284,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     upper_seed |= garment & (arm_distance < limb) & (rows < hips[1] - 0.1 * torso)
     upper_hist = _histogram(quantised, upper_seed)
     hair_hist = _histogram(quantised, hair)
+    seeds = hair.copy()
     skin_hist = _histogram(quantised, face_skin)
     if hair_hist is not None:
         sigma = max(1.0, 0.006 * h)
@@ -293,7 +295,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         hairlike = margin > 0
         if face is not None:
             brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
-            fringe = _fringe(lab, face_region & (rows < brows_y), cheeks, hair, sigma)
+            fringe = _fringe(lab, quantised, face_region & (rows < brows_y), cheeks, cheek_distance, hair, hair_hist,
+                             sigma)
             hair |= fringe
             face_region &= ~fringe
             # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
@@ -312,6 +315,10 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         touching[np.unique(components[hair])] = True
         touching[0] = False
         hair |= touching[components] & candidates
+        if face is not None:
+            hair = _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, skin_distance, cheek_distance,
+                                face, head, shoulders, chin_y, face_width, torso)
+            face_region &= ~hair
     garment &= ~hair
     skin &= ~hair
 
@@ -328,6 +335,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
                        _hand_distance(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
+    bare |= (rows > chin_y) & (rows < shoulders[1]) & (_line_distance(shape, [head, shoulders]) < 0.5 * face_width)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
@@ -363,23 +371,54 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     return _drop_specks(labels, person, MIN_PART_FRACTION * person.sum())
 
 
-def _fringe(lab: np.ndarray, forehead: np.ndarray, cheeks: np.ndarray, hair: np.ndarray, sigma: float
-            ) -> np.ndarray:
+def _fringe(lab: np.ndarray, quantised: np.ndarray, forehead: np.ndarray, cheeks: np.ndarray,
+            cheek_distance: np.ndarray, hair: np.ndarray, hair_hist: np.ndarray, sigma: float) -> np.ndarray:
     """(H, W) bool: the pixels of ``forehead`` (the face outline above the brows) under a fringe: unlike the
     cheeks' skin in colour (farther than FRINGE_DISTANCE from their colour model) and in texture (strands: fine
     detail FRINGE_TEXTURE times the cheeks'), both smoothed over ``sigma`` pixels, and joined to the ``hair``."""
     if cheeks.sum() < 20 or not forehead.any():
         return np.zeros(forehead.shape, bool)
-    distance = cv2.GaussianBlur(_skin_model(lab, lab[cheeks])[0], (0, 0), sigma)
+    distance = cv2.GaussianBlur(cheek_distance, (0, 0), sigma)
     lightness = lab[..., 0]
     detail = cv2.GaussianBlur(np.abs(lightness - cv2.GaussianBlur(lightness, (0, 0), 1.0)), (0, 0), sigma)
     texture = detail / max(float(np.median(detail[cheeks])), 0.5)
-    fringe = forehead & (distance > FRINGE_DISTANCE) & (texture > FRINGE_TEXTURE)
+    cheek_hist = _histogram(quantised, cheeks)
+    hairlike = cv2.GaussianBlur((np.log(hair_hist[quantised]) - np.log(cheek_hist[quantised])).astype(np.float32),
+                                (0, 0), sigma) > 0
+    fringe = forehead & (distance > FRINGE_DISTANCE) & (texture > FRINGE_TEXTURE) & hairlike
     count, components = cv2.connectedComponents((fringe | hair).astype(np.uint8), connectivity=8)
     joined = np.zeros(count, bool)
     joined[np.unique(components[hair])] = True
     joined[0] = False
     return fringe & joined[components]
+
+
+def _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, skin_distance, cheek_distance, face, head,
+                 shoulders, chin_y, face_width, torso):
+    h, w = person.shape
+    rows = np.arange(h)[:, None]
+    x0, x1 = int(max(head[0] - 1.6 * face_width, 0)), int(min(head[0] + 1.6 * face_width, w))
+    y0, y1 = 0, int(min(shoulders[1] + 0.6 * torso, h))
+    mask = np.where(hair, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(0.08 * face_width)))
+    brows_y = face[list(BROWS), 1].max()
+    neck_core = (rows > chin_y + 0.05 * face_width) & (skin_distance < SKIN_DISTANCE) & \
+        (_line_distance(person.shape, [head, shoulders]) < 0.15 * face_width)
+    sure_not = ~person | upper_seed | cheeks | (inner.astype(bool) & (rows > brows_y)) | neck_core | \
+        (face_region & (cheek_distance < SKIN_DISTANCE))
+    far = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 0.12 * face_width
+    sure = seeds & far & (skin_distance > SKIN_DISTANCE) & person
+    mask[sure] = cv2.GC_FGD
+    mask[sure_not] = cv2.GC_BGD
+    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    if not ((box == cv2.GC_FGD).any() and (box == cv2.GC_BGD).any()):
+        return hair
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1, ::-1]), box, None, background, foreground, 3,
+                cv2.GC_INIT_WITH_MASK)
+    refined = hair.copy()
+    refined[y0:y1, x0:x1] = (box == cv2.GC_FGD) | (box == cv2.GC_PR_FGD)
+    return refined & person
 
 
 def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
