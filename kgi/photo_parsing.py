@@ -343,6 +343,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
             (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+        skin = _refine_skin(image, person, skin, skin_distance, face_region, hair, upper_seed | lower_seed)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -419,6 +420,27 @@ def _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, sk
     refined = hair.copy()
     refined[y0:y1, x0:x1] = (box == cv2.GC_FGD) | (box == cv2.GC_PR_FGD)
     return refined & person
+
+
+def _refine_skin(image, person, skin, skin_distance, face_region, hair, garment_seed):
+    ys, xs = np.nonzero(person)
+    if len(ys) == 0:
+        return skin
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    mask = np.where(skin, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    core = cv2.erode((skin & (skin_distance < SKIN_DISTANCE)).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    mask[core] = cv2.GC_FGD
+    mask[~person | hair | (garment_seed & ~skin)] = cv2.GC_BGD
+    mask[face_region] = cv2.GC_BGD  # labelled already; kept out of the skin models (eyes, lips, brows)
+    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    if not ((box == cv2.GC_FGD).any() and (box == cv2.GC_BGD).any()):
+        return skin
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1, ::-1]), box, None, background, foreground, 2,
+                cv2.GC_INIT_WITH_MASK)
+    refined = np.zeros_like(skin)
+    refined[y0:y1, x0:x1] = (box == cv2.GC_FGD) | (box == cv2.GC_PR_FGD)
+    return refined & person & ~face_region & ~hair
 
 
 def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
