@@ -343,7 +343,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
             (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
-        skin = _refine_skin(image, person, skin, skin_distance, face_region, hair, upper_seed | lower_seed)
+        skin = _refine_skin(image, person, skin, skin_distance, face_region, hair, upper_seed | lower_seed,
+                            max(1, round(limb / 2)))
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -362,7 +363,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
     labels[lower] = PANTS
-    labels[skin] = _limbs_by_region(nearest, skin)[skin]
+    labels[skin] = _limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
     # Leg skin below a lower garment makes it a skirt (CIHP tells skirts from trousers; both are "bottom").
@@ -422,7 +423,7 @@ def _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, sk
     return refined & person
 
 
-def _refine_skin(image, person, skin, skin_distance, face_region, hair, garment_seed):
+def _refine_skin(image, person, skin, skin_distance, face_region, hair, garment_seed, reach):
     ys, xs = np.nonzero(person)
     if len(ys) == 0:
         return skin
@@ -430,7 +431,8 @@ def _refine_skin(image, person, skin, skin_distance, face_region, hair, garment_
     mask = np.where(skin, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     core = cv2.erode((skin & (skin_distance < SKIN_DISTANCE)).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     mask[core] = cv2.GC_FGD
-    mask[~person | hair | (garment_seed & ~skin)] = cv2.GC_BGD
+    near_skin = cv2.dilate(skin.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    mask[~person | hair | (garment_seed & ~near_skin)] = cv2.GC_BGD
     mask[face_region] = cv2.GC_BGD  # labelled already; kept out of the skin models (eyes, lips, brows)
     box = np.ascontiguousarray(mask[y0:y1, x0:x1])
     if not ((box == cv2.GC_FGD).any() and (box == cv2.GC_BGD).any()):
@@ -464,17 +466,20 @@ def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.
     return labels
 
 
-def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray) -> np.ndarray:
+def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray, chest_y: float) -> np.ndarray:
     """``nearest`` (H, W) part labels where, in each connected skin region most of whose limb pixels are nearest
-    an arm, the leg pixels go to that arm: fingers that reach down a thigh stay the hand's. (Not the other way:
-    a hand resting on a bare thigh joins the two regions, and stays a hand.)"""
+    an arm, the leg pixels and the torso pixels below ``chest_y`` go to that arm: fingers that reach down a thigh
+    or across the belly stay the hand's. (Not the other way: a hand resting on a bare thigh joins the two regions,
+    and stays a hand.)"""
     limbs = np.array([LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG])
     count, regions = cv2.connectedComponents(skin.astype(np.uint8), connectivity=8)
     on_limb = skin & np.isin(nearest, limbs)
     votes = np.zeros((count, len(limbs)), np.int64)  # region -> pixels nearest to each limb
     np.add.at(votes, (regions[on_limb], np.searchsorted(limbs, nearest[on_limb])), 1)
     majority = limbs[np.argmax(votes, axis=1)]
-    to_arm = on_limb & np.isin(nearest, limbs[2:]) & np.isin(majority[regions], limbs[:2])
+    below_chest = np.arange(skin.shape[0])[:, None] > chest_y
+    movable = skin & (np.isin(nearest, limbs[2:]) | (nearest == TORSO_SKIN) & below_chest)
+    to_arm = movable & (votes.sum(axis=1) > 0)[regions] & np.isin(majority[regions], limbs[:2])
     return np.where(to_arm, majority[regions], nearest).astype(np.uint8)
 
 
