@@ -352,7 +352,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         boundary = _boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
                                  hips[1] + 0.5 * torso, default=hips[1])
         prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
-        prior[arm_distance < limb] = np.maximum(prior[arm_distance < limb], 0)  # sleeves hang low
+        sleeves = _sleeves(parts, skin, marks, limb)
+        prior[sleeves] = np.maximum(prior[sleeves], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)
         sigma = max(1.0, 0.01 * h)
         score = cv2.GaussianBlur(score, (0, 0), sigma) / np.maximum(
@@ -481,6 +482,20 @@ def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray, chest_y: float) -> n
     movable = skin & (np.isin(nearest, limbs[2:]) | (nearest == TORSO_SKIN) & below_chest)
     to_arm = movable & (votes.sum(axis=1) > 0)[regions] & np.isin(majority[regions], limbs[:2])
     return np.where(to_arm, majority[regions], nearest).astype(np.uint8)
+
+
+def _sleeves(parts: dict[int, np.ndarray], skin: np.ndarray, marks: np.ndarray, limb: float) -> np.ndarray:
+    """(H, W) bool: where a sleeve may be: within ``limb`` of an arm's line, above the arm's highest skin (a
+    sleeve covers the arm from the shoulder down; below the first bare skin there is none), or above its
+    wrist when the arm shows no skin (a row is bare when more than half a limb's width of it is skin)."""
+    rows = np.arange(skin.shape[0])[:, None]
+    sleeves = np.zeros(skin.shape, bool)
+    for arm, wrist in ((LEFT_ARM, LEFT_WRIST), (RIGHT_ARM, RIGHT_WRIST)):
+        band = parts[arm] < limb
+        bare = np.nonzero((skin & band).sum(axis=1) > 0.5 * limb)[0]  # rows of a bare arm, not a lace's holes
+        end = bare.min() if len(bare) else marks[wrist, 1]
+        sleeves |= band & (rows < end)
+    return sleeves
 
 
 def _boundary_row(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float) -> float:
