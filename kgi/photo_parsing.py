@@ -79,6 +79,8 @@ NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
 FRINGE_DISTANCE, FRINGE_TEXTURE = 3.0, 3.0
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
+GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
@@ -316,8 +318,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         touching[0] = False
         hair |= touching[components] & candidates
         if face is not None:
-            hair = _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, skin_distance, cheek_distance,
-                                face, head, shoulders, chin_y, face_width, torso)
+            hair = _refine_hair(image, person, hair, seeds, face_region, upper_seed | cheeks, cheek_distance,
+                                skin_distance, face, head, shoulders, chin_y, face_width, torso)
             face_region &= ~hair
     garment &= ~hair
     skin &= ~hair
@@ -343,7 +345,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
             (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
-        skin = _refine_skin(image, person, skin, skin_distance, face_region, hair, upper_seed | lower_seed,
+        skin = _refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
                             max(1, round(limb / 2)))
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
@@ -396,54 +398,73 @@ def _fringe(lab: np.ndarray, quantised: np.ndarray, forehead: np.ndarray, cheeks
     return fringe & joined[components]
 
 
-def _refine_hair(image, person, hair, seeds, face_region, upper_seed, cheeks, skin_distance, cheek_distance, face, head,
-                 shoulders, chin_y, face_width, torso):
-    h, w = person.shape
-    rows = np.arange(h)[:, None]
-    x0, x1 = int(max(head[0] - 1.6 * face_width, 0)), int(min(head[0] + 1.6 * face_width, w))
-    y0, y1 = 0, int(min(shoulders[1] + 0.6 * torso, h))
-    mask = np.where(hair, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(0.08 * face_width)))
-    brows_y = face[list(BROWS), 1].max()
+def _refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
+                 not_hair: np.ndarray, cheek_distance: np.ndarray, skin_distance: np.ndarray, face: np.ndarray,
+                 head: np.ndarray, shoulders: np.ndarray, chin_y: float, face_width: float, torso: float
+                 ) -> np.ndarray:
+    """The hair around the head (a box from the image's top to the shoulders, three face widths wide), cut by
+    :func:`_graph_cut` from the colour-rule ``hair`` (probable), with as sure hair the ``seeds`` away from the
+    face and unlike skin, and as surely not hair: the background, ``not_hair`` (garment seeds, cheeks), the face
+    inside its outline below the brows, face pixels like the cheeks' skin, and the neck's core. (H, W) bool."""
+    height, width = person.shape
+    rows = np.arange(height)[:, None]
+    inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                      iterations=max(1, round(HAIR_FACE_MARGIN * face_width))).astype(bool)
     neck_core = (rows > chin_y + 0.05 * face_width) & (skin_distance < SKIN_DISTANCE) & \
         (_line_distance(person.shape, [head, shoulders]) < 0.15 * face_width)
-    sure_not = ~person | upper_seed | cheeks | (inner.astype(bool) & (rows > brows_y)) | neck_core | \
-        (face_region & (cheek_distance < SKIN_DISTANCE))
-    far = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 0.12 * face_width
-    sure = seeds & far & (skin_distance > SKIN_DISTANCE) & person
-    mask[sure] = cv2.GC_FGD
+    sure_not = ~person | not_hair | inner & (rows > face[list(BROWS), 1].max()) | neck_core | \
+        face_region & (cheek_distance < SKIN_DISTANCE)
+    away = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 1.5 * HAIR_FACE_MARGIN * face_width
+    mask = np.where(hair, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[seeds & away & (skin_distance > SKIN_DISTANCE) & person] = cv2.GC_FGD
     mask[sure_not] = cv2.GC_BGD
-    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
-    if not ((box == cv2.GC_FGD).any() and (box == cv2.GC_BGD).any()):
-        return hair
-    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1, ::-1]), box, None, background, foreground, 3,
-                cv2.GC_INIT_WITH_MASK)
-    refined = hair.copy()
-    refined[y0:y1, x0:x1] = (box == cv2.GC_FGD) | (box == cv2.GC_PR_FGD)
-    return refined & person
+    box = (0, int(min(shoulders[1] + 0.6 * torso, height)), int(max(head[0] - 1.6 * face_width, 0)),
+           int(min(head[0] + 1.6 * face_width, width)))
+    refined = _graph_cut(image, mask, box, iterations=3)
+    return hair if refined is None else refined & person
 
 
-def _refine_skin(image, person, skin, skin_distance, face_region, hair, garment_seed, reach):
+def _refine_skin(image: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_distance: np.ndarray,
+                 not_skin: np.ndarray, garment_seed: np.ndarray, reach: int) -> np.ndarray:
+    """The skin of the person's box cut by :func:`_graph_cut` from the colour-rule ``skin`` (probable): sure
+    skin where it is also near the face's colour (eroded), surely not skin: the background, ``not_skin`` (hair,
+    face: labelled already) and the garment seeds farther than ``reach`` pixels from skin. Shaded edges of arms
+    and legs, and fingers, join the skin where the colour rule missed them. (H, W) bool."""
     ys, xs = np.nonzero(person)
     if len(ys) == 0:
         return skin
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     mask = np.where(skin, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    core = cv2.erode((skin & (skin_distance < SKIN_DISTANCE)).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    mask[core] = cv2.GC_FGD
+    core = skin & (skin_distance < SKIN_DISTANCE)
+    mask[cv2.erode(core.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = cv2.GC_FGD
     near_skin = cv2.dilate(skin.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
-    mask[~person | hair | (garment_seed & ~near_skin)] = cv2.GC_BGD
-    mask[face_region] = cv2.GC_BGD  # labelled already; kept out of the skin models (eyes, lips, brows)
-    box = np.ascontiguousarray(mask[y0:y1, x0:x1])
-    if not ((box == cv2.GC_FGD).any() and (box == cv2.GC_BGD).any()):
-        return skin
+    mask[~person | not_skin | garment_seed & ~near_skin] = cv2.GC_BGD
+    refined = _graph_cut(image, mask, (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1), iterations=2)
+    return skin if refined is None else refined & person & ~not_skin
+
+
+def _graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], iterations: int
+               ) -> np.ndarray | None:
+    """OpenCV's GrabCut (colour mixtures of the two sides, cut along the image's edges) of ``image`` within
+    ``box`` (top, bottom, left, right), from ``mask`` (H, W) of cv2.GC_* labels, at GRAB_CUT_SCALE of the size
+    (the sure labels are kept at full size). Returns the (H, W) bool foreground (False outside the box), or None
+    when the box lacks sure pixels of either side."""
+    top, bottom, left, right = box
+    window = np.ascontiguousarray(mask[top:bottom, left:right])
+    if not ((window == cv2.GC_FGD).any() and (window == cv2.GC_BGD).any()):
+        return None
+    size = (max(1, round((right - left) * GRAB_CUT_SCALE)), max(1, round((bottom - top) * GRAB_CUT_SCALE)))
+    small = cv2.resize(window, size, interpolation=cv2.INTER_NEAREST)
+    if not ((small == cv2.GC_FGD).any() and (small == cv2.GC_BGD).any()):
+        return None
+    picture = cv2.resize(image[top:bottom, left:right], size, interpolation=cv2.INTER_AREA)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1, ::-1]), box, None, background, foreground, 2,
-                cv2.GC_INIT_WITH_MASK)
-    refined = np.zeros_like(skin)
-    refined[y0:y1, x0:x1] = (box == cv2.GC_FGD) | (box == cv2.GC_PR_FGD)
-    return refined & person & ~face_region & ~hair
+    cv2.grabCut(picture, small, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
+    chosen = ((small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)).astype(np.float32)
+    chosen = cv2.resize(chosen, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) > 0.5
+    chosen = np.where(window == cv2.GC_FGD, True, np.where(window == cv2.GC_BGD, False, chosen))
+    foreground_mask = np.zeros(mask.shape, bool)
+    foreground_mask[top:bottom, left:right] = chosen
+    return foreground_mask
 
 
 def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
