@@ -81,6 +81,7 @@ FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
 GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
+MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its colours from (else skipped)
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
@@ -447,17 +448,20 @@ def _graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, in
     """OpenCV's GrabCut (colour mixtures of the two sides, cut along the image's edges) of ``image`` within
     ``box`` (top, bottom, left, right), from ``mask`` (H, W) of cv2.GC_* labels, at GRAB_CUT_SCALE of the size
     (the sure labels are kept at full size). Returns the (H, W) bool foreground (False outside the box), or None
-    when the box lacks sure pixels of either side."""
+    when the box lacks sure pixels of either side, or pixels to learn either side's colours from."""
     top, bottom, left, right = box
     window = np.ascontiguousarray(mask[top:bottom, left:right])
     if not ((window == cv2.GC_FGD).any() and (window == cv2.GC_BGD).any()):
         return None
     size = (max(1, round((right - left) * GRAB_CUT_SCALE)), max(1, round((bottom - top) * GRAB_CUT_SCALE)))
     small = cv2.resize(window, size, interpolation=cv2.INTER_NEAREST)
-    if not ((small == cv2.GC_FGD).any() and (small == cv2.GC_BGD).any()):
+    sides = np.isin(small, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if not ((small == cv2.GC_FGD).any() and (small == cv2.GC_BGD).any()) or \
+            min(sides.sum(), (~sides).sum()) < MIN_GRAB_CUT_PIXELS:
         return None
     picture = cv2.resize(image[top:bottom, left:right], size, interpolation=cv2.INTER_AREA)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut starts its colour mixtures by k-means: the same photo, the same parse
     cv2.grabCut(picture, small, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
     chosen = ((small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)).astype(np.float32)
     chosen = cv2.resize(chosen, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) > 0.5
