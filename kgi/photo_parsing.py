@@ -117,6 +117,13 @@ def person_mask(rgb: np.ndarray, probability: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32 distance of each pixel to the nearest pixel of ``mask`` (1e6 everywhere for an empty one)."""
+    if not mask.any():
+        return np.full(mask.shape, 1e6, np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+
+
 def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.ndarray:
     """(H, W) float32 distance of each pixel to a polyline of (2,) pixel points."""
     canvas = np.full(shape, 255, np.uint8)
@@ -363,6 +370,15 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
             cv2.GaussianBlur(garment.astype(np.float32), (0, 0), sigma), 1e-3)
         upper = garment & (score > 0)
     lower = garment & ~upper
+    # No garment reaches above the chin: what the rules left there is the face's or the hair's rim, whichever is
+    # nearer.
+    above_chin = garment & (rows < chin_y)
+    if above_chin.any() and (face_region.any() or hair.any()):
+        to_face = _distance_to(face_region) <= _distance_to(hair)
+        face_region |= above_chin & to_face
+        hair |= above_chin & ~to_face
+        upper &= ~above_chin
+        lower &= ~above_chin
 
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
