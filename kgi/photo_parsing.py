@@ -71,6 +71,7 @@ SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the 
 # ... except within HAND_REACH limb widths of a hand's landmarks (and near the legs' lines below a skirt), where
 # skin may be farther and has a prior (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
 HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
+HAND_LENGTH = 2.0  # a hand ends this many times the wrist-to-finger-landmark distance from the wrist
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
@@ -134,9 +135,18 @@ def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.nda
 
 def _arm_distance(shape: tuple[int, int], marks: np.ndarray, shoulder: int, elbow: int, wrist: int,
                   hand: tuple[int, ...]) -> np.ndarray:
-    """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark."""
-    return np.minimum(_line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]]),
-                      _hand_distance(shape, marks, wrist, hand))
+    """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark; beyond the
+    wrist (along the forearm) no farther than HAND_LENGTH times the farthest finger landmark (1e6 there: the
+    thigh under a hanging hand is not the hand's)."""
+    distance = np.minimum(_line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]]),
+                          _hand_distance(shape, marks, wrist, hand))
+    reach = HAND_LENGTH * max(float(np.linalg.norm(marks[finger, :2] - marks[wrist, :2])) for finger in hand)
+    rows, columns = np.indices(shape, dtype=np.float32)
+    offset_x, offset_y = columns - marks[wrist, 0], rows - marks[wrist, 1]
+    forearm = marks[wrist, :2] - marks[elbow, :2]
+    beyond = (offset_x * forearm[0] + offset_y * forearm[1] > 0) & (np.hypot(offset_x, offset_y) > reach)
+    distance[beyond] = 1e6
+    return distance
 
 
 def _hand_distance(shape: tuple[int, int], marks: np.ndarray, wrist: int, hand: tuple[int, ...]) -> np.ndarray:
