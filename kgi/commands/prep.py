@@ -328,13 +328,13 @@ def evaluate(args: argparse.Namespace) -> int:
         alone.add(parse, sample.parse)
         per_person.append(f"  {sample.person_name}: mIoU {alone.miou:.3f}, upper {alone.iou((UPPER,)):.3f}, "
                           f"arms {alone.iou((LEFT_ARM, RIGHT_ARM)):.3f}")
-    masks = {name: iou for persons in roots for name, iou in garment_mask_ious(persons.storage, args.split,
-                                                                               args.limit).items()}
+    masks = [(name, iou) for persons in roots
+             for name, iou in garment_mask_ious(persons.storage, args.split, args.limit).items()]
     if estimator is not None:
         print(genuine_pose.line(f"{args.split} ({count} people)"))
-    ious = list(masks.values())
+    ious = [iou for _, iou in masks]
     print(f"cloth mask: mean IoU {np.mean(ious):.4f} over {len(ious)} garments (min {np.min(ious):.4f}); "
-          + ", ".join(f"{name} {iou:.4f}" for name, iou in masks.items()))
+          + ", ".join(f"{name} {iou:.4f}" for name, iou in masks))
     print("\n".join(genuine_parse.lines(f"parse {parser_name}: {args.split} ({count} people)") + per_person))
 
     if args.synth_people:
