@@ -415,13 +415,13 @@ def _fringe(lab: np.ndarray, quantised: np.ndarray, forehead: np.ndarray, cheeks
     """(H, W) bool: the pixels of ``forehead`` (the face outline above the brows) under a fringe: unlike the
     cheeks' skin in colour (farther than FRINGE_DISTANCE from their colour model) and in texture (strands: fine
     detail FRINGE_TEXTURE times the cheeks'), both smoothed over ``sigma`` pixels, and joined to the ``hair``."""
-    if cheeks.sum() < 20 or not forehead.any():
+    cheek_hist = _histogram(quantised, cheeks)
+    if cheek_hist is None or not forehead.any():  # cheeks too small to learn from: no fringe
         return np.zeros(forehead.shape, bool)
     distance = cv2.GaussianBlur(cheek_distance, (0, 0), sigma)
     lightness = lab[..., 0]
     detail = cv2.GaussianBlur(np.abs(lightness - cv2.GaussianBlur(lightness, (0, 0), 1.0)), (0, 0), sigma)
     texture = detail / max(float(np.median(detail[cheeks])), 0.5)
-    cheek_hist = _histogram(quantised, cheeks)
     hairlike = cv2.GaussianBlur((np.log(hair_hist[quantised]) - np.log(cheek_hist[quantised])).astype(np.float32),
                                 (0, 0), sigma) > 0
     fringe = forehead & (distance > FRINGE_DISTANCE) & (texture > FRINGE_TEXTURE) & hairlike
