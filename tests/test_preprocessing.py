@@ -153,8 +153,10 @@ def test_subprocess_pose_agrees_with_openpose_on_the_genuine_photo(vitonhd_sampl
         with pytest.raises(PoseEstimationError, match="no person"):
             estimator.estimate(np.full((200, 150, 3), 255, np.uint8))
         assert estimator.estimate(person)[1, 2] > 0  # the worker still answers after an error
+        assert estimator.cpu_seconds() > 0  # what it used (kgi bench parse reports it per call)
     finally:
         estimator.close()
+    assert estimator.cpu_seconds() is None  # the worker has gone
 
 
 @pytest.mark.skipif(HAS_MEDIAPIPE, reason="this interpreter has mediapipe")
