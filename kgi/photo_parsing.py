@@ -454,7 +454,7 @@ def _refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds:
     mask[sure_not] = cv2.GC_BGD
     box = (0, int(min(shoulders[1] + 0.6 * torso, height)), int(max(head[0] - 1.6 * face_width, 0)),
            int(min(head[0] + 1.6 * face_width, width)))
-    refined = _graph_cut(image, mask, box, iterations=3)
+    refined = _graph_cut(image, mask, box, iterations=2)
     return hair if refined is None else refined & person
 
 
