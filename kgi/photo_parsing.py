@@ -82,6 +82,7 @@ HAND_LENGTH = 2.0  # a hand ends this many times the wrist-to-finger-landmark di
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
+NECK_CORE = 0.3  # face widths either side of the neck's line where skin-coloured pixels are surely not hair
 # Above the brows, a pixel farther than FRINGE_DISTANCE from the cheeks' colour and FRINGE_TEXTURE times as
 # detailed is hair (a fringe).
 FRINGE_DISTANCE, FRINGE_TEXTURE = 3.0, 3.0
@@ -445,7 +446,7 @@ def _refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds:
     inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8),
                       iterations=max(1, round(HAIR_FACE_MARGIN * face_width))).astype(bool)
     neck_core = (rows > chin_y + 0.05 * face_width) & (skin_distance < SKIN_DISTANCE) & \
-        (_line_distance(person.shape, [head, shoulders]) < 0.15 * face_width)
+        (_line_distance(person.shape, [head, shoulders]) < NECK_CORE * face_width)
     sure_not = ~person | not_hair | inner & (rows > face[list(BROWS), 1].max()) | neck_core | \
         face_region & (cheek_distance < SKIN_DISTANCE)
     away = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 1.5 * HAIR_FACE_MARGIN * face_width
