@@ -108,7 +108,7 @@ def test_photo_parser_on_genuine_people(photo_parser):
     assert miou > MIN_MIOU and upper > MIN_UPPER and arms > MIN_ARMS, (miou, upper, arms)
 
 
-MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.818 / 0.879 / 0.606 on these 4 people
+MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.820 / 0.879 / 0.606 on these 4 people
 
 
 @needs_pose_python
