@@ -31,14 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from kgi.evaluation import Table
+from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR, LOCAL_SERVE_CONFIG, MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
 CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
-EXAMPLES_DIR = REPO / "examples"
-DEFAULT_VERSION = REPO / "models" / "default"
-LOCAL_SERVE_CONFIG = REPO / "platform" / "serve" / "local.yaml"
 SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
 
 
@@ -410,7 +408,7 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     """
     from deployments.app import load_serve_config
 
-    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=REPO / "models")
+    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=MODELS_DIR)
     (application,) = config["applications"]
     for version in application["args"]["versions"].values():
         version.update(path=str(Path(version_dir).absolute()), working_height=working_height)

@@ -21,18 +21,19 @@ import time
 from pathlib import Path
 
 from kgi.cli import CommandError
+from kgi.shipped import LOCAL_SERVE_CONFIG, MODELS_DIR
 
 HELP = "serve the try-on HTTP API on this machine (Ray Serve)"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "platform" / "serve" / "local.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+    parser.add_argument("--config", type=Path, default=LOCAL_SERVE_CONFIG,
                         help="Serve config file (default: %(default)s)")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: the config's, 8000)")
     parser.add_argument("--host", default=None, help="HTTP host (default: the config's, 127.0.0.1)")
     parser.add_argument("--models", type=Path, default=None,
-                        help="folder holding the model version folders (default: the config's models_dir)")
+                        help="folder holding the model version folders (default: the config's models_dir; with the "
+                             "default config, the shipped models/ folder)")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1,
                         help="logical CPUs of the local Ray cluster (default: this machine's, %(default)s)")
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise CommandError(f"--config: {args.config} does not exist")
     try:
-        config = load_serve_config(args.config, port=args.port, host=args.host, models_dir=args.models)
+        models_dir = MODELS_DIR if args.models is None and args.config == LOCAL_SERVE_CONFIG else args.models
+        config = load_serve_config(args.config, port=args.port, host=args.host, models_dir=models_dir)
         for application in config["applications"]:
             if application.get("import_path") == BUILDER_IMPORT_PATH:
                 parse_app_args(application["args"]).model_versions()  # fail here, not in a replica
