@@ -31,20 +31,18 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import ray
 import yaml
+from ray import serve
+from ray.util.state import list_actors
 
-ray = pytest.importorskip("ray")
+from deployments.app import deploy, load_serve_config
+from kgi.data.synth import generate
+from training.config import TrainConfig
+from training.job import read_history
+from training.shards import plan, write_shard
 
-from ray import serve  # noqa: E402
-from ray.util.state import list_actors  # noqa: E402
-
-from deployments.app import deploy, load_serve_config  # noqa: E402
-from kgi.data.synth import generate  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.job import read_history  # noqa: E402
-from training.shards import plan, write_shard  # noqa: E402
-
-from serving_support import CONFIGS, REPO, free_port, keep_only_version  # noqa: E402
+from serving_support import CONFIGS, REPO, free_port, keep_only_version
 
 pytestmark = pytest.mark.slow
 
