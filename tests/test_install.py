@@ -78,7 +78,8 @@ def test_wheel_runs_tryon_outside_the_checkout(vitonhd_sample: Path, tmp_path: P
     run([venv / "bin" / "kgi", "tryon", person, test / "cloth" / f"{GARMENT}.jpg", "-o", "out.png",
          "--pose", test / "openpose_json" / f"{PERSON}_keypoints.json",
          "--parse", test / "image-parse-v3" / f"{PERSON}.png"], elsewhere, timeout=900)
-    result, photo = decode_rgb((elsewhere / "out.png").read_bytes()), decode_rgb(person.read_bytes())
+    result = decode_rgb((elsewhere / "out.png").read_bytes(), source="result")
+    photo = decode_rgb(person.read_bytes(), source="person")
     assert result.shape == photo.shape
     # The garment region is repainted, the rest of the photo kept.
     changed = np.abs(result.astype(int) - photo).max(axis=2) > 40
