@@ -371,18 +371,28 @@ def ray_cluster(num_cpus: int | None = None) -> Iterator[None]:
 
     Replicas and workers get this checkout on their ``PYTHONPATH``. ``num_cpus`` defaults to
     ``max(4, cores)``: Ray's CPUs are reservations, and the Serve DAG and two training workers need 2 or more.
+    The dashboard runs on a free port (``$RAY_DASHBOARD_ADDRESS`` for the block): Serve configs deploy through it.
     """
     import ray
+
+    from deployments.experiments import DASHBOARD_ADDRESS_ENV
 
     if ray.is_initialized():
         yield
         return
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    dashboard_port = free_port()
+    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=dashboard_port, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    previous = os.environ.get(DASHBOARD_ADDRESS_ENV)
+    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"
     try:
         yield
     finally:
         ray.shutdown()
+        if previous is None:
+            os.environ.pop(DASHBOARD_ADDRESS_ENV)
+        else:
+            os.environ[DASHBOARD_ADDRESS_ENV] = previous
 
 
 def model_version(version_dir: Path, working_height: int = 256):

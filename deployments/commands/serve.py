@@ -68,14 +68,15 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    # The dashboard serves Serve's REST API: PUT /v1/ab/weights rewrites the experiment through it. Its port is
-    # chosen here, so the replicas are told this cluster's dashboard, not another one's on 8265.
+    # The dashboard serves Serve's REST API: the config is deployed and PUT /v1/ab/weights rewrites the experiment
+    # through it. Its port is chosen here, so the replicas are told this cluster's dashboard, not another one's.
     dashboard_port = _free_port()
+    dashboard = f"http://127.0.0.1:{dashboard_port}"
     ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-             runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: f"http://127.0.0.1:{dashboard_port}"}})
+             runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: dashboard}})
     try:
         print(f"deploying {args.config} (first start takes a minute: every stage loads its models) ...", flush=True)
-        deploy(config)
+        deploy(config, dashboard_address=dashboard)
         http = config["http_options"]
         host = http.get("host", "127.0.0.1")
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # bound to every interface: show a local one
