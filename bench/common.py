@@ -31,14 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from kgi.evaluation import Table
+from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR, LOCAL_SERVE_CONFIG, MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
 CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
-EXAMPLES_DIR = REPO / "examples"
-DEFAULT_VERSION = REPO / "models" / "default"
-LOCAL_SERVE_CONFIG = REPO / "platform" / "serve" / "local.yaml"
 SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
 
 
@@ -373,18 +371,28 @@ def ray_cluster(num_cpus: int | None = None) -> Iterator[None]:
 
     Replicas and workers get this checkout on their ``PYTHONPATH``. ``num_cpus`` defaults to
     ``max(4, cores)``: Ray's CPUs are reservations, and the Serve DAG and two training workers need 2 or more.
+    The dashboard runs on a free port (``$RAY_DASHBOARD_ADDRESS`` for the block): Serve configs deploy through it.
     """
     import ray
+
+    from deployments.experiments import DASHBOARD_ADDRESS_ENV
 
     if ray.is_initialized():
         yield
         return
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    dashboard_port = free_port()
+    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=dashboard_port, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    previous = os.environ.get(DASHBOARD_ADDRESS_ENV)
+    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"
     try:
         yield
     finally:
         ray.shutdown()
+        if previous is None:
+            os.environ.pop(DASHBOARD_ADDRESS_ENV)
+        else:
+            os.environ[DASHBOARD_ADDRESS_ENV] = previous
 
 
 def model_version(version_dir: Path, working_height: int = 256):
@@ -410,7 +418,7 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     """
     from deployments.app import load_serve_config
 
-    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=REPO / "models")
+    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=MODELS_DIR)
     (application,) = config["applications"]
     for version in application["args"]["versions"].values():
         version.update(path=str(Path(version_dir).absolute()), working_height=working_height)

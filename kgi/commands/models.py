@@ -27,10 +27,11 @@ from pathlib import Path
 import yaml
 
 from kgi.cli import CommandError
+from kgi.shipped import MODELS_DIR
 
 HELP = "model registry: list | show | push | pull versions (local folder or s3://)"
 REGISTRY_VARIABLE = "KGI_REGISTRY"
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_REGISTRY = MODELS_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
