@@ -384,10 +384,10 @@ class Ingress:
     async def ab_summary(self) -> dict:
         """The running experiment (as this replica applies it) and, per version, its served requests (routed and
         requested), errors (5xx), rejected (4xx) and p50/p95 latency, from the shared store."""
-        router, served = self._routing()
+        router, served_versions = self._routing()
         traffic = await self.store.traffic.remote(router.experiment)
         versions = {}
-        for name in served:
+        for name in served_versions:
             served = [traffic.get(name, {}).get(routing) for routing in (ROUTED, REQUESTED)]
             served = [entry for entry in served if entry]
             routed = traffic.get(name, {}).get(ROUTED) or {}
