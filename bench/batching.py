@@ -23,8 +23,10 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from ray import serve
 from tqdm.auto import tqdm
 
@@ -32,7 +34,7 @@ from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads,
                           positive_ints, pyplot, ray_cluster, version_argument, version_with_random_inpainter,
                           write_result)
 from bench.monolith import InProcessTryOn
-from deployments.stages import Inpaint
+from deployments.stages import Inpaint, ParseWarpOutput
 
 NAME = "batching"
 APP_NAME = "bench-batching"
@@ -65,16 +67,19 @@ def run_batch_size(version, stage_two, args, max_batch_size: int, images: int, s
         max_queued_requests=-1,
         ray_actor_options={"num_cpus": 1, "num_gpus": 1 if args.device == "cuda" else 0},
         user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": BATCH_WAIT_S})
-    handle = serve.run(deployment.bind(version, args.device, args.dtype, args.torch_threads), name=APP_NAME,
-                       route_prefix=None)
-    handle.inpaint.remote(stage_two, 0, steps).result()  # warm-up (and the reconfigure has landed)
-    before = Counter(handle.batch_size_counts.remote().result())
+    handle = serve.run(deployment.bind("~/.cache/kgi/registry", args.device, args.dtype, args.torch_threads),
+                       name=APP_NAME, route_prefix=None)
+    handle = handle.options(multiplexed_model_id=version.weights_id)
+    parse_warp = ParseWarpOutput(stage_two, np.zeros((1, 32, 2), np.float32), {})  # keypoints only pass through
+    sampler = replace(version.sampler, num_steps=steps)
+    handle.inpaint.remote(parse_warp, 0, version.name, sampler).result()  # warm-up (and the reconfigure has landed)
+    before = Counter(handle.batch_size_counts.remote().result().get(version.name, {}))
     start = time.perf_counter()
-    responses = [handle.inpaint.remote(stage_two, seed, steps) for seed in range(images)]
+    responses = [handle.inpaint.remote(parse_warp, seed, version.name, sampler) for seed in range(images)]
     outputs = [response.result() for response in tqdm(responses, desc=f"max_batch_size {max_batch_size}",
                                                          unit="img", leave=False)]
     elapsed = time.perf_counter() - start
-    formed = Counter(handle.batch_size_counts.remote().result())
+    formed = Counter(handle.batch_size_counts.remote().result()[version.name])
     formed.subtract(before)
     return {"max_batch_size": max_batch_size, "images": len(outputs), "elapsed_s": elapsed,
             "images_per_s": len(outputs) / elapsed,

@@ -38,6 +38,7 @@ RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
 CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
 SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
+INPAINT = "Inpaint"  # the deployment that inpaints every version
 
 
 class BenchmarkError(ValueError):
@@ -399,9 +400,8 @@ def model_version(version_dir: Path, working_height: int = 256):
     """A version folder as the Serve app sees it (``deployments.config.ModelVersion``), named "default"."""
     from deployments.config import parse_app_args
 
-    args = {"versions": {SERVED_VERSION: {"path": str(Path(version_dir).absolute()),
-                                          "working_height": working_height}}}
-    return parse_app_args(args).model_versions()[SERVED_VERSION]
+    versions = {SERVED_VERSION: {"path": str(Path(version_dir).absolute()), "working_height": working_height}}
+    return parse_app_args({}).resolve_versions(versions)[SERVED_VERSION]
 
 
 def local_serve_config(version_dir: Path, *, working_height: int, port: int,
@@ -413,17 +413,18 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
             so ``models_dir`` stays the repository's ``models/`` for everything else the file names).
         working_height: requests' working resolution (the file's is the photo's own, up to 1024 rows).
         port: HTTP port.
-        inpaint_user_config: replaces every ``Inpaint-*`` deployment's batching ``user_config`` when given.
-        inpaint_replicas: every ``Inpaint-*`` deployment runs this many replicas instead of autoscaling, when given.
+        inpaint_user_config: replaces the ``Inpaint`` deployment's batching ``user_config`` when given.
+        inpaint_replicas: the ``Inpaint`` deployment runs this many replicas instead of autoscaling, when given.
     """
     from deployments.app import load_serve_config
 
     config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=MODELS_DIR)
     (application,) = config["applications"]
-    for version in application["args"]["versions"].values():
+    (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
+    for version in ingress["user_config"]["versions"].values():
         version.update(path=str(Path(version_dir).absolute()), working_height=working_height)
     for deployment in application["deployments"]:
-        if not deployment["name"].startswith("Inpaint-"):
+        if deployment["name"] != INPAINT:
             continue
         if inpaint_user_config is not None:
             deployment["user_config"] = dict(inpaint_user_config)
@@ -442,12 +443,12 @@ class ServedDag:
 
     @property
     def inpaint_batching(self) -> dict:
-        """The batching ``user_config`` of the ``Inpaint-default`` deployment as deployed."""
-        (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == "Inpaint-default"]
+        """The batching ``user_config`` of the ``Inpaint`` deployment as deployed."""
+        (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == INPAINT]
         return dict(deployment["user_config"])
 
     def running_replicas(self, deployment: str) -> int:
-        """How many replicas of ``deployment`` (e.g. ``"Inpaint-default"``) are running now."""
+        """How many replicas of ``deployment`` (e.g. ``"Inpaint"``) are running now."""
         from ray import serve
 
         (application,) = self.config["applications"]

@@ -10,8 +10,8 @@ depend on their values) working at that resolution, in a copy of the model versi
   floating-point operations per evaluation are counted (``torch.utils.flop_counter``) and divided by the
   evaluation's time, then compared with the rate of a large bf16 matrix multiplication timed on the same card
   in the same run (the practical peak; the datasheet's dense bf16 rate is printed beside it when known).
-- **the DAG**: ``platform/serve/local.yaml`` with Inpaint on the GPU in bfloat16 (``num_gpus`` 0.5 for each
-  version's Inpaint, batches up to 32), more replicas of the CPU stages, the version's fast sampler (25 steps),
+- **the DAG**: ``platform/serve/local.yaml`` with Inpaint on the GPU in bfloat16 (one replica on the card serving
+  both versions, batches up to 32), more replicas of the CPU stages, the version's fast sampler (25 steps),
   under closed-loop HTTP load; images/s, latency, and the peak memory ``nvidia-smi`` reports for the card
   while it runs (CUDA contexts included).
 
@@ -31,15 +31,15 @@ from pathlib import Path
 
 import torch
 
-from bench.common import (LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop, example_form, free_port,
-                          local_serve_config, model_version, out_dir, positive_ints, ray_cluster, send_one,
-                          version_argument, version_with_random_inpainter, write_result)
+from bench.common import (INPAINT, LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop,
+                          example_form, free_port, local_serve_config, model_version, out_dir, positive_ints,
+                          ray_cluster, send_one, version_argument, version_with_random_inpainter, write_result)
 from kgi.data.labels import NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet
 
 NAME = "gpu"
 INPAINT_BATCH = {"max_batch_size": 32, "batch_wait_timeout_s": 0.02}
-CPU_STAGE_REPLICAS = {"Preprocess": 4, "ParseWarp-default": 4}
+CPU_STAGE_REPLICAS = {"Preprocess": 4, "ParseWarp": 4}
 # Dense bf16 tensor-core rates from the vendors' datasheets (TFLOP/s, without sparsity), by device-name prefix.
 DATASHEET_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.0, "NVIDIA H100 NVL": 835.0, "NVIDIA H100 PCIe": 756.0,
                          "NVIDIA H200": 989.0, "NVIDIA A100": 312.0, "NVIDIA L4": 121.0, "NVIDIA L40S": 362.0}
@@ -122,15 +122,15 @@ class GpuMemoryPeak(PeriodicSampler):
 
 
 def gpu_serve_config(version_dir: Path, height: int, port: int) -> dict:
-    """local.yaml with Inpaint on the GPU in bfloat16 (both versions' Inpaint share it), larger batches and
+    """local.yaml with Inpaint on the GPU in bfloat16 (one replica serves both versions), larger batches and
     more replicas of the heavy CPU stages."""
     config = local_serve_config(version_dir, working_height=height, port=port, inpaint_user_config=INPAINT_BATCH,
-                                inpaint_replicas=1)  # one per version, half the card each
+                                inpaint_replicas=1)
     (application,) = config["applications"]
     application["args"]["inpaint"] = {"device": "cuda", "dtype": "bfloat16"}
     for deployment in application["deployments"]:
-        if deployment["name"].startswith("Inpaint-"):
-            deployment.update(ray_actor_options={"num_cpus": 1, "num_gpus": 0.5},
+        if deployment["name"] == INPAINT:
+            deployment.update(ray_actor_options={"num_cpus": 1, "num_gpus": 1},
                               max_ongoing_requests=2 * INPAINT_BATCH["max_batch_size"], max_queued_requests=1024)
         elif deployment["name"] in CPU_STAGE_REPLICAS:
             deployment["num_replicas"] = CPU_STAGE_REPLICAS[deployment["name"]]

@@ -22,15 +22,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, closed_loop, example_form, model_version, out_dir,
-                          positive_ints, pyplot, ray_cluster, send_one, serve_dag, version_argument, write_result)
+from bench.common import (INPAINT, LoadMonitor, Table, benchmark_parser, closed_loop, example_form, model_version,
+                          out_dir, positive_ints, pyplot, ray_cluster, send_one, serve_dag, version_argument,
+                          write_result)
 from bench.monolith import monolith_server
 
 NAME = "throughput"
 SYSTEMS = ("dag", "monolith")
 SYSTEM_LABELS = {"dag": "Serve DAG (local.yaml)", "monolith": "monolith (1 process)"}
 SHORT_LABELS = {"dag": "DAG", "monolith": "monolith"}
-INPAINT = "Inpaint-default"  # the deployment the benchmark's requests (version "default") reach
 
 
 def build_parser():

@@ -2,12 +2,13 @@
 
 ::
 
-    HTTP -> Ingress -> Preprocess                                      decode, normalise, landmarks
-                    -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>   one chain per version v, batched at the end
-                    -> ExperimentStore                                 assignments and outcomes (SQLite)
+    HTTP -> Ingress -> Preprocess                          decode, normalise, landmarks
+                    -> Keypoints -> ParseWarp -> Inpaint   every version, by its weights (multiplexed model id);
+                                                           stage to stage, batched per version at the end
+                    -> ExperimentStore                     assignments and outcomes (SQLite)
 
-The ingress picks ``v`` per request (A/B routing by the experiment in its ``user_config``) and awaits each stage
-in turn through deployment handles.
+The ingress picks the version per request (A/B routing by the versions and experiment in its ``user_config``),
+awaits Preprocess and chains the three model stages (``deployments.stages``).
 Run it from a config file, which sets each deployment's resources, replicas and batching
 (``platform/serve/local.yaml``, ``platform/serve/gpu-cluster.yaml``)::
 
@@ -32,7 +33,7 @@ from ray.serve import Application
 
 from deployments.config import parse_app_args
 from deployments.experiments import DASHBOARD_ADDRESS_ENV, DEFAULT_DASHBOARD_ADDRESS, ExperimentStore, ray_auth_token
-from deployments.ingress import Ingress, VersionStages
+from deployments.ingress import Ingress
 from deployments.preprocess import Preprocess
 from deployments.stages import Inpaint, Keypoints, ParseWarp
 
@@ -40,29 +41,38 @@ from deployments.stages import Inpaint, Keypoints, ParseWarp
 def build_app(args: dict) -> Application:
     """The application for the ``args`` of a config file (keys: ``deployments.config.AppArgs``).
 
-    Raises ``ValueError`` for bad arguments and ``FileNotFoundError`` for a version folder that does not exist,
-    before any replica starts.
+    Raises ``ValueError`` for bad arguments and ``FileNotFoundError`` for a parser file that does not exist, before
+    any replica starts. The served versions are the Ingress's ``user_config`` (:func:`check_versions` checks a
+    config file's before it is deployed).
     """
     config = parse_app_args(args)
-    versions = config.model_versions()
-    threads = config.torch_threads
-    stages = {
-        name: VersionStages(
-            keypoints=Keypoints.options(name=f"Keypoints-{name}").bind(version, threads),
-            parse_warp=ParseWarp.options(name=f"ParseWarp-{name}").bind(version, threads),
-            inpaint=Inpaint.options(name=f"Inpaint-{name}").bind(version, config.inpaint.device,
-                                                                 config.inpaint.dtype, threads))
-        for name, version in versions.items()}
+    threads, cache = config.torch_threads, config.registry_cache
+    keypoints = Keypoints.bind(cache, threads)
+    parse_warp = ParseWarp.bind(cache, threads)
+    inpaint = Inpaint.bind(cache, config.inpaint.device, config.inpaint.dtype, threads)
     preprocess = Preprocess.bind(config.preprocess_sources(), config.max_upload_bytes, config.max_image_pixels,
                                  threads)
     store_path = Path(config.ab_store)
     if not store_path.is_absolute() and not config.ab_store.startswith("~"):  # "~" is expanded on the store's node
         store_path = Path(config.models_dir).expanduser().absolute() / store_path
-    store = ExperimentStore.bind(str(store_path), tuple(versions))
-    return Ingress.bind(preprocess, store, versions, stages, config.max_upload_bytes, config.max_steps)
+    store = ExperimentStore.bind(str(store_path))
+    return Ingress.bind(preprocess, keypoints, parse_warp, inpaint, store, config)
 
 
 BUILDER_IMPORT_PATH = "deployments.app:build_app"
+
+
+def check_versions(application: dict) -> dict:
+    """Resolve the served versions of a config file's application (its Ingress ``user_config``) as the Ingress
+    will, so a missing folder or a bad experiment fails before Ray starts; returns them by name
+    (``deployments.config.ModelVersion``). Raises ``ValueError`` (``WeightsError``, ``RegistryError``) or
+    ``FileNotFoundError`` naming the problem."""
+    from deployments.experiments import INGRESS_DEPLOYMENT
+    from deployments.routing import ExperimentSettings
+
+    ingress = next((d for d in application.get("deployments", []) if d.get("name") == INGRESS_DEPLOYMENT), {})
+    settings = ExperimentSettings.parse(ingress.get("user_config") or {})
+    return parse_app_args(application.get("args")).resolve_versions(settings.versions)
 
 
 def load_serve_config(path: str | Path, *, port: int | None = None, host: str | None = None,

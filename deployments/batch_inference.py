@@ -249,7 +249,7 @@ class KeypointsParseWarp:
 
     def __init__(self, version_dir: str):
         configure_inference_process(None)
-        self.pipeline = TryOnPipeline.from_pretrained(version_dir)
+        self.pipeline = TryOnPipeline.from_pretrained(version_dir, stages=("keypoints", "parse"))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``SAMPLE_COLUMNS`` -> names, person, the ``StageTwoOutput`` fields and ``parse_warp_s`` per row."""
@@ -276,7 +276,7 @@ class Inpaint:
 
     def __init__(self, version_dir: str, device: str, sampler: SamplerSettings):
         configure_inference_process(None)
-        self.pipeline = TryOnPipeline.from_pretrained(version_dir, device=device)
+        self.pipeline = TryOnPipeline.from_pretrained(version_dir, device=device, stages=("inpaint",))
         self.sampler = sampler
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The application's arguments (``args:`` of a Serve config file) and the model versions they name.
+"""The application's arguments (``args:`` of a Serve config file) and the model versions it serves.
 
 ``build_app(args)`` receives the ``args`` mapping of the config file's application entry; :class:`AppArgs`
 validates it (unknown keys are errors, so a typo never silently falls back to a default)::
@@ -12,32 +12,37 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
     preprocess:                   # where a request's missing pose and parse come from (PreprocessArgs)
       pose: {source: mediapipe, python: null, required: false}
       parser: {source: mediapipe}
+    registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
+    ab_store: ~/.local/share/kgi/experiments.sqlite   # assignments and outcomes (deployments.experiments)
+
+The served versions are not arguments: like the A/B weights they are the Ingress deployment's ``user_config``
+(``deployments.routing.ExperimentSettings``), which Serve changes without restarting any replica, while any change
+of ``args`` rebuilds every deployment. Each version is a :class:`VersionArgs`::
+
     versions:                     # name -> folder in TryOnPipeline's format, sampler overrides
       default: {path: default}
       fast: {path: default, sampler: {num_steps: 4}, working_height: 256}
       v2: {registry: s3://kgi-models, version: v2}    # a version of a model registry (kgi.registry)
       v3: {registry: s3://kgi-models, version: "v3@sha256:<digest>"}   # pinned: refused if v3 was re-pushed
-    registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
-    ab_store: ~/.local/share/kgi/experiments.sqlite   # assignments and outcomes (deployments.experiments)
 
-The A/B weights are not arguments: they are the Ingress deployment's ``user_config`` (``deployments.routing``),
-which Serve changes without restarting any replica, while any change of ``args`` rebuilds every deployment.
-
-:meth:`AppArgs.model_versions` resolves each version against its folder's ``version.yaml`` into a
-:class:`ModelVersion`, the picklable record every deployment of that version is built from. A folder with a
-registry manifest is verified against it, and a registry version is pulled into ``registry_cache`` and verified,
-before any replica starts; each replica then loads :meth:`ModelVersion.local_directory`, which does the same on
-its own node, so a file that does not match its manifest is refused wherever it is loaded.
+:meth:`AppArgs.resolve_versions` resolves each against its folder's ``version.yaml`` into a :class:`ModelVersion`,
+the picklable record the Ingress routes with. A folder with a registry manifest is verified against it, and a
+registry version is pulled into ``registry_cache`` and verified, before the Ingress serves it. The stage
+deployments load a version's networks by its :attr:`ModelVersion.weights_id` (their multiplexed model id) with
+:func:`weights_folder`, which does the same on their own node, so a file that does not match its manifest is
+refused wherever it is loaded; versions that differ only in sampler settings or working height share one id, so
+one loaded network serves them all.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kgi.data.images import DEFAULT_MAX_PIXELS
 from kgi.data.storage import S3_SCHEME
@@ -166,7 +171,6 @@ class AppArgs(BaseModel):
     """The validated ``args`` of the application (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid")
-    versions: dict[str, VersionArgs] = Field(min_length=1)
     models_dir: str = "."
     torch_threads: int | None = Field(None, ge=1)
     max_steps: int = Field(100, ge=1, le=1000)
@@ -177,17 +181,16 @@ class AppArgs(BaseModel):
     registry_cache: str = "~/.cache/kgi/registry"
     ab_store: str = "~/.local/share/kgi/experiments.sqlite"
 
-    @field_validator("versions")
+    @model_validator(mode="before")
     @classmethod
-    def _check_versions(cls, versions: dict[str, VersionArgs]) -> dict[str, VersionArgs]:
-        for name in versions:
-            if not re.match(VERSION_NAME_PATTERN, name):
-                raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
-        return versions
+    def _versions_moved(cls, data):
+        if isinstance(data, dict) and "versions" in data:
+            raise ValueError("versions: the served versions moved to the Ingress deployment's user_config (versions: "
+                             "{name: {path: ...}}), which changes without restarting any replica")
+        return data
 
-    def registry_source(self, name: str) -> RegistrySource | None:
-        """Where version ``name`` comes from when it names a registry version, else ``None``."""
-        version = self.versions[name]
+    def registry_source(self, version: VersionArgs) -> RegistrySource | None:
+        """Where ``version`` comes from when it names a registry version, else ``None``."""
         if version.registry is None:
             return None
         registry = version.registry  # a local registry, like a path, is relative to models_dir
@@ -195,7 +198,7 @@ class AppArgs(BaseModel):
             registry = str((Path(self.models_dir).expanduser() / registry).absolute())
         return RegistrySource(registry=registry, version=version.version, cache=self.registry_cache)
 
-    def version_directory(self, name: str) -> Path:
+    def version_directory(self, name: str, version: VersionArgs) -> Path:
         """The absolute folder of version ``name`` on this node, verified against its manifest if it has one
         (a registry version is pulled into ``registry_cache`` first).
 
@@ -203,10 +206,10 @@ class AppArgs(BaseModel):
         for an unknown registry version and ``kgi.registry.IntegrityError`` naming a file that does not match
         its manifest.
         """
-        source = self.registry_source(name)
+        source = self.registry_source(version)
         if source is not None:
             return source.local_copy()
-        directory = (Path(self.models_dir).expanduser() / self.versions[name].path).absolute()
+        directory = (Path(self.models_dir).expanduser() / version.path).absolute()
         if not (directory / VERSION_FILE).is_file():
             raise FileNotFoundError(
                 f"version {name!r}: {directory} is not a model version folder (no {VERSION_FILE}); "
@@ -227,23 +230,47 @@ class AppArgs(BaseModel):
             raise FileNotFoundError(f"preprocess.parser.path: {path} does not exist")
         return self.preprocess.model_copy(update={"parser": parser.model_copy(update={"path": str(path)})})
 
-    def model_versions(self) -> dict[str, ModelVersion]:
-        """Every version resolved against its folder, in config order.
+    def resolve_versions(self, versions: Mapping[str, VersionArgs | dict]) -> dict[str, ModelVersion]:
+        """Every version (name -> :class:`VersionArgs` or its mapping) resolved against its folder, in order.
 
-        Raises as :meth:`version_directory`, and ``ValueError`` when an override makes the sampler unusable (a
-        RePaint jump longer than the steps).
+        Raises as :meth:`version_directory`, and ``ValueError`` for a bad name or entry, or when an override makes
+        the sampler unusable (a RePaint jump longer than the steps).
         """
         resolved = {}
-        for name, version in self.versions.items():
-            directory = self.version_directory(name)
+        for name, version in versions.items():
+            check_version_name(name)
+            version = VersionArgs.model_validate(version)
+            directory = self.version_directory(name, version)
             info = VersionInfo.read(directory)
             sampler = replace(info.sampler, **version.sampler.model_dump(exclude_none=True))
             count_unet_evaluations(sampler.num_steps, sampler.jump_length, sampler.jump_n_sample)  # validates
             resolved[name] = ModelVersion(name=name, directory=str(directory),
                                           working_height=version.working_height, sampler=sampler,
                                           description=info.description, parse_height=info.parse_height,
-                                          inpaint_height=info.inpaint_height, source=self.registry_source(name))
+                                          inpaint_height=info.inpaint_height, source=self.registry_source(version))
         return resolved
+
+
+def check_version_name(name: str) -> str:
+    """Return ``name`` if it can name a served version (it goes into metric tags and headers), else raise
+    ``ValueError``."""
+    if not isinstance(name, str) or not re.match(VERSION_NAME_PATTERN, name):
+        raise ValueError(f"version name {name!r} must match {VERSION_NAME_PATTERN}")
+    return name
+
+
+def weights_folder(weights_id: str, registry_cache: str) -> str:
+    """The verified folder on this node of the weights a stage deployment is asked for (a
+    :attr:`ModelVersion.weights_id`): an S3 registry version is pulled into ``registry_cache`` unless a verified
+    copy is there; a folder is verified against its manifest when it has one. Raises as
+    :meth:`AppArgs.version_directory`."""
+    if weights_id.startswith(S3_SCHEME):
+        registry, _, name = weights_id.rpartition("/")
+        return str(RegistrySource(registry, name, registry_cache).local_copy())
+    if not (Path(weights_id) / VERSION_FILE).is_file():
+        raise FileNotFoundError(f"{weights_id}: not a model version folder (no {VERSION_FILE})")
+    check_version_folder(weights_id)
+    return weights_id
 
 
 @dataclass(frozen=True)
@@ -287,14 +314,20 @@ class ModelVersion:
     inpaint_height: int = 0
     source: RegistrySource | None = None
 
-    def local_directory(self) -> str:
-        """The folder a replica loads, verified against its manifest on the replica's own node: ``directory``, or
-        this node's copy of the registry version (pulled if the node has none). Raises
-        ``kgi.registry.IntegrityError`` naming a file that does not match the manifest."""
-        if self.source is not None:
-            return str(self.source.local_copy())
-        check_version_folder(self.directory)
+    @property
+    def weights_id(self) -> str:
+        """What the version's networks are loaded from, and the stage deployments' multiplexed model id: the
+        registry version's ``s3://`` location, else the folder (local registries' versions are folders too).
+        Versions that differ only in sampler settings or working height share it, and so one loaded network."""
+        if self.source is not None and self.source.registry.startswith(S3_SCHEME):
+            return f"{self.source.registry.rstrip('/')}/{self.source.version}"
         return self.directory
+
+    def local_directory(self) -> str:
+        """The folder a replica loads, verified against its manifest on the replica's own node
+        (:func:`weights_folder` of :attr:`weights_id`). Raises ``kgi.registry.IntegrityError`` naming a file that
+        does not match the manifest."""
+        return weights_folder(self.weights_id, self.source.cache if self.source is not None else "")
 
     def card(self) -> dict:
         """What ``GET /v1/models`` says about this version (no file paths; the ingress adds the current weight).

@@ -297,12 +297,10 @@ class ExperimentStore:
 
     Args:
         path: the SQLite file on the replica's node.
-        versions: the served versions, in routing order.
     """
 
-    def __init__(self, path: str, versions: tuple[str, ...]):
+    def __init__(self, path: str):
         self.log = ExperimentLog(path)
-        self.versions = tuple(versions)
         self.writer = ServeConfigWriter(serve.get_replica_context().app_name)
         self.lock = asyncio.Lock()  # one settings change at a time: each rewrites the whole config
 
@@ -312,10 +310,11 @@ class ExperimentStore:
     def feedback(self, request_id: str, event: str, value: float | None) -> dict:
         return self.log.record_outcome(request_id, event, value)
 
-    def report(self, experiment: str, baseline: str | None, since: float) -> dict:
-        if baseline is not None and baseline not in self.versions:
-            raise RequestError(f"baseline: {baseline!r} is not served; served versions are {list(self.versions)}")
-        return experiment_report(self.log, experiment, self.versions, baseline, since)
+    def report(self, experiment: str, versions: tuple[str, ...], baseline: str | None, since: float) -> dict:
+        """:func:`experiment_report` of the served ``versions`` (in routing order)."""
+        if baseline is not None and baseline not in versions:
+            raise RequestError(f"baseline: {baseline!r} is not served; served versions are {list(versions)}")
+        return experiment_report(self.log, experiment, tuple(versions), baseline, since)
 
     def traffic(self, experiment: str) -> dict:
         return self.log.traffic(experiment)
@@ -324,8 +323,9 @@ class ExperimentStore:
         return self.log.experiments()
 
     async def apply(self, settings: dict) -> dict:
-        """Validate experiment settings and write them through Serve as the Ingress's ``user_config``."""
-        parsed = ExperimentSettings.parse(settings, self.versions)
+        """Validate experiment settings (with the served versions) and write them through Serve as the Ingress's
+        ``user_config``."""
+        parsed = ExperimentSettings.parse(settings)
         async with self.lock:
             await asyncio.to_thread(self.writer.write, {"user_config": parsed.model_dump()})
             self.log.record_settings(parsed)

@@ -11,13 +11,16 @@
     GET  /docs            OpenAPI documentation
     GET  /                the web page (``deployments/web/``); its files and bundled examples under ``/web/``
 
-A try-on request goes ``Preprocess -> Keypoints-<v> -> ParseWarp-<v> -> Inpaint-<v>`` through deployment
-handles, where ``v`` is the version :class:`~deployments.routing.VersionRouter` picks. Every response says which
-version served it (``X-KGI-Version``), its request id (``X-KGI-Request-Id``; feedback names it) and what each
-stage took (``X-KGI-Timings``, seconds as JSON).
+A try-on request goes ``Preprocess -> Keypoints -> ParseWarp -> Inpaint`` through deployment handles, with the
+weights of the version :class:`~deployments.routing.VersionRouter` picks as the stages' multiplexed model id
+(``deployments.stages``). The ingress awaits Preprocess, then hands each model stage's response straight to the
+next stage's call, so the intermediate results (keypoints, the 1.8 MB stage-two tensors) go from stage to stage
+and only Inpaint's answer comes back. Every response says which version served it (``X-KGI-Version``), its
+request id (``X-KGI-Request-Id``; feedback names it) and what each stage took (``X-KGI-Timings``, seconds as JSON).
 
-The experiment (id, weights, shadow) is this deployment's ``user_config``, applied in ``reconfigure``: every
-replica runs the same one, so the Ingress scales like any deployment. ``PUT /v1/ab/...`` writes it through Serve
+The served versions and the experiment (id, weights, shadow) are this deployment's ``user_config``, applied in
+``reconfigure``: every replica runs the same one, so the Ingress scales like any deployment, and a version added
+there is served without restarting any replica. ``PUT /v1/ab/...`` writes it through Serve
 (``deployments.experiments``); every request's assignment and outcome go to the one ``ExperimentStore``.
 """
 
@@ -32,7 +35,7 @@ import mimetypes
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -48,7 +51,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
-from deployments.config import ModelVersion
+from deployments.config import AppArgs, ModelVersion
 from deployments.encoding import parse13_png, png_base64
 from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response, error_responses
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
@@ -187,15 +190,6 @@ class Feedback(BaseModel):
     value: float | None = Field(None, allow_inf_nan=False, description="an optional amount (an order's value)")
 
 
-@dataclass
-class VersionStages:
-    """Handles of one model version's stage deployments."""
-
-    keypoints: DeploymentHandle
-    parse_warp: DeploymentHandle
-    inpaint: DeploymentHandle
-
-
 # A full queue here is answered by Serve's proxy (503 with Retry-After); one further down by error_response.
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64, max_queued_requests=128,
                   backpressure_config={"retry_after_s": RETRY_AFTER_S})
@@ -204,26 +198,24 @@ class Ingress:
     """The try-on API (see the module docstring).
 
     Args:
-        preprocess: handle of the ``Preprocess`` deployment.
+        preprocess, keypoints, parse_warp, inpaint: handles of the stage deployments.
         store: handle of the ``ExperimentStore`` deployment.
-        versions: the served model versions, in routing order.
-        stages: version name -> that version's stage handles.
-        max_upload_bytes: largest accepted file, per form field.
-        max_steps: largest ``steps`` a request may ask for.
+        app_args: the application's arguments (limits, where version folders and registry copies are).
 
-    Until Serve hands it a ``user_config`` (:meth:`reconfigure`), the replica runs experiment "default" with
-    every version weighted equally.
+    The served versions come with the ``user_config`` (:meth:`reconfigure`); until Serve hands one over, the
+    replica serves none (503).
     """
 
-    def __init__(self, preprocess: DeploymentHandle, store: DeploymentHandle, versions: dict[str, ModelVersion],
-                 stages: dict[str, VersionStages], max_upload_bytes: int, max_steps: int):
+    def __init__(self, preprocess: DeploymentHandle, keypoints: DeploymentHandle, parse_warp: DeploymentHandle,
+                 inpaint: DeploymentHandle, store: DeploymentHandle, app_args: AppArgs):
         self.preprocess = preprocess
+        self.keypoints = keypoints
+        self.parse_warp = parse_warp
+        self.inpaint = inpaint
         self.store = store
-        self.versions = versions
-        self.stages = stages
-        self.max_upload_bytes = max_upload_bytes
-        self.max_steps = max_steps
-        self.router = VersionRouter(tuple(versions))
+        self.app_args = app_args
+        self.versions: dict[str, ModelVersion] = {}
+        self.router: VersionRouter | None = None
         self.background: set[asyncio.Task] = set()  # shadow copies in flight (a reference keeps each alive)
         self.request_counter = metrics.Counter(
             "kgi_tryon_requests", description="Try-on requests answered, by serving version, how it was routed "
@@ -243,15 +235,30 @@ class Ingress:
             "kgi_ab_store_errors", description="Assignments that could not be stored (the try-on was answered).")
 
     def reconfigure(self, user_config: dict) -> None:
-        """Apply the experiment of the deployment's ``user_config`` (``deployments.routing.ExperimentSettings``).
+        """Serve the versions and run the experiment of the deployment's ``user_config``
+        (``deployments.routing.ExperimentSettings``).
 
-        Raises ``WeightsError`` for settings that do not fit the served versions: at deployment, Serve reports it
-        and the replica does not start; ``PUT /v1/ab/...`` validates before writing, so it never gets here.
+        Each new or changed version is resolved against its folder or registry (``AppArgs.resolve_versions``);
+        unchanged ones are kept as they are. Raises ``WeightsError`` for settings that do not fit together, and
+        what ``resolve_versions`` raises for a version that cannot be served: at deployment, Serve reports it and
+        the replica does not start; ``PUT /v1/ab/...`` validates before writing, so it never gets here.
         """
-        settings = ExperimentSettings.parse(user_config or {}, tuple(self.versions))
-        self.router = VersionRouter(tuple(self.versions), settings)
-        logger.info("experiment %r: weights %s, shadow %s", settings.experiment, self.router.weights,
-                    settings.shadow)
+        settings = ExperimentSettings.parse(user_config or {})
+        known = self.router.settings.versions if self.router is not None else {}
+        changed = {name: args for name, args in settings.versions.items() if known.get(name) != args}
+        resolved = self.app_args.resolve_versions(changed)
+        versions = {name: resolved.get(name) or self.versions[name] for name in settings.versions}
+        self.versions, self.router = versions, VersionRouter(tuple(versions), settings)
+        logger.info("serving %s; experiment %r: weights %s, shadow %s", list(versions), settings.experiment,
+                    self.router.weights, settings.shadow)
+
+    def _routing(self) -> tuple[VersionRouter, dict[str, ModelVersion]]:
+        """The router and the versions it routes to, taken together (a reconfigure may land during a request)."""
+        router, versions = self.router, self.versions
+        if router is None or set(versions) != set(router.versions):
+            raise RequestError("the service has no model versions yet: the Ingress's user_config names them",
+                               status=503, code="unavailable")
+        return router, versions
 
     @api.post("/v1/tryon", openapi_extra=TRYON_OPENAPI, response_class=Response,
               responses={**error_responses(400, 413, 415, 422),
@@ -261,13 +268,15 @@ class Ingress:
         """Try the garment on the person. Answers PNG bytes, or JSON with ``response=json``."""
         start = time.perf_counter()
         request_id = uuid.uuid4().hex
-        router = self.router  # one experiment for the whole request, even if a reconfigure lands meanwhile
-        version = routing = form = None
+        version = routing = form = router = None
         user_id = request.headers.get("x-user-id")
         try:
-            form = await read_tryon_form(request, max_upload_bytes=self.max_upload_bytes, max_steps=self.max_steps)
+            # One experiment and one set of versions for the whole request, even if a reconfigure lands meanwhile.
+            router, versions = self._routing()
+            form = await read_tryon_form(request, max_upload_bytes=self.app_args.max_upload_bytes,
+                                         max_steps=self.app_args.max_steps)
             name, routing = router.choose(form.version, user_id)
-            version = self.versions[name]
+            version = versions[name]
             response = await self._try_on(version, form, start, request_id)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error (see deployments.errors)
             response = error_response(exc)
@@ -278,7 +287,7 @@ class Ingress:
                                response.status_code, time.perf_counter() - start)
             shadow = router.shadow_for(version.name) if routing == ROUTED else None
             if shadow is not None:
-                task = asyncio.create_task(self._shadow(router.experiment, self.versions[shadow], form, user_id))
+                task = asyncio.create_task(self._shadow(router.experiment, versions[shadow], form, user_id))
                 self.background.add(task)
                 task.add_done_callback(self.background.discard)
         return response
@@ -300,16 +309,18 @@ class Ingress:
             count_unet_evaluations(steps, version.sampler.jump_length, version.sampler.jump_n_sample)
         except SamplerInputError as exc:
             raise RequestError(f"steps: {steps} does not suit version {version.name!r} ({exc})") from None
-        stages = self.stages[version.name]
         sample, preprocess_s = await self.preprocess.remote(form.uploads, version.working_height)
         height, width = sample.size
-        garment_kp, keypoints_s = await stages.keypoints.remote(
+        weights = version.weights_id  # the stages' multiplexed model id: which networks serve this version
+        keypoints = self.keypoints.options(multiplexed_model_id=weights).remote(
             (sample.cloth_keypoints / [width, height])[None], sample.pose_nodes[None])  # (1, 32, 2), (1, 10, 2)
-        stage_two, parse_warp_s = await stages.parse_warp.remote([sample], garment_kp)
-        inpainted: InpaintOutput = await stages.inpaint.inpaint.remote(stage_two, form.seed, steps)
+        # Each response goes into the next call as it is: Serve hands the stage its result, not via this replica.
+        parse_warp = self.parse_warp.options(multiplexed_model_id=weights).remote([sample], keypoints)
+        inpainted: InpaintOutput = await self.inpaint.options(multiplexed_model_id=weights).inpaint.remote(
+            parse_warp, form.seed, version.name, replace(version.sampler, num_steps=steps))
+        garment_kp = inpainted.garment_kp  # (32, 2) normalised
 
-        timings = {"preprocess": preprocess_s, "keypoints": keypoints_s, "parse_warp": parse_warp_s,
-                   "inpaint": inpainted.seconds, "total": time.perf_counter() - start}
+        timings = {"preprocess": preprocess_s, **inpainted.timings, "total": time.perf_counter() - start}
         timings = {stage: round(seconds, 4) for stage, seconds in timings.items()}
         headers = {"X-KGI-Version": version.name, "X-KGI-Request-Id": request_id,
                    "X-KGI-Timings": json.dumps(timings, separators=(",", ":"))}
@@ -323,10 +334,11 @@ class Ingress:
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
                 "timings": timings, "size": {"height": image.shape[0], "width": image.shape[1]},
                 "working_size": {"height": height, "width": width},
-                "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
+                "garment_keypoints": np.round(garment_kp * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
-            drawings = keypoint_drawings(sample, garment_kp[0])
+            stage_two = (await parse_warp).stage_two  # only these answers bring stage 2's tensors here
+            drawings = keypoint_drawings(sample, garment_kp)
             body["stages"] = {
                 "person": png_base64(encode_png(sample.person)),
                 "garment": png_base64(encode_png(sample.cloth)),
@@ -370,18 +382,18 @@ class Ingress:
     @api.get("/v1/models")
     async def models(self) -> dict:
         """The served model versions: resolution, default sampler settings and current routing weight."""
-        weights = self.router.weights
-        return {"versions": [{**version.card(), "weight": round(weights[name], 6)}
-                             for name, version in self.versions.items()]}
+        router, versions = self._routing()
+        return {"versions": [{**version.card(), "weight": round(router.weights[name], 6)}
+                             for name, version in versions.items()]}
 
     @api.get("/v1/ab")
     async def ab_summary(self) -> dict:
         """The running experiment (as this replica applies it) and, per version, its served requests (routed and
         requested), errors (5xx), rejected (4xx) and p50/p95 latency, from the shared store."""
-        router = self.router
+        router, served_versions = self._routing()
         traffic = await self.store.traffic.remote(router.experiment)
         versions = {}
-        for name in self.versions:
+        for name in served_versions:
             served = [traffic.get(name, {}).get(routing) for routing in (ROUTED, REQUESTED)]
             served = [entry for entry in served if entry]
             routed = traffic.get(name, {}).get(ROUTED) or {}
@@ -399,21 +411,23 @@ class Ingress:
                         since: float = Query(0.0, description="only requests from this Unix time on")) -> dict:
         """Per version: traffic by routing, errors, latency percentiles, outcome rates with 95% intervals; per
         outcome event, each version's difference from the baseline with a z-test and an always-valid mSPRT."""
-        report = await self.store.report.remote(experiment or self.router.experiment, baseline, since)
-        return {**report, "weights": self.router.weights if experiment in (None, self.router.experiment) else None}
+        router, versions = self._routing()
+        report = await self.store.report.remote(experiment or router.experiment, tuple(versions), baseline, since)
+        return {**report, "weights": router.weights if experiment in (None, router.experiment) else None}
 
     @api.put("/v1/ab/weights", dependencies=[Depends(require_admin_token)],
              responses=error_responses(400, 401, 403, 422))
     async def set_weights(self, update: WeightsUpdate) -> dict:
         """Replace the running experiment's weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``); every
         Ingress replica applies them before the answer, and they outlive replica restarts."""
-        return await self._apply({**self.router.settings.model_dump(), "weights": update.weights})
+        return await self._apply({**self._routing()[0].settings.model_dump(), "weights": update.weights})
 
     @api.put("/v1/ab/experiment", dependencies=[Depends(require_admin_token)],
              responses=error_responses(400, 401, 403, 422))
     async def set_experiment(self, update: ExperimentUpdate) -> dict:
-        """Start an experiment (id, weights, optional shadow; admin token as for the weights)."""
-        return await self._apply(update.model_dump())
+        """Start an experiment (id, weights, optional shadow; admin token as for the weights) between the served
+        versions."""
+        return await self._apply({**self._routing()[0].settings.model_dump(), **update.model_dump()})
 
     async def _apply(self, settings: dict) -> dict:
         """Write experiment settings through Serve; answers them (weights normalised) once every Ingress replica
@@ -421,7 +435,7 @@ class Ingress:
         applied = ExperimentSettings.model_validate(await self.store.apply.remote(settings))
         logger.info("experiment %r applied: weights %s, shadow %s", applied.experiment, applied.weights,
                     applied.shadow)
-        return {**applied.model_dump(), "weights": VersionRouter(tuple(self.versions), applied).weights,
+        return {**applied.model_dump(), "weights": VersionRouter(tuple(applied.versions), applied).weights,
                 "applied_at": time.time()}
 
     @api.get("/healthz")

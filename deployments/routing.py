@@ -1,11 +1,13 @@
 """A/B experiments between model versions: the experiment an Ingress replica runs, and the version a request gets.
 
-Serve has no traffic-split API, so the ingress holds one set of stage deployments per version and asks a
-:class:`VersionRouter` which one to use. The experiment (:class:`ExperimentSettings`: its id, the weights, an
-optional shadow) is the Ingress deployment's ``user_config``, applied in ``reconfigure``: Serve hands the same
-value to every Ingress replica, keeps it across replica restarts, and changing it restarts no replica at all
-(a lightweight config update). Plain Python here (no Ray); ``deployments.experiments`` writes changes through
-Serve.
+Serve has no traffic-split API: the ingress asks a :class:`VersionRouter` which version serves a request, and
+sends it down the one set of stage deployments with that version's weights as the multiplexed model id. The
+served versions and the experiment (:class:`ExperimentSettings`: the versions, the experiment's id, the weights,
+an optional shadow) are the Ingress deployment's ``user_config``, applied in ``reconfigure``: Serve hands the
+same value to every Ingress replica, keeps it across replica restarts, and changing it restarts no replica at
+all (a lightweight config update), so a new version (from the model registry, say) is served by the running
+stage replicas, which load its networks on its first request. Plain Python here (no Ray);
+``deployments.experiments`` writes changes through Serve.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from deployments.config import VersionArgs, check_version_name
 from deployments.errors import RequestError, UnknownVersionError
 
 EXPERIMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -42,9 +45,11 @@ class ShadowSettings(BaseModel):
 
 
 class ExperimentSettings(BaseModel):
-    """The Ingress's ``user_config``: one experiment.
+    """The Ingress's ``user_config``: the served versions and one experiment between them.
 
     Attributes:
+        versions: name -> :class:`~deployments.config.VersionArgs`, in routing order (:meth:`parse` wants at
+            least one).
         experiment: the experiment's id. It salts the users' sticky hash: a new id reshuffles who sees what, and
             the report counts each experiment apart.
         weights: version -> weight >= 0 (normalised to shares; versions left out get 0).
@@ -52,18 +57,28 @@ class ExperimentSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    versions: dict[str, VersionArgs] = Field(default_factory=dict)
     experiment: str = Field("default", pattern=EXPERIMENT_ID_PATTERN)
     weights: dict[str, float] = Field(default_factory=dict)
     shadow: ShadowSettings | None = None
 
     @classmethod
-    def parse(cls, value: Mapping, versions: tuple[str, ...]) -> ExperimentSettings:
-        """Validate a ``user_config`` (or a PUT body) against the served ``versions``; raises ``WeightsError``."""
+    def parse(cls, value: Mapping) -> ExperimentSettings:
+        """Validate a ``user_config`` (or a PUT body); raises ``WeightsError`` saying what is wrong. Only the
+        settings themselves are checked: that each version's folder exists is
+        ``deployments.config.AppArgs.resolve_versions``'s part."""
         try:
             settings = cls.model_validate(dict(value))
+            for name in settings.versions:
+                check_version_name(name)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
             raise WeightsError(f"experiment: {problems}") from None
+        except ValueError as exc:
+            raise WeightsError(f"versions: {exc}") from None
+        versions = tuple(settings.versions)
+        if not versions:
+            raise WeightsError("versions: at least one version must be served")
         VersionRouter(versions, settings)  # raises WeightsError for unusable weights
         if settings.shadow is not None and settings.shadow.version not in versions:
             raise WeightsError(f"shadow: {settings.shadow.version!r} is not served; served versions are "

@@ -45,6 +45,7 @@ from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_five_segments
 
 VERSION_FILE = "version.yaml"
+STAGES = ("keypoints", "parse", "inpaint")  # what ``TryOnPipeline.from_pretrained(stages=...)`` can load
 
 
 @dataclass
@@ -155,30 +156,52 @@ class TryOnPipeline:
         scheduler: the noise schedule the denoiser was trained with (samplers are built from its config).
         info: the version's settings (resolutions, sampler).
         device: where the models run.
+
+    A network may be ``None`` when the pipeline only runs the other stages (a serving stage replica loads its own
+    network alone: ``from_pretrained(..., stages=("inpaint",))``); calling a stage without its network raises
+    ``RuntimeError``.
     """
 
-    def __init__(self, keypoint_net: KeypointGNN, parse_net: ParseUNet, unet: SpadeUNet,
-                 scheduler: DDPMScheduler, info: VersionInfo, device: str | torch.device = "cpu"):
+    def __init__(self, keypoint_net: KeypointGNN | None, parse_net: ParseUNet | None, unet: SpadeUNet | None,
+                 scheduler: DDPMScheduler | None, info: VersionInfo, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
-        self.keypoint_net = keypoint_net.to(self.device).eval()
+        self.keypoint_net = None if keypoint_net is None else keypoint_net.to(self.device).eval()
         # Channels-last weights: the convolutions run in NHWC, which on the CPU (one thread, 256x192 request) cut
         # the parse network from 53 to 39 ms and a UNet call from 38.5 to 30.6 ms.
-        self.parse_net = parse_net.to(self.device, memory_format=torch.channels_last).eval()
-        self.unet = unet.to(self.device, memory_format=torch.channels_last).eval()
+        self.parse_net = None if parse_net is None else parse_net.to(self.device,
+                                                                      memory_format=torch.channels_last).eval()
+        self.unet = None if unet is None else unet.to(self.device, memory_format=torch.channels_last).eval()
         self.scheduler = scheduler
         self.info = info
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TryOnPipeline":
-        """Load a model version folder (see the module docstring)."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        stages: tuple[str, ...] = STAGES) -> "TryOnPipeline":
+        """Load a model version folder (see the module docstring).
+
+        Args:
+            directory: the version folder.
+            device: where the networks run.
+            stages: which networks to load, of ``STAGES`` ("keypoints", "parse", "inpaint"); the others stay
+                ``None`` (a serving stage holds its own network only).
+        """
         directory = Path(directory)
         if not (directory / VERSION_FILE).is_file():
             raise FileNotFoundError(f"{directory}: not a model version (no {VERSION_FILE})")
-        return cls(KeypointGNN.load(directory / "keypoints.safetensors"),
-                   ParseUNet.load(directory / "parse.safetensors"),
-                   SpadeUNet.from_pretrained(directory / "inpainter"),
-                   DDPMScheduler.from_pretrained(directory / "inpainter" / "scheduler"),
+        unknown = sorted(set(stages) - set(STAGES))
+        if unknown:
+            raise ValueError(f"stages: unknown {unknown}; choose from {list(STAGES)}")
+        inpaint = "inpaint" in stages
+        return cls(KeypointGNN.load(directory / "keypoints.safetensors") if "keypoints" in stages else None,
+                   ParseUNet.load(directory / "parse.safetensors") if "parse" in stages else None,
+                   SpadeUNet.from_pretrained(directory / "inpainter") if inpaint else None,
+                   DDPMScheduler.from_pretrained(directory / "inpainter" / "scheduler") if inpaint else None,
                    VersionInfo.read(directory), device)
+
+    def _network(self, stage: str, network):
+        if network is None:
+            raise RuntimeError(f"this pipeline was loaded without its {stage} network (from_pretrained's stages)")
+        return network
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write this pipeline as a model version folder that ``from_pretrained`` reads back."""
@@ -195,7 +218,7 @@ class TryOnPipeline:
         """Stage 1. ``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised."""
         cloth = torch.as_tensor(cloth_kp, dtype=torch.float32, device=self.device)
         pose = torch.as_tensor(pose_nodes, dtype=torch.float32, device=self.device)
-        return self.keypoint_net(cloth, pose).clamp(0, 1).cpu().numpy()
+        return self._network("keypoints", self.keypoint_net)(cloth, pose).clamp(0, 1).cpu().numpy()
 
     @torch.no_grad()
     def predict_parse(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +239,8 @@ class TryOnPipeline:
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
         small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
-        logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
+        parse_net = self._network("parse", self.parse_net)
+        logits = parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
         # The scores upsampled to at most 512 rows, the labels from there (each score map is smooth: at 1024 rows
         # this saves 0.1 s of 13-channel interpolation and argmax for 2-pixel steps on the class borders).
         label_size = (min(height, 512), round(width * min(height, 512) / height))
@@ -297,7 +321,8 @@ class TryOnPipeline:
         sampler = sampler or self.info.sampler
         small = [self.inpainter_inputs(part.recomposed, part.keep_mask, part.target_parse13) for part in stage_twos]
         known, keep, onehot = (torch.cat(tensors) for tensors in zip(*small))
-        result = inpaint(self.unet, make_scheduler(sampler.scheduler, self.scheduler.config),
+        unet = self._network("inpaint", self.unet)
+        result = inpaint(unet, make_scheduler(sampler.scheduler, self.scheduler.config),
                          known, keep, onehot, num_steps=sampler.num_steps, jump_length=sampler.jump_length,
                          jump_n_sample=sampler.jump_n_sample, seeds=seeds)
         images, start = [], 0

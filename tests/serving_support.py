@@ -28,26 +28,23 @@ CONFIGS = {name: REPO / "platform" / "serve" / f"{name}.yaml" for name in ("loca
 ADMIN_TOKEN = "test-admin-token-5f1c"
 
 
-def write_random_version(root: Path) -> Path:
-    """Write one random-weights model version, "default" (2 sampler steps), under ``root``; returns ``root``."""
-    torch.manual_seed(0)
+def write_random_version(root: Path, name: str = "default", seed: int = 0) -> Path:
+    """Write a random-weights model version (2 sampler steps; the weights drawn from ``seed``) as ``root/name``;
+    returns ``root``."""
+    torch.manual_seed(seed)
     TryOnPipeline(KeypointGNN(garment_channels=16, pose_channels=16), ParseUNet(base_channels=8, max_channels=16),
                   SpadeUNet.from_preset("tiny"), make_training_scheduler(),
-                  VersionInfo(name="default", sampler=SamplerSettings(num_steps=2))).save_pretrained(root / "default")
+                  VersionInfo(name=name, sampler=SamplerSettings(num_steps=2))).save_pretrained(root / name)
     return root
 
 
 def keep_only_version(config: dict, version: str = "default") -> None:
-    """A loaded Serve config reduced to one of its versions: the other versions' args and stage deployments go,
-    and the Ingress's experiment sends everything to ``version``."""
+    """A loaded Serve config reduced to one of its versions: the Ingress serves ``version`` alone."""
     (application,) = config["applications"]
-    versions = application["args"]["versions"]
-    application["args"]["versions"] = {version: versions[version]}
-    dropped = tuple(f"-{name}" for name in versions if name != version)
-    application["deployments"] = [d for d in application["deployments"] if not d["name"].endswith(dropped)]
-    for deployment in application["deployments"]:
-        if deployment["name"] == "Ingress":
-            deployment["user_config"] = {**deployment.get("user_config", {}), "weights": {version: 1.0}}
+    (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
+    versions = ingress["user_config"]["versions"]
+    ingress["user_config"] = {**ingress["user_config"], "versions": {version: versions[version]},
+                              "weights": {version: 1.0}}
 
 
 def free_port() -> int:

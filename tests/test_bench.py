@@ -147,7 +147,7 @@ def test_gpu_serve_config_is_valid_for_serve_and_the_app():
     (application,) = ServeDeploySchema.model_validate(config).applications
     args = parse_app_args(application.args)
     assert args.inpaint.device == "cuda" and args.inpaint.dtype == "bfloat16"
-    inpaints = [d for d in application.deployments if d.name.startswith("Inpaint-")]
+    inpaints = [d for d in application.deployments if d.name == "Inpaint"]
     assert sum(d.ray_actor_options.num_gpus * d.num_replicas for d in inpaints) <= 1  # all fit on one card
     assert all(d.user_config == INPAINT_BATCH and d.max_ongoing_requests >= INPAINT_BATCH["max_batch_size"]
                for d in inpaints)

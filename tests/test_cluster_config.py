@@ -23,6 +23,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import BUILDER_IMPORT_PATH
 from deployments.config import parse_app_args
+from deployments.routing import ExperimentSettings
 from kgi.cli import build_parser
 from training.config import TrainConfig
 
@@ -135,7 +136,7 @@ def test_every_serve_deployment_and_training_worker_fits_a_cluster_node_type(clu
         demand = _actor_demand(deployment["ray_actor_options"])
         fitting = {name for name, offer in offers.items() if _fits(demand, offer)}
         assert fitting, f"{deployment['name']} asks for {demand}: no node type offers it"
-        if deployment["name"].startswith("Inpaint-"):
+        if deployment["name"] == "Inpaint":
             assert fitting == {"gpu_worker"}
     gpu_worker = cluster["available_node_types"]["gpu_worker"]
     for path in GPU_TRAIN_CONFIGS:
@@ -150,8 +151,10 @@ def test_rayservice_runs_the_gpu_cluster_serve_config(rayservice):
     ServeDeploySchema.model_validate(serve_config)  # what Serve checks when KubeRay submits it
     assert serve_config == yaml.safe_load(GPU_SERVE_CONFIG.read_text())  # one cluster profile, not two
     application = _kgi_application(serve_config)
-    args = parse_app_args(application["args"])  # what build_app validates first
-    assert all(v.registry and v.registry.startswith("s3://") for v in args.versions.values())  # no shared volume
+    parse_app_args(application["args"])  # what build_app validates first
+    (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
+    versions = ExperimentSettings.parse(ingress["user_config"]).versions  # what the Ingress validates first
+    assert all(v.registry and v.registry.startswith("s3://") for v in versions.values())  # no shared volume
 
     cluster_spec = rayservice["spec"]["rayClusterConfig"]
     assert cluster_spec["rayVersion"] == ray.__version__ and len(_images(cluster_spec)) == 1

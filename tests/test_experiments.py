@@ -2,7 +2,7 @@
 
 The experiment is the Ingress's ``user_config``: a weight change reaches both replicas and restarts no replica of
 any deployment; a replica killed comes back with the same weights. Feedback for 1000 simulated requests gives the
-report's exact counts and finds the planted difference only; a canary whose replica fails half its requests is
+report's exact counts and finds the planted difference only; a canary whose sampler calls fail half the time is
 rolled back by ``kgi ab rollout``. The tests share the session's ``service`` (conftest.py): the module scales its
 Ingress to two replicas through Serve's REST API and puts the experiment back at the end.
 """
@@ -190,24 +190,26 @@ def test_a_canary_with_planted_errors_is_rolled_back(ab_service):
     assert httpx.put(f"{ab_service}/v1/ab/experiment", headers=ADMIN, timeout=TIMEOUT_S,
                      json={"experiment": "canary-1", "weights": original}).status_code == 200
 
-    def fail_every_other_call(replica_actor) -> None:  # the candidate's keypoint stage breaks half its requests
-        keypoints = replica_actor._replica_impl._user_callable_wrapper._callable
-        predict, calls = keypoints._predict, []
+    def fail_every_other_call(replica_actor) -> None:  # the candidate's sampler calls break half the time
+        inpaint = replica_actor._replica_impl._user_callable_wrapper._callable
+        sample, calls = inpaint._sample, []
 
-        def planted(*args):
-            calls.append(1)
-            if len(calls) % 2:
-                raise RuntimeError("planted fault")
-            return predict(*args)
+        def planted(pipeline, version, *args):
+            if version == "fast":
+                calls.append(1)
+                if len(calls) % 2:
+                    raise RuntimeError("planted fault")
+            return sample(pipeline, version, *args)
 
-        keypoints._predict = planted
+        inpaint._sample = planted
 
     def repair(replica_actor) -> None:
-        del replica_actor._replica_impl._user_callable_wrapper._callable._predict  # the class's method again
+        del replica_actor._replica_impl._user_callable_wrapper._callable._sample  # the class's method again
 
-    (replica,) = replicas()["Keypoints-fast"]
-    keypoints_fast = ray.get_actor(f"SERVE_REPLICA::{APP}#Keypoints-fast#{replica}", namespace="serve")
-    ray.get(keypoints_fast.__ray_call__.remote(fail_every_other_call))
+    # One Inpaint deployment serves both versions: the fault is planted in its replicas for "fast" only.
+    inpaint_replicas = [ray.get_actor(f"SERVE_REPLICA::{APP}#Inpaint#{replica}", namespace="serve")
+                        for replica in replicas()["Inpaint"]]
+    ray.get([replica.__ray_call__.remote(fail_every_other_call) for replica in inpaint_replicas])
 
     stop = threading.Event()
 
@@ -229,7 +231,7 @@ def test_a_canary_with_planted_errors_is_rolled_back(ab_service):
         stop.set()
         for sender in senders:
             sender.join()
-        ray.get(keypoints_fast.__ray_call__.remote(repair))
+        ray.get([replica.__ray_call__.remote(repair) for replica in inpaint_replicas])
     assert code == 1, printed.getvalue()
     assert "rolled back to default 100%, fast 0%: fast's error rate" in printed.getvalue()
     summary = httpx.get(f"{ab_service}/v1/ab").json()

@@ -24,7 +24,7 @@ from kgi.models.keypoints import KeypointGNN
 
 from serving_support import REPO, keep_only_version, running_service
 
-APP, INPAINT = "kgi", "Inpaint-default"
+APP, INPAINT = "kgi", "Inpaint"
 REQUEST_TIMEOUT_S = 60
 INGRESS_ONGOING, INGRESS_QUEUED = 4, 4
 TIMEOUT_SLACK_S = 10  # how late after request_timeout_s Serve's proxy may answer a request it timed out
@@ -210,15 +210,18 @@ def test_health_check_replaces_a_replica_whose_model_broke(small_service):
 
     name, pid = inpaint_replica()
 
-    def break_the_unet(replica_actor) -> int:
+    def break_the_unet(replica_actor) -> tuple[int, int]:
         deployment = replica_actor._replica_impl._user_callable_wrapper._callable  # our Inpaint object
+        pipelines = list(deployment.loaded.values())  # the weights it loaded for the requests it served
         with torch.no_grad():
-            for parameter in deployment.pipeline.unet.parameters():
-                parameter.fill_(float("nan"))
-        return os.getpid()
+            for pipeline in pipelines:
+                for parameter in pipeline.unet.parameters():
+                    parameter.fill_(float("nan"))
+        return os.getpid(), len(pipelines)
 
     actor = ray.get_actor(name, namespace="serve")
-    assert ray.get(actor.__ray_call__.remote(break_the_unet)) == pid
+    broken_pid, broken = ray.get(actor.__ray_call__.remote(break_the_unet))
+    assert broken_pid == pid and broken >= 1
     recovered = wait_until_replaced(small_service, pid)
     print(f"\nbroken model detected and replaced in {recovered:.1f} s")
     response = httpx.post(f"{small_service}/v1/tryon", files=example_files(), data={"steps": "2", "response": "json"},

@@ -151,7 +151,7 @@ def serve_config(model_root: Path, port: int) -> dict:
     application["args"]["preprocess"] = {"pose": {"source": "none"}, "parser": {"source": "none"}}
     application["args"]["ab_store"] = str(model_root / f"experiments-{port}.sqlite")
     for deployment in application["deployments"]:
-        node = GPU_NODE if deployment["name"].startswith("Inpaint-") else CPU_NODE
+        node = GPU_NODE if deployment["name"] == "Inpaint" else CPU_NODE
         deployment["ray_actor_options"]["resources"] = {node: 1}
     return config
 
@@ -194,8 +194,8 @@ def test_inpaint_runs_on_the_gpu_node_and_the_cpu_stages_on_the_head(cluster, tw
     nodes = alive_nodes()
     assert nodes[cluster["gpu_node"]].get(GPU_NODE) == 1 and GPU_NODE not in nodes[cluster["head"]]
     placement = replica_nodes()
-    assert placement.pop("Inpaint-default") == {cluster["gpu_node"]}
-    assert set(placement) == {"Ingress", "ExperimentStore", "Preprocess", "Keypoints-default", "ParseWarp-default"}
+    assert placement.pop("Inpaint") == {cluster["gpu_node"]}
+    assert set(placement) == {"Ingress", "ExperimentStore", "Preprocess", "Keypoints", "ParseWarp"}
     assert all(node_ids == {cluster["head"]} for node_ids in placement.values()), placement
 
     response = tryon(two_node_service)  # Ingress, Preprocess, Keypoints, ParseWarp on the head; Inpaint on the GPU node
@@ -237,7 +237,7 @@ def test_serving_recovers_when_the_gpu_node_comes_back(cluster, two_node_service
     while cluster["gpu_node"] in alive_nodes():
         assert time.monotonic() < deadline, "the cluster never noticed the GPU node's death"
         time.sleep(0.5)
-    while "Inpaint-default" in replica_nodes():  # Serve lost the replica and cannot place another: no gpu_node
+    while "Inpaint" in replica_nodes():  # Serve lost the replica and cannot place another: no gpu_node
         assert time.monotonic() < deadline, "Serve still lists an Inpaint replica on the dead node"
         time.sleep(0.5)
 
@@ -254,4 +254,4 @@ def test_serving_recovers_when_the_gpu_node_comes_back(cluster, two_node_service
             assert response.status_code == 503, response.text  # unavailable meanwhile, never a 500
         assert time.monotonic() < deadline, f"no successful try-on within {RECOVERY_TIMEOUT_S} s"
         time.sleep(2)
-    assert replica_nodes()["Inpaint-default"] == {new_gpu_node}
+    assert replica_nodes()["Inpaint"] == {new_gpu_node}

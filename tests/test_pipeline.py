@@ -187,3 +187,16 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
+
+
+def test_a_serving_stage_loads_its_own_network_alone():
+    inpaint = TryOnPipeline.from_pretrained(SHIPPED, stages=("inpaint",))
+    assert inpaint.unet is not None and inpaint.scheduler is not None
+    assert inpaint.keypoint_net is None and inpaint.parse_net is None
+    with pytest.raises(RuntimeError, match="without its keypoints network"):
+        inpaint.predict_keypoints(np.zeros((1, 32, 2)), np.zeros((1, 10, 2)))
+    keypoints = TryOnPipeline.from_pretrained(SHIPPED, stages=("keypoints",))
+    assert keypoints.unet is None and keypoints.parse_net is None
+    assert keypoints.predict_keypoints(np.full((1, 32, 2), 0.5), np.full((1, 10, 2), 0.5)).shape == (1, 32, 2)
+    with pytest.raises(ValueError, match="unknown \\['unet'\\]"):
+        TryOnPipeline.from_pretrained(SHIPPED, stages=("unet",))

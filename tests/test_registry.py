@@ -131,10 +131,9 @@ def test_a_changed_missing_or_extra_file_on_disk_is_refused(version_dir, registr
 
 def test_serving_resolves_a_registry_version_and_each_node_pulls_its_own_copy(version_dir, registry_uri, tmp_path):
     ModelRegistry(registry_uri).push(version_dir, "served")
-    args = parse_app_args({"versions": {"main": {"registry": registry_uri, "version": "served",
-                                                 "sampler": {"num_steps": 1}}},
-                           "registry_cache": str(tmp_path / "cache")})
-    version = args.model_versions()["main"]
+    args = parse_app_args({"registry_cache": str(tmp_path / "cache")})
+    version = args.resolve_versions({"main": {"registry": registry_uri, "version": "served",
+                                              "sampler": {"num_steps": 1}}})["main"]
     directory = Path(version.directory)
     assert directory.is_relative_to(tmp_path / "cache") and directory.name.startswith("served-")
     assert version.sampler.num_steps == 1 and version.source.version == "served"
@@ -151,20 +150,19 @@ def test_serving_refuses_a_tampered_registry_version_and_a_tampered_folder(versi
                                                                           tmp_path):
     ModelRegistry(registry_uri).push(version_dir, "bad")
     _tamper_object(s3_server, registry_uri, "bad/inpainter/diffusion_pytorch_model.safetensors")
-    args = parse_app_args({"versions": {"main": {"registry": registry_uri, "version": "bad"}},
-                           "registry_cache": str(tmp_path / "cache")})
+    args = parse_app_args({"registry_cache": str(tmp_path / "cache")})
     with pytest.raises(IntegrityError, match="diffusion_pytorch_model.safetensors"):
-        args.model_versions()
+        args.resolve_versions({"main": {"registry": registry_uri, "version": "bad"}})
 
     # A version folder given by path is verified when it has a manifest, at resolution and at replica load.
     models_dir = tmp_path / "models"
     ModelRegistry(models_dir).push(version_dir, "local")
-    args = parse_app_args({"models_dir": str(models_dir), "versions": {"main": {"path": "local"}}})
-    version = args.model_versions()["main"]
+    args = parse_app_args({"models_dir": str(models_dir)})
+    version = args.resolve_versions({"main": {"path": "local"}})["main"]
     parse = models_dir / "local" / "parse.safetensors"
     parse.write_bytes(_flip_byte(parse.read_bytes()))
     with pytest.raises(IntegrityError, match=r"local/parse\.safetensors"):
-        args.model_versions()
+        args.resolve_versions({"main": {"path": "local"}})
     with pytest.raises(IntegrityError, match=r"local/parse\.safetensors"):
         version.local_directory()
     write_manifest(models_dir / "local", "local")  # re-registering the folder as it is now makes it loadable

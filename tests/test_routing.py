@@ -103,6 +103,9 @@ def test_shadow_copies_a_share_of_other_versions_requests():
     assert {router({"default": 1}).shadow_for("default") for _ in range(100)} == {None}
 
 
+SERVED = {"versions": {"default": {"path": "default"}, "fast": {"path": "default", "sampler": {"num_steps": 4}}}}
+
+
 @pytest.mark.parametrize("settings, problem", [
     ({"weights": {"default": 1, "slow": 1}}, "unknown version"),
     ({"weights": {"default": -0.1, "fast": 1}}, "finite number >= 0"),
@@ -114,17 +117,22 @@ def test_shadow_copies_a_share_of_other_versions_requests():
     ({"weights": {"default": 1}, "shadow": {"version": "slow", "share": 0.1}}, "'slow' is not served"),
     ({"weights": {"default": 1}, "shadow": {"version": "fast", "share": 1.5}}, "shadow.share"),
     ({"weights": {"default": 1}, "split": 3}, "split"),
+    ({"versions": {}}, "at least one version"),
+    ({"versions": {"a b": {"path": "default"}}}, "version name 'a b'"),
+    ({"versions": {"v": {"path": "default", "weight": 1}}}, "weights moved"),
+    ({"versions": {"v": {"registry": "s3://kgi-models"}}}, "registry and version go together"),
 ])
 def test_bad_experiments_are_refused(settings, problem):
     with pytest.raises(WeightsError, match=problem) as refused:
-        ExperimentSettings.parse(settings, VERSIONS)
+        ExperimentSettings.parse({**SERVED, **settings})
     assert refused.value.status == 422 and refused.value.code == "invalid_weights"
 
 
 def test_experiment_settings_round_trip_as_user_config():
-    settings = ExperimentSettings.parse({"experiment": "e.2", "weights": {"fast": 2},
-                                         "shadow": {"version": "default", "share": 0.05}}, VERSIONS)
-    assert ExperimentSettings.parse(settings.model_dump(), VERSIONS) == settings
+    settings = ExperimentSettings.parse({**SERVED, "experiment": "e.2", "weights": {"fast": 2},
+                                         "shadow": {"version": "default", "share": 0.05}})
+    assert tuple(settings.versions) == VERSIONS and settings.versions["fast"].sampler.num_steps == 4
+    assert ExperimentSettings.parse(settings.model_dump()) == settings
 
 
 def test_a_router_needs_versions():

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -19,10 +20,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.schema import ServeDeploySchema
 
-from deployments.app import build_app, load_serve_config
+from deployments.app import build_app, check_versions, load_serve_config
 from deployments.config import parse_app_args
 from deployments.errors import RequestError, error_response
 from deployments.ingress import require_admin_token
@@ -70,14 +72,16 @@ def test_configs_follow_rays_schema_and_name_every_deployment(name):
     schema = ServeDeploySchema.model_validate(config)  # what `serve run FILE` checks
     (application,) = schema.applications
     assert application.import_path == "deployments.app:build_app"
-    args = parse_app_args(application.args)
-    expected = {"Ingress", "Preprocess", "ExperimentStore"} | {f"{stage}-{version}" for version in args.versions
-                                            for stage in ("Keypoints", "ParseWarp", "Inpaint")}
+    parse_app_args(application.args)
     configured = {deployment.name for deployment in application.deployments}
-    assert configured == expected  # a misspelt name would silently configure nothing
+    # One deployment per stage serves every version; a misspelt name would silently configure nothing.
+    assert configured == {"Ingress", "Preprocess", "ExperimentStore", "Keypoints", "ParseWarp", "Inpaint"}
+    (ingress,) = [d for d in application.deployments if d.name == "Ingress"]
+    settings = ExperimentSettings.parse(ingress.user_config)
+    assert set(settings.versions) == {"default", "fast"}
     for deployment in application.deployments:
         assert deployment.max_queued_requests not in (None, -1), f"{deployment.name}: unbounded queue"
-        if deployment.name.startswith("Inpaint-"):
+        if deployment.name == "Inpaint":
             assert deployment.max_ongoing_requests >= deployment.user_config["max_batch_size"]
 
 
@@ -85,9 +89,10 @@ def test_local_config_is_cpu_only_and_ab_out_of_the_box():
     (application,) = yaml.safe_load(CONFIGS["local"].read_text())["applications"]
     args = parse_app_args(application["args"])
     assert args.inpaint.device == "cpu"
-    assert {v.path for v in args.versions.values()} == {"default"}
     (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
-    assert ingress["user_config"]["weights"] == {"default": 0.5, "fast": 0.5}
+    settings = ExperimentSettings.parse(ingress["user_config"])
+    assert {v.path for v in settings.versions.values()} == {"default"}  # two versions, one set of weights
+    assert settings.weights == {"default": 0.5, "fast": 0.5}
     assert all("num_gpus" not in d.get("ray_actor_options", {}) for d in application["deployments"])
     most_replicas = [d.get("autoscaling_config", {}).get("max_replicas", d.get("num_replicas", 1))
                      for d in application["deployments"]]
@@ -99,7 +104,7 @@ def test_gpu_config_puts_inpaint_on_gpus_with_autoscaling():
     (application,) = yaml.safe_load(CONFIGS["gpu-cluster"].read_text())["applications"]
     assert application["args"]["inpaint"] == {"device": "cuda", "dtype": "bfloat16"}
     for deployment in application["deployments"]:
-        if deployment["name"].startswith("Inpaint-"):
+        if deployment["name"] == "Inpaint":
             assert deployment["ray_actor_options"]["num_gpus"] == 1
         if deployment["name"] == "ExperimentStore":
             assert deployment["num_replicas"] == 1  # the one writer of its SQLite file
@@ -110,14 +115,23 @@ def test_gpu_config_puts_inpaint_on_gpus_with_autoscaling():
 
 
 def test_bad_app_args_and_missing_models_fail_before_any_replica(tmp_path):
-    with pytest.raises(ValueError, match="versions"):
-        build_app({"versions": {}})
+    with pytest.raises(ValueError, match="versions: the served versions moved to the Ingress"):
+        build_app({"versions": {"default": {"path": "default"}}})
+    with pytest.raises(ValueError, match="max_stepz"):
+        build_app({"max_stepz": 3})
+
+    def application(versions: dict) -> dict:
+        return {"args": {"models_dir": str(tmp_path)},
+                "deployments": [{"name": "Ingress", "user_config": {"versions": versions}}]}
+
     with pytest.raises(ValueError, match="stepz"):
-        build_app({"versions": {"a": {"path": "a", "sampler": {"stepz": 3}}}})
+        check_versions(application({"a": {"path": "a", "sampler": {"stepz": 3}}}))
     with pytest.raises(ValueError, match="version name"):
-        build_app({"versions": {"a b": {"path": "a"}}})
+        check_versions(application({"a b": {"path": "a"}}))
+    with pytest.raises(ValueError, match="at least one version"):
+        check_versions(application({}))
     with pytest.raises(FileNotFoundError, match="not a model version folder"):
-        build_app({"models_dir": str(tmp_path), "versions": {"default": {"path": "default"}}})
+        check_versions(application({"default": {"path": "default"}}))
 
 
 def test_load_serve_config_applies_overrides(tmp_path):
@@ -159,9 +173,8 @@ def test_admin_route_is_disabled_without_a_configured_token(monkeypatch):
 
 
 def inpaint_batch_counts(version: str) -> dict[int, int]:
-    from ray import serve
-
-    return serve.get_deployment_handle(f"Inpaint-{version}", app_name=APP).batch_size_counts.remote().result()
+    counts = serve.get_deployment_handle("Inpaint", app_name=APP).batch_size_counts.remote().result()
+    return counts.get(version, {})
 
 
 @pytest.mark.slow  # the running service
@@ -307,3 +320,78 @@ def test_service_routes_models_health_docs(service):
     assert {"person", "garment", "pose", "parse", "steps", "version"} <= set(form["properties"])
     missing = httpx.get(f"{service}/v2/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+# ---------------------------------------------------------------- many versions, one set of stage deployments
+
+STAGES = ("Keypoints", "ParseWarp", "Inpaint")
+
+
+def replica_processes() -> dict[str, dict[str, tuple[int, list[str]]]]:
+    """deployment -> replica id -> (process id, the weights ids it has loaded; empty for non-stage deployments)."""
+    import ray
+
+    def look(replica_actor) -> tuple[int, list[str]]:
+        deployment = replica_actor._replica_impl._user_callable_wrapper._callable
+        return os.getpid(), deployment.loaded_weights() if hasattr(deployment, "loaded_weights") else []
+
+    found: dict[str, dict[str, tuple[int, list[str]]]] = {}
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["namespace"] == "serve" and entry["name"].startswith(f"SERVE_REPLICA::{APP}#"):
+            _, deployment, replica = entry["name"].split("::", 1)[1].split("#")
+            actor = ray.get_actor(entry["name"], namespace="serve")
+            found.setdefault(deployment, {})[replica] = ray.get(actor.__ray_call__.remote(look))
+    return found
+
+
+def test_one_set_of_stages_serves_every_version_and_a_new_registry_version_without_restarts(
+        service, model_root, vitonhd_sample):
+    from deployments.experiments import ServeConfigWriter
+    from kgi.registry import ModelRegistry
+
+    from serving_support import write_random_version
+
+    # Two more versions with weights of their own, published in a registry under the models folder.
+    registry = ModelRegistry(model_root / "registry")
+    for seed, name in ((1, "v2"), (2, "v3")):
+        if name not in registry.names():
+            registry.push(write_random_version(model_root / "trained", name, seed) / name, name)
+    writer = ServeConfigWriter(APP)
+    original = writer.options()["user_config"]
+    files = multipart(sample_files(vitonhd_sample))
+
+    def serve_versions(extra: dict) -> None:
+        writer.write({"user_config": {**original, "versions": {**original["versions"], **extra}}}, timeout_s=300)
+
+    def try_on(version: str) -> np.ndarray:
+        response = httpx.post(f"{service}/v1/tryon", files=files, timeout=300,
+                              data={"version": version, "steps": "1", "seed": "3", "response": "json"})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-kgi-version"] == version
+        return b64png(response.json()["image"]).astype(np.int16)
+
+    try:
+        before = replica_processes()
+        assert {name for name in serve.status().applications[APP].deployments if name.startswith("Inpaint")} == \
+            {"Inpaint"}
+        serve_versions({"v2": {"registry": "registry", "version": "v2"}})
+        images = {version: try_on(version) for version in ("default", "fast", "v2")}
+        assert np.abs(images["v2"] - images["default"]).mean() > 0.5  # other weights, another image
+        loaded = {stage: {w for _, weights in replicas.values() for w in weights}
+                  for stage, replicas in replica_processes().items() if stage in STAGES}
+        # "default" and "fast" differ in sampler settings only: one set of weights serves both, in every stage.
+        default_weights, v2_weights = str(model_root / "default"), str(model_root / "registry" / "v2")
+        assert loaded == dict.fromkeys(STAGES, {default_weights, v2_weights})
+
+        serve_versions({"v2": {"registry": "registry", "version": "v2"},
+                        "v3": {"registry": "registry", "version": "v3", "sampler": {"num_steps": 1}}})
+        assert [v["name"] for v in httpx.get(f"{service}/v1/models").json()["versions"]] == \
+            ["default", "fast", "v2", "v3"]
+        try_on("v3")
+        after = replica_processes()
+        # The same replicas, in the same processes, of every deployment: nothing restarted or redeployed.
+        assert {d: {r: pid for r, (pid, _) in replicas.items()} for d, replicas in after.items()} == \
+            {d: {r: pid for r, (pid, _) in replicas.items()} for d, replicas in before.items()}
+        assert str(model_root / "registry" / "v3") in {w for _, weights in after["Inpaint"].values() for w in weights}
+    finally:
+        writer.write({"user_config": original}, timeout_s=300)

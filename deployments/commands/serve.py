@@ -50,8 +50,7 @@ def _free_port() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deployments.app import BUILDER_IMPORT_PATH, DeployError, deploy, load_serve_config
-    from deployments.config import parse_app_args
+    from deployments.app import BUILDER_IMPORT_PATH, DeployError, check_versions, deploy, load_serve_config
     from deployments.experiments import DASHBOARD_ADDRESS_ENV
 
     if not args.config.is_file():
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_serve_config(args.config, port=args.port, host=args.host, models_dir=models_dir)
         for application in config["applications"]:
             if application.get("import_path") == BUILDER_IMPORT_PATH:
-                parse_app_args(application["args"]).model_versions()  # fail here, not in a replica
+                check_versions(application)  # fail here, not in a replica
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
 
