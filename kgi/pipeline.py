@@ -40,7 +40,7 @@ from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
-from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
+from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, pose_arms, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_five_segments
 
@@ -207,7 +207,8 @@ class TryOnPipeline:
 
         Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
         prediction, and the target parse used downstream, which keeps the person's parse outside the region a
-        new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there.
+        new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there, and
+        whose arms are where the pose has them (``kgi.recompose.pose_arms``).
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
@@ -228,7 +229,8 @@ class TryOnPipeline:
         predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
-        return predicted, fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
+        target = fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
+        return predicted, pose_arms(target, parse_cihp, pose_nodes.cpu().numpy())
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,

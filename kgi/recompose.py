@@ -181,35 +181,71 @@ def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) 
     return relabelled
 
 
+def _arm_layouts(parse13: torch.Tensor, visible_arms: torch.Tensor, pose_nodes) -> list[tuple[torch.Tensor,
+                                                                                             torch.Tensor]]:
+    """Per sample, ``kgi.limbs.arm_layout``'s (arms, torso) as (H, W) tensors: arms long labels, torso bool."""
+    height, width = parse13.shape[1:]
+    layouts = []
+    for index in range(len(parse13)):
+        own = torch.where(visible_arms[index], parse13[index], 0).byte().cpu().numpy()
+        nodes = np.asarray(pose_nodes[index], dtype=np.float64) * [width, height]
+        arms, torso = arm_layout(nodes, own)
+        layouts.append((torch.from_numpy(arms).to(parse13.device).long(), torch.from_numpy(torso).to(parse13.device)))
+    return layouts
+
+
+def _photo_label(parse13: torch.Tensor) -> torch.Tensor:
+    """The photo's 13-class label, background where it shows garment or arms (what an arm pixel the pose cannot
+    explain shows instead)."""
+    return torch.where((parse13 == UPPER) | (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM), 0, parse13)
+
+
+def pose_arms(target: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes) -> torch.Tensor:
+    """Stage 2a's target parse with the arms the pose cannot explain removed, (B, H, W) long: arm pixels outside
+    the pose's arm capsules (``kgi.limbs``) and off the photo's own arms become garment on the torso (the new
+    garment covers the body there; what it does not cover is relabelled by ``recompose``) and the photo's label
+    elsewhere. The parse network, trained on synthetic people, draws arms on genuine photos where the old garment
+    was: as wide as a sleeve, or a patch on the torso that would cut a hole in the new garment.
+
+    Args:
+        target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+    """
+    parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    cleaned = target.long().clone()
+    for index, (arms, torso) in enumerate(_arm_layouts(parse13, photo_arm, pose_nodes)):
+        labels = cleaned[index]
+        stray = ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & ~photo_arm[index]
+        cleaned[index] = torch.where(stray, torch.where(torso, UPPER, _photo_label(parse13[index])), labels)
+    return cleaned
+
+
 def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Tensor, visible_arms: torch.Tensor,
-               pose_nodes: torch.Tensor) -> torch.Tensor:
+               pose_nodes) -> torch.Tensor:
     """The target parse with the arms of its ``painted`` pixels shaped by the pose (``kgi.limbs``), (B, H, W) long.
 
     Among the painted pixels: where the old garment (or an arm the parse labels but that is not skin) hid an
     arm, the pose's arm capsule is that arm (unless the target says hair or face there); the target's other arm
-    pixels take the photo's own label (background where that was garment or arm), except on the torso.
+    pixels take the photo's own label (background where that was garment or arm), except on the torso (skin
+    where the new garment is shorter than the old).
 
     Args:
         target: (B, H, W) 13-class target parse. painted: (B, H, W) bool pixels the inpainter paints.
         parse_cihp: (B, H, W) CIHP parse of the photo. visible_arms: (B, H, W) bool the photo's visible arm skin.
         pose_nodes: (B, 10, 2) normalised pose-graph nodes.
     """
-    height, width = target.shape[1:]
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
     photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
     shaped = target.clone()
-    for index in range(len(target)):
-        own = torch.where(visible_arms[index], parse13[index], 0).byte().cpu().numpy()
-        nodes = np.asarray(pose_nodes[index], dtype=np.float64) * [width, height]
-        arms, torso = (torch.from_numpy(a).to(target.device) for a in arm_layout(nodes, own))
+    for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
         hidden = painted[index] & (_isin(parse_cihp[index], GARMENT_CIHP) | (photo_arm[index] & ~visible_arms[index]))
         labels = shaped[index]
         stray = painted[index] & ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & ~torso \
             & ~photo_arm[index]
-        photo_label = torch.where((parse13[index] == UPPER) | photo_arm[index], 0, parse13[index])
-        labels = torch.where(stray, photo_label, labels)
+        labels = torch.where(stray, _photo_label(parse13[index]), labels)
         capsule = hidden & (arms > 0) & (labels != HAIR) & (labels != FACE_NECK)
-        shaped[index] = torch.where(capsule, arms.long(), labels)
+        shaped[index] = torch.where(capsule, arms, labels)
     return shaped
 
 
@@ -281,7 +317,7 @@ def recompose(
 
     blanked = region & ~garment & ~kept_skin
     if pose_nodes is not None:
-        target = shape_arms(target, blanked, parse_cihp, visible_arms, torch.as_tensor(pose_nodes).cpu())
+        target = shape_arms(target, blanked, parse_cihp, visible_arms, pose_nodes)
     image = torch.where(region[:, None], torch.full_like(person, BLANK_VALUE), person)
     image = torch.where(garment[:, None], warp.garment, image)
     image = torch.where(kept_skin[:, None], person, image)
