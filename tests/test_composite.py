@@ -9,12 +9,11 @@ import torch
 from kgi.composite import composite, push_pull_fill
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.limbs import ARM_NODES, arm_layout
-from kgi.recompose import shape_arms
+from kgi.recompose import pose_arms, shape_arms
 
 HEIGHT, WIDTH = 256, 192
 SKIN = np.array([0.80, 0.58, 0.47], np.float32)
 WALL = np.array([0.86, 0.87, 0.88], np.float32)
-
 
 def person_scene():
     """A wall, a face-neck of skin (kept), a garment (kept) and a left arm whose upper half is painted; the
@@ -38,7 +37,6 @@ def person_scene():
     return (small, as_tensor(image).permute(2, 0, 1)[None], as_tensor(keep)[None, None].float(),
             as_tensor(parse)[None].long(), as_tensor(reference)[None, None].float(), parse, keep, image)
 
-
 def test_painted_skin_takes_the_persons_skin_and_painted_wall_continues_the_wall():
     small, known, keep_mask, target, skin_mask, parse, keep, image = person_scene()
     result = composite(small, known, keep_mask, target, skin_mask)[0].permute(1, 2, 0).numpy()
@@ -54,7 +52,6 @@ def test_painted_skin_takes_the_persons_skin_and_painted_wall_continues_the_wall
     assert np.abs(result[painted_wall] - expected[rows]).max() < 0.04
     assert np.abs(result[painted_wall].mean(0) - expected[rows].mean(0)).max() < 3 / 255
 
-
 def test_push_pull_fill_keeps_the_known_and_spreads_it():
     values = np.random.default_rng(0).random((32, 24, 3)).astype(np.float32)
     weight = np.zeros((32, 24), np.float32)
@@ -63,12 +60,10 @@ def test_push_pull_fill_keeps_the_known_and_spreads_it():
     np.testing.assert_allclose(filled[:, :10], values[:, :10], atol=1e-6)
     assert (filled >= values[:, :10].min() - 1e-6).all() and (filled <= values[:, :10].max() + 1e-6).all()
 
-
 def _segment_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     direction = end - start
     t = np.clip(((points - start) @ direction) / (direction @ direction), 0, 1)
     return np.linalg.norm(points - (start + t[:, None] * direction), axis=1)
-
 
 def test_arm_outline_is_the_capsule_to_a_pixel_at_full_resolution():
     """A diagonal arm at 1024 rows: every pixel more than a pixel inside the tapered capsule is arm, every pixel
@@ -91,7 +86,6 @@ def test_arm_outline_is_the_capsule_to_a_pixel_at_full_resolution():
     assert drawn[distance < -1.5].all() and not drawn[(distance > 1.5) & (t > 0) & (t < 1)].any()
     right_shoulder_disc = np.pi * (0.12 * span) ** 2  # the right arm was not found: its shoulder's disc only
     assert ARM_NODES[RIGHT_ARM] == (2, 3, 4) and abs((arms == RIGHT_ARM).sum() / right_shoulder_disc - 1) < 0.1
-
 
 def test_painted_arm_is_no_wider_than_the_persons():
     """The target parse draws the arm as wide as the old sleeve; among painted pixels the arm keeps to the
@@ -121,3 +115,24 @@ def test_painted_arm_is_no_wider_than_the_persons():
     own, default = arm_widths(visible), arm_widths(np.zeros_like(visible))
     assert 15 <= own.min() and own.max() <= 0.5 * 56, own  # arm-wide, not sleeve-wide (56)
     assert (own <= default).all() and own.mean() < 0.9 * default.mean()  # the thin person's own scale
+
+def test_arms_the_pose_cannot_explain_leave_the_target_parse():
+    """A patch of arm on the torso (it would cut a hole in the new garment) becomes garment; one beside the body
+    becomes the photo's background; the photo's own arm and the arms along the pose stay."""
+    height, width = 512, 384
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(192, 150), (150, 150), (234, 150), (160, 330), (224, 330)]
+    nodes[[3, 4, 6, 7]] = [(130, 250), (125, 340), (254, 250), (259, 340)]  # arms hanging at the sides
+    parse_cihp = np.zeros((height, width), np.int64)
+    parse_cihp[140:340, 140:244] = 5
+    parse_cihp[300:330, 300:320] = 14  # the photo's own (raised) hand
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 140:340, 160:230] = UPPER
+    target[0, 240:280, 180:210] = LEFT_ARM  # on the torso
+    target[0, 100:130, 330:370] = LEFT_ARM  # beside the body, far from the arm
+    target[0, 240:300, 245:262] = LEFT_ARM  # along the pose's left forearm
+    target[0, 300:330, 300:320] = LEFT_ARM
+    cleaned = pose_arms(target, torch.from_numpy(parse_cihp)[None], (nodes / [width, height])[None])[0]
+    assert (cleaned[240:280, 180:210] == UPPER).all()
+    assert (cleaned[100:130, 330:370] == 0).all()
+    assert (cleaned[240:300, 245:262] == LEFT_ARM).all() and (cleaned[300:330, 300:320] == LEFT_ARM).all()
