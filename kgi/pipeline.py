@@ -3,10 +3,10 @@
 A small composition of the three stage models and a scheduler, in the manner of a diffusers pipeline::
 
     stage 1   KeypointGNN      flat-garment keypoints + pose graph      -> garment keypoints on the person
-    stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse
+    stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse (arms: the pose's)
     stage 2b  warp + recompose five-segment TPS warp, paste              -> recomposed image, keep mask
     stage 3   SpadeUNet + sampler  keep-mask diffusion inpainting        -> try-on image
-              + composite          class-aware upsampling, skin colour, seams -> full-resolution result
+              + composite          skin learnt from the person, fills from kept pixels -> full-resolution result
 
 Each stage is a method of its own (``predict_keypoints``, ``parse_and_warp``, ``inpaint``) so the serving
 DAG can run them in separate deployments on the same code. The parse network and the inpainter run at the
