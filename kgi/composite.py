@@ -76,14 +76,41 @@ def _small(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _full(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+def _sample(small: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
+    """(N, C) values of the (h, w, C) ``small`` image upsampled bilinearly to ``full_shape`` (H, W), at the N
+    pixels (``rows``, ``columns``) only (``cv2.resize``'s pixel centres, without upsampling the whole image)."""
+    (height, width), (small_height, small_width) = full_shape, small.shape[:2]
+    count = len(rows)
+    padded = -(-max(count, 1) // 1024) * 1024  # cv2.remap maps stay under 32767 rows: 1024 columns
+    map_x = np.zeros(padded, np.float32)
+    map_y = np.zeros(padded, np.float32)
+    map_x[:count] = (columns + 0.5) * (small_width / width) - 0.5
+    map_y[:count] = (rows + 0.5) * (small_height / height) - 0.5
+    values = cv2.remap(small, map_x.reshape(-1, 1024), map_y.reshape(-1, 1024), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return values.reshape(padded, -1)[:count]
+
+
+def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape: tuple[int, int],
+               small_shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) area averages over the small grid's cells of the (N, C) ``values`` at N full-resolution pixels
+    (zero elsewhere): ``cv2.resize`` with INTER_AREA of a sparse image, without building it."""
+    (height, width), (small_height, small_width) = full_shape, small_shape
+    cells = (rows * small_height // height) * small_width + columns * small_width // width
+    sums = np.stack([np.bincount(cells, weights=channel, minlength=small_height * small_width)
+                     for channel in values.T], axis=1)
+    return (sums * (small_height * small_width / (height * width))).reshape(small_height, small_width, -1
+                                                                             ).astype(np.float32)
 
 
 def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float32: distance to the outline of ``member`` (bool) over its 95th percentile among the pixels of
     ``among`` (default: all of ``member``), clipped to [0, 1]."""
-    distance = cv2.distanceTransform(member.astype(np.uint8), cv2.DIST_L2, 3)
+    rows, columns = np.nonzero(member.any(1))[0], np.nonzero(member.any(0))[0]
+    distance = np.zeros(member.shape, np.float32)
+    if rows.size:  # on the class's bounding box (one pixel more: its border is outside the class)
+        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+        distance[box] = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
     pool = distance[member if among is None else among & member]
     radius = max(float(np.percentile(pool, 95)), 2.0) if pool.size else 2.0
     return np.minimum(distance / radius, 1.0)
@@ -156,10 +183,12 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
            slice(max(int(columns_painted[0][0]) - pad, 0), min(int(columns_painted[0][-1]) + pad + 1, width)))
     rows = min(height, COMPOSITE_HEIGHT)
     small_size = (max(round(width * rows / height), 1), rows)  # cv2 sizes are (width, height)
-    full_size = (width, height)
+    small_shape, full_shape = (rows, small_size[0]), (height, width)
     sigma = max(SEAM_REACH * rows / 2, 1.0)
     box_known, box_keep, box_parse, box_painted = known[box], keep[box], parse[box], painted[box]
     where = np.nonzero(box_painted)  # the N painted pixels, in the box
+    top, left = box[0].start, box[1].start
+    painted_at = (where[0] + top, where[1] + left)  # in the image
     classes = [int(label) for label in np.unique(box_parse[where])]
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
     near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -175,14 +204,13 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             depth = _depth(member, member & box_painted)
             layer = skin.colours(depth[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
-            border = member & box_keep & near_painted
-            difference = np.zeros_like(known)
-            difference[box][border] = box_known[border] - skin.colours(depth[border])
-            weight = np.zeros((height, width), np.float32)
-            weight[box][border] = 1
-            spread = cv2.GaussianBlur(_small(difference, small_size), (0, 0), sigma)
-            offset = spread / np.maximum(cv2.GaussianBlur(_small(weight, small_size), (0, 0), sigma), 0.1)[..., None]
-            layer += _full(offset, full_size)[box][where]
+            border = np.nonzero(member & box_keep & near_painted)
+            difference = box_known[border] - skin.colours(depth[border])  # (M, 3)
+            at = (border[0] + top, border[1] + left)
+            spread = cv2.GaussianBlur(_area_sums(difference, *at, full_shape, small_shape), (0, 0), sigma)
+            weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
+            offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
+            layer += _sample(offset, *painted_at, full_shape)
             spread_of_detail = _grain_spread(known, blurred, reference)
         else:
             # The sources: small pixels wholly of kept pixels of the class (none on its outline, whose pixels
@@ -192,7 +220,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
                 fill = push_pull_fill(known_small * source[..., None], source.astype(np.float32))
             else:  # the photo keeps nothing of this class: the inpainter's colours
                 fill = cv2.resize(small01, small_size, interpolation=cv2.INTER_LINEAR)
-            layer = _full(fill, full_size)[box][where]
+            layer = _sample(fill, *painted_at, full_shape)
             spread_of_detail = _grain_spread(known, blurred, (parse == label) & keep if source.any() else keep)
         soft = cv2.GaussianBlur(member.astype(np.float32), (0, 0), BORDER_SOFTNESS)[where]
         mixed += soft[:, None] * layer
