@@ -13,8 +13,10 @@ the arm's half width there (its distance transform's maximum near the point) ove
 [0.6, 1.5]; 1 where no arm is visible). The proportions are an adult's (upper arm about 9.5 cm across for 40 cm
 of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own size: no steps.
 
-``torso`` is the quad of the shoulders and hips grown by the elbow radius: where the old garment covered the
-body rather than an arm (skin there, where the new garment is shorter, rather than the background).
+``torso`` is the quad of the shoulders and hips grown by the elbow radius (``TORSO``): where the old garment
+covered the body rather than an arm (skin there, where the new garment is shorter, rather than the background);
+its core (``TORSO_CORE``), the quad with its corners moved the elbow radius towards its centre, is where an arm
+in front of the body would show in the photo: where the photo shows the old garment there, it is the body's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ MIN_SPAN_OF_TORSO = 0.77  # the span is at least this fraction of the neck-to-hi
 SCALE_RANGE = (0.6, 1.5)
 MIN_BONE_SAMPLES = 6  # bone points on the visible arm needed to measure its width
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
+TORSO, TORSO_CORE = 1, 2  # values of arm_layout's torso map
 
 
 def body_span(nodes: np.ndarray) -> float:
@@ -101,7 +104,8 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
             skin, anything else elsewhere (measures each arm's width).
 
     Returns ``(arms, torso)``: (H, W) uint8 ``LEFT_ARM`` / ``RIGHT_ARM`` inside each arm's capsules, 0 elsewhere
-    (the right arm drawn last), and (H, W) bool the torso quad grown by the elbow radius.
+    (the right arm drawn last), and (H, W) uint8 ``TORSO_CORE`` on the torso's core, ``TORSO`` on the rest of the
+    torso grown by the elbow radius, 0 elsewhere.
     """
     nodes = np.asarray(nodes, dtype=np.float64)
     default = np.array(ARM_RADII) * body_span(nodes)
@@ -111,7 +115,12 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
         radii = default * arm_scale(joints, default, visible_arms == label)
         _draw_capsules(arms, joints, radii, label)
     torso = np.zeros(visible_arms.shape, np.uint8)
-    quad = np.round(nodes[list(TORSO_NODES)] * (1 << _SUBPIXEL)).astype(np.int32)
-    cv2.fillPoly(torso, [quad], 1, cv2.LINE_8, _SUBPIXEL)
-    cv2.polylines(torso, [quad], True, 1, max(int(round(2 * default[1])), 1), cv2.LINE_8, _SUBPIXEL)
-    return arms, torso.astype(bool)
+    corners = nodes[list(TORSO_NODES)]
+    quad = np.round(corners * (1 << _SUBPIXEL)).astype(np.int32)
+    cv2.fillPoly(torso, [quad], TORSO, cv2.LINE_8, _SUBPIXEL)
+    cv2.polylines(torso, [quad], True, TORSO, max(int(round(2 * default[1])), 1), cv2.LINE_8, _SUBPIXEL)
+    centre = corners.mean(0)
+    reach = np.linalg.norm(corners - centre, axis=1, keepdims=True)
+    core = centre + (corners - centre) * np.clip(1 - default[1] / np.maximum(reach, 1e-6), 0, 1)
+    cv2.fillPoly(torso, [np.round(core * (1 << _SUBPIXEL)).astype(np.int32)], TORSO_CORE, cv2.LINE_8, _SUBPIXEL)
+    return arms, torso

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, CIHP_TO_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, \
     LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER
-from kgi.limbs import arm_layout
+from kgi.limbs import TORSO_CORE, arm_layout
 from kgi.warp import WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -183,14 +183,14 @@ def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) 
 
 def _arm_layouts(parse13: torch.Tensor, visible_arms: torch.Tensor, pose_nodes) -> list[tuple[torch.Tensor,
                                                                                              torch.Tensor]]:
-    """Per sample, ``kgi.limbs.arm_layout``'s (arms, torso) as (H, W) tensors: arms long labels, torso bool."""
+    """Per sample, ``kgi.limbs.arm_layout``'s (arms, torso) as (H, W) long tensors."""
     height, width = parse13.shape[1:]
     layouts = []
     for index in range(len(parse13)):
         own = torch.where(visible_arms[index], parse13[index], 0).byte().cpu().numpy()
         nodes = np.asarray(pose_nodes[index], dtype=np.float64) * [width, height]
         arms, torso = arm_layout(nodes, own)
-        layouts.append((torch.from_numpy(arms).to(parse13.device).long(), torch.from_numpy(torso).to(parse13.device)))
+        layouts.append(tuple(torch.from_numpy(a).to(parse13.device).long() for a in (arms, torso)))
     return layouts
 
 
@@ -201,11 +201,12 @@ def _photo_label(parse13: torch.Tensor) -> torch.Tensor:
 
 
 def pose_arms(target: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes) -> torch.Tensor:
-    """Stage 2a's target parse with the arms the pose cannot explain removed, (B, H, W) long: arm pixels outside
-    the pose's arm capsules (``kgi.limbs``) and off the photo's own arms become garment on the torso (the new
-    garment covers the body there; what it does not cover is relabelled by ``recompose``) and the photo's label
-    elsewhere. The parse network, trained on synthetic people, draws arms on genuine photos where the old garment
-    was: as wide as a sleeve, or a patch on the torso that would cut a hole in the new garment.
+    """Stage 2a's target parse with the arms the pose cannot explain removed, (B, H, W) long: arm pixels off the
+    photo's own arms that are outside the pose's arm capsules (``kgi.limbs``) or on the torso's core (where an
+    arm in front of the body would show in the photo) become garment on the torso (the new garment covers the
+    body there; what it does not cover is relabelled by ``recompose``) and the photo's label elsewhere. The
+    parse network, trained on synthetic people, draws arms on genuine photos where the old garment was: as wide
+    as a sleeve, or a patch on the torso that would cut a hole in the new garment.
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -216,8 +217,9 @@ def pose_arms(target: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes) -> tor
     cleaned = target.long().clone()
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, photo_arm, pose_nodes)):
         labels = cleaned[index]
-        stray = ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & ~photo_arm[index]
-        cleaned[index] = torch.where(stray, torch.where(torso, UPPER, _photo_label(parse13[index])), labels)
+        stray = ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & ((arms == 0) | (torso == TORSO_CORE)) \
+            & ~photo_arm[index]
+        cleaned[index] = torch.where(stray, torch.where(torso > 0, UPPER, _photo_label(parse13[index])), labels)
     return cleaned
 
 
@@ -226,7 +228,8 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
     """The target parse with the arms of its ``painted`` pixels shaped by the pose (``kgi.limbs``), (B, H, W) long.
 
     Among the painted pixels: where the old garment (or an arm the parse labels but that is not skin) hid an
-    arm, the pose's arm capsule is that arm (unless the target says hair or face there); the target's other arm
+    arm, the pose's arm capsule is that arm (unless the target says hair or face there, or it is the torso's
+    core: an arm in front of the body would show in the photo); the target's other arm
     pixels take the photo's own label (background where that was garment or arm), except on the torso (skin
     where the new garment is shorter than the old).
 
@@ -241,10 +244,10 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
         hidden = painted[index] & (_isin(parse_cihp[index], GARMENT_CIHP) | (photo_arm[index] & ~visible_arms[index]))
         labels = shaped[index]
-        stray = painted[index] & ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & ~torso \
+        stray = painted[index] & ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & (torso == 0) \
             & ~photo_arm[index]
         labels = torch.where(stray, _photo_label(parse13[index]), labels)
-        capsule = hidden & (arms > 0) & (labels != HAIR) & (labels != FACE_NECK)
+        capsule = hidden & (arms > 0) & (torso != TORSO_CORE) & (labels != HAIR) & (labels != FACE_NECK)
         shaped[index] = torch.where(capsule, arms, labels)
     return shaped
 
