@@ -1,23 +1,30 @@
-"""Stage 3's last step, at the photo's resolution: the inpainter's small output made into pixels of the photo.
+"""Stage 3's last step, at the photo's resolution: the painted pixels made into pixels of the photo.
 
-The inpainter paints at its working size (64x48 for the shipped one). Blown up 16x with a bilinear filter its
-output is a smooth blob that bleeds across the target parse's boundaries and meets the kept pixels with a
-colour step. ``composite`` instead, for the painted pixels only (kept pixels are the recomposed image's, exact),
-working at ``COMPOSITE_HEIGHT`` rows and upsampled (every step below is smooth at that scale):
+The inpainter paints at its working size (64x48 for the shipped one): blown up 16x its output is a smooth blob
+that bleeds across the target parse's borders and meets the kept pixels with a colour step. ``composite`` builds
+every painted pixel from the photo's own kept pixels instead, class by class of the target parse (kept pixels
+are the recomposed image's, exact):
 
-1. class-aware upsampling: a painted pixel of target class c takes the inpainter's colours of the small pixels
-   of class c only (a normalised convolution weighted by the class's squared coverage of each small pixel), so
-   no colour of a neighbouring class bleeds in (a joint upsampling guided by the target parse);
-2. skin: the shipped inpainter's skin at 64x48 is a blotch, so painted skin (face-neck and arm classes) gets
-   the person's own: a cylinder's shading across each painted limb (from the distance to its outline), mixed
-   with the inpainter's shading, then moved to the mean and spread per channel of the skin the recomposition
-   kept (``Recomposition.skin_mask``: visible neck and arms, else the face);
-3. seams: the difference between kept pixels and the painted colours along the painted region's border (same
-   class only) is spread into the painted region by a normalised Gaussian and added, so painted pixels meet
-   their kept neighbours without a step (a cheap stand-in for Poisson blending);
-4. grain, at full resolution: painted pixels get zero-mean noise with the fine-detail spread (pixel minus its
-   3x3 mean; a median absolute deviation, so edges do not count) of the kept pixels of their class (skin: of
-   the visible skin), so they are as crisp as the photo around them instead of flat.
+1. skin (face-neck and arm classes), at full resolution: the person's own skin colour and shading, learnt
+   from the visible skin the recomposition kept (``Recomposition.skin_mask``). A skin pixel's depth is its
+   distance to its class's outline over the class's radius (95th percentile of that distance), in [0, 1]; the
+   brightness profile L(depth) is the median brightness of the visible arm skin per depth bin (the default
+   1 - 0.4 (1 - depth)^2 times the skin's median where fewer than ``MIN_PROFILE_PIXELS`` are visible), and the
+   colour a per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the skin's own hue;
+2. every other class (background, lower garment, hair...): filled from the kept pixels of that class by a
+   push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
+   it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
+   colours only where the photo keeps no pixel of the class;
+3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
+   painted pixels by a normalised Gaussian (``SEAM_REACH``) and added, so a painted arm meets the visible arm
+   without a step;
+4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
+   ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
+5. grain: zero-mean noise with the fine-detail spread (pixel minus its 3x3 mean; a median absolute deviation, so
+   edges do not count) of the kept pixels of the class (skin: of the visible skin), so painted pixels are as
+   crisp as the photo around them instead of flat.
+
+Everything runs in float32 with OpenCV, one image at a time.
 """
 
 from __future__ import annotations
@@ -25,102 +32,216 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
-COMPOSITE_HEIGHT = 256  # rows at which steps 1-3 run
+ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
+COMPOSITE_HEIGHT = 256  # rows at which the fills and seams are computed (they are smooth at that scale)
 SEAM_REACH = 0.03  # how far into the painted region a seam's colour difference is spread, fraction of the height
-MIN_REFERENCE_PIXELS = 16  # fewer reference pixels than this: that step leaves the sample alone
-CYLINDER_WEIGHT = 0.7  # share of the painted skin's shading that comes from the cylinder (the rest: inpainter)
+BORDER_SOFTNESS = 1.0  # Gaussian sigma, pixels, of the class borders
+FEATHER = 1.0  # Gaussian sigma, pixels, of the painted side of the kept pixels' outline
+MIN_REFERENCE_PIXELS = 16  # fewer kept pixels of a class than this: the class takes the inpainter's colours
+MIN_PROFILE_PIXELS = 400  # visible arm skin needed to learn the brightness profile
+PROFILE_BINS = 8
 
 
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W), zero outside the image (a normalised convolution's parts)."""
-    radius = max(int(3 * sigma), 1)
-    taps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    blurred = F.conv2d(images, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(),
-                       padding=(radius, 0), groups=channels)
-    return F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(),
-                    padding=(0, radius), groups=channels)
+def push_pull_fill(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Values known on part of an image, filled everywhere: (h, w, 3).
+
+    Args:
+        weighted: (h, w, 3) the values times ``weight`` (an area-downsampled ``image * known``).
+        weight: (h, w) in [0, 1], the share of each pixel that is known.
+
+    Each level of a pyramid of 2x coarser grids (area averages of both) estimates a pixel as its own weighted
+    average, by the share of it that is known, and the coarser level's estimate upsampled for the rest."""
+    levels = [(weighted, weight)]
+    while min(levels[-1][1].shape) > 2:
+        numerator, denominator = levels[-1]
+        size = (max(denominator.shape[1] // 2, 1), max(denominator.shape[0] // 2, 1))
+        levels.append((cv2.resize(numerator, size, interpolation=cv2.INTER_AREA),
+                       cv2.resize(denominator, size, interpolation=cv2.INTER_AREA)))
+    numerator, denominator = levels[-1]
+    known = denominator.sum()
+    estimate = np.empty(numerator.shape, np.float32)
+    estimate[:] = numerator.sum((0, 1)) / max(known, 1e-6)
+    for numerator, denominator in reversed(levels):
+        upsampled = cv2.resize(estimate, (denominator.shape[1], denominator.shape[0]), interpolation=cv2.INTER_LINEAR)
+        share = np.clip(denominator, 0, 1)[..., None]
+        estimate = share * numerator / np.maximum(denominator, 1e-6)[..., None] + (1 - share) * upsampled
+    return estimate.astype(np.float32)
 
 
-def class_aware_upsample(small01: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-    """(B, 3, h, w) -> (B, 3, H, W) where ``coverage`` (B, C, H, W) holds each class's share of every output
-    pixel: each output pixel mixes its classes' own upsampled colours, each a normalised convolution of the small
-    pixels weighted by that class's squared coverage (step 1 of the module docstring)."""
-    size = coverage.shape[2:]
-    upsampled = F.interpolate(small01, size=size, mode="bilinear", align_corners=False)
-    weights = F.interpolate(coverage, size=small01.shape[2:], mode="area").square()  # (B, C, h, w)
-    mixed = torch.zeros_like(upsampled)
-    for label in range(coverage.shape[1]):
-        weight = weights[:, label:label + 1]
-        numerator = F.interpolate(small01 * weight, size=size, mode="bilinear", align_corners=False)
-        denominator = F.interpolate(weight, size=size, mode="bilinear", align_corners=False)
-        own = torch.where(denominator > 1e-4, numerator / denominator.clamp_min(1e-4), upsampled)
-        mixed = mixed + coverage[:, label:label + 1] * own
-    share = coverage.sum(1, keepdim=True)
-    return mixed + (1 - share) * upsampled
+def _small(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def cylinder_shading(skin: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) shading in [0, 1] over the ``skin`` pixels (B, 1, H, W bool): 1 - 0.4 (1 - d / r)^2, d the
-    distance to the region's outline and r its 95th percentile (a limb's half width): a lit cylinder seen from
-    the front, 40% darker at its outline; 0 elsewhere."""
-    shading = torch.zeros(skin.shape, dtype=torch.float32)
-    for index, mask in enumerate(skin[:, 0].cpu().numpy()):
-        if mask.sum() < 2:
-            continue
-        distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-        radius = max(float(np.percentile(distance[mask], 95)), 1.0)
-        depth = np.clip(distance / radius, 0, 1)
-        shading[index, 0] = torch.from_numpy((1 - 0.4 * (1 - depth) ** 2) * mask)
-    return shading.to(skin.device)
+def _sample(small: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape: tuple[int, int]) -> np.ndarray:
+    """(N, C) values of the (h, w, C) ``small`` image upsampled bilinearly to ``full_shape`` (H, W), at the N
+    pixels (``rows``, ``columns``) only (``cv2.resize``'s pixel centres, without upsampling the whole image)."""
+    (height, width), (small_height, small_width) = full_shape, small.shape[:2]
+    count = len(rows)
+    padded = -(-max(count, 1) // 1024) * 1024  # cv2.remap maps stay under 32767 rows: 1024 columns
+    map_x = np.zeros(padded, np.float32)
+    map_y = np.zeros(padded, np.float32)
+    map_x[:count] = (columns + 0.5) * (small_width / width) - 0.5
+    map_y[:count] = (rows + 0.5) * (small_height / height) - 0.5
+    values = cv2.remap(small, map_x.reshape(-1, 1024), map_y.reshape(-1, 1024), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return values.reshape(padded, -1)[:count]
 
 
-def match_colour(image01: torch.Tensor, painted: torch.Tensor, reference01: torch.Tensor,
-                 reference: torch.Tensor) -> torch.Tensor:
-    """Move the ``painted`` pixels (B, 1, H, W bool) of ``image01`` to the mean and spread per channel of
-    ``reference01``'s pixels under ``reference`` (B, 1, H, W bool); the spread ratio is held in [0.25, 1] (the
-    reference's spread includes its shadows and outline: never more contrast than the painted pixels had)."""
-    matched = image01.clone()
-    for index in range(len(image01)):
-        source_mask, wanted_mask = painted[index, 0], reference[index, 0]
-        if source_mask.sum() < 2 or wanted_mask.sum() < MIN_REFERENCE_PIXELS:
-            continue
-        source, wanted = image01[index][:, source_mask], reference01[index][:, wanted_mask]  # (3, N), (3, M)
-        scale = (wanted.std(1) / source.std(1).clamp_min(1e-3)).clamp(0.25, 1)
-        moved = (source - source.mean(1, keepdim=True)) * scale[:, None] + wanted.mean(1, keepdim=True)
-        matched[index][:, source_mask] = moved.clamp(0, 1)
-    return matched
+def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape: tuple[int, int],
+               small_shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) area averages over the small grid's cells of the (N, C) ``values`` at N full-resolution pixels
+    (zero elsewhere): ``cv2.resize`` with INTER_AREA of a sparse image, without building it."""
+    (height, width), (small_height, small_width) = full_shape, small_shape
+    cells = (rows * small_height // height) * small_width + columns * small_width // width
+    sums = np.stack([np.bincount(cells, weights=channel, minlength=small_height * small_width)
+                     for channel in values.T], axis=1)
+    return (sums * (small_height * small_width / (height * width))).reshape(small_height, small_width, -1
+                                                                             ).astype(np.float32)
 
 
-def seam_offsets(image01: torch.Tensor, known01: torch.Tensor, keep: torch.Tensor, coverage: torch.Tensor
-                 ) -> torch.Tensor:
-    """(B, 3, H, W) colour offsets for painted pixels: per class, the kept-minus-painted difference of nearby kept
-    pixels of that class spread by a normalised Gaussian (step 3), mixed by each pixel's class coverage."""
-    sigma = max(SEAM_REACH * keep.shape[2] / 2, 1.0)
-    difference = (known01 - image01) * keep
-    offsets = torch.zeros_like(image01)
-    for label in range(coverage.shape[1]):
-        member = coverage[:, label:label + 1]
-        spread = _gaussian_blur(difference * member, sigma) / _gaussian_blur(member * keep, sigma).clamp_min(0.25)
-        offsets = offsets + member * spread
-    return offsets
+def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) float32: distance to the outline of ``member`` (bool) over its 95th percentile among the pixels of
+    ``among`` (default: all of ``member``), clipped to [0, 1]."""
+    rows, columns = np.nonzero(member.any(1))[0], np.nonzero(member.any(0))[0]
+    distance = np.zeros(member.shape, np.float32)
+    if rows.size:  # on the class's bounding box (one pixel more: its border is outside the class)
+        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+        distance[box] = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
+    pool = distance[member if among is None else among & member]
+    radius = max(float(np.percentile(pool, 95)), 2.0) if pool.size else 2.0
+    return np.minimum(distance / radius, 1.0)
 
 
-def _fine_detail(images01: torch.Tensor) -> torch.Tensor:
-    """Each pixel minus its 3x3 mean: (B, 3, H, W)."""
-    return images01 - F.avg_pool2d(images01, 3, 1, 1, count_include_pad=False)
+class SkinModel:
+    """The person's skin: brightness by depth across a limb, colour by brightness (module docstring, step 1).
+
+    Args:
+        known: (H, W, 3) float32 image in [0, 1]. parse: (H, W) uint8 target parse.
+        reference: (H, W) bool the visible skin to learn from.
+    """
+
+    def __init__(self, known: np.ndarray, parse: np.ndarray, reference: np.ndarray):
+        pixels = known[reference]  # (N, 3)
+        brightness = pixels.mean(1)
+        self.median = float(np.median(brightness)) if len(pixels) else 0.6
+        design = np.stack([np.ones_like(brightness), brightness], 1)  # (N, 2)
+        if len(pixels) >= MIN_REFERENCE_PIXELS and brightness.std() > 1e-3:
+            self.fit = np.linalg.lstsq(design, pixels, rcond=None)[0].astype(np.float32)  # (2, 3): rgb = a + b L
+        else:  # too little skin: a plain skin tone, scaled by brightness
+            tone = pixels.mean(0) if len(pixels) else np.array([0.85, 0.64, 0.52], np.float32)
+            self.fit = np.stack([np.zeros(3), tone / max(tone.mean(), 1e-3)]).astype(np.float32)
+        centres = (np.arange(PROFILE_BINS) + 0.5) / PROFILE_BINS
+        self.profile = (self.median * (1 - 0.4 * (1 - centres) ** 2) / (1 - 0.4 * (1 - 0.75) ** 2)).astype(np.float32)
+        arms = reference & np.isin(parse, ARM_CLASSES)
+        if arms.sum() >= MIN_PROFILE_PIXELS:
+            depth = np.zeros(parse.shape, np.float32)
+            for label in ARM_CLASSES:
+                member = parse == label
+                if (member & arms).any():
+                    depth[member] = _depth(member, arms)[member]
+            bins = np.minimum((depth[arms] * PROFILE_BINS).astype(int), PROFILE_BINS - 1)
+            arm_brightness = known[arms].mean(1)
+            learnt = [np.median(arm_brightness[bins == b]) if (bins == b).sum() >= 8 else np.nan
+                      for b in range(PROFILE_BINS)]
+            learnt = np.array(learnt, np.float32)
+            found = ~np.isnan(learnt)
+            if found.sum() >= 2:
+                self.profile = np.interp(centres, centres[found], learnt[found]).astype(np.float32)
+
+    def colours(self, depth: np.ndarray) -> np.ndarray:
+        """(N,) depths in [0, 1] -> (N, 3) skin colours."""
+        centres = (np.arange(PROFILE_BINS) + 0.5) / PROFILE_BINS
+        brightness = np.interp(depth, centres, self.profile).astype(np.float32)
+        return self.fit[0] + brightness[:, None] * self.fit[1]
+
+
+def _grain_spread(image: np.ndarray, blurred: np.ndarray, pixels: np.ndarray) -> float:
+    """1.4826 times the median over ``pixels`` (H, W bool; every 4th row and column) of |pixel - its 3x3 mean
+    (``blurred``)| averaged over the channels: the photo's fine-detail spread there, edges not counting."""
+    sampled = pixels[::4, ::4]
+    if not sampled.any():
+        return 0.0
+    difference = np.abs(image[::4, ::4][sampled] - blurred[::4, ::4][sampled]).mean(1)
+    return 1.4826 * float(np.median(difference))
+
+
+def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, parse: np.ndarray,
+                   reference: np.ndarray, seed: int) -> np.ndarray:
+    """One image of ``composite``, numpy (H, W, 3) float32 in, out. Only the painted pixels are computed, and
+    everything at full resolution runs in the box around them."""
+    painted = ~keep
+    rows_painted, columns_painted = np.nonzero(painted.any(1)), np.nonzero(painted.any(0))
+    if not rows_painted[0].size:
+        return known
+    height, width = parse.shape
+    pad = 8
+    box = (slice(max(int(rows_painted[0][0]) - pad, 0), min(int(rows_painted[0][-1]) + pad + 1, height)),
+           slice(max(int(columns_painted[0][0]) - pad, 0), min(int(columns_painted[0][-1]) + pad + 1, width)))
+    rows = min(height, COMPOSITE_HEIGHT)
+    small_size = (max(round(width * rows / height), 1), rows)  # cv2 sizes are (width, height)
+    small_shape, full_shape = (rows, small_size[0]), (height, width)
+    sigma = max(SEAM_REACH * rows / 2, 1.0)
+    box_known, box_keep, box_parse, box_painted = known[box], keep[box], parse[box], painted[box]
+    where = np.nonzero(box_painted)  # the N painted pixels, in the box
+    top, left = box[0].start, box[1].start
+    painted_at = (where[0] + top, where[1] + left)  # in the image
+    classes = [int(label) for label in np.unique(box_parse[where])]
+    skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
+    near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    blurred = cv2.blur(known, (3, 3))
+    known_small = _small(known, small_size)
+
+    mixed = np.zeros((len(where[0]), 3), np.float32)
+    total = np.zeros(len(where[0]), np.float32)
+    grain = np.zeros(len(where[0]), np.float32)
+    for label in classes:
+        member = box_parse == label
+        if label in SKIN_CLASSES:
+            depth = _depth(member, member & box_painted)
+            layer = skin.colours(depth[where])
+            # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
+            border = np.nonzero(member & box_keep & near_painted)
+            difference = box_known[border] - skin.colours(depth[border])  # (M, 3)
+            at = (border[0] + top, border[1] + left)
+            spread = cv2.GaussianBlur(_area_sums(difference, *at, full_shape, small_shape), (0, 0), sigma)
+            weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
+            offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
+            layer += _sample(offset, *painted_at, full_shape)
+            spread_of_detail = _grain_spread(known, blurred, reference)
+        else:
+            # The sources: small pixels wholly of kept pixels of the class (none on its outline, whose pixels
+            # mix the neighbours' colours).
+            source = _small(((parse == label) & keep).astype(np.float32), small_size) > 0.999
+            if source.sum() >= MIN_REFERENCE_PIXELS:
+                fill = push_pull_fill(known_small * source[..., None], source.astype(np.float32))
+            else:  # the photo keeps nothing of this class: the inpainter's colours
+                fill = cv2.resize(small01, small_size, interpolation=cv2.INTER_LINEAR)
+            layer = _sample(fill, *painted_at, full_shape)
+            spread_of_detail = _grain_spread(known, blurred, (parse == label) & keep if source.any() else keep)
+        soft = cv2.GaussianBlur(member.astype(np.float32), (0, 0), BORDER_SOFTNESS)[where]
+        mixed += soft[:, None] * layer
+        total += soft
+        grain[member[where]] = spread_of_detail
+    image = mixed / np.maximum(total, 1e-6)[:, None]
+    # Feathering: painted pixels next to kept ones lean towards the kept neighbours' colour (by the kept share of
+    # a Gaussian around them), so the kept outline (the garment's edge) is anti-aliased on the painted side.
+    kept_share = cv2.GaussianBlur(box_keep.astype(np.float32), (0, 0), FEATHER)[where][:, None]
+    kept_colour = cv2.GaussianBlur(box_known * box_keep[..., None], (0, 0), FEATHER)[where]  # times the share
+    image = (1 - kept_share) * image + kept_colour
+    noise = np.random.default_rng(seed).standard_normal((len(where[0]), 3), dtype=np.float32)
+    result = known.copy()
+    result[box][where] = np.clip(image + noise * grain[:, None], 0, 1)
+    return result
 
 
 def composite(small01: torch.Tensor, known01: torch.Tensor, keep_mask: torch.Tensor, target_parse13: torch.Tensor,
               skin_mask: torch.Tensor, seed: int | list[int] = 0) -> torch.Tensor:
-    """The try-on at full resolution from the inpainter's small output (the module docstring's steps).
+    """The try-on at full resolution from the recomposed image and the inpainter's small output (the module
+    docstring's steps).
 
     Args:
         small01: (B, 3, h, w) the inpainter's output in [0, 1].
@@ -131,44 +252,13 @@ def composite(small01: torch.Tensor, known01: torch.Tensor, keep_mask: torch.Ten
 
     Returns (B, 3, H, W) in [0, 1]; every kept pixel is ``known01``'s.
     """
-    height, width = known01.shape[2:]
-    keep = keep_mask > 0.5
-    classes = [int(label) for label in torch.unique(target_parse13[~keep[:, 0]])]
-    if not classes:
-        return known01.clone()
-    size = (min(height, COMPOSITE_HEIGHT), round(width * min(height, COMPOSITE_HEIGHT) / height))
-    members = torch.stack([target_parse13 == label for label in classes], dim=1)  # (B, C, H, W)
-    coverage = F.interpolate(members.float(), size=size, mode="area")
-    keep_small = F.interpolate(keep_mask.float(), size=size, mode="area")
-    known_small = F.interpolate(known01, size=size, mode="area")
-    # Kept-pixel colours at the small size: the area average over kept pixels only.
-    known_small = torch.where(keep_small > 0, F.interpolate(known01 * keep_mask, size=size, mode="area")
-                              / keep_small.clamp_min(1e-6), known_small)
-
-    image = class_aware_upsample(small01.float(), coverage)
-    skin_classes = [index for index, label in enumerate(classes) if label in SKIN_CLASSES]
-    painted_small = keep_small < 1
-    if skin_classes:
-        skin_share = coverage[:, skin_classes].sum(1, keepdim=True)
-        painted_skin = painted_small & (skin_share > 0.5)
-        shading = cylinder_shading(painted_skin)
-        luminance = image.mean(1, keepdim=True)
-        shaded = CYLINDER_WEIGHT * shading + (1 - CYLINDER_WEIGHT) * luminance
-        reference = F.interpolate(skin_mask.float(), size=size, mode="area") > 0.99
-        skin = match_colour(shaded.expand(-1, 3, -1, -1), painted_skin, known_small, reference)
-        image = torch.where(painted_skin, skin, image)
-    image = image + seam_offsets(image, known_small, keep_small.clamp(0, 1) >= 1, coverage)
-    image = F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False)
-
-    seeds = [seed] * len(image) if isinstance(seed, int) else seed
-    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    noise = torch.stack([torch.randn(3, height, width, generator=g) for g in generators]).to(image.device)
-    detail = _fine_detail(known01).abs().mean(1)  # (B, H, W)
-    grain = torch.zeros_like(image[:, :1])
-    for label in classes:
-        member = (target_parse13 == label)[:, None]
-        reference = skin_mask > 0.5 if label in SKIN_CLASSES else member & keep
-        spread = [1.4826 * float(d[r[0]].median()) if r.any() else 0.0 for d, r in zip(detail, reference)]
-        grain = torch.where(member, torch.tensor(spread, device=image.device).view(-1, 1, 1, 1), grain)
-    image = image + noise * grain
-    return torch.where(keep, known01, image.clamp(0, 1))
+    seeds = [seed] * len(known01) if isinstance(seed, int) else seed
+    images = []
+    for index in range(len(known01)):
+        known = known01[index].float().permute(1, 2, 0).cpu().numpy()  # (3, H, W) -> (H, W, 3)
+        small = small01[index].float().permute(1, 2, 0).cpu().numpy()
+        image = _composite_one(small, np.ascontiguousarray(known), keep_mask[index, 0].cpu().numpy() > 0.5,
+                               target_parse13[index].cpu().numpy().astype(np.uint8),
+                               skin_mask[index, 0].cpu().numpy() > 0.5, int(seeds[index]))
+        images.append(torch.from_numpy(image).permute(2, 0, 1))
+    return torch.stack(images).to(known01.device)

@@ -3,10 +3,10 @@
 A small composition of the three stage models and a scheduler, in the manner of a diffusers pipeline::
 
     stage 1   KeypointGNN      flat-garment keypoints + pose graph      -> garment keypoints on the person
-    stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse
+    stage 2a  ParseUNet        agnostic parse + skeleton + garment drawing -> target parse (arms: the pose's)
     stage 2b  warp + recompose five-segment TPS warp, paste              -> recomposed image, keep mask
     stage 3   SpadeUNet + sampler  keep-mask diffusion inpainting        -> try-on image
-              + composite          class-aware upsampling, skin colour, seams -> full-resolution result
+              + composite          skin learnt from the person, fills from kept pixels -> full-resolution result
 
 Each stage is a method of its own (``predict_keypoints``, ``parse_and_warp``, ``inpaint``) so the serving
 DAG can run them in separate deployments on the same code. The parse network and the inpainter run at the
@@ -40,7 +40,7 @@ from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
-from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
+from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, pose_arms, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_five_segments
 
@@ -230,7 +230,8 @@ class TryOnPipeline:
 
         Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
         prediction, and the target parse used downstream, which keeps the person's parse outside the region a
-        new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there.
+        new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there, and
+        whose arms are where the pose has them (``kgi.recompose.pose_arms``).
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
@@ -241,13 +242,19 @@ class TryOnPipeline:
         small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
         parse_net = self._network("parse", self.parse_net)
         logits = parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
-        # The scores upsampled to at most 512 rows, the labels from there (each score map is smooth: at 1024 rows
-        # this saves 0.1 s of 13-channel interpolation and argmax for 2-pixel steps on the class borders).
+        # The network decides each class pixel by pixel at 128 rows: its scores step from one pixel to the next,
+        # and class borders upsampled from them have the steps (8 pixels at 1024 rows). Smoothed first (two 3x3
+        # means, a Gaussian of about one pixel there), the borders are smooth curves. The scores are upsampled to
+        # at most 512 rows, the labels from there (at 1024 rows this saves 0.1 s of 13-channel interpolation and
+        # argmax for 2-pixel steps on the class borders).
+        for _ in range(2):
+            logits = F.avg_pool2d(logits, 3, stride=1, padding=1, count_include_pad=False)
         label_size = (min(height, 512), round(width * min(height, 512) / height))
         predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
-        return predicted, fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
+        target = fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
+        return predicted, pose_arms(target, parse_cihp, pose_nodes.cpu().numpy())
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,
@@ -269,7 +276,8 @@ class TryOnPipeline:
         warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
                        upper_mask=(target_parse13 == UPPER)[:, None].float())
         person = to_tensor_images([s.person for s in samples], self.device)
-        composed = recompose(person, parse_cihp, target_parse13, warp, margin_px(height))
+        composed = recompose(person, parse_cihp, target_parse13, warp, margin_px(height),
+                             pose_nodes=np.stack([s.pose_nodes for s in samples]))
         shown = (composed.target_parse13 == UPPER)[:, None]
         return StageTwoOutput(composed.target_parse13, warp.garment * shown, composed.image, composed.keep_mask,
                               composed.skin_mask)

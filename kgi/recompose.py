@@ -15,6 +15,12 @@ from, the mask of pixels it must keep and the target parse as composed:
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
     keep     = not region, or garment, or skin
 
+With the pose (``pose_nodes``), the arms the target parse draws in the painted pixels take the person's shape
+(``kgi.limbs``): the person's visible arm skin stays arm (its own silhouette) unless the new garment covers it;
+where the old garment hid an arm, the pose's arm capsule is the arm; the target parse's other painted arm pixels
+become the photo's own label there (background where it was the old garment), except on the torso, where the old
+garment covered skin.
+
 So nothing of the old garment is kept (its pixels are in the region, and only the new garment or the
 person's own skin away from it is pasted there), and the new garment is never painted: the target parse's
 garment region is the warped garment. Outside the region the photo is kept even where the target parse
@@ -34,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, CIHP_TO_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, \
-    LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
+    LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER
+from kgi.limbs import TORSO_CORE, arm_layout
 from kgi.warp import WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -45,6 +52,7 @@ NECK_CIHP = 10
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
+HAIR = PARSE13_LABELS.index("hair")
 
 
 class RecomposeInputError(ValueError):
@@ -173,6 +181,77 @@ def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) 
     return relabelled
 
 
+def _arm_layouts(parse13: torch.Tensor, visible_arms: torch.Tensor, pose_nodes) -> list[tuple[torch.Tensor,
+                                                                                             torch.Tensor]]:
+    """Per sample, ``kgi.limbs.arm_layout``'s (arms, torso) as (H, W) long tensors."""
+    height, width = parse13.shape[1:]
+    layouts = []
+    for index in range(len(parse13)):
+        own = torch.where(visible_arms[index], parse13[index], 0).byte().cpu().numpy()
+        nodes = np.asarray(pose_nodes[index], dtype=np.float64) * [width, height]
+        arms, torso = arm_layout(nodes, own)
+        layouts.append(tuple(torch.from_numpy(a).to(parse13.device).long() for a in (arms, torso)))
+    return layouts
+
+
+def _photo_label(parse13: torch.Tensor) -> torch.Tensor:
+    """The photo's 13-class label, background where it shows garment or arms (what an arm pixel the pose cannot
+    explain shows instead)."""
+    return torch.where((parse13 == UPPER) | (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM), 0, parse13)
+
+
+def pose_arms(target: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes) -> torch.Tensor:
+    """Stage 2a's target parse with the arms the pose cannot explain removed, (B, H, W) long: arm pixels off the
+    photo's own arms that are outside the pose's arm capsules (``kgi.limbs``) or on the torso's core (where an
+    arm in front of the body would show in the photo) become garment on the torso (the new garment covers the
+    body there; what it does not cover is relabelled by ``recompose``) and the photo's label elsewhere. The
+    parse network, trained on synthetic people, draws arms on genuine photos where the old garment was: as wide
+    as a sleeve, or a patch on the torso that would cut a hole in the new garment.
+
+    Args:
+        target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+    """
+    parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    cleaned = target.long().clone()
+    for index, (arms, torso) in enumerate(_arm_layouts(parse13, photo_arm, pose_nodes)):
+        labels = cleaned[index]
+        stray = ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & ((arms == 0) | (torso == TORSO_CORE)) \
+            & ~photo_arm[index]
+        cleaned[index] = torch.where(stray, torch.where(torso > 0, UPPER, _photo_label(parse13[index])), labels)
+    return cleaned
+
+
+def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Tensor, visible_arms: torch.Tensor,
+               pose_nodes) -> torch.Tensor:
+    """The target parse with the arms of its ``painted`` pixels shaped by the pose (``kgi.limbs``), (B, H, W) long.
+
+    Among the painted pixels: where the old garment (or an arm the parse labels but that is not skin) hid an
+    arm, the pose's arm capsule is that arm (unless the target says hair or face there, or it is the torso's
+    core: an arm in front of the body would show in the photo); the target's other arm
+    pixels take the photo's own label (background where that was garment or arm), except on the torso (skin
+    where the new garment is shorter than the old).
+
+    Args:
+        target: (B, H, W) 13-class target parse. painted: (B, H, W) bool pixels the inpainter paints.
+        parse_cihp: (B, H, W) CIHP parse of the photo. visible_arms: (B, H, W) bool the photo's visible arm skin.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+    """
+    parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    shaped = target.clone()
+    for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
+        hidden = painted[index] & (_isin(parse_cihp[index], GARMENT_CIHP) | (photo_arm[index] & ~visible_arms[index]))
+        labels = shaped[index]
+        stray = painted[index] & ((labels == LEFT_ARM) | (labels == RIGHT_ARM)) & (arms == 0) & (torso == 0) \
+            & ~photo_arm[index]
+        labels = torch.where(stray, _photo_label(parse13[index]), labels)
+        capsule = hidden & (arms > 0) & (torso != TORSO_CORE) & (labels != HAIR) & (labels != FACE_NECK)
+        shaped[index] = torch.where(capsule, arms, labels)
+    return shaped
+
+
 def agnostic_region(parse13: torch.Tensor) -> torch.Tensor:
     """Where a new garment may change the person: (B, H, W) bool, pixels labelled upper garment or arm
     (``AGNOSTIC_PARSE13``) in ``parse13``, a (B, H, W) integer 13-class parse."""
@@ -197,6 +276,7 @@ def recompose(
     target_parse13: torch.Tensor,
     warp: WarpResult,
     margin_px: int = 0,
+    pose_nodes: torch.Tensor | np.ndarray | None = None,
 ) -> Recomposition:
     """The person with the change region blanked, the warped garment and kept skin pasted, and the target parse
     as composed. See the module docstring for the exact rule.
@@ -207,6 +287,8 @@ def recompose(
         target_parse13: (B, H, W) integer 13-class parse of the person wearing the new garment.
         warp: the warped garment (``warp_five_segments`` or ``warp_single_tps``) at the same size.
         margin_px: the change region's margin (``change_region``); ``MARGIN`` of the height in the pipeline.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes: painted arms take the person's shape
+            (``shape_arms``); None leaves the target parse's arms as they are.
     """
     if person.dim() != 4 or person.shape[1] != 3:
         raise RecomposeInputError(f"person must be (B, 3, H, W), got {tuple(person.shape)}")
@@ -223,9 +305,13 @@ def recompose(
     region, near_old_garment = change_region(parse_cihp, margin_px)
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(parse_cihp.device)[parse_cihp.long()]
     target = target_parse13.long()
+    skin_like = _skin_like(person, parse_cihp)
+    visible_arms = ((parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)) & skin_like & ~near_old_garment
+    if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
+        target = torch.where(region & visible_arms & (target != UPPER), parse13.long(), target)
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
-    kept_skin = own_skin & ~near_old_garment & _skin_like(person, parse_cihp)
+    kept_skin = own_skin & ~near_old_garment & skin_like
     garment = (warp.mask[:, 0] > 0.5) & ~kept_skin
     target = torch.where(garment, UPPER, target)
     uncovered = (target == UPPER) & ~garment
@@ -233,6 +319,8 @@ def recompose(
     target = _nearest_other_label(target, UPPER, uncovered & region)
 
     blanked = region & ~garment & ~kept_skin
+    if pose_nodes is not None:
+        target = shape_arms(target, blanked, parse_cihp, visible_arms, pose_nodes)
     image = torch.where(region[:, None], torch.full_like(person, BLANK_VALUE), person)
     image = torch.where(garment[:, None], warp.garment, image)
     image = torch.where(kept_skin[:, None], person, image)

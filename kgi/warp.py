@@ -292,9 +292,13 @@ def warp_five_segments(
     for name in WARP_PASTE_ORDER:
         channel = SEGMENT_NAMES.index(name)
         top_segment = torch.where(small_segments[:, channel:channel + 1] > 0, channel, top_segment)
+    covered = top_segment >= 0
     if scale < 1:  # reach a small pixel further, so the full-size masks below draw the garment's outline
         top_segment = torch.where(top_segment < 0, F.max_pool2d(top_segment, 3, 1, 1), top_segment)
         top_segment = F.interpolate(top_segment, size=(height, width), mode="nearest")
+        # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's upsampled
+        # bilinearly and thresholded: smooth, where nearest upsampling would leave 1/scale-pixel steps.
+        covered = F.interpolate(covered.float(), size=(height, width), mode="bilinear", align_corners=False) > 0.5
 
     # The garment is then sampled once, at full size, through each pixel's own segment's spline.
     grids = F.interpolate(grid.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
@@ -302,7 +306,7 @@ def warp_five_segments(
     chosen = top_segment.clamp_min(0).long().unsqueeze(2).expand(batch, 1, 2, height, width)
     pixel_grid = grids.gather(1, chosen)[:, 0].permute(0, 2, 3, 1)  # (B, H, W, 2)
     garment, mask = _sample(torch.cat([cloth, usable], dim=1), pixel_grid)  # (B, 3, H, W), (B, 1, H, W)
-    mask = mask * (top_segment >= 0).float()
+    mask = mask * covered.float()
     if upper_mask is not None:
         mask = mask * (upper_mask > 0.5).float()
     channels = torch.arange(num_segments, device=cloth.device).view(1, num_segments, 1, 1)

@@ -1,0 +1,138 @@
+"""Painted pixels that belong to the photo: skin in the person's colour, background continued, arms of the
+person's shape with smooth outlines (``kgi.composite``, ``kgi.limbs``, ``kgi.recompose.shape_arms``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kgi.composite import composite, push_pull_fill
+from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
+from kgi.limbs import ARM_NODES, arm_layout
+from kgi.recompose import pose_arms, shape_arms
+
+HEIGHT, WIDTH = 256, 192
+SKIN = np.array([0.80, 0.58, 0.47], np.float32)
+WALL = np.array([0.86, 0.87, 0.88], np.float32)
+
+def person_scene():
+    """A wall, a face-neck of skin (kept), a garment (kept) and a left arm whose upper half is painted; the
+    inpainter's output is green everywhere (so nothing painted may come from it where the photo knows better)."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[20:70, 80:112] = FACE_NECK
+    parse[70:180, 60:132] = UPPER
+    parse[75:200, 132:150] = LEFT_ARM
+    rows = np.linspace(0.9, 1.1, HEIGHT, dtype=np.float32)[:, None, None]
+    image = np.broadcast_to(WALL * rows, (HEIGHT, WIDTH, 3)).copy()  # a wall with a gradient
+    image[parse == FACE_NECK] = SKIN
+    image[parse == UPPER] = (0.2, 0.2, 0.6)
+    image[parse == LEFT_ARM] = SKIN * 0.95
+    keep = np.ones((HEIGHT, WIDTH), bool)
+    keep[60:130, 125:160] = False  # the upper arm and the wall next to it
+    image[~keep] = 0.5
+    reference = (parse == FACE_NECK) | ((parse == LEFT_ARM) & keep)
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    small = torch.zeros(1, 3, 64, 48)
+    small[:, 1] = 1  # green
+    return (small, as_tensor(image).permute(2, 0, 1)[None], as_tensor(keep)[None, None].float(),
+            as_tensor(parse)[None].long(), as_tensor(reference)[None, None].float(), parse, keep, image)
+
+def test_painted_skin_takes_the_persons_skin_and_painted_wall_continues_the_wall():
+    small, known, keep_mask, target, skin_mask, parse, keep, image = person_scene()
+    result = composite(small, known, keep_mask, target, skin_mask)[0].permute(1, 2, 0).numpy()
+    assert (result[keep] == image[keep]).all()  # kept pixels exact
+    painted_arm = ~keep & (parse == LEFT_ARM)
+    wall_inside = np.pad(np.lib.stride_tricks.sliding_window_view(parse == 0, (7, 7)).all((2, 3)), 3)
+    painted_wall = ~keep & wall_inside  # 3 pixels from other classes (their soft borders)
+    inner_arm = painted_arm & (np.abs(np.arange(WIDTH) - 141) < 5)[None]  # away from its outline
+    assert np.abs(result[inner_arm].mean(0) - SKIN).max() < 0.06, result[inner_arm].mean(0)
+    # The wall: within 10 levels (grain) of the kept wall on the same rows (a vertical gradient), never green.
+    expected = WALL * np.linspace(0.9, 1.1, HEIGHT, dtype=np.float32)[:, None]
+    rows = np.nonzero(painted_wall)[0]
+    assert np.abs(result[painted_wall] - expected[rows]).max() < 0.04
+    assert np.abs(result[painted_wall].mean(0) - expected[rows].mean(0)).max() < 3 / 255
+
+def test_push_pull_fill_keeps_the_known_and_spreads_it():
+    values = np.random.default_rng(0).random((32, 24, 3)).astype(np.float32)
+    weight = np.zeros((32, 24), np.float32)
+    weight[:, :10] = 1
+    filled = push_pull_fill(values * weight[..., None], weight)
+    np.testing.assert_allclose(filled[:, :10], values[:, :10], atol=1e-6)
+    assert (filled >= values[:, :10].min() - 1e-6).all() and (filled <= values[:, :10].max() + 1e-6).all()
+
+def _segment_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    direction = end - start
+    t = np.clip(((points - start) @ direction) / (direction @ direction), 0, 1)
+    return np.linalg.norm(points - (start + t[:, None] * direction), axis=1)
+
+def test_arm_outline_is_the_capsule_to_a_pixel_at_full_resolution():
+    """A diagonal arm at 1024 rows: every pixel more than a pixel inside the tapered capsule is arm, every pixel
+    more than a pixel outside is not (no steps of the parse network's 8-pixel cells)."""
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(384, 300), (300, 300), (468, 300), (330, 480), (438, 480)]
+    nodes[[6, 7]] = [(560, 480), (650, 640)]  # the left arm, diagonal
+    nodes[[3, 4]] = nodes[2]  # the right arm not found
+    arms, torso = arm_layout(nodes, np.zeros((1024, 768), np.uint8))
+    assert torso[400, 384] and not torso[400, 740]
+    rows, columns = np.mgrid[400:620, 480:700]
+    pixels = np.stack([columns.ravel(), rows.ravel()], 1).astype(np.float64)
+    elbow, wrist = nodes[6], nodes[7]
+    span = 168  # the shoulder span (the torso is shorter than 168 / 0.77)
+    r_elbow, r_wrist = 0.10 * span, 0.075 * span
+    t = np.clip(((pixels - elbow) @ (wrist - elbow)) / np.sum((wrist - elbow) ** 2), 0, 1)
+    radius = r_elbow + t * (r_wrist - r_elbow)
+    distance = _segment_distance(pixels, elbow, wrist) - radius
+    drawn = arms[rows.ravel(), columns.ravel()] == LEFT_ARM
+    assert drawn[distance < -1.5].all() and not drawn[(distance > 1.5) & (t > 0) & (t < 1)].any()
+    right_shoulder_disc = np.pi * (0.12 * span) ** 2  # the right arm was not found: its shoulder's disc only
+    assert ARM_NODES[RIGHT_ARM] == (2, 3, 4) and abs((arms == RIGHT_ARM).sum() / right_shoulder_disc - 1) < 0.1
+
+def test_painted_arm_is_no_wider_than_the_persons():
+    """The target parse draws the arm as wide as the old sleeve; among painted pixels the arm keeps to the
+    pose's capsule, scaled to the person's visible forearm, and the rest of the old sleeve becomes background."""
+    height, width = 512, 384
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(192, 150), (150, 150), (234, 150), (160, 330), (224, 330)]
+    nodes[[6, 7]] = [(260, 250), (270, 350)]
+    nodes[[3, 4]] = [(124, 250), (114, 350)]
+    parse_cihp = np.zeros((height, width), np.int64)
+    parse_cihp[140:340, 140:244] = 5  # the old garment
+    parse_cihp[140:260, 244:300] = 5  # its loose left sleeve, to the elbow
+    columns, rows = np.meshgrid(np.arange(width), np.arange(height))
+    to_forearm = _segment_distance(np.stack([columns.ravel(), rows.ravel()], 1).astype(float), nodes[6], nodes[7])
+    visible = (to_forearm.reshape(height, width) < 9) & (rows >= 262)  # below the sleeve, 18 pixels wide: thin
+    parse_cihp[visible] = 14
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 140:260, 244:300] = LEFT_ARM  # as wide as the sleeve
+    painted = torch.from_numpy(parse_cihp == 5)[None] & (target == LEFT_ARM)
+    def arm_widths(visible_arm: np.ndarray) -> np.ndarray:
+        shaped = shape_arms(target, painted, torch.from_numpy(parse_cihp)[None], torch.from_numpy(visible_arm)[None],
+                            torch.from_numpy(nodes / [width, height]).float()[None])[0].numpy()
+        arm = (shaped == LEFT_ARM) & painted[0].numpy()
+        assert (shaped[painted[0].numpy() & ~arm] == 0).all()  # the rest of the sleeve is background
+        return arm[200:240].sum(1)  # rows across the upper arm, above the elbow
+
+    own, default = arm_widths(visible), arm_widths(np.zeros_like(visible))
+    assert 15 <= own.min() and own.max() <= 0.5 * 56, own  # arm-wide, not sleeve-wide (56)
+    assert (own <= default).all() and own.mean() < 0.9 * default.mean()  # the thin person's own scale
+
+def test_arms_the_pose_cannot_explain_leave_the_target_parse():
+    """A patch of arm on the torso (it would cut a hole in the new garment) becomes garment; one beside the body
+    becomes the photo's background; the photo's own arm and the arms along the pose stay."""
+    height, width = 512, 384
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(192, 150), (150, 150), (234, 150), (160, 330), (224, 330)]
+    nodes[[3, 4, 6, 7]] = [(130, 250), (125, 340), (254, 250), (259, 340)]  # arms hanging at the sides
+    parse_cihp = np.zeros((height, width), np.int64)
+    parse_cihp[140:340, 140:244] = 5
+    parse_cihp[300:330, 300:320] = 14  # the photo's own (raised) hand
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 140:340, 160:230] = UPPER
+    target[0, 240:280, 180:210] = LEFT_ARM  # on the torso
+    target[0, 100:130, 330:370] = LEFT_ARM  # beside the body, far from the arm
+    target[0, 240:300, 245:262] = LEFT_ARM  # along the pose's left forearm
+    target[0, 300:330, 300:320] = LEFT_ARM
+    cleaned = pose_arms(target, torch.from_numpy(parse_cihp)[None], (nodes / [width, height])[None])[0]
+    assert (cleaned[240:280, 180:210] == UPPER).all()
+    assert (cleaned[100:130, 330:370] == 0).all()
+    assert (cleaned[240:300, 245:262] == LEFT_ARM).all() and (cleaned[300:330, 300:320] == LEFT_ARM).all()
