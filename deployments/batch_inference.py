@@ -60,7 +60,7 @@ from kgi.metrics import mean_and_standard_error
 from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint8_images
 from kgi.runtime import configure_inference_process
 from kgi.sampling import count_unet_evaluations
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 from training.shards import MANIFEST as SHARD_MANIFEST
 from training.preprocess import decode_row
 

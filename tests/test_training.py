@@ -29,7 +29,7 @@ from ray import cloudpickle  # noqa: E402
 from kgi.data import storage  # noqa: E402
 from kgi.data.synth import generate  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.fs import arrow_filesystem  # noqa: E402
+from kgi.data.storage import arrow_filesystem  # noqa: E402
 from training.job import read_history, run  # noqa: E402
 from training.shards import convert  # noqa: E402
 from training.tasks import TASKS  # noqa: E402

@@ -28,7 +28,7 @@ from kgi.data.pose import parse_openpose
 from kgi.data.vitonhd import MASK_THRESHOLD, DatasetError
 from kgi.graphs import NUM_GARMENT_NODES, SLEEVE_TYPES
 from training.errors import DATA_ERRORS
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 
 REQUIRED_JOINTS = {1: "neck", 2: "right shoulder", 5: "left shoulder"}  # BODY_25; the garment frame needs them
 

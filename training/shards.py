@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from kgi.data import storage
 from kgi.data.vitonhd import DatasetError, parse_landmarks, read_pair
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 
 SCHEMA = pa.schema([
     ("person_name", pa.string()),

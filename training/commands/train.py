@@ -42,7 +42,7 @@ def run(args) -> int:
     from kgi.data.vitonhd import DatasetError
     from training.config import TrainConfig
     from training.errors import data_error
-    from training.fs import is_s3
+    from kgi.data.storage import is_s3
     from training.shards import count_rows
 
     overrides = {k: getattr(args, k)
