@@ -61,8 +61,8 @@ from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint
 from kgi.runtime import configure_inference_process
 from kgi.sampling import count_unet_evaluations
 from kgi.data.storage import arrow_filesystem
-from training.shards import MANIFEST as SHARD_MANIFEST
-from training.preprocess import decode_row
+from kgi.data.shards import MANIFEST as SHARD_MANIFEST
+from kgi.data.shards import decode_row
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"

@@ -43,7 +43,7 @@ def run(args) -> int:
     from training.config import TrainConfig
     from training.errors import data_error
     from kgi.data.storage import is_s3
-    from training.shards import count_rows
+    from kgi.data.shards import count_rows
 
     overrides = {k: getattr(args, k)
                  for k in ("data", "storage_path", "run_name", "steps", "checkpoint_every", "num_workers")}
