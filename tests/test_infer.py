@@ -22,14 +22,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 
-from deployments.batch_inference import (  # noqa: E402
-    KGI_ROW,
-    InferenceError,
-    output_stem,
-    pair_seed,
-    run_inference,
-)
-from deployments.commands import infer as infer_command  # noqa: E402
+from jobs.batch_inference import run_inference  # noqa: E402
+from jobs.results import KGI_ROW, InferenceError, output_stem, pair_seed  # noqa: E402
+from jobs.commands import infer as infer_command  # noqa: E402
 from kgi.cli import CommandError  # noqa: E402
 from kgi.data import storage  # noqa: E402
 from kgi.data.images import decode_rgb  # noqa: E402
