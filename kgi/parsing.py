@@ -33,12 +33,10 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
-from kgi.models.checkpoint import SafetensorsModel
-from kgi.models.parse import ConvBlock
+from kgi.models.unet import UNet
 from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
 
 LIP_LABELS: tuple[str, ...] = (
@@ -211,15 +209,14 @@ class OnnxParser:
         return to_cihp(labels, self.label_set)
 
 
-class ParserUNet(SafetensorsModel):
-    """A small U-Net from an RGB photo to CIHP logits: the network of :class:`SynthParser`.
+class ParserUNet(UNet):
+    """A small U-Net (``kgi.models.unet.UNet``) from an RGB photo to CIHP logits: the network of
+    :class:`SynthParser`.
 
-    Level ``i`` (resolution ``H / 2**i``) has ``min(base_channels * 2**i, max_channels)`` channels. The photo
-    enters with a fourth channel, the pixel's x coordinate from -1 (left) to 1 (right) (CoordConv), because
-    the left and right labels of arms, legs and shoes depend on which side of the body a part lies::
+    The photo enters with a fourth channel, the pixel's x coordinate from -1 (left) to 1 (right) (CoordConv),
+    because the left and right labels of arms, legs and shoes depend on which side of the body a part lies::
 
-        [x (B,3,H,W), column (B,1,H,W)] -> ConvBlock -> [maxpool -> ConvBlock] x levels
-          -> [upsample, concat skip -> ConvBlock] x levels -> 1x1 conv -> logits (B,20,H,W)
+        [x (B,3,H,W), column (B,1,H,W)] -> UNet -> logits (B,20,H,W)
 
     Args:
         base_channels: channels at full resolution.
@@ -230,19 +227,12 @@ class ParserUNet(SafetensorsModel):
     """
 
     def __init__(self, base_channels: int = 16, max_channels: int = 64, levels: int = 4, input_height: int = 256):
-        super().__init__()
-        if base_channels < 1 or max_channels < base_channels or levels < 1:
-            raise ValueError("need 1 <= base_channels <= max_channels and levels >= 1")
         if input_height % (2**levels * 4):
             raise ValueError(f"input_height must be a multiple of {2**levels * 4} (so 3/4 of it divides by "
                              f"{2**levels}), got {input_height}")
+        super().__init__(4, NUM_CIHP, base_channels, max_channels, levels)
         self.config = {"base_channels": base_channels, "max_channels": max_channels, "levels": levels,
                        "input_height": input_height}
-        widths = [min(base_channels * 2**level, max_channels) for level in range(levels + 1)]
-        self.stem = ConvBlock(4, widths[0])
-        self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1]) for i in range(levels))
-        self.up = nn.ModuleList(ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in range(levels))
-        self.head = nn.Conv2d(widths[0], NUM_CIHP, 1)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -256,14 +246,7 @@ class ParserUNet(SafetensorsModel):
                                f"got {tuple(x.shape)}")
         batch, _, height, width = x.shape
         column = torch.linspace(-1.0, 1.0, width, device=x.device, dtype=x.dtype).expand(batch, 1, height, width)
-        skips = [self.stem(torch.cat([x, column], dim=1))]
-        for down in self.down:
-            skips.append(down(F.max_pool2d(skips[-1], 2)))
-        h = skips.pop()
-        for up in reversed(self.up):
-            skip = skips.pop()
-            h = up(torch.cat([F.interpolate(h, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
-        return self.head(h)
+        return super().forward(torch.cat([x, column], dim=1))
 
 
 class SynthParser:

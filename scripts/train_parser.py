@@ -3,9 +3,9 @@
 The network (``kgi.parsing.ParserUNet``) learns RGB -> CIHP labels on people of the synthetic generator
 (``kgi.data.synth.make_pair``), rendered at 256 px and fitted to the network's input as ``SynthParser`` fits
 photos. Augmentation: horizontal flips (left/right labels swapped) and per-channel colour gains. The loss is
-cross-entropy plus a soft-Dice term over the classes present, so thin parts (arms, neck) count. It parses
-synthetic people only; ``kgi prep eval`` measures it on held-out synthetic pairs (another seed) and on
-genuine photos.
+``kgi.models.parse.parse_loss``: cross-entropy plus a soft-Dice term over the classes present, so thin parts (arms,
+neck) count. It parses synthetic people only; ``kgi prep eval`` measures it on held-out synthetic pairs (another
+seed) and on genuine photos.
 
 The shipped ``models/parser/synth_parser.safetensors`` was made with the defaults on one CPU thread (about 30
 minutes on a busy 2-core machine: 3 minutes of rendering, then about 1.5 s a step):
@@ -20,19 +20,14 @@ import time
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from kgi.data.images import resize_labels
-from kgi.data.labels import CIHP_LABELS, NUM_CIHP
+from kgi.data.labels import MIRRORED_CIHP
 from kgi.data.synth import make_pair
+from kgi.models.parse import parse_loss
 from kgi.parsing import ParserUNet, fit_image
 
 RENDER_HEIGHT = 256
-# CIHP label -> its mirror image's label (left and right arms, legs and shoes swap under a horizontal flip).
-MIRRORED_CIHP = np.arange(NUM_CIHP)
-for _left in ("left-arm", "left-leg", "left-shoe"):
-    _a, _b = CIHP_LABELS.index(_left), CIHP_LABELS.index(_left.replace("left", "right"))
-    MIRRORED_CIHP[[_a, _b]] = _b, _a
 
 
 def synthetic_set(seed: int, count: int, input_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,20 +46,10 @@ def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generat
     batch = images.size(0)
     flip = torch.rand(batch, generator=generator) < 0.5
     images = torch.where(flip[:, None, None, None], images.flip(-1), images).float() / 255
-    labels = torch.where(flip[:, None, None], torch.from_numpy(MIRRORED_CIHP)[labels.long()].flip(-1), labels.long())
+    mirrored = torch.from_numpy(MIRRORED_CIHP).long()[labels.long()].flip(-1)
+    labels = torch.where(flip[:, None, None], mirrored, labels.long())
     gains = 0.75 + 0.5 * torch.rand(batch, 3, 1, 1, generator=generator)
     return (images * gains).clamp(0, 1), labels
-
-
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Cross-entropy plus ``1 - mean Dice`` over the classes the batch contains."""
-    probs = logits.softmax(dim=1)
-    onehot = F.one_hot(labels, NUM_CIHP).permute(0, 3, 1, 2).float()  # (B, h, w, 20) -> (B, 20, h, w)
-    overlap = (probs * onehot).sum(dim=(0, 2, 3))
-    total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-    present = onehot.sum(dim=(0, 2, 3)) > 0
-    dice = (2 * overlap + smooth) / (total + smooth)
-    return F.cross_entropy(logits, labels) + 1.0 - dice[present].mean()
 
 
 def main() -> None:
@@ -93,7 +78,7 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         chosen = torch.randint(0, args.pairs, (args.batch,), generator=generator)
         batch_images, batch_labels = augment(images[chosen], labels[chosen], generator)
-        loss = loss_fn(model(batch_images), batch_labels)
+        loss, _ = parse_loss(model(batch_images), batch_labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

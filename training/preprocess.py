@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS
+from kgi.data.labels import MIRRORED_PARSE13
 from kgi.data.pose import parse_openpose, pose_graph_nodes
 from kgi.data.pose import PoseError
 from kgi.data.shards import decode_row, row_source
@@ -89,7 +89,7 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
     samples = [decode_row(row, height) for row in _rows(batch)]
     flip = np.random.default_rng().random(len(samples)) < 0.5  # mirror person and parse together
     images = np.stack([s.person[:, ::-1] if f else s.person for s, f in zip(samples, flip)])
-    parse13 = np.stack([_mirror_parse(s.parse13) if f else s.parse13 for s, f in zip(samples, flip)])
+    parse13 = np.stack([MIRRORED_PARSE13[s.parse13[:, ::-1]] if f else s.parse13 for s, f in zip(samples, flip)])
     return {"images": images.transpose(0, 3, 1, 2).copy(), "parse13": parse13}  # (B, H, W, 3) -> (B, 3, H, W)
 
 
@@ -98,17 +98,6 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
 def repeat_rows(batch: Batch, *, times: int) -> Batch:
     """Every row ``times`` times in a row: a split smaller than one batch per worker still fills the batches."""
     return {column: np.repeat(values, times, axis=0) for column, values in batch.items()}
-
-
-def _mirror_parse(parse13: np.ndarray) -> np.ndarray:
-    """Flip a 13-class parse (H, W) left-right, swapping the left/right arm, leg and shoe classes."""
-    swap = np.arange(NUM_PARSE13)
-    for side in ("arm", "leg", "shoe"):
-        left, right = PARSE13_LABELS.index(f"left-{side}"), PARSE13_LABELS.index(f"right-{side}")
-        swap[left], swap[right] = right, left
-    return swap[parse13[:, ::-1]].astype(np.uint8)
-
-
 
 
 def _rows(batch: Batch) -> list[dict]:
