@@ -33,6 +33,7 @@ from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads,
                           write_result)
 from bench.monolith import InProcessTryOn
 from deployments.stages import Inpaint
+from kgi.data.images import width_for
 
 NAME = "batching"
 APP_NAME = "bench-batching"
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         speedup = next(row["speedup"] for row in rows if row["max_batch_size"] == 16)
         results["gpu_goal"] = {"speedup_16": speedup, "goal": GPU_GOAL_SPEEDUP, "met": speedup >= GPU_GOAL_SPEEDUP}
 
-    inpaint_width = version.inpaint_height * 3 // 4
+    inpaint_width = width_for(version.inpaint_height)
     table = Table(f"Inpaint deployment, {args.device} {args.dtype}, inpainter at {version.inpaint_height}x"
                   f"{inpaint_width}, {steps} steps, {images} images per setting",
                   ["max_batch_size", "images/s", f"speedup vs. {batch_sizes[0]}", "batches formed (size x count)",
@@ -139,7 +140,7 @@ def plot(rows: list[dict], settings: dict):
     rate_axis.set_xlabel("max_batch_size")
     rate_axis.set_ylabel("images / s")
     rate_axis.set_title(f"Inpaint throughput ({settings['device']}, {settings['dtype']}, "
-                        f"{settings['inpaint_height']}x{settings['inpaint_height'] * 3 // 4})")
+                        f"{settings['inpaint_height']}x{width_for(settings['inpaint_height'])})")
     width = 0.8 / len(rows)
     for index, row in enumerate(rows):
         sizes = [int(size) for size in row["batches_formed"]]

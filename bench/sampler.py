@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir, pyplot, version_argument,
                           write_result)
+from kgi.data.images import width_for
 from kgi.data.vitonhd import VitonHD
 from kgi.pipeline import TryOnPipeline, to_tensor_images
 from kgi.runtime import configure_inference_process
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["evaluations_vs_reference"] = row["unet_evaluations"] / reference["unet_evaluations"]
         row["time_vs_reference"] = row["seconds_per_image"] / reference["seconds_per_image"]
-    inpaint_size = f"{pipeline.info.inpaint_height}x{pipeline.info.inpaint_height * 3 // 4}"
+    inpaint_size = f"{pipeline.info.inpaint_height}x{width_for(pipeline.info.inpaint_height)}"
     settings = {"images": len(target01), "data": str(root), "stage_height": args.height,
                 "inpaint_size": inpaint_size, "batch_size": args.batch_size, "version": str(args.version),
                 "torch_threads": torch.get_num_threads(), "reference": reference["name"],

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kgi.baseline import geometric_transfer
+from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.metrics import masked_l1, mean_and_standard_error, psnr, ssim
@@ -219,7 +220,7 @@ def plain_fills(recomposed: np.ndarray, keep: np.ndarray, inpaint_height: int) -
     mean_fill[~keep] = recomposed[keep].mean(axis=0).round().astype(np.uint8) if keep.any() else 128
     telea = cv2.inpaint(recomposed, holes, 5, cv2.INPAINT_TELEA)
     # As TryOnPipeline.inpainter_inputs: area-averaged, a pixel kept only where all of it was known.
-    small_size = (inpaint_height * 3 // 4, inpaint_height)  # OpenCV's (width, height)
+    small_size = (width_for(inpaint_height), inpaint_height)  # OpenCV's (width, height)
     small = cv2.resize(recomposed, small_size, interpolation=cv2.INTER_AREA)
     small_keep = cv2.resize(keep.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0.999
     small_telea = cv2.inpaint(small, (~small_keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)

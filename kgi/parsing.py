@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from kgi.data.images import width_for
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
 from kgi.models.unet import UNet
 from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
@@ -236,7 +237,7 @@ class ParserUNet(UNet):
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return self.config["input_height"], self.config["input_height"] * 3 // 4
+        return self.config["input_height"], width_for(self.config["input_height"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (B, 3, H, W) RGB in [0, 1], H and W multiples of ``2**levels``. Returns (B, 20, H, W)."""

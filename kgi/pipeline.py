@@ -35,6 +35,7 @@ import yaml
 from diffusers import DDPMScheduler
 
 from kgi.composite import composite
+from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
@@ -215,7 +216,7 @@ class TryOnPipeline:
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
-        small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
+        small = F.interpolate(parse13[:, None].float(), size=(parse_h, width_for(parse_h)), mode="nearest")
         logits = self.parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
         # The scores upsampled to at most 512 rows, the labels from there (each score map is smooth: at 1024 rows
         # this saves 0.1 s of 13-channel interpolation and argmax for 2-pixel steps on the class borders).
@@ -265,7 +266,7 @@ class TryOnPipeline:
         Returns ``(images01, keep_mask, parse_onehot)`` at (h, w): images area-averaged, a pixel kept only where all
         of it was known, the parse nearest-sampled and one-hot (B, 13, h, w).
         """
-        size = (self.info.inpaint_height, self.info.inpaint_height * 3 // 4)
+        size = (self.info.inpaint_height, width_for(self.info.inpaint_height))
         images = F.interpolate(images01, size=size, mode="area")
         keep = (F.interpolate(keep_mask, size=size, mode="area") > 0.999).float()  # keep only all-known
         parse = F.interpolate(parse13[:, None].float(), size=size, mode="nearest")[:, 0].long()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from kgi.data.images import width_for
 from kgi.data.labels import CIHP_PALETTE, CIHP_TO_PARSE13, NUM_PARSE13
 from kgi.graphs import GARMENT_CONTOUR_EDGES, GARMENT_SYMMETRY_EDGES, NUM_GARMENT_NODES, POSE_EDGES
 
@@ -85,7 +86,7 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], tile_height: int = 2
 
     Returns (rows * (tile_height + 18), columns * tile_width, 3) uint8 RGB on white.
     """
-    tile_width = tile_height * 3 // 4
+    tile_width = width_for(tile_height)
     columns = max(len(row) for row in rows)
     caption = 18
     sheet = np.full((len(rows) * (tile_height + caption), columns * tile_width, 3), 255, np.uint8)

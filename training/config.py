@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from kgi.data.images import width_for
+
 MODELS = ("keypoints", "parse", "inpainter")
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement group strategies
 
@@ -85,7 +87,7 @@ class TrainConfig:
 
     @property
     def width(self) -> int:
-        return self.height * 3 // 4
+        return width_for(self.height)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":
