@@ -26,7 +26,7 @@ from PIL import Image
 from bench.common import (LoadMonitor, Table, benchmark_parser, example_files, out_dir, version_argument,
                           write_result)
 from kgi.data.images import decode_rgb, encode_png, width_for
-from kgi.pipeline import TryOnPipeline
+from kgi.pipeline import TryOnPipeline, keypoint_inputs
 from kgi.preprocess import Preprocessor, Uploads, paste_back
 from kgi.runtime import configure_inference_process
 
@@ -68,8 +68,7 @@ def try_on(pipeline: TryOnPipeline, uploads: Uploads, height: int, steps: int) -
     sample = Preprocessor()(uploads, height)
     timings["preprocess"] = time.perf_counter() - start
     mark = time.perf_counter()
-    rows, columns = sample.size
-    garment_kp = pipeline.predict_keypoints((sample.cloth_keypoints / [columns, rows])[None], sample.pose_nodes[None])
+    garment_kp = pipeline.predict_keypoints(*keypoint_inputs([sample]))
     timings["keypoints"] = time.perf_counter() - mark
     mark = time.perf_counter()
     stage_two = pipeline.parse_and_warp([sample], garment_kp)

@@ -28,7 +28,7 @@ from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir,
                           write_result)
 from kgi.data.images import width_for
 from kgi.data.vitonhd import VitonHD
-from kgi.pipeline import TryOnPipeline, to_tensor_images
+from kgi.pipeline import TryOnPipeline, keypoint_inputs, to_tensor_images
 from kgi.runtime import configure_inference_process
 from kgi.sampling import DEFAULT_CURVE_SETTINGS, REFERENCE_SETTING, SamplerSetting, sampler_curve
 
@@ -83,9 +83,7 @@ def curve_inputs(pipeline: TryOnPipeline, dataset: VitonHD, images: int, batch_s
     bar = tqdm(total=images, desc="stages 1-2", unit="pair", leave=False)
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        height, width = samples[0].size
-        garment_kp = pipeline.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
-                                                np.stack([s.pose_nodes for s in samples]))
+        garment_kp = pipeline.predict_keypoints(*keypoint_inputs(samples))
         stage_two = pipeline.parse_and_warp(samples, garment_kp)
         person = to_tensor_images([s.person for s in samples], "cpu")
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)

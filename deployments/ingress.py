@@ -59,7 +59,7 @@ from kgi.data.images import decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
 from kgi.data.sample import TryOnSample
 from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
-from kgi.pipeline import to_uint8_images
+from kgi.pipeline import keypoint_inputs, to_uint8_images
 from kgi.preprocess import paste_back
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
@@ -297,8 +297,7 @@ class Ingress:
         stages = self.stages[version.name]
         sample, preprocess_s = await self.preprocess.remote(form.uploads, version.working_height)
         height, width = sample.size
-        garment_kp, keypoints_s = await stages.keypoints.remote(
-            (sample.cloth_keypoints / [width, height])[None], sample.pose_nodes[None])  # (1, 32, 2), (1, 10, 2)
+        garment_kp, keypoints_s = await stages.keypoints.remote(*keypoint_inputs([sample]))  # (1, 32, 2), (1, 10, 2)
         stage_two, parse_warp_s = await stages.parse_warp.remote([sample], garment_kp)
         inpainted: InpaintOutput = await stages.inpaint.inpaint.remote(stage_two, form.seed, steps)
 
@@ -317,7 +316,7 @@ class Ingress:
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
                 "timings": timings, "size": {"height": image.shape[0], "width": image.shape[1]},
                 "working_size": {"height": height, "width": width},
-                "garment_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
+                "worn_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
             drawings = keypoint_drawings(sample, garment_kp[0])

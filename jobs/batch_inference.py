@@ -41,7 +41,7 @@ from jobs.results import (MANIFEST_FILE, InferenceError, InferenceSettings, clai
 from jobs.sources import IO_CPUS, open_source, to_samples
 from kgi.data.storage import open_root
 from kgi.data.vitonhd import MODES, SPLITS
-from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, to_uint8_images
+from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, keypoint_inputs, to_uint8_images
 from kgi.runtime import configure_inference_process
 from kgi.sampling import count_unet_evaluations
 
@@ -97,9 +97,7 @@ class KeypointsParseWarp:
         """``SAMPLE_COLUMNS`` -> names, person, the ``StageTwoOutput`` fields and ``parse_warp_s`` per row."""
         start = time.perf_counter()
         samples = to_samples(batch)
-        height, width = samples[0].size
-        garment_kp = self.pipeline.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
-                                                     np.stack([s.pose_nodes for s in samples]))
+        garment_kp = self.pipeline.predict_keypoints(*keypoint_inputs(samples))
         stage_two = self.pipeline.parse_and_warp(samples, garment_kp)
         seconds = (time.perf_counter() - start) / len(samples)
         return {"person_name": batch["person_name"], "cloth_name": batch["cloth_name"], "person": batch["person"],

@@ -84,14 +84,13 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
     sheet = []
     for batch in _batches(samples, batch_size):
         height, width = batch[0].size
-        scale = np.array([width, height], np.float32)
         if any(s.worn_keypoints is None or s.cloth_keypoints is None for s in batch):
             names = ", ".join(s.cloth_name for s in batch if s.worn_keypoints is None or s.cloth_keypoints is None)
             raise ValueError(f"the stage figures need ground-truth garment landmarks (the landmark files kgi synth "
                              f"writes), and {names} has none; whole try-ons need none: kgi eval tryon")
-        cloth_kp = np.stack([s.cloth_keypoints / scale for s in batch]).astype(np.float32)
+        cloth_kp = np.stack([s.normalised(s.cloth_keypoints) for s in batch]).astype(np.float32)
         pose_nodes = np.stack([s.pose_nodes for s in batch])
-        truth = torch.from_numpy(np.stack([s.worn_keypoints / scale for s in batch]).astype(np.float32))
+        truth = torch.from_numpy(np.stack([s.normalised(s.worn_keypoints) for s in batch]).astype(np.float32))
         predicted = pipeline.predict_keypoints(cloth_kp, pose_nodes)
         baseline = geometric_transfer(torch.from_numpy(cloth_kp), torch.from_numpy(pose_nodes))
         aspect = width / height

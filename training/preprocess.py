@@ -69,8 +69,7 @@ def parse(batch: Batch, *, height: int, keypoint_jitter: float) -> Batch:
 
     samples = [decode_row(row, height) for row in _rows(batch)]
     parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)
-    _, image_height, image_width = parse13.shape
-    worn_kp = torch.from_numpy(np.stack([s.worn_keypoints / [image_width, image_height] for s in samples])).float()
+    worn_kp = torch.from_numpy(np.stack([s.normalised(s.worn_keypoints) for s in samples])).float()
     worn_kp = worn_kp + keypoint_jitter * torch.randn_like(worn_kp)
     pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples]))
     inputs = parse_input(agnostic_parse(parse13), pose_nodes, worn_kp.clamp(0, 1))

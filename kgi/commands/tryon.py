@@ -141,7 +141,7 @@ def run(args) -> int:
             ("garment", draw_garment_keypoints(sample.cloth, sample.cloth_keypoints)),
             ("garment mask", mask_tile(sample.cloth_mask)),
         ], [
-            ("garment keypoints", draw_garment_keypoints(sample.person, result.garment_keypoints)),
+            ("garment keypoints", draw_garment_keypoints(sample.person, result.worn_keypoints)),
             ("target parse", colorize_parse13(result.target_parse13)),
             ("warped garment", result.warped_garment),
             ("recomposed", result.recomposed),
