@@ -34,9 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-import torch
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -57,8 +55,7 @@ from deployments.stages import InpaintOutput
 from deployments.web import examples_index, web_files
 from kgi.data.images import decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
-from kgi.data.sample import TryOnSample
-from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
+from kgi.pictures import keypoint_input_pictures
 from kgi.pipeline import keypoint_inputs, to_uint8_images
 from kgi.preprocess import paste_back
 from kgi.sampling import SamplerInputError, count_unet_evaluations
@@ -119,44 +116,6 @@ def web_page(name: str = "index.html") -> Response:
         raise HTTPException(404, f"{name}: not a file of the web page")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return Response(path.read_bytes(), media_type=media_type, headers={"Cache-Control": "no-cache"})
-
-
-# Colours of kgi.drawing's channels, painted over the dimmed person photo in this order.
-SKELETON_COLOURS = ((255, 208, 0), (255, 76, 76), (56, 150, 255))  # torso, the person's right arm, left arm
-GARMENT_COLOURS = ((0, 200, 160), (255, 128, 0), (255, 255, 255))  # backbone, sleeves (filled), contour line
-GARMENT_OPACITIES = (0.45, 0.45, 1.0)
-KEYPOINT_COLOUR = (255, 64, 160)
-
-
-def _paint(person: np.ndarray, drawing: torch.Tensor, colours, opacities) -> np.ndarray:
-    """Each channel of a (C, H, W) {0, 1} drawing painted in its colour, in order, over the dimmed person."""
-    image = person.astype(np.float32) * 0.5
-    for channel, colour, opacity in zip(drawing.numpy(), colours, opacities, strict=True):
-        alpha = channel[..., None] * opacity  # (H, W, 1)
-        image = image * (1 - alpha) + np.asarray(colour, np.float32) * alpha
-    return image.round().astype(np.uint8)
-
-
-def keypoint_drawings(sample: TryOnSample, garment_kp: np.ndarray) -> dict[str, np.ndarray]:
-    """The target-parse network's two keypoint inputs drawn over the person photo: (H, W, 3) uint8 each.
-
-    ``pose_skeleton`` is ``kgi.drawing.draw_skeleton`` of the pose graph; ``garment_contour`` is
-    ``draw_garment_contour`` of stage 1's keypoints (backbone and sleeves filled, outline) with the 32 keypoints
-    as dots.
-
-    Args:
-        sample: the preprocessed request (person photo and pose).
-        garment_kp: (32, 2) normalised garment keypoints on the person (stage 1's output).
-    """
-    height, width = sample.size
-    skeleton = draw_skeleton(torch.from_numpy(sample.pose_nodes)[None], height, width)[0]  # (3, H, W)
-    garment = draw_garment_contour(torch.as_tensor(garment_kp, dtype=torch.float32)[None], height, width)[0]
-    garment_image = _paint(sample.person, garment[[1, 2, 0]], GARMENT_COLOURS, GARMENT_OPACITIES)
-    radius = max(2, round(line_width(height)))
-    for x, y in np.round(garment_kp * [width, height]).astype(int):
-        cv2.circle(garment_image, (int(x), int(y)), radius, KEYPOINT_COLOUR, -1, cv2.LINE_AA)
-    return {"pose_skeleton": _paint(sample.person, skeleton, SKELETON_COLOURS, (1.0, 1.0, 1.0)),
-            "garment_contour": garment_image}
 
 
 class WeightsUpdate(BaseModel):
@@ -319,7 +278,7 @@ class Ingress:
                 "worn_keypoints": np.round(garment_kp[0] * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
-            drawings = keypoint_drawings(sample, garment_kp[0])
+            drawings = keypoint_input_pictures(sample.person, sample.pose_nodes, garment_kp[0])
             body["stages"] = {
                 "person": png_base64(encode_png(sample.person)),
                 "garment": png_base64(encode_png(sample.cloth)),

@@ -24,7 +24,7 @@ from kgi.metrics import masked_l1, mean_and_standard_error, psnr, ssim
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
 from kgi.pipeline import TryOnPipeline, to_tensor_images, to_uint8_images
-from kgi.sheets import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
+from kgi.pictures import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
 from kgi.warp import warp_five_segments, warp_single_tps
 
 
@@ -183,7 +183,7 @@ def _stage_rows(batch, predicted, five, single, limit: int) -> list[list[tuple[s
             ("person", sample.person),
             ("garment", draw_garment_keypoints(sample.cloth, sample.cloth_keypoints)),
             ("pose + keypoints",
-             draw_garment_keypoints(draw_pose(sample.person, sample.pose_nodes * [width, height]), kp_px)),
+             draw_garment_keypoints(draw_pose(sample.person, sample.pose_nodes), kp_px)),
             ("target parse", colorize_parse13(five.target_parse13[i].cpu().numpy().astype(np.uint8))),
             ("five-segment warp", five_garment[i]),
             ("single-TPS warp", single_garment[i]),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.ingress import KEYPOINT_COLOUR
+from kgi.pictures import KEYPOINT_COLOUR
 
 from serving_support import REPO
 
