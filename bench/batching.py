@@ -28,9 +28,9 @@ from pathlib import Path
 from ray import serve
 from tqdm.auto import tqdm
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads, model_version, out_dir,
-                          positive_ints, pyplot, ray_cluster, version_argument, version_with_random_inpainter,
-                          write_result)
+from bench.cluster import model_version, ray_cluster, version_with_random_inpainter
+from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads, out_dir, positive_ints, pyplot,
+                          version_argument, write_result)
 from bench.monolith import InProcessTryOn
 from deployments.stages import Inpaint
 from kgi.data.images import width_for

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from bench.common import (LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop, example_form, free_port,
-                          local_serve_config, model_version, out_dir, positive_ints, ray_cluster, send_one,
-                          version_argument, version_with_random_inpainter, write_result)
+from bench.cluster import free_port, local_serve_config, model_version, ray_cluster, version_with_random_inpainter
+from bench.common import (LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop, example_form, out_dir,
+                          positive_ints, send_one, version_argument, write_result)
 from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet

@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from bench.common import DEFAULT_VERSION, REPO, BenchmarkError, free_port, model_version
+from bench.cluster import free_port, model_version
+from bench.common import DEFAULT_VERSION, REPO, BenchmarkError
 from kgi.data.images import DEFAULT_MAX_PIXELS, encode_png
 from kgi.pipeline import StageTwoOutput, TryOnPipeline, keypoint_inputs, to_uint8_images
 from kgi.preprocess import Preprocessor

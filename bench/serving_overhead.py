@@ -29,8 +29,9 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, example_form, example_uploads, out_dir,
-                          percentiles_ms, pyplot, ray_cluster, send_one, serve_dag, version_argument, write_result)
+from bench.cluster import ray_cluster, serve_dag
+from bench.common import (LoadMonitor, Table, benchmark_parser, example_form, example_uploads, out_dir, percentiles_ms,
+                          pyplot, send_one, version_argument, write_result)
 from bench.monolith import InProcessTryOn
 from kgi.data.images import width_for
 

@@ -22,8 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, closed_loop, example_form, model_version, out_dir,
-                          positive_ints, pyplot, ray_cluster, send_one, serve_dag, version_argument, write_result)
+from bench.cluster import model_version, ray_cluster, serve_dag
+from bench.common import (LoadMonitor, Table, benchmark_parser, closed_loop, example_form, out_dir, positive_ints,
+                          pyplot, send_one, version_argument, write_result)
 from bench.monolith import monolith_server
 from kgi.data.images import width_for
 

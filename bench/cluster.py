@@ -1,0 +1,155 @@
+"""The local Ray cluster and the Serve DAG of ``platform/serve/local.yaml`` that the benchmarks and the service
+tests (``tests/serving_support.py``) run on.
+
+    with ray_cluster(), serve_dag(DEFAULT_VERSION) as dag:
+        ...  # POST dag.url
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL_SERVE_CONFIG = REPO / "platform" / "serve" / "local.yaml"
+SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def ray_cluster(num_cpus: int | None = None, *, dashboard_port: int | None = None,
+                env_vars: dict[str, str] | None = None) -> Iterator[None]:
+    """A local Ray cluster for the ``with`` block, or the one this process already joined (left running).
+
+    Args:
+        num_cpus: Ray's CPUs (default ``max(4, cores)``: they are reservations, and the Serve DAG and two training
+            workers need 2 or more).
+        dashboard_port: run the dashboard (and Serve's REST API) on this localhost port; none when None.
+        env_vars: environment of every replica and worker, beside ``PYTHONPATH`` (this checkout).
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=dashboard_port is not None,
+             dashboard_host="127.0.0.1", dashboard_port=dashboard_port, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), **(env_vars or {})}})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def deployed(config: dict) -> Iterator[None]:
+    """A Serve config (``deployments.app.load_serve_config``) deployed on the current Ray cluster for the ``with``
+    block, then Serve shut down."""
+    from ray import serve
+
+    from deployments.app import deploy
+
+    try:
+        deploy(config, timeout_s=600)
+        yield
+    finally:
+        serve.shutdown()
+
+
+def model_version(version_dir: Path, working_height: int = 256):
+    """A version folder as the Serve app sees it (``deployments.config.ModelVersion``), named "default"."""
+    from deployments.config import parse_app_args
+
+    args = {"versions": {SERVED_VERSION: {"path": str(Path(version_dir).absolute()),
+                                          "working_height": working_height}}}
+    return parse_app_args(args).model_versions()[SERVED_VERSION]
+
+
+def local_serve_config(version_dir: Path, *, working_height: int, port: int,
+                       inpaint_user_config: dict | None = None, inpaint_replicas: int | None = None) -> dict:
+    """``platform/serve/local.yaml`` as shipped, with every version on ``version_dir`` at ``working_height``.
+
+    Args:
+        version_dir: the model version folder all of the file's versions serve (an absolute path in the config,
+            so ``models_dir`` stays the repository's ``models/`` for everything else the file names).
+        working_height: requests' working resolution (the file's is the photo's own, up to 1024 rows).
+        port: HTTP port.
+        inpaint_user_config: replaces every ``Inpaint-*`` deployment's batching ``user_config`` when given.
+        inpaint_replicas: every ``Inpaint-*`` deployment runs this many replicas instead of autoscaling, when given.
+    """
+    from deployments.app import load_serve_config
+
+    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=REPO / "models")
+    (application,) = config["applications"]
+    for version in application["args"]["versions"].values():
+        version.update(path=str(Path(version_dir).absolute()), working_height=working_height)
+    for deployment in application["deployments"]:
+        if not deployment["name"].startswith("Inpaint-"):
+            continue
+        if inpaint_user_config is not None:
+            deployment["user_config"] = dict(inpaint_user_config)
+        if inpaint_replicas is not None:
+            deployment.pop("autoscaling_config", None)
+            deployment["num_replicas"] = inpaint_replicas
+    return config
+
+
+@dataclass
+class ServedDag:
+    """A running DAG (:func:`serve_dag`): its ``POST /v1/tryon`` URL and the config it was deployed with."""
+
+    url: str
+    config: dict
+
+    @property
+    def inpaint_batching(self) -> dict:
+        """The batching ``user_config`` of the ``Inpaint-default`` deployment as deployed."""
+        (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == "Inpaint-default"]
+        return dict(deployment["user_config"])
+
+    def running_replicas(self, deployment: str) -> int:
+        """How many replicas of ``deployment`` (e.g. ``"Inpaint-default"``) are running now."""
+        from ray import serve
+
+        (application,) = self.config["applications"]
+        status = serve.status().applications[application["name"]].deployments[deployment]
+        return status.replica_states.get("RUNNING", 0)
+
+
+@contextmanager
+def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None,
+              inpaint_replicas: int | None = None) -> Iterator[ServedDag]:
+    """The try-on DAG of ``platform/serve/local.yaml`` (see :func:`local_serve_config`) on the current Ray
+    cluster for the ``with`` block, then Serve is shut down."""
+    port = free_port()
+    config = local_serve_config(version_dir, working_height=working_height, port=port,
+                                inpaint_user_config=inpaint_user_config, inpaint_replicas=inpaint_replicas)
+    with deployed(config):
+        yield ServedDag(f"http://127.0.0.1:{port}/v1/tryon", config)
+
+
+def version_with_random_inpainter(base_dir: Path, preset: str, inpaint_height: int, directory: Path) -> Path:
+    """A copy of model version ``base_dir`` whose inpainter is a random-weights ``SpadeUNet`` preset run at
+    ``inpaint_height``, written to ``directory/default``: for timing sizes no trained checkpoint exists for
+    (the weights' values do not change the cost). Returns the new version folder."""
+    from dataclasses import replace
+
+    from kgi.models.inpainter import SpadeUNet
+    from kgi.pipeline import TryOnPipeline
+
+    pipeline = TryOnPipeline.from_pretrained(base_dir)
+    pipeline.unet = SpadeUNet.from_preset(preset)
+    pipeline.info = replace(pipeline.info, inpaint_height=inpaint_height,
+                            description=f"{pipeline.info.name} with a random {preset} inpainter at {inpaint_height}")
+    pipeline.save_pretrained(Path(directory) / SERVED_VERSION)
+    return Path(directory) / SERVED_VERSION
