@@ -12,7 +12,7 @@ Four sources of a parse:
    LIP or ATR), run with ``onnxruntime`` (optional extra ``kgi-platform[parse]``); its label set ("cihp",
    "lip" or "atr") is mapped to the 20 CIHP labels (``to_cihp``);
 4. :class:`SynthParser`: a small U-Net the project trains on its *synthetic* people
-   (``scripts/train_parser.py``, weights in ``models/parser/``). It parses synthetic people well and real
+   (``kgi train synth_parser``, weights in ``models/parser/``). It parses synthetic people well and real
    photos badly: for synthetic data and tests, not for photos.
 
 Anything with a ``parse(rgb)`` method returning (H, W) uint8 CIHP labels is a :class:`HumanParser`;
@@ -251,7 +251,7 @@ class ParserUNet(UNet):
 
 
 class SynthParser:
-    """The project's parser trained on synthetic people (``scripts/train_parser.py``). Synthetic-only:
+    """The project's parser trained on synthetic people (``kgi train synth_parser``). Synthetic-only:
     on real photos it mislabels most of the person (``kgi prep eval`` reports both figures).
 
     Args:
@@ -264,7 +264,7 @@ class SynthParser:
     def __init__(self, path: str | os.PathLike = DEFAULT_SYNTH_PARSER, device: str | torch.device = "cpu"):
         if not os.path.isfile(path):
             raise ParserUnavailable(f"synthetic parser weights {os.fspath(path)!r} do not exist "
-                                    f"(train them with scripts/train_parser.py)")
+                                    f"(train them with 'kgi train synth_parser', see models/parser/README.md)")
         self.model = ParserUNet.load(path, device)
         self.device = torch.device(device)
 

@@ -19,6 +19,7 @@ import json
 
 import numpy as np
 
+from kgi.data.images import resize_labels, width_for
 from kgi.data.labels import MIRRORED_PARSE13
 from kgi.data.pose import parse_openpose, pose_graph_nodes
 from kgi.data.pose import PoseError
@@ -92,6 +93,22 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
     return {"images": images.transpose(0, 3, 1, 2).copy(), "parse13": parse13}  # (B, H, W, 3) -> (B, 3, H, W)
 
 
+
+
+def synth_parser(batch: Batch, *, height: int) -> Batch:
+    """The synthetic parser's columns: each person photo fitted to the network's input (``height x 3/4 height``)
+    as ``kgi.parsing.SynthParser`` fits photos, with its CIHP labels resized the same way.
+
+    Returns:
+        ``images`` (B, 3, h, w) uint8 and ``labels`` (B, h, w) uint8 CIHP labels.
+    """
+    from kgi.parsing import fit_image  # the inference code's fitting (imports torch), where it runs
+
+    width = width_for(height)
+    samples = [decode_row(row, None) for row in _rows(batch)]
+    images = np.stack([fit_image(s.person, height, width)[0] for s in samples])  # (B, h, w, 3)
+    labels = np.stack([resize_labels(s.parse, height, width) for s in samples])
+    return {"images": images.transpose(0, 3, 1, 2).copy(), "labels": labels}
 
 
 def repeat_rows(batch: Batch, *, times: int) -> Batch:
