@@ -40,7 +40,6 @@ SCHEMA = pa.schema([
 MANIFEST = "_manifest.json"
 
 
-
 def read_pairs(root: storage.Storage, split: str) -> list[str]:
     """Person file names of ``split`` in the pairs file's order (the paired setting: each with its own garment)."""
     text = root.read_bytes(f"{split}_pairs.txt").decode("utf-8")
@@ -53,7 +52,6 @@ def read_pairs(root: storage.Storage, split: str) -> list[str]:
             raise ValueError(f"{root.uri(f'{split}_pairs.txt')} line {line_no}: expected 2 names, got {len(columns)}")
         names.append(columns[0])
     return names
-
 
 
 def count_rows(data: str, split: str = "train") -> int:
@@ -74,7 +72,6 @@ def count_rows(data: str, split: str = "train") -> int:
     if rows == 0:
         raise DatasetError(f"the {split} split of {data} has no rows ({len(files)} shard files): rerun 'kgi convert'")
     return rows
-
 
 
 def pair_row(root: storage.Storage, split: str, person_name: str) -> dict:
@@ -172,7 +169,6 @@ def _landmark_doc(keypoints: np.ndarray, shape: tuple[int, ...], sleeve: str | N
             "keypoints": np.asarray(keypoints, dtype=float).round(2).tolist()}
 
 
-
 def decode_row(row: dict, height: int | None) -> TryOnSample:
     """A shard row as a ``TryOnSample``, through the VITON-HD reader's code (and its checks)."""
     return read_pair(row_storage(row), "train", row["person_name"], row["cloth_name"], mode="paired",
@@ -192,7 +188,6 @@ def row_storage(row: dict) -> MemoryStorage:
         f"train/image-landmark-json/{stem}.json": row["image_landmarks_json"].encode(),
     }
     return MemoryStorage(files, name=row_source(row))
-
 
 
 def row_source(row: dict) -> str:
