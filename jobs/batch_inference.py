@@ -8,14 +8,13 @@ deployments use, as a Ray Data pipeline::
     Inpaint             actor pool: stage 3, one GPU per actor when the cluster has GPUs, otherwise on the CPU
     write_results       CPU tasks: the PNG and the record of each pair; paired-setting scores
 
-What it writes under ``out`` is ``jobs.results``'s layout: a PNG and a record per pair, a manifest, metrics.
-
-A pair is done when its record exists, so a rerun (after a crash, with a
-larger ``limit``, or after fixing the files of failed pairs) skips the done pairs and rebuilds the manifest and the
-metrics over all pairs of the run; a rerun into a folder holding another setting (version, sampler, resolution, ...)
-is refused instead of mixing results. A pair whose files cannot be read fails alone: the others go on.
-Each pair's seed comes from its names (``pair_seed``): a pair gives the same image whatever its order, ``limit``
-or source format (a root or its shards), up to a grey level of float rounding between batch sizes.
+What it writes under ``out`` is ``jobs.results``'s layout: a PNG and a record per pair, a manifest, metrics. A pair
+is done when its record exists, so a rerun (after a crash, with a larger ``limit``, or after fixing the files of
+failed pairs) skips the done pairs and rebuilds the manifest and the metrics over all pairs of the run; a rerun into
+a folder holding another setting (version, sampler, resolution, ...) is refused instead of mixing results. A pair
+whose files cannot be read fails alone: the others go on. Each pair's seed comes from its names (``pair_seed``): a
+pair gives the same image whatever its order, ``limit`` or source format (a root or its shards), up to a grey level
+of float rounding between batch sizes.
 
 Example::
 

@@ -30,7 +30,7 @@ IO_CPUS = 0.25  # logical CPUs of a reading, decoding or writing task: room for 
 
 
 def read_samples(readers: list[tuple[tuple[str, str], Callable[[], TryOnSample]]], out_uri: str
-                  ) -> dict[str, np.ndarray]:
+                 ) -> dict[str, np.ndarray]:
     """Read a batch of pairs into Ray Data columns (``SAMPLE_COLUMNS``), garment keypoints extracted where absent.
 
     Args:
