@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kgi.shipped import LOCAL_SERVE_CONFIG, MODELS_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-LOCAL_SERVE_CONFIG = REPO / "platform" / "serve" / "local.yaml"
 SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
 
 
@@ -31,24 +32,36 @@ def ray_cluster(num_cpus: int | None = None, *, dashboard_port: int | None = Non
                 env_vars: dict[str, str] | None = None) -> Iterator[None]:
     """A local Ray cluster for the ``with`` block, or the one this process already joined (left running).
 
+    The dashboard runs on localhost, and ``$RAY_DASHBOARD_ADDRESS`` (``DASHBOARD_ADDRESS_ENV``) names it for the
+    block: Serve configs deploy through its REST API (``deployments.app.deploy``).
+
     Args:
         num_cpus: Ray's CPUs (default ``max(4, cores)``: they are reservations, and the Serve DAG and two training
             workers need 2 or more).
-        dashboard_port: run the dashboard (and Serve's REST API) on this localhost port; none when None.
+        dashboard_port: the dashboard's port (default: a free one).
         env_vars: environment of every replica and worker, beside ``PYTHONPATH`` (this checkout).
     """
     import ray
 
+    from deployments.experiments import DASHBOARD_ADDRESS_ENV
+
     if ray.is_initialized():
         yield
         return
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=dashboard_port is not None,
-             dashboard_host="127.0.0.1", dashboard_port=dashboard_port, log_to_driver=False,
+    dashboard_port = dashboard_port or free_port()
+    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=dashboard_port, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO), **(env_vars or {})}})
+    previous = os.environ.get(DASHBOARD_ADDRESS_ENV)
+    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"
     try:
         yield
     finally:
         ray.shutdown()
+        if previous is None:
+            os.environ.pop(DASHBOARD_ADDRESS_ENV)
+        else:
+            os.environ[DASHBOARD_ADDRESS_ENV] = previous
 
 
 @contextmanager
@@ -89,7 +102,7 @@ def local_serve_config(version_dir: Path, *, working_height: int, port: int,
     """
     from deployments.app import load_serve_config
 
-    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=REPO / "models")
+    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=MODELS_DIR)
     (application,) = config["applications"]
     for version in application["args"]["versions"].values():
         version.update(path=str(Path(version_dir).absolute()), working_height=working_height)

@@ -29,12 +29,11 @@ import numpy as np
 
 from bench.cluster import REPO, SERVED_VERSION
 from kgi.evaluation import Table
+from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR
 
 RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
 CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
-EXAMPLES_DIR = REPO / "examples"
-DEFAULT_VERSION = REPO / "models" / "default"
 
 
 class BenchmarkError(ValueError):

@@ -14,12 +14,16 @@ Run it from a config file, which sets each deployment's resources, replicas and 
     serve run platform/serve/local.yaml          # from the repository root; or: kgi serve
 
 :func:`load_serve_config` reads such a file with local overrides (port, models folder) and :func:`deploy` does
-what ``serve run FILE`` does, from Python (the ``kgi serve`` command and the tests use both).
+what ``serve deploy FILE`` does, from Python (the ``kgi serve`` command and the tests use both).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -27,7 +31,7 @@ from ray import serve
 from ray.serve import Application
 
 from deployments.config import parse_app_args
-from deployments.experiments import ExperimentStore
+from deployments.experiments import DASHBOARD_ADDRESS_ENV, DEFAULT_DASHBOARD_ADDRESS, ExperimentStore, ray_auth_token
 from deployments.ingress import Ingress, VersionStages
 from deployments.preprocess import Preprocess
 from deployments.stages import Inpaint, Keypoints, ParseWarp
@@ -95,27 +99,35 @@ class DeployError(RuntimeError):
     """An application of a config file did not reach RUNNING; the message carries Serve's reasons."""
 
 
-def deploy(config: dict, timeout_s: float | None = None) -> None:
+def deploy(config: dict, timeout_s: float | None = None, dashboard_address: str | None = None) -> None:
     """Deploy every application of a Serve config file (already loaded) and wait until all run.
 
-    Does what ``serve run FILE`` does: starts Serve with the file's HTTP options on the connected Ray cluster
-    and hands the whole config to the controller, so the file's per-deployment options apply exactly as
-    Serve documents them (they replace the code's). Call ``ray.init`` first.
+    Does what ``serve deploy FILE`` does, through Serve's public REST API (``PUT /api/serve/applications/`` on
+    the Ray dashboard): Serve starts with the file's HTTP options and the controller gets the whole config, so
+    the file's per-deployment options apply exactly as Serve documents them (they replace the code's). The
+    replicas get this driver's ``runtime_env`` environment variables under each application's own, as they
+    would from a deploy made by this driver. Call ``ray.init`` first, with the dashboard on.
 
     Args:
         config: the config file's content (:func:`load_serve_config`).
         timeout_s: give up after this many seconds; ``None`` waits as long as the deployments are starting.
+        dashboard_address: the Ray dashboard's HTTP address; default ``$RAY_DASHBOARD_ADDRESS``, else
+            ``http://127.0.0.1:8265``.
 
-    Raises ``DeployError`` with every unhealthy deployment's message if an application fails, or is still not
-    running after ``timeout_s``.
+    Raises ``DeployError`` when the dashboard refuses the config or cannot be reached, with every unhealthy
+    deployment's message if an application fails, or when one is still not running after ``timeout_s``.
     """
-    from ray.serve._private import api as serve_api  # what `serve run FILE` calls; no public equivalent
+    import ray
     from ray.serve.schema import ApplicationStatus, ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(config)
-    client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
-                                   proxy_location=schema.proxy_location)
-    client.deploy_apps(schema)
+    driver_variables = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
+    body = schema.model_dump(mode="json", exclude_unset=True)
+    for application in body["applications"]:
+        runtime_env = application.setdefault("runtime_env", {})
+        runtime_env["env_vars"] = {**driver_variables, **runtime_env.get("env_vars", {})}
+    address = (dashboard_address or os.environ.get(DASHBOARD_ADDRESS_ENV) or DEFAULT_DASHBOARD_ADDRESS).rstrip("/")
+    _put_serve_config(address, body)
     names = [app.name for app in schema.applications]
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
@@ -128,6 +140,26 @@ def deploy(config: dict, timeout_s: float | None = None) -> None:
             raise DeployError("Serve application(s) not running:\n" + "\n".join(
                 _status_lines(name, applications.get(name)) for name in failed or names))
         time.sleep(1.0)
+
+
+def _put_serve_config(address: str, body: dict) -> None:
+    """``PUT`` a whole Serve config to the dashboard at ``address`` (with Ray's token where it needs one)."""
+    headers = {"Content-Type": "application/json"}
+    token = ray_auth_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{address}/api/serve/applications/", method="PUT", headers=headers,
+                                     data=json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=60):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise DeployError(f"Serve's REST API at {address} refused the config ({exc.code}): "
+                          f"{exc.read().decode()[:500]}") from None
+    except OSError as exc:
+        raise DeployError(f"Serve's REST API is not reachable at {address} ({exc}): start Ray with its dashboard "
+                          f"(ray.init(include_dashboard=True)) and pass its address or set {DASHBOARD_ADDRESS_ENV}") \
+            from None
 
 
 def _status_lines(name: str, status) -> str:

@@ -16,6 +16,7 @@ validates it (unknown keys are errors, so a typo never silently falls back to a 
       default: {path: default}
       fast: {path: default, sampler: {num_steps: 4}, working_height: 256}
       v2: {registry: s3://kgi-models, version: v2}    # a version of a model registry (kgi.registry)
+      v3: {registry: s3://kgi-models, version: "v3@sha256:<digest>"}   # pinned: refused if v3 was re-pushed
     registry_cache: ~/.cache/kgi/registry    # where each node keeps its verified copies of registry versions
     ab_store: ~/.local/share/kgi/experiments.sqlite   # assignments and outcomes (deployments.experiments)
 
@@ -43,7 +44,7 @@ from kgi.data.storage import S3_SCHEME
 from kgi.parsing import LABEL_SETS, PARSER_SOURCES
 from kgi.pose_estimation import POSE_SOURCES
 from kgi.pipeline import VERSION_FILE, SamplerSettings, VersionInfo
-from kgi.registry import ModelRegistry, check_name, check_version_folder
+from kgi.registry import ModelRegistry, check_version_folder, parse_reference
 from kgi.sampling import count_unet_evaluations
 
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # used in deployment names and metric tags
@@ -67,7 +68,8 @@ class VersionArgs(BaseModel):
             must be readable at that path on every node (a shared volume on a cluster).
         registry, version: instead of ``path``: version ``version`` of the model registry at ``registry``
             (``kgi.registry``): ``s3://bucket/prefix``, pulled to each node that runs it, or a folder relative to
-            ``models_dir`` (``.`` is ``models_dir`` itself), verified in place.
+            ``models_dir`` (``.`` is ``models_dir`` itself), verified in place. ``version`` is a name or a
+            pinned ``name@sha256:<digest>`` (``kgi models show`` prints it), refused once the name is re-pushed.
         sampler: overrides of the folder's sampler settings (a "fast" variant of the same weights).
         working_height: null (the default): a try-on is made at the person photo's own resolution, up to 1024
             rows (``kgi.preprocess``); a number: at ``working_height x 3*working_height/4``. Either way the
@@ -97,7 +99,7 @@ class VersionArgs(BaseModel):
             raise ValueError("registry and version go together: the registry root and a version name in it")
         if self.registry is not None:
             ModelRegistry(self.registry)  # validates the root (no I/O)
-            check_name(self.version)
+            parse_reference(self.version)
         return self
 
 

@@ -14,6 +14,9 @@ Every error body is ``{"error": {"code": "<machine-readable>", "message": "<name
 
 Exceptions raised inside another deployment reach the caller wrapped in ``RayTaskError``; the original
 exception (``.cause``) is what gets classified.
+
+:func:`error_responses` writes the OpenAPI entries of those answers (:class:`ErrorBody`, the headers that come
+with them) for the routes' ``responses=``, so the API document lists every status a route answers with.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import uuid
 from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException
@@ -86,8 +90,57 @@ _CLIENT_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
 
 
 def error_body(code: str, message: str) -> dict:
-    """The JSON body of every error response."""
+    """The JSON body of every error response (:class:`ErrorBody`)."""
     return {"error": {"code": code, "message": message}}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable: invalid_image, payload_too_large, overloaded...")
+    message: str = Field(description="the input and the problem, in words; never a traceback")
+
+
+class ErrorBody(BaseModel):
+    """What every error answer of the service carries."""
+
+    error: ErrorDetail
+
+
+# Status -> what it means wherever it is answered (the routes' docstrings say when), for the OpenAPI document.
+ERROR_DESCRIPTIONS = {
+    400: "bad_request: the body cannot be parsed (not the multipart form, or not the JSON, the route reads).",
+    401: "unauthorized: no valid 'Authorization: Bearer <token>'.",
+    403: "admin_disabled: the service has no admin token set.",
+    404: "Not found: unknown_request (feedback for a request id the service never answered), not_found.",
+    413: "payload_too_large: a file or the whole body is over the limit.",
+    415: "unsupported_media_type: the body is not multipart/form-data.",
+    422: "The input named in the message is not acceptable: invalid_input, invalid_image, invalid_pose, "
+         "invalid_garment, missing_input, unknown_field, unknown_version, invalid_weights.",
+    500: "internal: a bug; the message's incident id finds the traceback in the service logs (a failure outside "
+         "the routes' error handling is answered in plain text).",
+    503: "overloaded (a queue is full) or unavailable (a stage is restarting): retry after Retry-After seconds; "
+         "config_unavailable: an experiment change could not be written through Serve. The proxy answers a full "
+         "ingress queue itself, in plain text.",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait before retrying (overloaded, unavailable)",
+                          "schema": {"type": "integer"}}},
+}
+_PLAIN_TEXT_TOO = {500, 503}  # answered in plain text too: by Starlette (500) or Serve's proxy (503)
+
+
+def error_responses(*statuses: int) -> dict[int, dict]:
+    """The FastAPI ``responses=`` entries of error ``statuses``: each with :class:`ErrorBody` (and plain text where
+    Serve's proxy answers too), its description and headers."""
+    responses = {}
+    for status in statuses:
+        entry: dict = {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        if status in _PLAIN_TEXT_TOO:
+            entry["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        responses[status] = entry
+    return responses
 
 
 def error_response(exc: BaseException) -> JSONResponse:

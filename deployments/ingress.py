@@ -40,14 +40,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve import metrics
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException
 
 from deployments.config import ModelVersion
 from deployments.encoding import parse13_png, png_base64
-from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response
+from deployments.errors import RETRY_AFTER_S, RequestError, error_body, error_response, error_responses
 from deployments.form import TRYON_OPENAPI, TryOnForm, read_tryon_form
 from deployments.routing import EXPERIMENT_ID_PATTERN, REQUESTED, ROUTED, SHADOW, ExperimentSettings, \
     ShadowSettings, VersionRouter
@@ -69,7 +70,7 @@ EVENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 
 api = FastAPI(title="KGI virtual try-on",
               description="Pose-garment keypoints guided inpainting (Li et al., ICCV 2023) served with Ray Serve.",
-              version="1")
+              version="1", responses=error_responses(500, 503))  # what any route may answer; each adds its own
 
 
 @api.exception_handler(RequestError)
@@ -78,8 +79,12 @@ async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
 
 
 @api.exception_handler(RayTaskError)
-async def _stage_error(request: Request, exc: RayTaskError) -> JSONResponse:
-    return error_response(exc)  # what a deployment called by a route raised (UnknownRequestError, WeightsError...)
+@api.exception_handler(RayActorError)
+@api.exception_handler(BackPressureError)
+@api.exception_handler(DeploymentUnavailableError)
+async def _stage_error(request: Request, exc: Exception) -> JSONResponse:
+    """What a deployment called by a route raised (UnknownRequestError, WeightsError...), or its failing (503)."""
+    return error_response(exc)
 
 
 @api.exception_handler(HTTPException)
@@ -208,7 +213,8 @@ class Ingress:
                     settings.shadow)
 
     @api.post("/v1/tryon", openapi_extra=TRYON_OPENAPI, response_class=Response,
-              responses={200: {"content": {"image/png": {}, "application/json": {}},
+              responses={**error_responses(400, 413, 415, 422),
+                         200: {"content": {"image/png": {}, "application/json": {}},
                                "description": "The try-on image (response=image) or JSON (response=json)."}})
     async def tryon(self, request: Request) -> Response:
         """Try the garment on the person. Answers PNG bytes, or JSON with ``response=json``."""
@@ -312,7 +318,7 @@ class Ingress:
             logger.exception("could not store the assignment of request %s", request_id)
             self.store_errors.inc()
 
-    @api.post("/v1/feedback")
+    @api.post("/v1/feedback", responses=error_responses(400, 404, 422))
     async def feedback(self, feedback: Feedback) -> dict:
         """Report an outcome of an answered try-on (a named event, optionally a value) for the A/B report."""
         assignment = await self.store.feedback.remote(feedback.request_id, feedback.event, feedback.value)
@@ -345,7 +351,7 @@ class Ingress:
                 "shadow": None if router.settings.shadow is None else router.settings.shadow.model_dump(),
                 "replica": serve.get_replica_context().replica_id.unique_id, "versions": versions}
 
-    @api.get("/v1/ab/report")
+    @api.get("/v1/ab/report", responses=error_responses(422))
     async def ab_report(self, experiment: str | None = Query(None, description="default: the running one"),
                         baseline: str | None = Query(None, description="default: the first served version"),
                         since: float = Query(0.0, description="only requests from this Unix time on")) -> dict:
@@ -354,13 +360,15 @@ class Ingress:
         report = await self.store.report.remote(experiment or self.router.experiment, baseline, since)
         return {**report, "weights": self.router.weights if experiment in (None, self.router.experiment) else None}
 
-    @api.put("/v1/ab/weights", dependencies=[Depends(require_admin_token)])
+    @api.put("/v1/ab/weights", dependencies=[Depends(require_admin_token)],
+             responses=error_responses(400, 401, 403, 422))
     async def set_weights(self, update: WeightsUpdate) -> dict:
         """Replace the running experiment's weights (admin: ``Authorization: Bearer $KGI_ADMIN_TOKEN``); every
         Ingress replica applies them before the answer, and they outlive replica restarts."""
         return await self._apply({**self.router.settings.model_dump(), "weights": update.weights})
 
-    @api.put("/v1/ab/experiment", dependencies=[Depends(require_admin_token)])
+    @api.put("/v1/ab/experiment", dependencies=[Depends(require_admin_token)],
+             responses=error_responses(400, 401, 403, 422))
     async def set_experiment(self, update: ExperimentUpdate) -> dict:
         """Start an experiment (id, weights, optional shadow; admin token as for the weights)."""
         return await self._apply(update.model_dump())

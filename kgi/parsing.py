@@ -27,7 +27,6 @@ background, as CIHP annotates carried objects.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -39,6 +38,7 @@ from kgi.data.images import width_for
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
 from kgi.models.unet import UNet
 from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
+from kgi.shipped import SYNTH_PARSER as DEFAULT_SYNTH_PARSER
 
 LIP_LABELS: tuple[str, ...] = (
     "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat", "socks", "pants",
@@ -62,7 +62,6 @@ PARSER_SOURCES = ("none", "mediapipe", "synthetic", "onnx")  # what a configurat
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_SYNTH_PARSER = Path(__file__).resolve().parents[1] / "models" / "parser" / "synth_parser.safetensors"
 
 
 class ParsingError(ValueError):

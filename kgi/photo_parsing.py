@@ -17,19 +17,26 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    smaller than a tenth of the largest are dropped;
 2. **skin**: a Gaussian colour model (CIE Lab) learnt from the face mesh's cheeks and forehead (lightness is
    given a wider spread than colour, so shaded skin stays skin). A pixel near it is skin when the model explains
-   it better than the garments' colour histograms do; near the hands and the legs below a skirt, skin has a
-   prior over the garments. Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP
-   left/right arm, hands included), a leg, or the head-neck-torso line (neck and chest skin: CIHP torso-skin);
-   a skin region mostly nearest an arm is all arm (fingers along a thigh);
-3. **face**: the face mesh's outline, less a fringe, plus a high forehead; **hair**: the person above the face
-   outline and, beside the face, what is not skin; then the pixels near the head whose colour is likelier hair
-   than skin or upper garment (smoothed colour histograms) and that touch it (long hair on the shoulders),
-   never the neck;
+   it better than the garments' colour histograms do; near the hands, on the neck and on the legs below a skirt,
+   skin has a prior over the garments. That skin is then refined by GrabCut over the person (colour mixtures of
+   skin and of the rest, cut along the photo's edges; sure skin where the colour model is confident, surely not
+   where the garment seeds are, away from skin): the shaded edges of arms and legs, and fingers, join it. Each
+   skin pixel goes to the nearest body part of the skeleton: an arm (CIHP left/right arm, hands included, and
+   no farther than a hand's length past the wrist), a leg, or the head-neck-torso line (neck and chest skin:
+   CIHP torso-skin); in a skin region mostly nearest an arm, leg and belly pixels are the arm's (fingers along a
+   thigh or across the belly);
+3. **face**: the face mesh's outline, less a fringe (above the brows, pixels unlike the cheeks in colour and in
+   texture that join the hair), plus a high forehead; **hair**: the person above the face outline and, beside
+   the face, what is not skin; then the pixels near the head whose colour is likelier hair than skin or upper
+   garment (smoothed colour histograms) and that touch it (long hair on the shoulders), never the neck; then
+   GrabCut around the head decides the hair's edges, with the face inside its outline, the pixels like the
+   cheeks, the neck's core and the garment as surely not hair;
 4. **garments**: the rest of the person is upper or lower garment. Each has a colour histogram learnt from
    seed regions the skeleton gives (the chest and upper arms; the thighs), and a boundary row is fitted where
    their likelihood ratio changes sign along the torso. Each pixel then takes the garment of larger
-   likelihood ratio plus a prior that falls across that row (not on the sleeves), smoothed over a small
-   neighbourhood; the feet, when in view, are shoes;
+   likelihood ratio plus a prior that falls across that row (not on the sleeves: down an arm to its first bare
+   row), smoothed over a small neighbourhood; garment left above the chin is the face's or the hair's rim; the
+   feet, when in view, are shoes;
 5. regions of one label too small to matter take their neighbours' label, and the labels are scaled back to
    the photo smoothly, the photo's full-size person mask deciding person from background.
 
@@ -60,8 +67,10 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 CHIN = 152
 BROWS = (105, 66, 107, 336, 296, 334)  # the eyebrows' upper edge
-# Face mesh points on the cheeks and forehead: bare skin, away from eyes, brows, lips and hair.
-SKIN_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425), (108, 151, 337, 9))
+# Face mesh points on the cheeks and forehead: bare skin, away from eyes, brows and lips. The cheeks are never
+# under hair; the forehead may be (a fringe), so the fringe is judged against the cheeks alone.
+CHEEK_PATCHES = ((50, 101, 36, 205), (280, 330, 266, 425))
+SKIN_PATCHES = (*CHEEK_PATCHES, (108, 151, 337, 9))
 
 # Skin: Mahalanobis distance (Lab) to the face's colour below which a pixel is skin; lightness spread widened.
 SKIN_DISTANCE = 3.0
@@ -69,12 +78,19 @@ SKIN_DISTANCE_MAX = 5.0  # ... and beyond which it never is, however unlike the 
 # ... except within HAND_REACH limb widths of a hand's landmarks (and near the legs' lines below a skirt), where
 # skin may be farther and has a prior (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
 HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
+HAND_LENGTH = 2.0  # a hand ends this many times the wrist-to-finger-landmark distance from the wrist
 SKIN_LIGHTNESS_SPREAD = 1.8
 MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
-FOREHEAD_SKIN = 2.5  # above the brows, a pixel farther than this from the face's colour is hair (a fringe)
+NECK_CORE = 0.3  # face widths either side of the neck's line where skin-coloured pixels are surely not hair
+# Above the brows, a pixel farther than FRINGE_DISTANCE from the cheeks' colour and FRINGE_TEXTURE times as
+# detailed is hair (a fringe).
+FRINGE_DISTANCE, FRINGE_TEXTURE = 3.0, 3.0
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
+GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
+MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its colours from (else skipped)
 HIST_BINS = 16  # per Lab channel, for the garment and hair colour histograms
 
 # Photo checks.
@@ -110,6 +126,13 @@ def person_mask(rgb: np.ndarray, probability: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32 distance of each pixel to the nearest pixel of ``mask`` (1e6 everywhere for an empty one)."""
+    if not mask.any():
+        return np.full(mask.shape, 1e6, np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+
+
 def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.ndarray:
     """(H, W) float32 distance of each pixel to a polyline of (2,) pixel points."""
     canvas = np.full(shape, 255, np.uint8)
@@ -120,9 +143,18 @@ def _line_distance(shape: tuple[int, int], polyline: list[np.ndarray]) -> np.nda
 
 def _arm_distance(shape: tuple[int, int], marks: np.ndarray, shoulder: int, elbow: int, wrist: int,
                   hand: tuple[int, ...]) -> np.ndarray:
-    """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark."""
-    return np.minimum(_line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]]),
-                      _hand_distance(shape, marks, wrist, hand))
+    """(H, W) distance to an arm: shoulder, elbow, wrist, and from the wrist to each finger landmark; beyond the
+    wrist (along the forearm) no farther than HAND_LENGTH times the farthest finger landmark (1e6 there: the
+    thigh under a hanging hand is not the hand's)."""
+    distance = np.minimum(_line_distance(shape, [marks[shoulder, :2], marks[elbow, :2], marks[wrist, :2]]),
+                          _hand_distance(shape, marks, wrist, hand))
+    reach = HAND_LENGTH * max(float(np.linalg.norm(marks[finger, :2] - marks[wrist, :2])) for finger in hand)
+    rows, columns = np.indices(shape, dtype=np.float32)
+    offset_x, offset_y = columns - marks[wrist, 0], rows - marks[wrist, 1]
+    forearm = marks[wrist, :2] - marks[elbow, :2]
+    beyond = (offset_x * forearm[0] + offset_y * forearm[1] > 0) & (np.hypot(offset_x, offset_y) > reach)
+    distance[beyond] = 1e6
+    return distance
 
 
 def _hand_distance(shape: tuple[int, int], marks: np.ndarray, wrist: int, hand: tuple[int, ...]) -> np.ndarray:
@@ -234,8 +266,13 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         for patch in SKIN_PATCHES:
             cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
         face_skin = patches.astype(bool)
+        patches[:] = 0
+        for patch in CHEEK_PATCHES:
+            cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
+        cheeks = patches.astype(bool)
+        cheek_distance = _skin_model(lab, lab[cheeks])[0] if cheeks.sum() >= 20 else np.full(shape, 1e3, np.float32)
     else:
-        face_skin = np.zeros(shape, bool)
+        face_skin = cheeks = np.zeros(shape, bool)
     samples = lab[face_skin]
     if len(samples) < 20:  # no face found: a generic skin colour (Lab of a medium skin tone)
         samples = np.array([[160.0, 145.0, 145.0]]) + np.random.default_rng(0).normal(0, 8, (200, 3))
@@ -275,6 +312,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     upper_seed |= garment & (arm_distance < limb) & (rows < hips[1] - 0.1 * torso)
     upper_hist = _histogram(quantised, upper_seed)
     hair_hist = _histogram(quantised, hair)
+    seeds = hair.copy()
     skin_hist = _histogram(quantised, face_skin)
     if hair_hist is not None:
         sigma = max(1.0, 0.006 * h)
@@ -285,7 +323,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         hairlike = margin > 0
         if face is not None:
             brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
-            fringe = face_region & (rows < brows_y) & ((margin > FRINGE_MARGIN) | (skin_distance > FOREHEAD_SKIN))
+            fringe = _fringe(lab, quantised, face_region & (rows < brows_y), cheeks, cheek_distance, hair, hair_hist,
+                             sigma)
             hair |= fringe
             face_region &= ~fringe
             # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
@@ -304,6 +343,10 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         touching[np.unique(components[hair])] = True
         touching[0] = False
         hair |= touching[components] & candidates
+        if face is not None:
+            hair = _refine_hair(image, person, hair, seeds, face_region, upper_seed | cheeks, cheek_distance,
+                                skin_distance, face, head, shoulders, chin_y, face_width, torso)
+            face_region &= ~hair
     garment &= ~hair
     skin &= ~hair
 
@@ -320,6 +363,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare = np.minimum(_hand_distance(shape, marks, LEFT_WRIST, LEFT_HAND),
                        _hand_distance(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
+    bare |= (rows > chin_y) & (rows < shoulders[1]) & (_line_distance(shape, [head, shoulders]) < 0.5 * face_width)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
@@ -327,6 +371,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = person & ~face_region & ~hair & (skin_distance < reach) & \
             (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+        skin = _refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
+                            max(1, round(limb / 2)))
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -334,18 +380,28 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         boundary = _boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
                                  hips[1] + 0.5 * torso, default=hips[1])
         prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
-        prior[arm_distance < limb] = np.maximum(prior[arm_distance < limb], 0)  # sleeves hang low
+        sleeves = _sleeves(parts, skin, marks, limb)
+        prior[sleeves] = np.maximum(prior[sleeves], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)
         sigma = max(1.0, 0.01 * h)
         score = cv2.GaussianBlur(score, (0, 0), sigma) / np.maximum(
             cv2.GaussianBlur(garment.astype(np.float32), (0, 0), sigma), 1e-3)
         upper = garment & (score > 0)
     lower = garment & ~upper
+    # No garment reaches above the chin: what the rules left there is the face's or the hair's rim, whichever is
+    # nearer.
+    above_chin = garment & (rows < chin_y)
+    if above_chin.any() and (face_region.any() or hair.any()):
+        to_face = _distance_to(face_region) <= _distance_to(hair)
+        face_region |= above_chin & to_face
+        hair |= above_chin & ~to_face
+        upper &= ~above_chin
+        lower &= ~above_chin
 
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
     labels[lower] = PANTS
-    labels[skin] = _limbs_by_region(nearest, skin)[skin]
+    labels[skin] = _limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
     # Leg skin below a lower garment makes it a skirt (CIHP tells skirts from trousers; both are "bottom").
@@ -353,6 +409,100 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         labels[lower] = SKIRT
     _label_shoes(labels, marks, garment, limb)
     return _drop_specks(labels, person, MIN_PART_FRACTION * person.sum())
+
+
+def _fringe(lab: np.ndarray, quantised: np.ndarray, forehead: np.ndarray, cheeks: np.ndarray,
+            cheek_distance: np.ndarray, hair: np.ndarray, hair_hist: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W) bool: the pixels of ``forehead`` (the face outline above the brows) under a fringe: unlike the
+    cheeks' skin in colour (farther than FRINGE_DISTANCE from their colour model) and in texture (strands: fine
+    detail FRINGE_TEXTURE times the cheeks'), both smoothed over ``sigma`` pixels, and joined to the ``hair``."""
+    cheek_hist = _histogram(quantised, cheeks)
+    if cheek_hist is None or not forehead.any():  # cheeks too small to learn from: no fringe
+        return np.zeros(forehead.shape, bool)
+    distance = cv2.GaussianBlur(cheek_distance, (0, 0), sigma)
+    lightness = lab[..., 0]
+    detail = cv2.GaussianBlur(np.abs(lightness - cv2.GaussianBlur(lightness, (0, 0), 1.0)), (0, 0), sigma)
+    texture = detail / max(float(np.median(detail[cheeks])), 0.5)
+    hairlike = cv2.GaussianBlur((np.log(hair_hist[quantised]) - np.log(cheek_hist[quantised])).astype(np.float32),
+                                (0, 0), sigma) > 0
+    fringe = forehead & (distance > FRINGE_DISTANCE) & (texture > FRINGE_TEXTURE) & hairlike
+    count, components = cv2.connectedComponents((fringe | hair).astype(np.uint8), connectivity=8)
+    joined = np.zeros(count, bool)
+    joined[np.unique(components[hair])] = True
+    joined[0] = False
+    return fringe & joined[components]
+
+
+def _refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
+                 not_hair: np.ndarray, cheek_distance: np.ndarray, skin_distance: np.ndarray, face: np.ndarray,
+                 head: np.ndarray, shoulders: np.ndarray, chin_y: float, face_width: float, torso: float
+                 ) -> np.ndarray:
+    """The hair around the head (a box from the image's top to the shoulders, three face widths wide), cut by
+    :func:`_graph_cut` from the colour-rule ``hair`` (probable), with as sure hair the ``seeds`` away from the
+    face and unlike skin, and as surely not hair: the background, ``not_hair`` (garment seeds, cheeks), the face
+    inside its outline below the brows, face pixels like the cheeks' skin, and the neck's core. (H, W) bool."""
+    height, width = person.shape
+    rows = np.arange(height)[:, None]
+    inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                      iterations=max(1, round(HAIR_FACE_MARGIN * face_width))).astype(bool)
+    neck_core = (rows > chin_y + 0.05 * face_width) & (skin_distance < SKIN_DISTANCE) & \
+        (_line_distance(person.shape, [head, shoulders]) < NECK_CORE * face_width)
+    sure_not = ~person | not_hair | inner & (rows > face[list(BROWS), 1].max()) | neck_core | \
+        face_region & (cheek_distance < SKIN_DISTANCE)
+    away = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 1.5 * HAIR_FACE_MARGIN * face_width
+    mask = np.where(hair, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[seeds & away & (skin_distance > SKIN_DISTANCE) & person] = cv2.GC_FGD
+    mask[sure_not] = cv2.GC_BGD
+    box = (0, int(min(shoulders[1] + 0.6 * torso, height)), int(max(head[0] - 1.6 * face_width, 0)),
+           int(min(head[0] + 1.6 * face_width, width)))
+    refined = _graph_cut(image, mask, box, iterations=2)
+    return hair if refined is None else refined & person
+
+
+def _refine_skin(image: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_distance: np.ndarray,
+                 not_skin: np.ndarray, garment_seed: np.ndarray, reach: int) -> np.ndarray:
+    """The skin of the person's box cut by :func:`_graph_cut` from the colour-rule ``skin`` (probable): sure
+    skin where it is also near the face's colour (eroded), surely not skin: the background, ``not_skin`` (hair,
+    face: labelled already) and the garment seeds farther than ``reach`` pixels from skin. Shaded edges of arms
+    and legs, and fingers, join the skin where the colour rule missed them. (H, W) bool."""
+    ys, xs = np.nonzero(person)
+    if len(ys) == 0:
+        return skin
+    mask = np.where(skin, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    core = skin & (skin_distance < SKIN_DISTANCE)
+    mask[cv2.erode(core.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = cv2.GC_FGD
+    near_skin = cv2.dilate(skin.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    mask[~person | not_skin | garment_seed & ~near_skin] = cv2.GC_BGD
+    refined = _graph_cut(image, mask, (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1), iterations=2)
+    return skin if refined is None else refined & person & ~not_skin
+
+
+def _graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], iterations: int
+               ) -> np.ndarray | None:
+    """OpenCV's GrabCut (colour mixtures of the two sides, cut along the image's edges) of ``image`` within
+    ``box`` (top, bottom, left, right), from ``mask`` (H, W) of cv2.GC_* labels, at GRAB_CUT_SCALE of the size
+    (the sure labels are kept at full size). Returns the (H, W) bool foreground (False outside the box), or None
+    when the box lacks sure pixels of either side, or pixels to learn either side's colours from."""
+    top, bottom, left, right = box
+    window = np.ascontiguousarray(mask[top:bottom, left:right])
+    if not ((window == cv2.GC_FGD).any() and (window == cv2.GC_BGD).any()):
+        return None
+    size = (max(1, round((right - left) * GRAB_CUT_SCALE)), max(1, round((bottom - top) * GRAB_CUT_SCALE)))
+    small = cv2.resize(window, size, interpolation=cv2.INTER_NEAREST)
+    sides = np.isin(small, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if not ((small == cv2.GC_FGD).any() and (small == cv2.GC_BGD).any()) or \
+            min(sides.sum(), (~sides).sum()) < MIN_GRAB_CUT_PIXELS:
+        return None
+    picture = cv2.resize(image[top:bottom, left:right], size, interpolation=cv2.INTER_AREA)
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut starts its colour mixtures by k-means: the same photo, the same parse
+    cv2.grabCut(picture, small, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
+    chosen = ((small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)).astype(np.float32)
+    chosen = cv2.resize(chosen, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) > 0.5
+    chosen = np.where(window == cv2.GC_FGD, True, np.where(window == cv2.GC_BGD, False, chosen))
+    foreground_mask = np.zeros(mask.shape, bool)
+    foreground_mask[top:bottom, left:right] = chosen
+    return foreground_mask
 
 
 def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
@@ -376,18 +526,35 @@ def _drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.
     return labels
 
 
-def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray) -> np.ndarray:
+def _limbs_by_region(nearest: np.ndarray, skin: np.ndarray, chest_y: float) -> np.ndarray:
     """``nearest`` (H, W) part labels where, in each connected skin region most of whose limb pixels are nearest
-    an arm, the leg pixels go to that arm: fingers that reach down a thigh stay the hand's. (Not the other way:
-    a hand resting on a bare thigh joins the two regions, and stays a hand.)"""
+    an arm, the leg pixels and the torso pixels below ``chest_y`` go to that arm: fingers that reach down a thigh
+    or across the belly stay the hand's. (Not the other way: a hand resting on a bare thigh joins the two regions,
+    and stays a hand.)"""
     limbs = np.array([LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG])
     count, regions = cv2.connectedComponents(skin.astype(np.uint8), connectivity=8)
     on_limb = skin & np.isin(nearest, limbs)
     votes = np.zeros((count, len(limbs)), np.int64)  # region -> pixels nearest to each limb
     np.add.at(votes, (regions[on_limb], np.searchsorted(limbs, nearest[on_limb])), 1)
     majority = limbs[np.argmax(votes, axis=1)]
-    to_arm = on_limb & np.isin(nearest, limbs[2:]) & np.isin(majority[regions], limbs[:2])
+    below_chest = np.arange(skin.shape[0])[:, None] > chest_y
+    movable = skin & (np.isin(nearest, limbs[2:]) | (nearest == TORSO_SKIN) & below_chest)
+    to_arm = movable & (votes.sum(axis=1) > 0)[regions] & np.isin(majority[regions], limbs[:2])
     return np.where(to_arm, majority[regions], nearest).astype(np.uint8)
+
+
+def _sleeves(parts: dict[int, np.ndarray], skin: np.ndarray, marks: np.ndarray, limb: float) -> np.ndarray:
+    """(H, W) bool: where a sleeve may be: within ``limb`` of an arm's line, above the arm's highest skin (a
+    sleeve covers the arm from the shoulder down; below the first bare skin there is none), or above its
+    wrist when the arm shows no skin (a row is bare when more than half a limb's width of it is skin)."""
+    rows = np.arange(skin.shape[0])[:, None]
+    sleeves = np.zeros(skin.shape, bool)
+    for arm, wrist in ((LEFT_ARM, LEFT_WRIST), (RIGHT_ARM, RIGHT_WRIST)):
+        band = parts[arm] < limb
+        bare = np.nonzero((skin & band).sum(axis=1) > 0.5 * limb)[0]  # rows of a bare arm, not a lace's holes
+        end = bare.min() if len(bare) else marks[wrist, 1]
+        sleeves |= band & (rows < end)
+    return sleeves
 
 
 def _boundary_row(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float) -> float:

@@ -315,6 +315,15 @@ class SubprocessPose:
                 raise PoseEstimatorUnavailable("pose worker exited") from None
             return [self._read_answer() for _ in range(answers)]
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user and system) the worker has used so far, from Linux's ``/proc``; None where that
+        cannot be read (another system, or the worker has exited). Benchmarks take differences of it."""
+        try:
+            fields = Path(f"/proc/{self._worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
+
     def close(self) -> None:
         """Stop the worker (closing its stdin ends its loop)."""
         if self._worker.poll() is None:

@@ -22,6 +22,12 @@ Every copy is checked against it: :meth:`ModelRegistry.pull` verifies each file 
 missing, extra or changed. A version folder of any other origin (fresh from training, with no manifest) is
 simply unregistered: :func:`check_version_folder` verifies a folder when it has a manifest.
 
+A version is named by its name, or pinned to one exact content by ``name@sha256:<digest>`` (the manifest's
+:meth:`Manifest.digest`, which ``kgi models show`` prints): the manifest holds every file's sha256, so the digest
+names every byte of the version. Wherever a version is named (:meth:`ModelRegistry.show`, ``pull``,
+``local_copy``, a Serve config's ``version:``) a pinned reference whose digest no longer matches, because the
+name was pushed again, is refused with :class:`DigestMismatchError`.
+
 This module never imports Ray: the CLI (``kgi models``) and the Serve application (``deployments.config``)
 both use it.
 """
@@ -46,6 +52,7 @@ from kgi.pipeline import VERSION_FILE
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # as `kgi export --version`: one path part, no dot first
+DIGEST_SEPARATOR = "@sha256:"  # name@sha256:<64 hex digits> pins a version to one manifest
 # Where each stage's weights live in a version folder (kgi.pipeline's layout): a file or a folder.
 STAGE_PATHS = {"keypoints": "keypoints.safetensors", "parse": "parse.safetensors", "inpainter": "inpainter"}
 HASH_CHUNK_BYTES = 1 << 20
@@ -57,6 +64,10 @@ class RegistryError(ValueError):
 
 class IntegrityError(RegistryError):
     """A version's files do not match its manifest (missing, extra or changed); the message names the file."""
+
+
+class DigestMismatchError(IntegrityError):
+    """A version pinned by digest (``name@sha256:...``) whose manifest in the registry has another digest."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,28 @@ def check_name(name: str) -> str:
         raise RegistryError(f"version name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a "
                             "letter or digit")
     return name
+
+
+def parse_reference(reference: str) -> tuple[str, str | None]:
+    """Split a version reference into its name and pinned digest (``None`` when not pinned).
+
+    Args:
+        reference: ``name`` or ``name@sha256:<64 lowercase hex digits>`` (:meth:`Manifest.digest`).
+
+    Raises ``RegistryError`` saying what is wrong with a malformed reference.
+    """
+    if not isinstance(reference, str):
+        raise RegistryError(f"version {reference!r}: expected a name or name@sha256:<digest>")
+    name, separator, digest = reference.partition(DIGEST_SEPARATOR)
+    if not separator and "@" in reference:
+        raise RegistryError(f"version {reference!r}: a pinned version is name@sha256:<64 hex digits>")
+    check_name(name)
+    if not separator:
+        return name, None
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise RegistryError(f"version {reference!r}: the digest after '{DIGEST_SEPARATOR}' must be 64 lowercase hex "
+                            "digits, the full digest `kgi models show` prints")
+    return name, digest
 
 
 def _sha256_of_file(path: Path) -> str:
@@ -244,15 +277,26 @@ class ModelRegistry:
         return sorted(rel.split("/")[0] for rel in self.storage.list()
                       if rel.count("/") == 1 and rel.endswith("/" + MANIFEST_FILE))
 
-    def show(self, name: str) -> Manifest:
-        """The manifest of version ``name``; ``RegistryError`` naming the registry if there is no such version."""
-        rel = f"{check_name(name)}/{MANIFEST_FILE}"
+    def show(self, reference: str) -> Manifest:
+        """The manifest of a version, named ``name`` or pinned ``name@sha256:<digest>``.
+
+        Raises ``RegistryError`` naming the registry if there is no such version, and ``DigestMismatchError``
+        when the version's manifest does not have the pinned digest.
+        """
+        name, pinned = parse_reference(reference)
+        rel = f"{name}/{MANIFEST_FILE}"
         try:
             data = self.storage.read_bytes(rel)
         except FileNotFoundError:
             known = ", ".join(self.names()) or "none"
             raise RegistryError(f"{self.storage.uri()}: no version {name!r} (versions: {known})") from None
-        return Manifest.from_json(data, self.storage.uri(rel))
+        manifest = Manifest.from_json(data, self.storage.uri(rel))
+        if pinned is not None and manifest.digest() != pinned:
+            raise DigestMismatchError(
+                f"{self.storage.uri(name)}: version {name!r} is pinned to sha256:{pinned[:16]}... but the registry "
+                f"holds sha256:{manifest.digest()[:16]}...: it was pushed again since it was pinned. Pin the digest "
+                f"`kgi models show {name}` prints once that content is the one to serve")
+        return manifest
 
     def list(self) -> list[Manifest]:
         """The manifests of every published version, by name."""
@@ -287,18 +331,20 @@ class ModelRegistry:
         self.storage.write_bytes(f"{name}/{MANIFEST_FILE}", manifest.to_json())
         return manifest
 
-    def pull(self, name: str, destination: str | os.PathLike[str], overwrite: bool = False) -> Path:
-        """Download version ``name`` into the folder ``destination``, verifying every file, and return it.
+    def pull(self, reference: str, destination: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Download a version (``name`` or ``name@sha256:<digest>``) into the folder ``destination``, verifying
+        every file, and return it.
 
         The files go to a temporary folder beside ``destination`` that is renamed into place once complete, so
         ``destination`` is either absent, the previous content, or the whole verified version. A
         ``destination`` that already holds exactly this version is kept as it is.
 
         Raises ``IntegrityError`` naming the first file whose content does not match the manifest (nothing is
-        written then), and ``RegistryError`` for an unknown version or a ``destination`` holding something else
-        without ``overwrite``.
+        written then), ``DigestMismatchError`` for a pinned digest the version no longer has, and
+        ``RegistryError`` for an unknown version or a ``destination`` holding something else without ``overwrite``.
         """
-        manifest = self.show(name)
+        manifest = self.show(reference)
+        name, _ = parse_reference(reference)
         destination = Path(destination).expanduser().absolute()
         if destination.exists():
             try:
@@ -337,16 +383,18 @@ class ModelRegistry:
             raise IntegrityError(f"{directory / MANIFEST_FILE}: differs from the registry's manifest")
         return directory
 
-    def local_copy(self, name: str, cache_dir: str | os.PathLike[str]) -> Path:
-        """A verified folder of version ``name`` on this machine, for loading it.
+    def local_copy(self, reference: str, cache_dir: str | os.PathLike[str]) -> Path:
+        """A verified folder of a version (``name`` or ``name@sha256:<digest>``) on this machine, for loading it.
 
         A local registry's own folder is verified and used in place. A remote version is pulled into
         ``<cache_dir>/<bucket>/<prefix>/<name>-<digest>`` (the manifest's digest, so a re-pushed version is a new
         folder) unless a verified copy is already there; a damaged copy is pulled again.
 
-        Raises ``IntegrityError`` when the registry's files do not match the manifest.
+        Raises ``IntegrityError`` when the registry's files do not match the manifest, ``DigestMismatchError``
+        when the manifest does not have the pinned digest.
         """
-        manifest = self.show(name)
+        manifest = self.show(reference)
+        name, _ = parse_reference(reference)
         if isinstance(self.storage, LocalStorage):
             return self._verified(self.storage.root / name, manifest)
         remote = self.storage.uri().split("://", 1)[1]  # bucket/prefix, validated by open_root

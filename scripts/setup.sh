@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install kgi-platform with its test extras. CPU torch comes from the local wheel first so
-# that no multi-GB CUDA build is pulled in. Safe to rerun: an up-to-date venv installs nothing.
+# Create .venv and install kgi-platform with its test extras (pytest, hypothesis, schemathesis, moto...:
+# pyproject.toml). CPU torch comes from the local wheel first so that no multi-GB CUDA build is pulled in.
+# Safe to rerun: an up-to-date venv installs nothing.
 # Also builds .pose-venv, the built-in pose estimator's own environment (mediapipe 0.10.14 needs protobuf < 5,
 # Ray Serve needs a newer one, so BlazePose runs in a separate process: kgi/pose_estimation.py). It is optional:
 # set KGI_SKIP_POSE=1 to skip it; without it, requests must send OpenPose JSON.

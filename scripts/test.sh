@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment in .venv (CPU torch from the local wheel) and run the test suite.
+# Set up a virtual environment in .venv (CPU torch from the local wheel) and run the test suite, every test unless
+# arguments say otherwise (the fast tier: scripts/test.sh -m "not slow"), reporting the 25 slowest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,7 +13,7 @@ if [ -x .pose-venv/bin/python ]; then
   export KGI_POSE_PYTHON="$PWD/.pose-venv/bin/python"
 fi
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=25 "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then

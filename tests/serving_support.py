@@ -16,7 +16,6 @@ import torch
 
 from bench.cluster import REPO, deployed, free_port, ray_cluster
 from deployments.app import load_serve_config
-from deployments.experiments import DASHBOARD_ADDRESS_ENV
 from deployments.ingress import ADMIN_TOKEN_ENV
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
 from kgi.models.keypoints import KeypointGNN
@@ -65,12 +64,10 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
     # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this
     # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs. The dashboard
     # serves Serve's REST API, through which PUT /v1/ab/... rewrites the experiment.
-    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
-    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"  # for this process's REST calls too
+    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN  # ray_cluster names the dashboard in this process's environment
     replica_env = {"KGI_POSE_PYTHON": "", "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}
     try:
         with ray_cluster(4, dashboard_port=dashboard_port, env_vars=replica_env), deployed(config):
             yield f"http://127.0.0.1:{port}"
     finally:
         os.environ.pop(ADMIN_TOKEN_ENV, None)
-        os.environ.pop(DASHBOARD_ADDRESS_ENV, None)

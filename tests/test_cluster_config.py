@@ -164,6 +164,28 @@ def test_rayservice_runs_the_gpu_cluster_serve_config(rayservice):
         assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
 
 
+def _most_replicas(deployment: dict) -> int:
+    return deployment.get("autoscaling_config", {}).get("max_replicas", deployment.get("num_replicas", 1))
+
+
+def test_gpu_deployments_at_their_most_replicas_fit_the_gpu_workers_and_finish_their_batches(cluster, rayservice):
+    """Every GPU replica the autoscaler may ask for has a GPU node to go to; a GPU replica being stopped has time
+    to answer what it holds, and its health check has time to answer beside a running batch."""
+    serve_config = yaml.safe_load(GPU_SERVE_CONFIG.read_text())
+    gpu_deployments = [d for d in _kgi_application(serve_config)["deployments"]
+                       if d["ray_actor_options"].get("num_gpus", 0) > 0]
+    assert gpu_deployments
+    gpus_wanted = sum(d["ray_actor_options"]["num_gpus"] * _most_replicas(d) for d in gpu_deployments)
+    gpu_worker = cluster["available_node_types"]["gpu_worker"]
+    assert gpus_wanted <= gpu_worker["max_workers"] * gpu_worker["resources"]["GPU"]
+    gpu_groups = [g for g in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"] if _group_offer(g)["GPU"]]
+    assert gpus_wanted <= sum(g["maxReplicas"] * _group_offer(g)["GPU"] for g in gpu_groups)
+    request_timeout_s = serve_config["http_options"]["request_timeout_s"]
+    for deployment in gpu_deployments:
+        assert deployment["graceful_shutdown_timeout_s"] >= request_timeout_s, deployment["name"]
+        assert deployment["health_check_timeout_s"] >= 30, deployment["name"]  # Serve's default: keep it or more
+
+
 def test_rayjob_runs_a_real_kgi_train_command_that_fits_its_cluster(rayjob, rayservice):
     assert (rayjob["apiVersion"], rayjob["kind"]) == ("ray.io/v1", "RayJob")
     argv = shlex.split(rayjob["spec"]["entrypoint"])

@@ -50,6 +50,7 @@ def _table_rows(markdown: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow  # whole try-ons of a split
 def test_eval_tryon_compares_the_inpainter_with_each_plain_fill(dataset, model_root, tmp_path, capsys):
     out = tmp_path / "tryon"
     assert main(["eval", "tryon", str(dataset), "--version", str(model_root / "default"), "--height", str(HEIGHT),
@@ -68,6 +69,7 @@ def test_eval_tryon_compares_the_inpainter_with_each_plain_fill(dataset, model_r
     assert "report:" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # every stage over a split
 def test_eval_stages_reports_every_stage_beside_its_baseline(dataset, model_root, tmp_path):
     out = tmp_path / "stages"
     assert main(["eval", "stages", str(dataset), "--version", str(model_root / "default"), "--height", str(HEIGHT),
@@ -84,6 +86,7 @@ def test_eval_of_a_missing_root_is_a_clear_error(tmp_path, model_root, capsys):
     assert "kgi eval: error:" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # full try-ons, both settings
 def test_eval_tryon_runs_on_the_genuine_sample_paired_and_unpaired(vitonhd_sample, model_root, tmp_path):
     """A VITON-HD root has no landmark files: the garment keypoints are found as ``kgi infer`` finds them."""
     for mode in ("paired", "unpaired"):

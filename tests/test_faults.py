@@ -142,6 +142,16 @@ def test_check_finite_names_the_broken_tensor():
         parameter.view(-1)[0] = float("nan")
     with pytest.raises(RuntimeError, match=f"keypoint network: {parameter_name} holds NaN"):
         check_finite("keypoint network", model)
+    # An infinity in a later tensor of another dtype is named too (the check reduces every tensor at once).
+    with torch.no_grad():
+        parameter.view(-1)[0] = 0.0
+    model = model.to(torch.bfloat16)
+    check_finite("keypoint network", model)
+    last_name, last = list(model.named_parameters())[-1]
+    with torch.no_grad():
+        last.view(-1)[-1] = float("-inf")
+    with pytest.raises(RuntimeError, match=f"keypoint network: {last_name} holds NaN"):
+        check_finite("keypoint network", model)
 
 
 # ---------------------------------------------------------------- the service

@@ -18,15 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import ray
 import yaml
 from PIL import Image
 
-ray = pytest.importorskip("ray")
-
-from kgi.cli import main  # noqa: E402
-from kgi.data.vitonhd import DatasetError  # noqa: E402
-from training.errors import DataError, StopOnDataError, data_error  # noqa: E402
-from training.job import repeats_for_full_batches  # noqa: E402
+from kgi.cli import main
+from kgi.data.vitonhd import DatasetError
+from training.errors import DataError, StopOnDataError, data_error
+from training.job import repeats_for_full_batches
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 FOLDERS = ("image", "cloth", "cloth-mask", "image-parse-v3", "openpose_json")
@@ -68,6 +67,7 @@ def genuine(vitonhd_sample, tmp_path_factory):
     return _genuine_root(vitonhd_sample, tmp_path_factory.mktemp("genuine"))
 
 
+@pytest.mark.slow
 def test_convert_check_train_export_tryon_infer(cluster, genuine, vitonhd_sample, tmp_path, capsys):
     code, out, _ = _kgi(capsys, "convert", "--check", genuine)
     assert code == 0, out
@@ -144,6 +144,7 @@ def bad_root(vitonhd_sample, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_an_undecodable_image_fails_the_check_and_the_conversion_in_one_line(cluster, bad_root, tmp_path, capsys):
     code, out, _ = _kgi(capsys, "convert", "--check", bad_root, "--splits", "train", "test")
     assert code == 1
@@ -168,6 +169,7 @@ def test_a_missing_split_is_named_before_ray_starts(genuine, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_label_out_of_range_stops_training_at_once_in_one_line(cluster, genuine, tmp_path, capsys):
     good = tmp_path / "good"
     assert _kgi(capsys, "convert", genuine, "--out", good, "--splits", "train")[0] == 0

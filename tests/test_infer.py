@@ -19,25 +19,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
-
-
-from jobs.batch_inference import run_inference  # noqa: E402
-from jobs.results import KGI_ROW, InferenceError, output_stem, pair_seed  # noqa: E402
-from jobs.commands import infer as infer_command  # noqa: E402
-from kgi.cli import CommandError  # noqa: E402
-from kgi.data import storage  # noqa: E402
-from kgi.data.images import decode_rgb  # noqa: E402
-from kgi.data.synth import generate  # noqa: E402
-from kgi.data.vitonhd import VitonHD  # noqa: E402
-from kgi.evaluation import TRYON_METRICS, paired_scores, plain_fills  # noqa: E402
-from kgi.pipeline import SamplerSettings, TryOnPipeline, VersionInfo  # noqa: E402
-from training.shards import convert  # noqa: E402
+from jobs.batch_inference import run_inference
+from jobs.commands import infer as infer_command
+from jobs.results import KGI_ROW, InferenceError, output_stem, pair_seed
+from kgi.cli import CommandError
+from kgi.data import storage
+from kgi.data.images import decode_rgb
+from kgi.data.synth import generate
+from kgi.data.vitonhd import VitonHD
+from kgi.evaluation import TRYON_METRICS, paired_scores, plain_fills
+from kgi.pipeline import SamplerSettings, TryOnPipeline, VersionInfo
+from training.shards import convert
 
 HEIGHT, WIDTH = 128, 96
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
 N_TEST = 4
-
+pytestmark = pytest.mark.slow  # Ray Data runs on a local cluster
 
 
 @pytest.fixture(scope="module")

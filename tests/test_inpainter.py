@@ -107,6 +107,7 @@ def test_configurable_size_without_attention():
         assert small(torch.randn(1, 3, 12, 4), 3, random_parse(1, seed=0, height=12, width=4)).shape == (1, 3, 12, 4)
 
 
+@pytest.mark.slow  # trains the UNet
 def test_loss_decreases_when_overfitting_a_fixed_batch():
     torch.manual_seed(0)
     unet = SpadeUNet(block_out_channels=(16, 32), norm_num_groups=8, spade_hidden_channels=8)

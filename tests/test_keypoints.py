@@ -222,6 +222,7 @@ def test_load_refuses_other_files(tmp_path):
         KeypointGNN.load(tmp_path / "parse.safetensors")
 
 
+@pytest.mark.slow  # trains the graph network
 def test_few_steps_overfit_a_tiny_batch():
     torch.manual_seed(0)
     model = KeypointGNN(garment_channels=32, pose_channels=16)

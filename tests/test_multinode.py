@@ -31,20 +31,18 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import ray
 import yaml
+from ray import serve
+from ray.util.state import list_actors
 
-ray = pytest.importorskip("ray")
+from deployments.app import deploy, load_serve_config
+from kgi.data.synth import generate
+from training.config import TrainConfig
+from training.job import read_history
+from training.shards import plan, write_shard
 
-from ray import serve  # noqa: E402
-from ray.util.state import list_actors  # noqa: E402
-
-from deployments.app import deploy, load_serve_config  # noqa: E402
-from kgi.data.synth import generate  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.job import read_history  # noqa: E402
-from training.shards import plan, write_shard  # noqa: E402
-
-from serving_support import CONFIGS, REPO, free_port, keep_only_version  # noqa: E402
+from serving_support import CONFIGS, REPO, free_port, keep_only_version
 
 pytestmark = pytest.mark.slow
 
@@ -71,10 +69,11 @@ class LocalCluster:
     def __init__(self, temp_dir: Path):
         self.temp_dir = temp_dir
         self.address = f"127.0.0.1:{free_port()}"
+        self.dashboard = f"http://127.0.0.1:{free_port()}"  # ray.util.state asks it; deploy goes through it
         self.gpu_node: subprocess.Popen | None = None
         self.head = self._start(
             "head", "--head", "--port", self.address.rsplit(":", 1)[1], "--temp-dir", str(temp_dir),
-            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(free_port()),  # ray.util.state asks it
+            "--dashboard-host", "127.0.0.1", "--dashboard-port", self.dashboard.rsplit(":", 1)[1],
             "--ray-client-server-port", str(free_port()), "--resources", json.dumps({CPU_NODE: 100}))
 
     def _start(self, name: str, *options: str) -> subprocess.Popen:
@@ -184,7 +183,7 @@ def cluster() -> Iterator[dict]:
 def two_node_service(cluster, model_root) -> Iterator[str]:
     """The Serve application deployed on the two-node cluster; yields its URL."""
     port = free_port()
-    deploy(serve_config(model_root, port), timeout_s=600)
+    deploy(serve_config(model_root, port), timeout_s=600, dashboard_address=cluster["cluster"].dashboard)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -102,6 +102,7 @@ def test_iou_counts_by_hand():
     assert union[5] == 1 and intersection[5] == 0 and union[6:].sum() == 0
 
 
+@pytest.mark.slow  # trains the parse U-Net
 def test_few_steps_overfit_a_tiny_batch():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(2)

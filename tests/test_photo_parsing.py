@@ -17,7 +17,7 @@ import torch
 
 from kgi.commands import prep
 from kgi.data.images import decode_labels, decode_rgb, encode_png
-from kgi.data.labels import LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, to_parse13
+from kgi.data.labels import FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, to_parse13
 from kgi.models.parse import iou_counts
 from kgi.parsing import PhotoParser, make_parser
 from kgi.photo_parsing import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER, photo_problem
@@ -108,7 +108,24 @@ def test_photo_parser_on_genuine_people(photo_parser):
     assert miou > MIN_MIOU and upper > MIN_UPPER and arms > MIN_ARMS, (miou, upper, arms)
 
 
-MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.73, 0.85, 0.48  # measured 0.766 / 0.877 / 0.529 on these 4 people
+MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.820 / 0.879 / 0.606 on these 4 people
+
+
+@needs_pose_python
+def test_the_parse_is_repeatable_and_survives_a_hidden_face(photo_parser):
+    """The same photo gives the same parse (GrabCut's k-means is seeded); with the face covered (no face mesh,
+    no skin colour learnt from the cheeks, no hair refinement) the parse still comes, of the photo's size, with
+    the garment found and no face invented where the cover is."""
+    rgb = person_photo("vitonhd-sample", "00006_00")
+    first, second = photo_parser.parse(rgb), photo_parser.parse(rgb)
+    assert np.array_equal(first, second)
+    covered = rgb.copy()
+    ys, xs = np.nonzero(to_parse13(first) == FACE_NECK)
+    top, bottom, left, right = ys.min(), (ys.min() + ys.max()) // 2, xs.min(), xs.max()
+    covered[top:bottom, left:right] = 30  # a dark card over the upper face
+    parse = to_parse13(photo_parser.parse(covered))
+    assert parse.shape == rgb.shape[:2] and (parse == UPPER).mean() > 0.15
+    assert (parse[top:bottom, left:right] == FACE_NECK).mean() < 0.5
 
 
 def unusable_photos() -> dict[str, tuple[np.ndarray, str]]:

@@ -153,8 +153,10 @@ def test_subprocess_pose_agrees_with_openpose_on_the_genuine_photo(vitonhd_sampl
         with pytest.raises(PoseEstimationError, match="no person"):
             estimator.estimate(np.full((200, 150, 3), 255, np.uint8))
         assert estimator.estimate(person)[1, 2] > 0  # the worker still answers after an error
+        assert estimator.cpu_seconds() > 0  # what it used (kgi bench parse reports it per call)
     finally:
         estimator.close()
+    assert estimator.cpu_seconds() is None  # the worker has gone
 
 
 @pytest.mark.skipif(HAS_MEDIAPIPE, reason="this interpreter has mediapipe")
@@ -702,13 +704,15 @@ def test_service_refuses_a_photo_of_two_people(preprocess_service, vitonhd_sampl
 def test_prep_eval_prints_the_figures(vitonhd_sample, capsys):
     parser = argparse.ArgumentParser(prog="kgi prep")
     prep.add_arguments(parser)
-    arguments = ["eval", str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"]
+    arguments = ["eval", str(vitonhd_sample), str(vitonhd_sample), "--synth-people", "2", "--parser", "synthetic"]
     assert prep.run(parser.parse_args(arguments)) == 0
     lines = capsys.readouterr().out.splitlines()
     mask_line = next(line for line in lines if line.startswith("cloth mask"))
-    assert "over 2 garments" in mask_line and float(mask_line.split("min ")[1].split(")")[0]) > 0.98
+    assert "over 4 garments" in mask_line and float(mask_line.split("min ")[1].split(")")[0]) > 0.98
     parse_lines = [line for line in lines if line.startswith("parse SynthParser")]
     assert len(parse_lines) == 2 and "synthetic (seed 7, 2 people)" in parse_lines[1]
     assert "upper garment IoU" in parse_lines[0] and any(line.startswith("  per class: background") for line in lines)
+    assert "(2 people)" in parse_lines[0]  # the roots' people pooled, then each on its own line
+    assert sum(line.startswith("  00006_00.jpg: mIoU") for line in lines) == 2
     assert any(line.startswith("  time per photo: mean") for line in lines)
     assert any(line.startswith("pose") for line in lines)  # figures, or why they were skipped

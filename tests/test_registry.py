@@ -15,8 +15,8 @@ from deployments.config import parse_app_args
 from kgi.cli import CommandError
 from kgi.commands import models as models_command
 from kgi.pipeline import TryOnPipeline
-from kgi.registry import (MANIFEST_FILE, IntegrityError, ModelRegistry, RegistryError, check_version_folder,
-                          verify_folder, write_manifest)
+from kgi.registry import (MANIFEST_FILE, DigestMismatchError, IntegrityError, ModelRegistry, RegistryError,
+                          check_version_folder, verify_folder, write_manifest)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +171,35 @@ def test_serving_refuses_a_tampered_registry_version_and_a_tampered_folder(versi
     assert version.local_directory() == str(models_dir / "local")
 
 
+def test_a_version_pinned_by_digest_is_served_until_its_name_is_pushed_again(version_dir, registry_uri, tmp_path):
+    registry = ModelRegistry(registry_uri)
+    digest = registry.push(version_dir, "pinned", metrics={"round": 1}).digest()
+    pinned = f"pinned@sha256:{digest}"
+    args = parse_app_args({"versions": {"main": {"registry": registry_uri, "version": pinned}},
+                           "registry_cache": str(tmp_path / "cache")})
+    version = args.model_versions()["main"]
+    assert Path(version.directory).name == f"pinned-{digest[:16]}"
+    assert registry.pull(pinned, tmp_path / "pulled") == tmp_path / "pulled"
+
+    # The same name pushed again (here only its metrics differ): the name follows, the pin refuses.
+    new_digest = registry.push(version_dir, "pinned", metrics={"round": 2}, overwrite=True).digest()
+    assert new_digest != digest
+    assert registry.show("pinned").digest() == new_digest
+    for refused in (args.model_versions, version.local_directory,
+                    lambda: registry.pull(pinned, tmp_path / "pulled-again")):
+        with pytest.raises(DigestMismatchError, match=rf"'pinned' is pinned to sha256:{digest[:16]}\.\.\. but the "
+                                                     rf"registry holds sha256:{new_digest[:16]}"):
+            refused()
+    assert not (tmp_path / "pulled-again").exists()
+
+    for malformed, says in [("pinned@sha256:abc", "64 lowercase hex"), (f"pinned@md5:{digest}", "name@sha256:"),
+                            (f"@sha256:{digest}", "version name ''")]:
+        with pytest.raises(ValueError, match=says):
+            parse_app_args({"versions": {"main": {"registry": registry_uri, "version": malformed}}})
+        with pytest.raises(RegistryError, match=says):
+            registry.show(malformed)
+
+
 def _kgi_models(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="kgi models")
     models_command.add_arguments(parser)
@@ -192,6 +221,11 @@ def test_kgi_models_command(version_dir, registry_uri, tmp_path, monkeypatch, ca
         (version_dir / "parse.safetensors").read_bytes()).hexdigest() in shown
     assert _kgi_models("pull", "cli", str(tmp_path / "pulled")) == 0
     verify_folder(tmp_path / "pulled")
+    pin = next(line.split(": ", 1)[1] for line in shown.splitlines() if line.startswith("pin: "))
+    assert pin == f"cli@sha256:{ModelRegistry(registry_uri).show('cli').digest()}"
+    assert _kgi_models("show", pin) == 0 and f"pin: {pin}" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="pinned to sha256:0000000000000000"):
+        _kgi_models("pull", "cli@sha256:" + "0" * 64, str(tmp_path / "pulled-pinned"))
 
     with pytest.raises(CommandError, match="exists"):
         _kgi_models("push", str(version_dir), "--name", "cli")

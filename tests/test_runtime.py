@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the shipped pipeline, 12 times, in two fresh processes
 
 STAGE_TWO_FAULTS = """
 import json, resource, sys

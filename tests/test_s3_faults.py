@@ -144,7 +144,8 @@ def test_checkpoint_upload_retries_then_names_the_destination(flaky_s3, s3_serve
 
 @pytest.fixture(scope="module")
 def cluster(flaky_s3):
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the proxy's endpoint
     yield
     ray.shutdown()

@@ -32,8 +32,6 @@ from kgi.data.labels import NUM_PARSE13
 
 from serving_support import ADMIN_TOKEN, CONFIGS
 
-pytestmark = pytest.mark.slow
-
 APP = "kgi"
 HEIGHT, WIDTH = 1024, 768  # the genuine photo's size: local.yaml tries on at the photo's own resolution
 
@@ -166,6 +164,7 @@ def inpaint_batch_counts(version: str) -> dict[int, int]:
     return serve.get_deployment_handle(f"Inpaint-{version}", app_name=APP).batch_size_counts.remote().result()
 
 
+@pytest.mark.slow  # the running service
 def test_tryon_answers_a_png_end_to_end(service, vitonhd_sample):
     files = sample_files(vitonhd_sample)
     response = httpx.post(f"{service}/v1/tryon", files=multipart(files), timeout=120)
@@ -179,6 +178,7 @@ def test_tryon_answers_a_png_end_to_end(service, vitonhd_sample):
     assert png(response.content).shape == (HEIGHT, WIDTH, 3)
 
 
+@pytest.mark.slow  # the running service
 def test_tryon_json_carries_every_stage_and_keeps_known_pixels(service, vitonhd_sample):
     files = sample_files(vitonhd_sample)
     response = httpx.post(f"{service}/v1/tryon", files=multipart(files, leave_out=()), timeout=120,
@@ -205,6 +205,7 @@ async def _post_many(url: str, requests: list[tuple[dict, dict, dict]]) -> list[
                                       for files, data, headers in requests))
 
 
+@pytest.mark.slow  # the running service
 def test_concurrent_requests_are_batched_and_keep_their_seeds(service, vitonhd_sample):
     files = multipart(sample_files(vitonhd_sample))
     before = inpaint_batch_counts("default")
@@ -226,6 +227,7 @@ def test_concurrent_requests_are_batched_and_keep_their_seeds(service, vitonhd_s
     assert np.abs(images[0] - images[1]).mean() > 1.0
 
 
+@pytest.mark.slow  # the running service
 def test_ab_routing_is_sticky_per_user_and_mixes_versions(service, vitonhd_sample):
     files = multipart(sample_files(vitonhd_sample))
     summary_before = httpx.get(f"{service}/v1/ab").json()
@@ -248,6 +250,7 @@ def test_ab_routing_is_sticky_per_user_and_mixes_versions(service, vitonhd_sampl
         assert summary[version]["latency_p95_s"] >= summary[version]["latency_p50_s"] > 0
 
 
+@pytest.mark.slow  # the running service
 def test_admin_changes_weights_only_with_the_right_token(service):
     url = f"{service}/v1/ab/weights"
     body = {"weights": {"default": 0.7, "fast": 0.3}}
@@ -279,6 +282,7 @@ def test_admin_changes_weights_only_with_the_right_token(service):
     ({"drop": "person"}, 422, "missing_input", "person: required", False),
     ({"files": {"pose": ("pose.json", b'{"people": []}')}}, 422, "invalid_pose", "no person", True),
 ])
+@pytest.mark.slow  # the running service
 def test_bad_requests_answer_json_4xx(service, vitonhd_sample, change, status, code, says, routed):
     files = multipart(sample_files(vitonhd_sample))
     files.update(change.get("files", {}))
@@ -291,6 +295,7 @@ def test_bad_requests_answer_json_4xx(service, vitonhd_sample, change, status, c
     assert ("x-kgi-version" in response.headers) == routed
 
 
+@pytest.mark.slow  # the running service
 def test_service_routes_models_health_docs(service):
     assert httpx.get(f"{service}/healthz").json() == {"status": "ok", "versions": ["default", "fast"]}
     versions = {v["name"]: v for v in httpx.get(f"{service}/v1/models").json()["versions"]}

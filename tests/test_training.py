@@ -21,21 +21,19 @@ import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest
+import ray
+from ray import cloudpickle
 
-ray = pytest.importorskip("ray")
-
-from ray import cloudpickle  # noqa: E402
-
-from kgi.data import storage  # noqa: E402
-from kgi.data.synth import generate  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from kgi.data.storage import arrow_filesystem  # noqa: E402
-from training.job import read_history, run  # noqa: E402
-from training.shards import convert  # noqa: E402
-from training.tasks import TASKS  # noqa: E402
+from kgi.data import storage
+from kgi.data.synth import generate
+from kgi.data.storage import arrow_filesystem
+from training.config import TrainConfig
+from training.job import read_history, run
+from training.shards import convert
+from training.tasks import TASKS
 
 HEIGHT = 128
-
+pytestmark = pytest.mark.slow  # Ray Train runs on a local cluster
 
 
 @pytest.fixture(scope="module")

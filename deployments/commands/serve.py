@@ -21,18 +21,19 @@ import time
 from pathlib import Path
 
 from kgi.cli import CommandError
+from kgi.shipped import LOCAL_SERVE_CONFIG, MODELS_DIR
 
 HELP = "serve the try-on HTTP API on this machine (Ray Serve)"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "platform" / "serve" / "local.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+    parser.add_argument("--config", type=Path, default=LOCAL_SERVE_CONFIG,
                         help="Serve config file (default: %(default)s)")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: the config's, 8000)")
     parser.add_argument("--host", default=None, help="HTTP host (default: the config's, 127.0.0.1)")
     parser.add_argument("--models", type=Path, default=None,
-                        help="folder holding the model version folders (default: the config's models_dir)")
+                        help="folder holding the model version folders (default: the config's models_dir; with the "
+                             "default config, the shipped models/ folder)")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1,
                         help="logical CPUs of the local Ray cluster (default: this machine's, %(default)s)")
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise CommandError(f"--config: {args.config} does not exist")
     try:
-        config = load_serve_config(args.config, port=args.port, host=args.host, models_dir=args.models)
+        models_dir = MODELS_DIR if args.models is None and args.config == LOCAL_SERVE_CONFIG else args.models
+        config = load_serve_config(args.config, port=args.port, host=args.host, models_dir=models_dir)
         for application in config["applications"]:
             if application.get("import_path") == BUILDER_IMPORT_PATH:
                 parse_app_args(application["args"]).model_versions()  # fail here, not in a replica
@@ -66,14 +68,15 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    # The dashboard serves Serve's REST API: PUT /v1/ab/weights rewrites the experiment through it. Its port is
-    # chosen here, so the replicas are told this cluster's dashboard, not another one's on 8265.
+    # The dashboard serves Serve's REST API: the config is deployed and PUT /v1/ab/weights rewrites the experiment
+    # through it. Its port is chosen here, so the replicas are told this cluster's dashboard, not another one's.
     dashboard_port = _free_port()
+    dashboard = f"http://127.0.0.1:{dashboard_port}"
     ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-             runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: f"http://127.0.0.1:{dashboard_port}"}})
+             runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: dashboard}})
     try:
         print(f"deploying {args.config} (first start takes a minute: every stage loads its models) ...", flush=True)
-        deploy(config)
+        deploy(config, dashboard_address=dashboard)
         http = config["http_options"]
         host = http.get("host", "127.0.0.1")
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # bound to every interface: show a local one

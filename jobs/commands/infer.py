@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from kgi.cli import CommandError
+from kgi.shipped import MODELS_DIR
 
 HELP = "batch try-on of a whole split with Ray Data: images, manifest, metrics"
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kgi.cli import CommandError
+from kgi.shipped import DEFAULT_VERSION
 
 HELP = "evaluate stages or whole try-ons against ground truth, with baselines"
-DEFAULT_VERSION = Path(__file__).resolve().parents[2] / "models" / "default"
 
 
 def add_arguments(parser):

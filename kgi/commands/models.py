@@ -2,9 +2,10 @@
 
 A version is a model version folder plus a manifest.json (sha256 and size of every file, the version's
 settings, the training run of each stage, metrics). Pushing uploads the files, then the manifest; pulling
-verifies every file and refuses one that does not match. The registry is --registry, else $KGI_REGISTRY,
-else the repository's models/ folder (where kgi export writes versions). S3 takes the usual AWS variables
-(AWS_ENDPOINT_URL for MinIO or moto, AWS_PROFILE / AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION).
+verifies every file and refuses one that does not match. Wherever a version is named, NAME@sha256:DIGEST
+(what `show` prints as `pin`) pins it to one content, refused once the name is pushed again. The registry is
+--registry, else $KGI_REGISTRY, else the repository's models/ folder (where kgi export writes versions). S3 takes
+the usual AWS variables (AWS_ENDPOINT_URL for MinIO or moto, AWS_PROFILE / AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION).
 
 Examples:
   kgi models list
@@ -12,6 +13,7 @@ Examples:
   kgi models push models/default --registry s3://kgi-models                       # publish the shipped version
   kgi models push runs/export/v2 --name v2 --metrics reports/v2-metrics.json --registry s3://kgi-models
   kgi models pull v2 /tmp/kgi-v2 --registry s3://kgi-models                      # download and verify
+  kgi models pull v2@sha256:<digest> /tmp/kgi-v2 --registry s3://kgi-models     # only that exact content
   KGI_REGISTRY=s3://kgi-models kgi models list
 """
 
@@ -25,10 +27,11 @@ from pathlib import Path
 import yaml
 
 from kgi.cli import CommandError
+from kgi.shipped import MODELS_DIR
 
 HELP = "model registry: list | show | push | pull versions (local folder or s3://)"
 REGISTRY_VARIABLE = "KGI_REGISTRY"
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_REGISTRY = MODELS_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", parents=[registry], help="the published versions, one line each")
     show = actions.add_parser("show", parents=[registry], help="a version's manifest (settings, runs, metrics)")
-    show.add_argument("name", metavar="NAME")
+    show.add_argument("name", metavar="NAME", help="a version's name, or NAME@sha256:DIGEST")
     show.add_argument("--files", action="store_true", help="also list every file with its sha256")
     push = actions.add_parser("push", parents=[registry], help="publish a model version folder")
     push.add_argument("directory", type=Path, metavar="DIR", help="model version folder (kgi export writes them)")
@@ -47,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     push.add_argument("--metrics", type=Path, metavar="FILE", help="JSON or YAML mapping of figures to record")
     push.add_argument("--force", action="store_true", help="replace an existing version of that name")
     pull = actions.add_parser("pull", parents=[registry], help="download a version and verify every file")
-    pull.add_argument("name", metavar="NAME")
+    pull.add_argument("name", metavar="NAME", help="a version's name, or NAME@sha256:DIGEST")
     pull.add_argument("destination", type=Path, metavar="DIR", help="folder to create (kgi tryon --version DIR)")
     pull.add_argument("--force", action="store_true", help="replace DIR if it holds something else")
 
@@ -72,10 +75,14 @@ def _list(registry) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
-def _show(registry, name: str, with_files: bool) -> None:
-    manifest = registry.show(name)
-    doc = {"name": manifest.name, "registry": registry.storage.uri(name), "created": manifest.created,
-           "digest": manifest.digest(), "size": _size(manifest.total_bytes),
+def _show(registry, reference: str, with_files: bool) -> None:
+    from kgi.registry import parse_reference
+
+    manifest = registry.show(reference)
+    name, _ = parse_reference(reference)
+    doc = {"name": name, "registry": registry.storage.uri(name), "created": manifest.created,
+           "digest": manifest.digest(), "pin": f"{name}@sha256:{manifest.digest()}",
+           "size": _size(manifest.total_bytes),
            "stages": {stage: f"{s['files']} file(s), {_size(s['bytes'])}" for stage, s in manifest.stages.items()},
            "version": manifest.version, "metrics": manifest.metrics}
     if with_files:

@@ -4,7 +4,7 @@
 photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25) and ``DIR/{stem}.png``
 (CIHP palette PNG).
 
-`kgi prep eval ROOT` prints, for the split's pairs and for synthetic people:
+`kgi prep eval ROOT...` prints, for the split's pairs of the roots (pooled) and for synthetic people:
 
 - pose: the mean distance between the estimator's joints and the dataset's OpenPose joints, over the joints
   both detect (OpenPose confidence > 0.1), as a fraction of the image height; all joints and the pose-graph
@@ -13,8 +13,8 @@ photo, in the VITON-HD formats: ``DIR/{stem}_keypoints.json`` (OpenPose BODY_25)
   of the split (the first --limit);
 - parse: IoU per class of the 13 model classes (``kgi.data.labels``; intersections and unions summed over the
   people), their mean over the classes present (mIoU), the upper-garment and arms IoU, of the parser against the
-  dataset's ``image-parse-v3`` and on held-out synthetic people; and the parser's time per photo (after one
-  untimed warm-up call).
+  dataset's ``image-parse-v3`` and on held-out synthetic people; the same three figures person by person; and the
+  parser's time per photo (after one untimed warm-up call).
 
 The people are read from the unpaired pairs, so a root without the people's own garments (like
 ``../shared/vitonhd-extra``) works.
@@ -31,6 +31,7 @@ Examples:
     kgi prep person me.jpg --out prepared/ --pose-python /opt/kgi-pose/bin/python --parser-onnx schp-lip.onnx \\
         --label-set lip --input-size 473 473
     kgi prep eval ../shared/vitonhd-sample --pose-python /opt/kgi-pose/bin/python --synth-people 50
+    kgi prep eval ../shared/vitonhd-sample ../shared/vitonhd-extra --synth-people 0    # the 4 genuine people
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     person.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="person photos")
     person.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the files go")
     evaluate = actions.add_parser("eval", parents=[estimators], help="print the preprocessing figures")
-    evaluate.add_argument("root", metavar="ROOT", help="VITON-HD root (local folder or s3://bucket/prefix)")
+    evaluate.add_argument("roots", nargs="+", metavar="ROOT",
+                          help="VITON-HD roots (local folders or s3://bucket/prefix): their people are pooled")
     evaluate.add_argument("--split", default="test", choices=("train", "test"), help="split (default: test)")
-    evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs")
+    evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs of each root")
     evaluate.add_argument("--synth-people", type=int, default=20, metavar="N",
                           help="synthetic people for the pose and parse figures (default: 20)")
     evaluate.add_argument("--synth-seed", type=int, default=7, metavar="S",
@@ -293,10 +295,12 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1 or args.synth_people < 0:
         raise CommandError("--limit and --synth-people must be positive")
     try:  # the people come from the unpaired pairs: a root without the people's own garments still works
-        persons = VitonHD(args.root, args.split, "unpaired")
+        roots = [VitonHD(root, args.split, "unpaired") for root in args.roots]
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
-    count = len(persons) if args.limit is None else min(args.limit, len(persons))
+    people = [(persons, index) for persons in roots
+              for index in range(len(persons) if args.limit is None else min(args.limit, len(persons)))]
+    count = len(people)
     estimator = _pose_estimator(args, required=False)
     parser = _human_parser(args)
     parser_name = type(parser).__name__
@@ -304,11 +308,12 @@ def evaluate(args: argparse.Namespace) -> int:
     genuine_pose, genuine_parse = PoseScore(estimator), ParseScore()
     if count:
         try:  # once untimed: the first call of a model pays for its warm-up, not the photo's parse
-            parser.parse(persons[0].person)
+            parser.parse(people[0][0][people[0][1]].person)
         except ParsingError:
             pass
     started = time.time()
-    for index in tqdm(range(count), desc="genuine people", unit="person", disable=None, file=sys.stderr):
+    per_person = []
+    for persons, index in tqdm(people, desc="genuine people", unit="person", disable=None, file=sys.stderr):
         sample = persons[index]
         if estimator is not None:
             genuine_pose.add(sample)
@@ -319,13 +324,18 @@ def evaluate(args: argparse.Namespace) -> int:
             print(f"{sample.person_name}: no parse ({exc}); scored as all background")
             parse = np.zeros(sample.parse.shape, np.uint8)
         genuine_parse.add(parse, sample.parse, time.perf_counter() - parse_start)
-    masks = garment_mask_ious(persons.storage, args.split, args.limit)
+        alone = ParseScore()
+        alone.add(parse, sample.parse)
+        per_person.append(f"  {sample.person_name}: mIoU {alone.miou:.3f}, upper {alone.iou((UPPER,)):.3f}, "
+                          f"arms {alone.iou((LEFT_ARM, RIGHT_ARM)):.3f}")
+    masks = [(name, iou) for persons in roots
+             for name, iou in garment_mask_ious(persons.storage, args.split, args.limit).items()]
     if estimator is not None:
         print(genuine_pose.line(f"{args.split} ({count} people)"))
-    ious = list(masks.values())
+    ious = [iou for _, iou in masks]
     print(f"cloth mask: mean IoU {np.mean(ious):.4f} over {len(ious)} garments (min {np.min(ious):.4f}); "
-          + ", ".join(f"{name} {iou:.4f}" for name, iou in masks.items()))
-    print("\n".join(genuine_parse.lines(f"parse {parser_name}: {args.split} ({count} people)")))
+          + ", ".join(f"{name} {iou:.4f}" for name, iou in masks))
+    print("\n".join(genuine_parse.lines(f"parse {parser_name}: {args.split} ({count} people)") + per_person))
 
     if args.synth_people:
         synth_pose, synth_parse = PoseScore(estimator), ParseScore()

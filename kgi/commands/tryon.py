@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kgi.cli import CommandError
 from kgi.commands.prep import add_source_arguments, parser_from_args
+from kgi.shipped import DEFAULT_VERSION
 
 HELP = "one try-on from two photos, no server needed"
 # --stages-dir: file name -> what it holds (every file has the person photo's size).
@@ -38,7 +39,6 @@ STAGE_FILES = {
     "recomposed.png": "the image the inpainter completed (RGB): grey where it painted",
     "skin_mask.png": "white on the visible skin painted skin's colour was learnt from",
 }
-DEFAULT_VERSION = Path(__file__).resolve().parents[2] / "models" / "default"
 
 
 def add_arguments(parser):

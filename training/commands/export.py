@@ -14,17 +14,17 @@ import re
 from pathlib import Path
 
 from kgi.cli import CommandError
+from kgi.shipped import DEFAULT_VERSION, MODELS_DIR
 
 HELP = "a run's checkpoint -> a model version folder"
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def add_arguments(parser):
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s): <storage_path>/<run_name>, local or s3://")
     parser.add_argument("--version", required=True, metavar="NAME", help="version name (letters, digits, - _ .)")
-    parser.add_argument("--models", type=Path, default=REPO_MODELS, metavar="DIR",
+    parser.add_argument("--models", type=Path, default=MODELS_DIR, metavar="DIR",
                         help="folder of model versions (default: the repository's models/)")
-    parser.add_argument("--base", default=str(REPO_MODELS / "default"), metavar="DIR",
+    parser.add_argument("--base", default=str(DEFAULT_VERSION), metavar="DIR",
                         help="version the other stages come from when NAME is new (default models/default; "
                              "'none' when the runs cover all three stages)")
 
