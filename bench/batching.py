@@ -30,11 +30,12 @@ import numpy as np
 from ray import serve
 from tqdm.auto import tqdm
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads, model_version, out_dir,
-                          positive_ints, pyplot, ray_cluster, version_argument, version_with_random_inpainter,
-                          write_result)
+from bench.cluster import model_version, ray_cluster, version_with_random_inpainter
+from bench.common import (LoadMonitor, Table, benchmark_parser, example_uploads, out_dir, positive_ints, pyplot,
+                          version_argument, write_result)
 from bench.monolith import InProcessTryOn
 from deployments.stages import Inpaint, ParseWarpOutput
+from kgi.data.images import width_for
 
 NAME = "batching"
 APP_NAME = "bench-batching"
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         speedup = next(row["speedup"] for row in rows if row["max_batch_size"] == 16)
         results["gpu_goal"] = {"speedup_16": speedup, "goal": GPU_GOAL_SPEEDUP, "met": speedup >= GPU_GOAL_SPEEDUP}
 
-    inpaint_width = version.inpaint_height * 3 // 4
+    inpaint_width = width_for(version.inpaint_height)
     table = Table(f"Inpaint deployment, {args.device} {args.dtype}, inpainter at {version.inpaint_height}x"
                   f"{inpaint_width}, {steps} steps, {images} images per setting",
                   ["max_batch_size", "images/s", f"speedup vs. {batch_sizes[0]}", "batches formed (size x count)",
@@ -144,7 +145,7 @@ def plot(rows: list[dict], settings: dict):
     rate_axis.set_xlabel("max_batch_size")
     rate_axis.set_ylabel("images / s")
     rate_axis.set_title(f"Inpaint throughput ({settings['device']}, {settings['dtype']}, "
-                        f"{settings['inpaint_height']}x{settings['inpaint_height'] * 3 // 4})")
+                        f"{settings['inpaint_height']}x{width_for(settings['inpaint_height'])})")
     width = 0.8 / len(rows)
     for index, row in enumerate(rows):
         sizes = [int(size) for size in row["batches_formed"]]

@@ -1,6 +1,6 @@
 """What every benchmark shares: its command line, the run's header (machine, load, versions), latency percentiles,
-result files (JSON + PNG + a Markdown table), the example request, the closed-loop HTTP load generator, the local
-Ray cluster and the Serve DAG of ``platform/serve/local.yaml``.
+result files (JSON + PNG + a Markdown table), the example request and the closed-loop HTTP load generator. The
+local Ray cluster and the Serve DAG are ``bench.cluster``'s.
 
 A benchmark module uses them as::
 
@@ -18,27 +18,22 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from bench.cluster import REPO, SERVED_VERSION
 from kgi.evaluation import Table
-from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR, LOCAL_SERVE_CONFIG, MODELS_DIR
+from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
 CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
-SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
-INPAINT = "Inpaint"  # the deployment that inpaints every version
 
 
 class BenchmarkError(ValueError):
@@ -355,138 +350,3 @@ async def closed_loop(url: str, form: tuple[dict, dict], *, concurrency: int, re
 def send_one(url: str, form: tuple[dict, dict]) -> LoadResult:
     """One request (a closed loop of one): a warm-up, or a single latency sample."""
     return asyncio.run(closed_loop(url, form, concurrency=1, requests=1))
-
-
-# ---------------------------------------------------------------- Ray and the Serve DAG
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def ray_cluster(num_cpus: int | None = None) -> Iterator[None]:
-    """A local Ray cluster for the ``with`` block, or the one this process already joined (left running).
-
-    Replicas and workers get this checkout on their ``PYTHONPATH``. ``num_cpus`` defaults to
-    ``max(4, cores)``: Ray's CPUs are reservations, and the Serve DAG and two training workers need 2 or more.
-    The dashboard runs on a free port (``$RAY_DASHBOARD_ADDRESS`` for the block): Serve configs deploy through it.
-    """
-    import ray
-
-    from deployments.experiments import DASHBOARD_ADDRESS_ENV
-
-    if ray.is_initialized():
-        yield
-        return
-    dashboard_port = free_port()
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=dashboard_port, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    previous = os.environ.get(DASHBOARD_ADDRESS_ENV)
-    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if previous is None:
-            os.environ.pop(DASHBOARD_ADDRESS_ENV)
-        else:
-            os.environ[DASHBOARD_ADDRESS_ENV] = previous
-
-
-def model_version(version_dir: Path, working_height: int = 256):
-    """A version folder as the Serve app sees it (``deployments.config.ModelVersion``), named "default"."""
-    from deployments.config import parse_app_args
-
-    versions = {SERVED_VERSION: {"path": str(Path(version_dir).absolute()), "working_height": working_height}}
-    return parse_app_args({}).resolve_versions(versions)[SERVED_VERSION]
-
-
-def local_serve_config(version_dir: Path, *, working_height: int, port: int,
-                       inpaint_user_config: dict | None = None, inpaint_replicas: int | None = None) -> dict:
-    """``platform/serve/local.yaml`` as shipped, with every version on ``version_dir`` at ``working_height``.
-
-    Args:
-        version_dir: the model version folder all of the file's versions serve (an absolute path in the config,
-            so ``models_dir`` stays the repository's ``models/`` for everything else the file names).
-        working_height: requests' working resolution (the file's is the photo's own, up to 1024 rows).
-        port: HTTP port.
-        inpaint_user_config: replaces the ``Inpaint`` deployment's batching ``user_config`` when given.
-        inpaint_replicas: the ``Inpaint`` deployment runs this many replicas instead of autoscaling, when given.
-    """
-    from deployments.app import load_serve_config
-
-    config = load_serve_config(LOCAL_SERVE_CONFIG, port=port, models_dir=MODELS_DIR)
-    (application,) = config["applications"]
-    (ingress,) = [d for d in application["deployments"] if d["name"] == "Ingress"]
-    for version in ingress["user_config"]["versions"].values():
-        version.update(path=str(Path(version_dir).absolute()), working_height=working_height)
-    for deployment in application["deployments"]:
-        if deployment["name"] != INPAINT:
-            continue
-        if inpaint_user_config is not None:
-            deployment["user_config"] = dict(inpaint_user_config)
-        if inpaint_replicas is not None:
-            deployment.pop("autoscaling_config", None)
-            deployment["num_replicas"] = inpaint_replicas
-    return config
-
-
-@dataclass
-class ServedDag:
-    """A running DAG (:func:`serve_dag`): its ``POST /v1/tryon`` URL and the config it was deployed with."""
-
-    url: str
-    config: dict
-
-    @property
-    def inpaint_batching(self) -> dict:
-        """The batching ``user_config`` of the ``Inpaint`` deployment as deployed."""
-        (deployment,) = [d for d in self.config["applications"][0]["deployments"] if d["name"] == INPAINT]
-        return dict(deployment["user_config"])
-
-    def running_replicas(self, deployment: str) -> int:
-        """How many replicas of ``deployment`` (e.g. ``"Inpaint"``) are running now."""
-        from ray import serve
-
-        (application,) = self.config["applications"]
-        status = serve.status().applications[application["name"]].deployments[deployment]
-        return status.replica_states.get("RUNNING", 0)
-
-
-@contextmanager
-def serve_dag(version_dir: Path, *, working_height: int = 256, inpaint_user_config: dict | None = None,
-              inpaint_replicas: int | None = None) -> Iterator[ServedDag]:
-    """The try-on DAG of ``platform/serve/local.yaml`` (see :func:`local_serve_config`) on the current Ray
-    cluster for the ``with`` block, then Serve is shut down."""
-    from ray import serve
-
-    from deployments.app import deploy
-
-    port = free_port()
-    config = local_serve_config(version_dir, working_height=working_height, port=port,
-                                inpaint_user_config=inpaint_user_config, inpaint_replicas=inpaint_replicas)
-    deploy(config, timeout_s=600)
-    try:
-        yield ServedDag(f"http://127.0.0.1:{port}/v1/tryon", config)
-    finally:
-        serve.shutdown()
-
-
-def version_with_random_inpainter(base_dir: Path, preset: str, inpaint_height: int, directory: Path) -> Path:
-    """A copy of model version ``base_dir`` whose inpainter is a random-weights ``SpadeUNet`` preset run at
-    ``inpaint_height``, written to ``directory/default``: for timing sizes no trained checkpoint exists for
-    (the weights' values do not change the cost). Returns the new version folder."""
-    from dataclasses import replace
-
-    from kgi.models.inpainter import SpadeUNet
-    from kgi.pipeline import TryOnPipeline
-
-    pipeline = TryOnPipeline.from_pretrained(base_dir)
-    pipeline.unet = SpadeUNet.from_preset(preset)
-    pipeline.info = replace(pipeline.info, inpaint_height=inpaint_height,
-                            description=f"{pipeline.info.name} with a random {preset} inpainter at {inpaint_height}")
-    pipeline.save_pretrained(Path(directory) / SERVED_VERSION)
-    return Path(directory) / SERVED_VERSION

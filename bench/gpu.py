@@ -31,9 +31,11 @@ from pathlib import Path
 
 import torch
 
-from bench.common import (INPAINT, LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop,
-                          example_form, free_port, local_serve_config, model_version, out_dir, positive_ints,
-                          ray_cluster, send_one, version_argument, version_with_random_inpainter, write_result)
+from bench.cluster import (INPAINT, free_port, local_serve_config, model_version, ray_cluster,
+                           version_with_random_inpainter)
+from bench.common import (LoadMonitor, PeriodicSampler, Table, benchmark_parser, closed_loop, example_form, out_dir,
+                          positive_ints, send_one, version_argument, write_result)
+from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet
 
@@ -82,8 +84,8 @@ def inpainter_tflops(unet: torch.nn.Module, height: int, batch: int, device: tor
     from torch.utils.flop_counter import FlopCounterMode
 
     unet = unet.to(device).eval()
-    sample = torch.randn(batch, 3, height, height * 3 // 4, device=device)
-    parse = torch.zeros(batch, NUM_PARSE13, height, height * 3 // 4, device=device)
+    sample = torch.randn(batch, 3, height, width_for(height), device=device)
+    parse = torch.zeros(batch, NUM_PARSE13, height, width_for(height), device=device)
     parse[:, 0] = 1
     timesteps = torch.full((batch,), 500, device=device)
     with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 rate["fraction_of_matmul_rate"] = rate["achieved_tflops"] / peak_tflops
                 rate["fraction_of_datasheet"] = rate["achieved_tflops"] / datasheet if datasheet else None
                 dag = measure_dag(version_dir, height, requests, concurrency)
-                rows.append({"height": height, "width": height * 3 // 4,
+                rows.append({"height": height, "width": width_for(height),
                              "steps": model_version(version_dir, height).sampler.num_steps, "inpainter": rate,
                              "dag": dag})
     settings = {"heights": heights, "requests": requests, "concurrency": concurrency, "preset": args.preset,

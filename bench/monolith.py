@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from bench.common import DEFAULT_VERSION, REPO, BenchmarkError, free_port, model_version
+from bench.cluster import free_port, model_version
+from bench.common import DEFAULT_VERSION, REPO, BenchmarkError
 from kgi.data.images import DEFAULT_MAX_PIXELS, encode_png
-from kgi.pipeline import StageTwoOutput, TryOnPipeline, to_uint8_images
+from kgi.pipeline import StageTwoOutput, TryOnPipeline, keypoint_inputs, to_uint8_images
 from kgi.preprocess import Preprocessor
 from kgi.runtime import configure_inference_process
 
@@ -63,9 +64,7 @@ class InProcessTryOn:
         sample = self.preprocessor(uploads, self.version.working_height)
         timings["preprocess"] = time.perf_counter() - start
         start = time.perf_counter()
-        height, width = sample.size
-        garment_kp = self.pipeline.predict_keypoints((sample.cloth_keypoints / [width, height])[None],
-                                                     sample.pose_nodes[None])  # (1, 32, 2), (1, 10, 2)
+        garment_kp = self.pipeline.predict_keypoints(*keypoint_inputs([sample]))  # (1, 32, 2), (1, 10, 2)
         timings["keypoints"] = time.perf_counter() - start
         start = time.perf_counter()
         stage_two = self.pipeline.parse_and_warp([sample], garment_kp)

@@ -25,8 +25,8 @@ from PIL import Image
 
 from bench.common import (LoadMonitor, Table, benchmark_parser, example_files, out_dir, version_argument,
                           write_result)
-from kgi.data.images import decode_rgb, encode_png
-from kgi.pipeline import TryOnPipeline
+from kgi.data.images import decode_rgb, encode_png, width_for
+from kgi.pipeline import TryOnPipeline, keypoint_inputs
 from kgi.preprocess import Preprocessor, Uploads, paste_back
 from kgi.runtime import configure_inference_process
 
@@ -68,8 +68,7 @@ def try_on(pipeline: TryOnPipeline, uploads: Uploads, height: int, steps: int) -
     sample = Preprocessor()(uploads, height)
     timings["preprocess"] = time.perf_counter() - start
     mark = time.perf_counter()
-    rows, columns = sample.size
-    garment_kp = pipeline.predict_keypoints((sample.cloth_keypoints / [columns, rows])[None], sample.pose_nodes[None])
+    garment_kp = pipeline.predict_keypoints(*keypoint_inputs([sample]))
     timings["keypoints"] = time.perf_counter() - mark
     mark = time.perf_counter()
     stage_two = pipeline.parse_and_warp([sample], garment_kp)
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     medians = {height: {stage: float(np.median([run[stage] for run in runs[height]])) for stage in (*STAGES, "total")}
                for height in HEIGHTS}
     low, high = HEIGHTS
-    table = Table(f"Whole try-on at {high}x{high * 3 // 4} vs {low}x{low * 3 // 4}, one process, "
+    table = Table(f"Whole try-on at {high}x{width_for(high)} vs {low}x{width_for(low)}, one process, "
                   f"{torch.get_num_threads()} torch thread(s), {steps} sampler steps, median of {rounds} rounds (s)",
                   ["stage", f"{low} rows", f"{high} rows", "ratio"])
     for stage in (*STAGES, "total"):

@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 
 from bench.common import (REPO, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir, pyplot, version_argument,
                           write_result)
+from kgi.data.images import width_for
 from kgi.data.vitonhd import VitonHD
-from kgi.pipeline import TryOnPipeline, to_tensor_images
+from kgi.pipeline import TryOnPipeline, keypoint_inputs, to_tensor_images
 from kgi.runtime import configure_inference_process
 from kgi.sampling import DEFAULT_CURVE_SETTINGS, REFERENCE_SETTING, SamplerSetting, sampler_curve
 
@@ -82,9 +83,7 @@ def curve_inputs(pipeline: TryOnPipeline, dataset: VitonHD, images: int, batch_s
     bar = tqdm(total=images, desc="stages 1-2", unit="pair", leave=False)
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        height, width = samples[0].size
-        garment_kp = pipeline.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
-                                                np.stack([s.pose_nodes for s in samples]))
+        garment_kp = pipeline.predict_keypoints(*keypoint_inputs(samples))
         stage_two = pipeline.parse_and_warp(samples, garment_kp)
         person = to_tensor_images([s.person for s in samples], "cpu")
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["evaluations_vs_reference"] = row["unet_evaluations"] / reference["unet_evaluations"]
         row["time_vs_reference"] = row["seconds_per_image"] / reference["seconds_per_image"]
-    inpaint_size = f"{pipeline.info.inpaint_height}x{pipeline.info.inpaint_height * 3 // 4}"
+    inpaint_size = f"{pipeline.info.inpaint_height}x{width_for(pipeline.info.inpaint_height)}"
     settings = {"images": len(target01), "data": str(root), "stage_height": args.height,
                 "inpaint_size": inpaint_size, "batch_size": args.batch_size, "version": str(args.version),
                 "torch_threads": torch.get_num_threads(), "reference": reference["name"],

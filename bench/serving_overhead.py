@@ -29,9 +29,11 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.common import (LoadMonitor, Table, benchmark_parser, example_form, example_uploads, out_dir,
-                          percentiles_ms, pyplot, ray_cluster, send_one, serve_dag, version_argument, write_result)
+from bench.cluster import ray_cluster, serve_dag
+from bench.common import (LoadMonitor, Table, benchmark_parser, example_form, example_uploads, out_dir, percentiles_ms,
+                          pyplot, send_one, version_argument, write_result)
 from bench.monolith import InProcessTryOn
+from kgi.data.images import width_for
 
 NAME = "serving_overhead"
 STAGES = ("preprocess", "keypoints", "parse_warp", "inpaint")
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                      **measure(dag.url, tryon, requests, steps, "DAG and in-process")}
         hand_offs = hand_off_costs(hand_off_calls)
 
-    table = Table(f"Serving overhead, one request at a time, {height}x{height * 3 // 4}, {settings['steps']} "
+    table = Table(f"Serving overhead, one request at a time, {height}x{width_for(height)}, {settings['steps']} "
                   f"sampler steps, {requests} requests per path (ms)",
                   ["DAG setting", "in-process p50", "in-process p99", "DAG p50", "DAG p99", "added p50",
                    "added p99", "HTTP + proxy p50", "form + hand-offs p50", f"goal < {GOAL_PERCENT:g}%"])

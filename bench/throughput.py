@@ -22,10 +22,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.common import (INPAINT, LoadMonitor, Table, benchmark_parser, closed_loop, example_form, model_version,
-                          out_dir, positive_ints, pyplot, ray_cluster, send_one, serve_dag, version_argument,
-                          write_result)
+from bench.cluster import INPAINT, model_version, ray_cluster, serve_dag
+from bench.common import (LoadMonitor, Table, benchmark_parser, closed_loop, example_form, out_dir, positive_ints,
+                          pyplot, send_one, version_argument, write_result)
 from bench.monolith import monolith_server
+from kgi.data.images import width_for
 
 NAME = "throughput"
 SYSTEMS = ("dag", "monolith")
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         with monolith_server(args.version, working_height=height, torch_threads=args.monolith_threads) as url:
             results["monolith"] = run_levels(url, form, levels, args.rounds, min_requests, "monolith")
 
-    table = Table(f"Closed-loop throughput, {height}x{height * 3 // 4}, example request",
+    table = Table(f"Closed-loop throughput, {height}x{width_for(height)}, example request",
                   ["concurrency", *(f"{SHORT_LABELS[s]} {col}" for s in SYSTEMS
                                     for col in ("req/s", "p50 ms", "p95 ms", "p99 ms")), "DAG / monolith req/s",
                    "DAG Inpaint replicas at the end", "errors"])

@@ -40,8 +40,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.common import (REPO, BenchmarkError, LoadMonitor, Table, benchmark_parser, cache_dir, free_port, out_dir,
-                          positive_ints, pyplot, ray_cluster, write_result)
+from bench.cluster import free_port, ray_cluster
+from bench.common import (REPO, BenchmarkError, LoadMonitor, Table, benchmark_parser, cache_dir, out_dir,
+                          positive_ints, pyplot, write_result)
 
 NAME = "training"
 CONFIGS = REPO / "training" / "configs"  # one MODEL.yaml per model

@@ -37,9 +37,7 @@ import time
 import uuid
 from dataclasses import replace
 
-import cv2
 import numpy as np
-import torch
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -61,9 +59,8 @@ from deployments.stages import InpaintOutput
 from deployments.web import examples_index, web_files
 from kgi.data.images import decode_rgb, encode_palette_png, encode_png
 from kgi.data.labels import CIHP_PALETTE
-from kgi.data.sample import TryOnSample
-from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
-from kgi.pipeline import to_uint8_images
+from kgi.pictures import keypoint_input_pictures
+from kgi.pipeline import keypoint_inputs, to_uint8_images
 from kgi.preprocess import paste_back
 from kgi.sampling import SamplerInputError, count_unet_evaluations
 
@@ -127,44 +124,6 @@ def web_page(name: str = "index.html") -> Response:
         raise HTTPException(404, f"{name}: not a file of the web page")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return Response(path.read_bytes(), media_type=media_type, headers={"Cache-Control": "no-cache"})
-
-
-# Colours of kgi.drawing's channels, painted over the dimmed person photo in this order.
-SKELETON_COLOURS = ((255, 208, 0), (255, 76, 76), (56, 150, 255))  # torso, the person's right arm, left arm
-GARMENT_COLOURS = ((0, 200, 160), (255, 128, 0), (255, 255, 255))  # backbone, sleeves (filled), contour line
-GARMENT_OPACITIES = (0.45, 0.45, 1.0)
-KEYPOINT_COLOUR = (255, 64, 160)
-
-
-def _paint(person: np.ndarray, drawing: torch.Tensor, colours, opacities) -> np.ndarray:
-    """Each channel of a (C, H, W) {0, 1} drawing painted in its colour, in order, over the dimmed person."""
-    image = person.astype(np.float32) * 0.5
-    for channel, colour, opacity in zip(drawing.numpy(), colours, opacities, strict=True):
-        alpha = channel[..., None] * opacity  # (H, W, 1)
-        image = image * (1 - alpha) + np.asarray(colour, np.float32) * alpha
-    return image.round().astype(np.uint8)
-
-
-def keypoint_drawings(sample: TryOnSample, garment_kp: np.ndarray) -> dict[str, np.ndarray]:
-    """The target-parse network's two keypoint inputs drawn over the person photo: (H, W, 3) uint8 each.
-
-    ``pose_skeleton`` is ``kgi.drawing.draw_skeleton`` of the pose graph; ``garment_contour`` is
-    ``draw_garment_contour`` of stage 1's keypoints (backbone and sleeves filled, outline) with the 32 keypoints
-    as dots.
-
-    Args:
-        sample: the preprocessed request (person photo and pose).
-        garment_kp: (32, 2) normalised garment keypoints on the person (stage 1's output).
-    """
-    height, width = sample.size
-    skeleton = draw_skeleton(torch.from_numpy(sample.pose_nodes)[None], height, width)[0]  # (3, H, W)
-    garment = draw_garment_contour(torch.as_tensor(garment_kp, dtype=torch.float32)[None], height, width)[0]
-    garment_image = _paint(sample.person, garment[[1, 2, 0]], GARMENT_COLOURS, GARMENT_OPACITIES)
-    radius = max(2, round(line_width(height)))
-    for x, y in np.round(garment_kp * [width, height]).astype(int):
-        cv2.circle(garment_image, (int(x), int(y)), radius, KEYPOINT_COLOUR, -1, cv2.LINE_AA)
-    return {"pose_skeleton": _paint(sample.person, skeleton, SKELETON_COLOURS, (1.0, 1.0, 1.0)),
-            "garment_contour": garment_image}
 
 
 class WeightsUpdate(BaseModel):
@@ -313,7 +272,7 @@ class Ingress:
         height, width = sample.size
         weights = version.weights_id  # the stages' multiplexed model id: which networks serve this version
         keypoints = self.keypoints.options(multiplexed_model_id=weights).remote(
-            (sample.cloth_keypoints / [width, height])[None], sample.pose_nodes[None])  # (1, 32, 2), (1, 10, 2)
+            *keypoint_inputs([sample]))  # (1, 32, 2), (1, 10, 2)
         # Each response goes into the next call as it is: Serve hands the stage its result, not via this replica.
         parse_warp = self.parse_warp.options(multiplexed_model_id=weights).remote([sample], keypoints)
         inpainted: InpaintOutput = await self.inpaint.options(multiplexed_model_id=weights).inpaint.remote(
@@ -334,11 +293,11 @@ class Ingress:
                 "unet_evaluations": inpainted.unet_evaluations, "inpaint_batch_size": inpainted.batch_size,
                 "timings": timings, "size": {"height": image.shape[0], "width": image.shape[1]},
                 "working_size": {"height": height, "width": width},
-                "garment_keypoints": np.round(garment_kp * [width, height], 2).tolist(),
+                "worn_keypoints": np.round(garment_kp * [width, height], 2).tolist(),
                 "estimated": [tag.removeprefix("estimated-") for tag in sample.tags]}
         if form.stages:
             stage_two = (await parse_warp).stage_two  # only these answers bring stage 2's tensors here
-            drawings = keypoint_drawings(sample, garment_kp)
+            drawings = keypoint_input_pictures(sample.person, sample.pose_nodes, garment_kp)
             body["stages"] = {
                 "person": png_base64(encode_png(sample.person)),
                 "garment": png_base64(encode_png(sample.cloth)),

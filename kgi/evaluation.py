@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from kgi.baseline import geometric_transfer
+from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.metrics import masked_l1, mean_and_standard_error, psnr, ssim
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
 from kgi.pipeline import TryOnPipeline, to_tensor_images, to_uint8_images
-from kgi.sheets import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
+from kgi.pictures import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
 from kgi.warp import warp_five_segments, warp_single_tps
 
 
@@ -83,14 +84,13 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
     sheet = []
     for batch in _batches(samples, batch_size):
         height, width = batch[0].size
-        scale = np.array([width, height], np.float32)
         if any(s.worn_keypoints is None or s.cloth_keypoints is None for s in batch):
             names = ", ".join(s.cloth_name for s in batch if s.worn_keypoints is None or s.cloth_keypoints is None)
             raise ValueError(f"the stage figures need ground-truth garment landmarks (the landmark files kgi synth "
                              f"writes), and {names} has none; whole try-ons need none: kgi eval tryon")
-        cloth_kp = np.stack([s.cloth_keypoints / scale for s in batch]).astype(np.float32)
+        cloth_kp = np.stack([s.normalised(s.cloth_keypoints) for s in batch]).astype(np.float32)
         pose_nodes = np.stack([s.pose_nodes for s in batch])
-        truth = torch.from_numpy(np.stack([s.worn_keypoints / scale for s in batch]).astype(np.float32))
+        truth = torch.from_numpy(np.stack([s.normalised(s.worn_keypoints) for s in batch]).astype(np.float32))
         predicted = pipeline.predict_keypoints(cloth_kp, pose_nodes)
         baseline = geometric_transfer(torch.from_numpy(cloth_kp), torch.from_numpy(pose_nodes))
         aspect = width / height
@@ -183,7 +183,7 @@ def _stage_rows(batch, predicted, five, single, limit: int) -> list[list[tuple[s
             ("person", sample.person),
             ("garment", draw_garment_keypoints(sample.cloth, sample.cloth_keypoints)),
             ("pose + keypoints",
-             draw_garment_keypoints(draw_pose(sample.person, sample.pose_nodes * [width, height]), kp_px)),
+             draw_garment_keypoints(draw_pose(sample.person, sample.pose_nodes), kp_px)),
             ("target parse", colorize_parse13(five.target_parse13[i].cpu().numpy().astype(np.uint8))),
             ("five-segment warp", five_garment[i]),
             ("single-TPS warp", single_garment[i]),
@@ -219,7 +219,7 @@ def plain_fills(recomposed: np.ndarray, keep: np.ndarray, inpaint_height: int) -
     mean_fill[~keep] = recomposed[keep].mean(axis=0).round().astype(np.uint8) if keep.any() else 128
     telea = cv2.inpaint(recomposed, holes, 5, cv2.INPAINT_TELEA)
     # As TryOnPipeline.inpainter_inputs: area-averaged, a pixel kept only where all of it was known.
-    small_size = (inpaint_height * 3 // 4, inpaint_height)  # OpenCV's (width, height)
+    small_size = (width_for(inpaint_height), inpaint_height)  # OpenCV's (width, height)
     small = cv2.resize(recomposed, small_size, interpolation=cv2.INTER_AREA)
     small_keep = cv2.resize(keep.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0.999
     small_telea = cv2.inpaint(small, (~small_keep).astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)

@@ -12,7 +12,7 @@ Four sources of a parse:
    LIP or ATR), run with ``onnxruntime`` (optional extra ``kgi-platform[parse]``); its label set ("cihp",
    "lip" or "atr") is mapped to the 20 CIHP labels (``to_cihp``);
 4. :class:`SynthParser`: a small U-Net the project trains on its *synthetic* people
-   (``scripts/train_parser.py``, weights in ``models/parser/``). It parses synthetic people well and real
+   (``kgi train synth_parser``, weights in ``models/parser/``). It parses synthetic people well and real
    photos badly: for synthetic data and tests, not for photos.
 
 Anything with a ``parse(rgb)`` method returning (H, W) uint8 CIHP labels is a :class:`HumanParser`;
@@ -32,12 +32,11 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from kgi.data.images import width_for
 from kgi.data.labels import CIHP_LABELS, NUM_CIHP
-from kgi.models.checkpoint import SafetensorsModel
-from kgi.models.parse import ConvBlock
+from kgi.models.unet import UNet
 from kgi.pose_estimation import PoseEstimationError, PoseEstimatorUnavailable, check_rgb, make_pose_estimator
 from kgi.shipped import SYNTH_PARSER as DEFAULT_SYNTH_PARSER
 
@@ -210,15 +209,14 @@ class OnnxParser:
         return to_cihp(labels, self.label_set)
 
 
-class ParserUNet(SafetensorsModel):
-    """A small U-Net from an RGB photo to CIHP logits: the network of :class:`SynthParser`.
+class ParserUNet(UNet):
+    """A small U-Net (``kgi.models.unet.UNet``) from an RGB photo to CIHP logits: the network of
+    :class:`SynthParser`.
 
-    Level ``i`` (resolution ``H / 2**i``) has ``min(base_channels * 2**i, max_channels)`` channels. The photo
-    enters with a fourth channel, the pixel's x coordinate from -1 (left) to 1 (right) (CoordConv), because
-    the left and right labels of arms, legs and shoes depend on which side of the body a part lies::
+    The photo enters with a fourth channel, the pixel's x coordinate from -1 (left) to 1 (right) (CoordConv),
+    because the left and right labels of arms, legs and shoes depend on which side of the body a part lies::
 
-        [x (B,3,H,W), column (B,1,H,W)] -> ConvBlock -> [maxpool -> ConvBlock] x levels
-          -> [upsample, concat skip -> ConvBlock] x levels -> 1x1 conv -> logits (B,20,H,W)
+        [x (B,3,H,W), column (B,1,H,W)] -> UNet -> logits (B,20,H,W)
 
     Args:
         base_channels: channels at full resolution.
@@ -229,23 +227,16 @@ class ParserUNet(SafetensorsModel):
     """
 
     def __init__(self, base_channels: int = 16, max_channels: int = 64, levels: int = 4, input_height: int = 256):
-        super().__init__()
-        if base_channels < 1 or max_channels < base_channels or levels < 1:
-            raise ValueError("need 1 <= base_channels <= max_channels and levels >= 1")
         if input_height % (2**levels * 4):
             raise ValueError(f"input_height must be a multiple of {2**levels * 4} (so 3/4 of it divides by "
                              f"{2**levels}), got {input_height}")
+        super().__init__(4, NUM_CIHP, base_channels, max_channels, levels)
         self.config = {"base_channels": base_channels, "max_channels": max_channels, "levels": levels,
                        "input_height": input_height}
-        widths = [min(base_channels * 2**level, max_channels) for level in range(levels + 1)]
-        self.stem = ConvBlock(4, widths[0])
-        self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1]) for i in range(levels))
-        self.up = nn.ModuleList(ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in range(levels))
-        self.head = nn.Conv2d(widths[0], NUM_CIHP, 1)
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return self.config["input_height"], self.config["input_height"] * 3 // 4
+        return self.config["input_height"], width_for(self.config["input_height"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (B, 3, H, W) RGB in [0, 1], H and W multiples of ``2**levels``. Returns (B, 20, H, W)."""
@@ -255,18 +246,11 @@ class ParserUNet(SafetensorsModel):
                                f"got {tuple(x.shape)}")
         batch, _, height, width = x.shape
         column = torch.linspace(-1.0, 1.0, width, device=x.device, dtype=x.dtype).expand(batch, 1, height, width)
-        skips = [self.stem(torch.cat([x, column], dim=1))]
-        for down in self.down:
-            skips.append(down(F.max_pool2d(skips[-1], 2)))
-        h = skips.pop()
-        for up in reversed(self.up):
-            skip = skips.pop()
-            h = up(torch.cat([F.interpolate(h, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
-        return self.head(h)
+        return super().forward(torch.cat([x, column], dim=1))
 
 
 class SynthParser:
-    """The project's parser trained on synthetic people (``scripts/train_parser.py``). Synthetic-only:
+    """The project's parser trained on synthetic people (``kgi train synth_parser``). Synthetic-only:
     on real photos it mislabels most of the person (``kgi prep eval`` reports both figures).
 
     Args:
@@ -279,7 +263,7 @@ class SynthParser:
     def __init__(self, path: str | os.PathLike = DEFAULT_SYNTH_PARSER, device: str | torch.device = "cpu"):
         if not os.path.isfile(path):
             raise ParserUnavailable(f"synthetic parser weights {os.fspath(path)!r} do not exist "
-                                    f"(train them with scripts/train_parser.py)")
+                                    f"(train them with 'kgi train synth_parser', see models/parser/README.md)")
         self.model = ParserUNet.load(path, device)
         self.device = torch.device(device)
 

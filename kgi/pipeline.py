@@ -35,6 +35,7 @@ import yaml
 from diffusers import DDPMScheduler
 
 from kgi.composite import composite
+from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
@@ -88,7 +89,8 @@ class TryOnResult:
 
     Attributes:
         image: (H, W, 3) uint8 the try-on result.
-        garment_keypoints: (32, 2) float32 predicted garment keypoints on the person, pixels.
+        worn_keypoints: (32, 2) float32 the new garment's keypoints on the person (stage 1's prediction), pixels;
+            the flat garment's are the sample's ``cloth_keypoints``.
         target_parse13: (H, W) uint8 predicted 13-class parse of the person wearing the garment.
         warped_garment: (H, W, 3) uint8 five-segment warp (black where no garment).
         recomposed: (H, W, 3) uint8 the image the inpainter completes.
@@ -99,7 +101,7 @@ class TryOnResult:
     """
 
     image: np.ndarray
-    garment_keypoints: np.ndarray
+    worn_keypoints: np.ndarray
     target_parse13: np.ndarray
     warped_garment: np.ndarray
     recomposed: np.ndarray
@@ -134,6 +136,12 @@ def _stage_two_from_arrays(*arrays: np.ndarray) -> StageTwoOutput:
 def margin_px(height: int) -> int:
     """The change region's margin at this height (``kgi.recompose.MARGIN``), at least a pixel."""
     return max(round(MARGIN * height), 1)
+
+
+def keypoint_inputs(samples: list[TryOnSample]) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 1's inputs of a batch (``TryOnPipeline.predict_keypoints``): the flat garments' keypoints (B, 32, 2)
+    and the poses' nodes (B, 10, 2), both normalised."""
+    return np.stack([s.normalised(s.cloth_keypoints) for s in samples]), np.stack([s.pose_nodes for s in samples])
 
 
 def to_tensor_images(arrays: list[np.ndarray], device) -> torch.Tensor:
@@ -239,7 +247,7 @@ class TryOnPipeline:
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
-        small = F.interpolate(parse13[:, None].float(), size=(parse_h, parse_h * 3 // 4), mode="nearest")
+        small = F.interpolate(parse13[:, None].float(), size=(parse_h, width_for(parse_h)), mode="nearest")
         parse_net = self._network("parse", self.parse_net)
         logits = parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
         # The network decides each class pixel by pixel at 128 rows: its scores step from one pixel to the next,
@@ -271,7 +279,7 @@ class TryOnPipeline:
         parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
         cloth = to_tensor_images([s.cloth for s in samples], self.device)
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
-        cloth_kp = torch.from_numpy(np.stack([s.cloth_keypoints / [width, height] for s in samples])).float()
+        cloth_kp = torch.from_numpy(np.stack([s.normalised(s.cloth_keypoints) for s in samples])).float()
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
                        upper_mask=(target_parse13 == UPPER)[:, None].float())
@@ -297,7 +305,7 @@ class TryOnPipeline:
         Returns ``(images01, keep_mask, parse_onehot)`` at (h, w): images area-averaged, a pixel kept only where all
         of it was known, the parse nearest-sampled and one-hot (B, 13, h, w).
         """
-        size = (self.info.inpaint_height, self.info.inpaint_height * 3 // 4)
+        size = (self.info.inpaint_height, width_for(self.info.inpaint_height))
         images = F.interpolate(images01, size=size, mode="area")
         keep = (F.interpolate(keep_mask, size=size, mode="area") > 0.999).float()  # keep only all-known
         parse = F.interpolate(parse13[:, None].float(), size=size, mode="nearest")[:, 0].long()
@@ -363,8 +371,7 @@ class TryOnPipeline:
         seeds = list(range(len(samples))) if seeds is None else seeds
         timings = {}
         start = time.perf_counter()
-        garment_kp = self.predict_keypoints(np.stack([s.cloth_keypoints / [width, height] for s in samples]),
-                                            np.stack([s.pose_nodes for s in samples]))
+        garment_kp = self.predict_keypoints(*keypoint_inputs(samples))
         timings["keypoints"] = time.perf_counter() - start
         start = time.perf_counter()
         stage_two = self.parse_and_warp(samples, garment_kp)
@@ -375,7 +382,7 @@ class TryOnPipeline:
 
         images, warped, recomposed = (to_uint8_images(t)
                                       for t in (images, stage_two.warped_garment, stage_two.recomposed))
-        return [TryOnResult(image=images[i], garment_keypoints=(garment_kp[i] * [width, height]).astype(np.float32),
+        return [TryOnResult(image=images[i], worn_keypoints=(garment_kp[i] * [width, height]).astype(np.float32),
                             target_parse13=stage_two.target_parse13[i].byte().cpu().numpy(),
                             warped_garment=warped[i], recomposed=recomposed[i],
                             keep_mask=stage_two.keep_mask[i, 0].bool().cpu().numpy(),

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from kgi.data.images import DEFAULT_MAX_PIXELS, decode_gray, decode_labels, decode_rgb, resize_labels, resize_mask, \
-    resize_rgb
+    resize_rgb, width_for
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import PhotoFrame, TryOnSample
@@ -343,7 +343,7 @@ class Preprocessor:
         frame = PhotoFrame(photo_size=person.shape[:2], box=person_box(parse, pose))
         person, parse, pose = fit_person(person, parse, pose, frame.box)
         height = working_height or min(frame.box[2], MAX_WORKING_HEIGHT)
-        width = height * 3 // 4
+        width = width_for(height)
         pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
         person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
 

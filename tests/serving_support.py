@@ -8,22 +8,20 @@ that uses ``service``); a module that needs other settings starts its own with :
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from bench.cluster import REPO, deployed, free_port, ray_cluster
 from deployments.app import load_serve_config
-from deployments.experiments import DASHBOARD_ADDRESS_ENV
 from deployments.ingress import ADMIN_TOKEN_ENV
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet
 from kgi.pipeline import SamplerSettings, TryOnPipeline, VersionInfo
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {name: REPO / "platform" / "serve" / f"{name}.yaml" for name in ("local", "gpu-cluster")}
 ADMIN_TOKEN = "test-admin-token-5f1c"
 
@@ -47,12 +45,6 @@ def keep_only_version(config: dict, version: str = "default") -> None:
                               "weights": {version: 1.0}}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def running_service(model_root: Path, configure: Callable[[dict], None] | None = None) -> Iterator[str]:
     """``platform/serve/local.yaml`` running on a fresh local Ray cluster; yields the base URL.
@@ -61,11 +53,6 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
     replicas see no ``KGI_POSE_PYTHON``, so the shipped config's pose estimator is unavailable whatever the test
     machine has; a ``configure`` can name one in the ``preprocess`` args.
     """
-    import ray
-    from ray import serve
-
-    from deployments.app import deploy
-
     port, dashboard_port = free_port(), free_port()
     config = load_serve_config(CONFIGS["local"], port=port, models_dir=model_root)
     config["applications"][0]["args"]["ab_store"] = str(model_root / f"experiments-{port}.sqlite")  # not in ~
@@ -74,16 +61,10 @@ def running_service(model_root: Path, configure: Callable[[dict], None] | None =
     # Replicas import `deployments` and `kgi` from this checkout. They inherit the admin token from this
     # process's environment, as under `kgi serve`: Ray writes runtime_env variables to its logs. The dashboard
     # serves Serve's REST API, through which PUT /v1/ab/... rewrites the experiment.
-    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
-    os.environ[DASHBOARD_ADDRESS_ENV] = f"http://127.0.0.1:{dashboard_port}"  # for this process's REST calls too
-    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "KGI_POSE_PYTHON": "",
-                                       "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}})
+    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN  # ray_cluster names the dashboard in this process's environment
+    replica_env = {"KGI_POSE_PYTHON": "", "RAY_DASHBOARD_ADDRESS": f"http://127.0.0.1:{dashboard_port}"}
     try:
-        deploy(config, timeout_s=600)
-        yield f"http://127.0.0.1:{port}"
+        with ray_cluster(4, dashboard_port=dashboard_port, env_vars=replica_env), deployed(config):
+            yield f"http://127.0.0.1:{port}"
     finally:
-        serve.shutdown()
-        ray.shutdown()
         os.environ.pop(ADMIN_TOKEN_ENV, None)
-        os.environ.pop(DASHBOARD_ADDRESS_ENV, None)

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from bench import cli
-from bench.common import CACHE_ENV, DEFAULT_VERSION, example_form, ray_cluster
+from bench.cluster import ray_cluster
+from bench.common import CACHE_ENV, DEFAULT_VERSION, example_form
 from kgi.cli import CommandError
 from kgi.sampling import count_unet_evaluations
 

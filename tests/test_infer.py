@@ -19,14 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.batch_inference import (
-    KGI_ROW,
-    InferenceError,
-    output_stem,
-    pair_seed,
-    run_inference,
-)
-from deployments.commands import infer as infer_command
+from jobs.batch_inference import run_inference
+from jobs.commands import infer as infer_command
+from jobs.results import KGI_ROW, InferenceError, output_stem, pair_seed
 from kgi.cli import CommandError
 from kgi.data import storage
 from kgi.data.images import decode_rgb

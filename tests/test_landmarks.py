@@ -30,7 +30,7 @@ from kgi.landmarks import (
 )
 from kgi.landmarks.checks import garment_problems, landmark_problems
 from kgi.models.keypoints import GARMENT_MIRROR
-from kgi.sheets import draw_garment_keypoints
+from kgi.pictures import draw_garment_keypoints
 
 HEIGHT = 256
 # The goals: mean keypoint distance as a fraction of the image height.

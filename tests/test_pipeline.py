@@ -49,7 +49,7 @@ def test_keypoints_on_the_genuine_person_beat_the_geometric_transfer(genuine_res
     height, width = sample.size
     worn = worn_garment_keypoints(sample.parse, sample.pose).keypoints
     truth = torch.from_numpy(worn / [width, height]).float()[None]
-    predicted = torch.from_numpy(result.garment_keypoints / [width, height]).float()[None]
+    predicted = torch.from_numpy(result.worn_keypoints / [width, height]).float()[None]
     baseline = geometric_transfer(torch.from_numpy(sample.cloth_keypoints / [width, height]).float()[None],
                                   torch.from_numpy(sample.pose_nodes)[None])
     network_error = mean_keypoint_error(predicted, truth).item()

@@ -306,7 +306,7 @@ def mean_iou13(predicted: np.ndarray, reference: np.ndarray) -> float:
 
 
 def test_synth_parser_parses_a_held_out_synthetic_person():
-    parser = SynthParser()  # the shipped weights (scripts/train_parser.py, trained on seed 1000)
+    parser = SynthParser()  # the shipped weights (models/parser/README.md, trained on seed 1000)
     sample = make_pair(seed=3, index=0, height=256)
     labels = parser.parse(sample.person)
     assert labels.shape == (256, 192) and labels.dtype == np.uint8
@@ -316,7 +316,7 @@ def test_synth_parser_parses_a_held_out_synthetic_person():
 
 
 def test_synth_parser_without_weights_says_how_to_make_them(tmp_path):
-    with pytest.raises(ParserUnavailable, match="train_parser"):
+    with pytest.raises(ParserUnavailable, match="kgi train synth_parser"):
         SynthParser(tmp_path / "none.safetensors")
     assert DEFAULT_SYNTH_PARSER.name == "synth_parser.safetensors"
 

@@ -21,7 +21,7 @@ import pytest
 
 from kgi.data import storage
 from kgi.data.synth import generate
-from training.fs import UploadError, arrow_filesystem, upload_directory
+from kgi.data.storage import UploadError, arrow_filesystem, upload_directory
 from training.shards import plan, write_shard
 
 ATTEMPTS = 2  # AWS_MAX_ATTEMPTS in this module: S3 retries stay short

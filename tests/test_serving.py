@@ -208,7 +208,7 @@ def test_tryon_json_carries_every_stage_and_keeps_known_pixels(service, vitonhd_
     np.testing.assert_array_equal(image[keep], stages["recomposed"][keep])  # kept pixels are exact
     parse_image = Image.open(io.BytesIO(base64.b64decode(body["stages"]["target_parse"])))
     assert parse_image.mode == "P" and int(np.asarray(parse_image).max()) < NUM_PARSE13
-    assert len(body["garment_keypoints"]) == len(body["stages"]["cloth_keypoints"]) == 32
+    assert len(body["worn_keypoints"]) == len(body["stages"]["cloth_keypoints"]) == 32
 
 
 async def _post_many(url: str, requests: list[tuple[dict, dict, dict]]) -> list[httpx.Response]:

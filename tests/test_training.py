@@ -26,8 +26,8 @@ from ray import cloudpickle
 
 from kgi.data import storage
 from kgi.data.synth import generate
+from kgi.data.storage import arrow_filesystem
 from training.config import TrainConfig
-from training.fs import arrow_filesystem
 from training.job import read_history, run
 from training.shards import convert
 from training.tasks import TASKS
@@ -94,6 +94,7 @@ def test_keypoints_trains_and_a_rerun_resumes(shards, s3_server):
 @pytest.mark.parametrize("model, lr, model_config", [
     ("parse", 3e-3, {"base_channels": 8, "max_channels": 32}),
     ("inpainter", 1e-3, {"preset": "tiny"}),
+    ("synth_parser", 3e-3, {"base_channels": 8, "max_channels": 16, "levels": 2}),
 ])
 def test_image_models_train_from_s3_shards(shards, s3_server, model, lr, model_config):
     cfg = _config(model, shards, s3_server, f"{model}-run", 12, learning_rate=lr, model_config=model_config)

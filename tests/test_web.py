@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.ingress import KEYPOINT_COLOUR
+from kgi.pictures import KEYPOINT_COLOUR
 
 from serving_support import REPO
 
@@ -125,7 +125,7 @@ def test_uploaded_inputs_give_the_result_and_every_stage(page, service, tmp_path
         assert src.endswith(answer["stages"][key])
     # The keypoints tile marks the very keypoints the API answered with.
     drawing = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["stages"]["garment_contour"]))))
-    keypoints = np.round(answer["garment_keypoints"]).astype(int)  # (32, 2) pixels
+    keypoints = np.round(answer["worn_keypoints"]).astype(int)  # (32, 2) pixels
     inside = keypoints[((keypoints >= 2) & (keypoints < [width - 2, height - 2])).all(axis=1)]
     assert len(inside) > 0 and (drawing[inside[:, 1], inside[:, 0]] == KEYPOINT_COLOUR).all()
     caption = page.inner_text(".tile[data-stage=target_parse] figcaption")

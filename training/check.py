@@ -28,7 +28,7 @@ from kgi.data.pose import parse_openpose
 from kgi.data.vitonhd import MASK_THRESHOLD, DatasetError
 from kgi.graphs import NUM_GARMENT_NODES, SLEEVE_TYPES
 from training.errors import DATA_ERRORS
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 
 REQUIRED_JOINTS = {1: "neck", 2: "right shoulder", 5: "left shoulder"}  # BODY_25; the garment frame needs them
 
@@ -81,7 +81,7 @@ class Pair:
     def landmarks(self) -> tuple[dict, dict]:
         """The landmark documents of the flat and of the worn garment, as a shard holds them (the dataset's
         files, else extracted as ``kgi convert`` does)."""
-        from training.shards import garment_landmarks
+        from kgi.data.shards import garment_landmarks
 
         return garment_landmarks(self.root, self.split, self.person_name, self)  # a Pair has a sample's arrays
 
@@ -238,7 +238,7 @@ def _open_root(uri: str) -> storage.Storage:
 def _check_shard(data_uri: str, shard: str) -> list[PairResult]:
     import pyarrow.parquet as pq
 
-    from training.preprocess import row_storage
+    from kgi.data.shards import row_storage
 
     filesystem, path = arrow_filesystem(data_uri)
     shard_path = f"{path}/{shard}"
@@ -280,7 +280,7 @@ def check(uri: str, splits: tuple[str, ...] = ("train", "test"), workers: int | 
             report.splits[split] = 0
             jobs += [(split, _check_shard, (uri, rel)) for rel in shards]
         else:
-            from training.shards import read_pairs
+            from kgi.data.shards import read_pairs
 
             try:
                 names = read_pairs(root, split)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import yaml
 
-MODELS = ("keypoints", "parse", "inpainter")
+from kgi.data.images import width_for
+
+MODELS = ("keypoints", "parse", "inpainter", "synth_parser")
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement group strategies
 
 # A run is one folder under storage_path: no separators, no "." or "..".
@@ -21,7 +23,8 @@ class TrainConfig:
     """Everything a training run needs; every field has a default fit for the embedded local setup.
 
     Attributes:
-        model: which model to train: "keypoints", "parse" or "inpainter".
+        model: which model to train: "keypoints", "parse", "inpainter", or "synth_parser" (the synthetic-only
+            human parser, ``kgi.parsing.ParserUNet``, at ``height`` rows).
         data: shard root written by ``kgi convert`` (local or ``s3://``); the ``train`` split is used.
         storage_path: where runs and checkpoints live (local or ``s3://bucket/prefix``).
         run_name: the run's name under ``storage_path``; rerunning the same name resumes it.
@@ -72,6 +75,9 @@ class TrainConfig:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.height % 32:
             raise ValueError(f"height must be a multiple of 32, got {self.height}")
+        if self.model == "synth_parser" and self.height % 64:
+            raise ValueError(f"the synthetic parser's U-Net halves 4 times: height must be a multiple of 64 (width "
+                             f"3/4 of it), got {self.height}")
         if self.model == "parse" and self.height % 128:
             raise ValueError(f"the parse U-Net halves 5 times: height must be a multiple of 128 (width 3/4 of it), "
                              f"got {self.height}")
@@ -85,7 +91,7 @@ class TrainConfig:
 
     @property
     def width(self) -> int:
-        return self.height * 3 // 4
+        return width_for(self.height)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainConfig":

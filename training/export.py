@@ -19,7 +19,7 @@ import ray.train
 from kgi.pipeline import VERSION_FILE, VersionInfo
 from kgi.registry import write_manifest
 from training.config import TrainConfig
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 from training.loop import CONFIG_FILE, HISTORY_FILE
 
 

@@ -16,10 +16,10 @@ from ray.util.queue import Empty, Queue
 
 from training.config import TrainConfig
 from training.errors import StopOnDataError
-from training.fs import arrow_filesystem
+from kgi.data.storage import arrow_filesystem
 from training.loop import HISTORY_FILE, PROGRESS_QUEUE, train_loop_per_worker
 from training.preprocess import repeat_rows
-from training.shards import count_rows
+from kgi.data.shards import count_rows
 from training.tasks import TASKS
 
 

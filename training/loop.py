@@ -13,7 +13,7 @@ A checkpoint directory holds::
                             counts the passes over the data since the worker (re)started
     train_config.json       the run's TrainConfig
 
-Checkpoints reach the run's storage through ``training.fs.upload_directory`` (retried with backoff, verified
+Checkpoints reach the run's storage through ``kgi.data.storage.upload_directory`` (retried with backoff, verified
 file by file) before Ray Train records them, so a storage outage ends the run with a clear ``UploadError``
 and the last recorded checkpoint stays the one a rerun resumes from.
 """
@@ -32,7 +32,7 @@ import ray.train.torch
 from kgi.runtime import retain_freed_memory
 from training.config import TrainConfig
 from training.errors import DataError, data_error
-from training.fs import upload_directory
+from kgi.data.storage import upload_directory
 from training.tasks import TASKS
 
 STATE_FILE = "training_state.pt"
@@ -164,7 +164,7 @@ def _report(task, model, ema, optimizer, scaler, step: int, history: list[dict],
 
 
 def _upload_checkpoint(checkpoint: ray.train.Checkpoint, directory_name: str) -> ray.train.Checkpoint:
-    """Ray Train's checkpoint upload, with retries and verification (``training.fs.upload_directory``)."""
+    """Ray Train's checkpoint upload, with retries and verification (``kgi.data.storage.upload_directory``)."""
     storage = ray.train.get_context().get_storage()
     destination = f"{storage.experiment_fs_path}/{directory_name}"
     upload_directory(checkpoint.path, storage.storage_filesystem, destination)

@@ -7,7 +7,7 @@ only the data code (0.4 s). A worker that unpickled a task's bound method import
 (BENCHMARKS.md, "Training"). The keypoint and inpainter stages import no torch. The parse stage builds its
 inputs with the inference code (``parse_input``, ``agnostic_parse``), so it imports torch, but only when it runs.
 
-Each function takes a batch of shard rows (``training.shards.SCHEMA``: one numpy array per column, plus the
+Each function takes a batch of shard rows (``kgi.data.shards.SCHEMA``: one numpy array per column, plus the
 shard file each row came from, ``path``) and returns the columns its task's ``loss`` reads. ``Task.preprocessor``
 binds the run's settings to them. A row that cannot be used raises ``DatasetError`` naming the shard, the pair
 and the file in the row (``training.errors`` turns it into one line and stops the run).
@@ -19,12 +19,12 @@ import json
 
 import numpy as np
 
-from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS
+from kgi.data.images import resize_labels, width_for
+from kgi.data.labels import MIRRORED_PARSE13
 from kgi.data.pose import parse_openpose, pose_graph_nodes
 from kgi.data.pose import PoseError
-from kgi.data.sample import TryOnSample
-from kgi.data.storage import MemoryStorage
-from kgi.data.vitonhd import DatasetError, parse_landmarks, read_pair
+from kgi.data.shards import decode_row, row_source
+from kgi.data.vitonhd import DatasetError, parse_landmarks
 
 Batch = dict[str, np.ndarray]
 
@@ -38,7 +38,7 @@ def keypoints(batch: Batch) -> Batch:
     """
     cloth_kp, pose_nodes, worn_kp = [], [], []
     for row in _rows(batch):
-        source = _row_source(row)
+        source = row_source(row)
         cloth_kp.append(parse_landmarks(row["cloth_landmarks_json"], f"{source}/cloth_landmarks_json").keypoints)
         worn_kp.append(parse_landmarks(row["image_landmarks_json"], f"{source}/image_landmarks_json").keypoints)
         worn_doc = json.loads(row["image_landmarks_json"])
@@ -70,8 +70,7 @@ def parse(batch: Batch, *, height: int, keypoint_jitter: float) -> Batch:
 
     samples = [decode_row(row, height) for row in _rows(batch)]
     parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long()  # (B, H, W)
-    _, image_height, image_width = parse13.shape
-    worn_kp = torch.from_numpy(np.stack([s.worn_keypoints / [image_width, image_height] for s in samples])).float()
+    worn_kp = torch.from_numpy(np.stack([s.normalised(s.worn_keypoints) for s in samples])).float()
     worn_kp = worn_kp + keypoint_jitter * torch.randn_like(worn_kp)
     pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples]))
     inputs = parse_input(agnostic_parse(parse13), pose_nodes, worn_kp.clamp(0, 1))
@@ -90,49 +89,31 @@ def inpainter(batch: Batch, *, height: int) -> Batch:
     samples = [decode_row(row, height) for row in _rows(batch)]
     flip = np.random.default_rng().random(len(samples)) < 0.5  # mirror person and parse together
     images = np.stack([s.person[:, ::-1] if f else s.person for s, f in zip(samples, flip)])
-    parse13 = np.stack([_mirror_parse(s.parse13) if f else s.parse13 for s, f in zip(samples, flip)])
+    parse13 = np.stack([MIRRORED_PARSE13[s.parse13[:, ::-1]] if f else s.parse13 for s, f in zip(samples, flip)])
     return {"images": images.transpose(0, 3, 1, 2).copy(), "parse13": parse13}  # (B, H, W, 3) -> (B, 3, H, W)
 
 
-def decode_row(row: dict, height: int | None) -> TryOnSample:
-    """A shard row as a ``TryOnSample``, through the VITON-HD reader's code (and its checks)."""
-    return read_pair(row_storage(row), "train", row["person_name"], row["cloth_name"], mode="paired",
-                     height=height)
 
 
-def row_storage(row: dict) -> MemoryStorage:
-    """A shard row's files laid out as a VITON-HD ``train`` split, so the dataset's readers and checks apply."""
-    stem = row["person_name"].rsplit(".", 1)[0]
-    files = {
-        f"train/image/{row['person_name']}": row["image"],
-        f"train/cloth/{row['cloth_name']}": row["cloth"],
-        f"train/cloth-mask/{row['cloth_name']}": row["cloth_mask"],
-        f"train/image-parse-v3/{stem}.png": row["parse"],
-        f"train/openpose_json/{stem}_keypoints.json": row["pose_json"].encode(),
-        f"train/cloth-landmark-json/{stem}.json": row["cloth_landmarks_json"].encode(),
-        f"train/image-landmark-json/{stem}.json": row["image_landmarks_json"].encode(),
-    }
-    return MemoryStorage(files, name=_row_source(row))
+def synth_parser(batch: Batch, *, height: int) -> Batch:
+    """The synthetic parser's columns: each person photo fitted to the network's input (``height x 3/4 height``)
+    as ``kgi.parsing.SynthParser`` fits photos, with its CIHP labels resized the same way.
+
+    Returns:
+        ``images`` (B, 3, h, w) uint8 and ``labels`` (B, h, w) uint8 CIHP labels.
+    """
+    from kgi.parsing import fit_image  # the inference code's fitting (imports torch), where it runs
+
+    width = width_for(height)
+    samples = [decode_row(row, None) for row in _rows(batch)]
+    images = np.stack([fit_image(s.person, height, width)[0] for s in samples])  # (B, h, w, 3)
+    labels = np.stack([resize_labels(s.parse, height, width) for s in samples])
+    return {"images": images.transpose(0, 3, 1, 2).copy(), "labels": labels}
 
 
 def repeat_rows(batch: Batch, *, times: int) -> Batch:
     """Every row ``times`` times in a row: a split smaller than one batch per worker still fills the batches."""
     return {column: np.repeat(values, times, axis=0) for column, values in batch.items()}
-
-
-def _mirror_parse(parse13: np.ndarray) -> np.ndarray:
-    """Flip a 13-class parse (H, W) left-right, swapping the left/right arm, leg and shoe classes."""
-    swap = np.arange(NUM_PARSE13)
-    for side in ("arm", "leg", "shoe"):
-        left, right = PARSE13_LABELS.index(f"left-{side}"), PARSE13_LABELS.index(f"right-{side}")
-        swap[left], swap[right] = right, left
-    return swap[parse13[:, ::-1]].astype(np.uint8)
-
-
-def _row_source(row: dict) -> str:
-    """How messages name a row: its shard file (when the batch says) and its pair."""
-    shard = row.get("path")
-    return f"{shard} [pair {row['person_name']}]" if shard else f"shard row {row['person_name']}"
 
 
 def _rows(batch: Batch) -> list[dict]:

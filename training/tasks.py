@@ -1,4 +1,5 @@
-"""What each of the three models needs from the generic training loop: a ``Task`` per model.
+"""What each model needs from the generic training loop: a ``Task`` per model (the three KGI models and the
+synthetic-only human parser).
 
 A task builds its model, saves and loads it in the model's own format, names the function that turns shard rows
 into model-ready numpy columns (``preprocessor``: decoding, resizing, augmentation and sketch drawing, from
@@ -15,10 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from kgi.data.labels import NUM_PARSE13
+from kgi.data.labels import MIRRORED_CIHP, NUM_PARSE13
 from kgi.models.inpainter import SpadeUNet, make_training_scheduler, noise_prediction_loss
 from kgi.models.keypoints import KeypointGNN, keypoint_loss, mirror_keypoints
 from kgi.models.parse import ParseUNet, parse_loss
+from kgi.parsing import ParserUNet
 from training import preprocess
 from training.config import TrainConfig
 
@@ -116,4 +118,33 @@ class InpainterTask(Task):
         return loss, {}
 
 
-TASKS: dict[str, type[Task]] = {"keypoints": KeypointsTask, "parse": ParseTask, "inpainter": InpainterTask}
+class SynthParserTask(Task):
+    """The synthetic-only human parser (``kgi.parsing.ParserUNet``, what ``SynthParser`` loads): an RGB photo of a
+    synthetic person -> its CIHP labels, at ``height`` rows. Trained on ``kgi synth`` people converted to shards.
+
+    Augmentation, per pair: a horizontal flip with the left/right labels swapped (``MIRRORED_CIHP``) half of the
+    time, and per-channel colour gains in [0.75, 1.25]. The loss is ``parse_loss`` (cross-entropy plus soft Dice).
+    """
+
+    model_class = ParserUNet
+    cache_preprocessed = True  # photos fitted to the small input and their labels: deterministic, a few MB
+
+    def build_model(self) -> torch.nn.Module:
+        return ParserUNet(**{"input_height": self.cfg.height, **self.cfg.model_config})
+
+    def preprocessor(self) -> BatchTransform:
+        return functools.partial(preprocess.synth_parser, height=self.cfg.height)
+
+    def loss(self, model, batch, generator):
+        images, labels = batch["images"], batch["labels"].long()  # (B, 3, h, w) uint8, (B, h, w)
+        batch_size, device = images.shape[0], images.device
+        flip = torch.rand(batch_size, generator=generator, device=device) < 0.5
+        mirrored = torch.from_numpy(MIRRORED_CIHP).long().to(device)[labels].flip(-1)
+        labels = torch.where(flip[:, None, None], mirrored, labels)
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images).float() / 255
+        gains = 0.75 + 0.5 * torch.rand(batch_size, 3, 1, 1, generator=generator, device=device)
+        return parse_loss(model((images * gains).clamp(0, 1)), labels)
+
+
+TASKS: dict[str, type[Task]] = {"keypoints": KeypointsTask, "parse": ParseTask, "inpainter": InpainterTask,
+                                "synth_parser": SynthParserTask}

@@ -45,7 +45,7 @@ from kgi.data.vitonhd import SPLITS, VitonHD
 from kgi.graphs import SLEEVE_TYPES
 from kgi.landmarks import LandmarkError, flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import mean_keypoint_error
-from kgi.sheets import draw_garment_keypoints
+from kgi.pictures import draw_garment_keypoints
 
 HELP = "extract flat and worn garment landmarks of a VITON-HD split (JSON + overlays), optionally scored"
 
@@ -133,7 +133,7 @@ def _run_photos(args: argparse.Namespace) -> int:
     """Landmarks of each garment photo in ``args.root``; its mask from a ``cloth-mask`` folder beside the photos'
     (VITON-HD's layout) or, without one, from the photo (``kgi.preprocess.cloth_mask_from_photo``)."""
     from kgi.preprocess import cloth_mask_from_photo
-    from kgi.sheets import contact_sheet
+    from kgi.pictures import contact_sheet
 
     folder = Path(args.root)
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))

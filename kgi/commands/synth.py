@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-import cv2
 import numpy as np
 
 from kgi.cli import CommandError
 from kgi.data.images import encode_png
 from kgi.data.labels import CIHP_PALETTE
 from kgi.data.synth import SynthError, generate, make_pair
-from kgi.graphs import GARMENT_CONTOUR
+from kgi.pictures import draw_garment_keypoints, draw_pose
 
 HELP = "generate a synthetic VITON-HD dataset with garment keypoints (optionally a preview sheet)"
 PREVIEW_PAIRS = 6
@@ -79,29 +78,13 @@ def preview_sheet(samples) -> np.ndarray:
         samples: :class:`~kgi.data.sample.TryOnSample` s of one size with ``cloth_keypoints`` and
             ``worn_keypoints`` (the generator's pairs, or a synthetic dataset read in the paired mode).
 
-    Returns an (rows * H, 4 * W, 3) uint8 RGB image.
+    Returns an (rows * H, 4 * W, 3) uint8 RGB image (``kgi.pictures``' overlays).
     """
     palette = np.array(CIHP_PALETTE, dtype=np.uint8)
     rows = []
     for sample in samples:
-        person = sample.person.copy()
-        radius = max(1, sample.size[0] // 128)
-        for x, y, confidence in sample.pose:
-            if confidence > 0:
-                cv2.circle(person, (int(round(x)), int(round(y))), radius + 1, (255, 0, 255), -1, cv2.LINE_AA)
-        tiles = [sample.person, _draw_keypoints(person, sample.worn_keypoints, radius),
-                 _draw_keypoints(sample.cloth, sample.cloth_keypoints, radius), palette[sample.parse]]
+        posed = draw_pose(sample.person, sample.pose_nodes)
+        tiles = [sample.person, draw_garment_keypoints(posed, sample.worn_keypoints),
+                 draw_garment_keypoints(sample.cloth, sample.cloth_keypoints), palette[sample.parse]]
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
-
-
-def _draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int) -> np.ndarray:
-    """The garment contour (red) and its 32 nodes (green, the image-left sleeve 6-13 blue) over a copy."""
-    canvas = image.copy()
-    points = np.round(np.asarray(keypoints)).astype(np.int32)
-    cv2.polylines(canvas, [points[list(GARMENT_CONTOUR)]], True, (230, 30, 30), 1, cv2.LINE_AA)
-    for node, point in enumerate(points):
-        colour = (40, 90, 255) if 6 <= node <= 13 else (20, 200, 20)
-        cv2.circle(canvas, (int(point[0]), int(point[1])), radius, colour, -1, cv2.LINE_AA)
-    return canvas
-

@@ -89,7 +89,7 @@ def run(args) -> int:
     from kgi.parsing import SynthParser
     from kgi.pipeline import TryOnPipeline
     from kgi.preprocess import MissingInputError, Preprocessor, Uploads, paste_back
-    from kgi.sheets import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
+    from kgi.pictures import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
 
     if args.height is not None and (args.height % 4 or not 64 <= args.height <= 4096):
         raise CommandError("--height must be a multiple of 4 between 64 and 4096")
@@ -136,12 +136,12 @@ def run(args) -> int:
         height, width = sample.size
         origin = {field: "estimated" if field in estimated else "given" for field in ("pose", "parse")}
         sheet = contact_sheet([[
-            (f"pose ({origin['pose']})", draw_pose(sample.person, sample.pose_nodes * [width, height])),
+            (f"pose ({origin['pose']})", draw_pose(sample.person, sample.pose_nodes)),
             (f"parse ({origin['parse']})", colorize_parse13(sample.parse13)),
             ("garment", draw_garment_keypoints(sample.cloth, sample.cloth_keypoints)),
             ("garment mask", mask_tile(sample.cloth_mask)),
         ], [
-            ("garment keypoints", draw_garment_keypoints(sample.person, result.garment_keypoints)),
+            ("garment keypoints", draw_garment_keypoints(sample.person, result.worn_keypoints)),
             ("target parse", colorize_parse13(result.target_parse13)),
             ("warped garment", result.warped_garment),
             ("recomposed", result.recomposed),

@@ -236,6 +236,12 @@ def encode_palette_png(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> 
     return buffer.getvalue()
 
 
+def width_for(height: int) -> int:
+    """The width of a 3:4 (width:height) image ``height`` rows tall, the shape of every VITON-HD image and of
+    everything the models see: ``height * 3 // 4``."""
+    return height * 3 // 4
+
+
 def _check_size(height: int, width: int) -> None:
     if height <= 0 or width <= 0:
         raise ImageError(f"resize: target size must be positive, got {height}x{width}")

@@ -35,6 +35,22 @@ LEFT_ARM = PARSE13_LABELS.index("left-arm")
 RIGHT_ARM = PARSE13_LABELS.index("right-arm")
 BOTTOM = PARSE13_LABELS.index("bottom")
 
+
+
+def mirror_table(labels: tuple[str, ...]) -> np.ndarray:
+    """Label -> the label of its mirror image (``left-X`` and ``right-X`` swap under a horizontal flip), as a
+    (len(labels),) uint8 lookup table for a label set."""
+    table = np.arange(len(labels), dtype=np.uint8)
+    for index, label in enumerate(labels):
+        if label.startswith("left-"):
+            right = labels.index("right-" + label[len("left-"):])
+            table[index], table[right] = right, index
+    return table
+
+
+MIRRORED_CIHP = mirror_table(CIHP_LABELS)
+MIRRORED_PARSE13 = mirror_table(PARSE13_LABELS)
+
 _CIHP_TO_13 = {
     0: 0, 1: 1, 2: 1, 4: 2, 13: 2, 10: 2, 5: 3, 6: 3, 7: 3, 9: 4, 12: 4, 14: 5, 15: 6,
     16: 7, 17: 8, 18: 9, 19: 10, 8: 11, 3: 12, 11: 12,

@@ -69,6 +69,12 @@ class TryOnSample:
         """(H, W) uint8 parse grouped into the 13 model classes."""
         return to_parse13(self.parse)
 
+    def normalised(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel points (x, y) at this sample's resolution as normalised coordinates (x / W, y / H): how
+        ``cloth_keypoints`` and ``worn_keypoints`` enter the models, warps and drawings."""
+        height, width = self.size
+        return points / [width, height]
+
     @property
     def pose_nodes(self) -> np.ndarray:
         """(10, 2) float32 pose-graph nodes normalised to [0, 1], missing joints filled."""

@@ -1,32 +1,39 @@
-"""One byte-level API over a local folder or an S3 prefix.
+"""One storage layer over a local folder, an S3 prefix or files held in memory, on ``pyarrow.fs``.
 
 ``open_root("data/vitonhd")`` and ``open_root("s3://bucket/vitonhd")`` return a :class:`Storage` with the same
 five methods; everything above this module (readers, the synthetic generator, checkpoints) speaks only in
-*relative paths* such as ``"test/image/00006_00.jpg"``, always with ``/`` separators.
+*relative paths* such as ``"test/image/00006_00.jpg"``, always with ``/`` separators. :class:`MemoryStorage`
+holds one shard row's files the same way. Ray Data and Ray Train take the same file systems as
+``(filesystem, path)`` from :func:`arrow_filesystem`, and a training checkpoint reaches its storage through
+:func:`upload_directory`.
 
 Relative paths are validated before any I/O: no ``..`` or ``.`` parts, no absolute paths, no backslashes, no
 empty parts (``a//b``, a trailing ``/``). A bad path raises :class:`StoragePathError`, so a file name taken
 from user input (a pairs file, a request) cannot reach outside the root.
 
-S3 goes through boto3. The endpoint comes from the standard ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``
-environment variables, which boto3 reads itself (moto, MinIO, Ceph); credentials from the usual chain.
-Transient errors (throttling, 5xx, refused or dropped connections) are retried by botocore's "standard" retry
-mode with exponential backoff and jitter, ``AWS_MAX_ATTEMPTS`` attempts in all (default
-:data:`DEFAULT_S3_ATTEMPTS`); when the last one fails, :class:`StorageUnavailableError` names the object and the
-cause. A write is one PUT, with a checksum the server verifies: the object appears whole or not at all.
+S3 goes through ``pyarrow.fs.S3FileSystem``. The endpoint comes from the standard ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL`` variables (moto, MinIO, Ceph), credentials and region from the usual AWS chain. Every
+request is retried with the AWS SDK's "standard" strategy (exponential backoff with jitter), ``AWS_MAX_ATTEMPTS``
+attempts in all (default :data:`DEFAULT_S3_ATTEMPTS`): the one retry setting of every S3 access here. When the
+last attempt fails, :class:`StorageUnavailableError` names the object and the cause. A write is published whole or
+not at all: locally a temporary file renamed into place, on S3 one object that appears when its upload completes.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow.fs
+
 S3_SCHEME = "s3://"
-DEFAULT_S3_ATTEMPTS = 8  # botocore's "standard" retries: up to ~1 minute of backoff (each wait at most 20 s)
+DEFAULT_S3_ATTEMPTS = 8  # the AWS SDK's "standard" retries: up to ~1 minute of backoff (each wait at most 20 s)
+UPLOAD_ATTEMPTS = 3  # whole-directory attempts of upload_directory, each after S3's own per-request retries
+UPLOAD_BACKOFF_S = 1.0  # wait before the second attempt, doubled before each further one
 
 
 class StoragePathError(ValueError):
@@ -37,10 +44,39 @@ class StorageUnavailableError(OSError):
     """The storage did not answer, or kept failing, through every retry; the message names the location."""
 
 
+class UploadError(OSError):
+    """A directory could not be copied and verified at its destination; the message names it and the cause."""
+
+
 def s3_attempts() -> int:
     """Attempts per S3 request, first one included: ``AWS_MAX_ATTEMPTS`` (the AWS variable), else the default."""
     value = os.environ.get("AWS_MAX_ATTEMPTS", "")
     return int(value) if value.strip().isdigit() and int(value) > 0 else DEFAULT_S3_ATTEMPTS
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(S3_SCHEME)
+
+
+def s3_filesystem() -> pyarrow.fs.S3FileSystem:
+    """An S3 file system for the endpoint, credentials and retry setting of this process's environment."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    scheme = "https"
+    if endpoint and "://" in endpoint:
+        scheme, endpoint = endpoint.split("://", 1)
+    return pyarrow.fs.S3FileSystem(
+        endpoint_override=endpoint, scheme=scheme,
+        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=s3_attempts()),
+    )
+
+
+def arrow_filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem | None, str]:
+    """``(filesystem, path)`` for pyarrow-based readers and writers (Ray Data, Ray Train); ``filesystem`` is None
+    for local paths, which those tools open themselves."""
+    if not is_s3(uri):
+        return None, str(Path(uri).expanduser().resolve())
+    return s3_filesystem(), uri[len(S3_SCHEME):].rstrip("/")
 
 
 def validate_rel(rel: str, *, allow_root: bool = False) -> str:
@@ -93,7 +129,68 @@ class Storage(ABC):
         """The full location of ``rel`` (a local path or ``s3://bucket/key``) for messages and other tools."""
 
 
-class LocalStorage(Storage):
+class FileSystemStorage(Storage):
+    """Files below ``base`` on a ``pyarrow.fs`` file system: what :class:`LocalStorage` and :class:`S3Storage`
+    share. Subclasses say how the file system is made (:meth:`_filesystem`), how a path is named (``uri``) and
+    how a write is published (:meth:`write_bytes`).
+
+    The file system is made on first use and not pickled, so a storage object shipped to another process (a Ray
+    worker, a data-loader worker) opens its own there, with that process's environment.
+    """
+
+    def __init__(self, base: str):
+        self.base = base
+        self._fs: pyarrow.fs.FileSystem | None = None
+
+    @abstractmethod
+    def _filesystem(self) -> pyarrow.fs.FileSystem:
+        """A new file system for this storage."""
+
+    @property
+    def filesystem(self) -> pyarrow.fs.FileSystem:
+        if self._fs is None:
+            self._fs = self._filesystem()
+        return self._fs
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fs": None}
+
+    def _path(self, rel: str, *, allow_root: bool = False) -> str:
+        """The file system path of ``rel`` (validated)."""
+        rel = validate_rel(rel, allow_root=allow_root)
+        return f"{self.base}/{rel}" if rel else self.base
+
+    @contextmanager
+    def _failures(self, action: str, rel: str) -> Iterator[None]:
+        """Errors of ``action`` on ``rel`` as this module raises them (see :class:`S3Storage`)."""
+        yield
+
+    def read_bytes(self, rel: str) -> bytes:
+        path = self._path(rel)
+        try:
+            with self._failures("reading", rel), self.filesystem.open_input_stream(path) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.uri(rel)}: no such file") from None
+
+    def exists(self, rel: str) -> bool:
+        path = self._path(rel)
+        with self._failures("looking up", rel):
+            return self.filesystem.get_file_info(path).type == pyarrow.fs.FileType.File
+
+    def list(self, prefix: str = "") -> list[str]:
+        top = self._path(prefix, allow_root=True)
+        selector = pyarrow.fs.FileSelector(top, recursive=True, allow_not_found=True)
+        with self._failures("listing", prefix):
+            infos = self.filesystem.get_file_info(selector)
+        skip = len(self.base) + 1
+        return sorted(info.path[skip:] for info in infos if info.type == pyarrow.fs.FileType.File)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri()!r})"
+
+
+class LocalStorage(FileSystemStorage):
     """A folder on the local file system. The folder need not exist until the first write.
 
     Args:
@@ -102,54 +199,36 @@ class LocalStorage(Storage):
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).expanduser().absolute()
+        super().__init__(self.root.as_posix())
 
-    def _path(self, rel: str, *, allow_root: bool = False) -> Path:
-        rel = validate_rel(rel, allow_root=allow_root)
-        return self.root.joinpath(*rel.split("/")) if rel else self.root
-
-    def read_bytes(self, rel: str) -> bytes:
-        path = self._path(rel)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such file") from None
+    def _filesystem(self) -> pyarrow.fs.FileSystem:
+        return pyarrow.fs.LocalFileSystem()
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         path = self._path(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary file in the same folder, then a rename: os.replace is atomic within one file system.
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        folder, _, name = path.rpartition("/")
+        self.filesystem.create_dir(folder)
+        # A temporary file in the same folder, then a rename: atomic within one file system.
+        temporary = f"{folder}/.{name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
         try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-            os.replace(tmp_name, path)
+            with self.filesystem.open_output_stream(temporary) as stream:
+                stream.write(data)
+            self.filesystem.move(temporary, path)
         except BaseException:
-            os.unlink(tmp_name)
+            if self.filesystem.get_file_info(temporary).type != pyarrow.fs.FileType.NotFound:
+                self.filesystem.delete_file(temporary)
             raise
 
-    def exists(self, rel: str) -> bool:
-        return self._path(rel).is_file()
-
-    def list(self, prefix: str = "") -> list[str]:
-        top = self._path(prefix, allow_root=True)
-        return sorted(p.relative_to(self.root).as_posix() for p in top.rglob("*") if p.is_file())
-
     def uri(self, rel: str = "") -> str:
-        return str(self._path(rel, allow_root=True))
-
-    def __repr__(self) -> str:
-        return f"LocalStorage({str(self.root)!r})"
+        return str(Path(self._path(rel, allow_root=True)))
 
 
-class S3Storage(Storage):
-    """Objects under ``s3://bucket/prefix`` through boto3.
+class S3Storage(FileSystemStorage):
+    """Objects under ``s3://bucket/prefix``.
 
     Args:
         bucket: the bucket name.
         prefix: key prefix without leading or trailing ``/`` (``""`` for the whole bucket).
-
-    The boto3 client is created on first use and not pickled, so a storage object can be shipped to other
-    processes (Ray workers, data-loader workers), each of which opens its own client.
     """
 
     def __init__(self, bucket: str, prefix: str = ""):
@@ -157,89 +236,41 @@ class S3Storage(Storage):
             raise StoragePathError(f"S3 bucket {bucket!r}: must be a non-empty name without '/'")
         self.bucket = bucket
         self.prefix = validate_rel(prefix, allow_root=True)
-        self._client = None
+        super().__init__("/".join(part for part in (bucket, self.prefix) if part))
 
-    @property
-    def client(self):
-        """The boto3 S3 client (endpoint and credentials from the environment, retries with backoff)."""
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            retries = {"mode": "standard", "total_max_attempts": s3_attempts()}
-            # A session of its own: boto3's default session is not safe to share between threads.
-            self._client = boto3.session.Session().client("s3", config=Config(retries=retries))
-        return self._client
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_client": None}
-
-    def _key(self, rel: str, *, allow_root: bool = False) -> str:
-        rel = validate_rel(rel, allow_root=allow_root)
-        return "/".join(part for part in (self.prefix, rel) if part)
+    def _filesystem(self) -> pyarrow.fs.FileSystem:
+        return s3_filesystem()
 
     @contextmanager
-    def _unavailable_as_error(self, action: str, key: str) -> Iterator[None]:
-        """Turn what is left after botocore's retries (no connection, dropped ones, 5xx) into
-        :class:`StorageUnavailableError`; a missing object, bad credentials and the like pass unchanged."""
-        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-
+    def _failures(self, action: str, rel: str) -> Iterator[None]:
+        """What is left after the retries (no connection, dropped ones, 5xx, throttling) as
+        :class:`StorageUnavailableError`; a missing object and a refused request (4xx) pass unchanged."""
         try:
             yield
-        except (ConnectionError, HTTPClientError, ClientError) as exc:
-            if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode",
-                                                                                              0) < 500:
-                raise
-            raise StorageUnavailableError(
-                f"s3://{self.bucket}/{key}: {action} failed after {s3_attempts()} attempts with backoff "
-                f"({type(exc).__name__}: {exc})") from exc
-
-    def read_bytes(self, rel: str) -> bytes:
-        from botocore.exceptions import ClientError
-
-        key = self._key(rel)
-        try:
-            with self._unavailable_as_error("reading", key):
-                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if _is_not_found(exc):
-                raise FileNotFoundError(f"s3://{self.bucket}/{key}: no such object") from None
+        except FileNotFoundError:
             raise
+        except OSError as exc:
+            if _is_refusal(str(exc)):
+                raise
+            raise StorageUnavailableError(f"{self.uri(rel)}: {action} failed after {s3_attempts()} attempts with "
+                                          f"backoff ({type(exc).__name__}: {exc})") from exc
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        # A single PUT is atomic: the object appears whole or not at all. botocore sends a CRC32 of the body
-        # that the server checks, so a body damaged on the way is refused rather than stored.
-        key = self._key(rel)
-        with self._unavailable_as_error("writing", key):
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
-
-    def exists(self, rel: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        key = self._key(rel)
-        try:
-            with self._unavailable_as_error("looking up", key):
-                self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _is_not_found(exc):
-                return False
-            raise
-        return True
-
-    def list(self, prefix: str = "") -> list[str]:
-        folder = self._key(prefix, allow_root=True)
-        key_prefix = f"{folder}/" if folder else ""
-        skip = len(f"{self.prefix}/") if self.prefix else 0
-        with self._unavailable_as_error("listing", key_prefix):
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
-            return sorted(obj["Key"][skip:] for page in pages for obj in page.get("Contents", []))
+        # An object appears when its upload completes (one PUT for a small object, a multipart upload completed
+        # last for a large one): whole or not at all. A failed upload leaves nothing.
+        path = self._path(rel)
+        with self._failures("writing", rel), self.filesystem.open_output_stream(path) as stream:
+            stream.write(data)
 
     def uri(self, rel: str = "") -> str:
-        key = self._key(rel, allow_root=True)
-        return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
+        return f"{S3_SCHEME}{self._path(rel, allow_root=True)}"
 
-    def __repr__(self) -> str:
-        return f"S3Storage({self.uri()!r})"
+
+def _is_refusal(message: str) -> bool:
+    """Whether a pyarrow S3 error is the server refusing the request (4xx: credentials, permissions, a bad
+    request), which no retry cures, rather than the storage being unavailable."""
+    return any(code in message for code in ("ACCESS_DENIED", "INVALID_ACCESS_KEY", "SIGNATURE_DOES_NOT_MATCH",
+                                            "HTTP status 400", "HTTP status 401", "HTTP status 403"))
 
 
 class MemoryStorage(Storage):
@@ -274,11 +305,6 @@ class MemoryStorage(Storage):
         return f"{self.name}/{rel}" if rel else self.name
 
 
-def _is_not_found(exc) -> bool:
-    """Whether a botocore ``ClientError`` means the object (or its bucket) does not exist."""
-    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
-
-
 def open_root(uri: str | os.PathLike[str]) -> Storage:
     """Open a storage root.
 
@@ -289,7 +315,7 @@ def open_root(uri: str | os.PathLike[str]) -> Storage:
     Raises ``StoragePathError`` for an unsupported scheme or a malformed S3 URI.
     """
     text = os.fspath(uri)
-    if text.startswith(S3_SCHEME):
+    if is_s3(text):
         bucket, _, prefix = text[len(S3_SCHEME):].partition("/")
         try:
             return S3Storage(bucket, prefix.rstrip("/"))
@@ -298,3 +324,49 @@ def open_root(uri: str | os.PathLike[str]) -> Storage:
     if "://" in text:
         raise StoragePathError(f"storage root {text!r}: only local paths and s3://bucket/prefix are supported")
     return LocalStorage(text)
+
+
+def _file_sizes(filesystem: pyarrow.fs.FileSystem, directory: str) -> dict[str, int]:
+    """Relative path -> size of every file below ``directory``."""
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(directory, recursive=True, allow_not_found=True))
+    return {info.path[len(directory):].lstrip("/"): info.size for info in infos
+            if info.type == pyarrow.fs.FileType.File}
+
+
+def upload_directory(source: str | os.PathLike[str], filesystem: pyarrow.fs.FileSystem, destination: str, *,
+                     attempts: int = UPLOAD_ATTEMPTS, backoff_s: float = UPLOAD_BACKOFF_S) -> None:
+    """Copy the local folder ``source`` to ``destination`` on ``filesystem`` and verify it arrived whole.
+
+    This is how a training checkpoint reaches its storage: copied, verified file by file, and only then handed to
+    Ray Train, which records it (publishes it) after that; so a half-written checkpoint is never recorded and no
+    later run or export loads it.
+
+    Args:
+        source: a local folder (a checkpoint Ray Train is about to record).
+        filesystem, destination: where it goes (a Ray Train storage filesystem and a path on it).
+        attempts: whole copies tried, waiting ``backoff_s``, then twice as long, ... between them.
+        backoff_s: the first wait, seconds.
+
+    Verification lists the destination and compares every file's size with the source's. Raises
+    :class:`UploadError` naming ``destination`` and the last problem when no attempt verifies.
+    """
+    source = Path(source)
+    expected = {path.relative_to(source).as_posix(): path.stat().st_size for path in source.rglob("*")
+                if path.is_file()}
+    problem = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+        try:
+            filesystem.create_dir(destination)
+            pyarrow.fs.copy_files(str(source), destination, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                                  destination_filesystem=filesystem)
+            found = _file_sizes(filesystem, destination)
+        except OSError as exc:  # pyarrow raises OSError for every I/O failure, after its own retries
+            problem = f"{type(exc).__name__}: {exc}"
+            continue
+        wrong = sorted(name for name, size in expected.items() if found.get(name) != size)
+        if not wrong:
+            return
+        problem = f"verification found {len(wrong)} missing or incomplete file(s), e.g. {wrong[0]}"
+    raise UploadError(f"{destination}: upload failed after {attempts} attempts with backoff ({problem})")

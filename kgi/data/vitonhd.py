@@ -40,6 +40,7 @@ from kgi.data.images import (
     resize_labels,
     resize_mask,
     resize_rgb,
+    width_for,
 )
 from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
@@ -194,7 +195,7 @@ def read_pair(storage: Storage, split: str, person_name: str, cloth_name: str, *
     worn_landmarks = person_landmarks if mode == "paired" else None  # else another garment is worn
     sleeve_source = cloth_landmarks or worn_landmarks
 
-    out_height, out_width = (stored_height, stored_width) if height is None else (height, height * 3 // 4)
+    out_height, out_width = (stored_height, stored_width) if height is None else (height, width_for(height))
     if (out_height, out_width) != (stored_height, stored_width):
         person = resize_rgb(person, out_height, out_width)
         cloth = resize_rgb(cloth, out_height, out_width)

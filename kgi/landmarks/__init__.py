@@ -11,7 +11,7 @@ is ``kgi.graphs``'s.
   extractor refuses with their reasons.
 * ``geometry``: the clockwise outline and the distances both extractors measure on it.
 
-Drawings of the keypoints for a person to check are ``kgi.sheets.draw_garment_keypoints``.
+Drawings of the keypoints for a person to check are ``kgi.pictures.draw_garment_keypoints``.
 """
 
 from __future__ import annotations

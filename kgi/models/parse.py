@@ -23,13 +23,12 @@ Example::
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from kgi.data.labels import NUM_PARSE13
 from kgi.drawing import draw_garment_contour, draw_skeleton
 from kgi.graphs import NUM_GARMENT_NODES, NUM_POSE_NODES, check_keypoints
-from kgi.models.checkpoint import SafetensorsModel
+from kgi.models.unet import UNet
 
 NUM_INPUT_CHANNELS = NUM_PARSE13 + 3 + 3
 NUM_LEVELS = 5  # halvings of the U-Net (5 down, 5 up)
@@ -64,21 +63,8 @@ def parse_input(agnostic_onehot: torch.Tensor, pose_nodes: torch.Tensor, garment
     return torch.cat([agnostic_onehot.float(), skeleton, contour], dim=1)
 
 
-class ConvBlock(nn.Sequential):
-    """Two (3x3 conv -> GroupNorm -> SiLU) layers."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        groups = 8 if out_channels % 8 == 0 else 1
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.GroupNorm(groups, out_channels), nn.SiLU(),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.GroupNorm(groups, out_channels), nn.SiLU(),
-        )
-
-
-class ParseUNet(SafetensorsModel):
-    """U-Net with five 2x max-pool downsamplings and five bilinear upsamplings with skip connections.
-
-    Level ``i`` (resolution ``H / 2**i``) has ``min(base_channels * 2**i, max_channels)`` channels::
+class ParseUNet(UNet):
+    """The target-parse U-Net (``kgi.models.unet.UNet``): five 2x downsamplings, 19 input channels, 13 classes::
 
         x (B,19,H,W) -> ConvBlock -> [maxpool -> ConvBlock] x 5 -> [upsample, concat skip -> ConvBlock] x 5
           -> 1x1 conv -> logits (B,13,H,W)
@@ -89,15 +75,8 @@ class ParseUNet(SafetensorsModel):
     """
 
     def __init__(self, base_channels: int = 16, max_channels: int = 128):
-        super().__init__()
-        if base_channels < 1 or max_channels < base_channels:
-            raise ValueError("need 1 <= base_channels <= max_channels")
+        super().__init__(NUM_INPUT_CHANNELS, NUM_PARSE13, base_channels, max_channels, NUM_LEVELS)
         self.config = {"base_channels": base_channels, "max_channels": max_channels}
-        widths = [min(base_channels * 2**level, max_channels) for level in range(NUM_LEVELS + 1)]
-        self.stem = ConvBlock(NUM_INPUT_CHANNELS, widths[0])
-        self.down = nn.ModuleList(ConvBlock(widths[i], widths[i + 1]) for i in range(NUM_LEVELS))
-        self.up = nn.ModuleList(ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in range(NUM_LEVELS))
-        self.head = nn.Conv2d(widths[0], NUM_PARSE13, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: (B, 19, H, W) from ``parse_input``, H and W multiples of 32. Returns (B, 13, H, W) logits."""
@@ -106,22 +85,15 @@ class ParseUNet(SafetensorsModel):
             raise ParseInputError(f"input must have shape (B, {NUM_INPUT_CHANNELS}, H, W), got {tuple(x.shape)}")
         if x.size(2) % multiple or x.size(3) % multiple:
             raise ParseInputError(f"input height and width must be multiples of {multiple}, got {x.shape[2:]}")
-        skips = [self.stem(x)]
-        for down in self.down:
-            skips.append(down(F.max_pool2d(skips[-1], 2)))
-        h = skips.pop()
-        for up in reversed(self.up):
-            skip = skips.pop()
-            h = up(torch.cat([F.interpolate(h, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
-        return self.head(h)
+        return super().forward(x)
 
 
 def _check_target(logits: torch.Tensor, target: torch.Tensor) -> None:
     if target.dim() != 3 or target.shape != (logits.size(0), *logits.shape[2:]):
         raise ParseInputError(f"target must be (B, H, W) labels matching logits {tuple(logits.shape)}, "
                               f"got {tuple(target.shape)}")
-    if target.numel() and (target.min() < 0 or target.max() >= NUM_PARSE13):
-        raise ParseInputError(f"target labels must be 0..{NUM_PARSE13 - 1}")
+    if target.numel() and (target.min() < 0 or target.max() >= logits.size(1)):
+        raise ParseInputError(f"target labels must be 0..{logits.size(1) - 1}")
 
 
 def parse_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0,
@@ -134,9 +106,11 @@ def parse_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 
     softmax probabilities ``p`` and one-hot target ``t``, averaged over the classes the target contains
     (absent classes are left to the cross-entropy).
 
+    The loss of both parse networks (this module's 13 classes, ``kgi.parsing.ParserUNet``'s 20 CIHP labels).
+
     Args:
-        logits: (B, 13, H, W) network output.
-        target: (B, H, W) integer labels 0..12 (the 13-class parse).
+        logits: (B, C, H, W) network output.
+        target: (B, H, W) integer labels 0..C-1 (the 13-class parse, or CIHP labels).
         dice_weight: weight of the Dice term.
         smooth: additive smoothing of the Dice ratio.
 
@@ -147,8 +121,8 @@ def parse_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 
     target = target.long()
     ce = F.cross_entropy(logits, target)
     probs = logits.softmax(dim=1)
-    onehot = F.one_hot(target, NUM_PARSE13).permute(0, 3, 1, 2).to(probs.dtype)  # (B, H, W, 13) -> (B, 13, H, W)
-    overlap = (probs * onehot).sum(dim=(0, 2, 3))  # (13,)
+    onehot = F.one_hot(target, logits.size(1)).permute(0, 3, 1, 2).to(probs.dtype)  # (B, H, W, C) -> (B, C, H, W)
+    overlap = (probs * onehot).sum(dim=(0, 2, 3))  # (C,)
     total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
     dice = (2 * overlap + smooth) / (total + smooth)
     present = onehot.sum(dim=(0, 2, 3)) > 0

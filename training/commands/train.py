@@ -1,4 +1,5 @@
-"""Train one of the three KGI models with Ray Train on Ray Data-streamed shards.
+"""Train one of the three KGI models (or the synthetic-only human parser) with Ray Train on Ray Data-streamed
+shards.
 
 The config file sets everything (data, storage, workers, GPUs, steps, model size); options given here override
 it. Rerunning with the same run name and storage path resumes from the latest checkpoint. Per-step metrics
@@ -13,6 +14,7 @@ such as a lost node. A split smaller than one batch per worker trains with each 
 Examples:
   kgi train keypoints --config training/configs/keypoints.yaml
   kgi train inpainter --config platform/train/inpainter-gpu.yaml --storage s3://runs --run-name inp-v2
+  kgi train synth_parser --config training/configs/synth_parser.yaml --data data/synth-parser-shards
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from kgi.cli import CommandError
+from training.config import MODELS
 
-HELP = "train keypoints | parse | inpainter with Ray Train"
+HELP = "train keypoints | parse | inpainter | synth_parser with Ray Train"
 
 
 def add_arguments(parser):
-    parser.add_argument("model", choices=["keypoints", "parse", "inpainter"])
+    parser.add_argument("model", choices=MODELS)
     parser.add_argument("--config", required=True, metavar="FILE", help="YAML training config")
     parser.add_argument("--data", metavar="URI", help="shards written by kgi convert (overrides the config)")
     parser.add_argument("--storage", dest="storage_path", metavar="URI", help="runs folder or s3://bucket/prefix")
@@ -42,8 +45,8 @@ def run(args) -> int:
     from kgi.data.vitonhd import DatasetError
     from training.config import TrainConfig
     from training.errors import data_error
-    from training.fs import is_s3
-    from training.shards import count_rows
+    from kgi.data.storage import is_s3
+    from kgi.data.shards import count_rows
 
     overrides = {k: getattr(args, k)
                  for k in ("data", "storage_path", "run_name", "steps", "checkpoint_every", "num_workers")}

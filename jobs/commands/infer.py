@@ -52,7 +52,8 @@ def resolve_version(text: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     import ray
 
-    from deployments.batch_inference import KGI_ROW, run_inference
+    from jobs.batch_inference import run_inference
+    from jobs.results import KGI_ROW
 
     ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     try:

@@ -1,10 +1,14 @@
-"""Pictures for people: colourised parse maps, pose and garment-keypoint overlays, contact sheets of labelled tiles."""
+"""Pictures for people to look at: colourised parse maps, pose and garment-keypoint overlays, the parse network's
+keypoint drawings over the person photo, contact sheets of labelled tiles. Everything here is (H, W, 3) uint8 RGB.
+
+(``kgi.drawing`` rasterises keypoints for the models; :func:`keypoint_input_pictures` shows those drawings.)"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from kgi.data.images import width_for
 from kgi.data.labels import CIHP_PALETTE, CIHP_TO_PARSE13, NUM_PARSE13
 from kgi.graphs import GARMENT_CONTOUR_EDGES, GARMENT_SYMMETRY_EDGES, NUM_GARMENT_NODES, POSE_EDGES
 
@@ -18,11 +22,12 @@ def colorize_parse13(parse13: np.ndarray) -> np.ndarray:
     return PARSE13_PALETTE[parse13]
 
 
-def draw_pose(image: np.ndarray, pose_nodes_px: np.ndarray, colour=(40, 200, 40)) -> np.ndarray:
-    """The 10-node pose graph over a copy of ``image``; ``pose_nodes_px`` (10, 2) in pixels."""
+def draw_pose(image: np.ndarray, pose_nodes: np.ndarray, colour=(40, 200, 40)) -> np.ndarray:
+    """The 10-node pose graph over a copy of ``image``; ``pose_nodes`` (10, 2) normalised (a sample's
+    ``pose_nodes``)."""
     canvas = np.ascontiguousarray(image).copy()
     width = max(1, image.shape[0] // 128)
-    points = np.round(pose_nodes_px).astype(np.int32)
+    points = np.round(pose_nodes * [image.shape[1], image.shape[0]]).astype(np.int32)
     for a, b in POSE_EDGES:
         cv2.line(canvas, tuple(points[a]), tuple(points[b]), colour, width, cv2.LINE_AA)
     for point in points:
@@ -75,6 +80,50 @@ def draw_garment_keypoints(image: np.ndarray, keypoints: np.ndarray) -> np.ndarr
     return canvas
 
 
+# Colours of kgi.drawing's channels, painted over the dimmed person photo in this order.
+SKELETON_COLOURS = ((255, 208, 0), (255, 76, 76), (56, 150, 255))  # torso, the person's right arm, left arm
+GARMENT_COLOURS = ((0, 200, 160), (255, 128, 0), (255, 255, 255))  # backbone, sleeves (filled), contour line
+GARMENT_OPACITIES = (0.45, 0.45, 1.0)
+KEYPOINT_COLOUR = (255, 64, 160)
+
+
+def _paint(person: np.ndarray, drawing: np.ndarray, colours, opacities) -> np.ndarray:
+    """Each channel of a (C, H, W) {0, 1} drawing painted in its colour, in order, over the dimmed person."""
+    image = person.astype(np.float32) * 0.5
+    for channel, colour, opacity in zip(drawing, colours, opacities, strict=True):
+        alpha = channel[..., None] * opacity  # (H, W, 1)
+        image = image * (1 - alpha) + np.asarray(colour, np.float32) * alpha
+    return image.round().astype(np.uint8)
+
+
+def keypoint_input_pictures(person: np.ndarray, pose_nodes: np.ndarray, worn_kp: np.ndarray
+                            ) -> dict[str, np.ndarray]:
+    """The target-parse network's two keypoint inputs drawn over the person photo: (H, W, 3) uint8 each.
+
+    ``pose_skeleton`` is ``kgi.drawing.draw_skeleton`` of the pose graph; ``garment_contour`` is
+    ``draw_garment_contour`` of stage 1's keypoints (backbone and sleeves filled, outline) with the 32 keypoints
+    as dots.
+
+    Args:
+        person: (H, W, 3) uint8 the person photo.
+        pose_nodes: (10, 2) normalised pose-graph nodes.
+        worn_kp: (32, 2) normalised garment keypoints on the person (stage 1's output).
+    """
+    import torch  # only these pictures need the models' torch drawings
+
+    from kgi.drawing import draw_garment_contour, draw_skeleton, line_width
+
+    height, width = person.shape[:2]
+    skeleton = draw_skeleton(torch.as_tensor(pose_nodes)[None], height, width)[0]  # (3, H, W)
+    garment = draw_garment_contour(torch.as_tensor(worn_kp, dtype=torch.float32)[None], height, width)[0]
+    garment_image = _paint(person, garment[[1, 2, 0]].numpy(), GARMENT_COLOURS, GARMENT_OPACITIES)
+    radius = max(2, round(line_width(height)))
+    for x, y in np.round(worn_kp * [width, height]).astype(int):
+        cv2.circle(garment_image, (int(x), int(y)), radius, KEYPOINT_COLOUR, -1, cv2.LINE_AA)
+    return {"pose_skeleton": _paint(person, skeleton.numpy(), SKELETON_COLOURS, (1.0, 1.0, 1.0)),
+            "garment_contour": garment_image}
+
+
 def mask_tile(mask: np.ndarray) -> np.ndarray:
     """(H, W) bool -> (H, W, 3) uint8 white where True."""
     return np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2)
@@ -85,7 +134,7 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], tile_height: int = 2
 
     Returns (rows * (tile_height + 18), columns * tile_width, 3) uint8 RGB on white.
     """
-    tile_width = tile_height * 3 // 4
+    tile_width = width_for(tile_height)
     columns = max(len(row) for row in rows)
     caption = 18
     sheet = np.full((len(rows) * (tile_height + caption), columns * tile_width, 3), 255, np.uint8)

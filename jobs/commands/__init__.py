@@ -1,0 +1,1 @@
+"""``kgi`` subcommands of the offline jobs (imported only when invoked; see ``kgi.cli``)."""
