@@ -173,9 +173,9 @@ def test_a_version_pinned_by_digest_is_served_until_its_name_is_pushed_again(ver
     registry = ModelRegistry(registry_uri)
     digest = registry.push(version_dir, "pinned", metrics={"round": 1}).digest()
     pinned = f"pinned@sha256:{digest}"
-    args = parse_app_args({"versions": {"main": {"registry": registry_uri, "version": pinned}},
-                           "registry_cache": str(tmp_path / "cache")})
-    version = args.model_versions()["main"]
+    args = parse_app_args({"registry_cache": str(tmp_path / "cache")})
+    served = {"main": {"registry": registry_uri, "version": pinned}}
+    version = args.resolve_versions(served)["main"]
     assert Path(version.directory).name == f"pinned-{digest[:16]}"
     assert registry.pull(pinned, tmp_path / "pulled") == tmp_path / "pulled"
 
@@ -183,7 +183,7 @@ def test_a_version_pinned_by_digest_is_served_until_its_name_is_pushed_again(ver
     new_digest = registry.push(version_dir, "pinned", metrics={"round": 2}, overwrite=True).digest()
     assert new_digest != digest
     assert registry.show("pinned").digest() == new_digest
-    for refused in (args.model_versions, version.local_directory,
+    for refused in (lambda: args.resolve_versions(served), version.local_directory,
                     lambda: registry.pull(pinned, tmp_path / "pulled-again")):
         with pytest.raises(DigestMismatchError, match=rf"'pinned' is pinned to sha256:{digest[:16]}\.\.\. but the "
                                                      rf"registry holds sha256:{new_digest[:16]}"):
@@ -193,7 +193,7 @@ def test_a_version_pinned_by_digest_is_served_until_its_name_is_pushed_again(ver
     for malformed, says in [("pinned@sha256:abc", "64 lowercase hex"), (f"pinned@md5:{digest}", "name@sha256:"),
                             (f"@sha256:{digest}", "version name ''")]:
         with pytest.raises(ValueError, match=says):
-            parse_app_args({"versions": {"main": {"registry": registry_uri, "version": malformed}}})
+            parse_app_args({}).resolve_versions({"main": {"registry": registry_uri, "version": malformed}})
         with pytest.raises(RegistryError, match=says):
             registry.show(malformed)
 
