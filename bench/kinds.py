@@ -3,7 +3,8 @@
 ``kgi eval stages`` gives the same keypoint and parse figures (per kind too) beside the warp figures, which take
 most of its time; this runs only the keypoint network (against the geometric transfer) and the parse network on
 the paired test split of a synthetic dataset, and prints, per garment kind, the mean keypoint error (fraction of
-the image height, mean ± s.e.) and the upper-garment IoU of the network's parse and of the target parse.
+the image height, mean ± s.e.) and the upper-garment IoU of the network's parse and of the target parse, then the
+mean IoU over all classes of both.
 
     python -m bench.kinds data/synth --version models/default --limit 300
 """
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from kgi.baseline import geometric_transfer
-from kgi.data.labels import UPPER
+from kgi.data.labels import NUM_PARSE13, UPPER
 from kgi.data.synth import GARMENT_TAG
 from kgi.data.vitonhd import VitonHD
 from kgi.metrics import mean_and_standard_error
@@ -41,6 +42,7 @@ def main() -> None:
     count = min(args.limit, len(dataset))
     errors = defaultdict(lambda: defaultdict(list))  # kind -> method -> per-pair errors
     upper = defaultdict(lambda: np.zeros(4, np.int64))  # kind -> network (intersection, union), target (...)
+    classes = {name: [torch.zeros(NUM_PARSE13, dtype=torch.long)] * 2 for name in ("network", "target")}
     for begin in tqdm(range(0, count, args.batch_size), desc="kinds", unit="batch"):
         batch = [dataset[i] for i in range(begin, min(begin + args.batch_size, count))]
         height, width = batch[0].size
@@ -56,6 +58,9 @@ def main() -> None:
                 errors[kind][method].append(error)
                 errors["all"][method].append(error)
         raw, target = pipeline.predict_parse(batch, predicted)
+        truth_parses = torch.from_numpy(np.stack([s.parse13 for s in batch])).long()
+        for name, parse in (("network", raw), ("target", target)):
+            classes[name] = [total + part for total, part in zip(classes[name], iou_counts(parse.cpu(), truth_parses))]
         for i, (kind, sample) in enumerate(zip(kinds, batch)):
             truth_parse = torch.from_numpy(sample.parse13[None]).long()
             counts = [c[UPPER] for parse in (raw, target) for c in iou_counts(parse[i:i + 1].cpu(), truth_parse)]
@@ -69,6 +74,9 @@ def main() -> None:
         i_net, u_net, i_target, u_target = upper[kind]
         print(f"{kind:<15}{len(errors[kind]['network']):>5}{net[0]:>15.4f} ± {net[1]:.4f}{base[0]:>13.4f} ± "
               f"{base[1]:.4f}{i_net / max(u_net, 1):>15.3f}{i_target / max(u_target, 1):>9.3f}")
+    for name, (intersection, union) in classes.items():
+        present = union > 0
+        print(f"parse mIoU, {name}: {float((intersection[present] / union[present]).mean()):.3f}")
 
 
 if __name__ == "__main__":
