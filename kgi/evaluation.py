@@ -20,6 +20,7 @@ from kgi.baseline import geometric_transfer
 from kgi.data.images import width_for
 from kgi.data.labels import NUM_PARSE13, PARSE13_LABELS, UPPER
 from kgi.data.sample import TryOnSample
+from kgi.data.synth import GARMENT_TAG
 from kgi.metrics import masked_l1, mean_and_standard_error, psnr, ssim
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
@@ -80,6 +81,8 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
     # parse -> class -> pixel counts, for the network's raw output and the target parse ("network", "target")
     intersection = defaultdict(lambda: torch.zeros(NUM_PARSE13, dtype=torch.long))
     union = defaultdict(lambda: torch.zeros(NUM_PARSE13, dtype=torch.long))
+    # "parse|subset" -> [upper-garment intersection, union, samples], the upper garment's IoU per subset
+    upper_counts = defaultdict(lambda: np.zeros(3, np.int64))
     warp_scores = defaultdict(lambda: defaultdict(list))  # "keypoints/method/subset" -> metric -> values
     sheet = []
     for batch in _batches(samples, batch_size):
@@ -106,6 +109,10 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
             i, u = iou_counts(parse.cpu(), gt_parse)
             intersection[parse_name] += i
             union[parse_name] += u
+            for sample, sample_parse, sample_truth in zip(batch, parse.cpu(), gt_parse):
+                i, u = iou_counts(sample_parse[None], sample_truth[None])
+                for subset in _subsets(sample):
+                    upper_counts[f"{parse_name}|{subset}"] += (int(i[UPPER]), int(u[UPPER]), 1)
 
         person = to_tensor_images([s.person for s in batch], "cpu")
         region = (gt_parse == UPPER)[:, None].float()
@@ -151,6 +158,15 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
         figures[f"parse/{name}/upper_iou"] = float(iou[name][UPPER])
     parse_table.rows.append(["**mIoU**", f"**{figures['parse/network/miou']:.3f}**",
                              f"**{figures['parse/target/miou']:.3f}**"])
+    upper_table = Table("Stage 2a: upper-garment IoU per subset, with predicted keypoints",
+                        ["subset", "n", "network output", "target parse (known labels kept)"])
+    for subset in sorted({key.split("|")[1] for key in upper_counts}, key=lambda s: (s != "all", s)):
+        row = [subset, str(upper_counts[f"target|{subset}"][2])]
+        for parse_name in ("network", "target"):
+            inter, uni, _ = upper_counts[f"{parse_name}|{subset}"]
+            figures[f"parse/{parse_name}/{subset}/upper_iou"] = float(inter / max(uni, 1))
+            row.append(f"{inter / max(uni, 1):.3f}")
+        upper_table.rows.append(row)
 
     warp_table = Table("Stage 2b: warped garment vs. ground-truth person inside the true garment region",
                        ["keypoints", "warp", "subset", "n", "SSIM ↑", "L1 ↓"])
@@ -161,7 +177,8 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
                                 _fmt(values["l1"])])
         figures[f"warp/{kp_name}/{method}/{subset}/ssim"] = float(np.mean(values["ssim"]))
         figures[f"warp/{kp_name}/{method}/{subset}/l1"] = float(np.mean(values["l1"]))
-    return StageReport([keypoint_table, parse_table, warp_table], contact_sheet(sheet) if sheet else None, figures)
+    tables = [keypoint_table, parse_table, upper_table, warp_table]
+    return StageReport(tables, contact_sheet(sheet) if sheet else None, figures)
 
 
 def _subsets(sample: TryOnSample) -> list[str]:
@@ -169,6 +186,7 @@ def _subsets(sample: TryOnSample) -> list[str]:
     if sample.sleeve:
         subsets.append(f"sleeve={sample.sleeve}")
     subsets += [tag for tag in sample.tags if tag == "crossed_arms"]
+    subsets += [f"garment={tag.removeprefix(GARMENT_TAG)}" for tag in sample.tags if tag.startswith(GARMENT_TAG)]
     return subsets
 
 

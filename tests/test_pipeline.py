@@ -26,11 +26,13 @@ from PIL import Image
 from kgi.baseline import geometric_transfer
 from kgi.commands import tryon
 from kgi.data.images import decode_rgb, encode_png
-from kgi.data.labels import AGNOSTIC_CIHP, GARMENT_CIHP, NUM_PARSE13, UPPER
+from kgi.data.garment import sample_garment, with_kind
+from kgi.data.labels import AGNOSTIC_CIHP, CIHP_LABELS, GARMENT_CIHP, NUM_PARSE13, UPPER
+from kgi.data.synth import render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import mean_keypoint_error
-from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline
+from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, keypoint_inputs
 from kgi.preprocess import Preprocessor, Uploads, paste_back
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
@@ -200,3 +202,30 @@ def test_a_serving_stage_loads_its_own_network_alone():
     assert keypoints.predict_keypoints(np.full((1, 32, 2), 0.5), np.full((1, 10, 2), 0.5)).shape == (1, 32, 2)
     with pytest.raises(ValueError, match="unknown \\['unet'\\]"):
         TryOnPipeline.from_pretrained(SHIPPED, stages=("unet",))
+
+
+def test_a_camisole_lands_on_the_torso_between_shoulders_and_hips(vitonhd_sample, shipped):
+    """A hip-length synthetic camisole tried on the genuine person: the new garment (pasted or the target parse's
+    upper garment) covers the torso from below the armpits down to the hips or the top of the person's trousers,
+    whichever is higher (the trousers are kept), not only its upper half (straps taken for a short top)."""
+    rng = np.random.default_rng(24)
+    params = sample_garment(rng)
+    while params.sleeve != "none":
+        params = sample_garment(rng)
+    params = replace(with_kind(params, rng, "camisole"), length=1.9, pattern="solid", print_kind="none")
+    _, alpha, photo, _ = render_cloth(params, rng, 1024)
+    sample = Preprocessor()(uploads(genuine_files(vitonhd_sample), garment=encode_png(photo),
+                                    cloth_mask=encode_png((alpha >= 0.5).astype(np.uint8) * 255)))
+    height, width = sample.size
+    garment_kp = shipped.predict_keypoints(*keypoint_inputs([sample]))
+    stage_two = shipped.parse_and_warp([sample], garment_kp)
+    garment = (stage_two.warped_garment[0].amax(0).numpy() > 0) | (stage_two.target_parse13[0].numpy() == UPPER)
+    shoulders, hips = sample.pose[[2, 5], :2], sample.pose[[9, 12], :2]
+    left, right = np.sort(hips[:, 0]).round().astype(int)  # the torso's core, between the hip joints
+    trousers = np.isin(sample.parse[:, left:right], [CIHP_LABELS.index(name) for name in ("pants", "skirt")])
+    top = shoulders[:, 1].mean()
+    bottom = min(hips[:, 1].mean(), np.flatnonzero(trousers.mean(axis=1) > 0.5).min(initial=height))
+    rows = np.arange(round(top + 0.3 * (bottom - top)), round(bottom))  # below the armpits, down to hips/trousers
+    upper_half, lower_half = np.array_split(rows, 2)
+    assert garment[upper_half, left:right].mean() > 0.9
+    assert garment[lower_half, left:right].mean() > 0.85  # measured 0.93

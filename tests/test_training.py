@@ -11,11 +11,13 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -26,6 +28,7 @@ from ray import cloudpickle
 
 from kgi.data import storage
 from kgi.data.synth import generate
+from kgi.models.keypoints import KeypointGNN
 from kgi.data.storage import arrow_filesystem
 from training.config import TrainConfig
 from training.job import read_history, run
@@ -89,6 +92,26 @@ def test_keypoints_trains_and_a_rerun_resumes(shards, s3_server):
     resumed = read_history(more.checkpoint)
     assert resumed[:steps] == history  # the first run's steps are kept, not redone
     assert [h["step"] for h in resumed] == list(range(1, steps + 5))
+
+
+def test_a_new_run_starts_from_init_from_weights(shards, s3_server, tmp_path):
+    """Fine-tuning: a new run given ``init_from`` starts from those weights (after two steps at a tiny learning
+    rate it still holds them), one without it from its own random init (the same seed for both)."""
+    sizes = {"garment_channels": 32, "pose_channels": 32}
+    trained = run(_config("keypoints", shards, s3_server, "keypoints-source", 12, learning_rate=3e-3,
+                          model_config=sizes))
+    weights = tmp_path / "keypoints.safetensors"
+    with trained.checkpoint.as_directory() as directory:
+        shutil.copy(Path(directory) / "model" / "model.safetensors", weights)
+    source = dict(KeypointGNN.load(weights).named_parameters())  # the learnt weights (no buffers, no counts)
+    distance = {}
+    for name, init_from in (("keypoints-random", None), ("keypoints-finetune", str(weights))):
+        result = run(_config("keypoints", shards, s3_server, name, 2, learning_rate=1e-7, model_config=sizes,
+                             init_from=init_from))
+        with result.checkpoint.as_directory() as directory:
+            state = dict(KeypointGNN.load(Path(directory) / "model" / "model.safetensors").named_parameters())
+        distance[name] = max(float((state[key] - source[key]).detach().abs().max()) for key in source)
+    assert distance["keypoints-finetune"] < 1e-4 < distance["keypoints-random"], distance
 
 
 @pytest.mark.parametrize("model, lr, model_config", [

@@ -44,6 +44,10 @@ class TrainConfig:
         ema_decay: keep an exponential moving average of the weights (inpainter); None disables it.
         seed: seeds the model init, the data order and the diffusion noise.
         model_config: keyword arguments of the model's constructor (sizes).
+        init_from: weights a new run starts from instead of a random init, for fine-tuning: a file the model's
+            ``save`` wrote (``models/default/keypoints.safetensors``, ``.../parse.safetensors``) or, for the
+            inpainter, a ``save_pretrained`` folder (``models/default/inpainter``); the sizes must match
+            ``model_config``. A run that resumes from its own checkpoint ignores it. None: random init.
     """
 
     model: str
@@ -64,6 +68,7 @@ class TrainConfig:
     ema_decay: float | None = None
     seed: int = 0
     model_config: dict = field(default_factory=dict)
+    init_from: str | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:

@@ -47,7 +47,8 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint.
+    """Ray Train entry point: train ``config['model']`` until ``steps``, resuming from the latest checkpoint
+    (a new run starts from ``init_from``'s weights when it is set).
 
     ``config`` is a ``TrainConfig`` as a dict, plus ``PROGRESS_QUEUE``: a ``ray.util.queue.Queue`` that rank 0's
     progress lines go to instead of its stdout, or None.
@@ -73,6 +74,8 @@ def train_loop_per_worker(config: dict) -> None:
             optimizer_state = torch.load(directory / STATE_FILE, weights_only=True)
             step = int(optimizer_state["step"])
             history = [json.loads(line) for line in (directory / HISTORY_FILE).read_text().splitlines()]
+    elif cfg.init_from:
+        model.load_state_dict(task.load_pretrained(Path(cfg.init_from)).state_dict())  # fine-tuning
     model = ray.train.torch.prepare_model(model)  # moves to the device, wraps in DDP when world > 1
 
     ema = None

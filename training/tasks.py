@@ -47,6 +47,10 @@ class Task:
     def load_model(self, directory: Path) -> torch.nn.Module:
         return self.model_class.load(directory / WEIGHTS_FILE)
 
+    def load_pretrained(self, path: Path) -> torch.nn.Module:
+        """The model in a shipped version's format (``TrainConfig.init_from``): one safetensors file."""
+        return self.model_class.load(path)
+
     def preprocessor(self) -> BatchTransform:
         """The Ray Data stage: a ``training.preprocess`` function with this run's settings bound, which a Ray Data
         worker unpickles without importing this module and the models."""
@@ -107,6 +111,9 @@ class InpainterTask(Task):
 
     def load_model(self, directory: Path) -> torch.nn.Module:
         return SpadeUNet.from_pretrained(directory)
+
+    def load_pretrained(self, path: Path) -> torch.nn.Module:
+        return SpadeUNet.from_pretrained(path)
 
     def preprocessor(self) -> BatchTransform:
         return functools.partial(preprocess.inpainter, height=self.cfg.height)

@@ -23,12 +23,15 @@ from kgi.graphs import LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES,
 NECKLINES: tuple[str, ...] = ("round", "v")
 # Kinds of top, each drawn with its own proportions (:func:`with_kind`); "classic" is the plain draw. The kinds
 # a sleeve type can take: a tank or camisole has no sleeves, three-quarter sleeves count as long.
-GARMENT_KINDS: tuple[str, ...] = ("classic", "tank", "camisole", "deep_v", "three_quarter", "bodysuit", "ties")
+GARMENT_KINDS: tuple[str, ...] = ("classic", "tank", "camisole", "deep_v", "three_quarter", "bodysuit", "ties",
+                                  "collar", "wrap")
 KINDS_BY_SLEEVE: dict[str, tuple[str, ...]] = {
-    "none": ("classic", "tank", "camisole", "deep_v", "bodysuit", "ties"),
-    "short": ("classic", "deep_v", "bodysuit", "ties"),
-    "long": ("classic", "three_quarter", "deep_v", "bodysuit"),
+    "none": ("classic", "tank", "camisole", "deep_v", "bodysuit", "ties", "wrap"),
+    "short": ("classic", "deep_v", "bodysuit", "ties", "collar", "wrap"),
+    "long": ("classic", "three_quarter", "deep_v", "bodysuit", "collar", "wrap"),
 }
+# Kinds whose product photo shows the inside of the back above the front neckline (the outline is the back's).
+SHOWS_BACK: tuple[str, ...] = ("collar", "wrap")
 PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks", "dots")
 PRINTS: tuple[str, ...] = ("none", "text", "logo")
 
@@ -194,7 +197,9 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
 
     tank: deep armholes and wide straps; camisole: thin straps, a deep neckline, a level shoulder; deep_v: a V
     to mid-chest; three_quarter: a long sleeve ending between elbow and wrist; bodysuit: below the hips,
-    narrowing to the crotch; ties: two ties hanging below the hem (product photo only).
+    narrowing to the crotch; ties: two ties hanging below the hem (product photo only); collar: a shirt or polo
+    collar over a V opening; wrap: a V whose one front crosses over the other. The product photo of a collar or
+    wrap shows the inside of the back above the front neckline (``SHOWS_BACK``).
     """
     if kind is None:
         others = KINDS_BY_SLEEVE[params.sleeve][1:]
@@ -217,6 +222,11 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
         return replace(params, kind=kind, sleeve_length=rng.uniform(0.62, 0.78))
     if kind == "bodysuit":
         return replace(params, kind=kind, length=rng.uniform(2.2, 2.5), hem_flare=rng.uniform(0.55, 0.7))
+    if kind == "collar":
+        return replace(params, kind=kind, neckline="v", neck_width=rng.uniform(0.3, 0.4),
+                       neck_depth=rng.uniform(0.15, 0.4))
+    if kind == "wrap":
+        return replace(params, kind=kind, neckline="v", neck_depth=rng.uniform(0.35, 0.55))
     return replace(params, kind=kind)
 
 

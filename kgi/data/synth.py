@@ -30,7 +30,7 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOULDER_UP, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
+from kgi.data.garment import SHOULDER_UP, SHOWS_BACK, BodyShape, GarmentMesh, GarmentParams, flat_keypoints, \
     garment_mesh, sample_garment, with_kind, worn_keypoints
 from kgi.data.images import encode_jpeg, encode_palette_png
 from kgi.data.labels import CIHP_LABELS, CIHP_PALETTE
@@ -39,7 +39,7 @@ from kgi.data.sample import TryOnSample
 from kgi.data.storage import open_root
 from kgi.graphs import GARMENT_CONTOUR
 
-GENERATOR_VERSION = "1.2"  # bump whenever the same (seed, index) would draw a different pair
+GENERATOR_VERSION = "1.3"  # bump whenever the same (seed, index) would draw a different pair
 JPEG_QUALITY = 95
 CROSSED_ARMS = "crossed_arms"
 ARM_FRONT = "arm_front"
@@ -320,6 +320,63 @@ def _draw_ties(canvas: np.ndarray, keypoints: np.ndarray, rng: np.random.Generat
         cv2.fillPoly(canvas, [np.round(strip * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
 
 
+# The back neckline of a product photo that shows it dips this far (shoulder units) below the neck corners; a
+# collar stands COLLAR_BAND above it at the back.
+BACK_DIP = 0.05
+COLLAR_BAND = 0.08
+
+
+def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np.ndarray, params: GarmentParams,
+                          rng: np.random.Generator) -> None:
+    """Add to a product photo (in place) the inside of the back seen above the front neckline, and a collar.
+
+    The silhouette (``canvas``, 255 = garment) grows up to the back neckline (``BACK_DIP``), or a collar's top
+    edge ``COLLAR_BAND`` above it; the inside of the back is shaded darker (a random amount: a pale garment may
+    barely show it), the front neckline's edge casts a thin shadow. A collar folds two flaps over the shoulders
+    whose inner edges are the V's, meeting at its bottom (node 2); a wrap's front crossing over the other draws
+    its edge on from node 2 to the other side. Nodes 0-4 stay on the front neckline.
+    """
+    height, width = canvas.shape
+    unit = float(np.linalg.norm(keypoints[31] - keypoints[5])) / (1 - 2 * params.strap_inset)  # pixels
+    corner_left, centre, corner_right = keypoints[0].astype(np.float64), keypoints[2], keypoints[4]
+    t = np.linspace(0, 1, 24)[:, None]
+    back = corner_left + t * (corner_right - corner_left) + 4 * t * (1 - t) * [0, BACK_DIP * unit]  # (24, 2)
+    band = COLLAR_BAND * unit if params.kind == "collar" else 0.0
+    top = back - [0, band]
+    front = keypoints[[4, 3, 2, 1, 0]].astype(np.float64)
+    opening = np.concatenate([top, front])  # the back (or collar) top edge, then the front neckline back
+
+    def polygon_mask(points: np.ndarray) -> np.ndarray:
+        mask = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        return mask.astype(np.float32) / 255
+
+    shade = np.clip(polygon_mask(np.concatenate([back, front])), 0, 1)  # the visible inside of the back
+    light = np.ones((height, width), np.float32)
+    edges = [keypoints[[0, 1, 2, 3, 4]]]
+    silhouette = polygon_mask(opening)
+    if params.kind == "collar":
+        flaps = np.zeros((height, width), np.float32)
+        for side, corner in ((-1, corner_left), (+1, corner_right)):
+            flap = np.stack([corner + [side * 0.03 * unit, -band], corner + [side * 0.13 * unit, 0.06 * unit],
+                             centre + [side * 0.1 * unit, 0.06 * unit], centre, corner + [-side * 0.01 * unit, 0]])
+            flaps = np.maximum(flaps, polygon_mask(flap))
+            edges.append(flap[:4])
+        shade *= 1 - flaps
+        silhouette = np.maximum(silhouette, flaps)
+        edges.append(back)  # where the collar's back band meets the inside
+    else:  # a wrap: the front on top runs on from the bottom of the V to the other side
+        edges.append(np.stack([centre, centre + 0.55 * (keypoints[16] - centre)]))
+    light -= (1 - rng.uniform(0.5, 0.9)) * shade
+    lines = np.zeros((height, width), np.uint8)
+    thickness = max(1, int(round(height / 256)))
+    cv2.polylines(lines, [np.round(edge * 16).astype(np.int32) for edge in edges], False, 255, thickness,
+                  cv2.LINE_AA, 4)
+    light *= 1 - 0.3 * lines.astype(np.float32) / 255
+    texture *= light[..., None]
+    np.maximum(canvas, np.round(silhouette * 255).astype(np.uint8), out=canvas)
+
+
 def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The product photo of a garment.
@@ -345,6 +402,8 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
     cv2.fillPoly(canvas, [outline], 255, cv2.LINE_AA, 4)
     if params.kind == "ties":
         _draw_ties(canvas, keypoints, rng)
+    if params.kind in SHOWS_BACK:
+        _draw_back_and_collar(texture, canvas, keypoints, params, rng)
     alpha = canvas.astype(np.float32) / 255
     white = rng.uniform(238, 252)
     background = white * (1 - 0.03 * np.linspace(0, 1, height, dtype=np.float32))[:, None, None]

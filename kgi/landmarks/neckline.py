@@ -1,11 +1,15 @@
 """The front neckline of a flat garment photo, from what the photo shows inside the outline.
 
-A product photo's mask outline follows the garment's *back* neckline; a V, scoop, sweetheart or wrap front
-dips below it and shows the inside of the back, which is shaded darker than the front. Down the centre line
-from the back neckline, the front neckline is where the colour leaves the shade's (the colour just below the
-back neckline) for the front's (the chest's) and stays there; across the row halfway down, the neckline's sides
-are where the shade ends either way. A garment whose inside does not differ from its front and is not darker
-(a black top, a white top on a white inside) keeps the outline's neckline.
+A product photo's mask outline follows the garment's *back* neckline, or a collar's top edge; a V, scoop,
+sweetheart or wrap front, or a collar's opening, dips below it and shows the inside of the back, which is shaded
+darker than the front. The front's colour is read on the chest and beside the neck, below the neck corners, and
+the lighter of the two is taken (a two-tone polo's dark chest, a velvet's shaded shoulders do not
+count). Down the centre line from the back
+neckline, past a collar's back band if there is one, the inside starts with rows darker than the front; the
+front neckline is where the colour leaves the shade's for the front's and stays there (dark rows repeating
+below it are the fabric's stripes or checks, no inside); across the row halfway down, the neckline's sides are
+where the shade ends either way. A garment whose inside does not show darker (a
+black top, a white top on a white inside) keeps the outline's neckline.
 """
 
 from __future__ import annotations
@@ -13,15 +17,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# The inside of the back must differ from the front by this much (CIE Lab distance, L* 0-100), and be darker,
-# to be told apart.
+# The inside of the back must be darker than the front by this much (CIE L*, 0-100) and differ from it by this
+# much (Lab distance) to be told apart.
 MIN_CONTRAST = 10.0
 # A front neckline lies at most this fraction of the body length below the back neckline.
 MAX_DEPTH = 0.45
-# The shade is the colour this far below the back neckline (fractions of the body length: below its binding).
-SHADE_ROWS = (0.02, 0.06)
-# The front starts where this fraction of the body length in a row (rows, or columns across) is front-coloured.
+# The inside of the back starts at most this fraction of the body length below the back neckline (below a
+# collar's back band).
+MAX_BAND = 0.1
+# The front's colour is read beside the neck corners, this band of rows below them (fractions of the body length).
+BESIDE_NECK_ROWS = (0.04, 0.12)
+# The front starts where this fraction of the body length in a row (rows, or columns across) is not dark; the
+# shade where a third of it is dark.
 RUN = 0.02
+# Below the front neckline, at most a fifth of this fraction of the body length may be dark (more is a pattern of
+# the fabric, stripes or checks, or more of the inside below a collar's band).
+CLEAR_BELOW = 0.1
+# The colours are read smoothed over this fraction of the body length (Gaussian sigma), inside the mask: a
+# fabric's fine pattern averages out, the inside of the back stays darker.
+SMOOTHING = 0.015
 
 
 def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_centre: np.ndarray,
@@ -39,28 +53,41 @@ def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_
     """
     lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float64)
     lab[..., 0] *= 100 / 255  # L* 0-100; a*, b* offset by 128 (differences are what count)
+    lab = _smoothed(lab, mask, SMOOTHING * body_length)
     band = max(2, int(round(0.015 * body_length)))
     x = int(round(back_centre[0]))
     start = int(round(back_centre[1])) + 2
     stop = min(int(round(back_centre[1] + MAX_DEPTH * body_length)), mask.shape[0] - 1)
-    chest = slice(int(back_centre[1] + 0.5 * body_length), int(back_centre[1] + 0.6 * body_length))
     run = max(3, int(round(RUN * body_length)))
+    chest = slice(int(back_centre[1] + 0.5 * body_length), int(back_centre[1] + 0.6 * body_length))
     if stop - start < 4 * run or not mask[chest].any():
         return None
-    strip = lab[start:stop, x - band: x + band + 1]  # (rows, columns, 3)
-    profile = np.median(strip, axis=1)  # (rows, 3)
-    shade = np.median(profile[int(SHADE_ROWS[0] * body_length): int(SHADE_ROWS[1] * body_length) + 1], axis=0)
-    front = np.median(lab[chest][mask[chest]], axis=0)
-    if np.linalg.norm(front - shade) < MIN_CONTRAST or front[0] < shade[0]:  # no darker inside to be seen
+    fronts = [np.median(lab[chest][mask[chest]], axis=0), _beside_neck(lab, mask, corners, body_length)]
+    front = max((f for f in fronts if f is not None), key=lambda colour: colour[0])
+    profile = np.median(lab[start:stop, x - band: x + band + 1], axis=1)  # (rows, 3)
+    dark = (front[0] - profile[:, 0] >= MIN_CONTRAST) & (np.linalg.norm(profile - front, axis=1) >= MIN_CONTRAST)
+    shade_run = max(2, run // 3)
+    shade_starts = np.flatnonzero(np.convolve(dark, np.ones(shade_run), "valid") == shade_run)
+    if not len(shade_starts) or shade_starts[0] > MAX_BAND * body_length:
         return None
+    first = shade_starts[0]
+    # The front: the first run of rows that are not dark with the rows below it clear of dark ones (dark rows
+    # repeating below it are the fabric's stripes or checks, or the inside goes on below a collar's band).
+    clear = int(round(CLEAR_BELOW * body_length))
+    for light in first + np.flatnonzero(np.convolve(~dark[first:], np.ones(run), "valid") == run):
+        if dark[light: light + clear].mean() <= 0.2:
+            break
+    else:
+        return None
+    shade = profile[first + np.argmin(profile[first:light, 0])]  # the darkest of the inside
 
     def front_like(colours: np.ndarray) -> np.ndarray:
         return np.linalg.norm(colours - front, axis=-1) < np.linalg.norm(colours - shade, axis=-1)
 
-    runs = np.flatnonzero(np.convolve(front_like(profile), np.ones(run), "valid") == run)
-    if not len(runs):
-        return None
-    centre = np.array([x, start + runs[0]], dtype=np.float64)
+    row = light  # back up the ramp from the inside's shade to the front's colour to its middle
+    while row > first and front_like(profile[row - 1]):
+        row -= 1
+    centre = np.array([x, start + row], dtype=np.float64)
     nodes = [centre]
     middle_row = int(round((corners[:, 1].mean() + centre[1]) / 2))
     row_front = front_like(lab[middle_row]) & mask[middle_row]
@@ -70,3 +97,25 @@ def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_
         fallback = (corner + centre) / 2
         nodes.append(np.array([columns[found[0]], middle_row], dtype=np.float64) if len(found) else fallback)
     return np.stack([nodes[1], nodes[0], nodes[2]])
+
+
+def _beside_neck(lab: np.ndarray, mask: np.ndarray, corners: np.ndarray, body_length: float) -> np.ndarray | None:
+    """The median Lab colour (3,) of the front beside the neck: below each neck corner by ``BESIDE_NECK_ROWS``,
+    from the corner out by half the neck's width; None where the mask has none of it."""
+    neck_width = max(float(corners[1, 0] - corners[0, 0]), 2.0)
+    top = int(round(corners[:, 1].max() + BESIDE_NECK_ROWS[0] * body_length))
+    bottom = int(round(corners[:, 1].max() + BESIDE_NECK_ROWS[1] * body_length))
+    region = np.zeros(mask.shape, bool)
+    for corner, outward in ((corners[0], -1), (corners[1], +1)):
+        low, high = sorted((int(round(corner[0])), int(round(corner[0] + outward * neck_width / 2))))
+        region[max(top, 0): max(bottom, 0), max(low, 0): max(high, 0)] = True
+    region &= mask
+    return np.median(lab[region], axis=0) if region.sum() >= 16 else None
+
+
+def _smoothed(lab: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """``lab`` (H, W, 3) blurred with a Gaussian of ``sigma`` pixels over the mask only (the background's colour
+    does not bleed in): blur(lab * mask) / blur(mask)."""
+    weight = cv2.GaussianBlur(mask.astype(np.float64), (0, 0), sigma)
+    blurred = cv2.GaussianBlur(lab * mask[..., None], (0, 0), sigma)
+    return blurred / np.maximum(weight, 1e-6)[..., None]

@@ -15,6 +15,7 @@ Examples:
   kgi train keypoints --config training/configs/keypoints.yaml
   kgi train inpainter --config platform/train/inpainter-gpu.yaml --storage s3://runs --run-name inp-v2
   kgi train synth_parser --config training/configs/synth_parser.yaml --data data/synth-parser-shards
+  kgi train parse --config training/configs/parse-finetune.yaml   # from models/default/parse.safetensors
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=int, help="total optimizer steps")
     parser.add_argument("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
     parser.add_argument("--workers", dest="num_workers", type=int, help="Ray Train workers")
+    parser.add_argument("--init-from", metavar="PATH",
+                        help="fine-tune: a new run starts from these weights (e.g. models/default/parse.safetensors)")
     parser.add_argument("--verbose", action="store_true", help="show the full trace of a failure")
 
 
@@ -49,13 +52,17 @@ def run(args) -> int:
     from kgi.data.shards import count_rows
 
     overrides = {k: getattr(args, k)
-                 for k in ("data", "storage_path", "run_name", "steps", "checkpoint_every", "num_workers")}
+                 for k in ("data", "storage_path", "run_name", "steps", "checkpoint_every", "num_workers", "init_from")}
     try:
         cfg = TrainConfig.from_yaml(args.config, **overrides)
     except (OSError, ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
     if cfg.model != args.model:
         raise CommandError(f"{args.config} configures model {cfg.model!r}, not {args.model!r}")
+    if cfg.init_from is not None:  # the workers may run elsewhere than the current folder: an absolute path
+        if not Path(cfg.init_from).exists():
+            raise CommandError(f"init_from: {cfg.init_from} does not exist")
+        cfg.init_from = str(Path(cfg.init_from).resolve())
     try:
         count_rows(cfg.data)  # a missing or empty split is said before Ray starts
     except DatasetError as exc:
