@@ -14,7 +14,8 @@ from PIL import Image
 
 from kgi.cli import CommandError
 from kgi.commands import synth as synth_command
-from kgi.data.garment import flat_keypoints, garment_mesh, sample_garment, worn_keypoints
+from kgi.data.garment import sample_garment
+from kgi.data.garment_geometry import flat_keypoints, garment_mesh, worn_keypoints
 from kgi.data.images import encode_jpeg
 from kgi.data.pose import parse_openpose
 from kgi.data.synth import SynthError, generate, make_pair, sample_person

@@ -8,7 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOWS_BACK, GarmentMesh, GarmentParams, flat_keypoints
+from kgi.data.garment import SHOWS_BACK, GarmentParams
+from kgi.data.garment_geometry import GarmentMesh, flat_keypoints
 from kgi.graphs import GARMENT_CONTOUR
 
 

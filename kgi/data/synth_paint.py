@@ -7,7 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOULDER_UP, GarmentParams, garment_mesh, worn_keypoints
+from kgi.data.garment import GarmentParams
+from kgi.data.garment_geometry import SHOULDER_UP, garment_mesh, worn_keypoints
 from kgi.data.labels import CIHP_LABELS
 from kgi.data.synth_cloth import smooth_noise, warp_garment
 from kgi.data.synth_person import HAND_LENGTH, Person, rotate
