@@ -20,7 +20,8 @@ from kgi.data.images import decode_labels, decode_rgb, encode_png
 from kgi.data.labels import FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, to_parse13
 from kgi.models.parse import iou_counts
 from kgi.parsing import PhotoParser, make_parser
-from kgi.photo_parsing import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER, photo_problem
+from kgi.photo_parsing import photo_problem
+from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from kgi.preprocess import InputError, Preprocessor, Uploads
 
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON") or None  # an interpreter whose environment has mediapipe

@@ -1,0 +1,244 @@
+"""The photo parser's entry, :func:`parse_photo`: the CIHP parse from mediapipe's cues (see
+:mod:`kgi.photo_parsing` for the steps), at ``WORK_HEIGHT`` pixels, then scaled back to the photo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kgi.photo_parsing.colour import (HIST_BINS, SKIN_DISTANCE, SKIN_DISTANCE_MAX, colour_histogram, fringe_mask,
+                                      skin_model)
+from kgi.photo_parsing.geometry import (distance_to_arm, distance_to_hand, distance_to_line, distance_to_mask,
+                                        person_mask)
+from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FACE, FACE_OVAL, HAIR, LEFT_ANKLE,
+                                     LEFT_ARM, LEFT_ELBOW, LEFT_HAND, LEFT_HIP, LEFT_KNEE, LEFT_LEG, LEFT_SHOULDER,
+                                     LEFT_WRIST, NOSE, PANTS, RIGHT_ANKLE, RIGHT_ARM, RIGHT_ELBOW, RIGHT_HAND,
+                                     RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
+                                     TORSO_SKIN, UPPER)
+from kgi.photo_parsing.refinement import drop_specks, refine_hair, refine_skin
+from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask
+
+WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
+
+# Skin is never farther than SKIN_DISTANCE_MAX from the face's colour, except within HAND_REACH limb widths of a
+# hand's landmarks (and near the legs' lines below a skirt), where it may be as far as HAND_SKIN_DISTANCE and has a
+# prior (log-odds) of HAND_PRIOR against the garments: hands are bare, often shaded.
+HAND_SKIN_DISTANCE, HAND_REACH, HAND_PRIOR = 7.0, 0.6, 3.0
+MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of the person is relabelled
+NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
+FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
+FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+
+
+def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
+                ) -> np.ndarray:
+    """The CIHP parse of a photo of one person from mediapipe's cues (the steps: :mod:`kgi.photo_parsing`).
+
+    Args:
+        rgb: (H, W, 3) uint8 photo.
+        landmarks: (33, 3) BlazePose landmarks (x px, y px, visibility) in pixels of ``rgb``.
+        person: (H, W) float32 probability of the person.
+        face: (468, 2) face mesh points in pixels of ``rgb``, or None.
+
+    Returns (H, W) uint8 CIHP labels.
+    """
+    height, width = rgb.shape[:2]
+    scale = WORK_HEIGHT / height
+    size = (max(1, round(width * scale)), WORK_HEIGHT)
+    image = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    marks = landmarks.astype(np.float64).copy()
+    marks[:, :2] *= scale
+    face = None if face is None else face.astype(np.float64) * scale
+    labels = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
+    if (height, width) == labels.shape:
+        return labels
+    return _upsample_labels(labels, person_mask(rgb, person))
+
+
+def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Working-size labels to the photo's (H, W): each label's mask, lightly blurred, scaled up bilinearly, and
+    the likeliest label taken per pixel (smooth edges, not blocks); the photo's own person mask (at full size)
+    then decides person from background, a person pixel taking its likeliest label other than background."""
+    height, width = person.shape
+    present = np.unique(labels)
+    masks = (labels[..., None] == present).astype(np.uint8) * 255  # (h, w, labels): one channel per label
+    scores = np.empty((height, width, len(present)), np.uint8)
+    for first in range(0, len(present), 4):  # OpenCV filters up to 4 channels at a time
+        chunk = np.ascontiguousarray(masks[..., first:first + 4])
+        blurred = cv2.GaussianBlur(chunk, (0, 0), 1.0).reshape(chunk.shape)
+        scores[..., first:first + 4] = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR
+                                                  ).reshape(height, width, -1)
+    background = int(np.searchsorted(present, BACKGROUND)) if present[0] == BACKGROUND else None
+    if background is not None:  # the full-size mask decides the person
+        scores[..., background] = np.where(person, 0, 255)
+    return present.astype(np.uint8)[np.argmax(scores, axis=2)]
+
+
+def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
+                   ) -> np.ndarray:
+    h, w = image.shape[:2]
+    shape = (h, w)
+    person = person_mask(image, probability)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    rows = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)
+
+    shoulders = (marks[LEFT_SHOULDER, :2] + marks[RIGHT_SHOULDER, :2]) / 2
+    hips = (marks[LEFT_HIP, :2] + marks[RIGHT_HIP, :2]) / 2
+    torso = max(float(np.linalg.norm(hips - shoulders)), 8.0)
+    limb = max(torso * 0.12, 3.0)  # about half a limb's width
+
+    # Face, and the skin colour model learnt from it.
+    face_region = np.zeros(shape, bool)
+    chin_y = shoulders[1] - 0.2 * torso
+    if face is not None:
+        outline = np.zeros(shape, np.uint8)
+        cv2.fillPoly(outline, [np.round(face[list(FACE_OVAL)]).astype(np.int32)], 1)
+        face_region = outline.astype(bool) & person
+        chin_y = face[CHIN, 1]
+        patches = np.zeros(shape, np.uint8)  # filled below: the cheek and forehead skin
+        for patch in SKIN_PATCHES:
+            cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
+        face_skin = patches.astype(bool)
+        patches[:] = 0
+        for patch in CHEEK_PATCHES:
+            cv2.fillConvexPoly(patches, np.round(face[list(patch)]).astype(np.int32), 1)
+        cheeks = patches.astype(bool)
+        cheek_distance = skin_model(lab, lab[cheeks])[0] if cheeks.sum() >= 20 else np.full(shape, 1e3, np.float32)
+    else:
+        face_skin = cheeks = np.zeros(shape, bool)
+    samples = lab[face_skin]
+    if len(samples) < 20:  # no face found: a generic skin colour (Lab of a medium skin tone)
+        samples = np.array([[160.0, 145.0, 145.0]]) + np.random.default_rng(0).normal(0, 8, (200, 3))
+    skin_distance, skin_density = skin_model(lab, samples)
+    skin = (skin_distance < SKIN_DISTANCE) & person
+    skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+
+    # Distances to the skeleton's parts: head-neck-torso, arms, legs.
+    head = marks[NOSE, :2] if face is None else face[list(FACE_OVAL)].mean(axis=0)
+    face_width = 0.5 * torso if face is None else float(np.ptp(face[list(FACE_OVAL), 0]))
+    parts = {
+        TORSO_SKIN: distance_to_line(shape, [head, shoulders, hips]),
+        LEFT_ARM: distance_to_arm(shape, marks, LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST, LEFT_HAND),
+        RIGHT_ARM: distance_to_arm(shape, marks, RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST, RIGHT_HAND),
+        LEFT_LEG: distance_to_line(shape, [marks[LEFT_HIP, :2], marks[LEFT_KNEE, :2], marks[LEFT_ANKLE, :2]]),
+        RIGHT_LEG: distance_to_line(shape, [marks[RIGHT_HIP, :2], marks[RIGHT_KNEE, :2], marks[RIGHT_ANKLE, :2]]),
+    }
+    # Skin goes to the nearest part; hands hang beside the thighs, so the legs count from farther away, and
+    # the neck is nearer the torso line than a shoulder's point.
+    weights = {TORSO_SKIN: 0.7, LEFT_ARM: 1.0, RIGHT_ARM: 1.0, LEFT_LEG: 1.5, RIGHT_LEG: 1.5}
+    names = list(parts)
+    nearest = np.array(names, np.uint8)[np.argmin(np.stack([parts[n] * weights[n] for n in names]), axis=0)]
+    arm_distance = np.minimum(parts[LEFT_ARM], parts[RIGHT_ARM])
+
+    # Hair. Seeds: the person above the face outline's top, and beside the face (above the chin) what is not
+    # skin. Colour histograms: hair (those seeds), skin (the face patches) and upper garment (the chest and upper
+    # arms). Near the head, a pixel likelier hair than both, after smoothing, is hair when it touches the seeds
+    # (long hair on the shoulders, brown hair beside a face of the same hue), unless it is skin on the neck's
+    # line; in the face outline above the brows it is a fringe.
+    quantised = (lab.astype(np.int32) * HIST_BINS // 256)
+    quantised = (quantised[..., 0] * HIST_BINS + quantised[..., 1]) * HIST_BINS + quantised[..., 2]
+    top_y = chin_y if face is None else face[list(FACE_OVAL), 1].min()
+    hair = person & ((rows < top_y) | (rows < chin_y) & ~skin) & ~face_region
+    garment = person & ~skin & ~face_region & ~hair
+    upper_seed = garment & (rows > shoulders[1] + 0.15 * torso) & (rows < shoulders[1] + 0.55 * torso) & \
+        (parts[TORSO_SKIN] < 0.3 * torso)
+    upper_seed |= garment & (arm_distance < limb) & (rows < hips[1] - 0.1 * torso)
+    upper_hist = colour_histogram(quantised, upper_seed)
+    hair_hist = colour_histogram(quantised, hair)
+    seeds = hair.copy()
+    skin_hist = colour_histogram(quantised, face_skin)
+    if hair_hist is not None:
+        sigma = max(1.0, 0.006 * h)
+        log_hair = cv2.GaussianBlur(np.log(hair_hist[quantised]).astype(np.float32), (0, 0), sigma)
+        rivals = [cv2.GaussianBlur(np.log(hist[quantised]).astype(np.float32), (0, 0), sigma)
+                  for hist in (skin_hist, upper_hist) if hist is not None]
+        margin = log_hair - np.maximum.reduce(rivals) if rivals else np.full(shape, np.inf, np.float32)
+        hairlike = margin > 0
+        if face is not None:
+            brows_y = face[list(BROWS), 1].mean() - 0.03 * (chin_y - top_y)
+            fringe = fringe_mask(lab, quantised, face_region & (rows < brows_y), cheeks, cheek_distance, hair,
+                                 hair_hist, sigma)
+            hair |= fringe
+            face_region &= ~fringe
+            # A high forehead reaches above the outline: skin just above it that is not likelier hair is face.
+            outline_x = face[list(FACE_OVAL), 0]
+            columns = np.arange(w)[None, :]
+            forehead = person & skin & (margin < FRINGE_MARGIN) & (rows < top_y) & \
+                (rows > top_y - FOREHEAD_REACH * (chin_y - top_y)) & (columns > np.percentile(outline_x, 25)) & \
+                (columns < np.percentile(outline_x, 75))
+            face_region |= forehead
+            hair &= ~forehead
+        neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & \
+            (distance_to_line(shape, [head, shoulders]) < NECK_WIDTH * face_width / 2)
+        candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
+        count, components = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
+        touching = np.zeros(count, bool)
+        touching[np.unique(components[hair])] = True
+        touching[0] = False
+        hair |= touching[components] & candidates
+        if face is not None:
+            hair = refine_hair(image, person, hair, seeds, face_region, upper_seed | cheeks, cheek_distance,
+                               skin_distance, face, head, shoulders, chin_y, face_width, torso)
+            face_region &= ~hair
+    garment &= ~hair
+    skin &= ~hair
+
+    # Garments: upper against lower, by colour and by a boundary row fitted along the torso.
+    legs = np.minimum(parts[LEFT_LEG], parts[RIGHT_LEG])
+    lower_seed = garment & (rows > hips[1] + 0.1 * torso) & (rows < hips[1] + 0.7 * torso) & (legs < 2 * limb) & \
+        (arm_distance > 1.5 * limb)
+    lower_hist = colour_histogram(quantised, lower_seed)
+    # Skin again, now against the garments' own colours: a pixel near the face's colour is skin when the skin
+    # model explains it better than either garment's histogram (bright forearms on a white top stay skin, a
+    # top the colour of skin stays garment).
+    # Hands are bare: near the hand landmarks, shaded skin (farther from the face's colour) may still be skin;
+    # so are legs near their skeleton lines well below the hips (under a skirt).
+    bare = np.minimum(distance_to_hand(shape, marks, LEFT_WRIST, LEFT_HAND),
+                       distance_to_hand(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
+    bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
+    bare |= (rows > chin_y) & (rows < shoulders[1]) & (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
+    rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
+    if rivals:
+        garment_density = np.log(np.maximum.reduce(rivals)[quantised])
+        reach = np.where(bare, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
+        skin = person & ~face_region & ~hair & (skin_distance < reach) & \
+            (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
+        skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+        skin = refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
+                           max(1, round(limb / 2)))
+        garment = person & ~skin & ~face_region & ~hair
+    upper = garment.copy()
+    if upper_hist is not None and lower_hist is not None:
+        ratio = np.clip(np.log(upper_hist[quantised]) - np.log(lower_hist[quantised]), -4, 4).astype(np.float32)
+        boundary = boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
+                                hips[1] + 0.5 * torso, default=hips[1])
+        prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
+        sleeves = sleeve_mask(parts, skin, marks, limb)
+        prior[sleeves] = np.maximum(prior[sleeves], 0)  # sleeves hang low
+        score = np.where(garment, ratio + prior, 0).astype(np.float32)
+        sigma = max(1.0, 0.01 * h)
+        score = cv2.GaussianBlur(score, (0, 0), sigma) / np.maximum(
+            cv2.GaussianBlur(garment.astype(np.float32), (0, 0), sigma), 1e-3)
+        upper = garment & (score > 0)
+    lower = garment & ~upper
+    # No garment reaches above the chin: what the rules left there is the face's or the hair's rim, whichever is
+    # nearer.
+    above_chin = garment & (rows < chin_y)
+    if above_chin.any() and (face_region.any() or hair.any()):
+        to_face = distance_to_mask(face_region) <= distance_to_mask(hair)
+        face_region |= above_chin & to_face
+        hair |= above_chin & ~to_face
+        upper &= ~above_chin
+        lower &= ~above_chin
+
+    labels = np.zeros(shape, np.uint8)
+    labels[upper] = UPPER
+    labels[lower] = PANTS
+    labels[skin] = limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
+    labels[hair] = HAIR
+    labels[face_region] = FACE
+    # Leg skin below a lower garment makes it a skirt (CIHP tells skirts from trousers; both are "bottom").
+    if lower.any() and (labels == LEFT_LEG).sum() + (labels == RIGHT_LEG).sum() > 0.2 * lower.sum():
+        labels[lower] = SKIRT
+    label_shoes(labels, marks, garment, limb)
+    return drop_specks(labels, person, MIN_PART_FRACTION * person.sum())

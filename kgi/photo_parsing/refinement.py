@@ -1,0 +1,108 @@
+"""GrabCut refinements of the photo parser's hair and skin, and the removal of specks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kgi.photo_parsing.colour import SKIN_DISTANCE
+from kgi.photo_parsing.geometry import distance_to_line
+from kgi.photo_parsing.names import BROWS
+
+NECK_CORE = 0.3  # face widths either side of the neck's line where skin-coloured pixels are surely not hair
+HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
+GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
+MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its colours from (else skipped)
+
+
+def refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
+                not_hair: np.ndarray, cheek_distance: np.ndarray, skin_distance: np.ndarray, face: np.ndarray,
+                head: np.ndarray, shoulders: np.ndarray, chin_y: float, face_width: float, torso: float
+                ) -> np.ndarray:
+    """The hair around the head (a box from the image's top to the shoulders, three face widths wide), cut by
+    :func:`graph_cut` from the colour-rule ``hair`` (probable), with as sure hair the ``seeds`` away from the
+    face and unlike skin, and as surely not hair: the background, ``not_hair`` (garment seeds, cheeks), the face
+    inside its outline below the brows, face pixels like the cheeks' skin, and the neck's core. (H, W) bool."""
+    height, width = person.shape
+    rows = np.arange(height)[:, None]
+    inner = cv2.erode(face_region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                      iterations=max(1, round(HAIR_FACE_MARGIN * face_width))).astype(bool)
+    neck_core = (rows > chin_y + 0.05 * face_width) & (skin_distance < SKIN_DISTANCE) & \
+        (distance_to_line(person.shape, [head, shoulders]) < NECK_CORE * face_width)
+    sure_not = ~person | not_hair | inner & (rows > face[list(BROWS), 1].max()) | neck_core | \
+        face_region & (cheek_distance < SKIN_DISTANCE)
+    away = cv2.distanceTransform((~face_region).astype(np.uint8), cv2.DIST_L2, 3) > 1.5 * HAIR_FACE_MARGIN * face_width
+    mask = np.where(hair, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[seeds & away & (skin_distance > SKIN_DISTANCE) & person] = cv2.GC_FGD
+    mask[sure_not] = cv2.GC_BGD
+    box = (0, int(min(shoulders[1] + 0.6 * torso, height)), int(max(head[0] - 1.6 * face_width, 0)),
+           int(min(head[0] + 1.6 * face_width, width)))
+    refined = graph_cut(image, mask, box, iterations=2)
+    return hair if refined is None else refined & person
+
+
+def refine_skin(image: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_distance: np.ndarray,
+                not_skin: np.ndarray, garment_seed: np.ndarray, reach: int) -> np.ndarray:
+    """The skin of the person's box cut by :func:`graph_cut` from the colour-rule ``skin`` (probable): sure
+    skin where it is also near the face's colour (eroded), surely not skin: the background, ``not_skin`` (hair,
+    face: labelled already) and the garment seeds farther than ``reach`` pixels from skin. Shaded edges of arms
+    and legs, and fingers, join the skin where the colour rule missed them. (H, W) bool."""
+    ys, xs = np.nonzero(person)
+    if len(ys) == 0:
+        return skin
+    mask = np.where(skin, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    core = skin & (skin_distance < SKIN_DISTANCE)
+    mask[cv2.erode(core.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)] = cv2.GC_FGD
+    near_skin = cv2.dilate(skin.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    mask[~person | not_skin | garment_seed & ~near_skin] = cv2.GC_BGD
+    refined = graph_cut(image, mask, (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1), iterations=2)
+    return skin if refined is None else refined & person & ~not_skin
+
+
+def graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], iterations: int
+              ) -> np.ndarray | None:
+    """OpenCV's GrabCut (colour mixtures of the two sides, cut along the image's edges) of ``image`` within
+    ``box`` (top, bottom, left, right), from ``mask`` (H, W) of cv2.GC_* labels, at GRAB_CUT_SCALE of the size
+    (the sure labels are kept at full size). Returns the (H, W) bool foreground (False outside the box), or None
+    when the box lacks sure pixels of either side, or pixels to learn either side's colours from."""
+    top, bottom, left, right = box
+    window = np.ascontiguousarray(mask[top:bottom, left:right])
+    if not ((window == cv2.GC_FGD).any() and (window == cv2.GC_BGD).any()):
+        return None
+    size = (max(1, round((right - left) * GRAB_CUT_SCALE)), max(1, round((bottom - top) * GRAB_CUT_SCALE)))
+    small = cv2.resize(window, size, interpolation=cv2.INTER_NEAREST)
+    sides = np.isin(small, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if not ((small == cv2.GC_FGD).any() and (small == cv2.GC_BGD).any()) or \
+            min(sides.sum(), (~sides).sum()) < MIN_GRAB_CUT_PIXELS:
+        return None
+    picture = cv2.resize(image[top:bottom, left:right], size, interpolation=cv2.INTER_AREA)
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut starts its colour mixtures by k-means: the same photo, the same parse
+    cv2.grabCut(picture, small, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
+    chosen = ((small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)).astype(np.float32)
+    chosen = cv2.resize(chosen, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) > 0.5
+    chosen = np.where(window == cv2.GC_FGD, True, np.where(window == cv2.GC_BGD, False, chosen))
+    foreground_mask = np.zeros(mask.shape, bool)
+    foreground_mask[top:bottom, left:right] = chosen
+    return foreground_mask
+
+
+def drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
+    """Relabel each connected region of one label smaller than ``min_area`` pixels with the label of the
+    nearest pixel outside such regions (a few stray pixels would otherwise claim a whole class)."""
+    specks = np.zeros(labels.shape, bool)
+    for label in np.unique(labels[person]):
+        count, components, stats, _ = cv2.connectedComponentsWithStats((labels == label).astype(np.uint8), 8)
+        small = np.concatenate([[False], stats[1:, cv2.CC_STAT_AREA] < min_area])
+        specks |= small[components]
+    specks &= person
+    if not specks.any():
+        return labels
+    _, nearest = cv2.distanceTransformWithLabels(np.where(specks, 255, 0).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    kept = ~specks
+    source = np.zeros(int(nearest.max()) + 1, np.uint8)
+    source[nearest[kept]] = labels[kept]  # each kept pixel is its own zero pixel, numbered by nearest
+    labels = labels.copy()
+    labels[specks] = source[nearest[specks]]
+    return labels

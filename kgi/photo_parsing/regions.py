@@ -1,0 +1,72 @@
+"""Body regions of the photo parser: limbs by skin region, where sleeves may be, the upper/lower garment
+boundary row, shoes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kgi.photo_parsing.geometry import is_visible
+from kgi.photo_parsing.names import (LEFT_ANKLE, LEFT_ARM, LEFT_FOOT, LEFT_LEG, LEFT_SHOE, LEFT_WRIST, RIGHT_ANKLE,
+                                     RIGHT_ARM, RIGHT_FOOT, RIGHT_LEG, RIGHT_SHOE, RIGHT_WRIST, TORSO_SKIN)
+
+
+def limbs_by_region(nearest: np.ndarray, skin: np.ndarray, chest_y: float) -> np.ndarray:
+    """``nearest`` (H, W) part labels where, in each connected skin region most of whose limb pixels are nearest
+    an arm, the leg pixels and the torso pixels below ``chest_y`` go to that arm: fingers that reach down a thigh
+    or across the belly stay the hand's. (Not the other way: a hand resting on a bare thigh joins the two regions,
+    and stays a hand.)"""
+    limbs = np.array([LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG])
+    count, regions = cv2.connectedComponents(skin.astype(np.uint8), connectivity=8)
+    on_limb = skin & np.isin(nearest, limbs)
+    votes = np.zeros((count, len(limbs)), np.int64)  # region -> pixels nearest to each limb
+    np.add.at(votes, (regions[on_limb], np.searchsorted(limbs, nearest[on_limb])), 1)
+    majority = limbs[np.argmax(votes, axis=1)]
+    below_chest = np.arange(skin.shape[0])[:, None] > chest_y
+    movable = skin & (np.isin(nearest, limbs[2:]) | (nearest == TORSO_SKIN) & below_chest)
+    to_arm = movable & (votes.sum(axis=1) > 0)[regions] & np.isin(majority[regions], limbs[:2])
+    return np.where(to_arm, majority[regions], nearest).astype(np.uint8)
+
+
+def sleeve_mask(parts: dict[int, np.ndarray], skin: np.ndarray, marks: np.ndarray, limb: float) -> np.ndarray:
+    """(H, W) bool: where a sleeve may be: within ``limb`` of an arm's line, above the arm's highest skin (a
+    sleeve covers the arm from the shoulder down; below the first bare skin there is none), or above its
+    wrist when the arm shows no skin (a row is bare when more than half a limb's width of it is skin)."""
+    rows = np.arange(skin.shape[0])[:, None]
+    sleeves = np.zeros(skin.shape, bool)
+    for arm, wrist in ((LEFT_ARM, LEFT_WRIST), (RIGHT_ARM, RIGHT_WRIST)):
+        band = parts[arm] < limb
+        bare = np.nonzero((skin & band).sum(axis=1) > 0.5 * limb)[0]  # rows of a bare arm, not a lace's holes
+        end = bare.min() if len(bare) else marks[wrist, 1]
+        sleeves |= band & (rows < end)
+    return sleeves
+
+
+def boundary_row(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float) -> float:
+    """The row between ``low`` and ``high`` that best splits ``mask``'s per-row mean of ``ratio`` into positive
+    above (upper garment) and negative below; ``default`` where the rows say nothing."""
+    counts = mask.sum(axis=1)
+    sums = np.where(mask, ratio, 0).sum(axis=1)
+    means = np.where(counts > 3, sums / np.maximum(counts, 1), 0.0)
+    low, high = int(max(low, 0)), int(min(high, len(means) - 1))
+    if high <= low or np.abs(means[low:high]).max(initial=0) < 0.5:
+        return default
+    window = means[low:high + 1]
+    # score(b) = sum of means above b - sum below b, over the window
+    above = np.concatenate([[0.0], np.cumsum(window)])
+    total = above[-1]
+    scores = above - (total - above)
+    return float(low + int(np.argmax(scores)))
+
+
+def label_shoes(labels: np.ndarray, marks: np.ndarray, garment: np.ndarray, limb: float) -> None:
+    height, width = labels.shape
+    for ankle, foot, shoe in ((LEFT_ANKLE, LEFT_FOOT, LEFT_SHOE), (RIGHT_ANKLE, RIGHT_FOOT, RIGHT_SHOE)):
+        if not all(is_visible(marks, i, width, height) for i in (ankle, *foot)):
+            continue
+        region = np.full(labels.shape, 255, np.uint8)
+        points = [marks[ankle, :2], *(marks[i, :2] for i in foot)]
+        cv2.polylines(region, [np.round(np.stack(points)).astype(np.int32).reshape(-1, 1, 2)], True, 0, 1)
+        near = cv2.distanceTransform(region, cv2.DIST_L2, 3) < limb
+        rows = np.arange(height)[:, None]
+        labels[near & garment & (rows > marks[ankle, 1] - 0.5 * limb)] = shoe
