@@ -124,3 +124,40 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
     core = centre + (corners - centre) * np.clip(1 - default[1] / np.maximum(reach, 1e-6), 0, 1)
     cv2.fillPoly(torso, [np.round(core * (1 << _SUBPIXEL)).astype(np.int32)], TORSO_CORE, cv2.LINE_8, _SUBPIXEL)
     return arms, torso
+
+
+# The garment's outline as its keypoints draw it (``kgi.graphs``): neckline, image-right shoulder, sleeve and side
+# down to the hem, back up the image-left side and sleeve to the image-left shoulder.
+GARMENT_OUTLINE = (0, 1, 2, 3, 4, 31, *range(30, 5, -1), 5)
+NECK_TO_SHOULDER_NODES = (0, 1, 2, 5)  # nose, neck, both shoulders
+SHOULDER_CAP = 2.0  # the shoulder's top reaches this many shoulder radii from the joint (the deltoid's outline)
+
+
+def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the body is between the neck and the arms, and where the new garment covers it: two (H, W) bool.
+
+    Args:
+        nodes: (10, 2) pose-graph nodes in pixels. garment_keypoints: (32, 2) the worn garment's keypoints in
+            pixels (stage 1's output). shape: (H, W).
+
+    Returns ``(zone, covered)``: the convex hull of the nose, neck and shoulders with a disc of the shoulder
+    radius (``ARM_RADII[0]`` of the span) around each shoulder and a half disc ``SHOULDER_CAP`` times as wide
+    above it (the neck, the trapezius and the shoulders' tops);
+    and the garment's keypoint outline (``GARMENT_OUTLINE``) filled, where the new garment lies.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64)
+    radius = ARM_RADII[0] * body_span(nodes)
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    circle = radius * np.stack([np.cos(angles), np.sin(angles)], 1)  # (24, 2)
+    cap = SHOULDER_CAP * circle[circle[:, 1] <= 0]  # the upper half: the shoulder's top, not the arm below it
+    points = np.concatenate([nodes[list(NECK_TO_SHOULDER_NODES)], nodes[2] + circle, nodes[5] + circle,
+                             nodes[2] + cap, nodes[5] + cap])
+    scale = 1 << _SUBPIXEL
+    zone = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(np.round(points * scale).astype(np.int32))
+    cv2.fillConvexPoly(zone, hull, 1, cv2.LINE_8, _SUBPIXEL)
+    covered = np.zeros(shape, np.uint8)
+    outline = np.round(np.asarray(garment_keypoints, np.float64)[list(GARMENT_OUTLINE)] * scale).astype(np.int32)
+    cv2.fillPoly(covered, [outline], 1, cv2.LINE_8, _SUBPIXEL)
+    return zone.astype(bool), covered.astype(bool)

@@ -285,9 +285,9 @@ class TryOnPipeline:
                        upper_mask=(target_parse13 == UPPER)[:, None].float())
         person = to_tensor_images([s.person for s in samples], self.device)
         composed = recompose(person, parse_cihp, target_parse13, warp, margin_px(height),
-                             pose_nodes=np.stack([s.pose_nodes for s in samples]))
-        shown = (composed.target_parse13 == UPPER)[:, None]
-        return StageTwoOutput(composed.target_parse13, warp.garment * shown, composed.image, composed.keep_mask,
+                             pose_nodes=np.stack([s.pose_nodes for s in samples]), garment_keypoints=garment_kp)
+        shown = (composed.target_parse13 == UPPER)[:, None]  # the warped garment and its extension to the shoulders
+        return StageTwoOutput(composed.target_parse13, composed.image * shown, composed.image, composed.keep_mask,
                               composed.skin_mask)
 
     def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:

@@ -13,7 +13,12 @@ from, the mask of pixels it must keep and the target parse as composed:
     target   = upper exactly where ``garment`` is; the target's other upper pixels take the person's label
                outside the region (the photo stays) and their nearest non-garment label inside it
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
-    keep     = not region, or garment, or skin
+    keep     = not region, or garment, or skin, or extended garment
+
+With the pose and the worn garment's keypoints, the body between the neck and the arms (the old garment, arms
+and neck there) is never background in the target (``cover_shoulders``): it is garment inside the garment's
+keypoint outline, else arm or neck skin. Garment pixels the warp does not reach there take the warped garment's
+nearest colours (``extend_garment``) and are kept, not painted.
 
 With the pose (``pose_nodes``), the arms the target parse draws in the painted pixels take the person's shape
 (``kgi.limbs``): the person's visible arm skin stays arm (its own silhouette) unless the new garment covers it;
@@ -39,9 +44,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kgi.composite import push_pull_fill
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, CIHP_TO_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, \
     LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER
-from kgi.limbs import TORSO_CORE, arm_layout
+from kgi.limbs import TORSO_CORE, arm_layout, shoulder_zone
 from kgi.warp import WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -53,6 +59,7 @@ SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a pars
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
 HAIR = PARSE13_LABELS.index("hair")
+BACKGROUND = PARSE13_LABELS.index("background")
 
 
 class RecomposeInputError(ValueError):
@@ -165,18 +172,18 @@ def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, m
     return filled
 
 
-def _nearest_other_label(target: torch.Tensor, label: int, where: torch.Tensor) -> torch.Tensor:
-    """``target`` with its ``label`` pixels inside ``where`` relabelled as the nearest pixel of another label
-    (Euclidean, per sample; OpenCV's distance transform, on the CPU). All (B, H, W)."""
+def _nearest_label(target: torch.Tensor, sources: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """``target`` with its pixels inside ``where`` relabelled as the nearest pixel of ``sources`` (Euclidean, per
+    sample; OpenCV's distance transform, on the CPU). All (B, H, W); a sample without sources is left as it is."""
     relabelled = target.clone()
     for index in range(len(target)):
-        labels = target[index].cpu().numpy()
-        if not where[index].any() or (labels == label).all():
+        source = sources[index].cpu().numpy()
+        if not where[index].any() or not source.any():
             continue
-        _, nearest = cv2.distanceTransformWithLabels((labels == label).astype(np.uint8), cv2.DIST_L2, 3,
+        _, nearest = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 3,
                                                      labelType=cv2.DIST_LABEL_PIXEL)
-        others = labels[labels != label]  # in the scan order OpenCV numbers them, from 1
-        filled = torch.from_numpy(others[nearest - 1].astype(np.int64)).to(target.device)
+        labels = target[index].cpu().numpy()[source]  # in the scan order OpenCV numbers them, from 1
+        filled = torch.from_numpy(labels[nearest - 1].astype(np.int64)).to(target.device)
         relabelled[index] = torch.where(where[index], filled, target[index])
     return relabelled
 
@@ -252,6 +259,53 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
     return shaped
 
 
+def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torch.Tensor, visible_arms: torch.Tensor,
+                    pose_nodes, garment_keypoints) -> torch.Tensor:
+    """The target parse with no background on the body between the neck and the arms, (B, H, W) long.
+
+    Where the person's photo shows the old garment, an arm or the neck inside the change region and within the
+    pose's shoulder zone (``kgi.limbs.shoulder_zone``: neck, trapezius, shoulders' tops) or torso
+    (``kgi.limbs.arm_layout``), the body is there whatever the new garment is, and the target's background is a
+    hole the wall would show through (a loose sleeve or hem outside them may leave background). Such pixels
+    become garment inside the worn garment's keypoint outline, the pose's arm inside an arm capsule, and
+    elsewhere the nearest skin class of the target (neck or arm: what a shorter neckline or a sleeveless top
+    leaves bare). Background stays background only where the photo shows background.
+
+    Args:
+        target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        region: (B, H, W) bool the change region. visible_arms: (B, H, W) bool the photo's visible arm skin.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment (stage 1's output).
+    """
+    height, width = target.shape[1:]
+    parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
+    body = region & _isin(parse_cihp, AGNOSTIC_CIHP) & (target == BACKGROUND)
+    covered = target.long().clone()
+    bare = torch.zeros_like(body)
+    for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
+        zone, inside = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
+            np.asarray(pose_nodes[index], np.float64) * [width, height],
+            np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
+        hole = body[index] & (zone | (torso > 0))
+        labels = torch.where(hole & inside, UPPER, covered[index])
+        covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
+        bare[index] = hole & ~inside & (arms == 0)
+    skin = (covered == FACE_NECK) | (covered == LEFT_ARM) | (covered == RIGHT_ARM)
+    return _nearest_label(covered, skin, bare)
+
+
+def extend_garment(garment_image: torch.Tensor, garment: torch.Tensor) -> torch.Tensor:
+    """The warped garment's colours carried beyond its pixels, (B, 3, H, W): ``kgi.composite.push_pull_fill``
+    of ``garment_image`` (B, 3, H, W) known on ``garment`` (B, H, W) bool, so a pixel near the garment takes
+    its nearest colours and one farther away their wider average."""
+    filled = []
+    for image, known in zip(garment_image, garment):
+        weight = known.cpu().numpy().astype(np.float32)  # (H, W)
+        values = image.permute(1, 2, 0).float().cpu().numpy() * weight[..., None]  # (3, H, W) -> (H, W, 3)
+        filled.append(torch.from_numpy(push_pull_fill(values, weight)).permute(2, 0, 1))
+    return torch.stack(filled).to(garment_image)
+
+
 def agnostic_region(parse13: torch.Tensor) -> torch.Tensor:
     """Where a new garment may change the person: (B, H, W) bool, pixels labelled upper garment or arm
     (``AGNOSTIC_PARSE13``) in ``parse13``, a (B, H, W) integer 13-class parse."""
@@ -277,6 +331,7 @@ def recompose(
     warp: WarpResult,
     margin_px: int = 0,
     pose_nodes: torch.Tensor | np.ndarray | None = None,
+    garment_keypoints: torch.Tensor | np.ndarray | None = None,
 ) -> Recomposition:
     """The person with the change region blanked, the warped garment and kept skin pasted, and the target parse
     as composed. See the module docstring for the exact rule.
@@ -289,6 +344,8 @@ def recompose(
         margin_px: the change region's margin (``change_region``); ``MARGIN`` of the height in the pipeline.
         pose_nodes: (B, 10, 2) normalised pose-graph nodes: painted arms take the person's shape
             (``shape_arms``); None leaves the target parse's arms as they are.
+        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment; with the pose, the body between
+            the neck and the arms is never background (``cover_shoulders``).
     """
     if person.dim() != 4 or person.shape[1] != 3:
         raise RecomposeInputError(f"person must be (B, 3, H, W), got {tuple(person.shape)}")
@@ -316,15 +373,20 @@ def recompose(
     target = torch.where(garment, UPPER, target)
     uncovered = (target == UPPER) & ~garment
     target = torch.where(uncovered & ~region, parse13, target)
-    target = _nearest_other_label(target, UPPER, uncovered & region)
+    target = _nearest_label(target, target != UPPER, uncovered & region)
 
     blanked = region & ~garment & ~kept_skin
     if pose_nodes is not None:
         target = shape_arms(target, blanked, parse_cihp, visible_arms, pose_nodes)
+        if garment_keypoints is not None:
+            target = cover_shoulders(target, parse_cihp, region, visible_arms, pose_nodes, garment_keypoints)
+    extended = (target == UPPER) & ~garment  # garment the warp does not reach (``cover_shoulders``)
     image = torch.where(region[:, None], torch.full_like(person, BLANK_VALUE), person)
     image = torch.where(garment[:, None], warp.garment, image)
+    if extended.any():
+        image = torch.where(extended[:, None], extend_garment(warp.garment, garment), image)
     image = torch.where(kept_skin[:, None], person, image)
-    keep = ~blanked
+    keep = ~(blanked & ~extended)
     skin = kept_skin
     scarce = skin.flatten(1).sum(1) < 0.001 * height * width  # no neck or arm to learn from: the face
     skin = torch.where(scarce.view(-1, 1, 1), keep & (parse_cihp == FACE_CIHP), skin)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
-from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, recompose
+from kgi.limbs import GARMENT_OUTLINE
+from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
+    recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9
@@ -125,3 +128,30 @@ def test_recompose_is_per_sample_and_refuses_mismatches():
         recompose(person, parse, target[:, :5], warp)
     with pytest.raises(RecomposeInputError, match="warp"):
         recompose(person, parse, target, WarpResult(warp.garment[..., :5], warp.mask, warp.mask))
+
+
+def test_the_body_between_neck_and_arms_is_garment_inside_the_garment_outline_and_skin_elsewhere():
+    """A new garment that starts lower than the old one: the old garment's shoulders the target calls background
+    become garment inside the worn keypoints' outline and skin above it; the photo's background and the old
+    garment away from the shoulders (a loose hem) keep the target's background."""
+    height, width = 96, 72
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 24:30, 33:40] = 10  # neck
+    parse[0, 28:76, 16:57] = 5  # the old top, shoulders to hips
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    target[0, 40:76, 18:55] = UPPER
+    nodes = np.array([[36, 15], [36, 28], [22, 32], [18, 50], [16, 66], [50, 32], [54, 50], [56, 66], [28, 70],
+                      [44, 70]], np.float64) / [width, height]
+    corners = {0: (30, 36), 1: (33, 36), 2: (36, 36), 3: (39, 36), 4: (42, 36), 31: (54, 36), 5: (18, 36)}
+    keypoints = np.zeros((32, 2))
+    for position, node in enumerate(GARMENT_OUTLINE):  # a rectangle from row 36 to the hips
+        keypoints[node] = corners.get(node, (54, 75) if 6 <= position < 18 else (18, 75))
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), nodes[None],
+                              (keypoints / [width, height])[None])[0]
+    assert covered[37, 36] == UPPER and covered[38, 24] == UPPER  # inside the outline, above the predicted top
+    assert covered[30, 24] in (FACE_NECK, LEFT_ARM, RIGHT_ARM) and covered[31, 45] in (FACE_NECK, LEFT_ARM, RIGHT_ARM)
+    assert covered[5, 5] == 0 and covered[72, 16] == 0  # the photo's background; the old top far below the shoulders
+    assert (covered[target[0] != 0] == target[0][target[0] != 0]).all()  # only background changes
