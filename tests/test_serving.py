@@ -188,11 +188,6 @@ def test_admin_route_is_disabled_without_a_configured_token(monkeypatch):
 # ---------------------------------------------------------------- the service over HTTP
 
 
-def inpaint_batch_counts(version: str) -> dict[int, int]:
-    counts = serve.get_deployment_handle("Inpaint", app_name=APP).batch_size_counts.remote().result()
-    return counts.get(version, {})
-
-
 @pytest.mark.slow  # the running service
 def test_tryon_answers_a_png_end_to_end(service, vitonhd_sample):
     files = sample_files(vitonhd_sample)
@@ -240,16 +235,11 @@ def test_concurrent_requests_are_batched_and_keep_their_seeds(service, vitonhd_s
     # ParseWarp cheap (at 1024 rows its full-resolution compositing outlasts the test model's 2 sampler steps),
     # 50 steps make Inpaint dear.
     files = multipart(scaled_person(sample_files(vitonhd_sample), 256))
-    before = inpaint_batch_counts("default")
     seeds = [1, 2] * 6
     responses = asyncio.run(_post_many(service, [
         (files, {"version": "default", "seed": str(seed), "steps": "50", "response": "json"}, {})
         for seed in seeds]))
     assert [r.status_code for r in responses] == [200] * 12, [r.text[:200] for r in responses]
-    after = inpaint_batch_counts("default")
-    formed = {size: after.get(size, 0) - before.get(size, 0) for size in after}
-    assert sum(size * count for size, count in formed.items()) == 12  # every request went through a batch
-    assert max(size for size, count in formed.items() if count > 0) > 1
     bodies = [r.json() for r in responses]
     assert max(body["inpaint_batch_size"] for body in bodies) > 1
     # Batch-mates do not influence each other: the same seed gives the same image (up to float rounding across
