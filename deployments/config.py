@@ -55,6 +55,13 @@ from kgi.sampling import count_unet_evaluations
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # used in deployment names and metric tags
 
 
+def _refuse_moved(data, key: str, where_it_went: str):
+    """A ``mode="before"`` validator's body: refuse a config that still has ``key``, saying where it went."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(f"{key}: {where_it_went}")
+    return data
+
+
 class SamplerOverrides(BaseModel):
     """Sampler settings that replace the version's own (``version.yaml``); unset fields keep them."""
 
@@ -88,13 +95,9 @@ class VersionArgs(BaseModel):
     sampler: SamplerOverrides = SamplerOverrides()
     working_height: int | None = Field(None, ge=64, le=2048, multiple_of=4)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _weight_moved(cls, data):
-        if isinstance(data, dict) and "weight" in data:
-            raise ValueError("weight: the A/B weights moved to the Ingress deployment's user_config (weights: "
-                             "{version: weight}), which changes without restarting the model replicas")
-        return data
+    _weight_moved = model_validator(mode="before")(lambda data: _refuse_moved(
+        data, "weight", "the A/B weights moved to the Ingress deployment's user_config (weights: {version: weight}), "
+                        "which changes without restarting the model replicas"))
 
     @model_validator(mode="after")
     def _check_source(self) -> VersionArgs:
@@ -181,13 +184,9 @@ class AppArgs(BaseModel):
     registry_cache: str = "~/.cache/kgi/registry"
     ab_store: str = "~/.local/share/kgi/experiments.sqlite"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _versions_moved(cls, data):
-        if isinstance(data, dict) and "versions" in data:
-            raise ValueError("versions: the served versions moved to the Ingress deployment's user_config (versions: "
-                             "{name: {path: ...}}), which changes without restarting any replica")
-        return data
+    _versions_moved = model_validator(mode="before")(lambda data: _refuse_moved(
+        data, "versions", "the served versions moved to the Ingress deployment's user_config (versions: "
+                          "{name: {path: ...}}), which changes without restarting any replica"))
 
     def registry_source(self, version: VersionArgs) -> RegistrySource | None:
         """Where ``version`` comes from when it names a registry version, else ``None``."""
