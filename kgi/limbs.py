@@ -161,3 +161,56 @@ def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple
     outline = np.round(np.asarray(garment_keypoints, np.float64)[list(GARMENT_OUTLINE)] * scale).astype(np.int32)
     cv2.fillPoly(covered, [outline], 1, cv2.LINE_8, _SUBPIXEL)
     return zone.astype(bool), covered.astype(bool)
+
+
+# Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and
+# its shoulder end with the sleeve's outer node beside it.
+SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))
+SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end: the neck rises near that end
+SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
+
+
+def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """The worn garment's keypoints with its shoulder seams on the body's top: (32, 2) pixels.
+
+    Stage 1, trained on synthetic people, places a garment on a genuine person up to 5% of the height low or
+    high, and its seams do not follow a sloping shoulder; a seam below the shoulders' top leaves a band of body
+    the garment should cover (painted as bare skin: a "cold shoulder"), one above them floats over the
+    background. Per seam, at ``SEAM_SAMPLES`` t of the way along it, the body's top is the first ``body`` pixel
+    of that column within ``SEAM_REACH`` shoulder radii (of ``ARM_RADII``) above or below the seam; a column
+    whose body starts above that window (an off-shoulder top sits well below the shoulders) or that has none
+    gives no estimate. With estimates from at least half the columns, a line fitted to offset(t) moves the
+    seam's neckline end (and the neckline node beside it) by offset(0) and its shoulder end (and the sleeve's
+    outer node beside it) by offset(1), vertically, within the reach; the neckline centre (node 2) moves by the
+    mean of both neckline ends'.
+
+    Args:
+        garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
+        nodes: (10, 2) pose-graph nodes in pixels.
+        body: (H, W) bool, where the photo shows the upper body (its old garment, neck and arms).
+    """
+    seated = np.asarray(garment_keypoints, np.float64).copy()
+    reach = SEAM_REACH * ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
+    height, width = body.shape
+    neck_offsets = []
+    for neck_end, shoulder_end in SHOULDER_SEAMS:
+        start, end = seated[neck_end[0]], seated[shoulder_end[0]]
+        found_t, found_offset = [], []
+        for t in SEAM_SAMPLES:
+            x, y = np.round(start + t * (end - start)).astype(int)
+            top, bottom = y - int(reach), y + int(reach) + 1
+            if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
+                continue
+            rows = np.flatnonzero(body[top:bottom, x])
+            if rows.size:
+                found_t.append(t)
+                found_offset.append(top + rows[0] - y)
+        offsets = (0.0, 0.0)
+        if 2 * len(found_t) >= len(SEAM_SAMPLES):
+            slope, intercept = np.polyfit(found_t, found_offset, 1)
+            offsets = tuple(np.clip([intercept, intercept + slope], -reach, reach))
+        seated[list(neck_end), 1] += offsets[0]
+        seated[list(shoulder_end), 1] += offsets[1]
+        neck_offsets.append(offsets[0])
+    seated[2, 1] += np.mean(neck_offsets)
+    return seated

@@ -36,7 +36,8 @@ from diffusers import DDPMScheduler
 
 from kgi.composite import composite
 from kgi.data.images import width_for
-from kgi.data.labels import NUM_PARSE13, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, NUM_PARSE13, UPPER
+from kgi.limbs import seat_shoulder_seams
 from kgi.data.sample import TryOnSample
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
@@ -142,6 +143,18 @@ def keypoint_inputs(samples: list[TryOnSample]) -> tuple[np.ndarray, np.ndarray]
     """Stage 1's inputs of a batch (``TryOnPipeline.predict_keypoints``): the flat garments' keypoints (B, 32, 2)
     and the poses' nodes (B, 10, 2), both normalised."""
     return np.stack([s.normalised(s.cloth_keypoints) for s in samples]), np.stack([s.pose_nodes for s in samples])
+
+
+def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.ndarray:
+    """Stage 1's keypoints with the garment's shoulder seams on each person's shoulders
+    (``kgi.limbs.seat_shoulder_seams``; the body is the photo's old garment, neck and arms): (B, 32, 2)
+    normalised, as ``garment_kp``."""
+    height, width = samples[0].size
+    scale = np.array([width, height], np.float64)
+    seated = [seat_shoulder_seams(keypoints * scale, sample.pose_nodes * scale,
+                                  np.isin(sample.parse, AGNOSTIC_CIHP)) / scale
+              for sample, keypoints in zip(samples, garment_kp)]
+    return np.stack(seated).astype(np.float32)
 
 
 def to_tensor_images(arrays: list[np.ndarray], device) -> torch.Tensor:
@@ -291,7 +304,9 @@ class TryOnPipeline:
                               composed.skin_mask)
 
     def parse_and_warp(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> StageTwoOutput:
-        """Stage 2: ``predict_parse`` then ``warp_and_recompose`` (the serving DAG's ParseWarp step)."""
+        """Stage 2: ``seated_keypoints``, ``predict_parse`` then ``warp_and_recompose`` (the serving DAG's
+        ParseWarp step)."""
+        garment_kp = seated_keypoints(samples, garment_kp)
         _, target_parse13 = self.predict_parse(samples, garment_kp)
         return self.warp_and_recompose(samples, garment_kp, target_parse13)
 

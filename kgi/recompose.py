@@ -10,7 +10,8 @@ from, the mask of pixels it must keep and the target parse as composed:
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
                of the colour of the person's face and neck (a sleeve labelled arm by the parse is repainted)
     garment  = the warped garment where it is not behind kept skin
-    target   = upper exactly where ``garment`` is; the target's other upper pixels take the person's label
+    target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
+               with its nearest colours, kept); the target's other upper pixels take the person's label
                outside the region (the photo stays) and their nearest non-garment label inside it
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
     keep     = not region, or garment, or skin, or extended garment
@@ -54,6 +55,10 @@ BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
 # Margin of the change region, a fraction of the image height: parses put the old garment's outline a few
 # pixels off (10 pixels at 1024 rows).
 MARGIN = 0.01
+# The widest crack or notch of the warped garment filled as garment, a fraction of the height: segments meet
+# with a few pixels between them, and their outline steps where the spline of the segment chosen at the warp's
+# geometry size (``kgi.warp``) leaves the garment.
+GARMENT_CRACK = 0.006
 NECK_CIHP = 10
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
@@ -92,6 +97,16 @@ def _check_parse(parse: torch.Tensor, name: str, num_labels: int = NUM_PARSE13) 
             f"{name} must be a (B, H, W) integer label map, got {tuple(parse.shape)} {parse.dtype}")
     if parse.numel() and (int(parse.min()) < 0 or int(parse.max()) >= num_labels):
         raise RecomposeInputError(f"{name} has labels outside 0..{num_labels - 1}")
+
+
+def close_gaps(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, H, W) bool ``mask`` closed (dilated, then eroded) by a disc of ``radius`` pixels: its cracks and
+    notches narrower than about the disc filled (OpenCV, on the CPU)."""
+    if radius <= 0:
+        return mask
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    closed = [cv2.morphologyEx(sample.cpu().numpy().astype(np.uint8), cv2.MORPH_CLOSE, disc) for sample in mask]
+    return torch.from_numpy(np.stack(closed)).to(mask.device).bool()
 
 
 def grow(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -267,9 +282,12 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     pose's shoulder zone (``kgi.limbs.shoulder_zone``: neck, trapezius, shoulders' tops) or torso
     (``kgi.limbs.arm_layout``), the body is there whatever the new garment is, and the target's background is a
     hole the wall would show through (a loose sleeve or hem outside them may leave background). Such pixels
-    become garment inside the worn garment's keypoint outline, the pose's arm inside an arm capsule, and
-    elsewhere the nearest skin class of the target (neck or arm: what a shorter neckline or a sleeveless top
-    leaves bare). Background stays background only where the photo shows background.
+    become garment where the new garment lies (its keypoint outline, up to the body's top above its shoulder
+    seams), the pose's arm inside an arm capsule, and elsewhere the nearest skin class of the target (neck or
+    arm: what a shorter neckline or a sleeveless top leaves bare). Background stays background only where the
+    photo shows background. Where the new garment lies in the shoulder zone, the old garment is garment even
+    where the target draws an arm there (the parse network draws the arm up over a shoulder the new sleeve
+    covers: a bare "cold shoulder").
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -280,6 +298,7 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     height, width = target.shape[1:]
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
     body = region & _isin(parse_cihp, AGNOSTIC_CIHP) & (target == BACKGROUND)
+    shoulder_arm = region & _isin(parse_cihp, GARMENT_CIHP) & ((target == LEFT_ARM) | (target == RIGHT_ARM))
     covered = target.long().clone()
     bare = torch.zeros_like(body)
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
@@ -287,7 +306,7 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
             np.asarray(pose_nodes[index], np.float64) * [width, height],
             np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
         hole = body[index] & (zone | (torso > 0))
-        labels = torch.where(hole & inside, UPPER, covered[index])
+        labels = torch.where((hole | (shoulder_arm[index] & zone)) & inside, UPPER, covered[index])
         covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
         bare[index] = hole & ~inside & (arms == 0)
     skin = (covered == FACE_NECK) | (covered == LEFT_ARM) | (covered == RIGHT_ARM)
@@ -370,8 +389,9 @@ def recompose(
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
     kept_skin = own_skin & ~near_old_garment & skin_like
     garment = (warp.mask[:, 0] > 0.5) & ~kept_skin
-    target = torch.where(garment, UPPER, target)
-    uncovered = (target == UPPER) & ~garment
+    cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
+    target = torch.where(garment | cracks, UPPER, target)
+    uncovered = (target == UPPER) & ~garment & ~cracks
     target = torch.where(uncovered & ~region, parse13, target)
     target = _nearest_label(target, target != UPPER, uncovered & region)
 
@@ -380,7 +400,7 @@ def recompose(
         target = shape_arms(target, blanked, parse_cihp, visible_arms, pose_nodes)
         if garment_keypoints is not None:
             target = cover_shoulders(target, parse_cihp, region, visible_arms, pose_nodes, garment_keypoints)
-    extended = (target == UPPER) & ~garment  # garment the warp does not reach (``cover_shoulders``)
+    extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     image = torch.where(region[:, None], torch.full_like(person, BLANK_VALUE), person)
     image = torch.where(garment[:, None], warp.garment, image)
     if extended.any():

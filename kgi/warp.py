@@ -296,9 +296,13 @@ def warp_five_segments(
     if scale < 1:  # reach a small pixel further, so the full-size masks below draw the garment's outline
         top_segment = torch.where(top_segment < 0, F.max_pool2d(top_segment, 3, 1, 1), top_segment)
         top_segment = F.interpolate(top_segment, size=(height, width), mode="nearest")
-        # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's upsampled
-        # bilinearly and thresholded: smooth, where nearest upsampling would leave 1/scale-pixel steps.
-        covered = F.interpolate(covered.float(), size=(height, width), mode="bilinear", align_corners=False) > 0.5
+        # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's smoothed (two 3x3
+        # means), upsampled bilinearly and thresholded: a smooth curve through its steps, where the upsampling
+        # alone would round each 1/scale-pixel step and keep it.
+        covered = covered.float()
+        for _ in range(2):
+            covered = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False)
+        covered = F.interpolate(covered, size=(height, width), mode="bilinear", align_corners=False) > 0.5
 
     # The garment is then sampled once, at full size, through each pixel's own segment's spline.
     grids = F.interpolate(grid.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
-from kgi.limbs import GARMENT_OUTLINE
+from kgi.limbs import GARMENT_OUTLINE, seat_shoulder_seams
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
     recompose
 from kgi.warp import WarpResult
@@ -155,3 +155,82 @@ def test_the_body_between_neck_and_arms_is_garment_inside_the_garment_outline_an
     assert covered[30, 24] in (FACE_NECK, LEFT_ARM, RIGHT_ARM) and covered[31, 45] in (FACE_NECK, LEFT_ARM, RIGHT_ARM)
     assert covered[5, 5] == 0 and covered[72, 16] == 0  # the photo's background; the old top far below the shoulders
     assert (covered[target[0] != 0] == target[0][target[0] != 0]).all()  # only background changes
+
+
+def shoulders_person(height: int = 200, width: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """A body whose upper outline slopes from the neck (row 60) down to the shoulders' ends (row 70), and its
+    pose nodes in pixels: (H, W) bool, (10, 2)."""
+    body = np.zeros((height, width), bool)
+    for column in range(30, 121):
+        top = 60 + round(10 * abs(column - 75) / 45)
+        body[top:170, column] = True
+    nodes = np.array([[75, 40], [75, 62], [45, 72], [38, 110], [36, 150], [105, 72], [112, 110], [114, 150],
+                      [55, 165], [95, 165]], np.float64)
+    return body, nodes
+
+
+def garment_with_seams_at(left_row: float, right_row: float) -> np.ndarray:
+    """(32, 2) pixels: a garment whose neckline ends are at columns 62/88 and shoulder ends at 40/110, each side's
+    seam horizontal at the given row; the rest below them."""
+    keypoints = np.tile(np.array([[75.0, 150.0]]), (32, 1))
+    for node, (x, row) in {0: (62, left_row), 1: (68, left_row + 6), 2: (75, (left_row + right_row) / 2 + 10),
+                           3: (82, right_row + 6), 4: (88, right_row), 5: (40, left_row), 6: (36, left_row + 10),
+                           31: (110, right_row), 30: (114, right_row + 10)}.items():
+        keypoints[node] = (x, row)
+    return keypoints
+
+
+def test_a_shoulder_seam_stage_one_places_low_or_high_is_seated_on_the_body_top_and_follows_its_slope():
+    body, nodes = shoulders_person()
+    low = garment_with_seams_at(78, 76)  # 6-15 rows below the body's top (reach: 19 rows): a "cold shoulder"
+    seated = seat_shoulder_seams(low, nodes, body)
+    body_top = {x: np.flatnonzero(body[:, x])[0] for x in (40, 62, 88, 110)}
+    for node, x in ((0, 62), (5, 40), (4, 88), (31, 110)):
+        assert abs(seated[node, 1] - body_top[x]) <= 2, (node, seated[node], body_top[x])
+    assert seated[5, 1] > seated[0, 1]  # the seam slopes down to the shoulder as the body does
+    assert np.allclose(seated[6, 1] - seated[5, 1], low[6, 1] - low[5, 1])  # the sleeve's outer node moves along
+    unmoved = [n for n in range(32) if n not in (0, 1, 2, 3, 4, 5, 6, 30, 31)]
+    assert np.array_equal(seated[unmoved], low[unmoved])
+    high = seat_shoulder_seams(garment_with_seams_at(50, 52), nodes, body)  # floating above the shoulders
+    assert abs(high[5, 1] - body_top[40]) <= 2 and abs(high[31, 1] - body_top[110]) <= 2
+
+
+def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_put_it():
+    body, nodes = shoulders_person()
+    off_shoulder = garment_with_seams_at(130, 130)  # an off-shoulder top: seams 60 rows below the body's top
+    assert np.array_equal(seat_shoulder_seams(off_shoulder, nodes, body), off_shoulder)
+    nothing = np.zeros_like(body)
+    low = garment_with_seams_at(78, 76)
+    assert np.array_equal(seat_shoulder_seams(low, nodes, nothing), low)
+
+
+def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_in_the_garment_are_filled():
+    height, width = 96, 72
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 24:30, 33:40] = 10  # neck
+    parse[0, 28:76, 16:57] = 5  # the old top, shoulders to hips
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    target[0, 30:76, 18:55] = UPPER
+    target[0, 28:36, 46:57] = LEFT_ARM  # the parse network's arm up over the left shoulder
+    nodes = np.array([[36, 15], [36, 28], [22, 32], [18, 50], [16, 66], [50, 32], [54, 50], [56, 66], [28, 70],
+                      [44, 70]], np.float64) / [width, height]
+    corners = {0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (57, 28), 5: (16, 28)}
+    keypoints = np.zeros((32, 2))
+    for position, node in enumerate(GARMENT_OUTLINE):  # shoulders to hips, seams on the body's top
+        keypoints[node] = corners.get(node, (57, 76) if 6 <= position < 18 else (16, 76))
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), nodes[None],
+                              (keypoints / [width, height])[None])[0]
+    assert (covered[28:34, 47:54] == UPPER).all()
+
+    person = torch.full((1, 3, height, width), 0.8)
+    garment = torch.zeros(1, 1, height, width)
+    garment[0, 0, 30:76, 18:55] = 1
+    garment[0, 0, 50:52, 18:55] = 0  # a two-row crack between two warp segments
+    warp = WarpResult(torch.rand(1, 3, height, width) * garment, garment, garment)
+    composed = recompose(person, parse, target.clone().masked_fill(target == LEFT_ARM, UPPER), warp,
+                         margin_px=1)
+    assert (composed.target_parse13[0, 50:52, 20:53] == UPPER).all()
+    assert composed.keep_mask[0, 0, 50:52, 20:53].all()  # filled with the garment's colours, not painted
