@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 
 from bench.common import RESULTS_DIR, cache_dir
+from jobs.commands import infer as infer_command
 from kgi.commands.models import DEFAULT_REGISTRY
 from kgi.data.images import decode_rgb
-from kgi.shipped import LOCAL_MODELS_DIR, SHIPPED_PATHS, output_dir
+from kgi.shipped import LOCAL_MODELS_DIR, MODELS_DIR, SHIPPED_PATHS, output_dir
 from training.commands.export import add_arguments as export_arguments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,14 @@ def test_defaults_write_into_the_checkout_or_the_users_folders():
     assert export.parse_args(["run", "--version", "v"]).models == LOCAL_MODELS_DIR == REPO / "models"
     assert DEFAULT_REGISTRY == LOCAL_MODELS_DIR and RESULTS_DIR == REPO / "bench" / "results"
     assert cache_dir() == Path(os.environ.get("KGI_BENCH_CACHE") or REPO / "bench" / ".cache")
+
+
+def test_infer_finds_an_exported_version_before_the_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(infer_command, "LOCAL_MODELS_DIR", tmp_path / "exported")  # as installed: not MODELS_DIR
+    assert infer_command.resolve_version("default") == MODELS_DIR / "default"
+    (tmp_path / "exported" / "default").mkdir(parents=True)
+    assert infer_command.resolve_version("default") == tmp_path / "exported" / "default"
+    assert infer_command.resolve_version(str(tmp_path)) == tmp_path
 
 
 def run(command: list, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
