@@ -29,11 +29,12 @@ import numpy as np
 
 from bench.cluster import REPO, SERVED_VERSION
 from kgi.evaluation import Table
-from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR
+from kgi.shipped import DEFAULT_VERSION, EXAMPLES_DIR, output_dir
 
-RESULTS_DIR = REPO / "bench" / "results"
+# The checkout's bench/results/ (installed: ~/.local/share/kgi/bench/results, see kgi.shipped.output_dir).
+RESULTS_DIR = output_dir("bench/results", "data/bench/results")
 TINY_RESULTS_DIR = RESULTS_DIR / "tiny"  # ignored by git: --tiny runs never overwrite the recorded results
-CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default bench/.cache)
+CACHE_ENV = "KGI_BENCH_CACHE"  # where the benchmarks keep the synthetic data they build (default: cache_dir())
 
 
 class BenchmarkError(ValueError):
@@ -53,10 +54,10 @@ def benchmark_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"kgi bench {name}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true",
-                        help="a seconds-long smoke run (what CI runs); results go to bench/results/tiny/")
+                        help=f"a seconds-long smoke run (what CI runs); results go to {TINY_RESULTS_DIR}")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="where NAME.json and NAME.png go (default bench/results/, with --tiny "
-                             "bench/results/tiny/)")
+                        help=f"where NAME.json and NAME.png go (default {RESULTS_DIR}, with --tiny "
+                             f"{TINY_RESULTS_DIR})")
     return parser
 
 
@@ -78,12 +79,13 @@ def positive_ints(text: str) -> list[int]:
 
 
 def cache_dir() -> Path:
-    """The folder for data the benchmarks build when none is given: ``$KGI_BENCH_CACHE``, else ``bench/.cache``."""
-    return Path(os.environ.get(CACHE_ENV) or REPO / "bench" / ".cache")
+    """The folder for data the benchmarks build when none is given: ``$KGI_BENCH_CACHE``, else the checkout's
+    ``bench/.cache`` (installed: ``~/.cache/kgi/bench``)."""
+    return Path(os.environ.get(CACHE_ENV) or output_dir("bench/.cache", "cache/bench"))
 
 
 def out_dir(args: argparse.Namespace) -> Path:
-    """The folder results go to: ``--out``, else ``bench/results/`` (``bench/results/tiny/`` with ``--tiny``)."""
+    """The folder results go to: ``--out``, else :data:`RESULTS_DIR` (its ``tiny/`` with ``--tiny``)."""
     return args.out or (TINY_RESULTS_DIR if args.tiny else RESULTS_DIR)
 
 

@@ -37,20 +37,22 @@ from PIL import Image
 
 from bench.common import REPO
 from kgi.data.labels import GARMENT_CIHP, UPPER
+from kgi.data.vitonhd import VitonHD
 
 SHARED = REPO.parent / "shared"
-# (dataset folder, person, garment): the genuine sample, the extra set's test pairs, and three more garments
-# (a near-white one, a sleeveless one, a long-sleeve one).
-PAIRS = (
-    ("vitonhd-sample", "00006_00", "06396_00"),
-    ("vitonhd-extra", "00891_00", "07429_00"),
-    ("vitonhd-extra", "07445_00", "01430_00"),
-    ("vitonhd-extra", "08909_00", "06802_00"),
-    ("vitonhd-extra", "00891_00", "06429_00"),
-    ("vitonhd-extra", "07445_00", "03751_00"),
-    ("vitonhd-extra", "08909_00", "02783_00"),
-)
+DATASETS = ("vitonhd-sample", "vitonhd-extra")  # folders of SHARED whose test pairs are run
+# Person -> garment: the extra set's people with three more of its garments (a near-white one, a sleeveless one,
+# a long-sleeve one).
+EXTRA_GARMENTS = {"00891_00": "06429_00", "07445_00": "03751_00", "08909_00": "02783_00"}
 UNCHANGED_TOLERANCE = 8  # a result pixel within this of the photo's, every channel, is the photo's
+
+
+def genuine_pairs() -> list[tuple[str, str, str]]:
+    """(dataset folder, person, garment) of every pair run: each of ``DATASETS``' test pairs as its
+    ``test_pairs.txt`` lists them, then the extra set's people with ``EXTRA_GARMENTS``."""
+    pairs = [(dataset, Path(person).stem, Path(garment).stem) for dataset in DATASETS
+             for person, garment in VitonHD(SHARED / dataset, split="test", mode="unpaired").pairs]
+    return pairs + [("vitonhd-extra", person, garment) for person, garment in EXTRA_GARMENTS.items()]
 
 
 def _read(path: Path) -> np.ndarray:
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, results = [], {}
     print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept) | painted sharpness |")
     print("|---|---|---|---|---|---|")
-    for dataset, person, garment in PAIRS:
+    for dataset, person, garment in genuine_pairs():
         name = f"{person}_{garment}"
         files = pair_files(dataset, person, garment)
         results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)

@@ -27,12 +27,13 @@ from kgi.metrics import mean_and_standard_error
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
 from kgi.pipeline import TryOnPipeline
+from kgi.shipped import DEFAULT_VERSION
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="synthetic dataset root (kgi synth)")
-    parser.add_argument("--version", type=Path, default=Path("models/default"))
+    parser.add_argument("--version", type=Path, default=DEFAULT_VERSION)
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -31,7 +31,9 @@ import contextlib
 import time
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,22 +140,33 @@ class ParseWarpOutput:
     timings: dict[str, float]
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
-class Keypoints(_Stage):
-    """Stage 1 (CPU): ``TryOnPipeline.predict_keypoints``, flat-garment keypoints -> keypoints on the person.
+class _CpuStage(_Stage):
+    """A stage on the CPU that answers each request with one call on its compute thread.
 
-    Args: as :class:`_Stage` (always on the CPU).
+    Args: as :class:`_Stage`, less ``device``.
     """
-
-    stage, network = "keypoints", "keypoint_net"
 
     def __init__(self, registry_cache: str, torch_threads: int | None = None):
         super().__init__(registry_cache, "cpu", torch_threads)
 
+    async def _answer(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(pipeline, *args)`` on the compute thread, with the pipeline of the weights the request names."""
+        pipeline = await self.request_pipeline()
+        return await self.compute.run(work, pipeline, *args)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
+class Keypoints(_CpuStage):
+    """Stage 1 (CPU): ``TryOnPipeline.predict_keypoints``, flat-garment keypoints -> keypoints on the person.
+
+    Args: as :class:`_CpuStage`.
+    """
+
+    stage, network = "keypoints", "keypoint_net"
+
     async def __call__(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> KeypointsOutput:
         """``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised."""
-        pipeline = await self.request_pipeline()
-        return await self.compute.run(self._predict, pipeline, cloth_kp, pose_nodes)
+        return await self._answer(self._predict, cloth_kp, pose_nodes)
 
     def _predict(self, pipeline: TryOnPipeline, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> KeypointsOutput:
         start = time.perf_counter()
@@ -163,21 +176,17 @@ class Keypoints(_Stage):
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=128)
-class ParseWarp(_Stage):
+class ParseWarp(_CpuStage):
     """Stage 2 (CPU): ``TryOnPipeline.parse_and_warp``, target parse, five-segment warp and recomposition.
 
-    Args: as :class:`_Stage` (always on the CPU).
+    Args: as :class:`_CpuStage`.
     """
 
     stage, network = "parse", "parse_net"
 
-    def __init__(self, registry_cache: str, torch_threads: int | None = None):
-        super().__init__(registry_cache, "cpu", torch_threads)
-
     async def __call__(self, samples: list[TryOnSample], keypoints: KeypointsOutput) -> ParseWarpOutput:
         """Stage 2 of ``samples`` given stage 1's answer (pass Keypoints' response itself: Serve resolves it)."""
-        pipeline = await self.request_pipeline()
-        return await self.compute.run(self._parse_and_warp, pipeline, samples, keypoints)
+        return await self._answer(self._parse_and_warp, samples, keypoints)
 
     def _parse_and_warp(self, pipeline: TryOnPipeline, samples: list[TryOnSample], keypoints: KeypointsOutput
                         ) -> ParseWarpOutput:

@@ -26,7 +26,6 @@ from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
 from kgi.pipeline import TryOnPipeline, to_tensor_images, to_uint8_images
 from kgi.pictures import colorize_parse13, contact_sheet, draw_garment_keypoints, draw_pose, mask_tile
-from kgi.warp import warp_five_segments, warp_single_tps
 
 
 @dataclass
@@ -118,8 +117,8 @@ def evaluate_stages(pipeline: TryOnPipeline, samples, batch_size: int = 8, sheet
         region = (gt_parse == UPPER)[:, None].float()
         for kp_name, kp, parse in (("ground-truth keypoints", truth.numpy(), gt_parse.to(pipeline.device)),
                                    ("predicted keypoints", predicted, target_parse)):
-            for method, warp_fn in (("five-segment", warp_five_segments), ("single TPS", warp_single_tps)):
-                out = pipeline.warp_and_recompose(batch, kp, parse, warp_fn)
+            for method, warp_method in (("five-segment", "five_segments"), ("single TPS", "single_tps")):
+                out = pipeline.warp_and_recompose(batch, kp, parse, warp_method)
                 garment = out.warped_garment.cpu()
                 valid = region.flatten(1).sum(1) > 0
                 scores = {"ssim": ssim(garment[valid], person[valid], region[valid]).tolist(),

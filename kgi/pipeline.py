@@ -44,7 +44,7 @@ from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
 from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, pose_arms, recompose
 from kgi.sampling import inpaint, make_scheduler
-from kgi.warp import warp_five_segments
+from kgi.warp import warp_garment
 
 VERSION_FILE = "version.yaml"
 STAGES = ("keypoints", "parse", "inpaint")  # what ``TryOnPipeline.from_pretrained(stages=...)`` can load
@@ -279,14 +279,14 @@ class TryOnPipeline:
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,
-                           warp_fn=warp_five_segments) -> StageTwoOutput:
+                           warp_method: str = "five_segments") -> StageTwoOutput:
         """Stage 2b: warp each garment onto its person and build the image the inpainter completes.
 
         Args:
             samples: the batch; uses person, parse, cloth, cloth mask and cloth keypoints.
             garment_kp: (B, 32, 2) normalised garment keypoints on the person.
             target_parse13: (B, H, W) the target parse (``predict_parse``'s second output).
-            warp_fn: ``kgi.warp.warp_five_segments`` (KGI) or ``kgi.warp.warp_single_tps`` (the baseline).
+            warp_method: ``"five_segments"`` (KGI) or ``"single_tps"`` (the baseline), see ``kgi.warp.warp_garment``.
         """
         height, width = samples[0].size
         parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
@@ -294,8 +294,8 @@ class TryOnPipeline:
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
         cloth_kp = torch.from_numpy(np.stack([s.normalised(s.cloth_keypoints) for s in samples])).float()
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
-        warp = warp_fn(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
-                       upper_mask=(target_parse13 == UPPER)[:, None].float())
+        warp = warp_garment(cloth, cloth_mask, cloth_kp.to(self.device), target_kp,
+                            upper_mask=(target_parse13 == UPPER)[:, None].float(), method=warp_method)
         person = to_tensor_images([s.person for s in samples], self.device)
         composed = recompose(person, parse_cihp, target_parse13, warp, margin_px(height),
                              pose_nodes=np.stack([s.pose_nodes for s in samples]), garment_keypoints=garment_kp)

@@ -359,7 +359,7 @@ def recompose(
         person: (B, 3, H, W) person photo in [0, 1].
         parse_cihp: (B, H, W) integer CIHP parse of the person photo.
         target_parse13: (B, H, W) integer 13-class parse of the person wearing the new garment.
-        warp: the warped garment (``warp_five_segments`` or ``warp_single_tps``) at the same size.
+        warp: the warped garment (``kgi.warp.warp_garment``) at the same size.
         margin_px: the change region's margin (``change_region``); ``MARGIN`` of the height in the pipeline.
         pose_nodes: (B, 10, 2) normalised pose-graph nodes: painted arms take the person's shape
             (``shape_arms``); None leaves the target parse's arms as they are.

@@ -1,11 +1,11 @@
 """Stage 2b: garment warping with thin-plate splines driven by garment keypoints.
 
-Two warps of a flat garment photo onto a person, both backward warps (for every output pixel, a thin-plate
-spline says where to read the flat garment; ``grid_sample`` reads it):
+Two methods of ``warp_garment`` put a flat garment photo onto a person, both backward warps (for every output
+pixel, a thin-plate spline says where to read the flat garment; ``grid_sample`` reads it):
 
-- ``warp_single_tps``, the baseline: one spline through all 32 garment keypoints. A sleeve crossing the
+- ``"single_tps"``, the baseline: one spline through all 32 garment keypoints. A sleeve crossing the
   torso folds the spline over itself and smears the whole garment.
-- ``warp_five_segments``, KGI's warp: the garment is cut into the five polygons of
+- ``"five_segments"``, KGI's warp: the garment is cut into the five polygons of
   ``kgi.graphs.WARP_SEGMENTS`` (backbone, two upper and two lower sleeve parts), each gets its own spline
   and its own mask (its target polygon), and the parts are pasted backbone first, sleeves last.
 
@@ -29,6 +29,7 @@ class WarpInputError(ValueError):
 
 
 SEGMENT_NAMES: tuple[str, ...] = tuple(WARP_SEGMENTS)
+WARP_METHODS = ("five_segments", "single_tps")  # KGI's warp and the baseline (``warp_garment``)
 # Garment nodes of each segment as one (5, 16) index: shorter polygons repeat their last node, which adds a
 # zero-length edge to the polygon and a duplicate control point to the spline (both harmless, see below).
 _SEGMENT_LENGTH = max(len(nodes) for nodes in WARP_SEGMENTS.values())
@@ -41,10 +42,10 @@ _PASTE_RANK = torch.tensor([WARP_PASTE_ORDER.index(name) for name in SEGMENT_NAM
 _AFFINE_RIDGE = 1e-9
 # Rows at which the splines are evaluated (and the five-segment warp chooses each pixel's segment) before being
 # upsampled to the image: a spline is smooth at that scale, and evaluating it at 1024 rows cost 16x the time
-# for no visible difference (``warp_five_segments``).
+# for no visible difference (``warp_garment``).
 GEOMETRY_HEIGHT = 256
 # How far (a fraction of the image height) the backbone may reach beyond its polygon to fill the gaps the
-# polygons leave between the torso and the sleeves (see ``warp_five_segments``).
+# polygons leave between the torso and the sleeves (see ``warp_garment``).
 BACKBONE_REACH = 0.04
 
 
@@ -201,16 +202,35 @@ def _sample(images: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, tor
     return warped[:, :3], (warped[:, 3:] > 0.5).float()
 
 
-def warp_single_tps(
+def warp_garment(
     cloth: torch.Tensor,
     cloth_mask: torch.Tensor,
     cloth_kp: torch.Tensor,
     target_kp: torch.Tensor,
     upper_mask: torch.Tensor | None = None,
+    method: str = "five_segments",
+    shrink_px: float | None = None,
     white_threshold: float | None = None,
     regularization: float = 1e-4,
 ) -> WarpResult:
-    """Baseline warp: one thin-plate spline from all 32 target keypoints back to the flat-garment keypoints.
+    """Warp a flat garment onto the person by thin-plate splines from the target keypoints back to the flat ones.
+
+    ``method`` says which spline each output pixel reads the flat garment through:
+
+    - ``"single_tps"``, the baseline: one spline through all 32 keypoints, for every pixel.
+    - ``"five_segments"``, KGI's warp: one spline per segment s of ``WARP_SEGMENTS`` (backbone, left_up,
+      left_low, right_up, right_low) from its target keypoints back to its flat ones. A pixel shows the last
+      segment in ``WARP_PASTE_ORDER`` (backbone first, sleeves last, so a sleeve crossing the torso stays in front
+      of it) whose warped garment mask covers it inside the filled polygon of the segment's TARGET keypoints,
+      shrunk by ``shrink_px`` pixels (so neighbouring segments do not bleed into each other) and, when given,
+      inside ``upper_mask``. The backbone's polygon is grown by ``BACKBONE_REACH`` of the height instead: pasted
+      first, it shows only where no sleeve does, and so fills the gaps KGI's polygons leave between the torso
+      and the sleeves (on genuine people up to a fifth of the garment region).
+
+    The splines of the whole batch are fitted in one solve (B or B * 5 systems) at ``GEOMETRY_HEIGHT`` rows, where
+    the segment each pixel shows is chosen; the garment is then sampled once at the image's size, each pixel
+    through its spline upsampled (at 1024 rows: a fifth of the sampling, and the segment masks and polygons never
+    exist at full size). The outline stays the full-size garment mask's.
 
     Args:
         cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.
@@ -218,72 +238,61 @@ def warp_single_tps(
         cloth_kp: (B, 32, 2) normalised garment keypoints on the flat garment.
         target_kp: (B, 32, 2) normalised garment keypoints on the person (predicted or ground truth).
         upper_mask: optional (B, 1, H, W) {0, 1} upper-garment region of the target parse; the warped
-            garment is cut to it (as in ``warp_five_segments``, so the two warps compare like for like).
+            garment is cut to it (by either method, so the two compare like for like).
+        method: ``"five_segments"`` (KGI, the default) or ``"single_tps"`` (the baseline), see above.
+        shrink_px: the five segments' polygon margin, None for KGI's 1 pixel per 1024 rows.
         white_threshold: None (the default) trusts the cloth mask: every garment pixel is pasted, a white
             t-shirt included. A number drops flat-garment pixels whose every channel is at least this (KGI's
             filter for product-photo background left inside a loose mask; it also cuts white garments).
-        regularization: the spline's lambda, see ``tps_sampling_grid``.
+        regularization: the splines' lambda, see ``tps_sampling_grid``.
+
+    Returns a ``WarpResult``; its ``segment_masks`` has the five segments' visible pixels (one channel, the mask,
+    for the single spline).
     """
     _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
+    if method not in WARP_METHODS:
+        raise WarpInputError(f"method must be one of {', '.join(WARP_METHODS)}, got {method!r}")
     height, width = cloth.shape[-2:]
-    grid = upsampled_tps_grid(target_kp, cloth_kp, height, width, regularization)
-    stack = torch.cat([cloth, _garment_pixels(cloth, cloth_mask, white_threshold)], dim=1)
-    garment, mask = _sample(stack, grid)
+    usable = _garment_pixels(cloth, cloth_mask, white_threshold)  # (B, 1, H, W)
+    if method == "single_tps":
+        pixel_grid = upsampled_tps_grid(target_kp, cloth_kp, height, width, regularization)  # (B, H, W, 2)
+        segment, covered = torch.zeros_like(usable), torch.ones_like(usable, dtype=torch.bool)  # one, everywhere
+    else:
+        shrink_px = height / 1024 if shrink_px is None else shrink_px
+        pixel_grid, segment, covered = _five_segment_grid(cloth_kp, target_kp, usable, upper_mask, shrink_px,
+                                                          regularization)
+    garment, mask = _sample(torch.cat([cloth, usable], dim=1), pixel_grid)  # (B, 3, H, W), (B, 1, H, W)
+    mask = mask * covered.float()
     if upper_mask is not None:
         mask = mask * (upper_mask > 0.5).float()
-    return WarpResult(garment=garment * mask, mask=mask, segment_masks=mask)
+    num_segments = 1 if method == "single_tps" else len(SEGMENT_NAMES)
+    channels = torch.arange(num_segments, device=cloth.device).view(1, num_segments, 1, 1)
+    visible = (channels == segment).float() * mask  # (B, S, H, W), channels partition the mask
+    return WarpResult(garment=garment * mask, mask=visible.sum(dim=1, keepdim=True), segment_masks=visible)
 
 
-def warp_five_segments(
-    cloth: torch.Tensor,
-    cloth_mask: torch.Tensor,
-    cloth_kp: torch.Tensor,
-    target_kp: torch.Tensor,
-    upper_mask: torch.Tensor | None = None,
-    shrink_px: float | None = None,
-    white_threshold: float | None = None,
-    regularization: float = 1e-4,
-) -> WarpResult:
-    """KGI's five-segment warp: one thin-plate spline per segment of ``WARP_SEGMENTS``, pasted in order.
-
-    For each segment s (backbone, left_up, left_low, right_up, right_low):
-
-    1. a spline from its target keypoints back to its flat-garment keypoints samples the flat garment;
-    2. its mask is the warped garment mask intersected with the filled polygon of its TARGET keypoints
-       shrunk by ``shrink_px`` pixels (so neighbouring segments do not bleed into each other) and, when
-       given, with ``upper_mask``. The backbone's polygon is grown by ``BACKBONE_REACH`` of the height
-       instead: pasted first, it shows only where no sleeve does, and so fills the gaps KGI's polygons leave
-       between the torso and the sleeves (on genuine people up to a fifth of the garment region);
-    3. segments are pasted in ``WARP_PASTE_ORDER``: backbone first, sleeves last, so a sleeve crossing the
-       torso stays in front of it.
-
-    The five splines of the whole batch are fitted in one solve (B * 5 systems) at ``GEOMETRY_HEIGHT`` rows,
-    where the segment each pixel shows is chosen (steps 2-3); the garment is then sampled once at the image's
-    size, each pixel through its segment's upsampled spline (at 1024 rows: a fifth of the sampling, and the
-    segment masks and polygons never exist at full size). The outline stays the full-size garment mask's.
-    Arguments are those of ``warp_single_tps``; ``shrink_px`` is the polygon margin, None for KGI's 1 pixel
-    per 1024 rows.
-    Returns a ``WarpResult`` whose ``segment_masks`` has the five segments' visible pixels.
-    """
-    _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
-    batch, _, height, width = cloth.shape
+def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: torch.Tensor,
+                       upper_mask: torch.Tensor | None, shrink_px: float, regularization: float
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The five-segment warp's choice of spline per pixel (``warp_garment``): the (B, H, W, 2) sampling grid, the
+    (B, 1, H, W) segment each pixel shows (its channel in ``SEGMENT_NAMES``, -1 where none) and the (B, 1, H, W)
+    bool pixels some segment covers. ``usable`` is the (B, 1, H, W) float mask of flat-garment pixels."""
+    batch, _, height, width = usable.shape
     num_segments, segment_length = SEGMENT_NODE_INDEX.shape
-    index = SEGMENT_NODE_INDEX.to(cloth.device)
+    index = SEGMENT_NODE_INDEX.to(usable.device)
     target_polygons = target_kp[:, index].reshape(batch * num_segments, segment_length, 2)
     source_polygons = cloth_kp[:, index].reshape(batch * num_segments, segment_length, 2)
 
-    shrink_px = height / 1024 if shrink_px is None else shrink_px
     scale = min(GEOMETRY_HEIGHT / height, 1.0)
     small_size = (round(height * scale), round(width * scale))
     grid = tps_sampling_grid(target_polygons, source_polygons, *small_size, regularization)  # (B*5, h, w, 2)
-    usable = _garment_pixels(cloth, cloth_mask, white_threshold)  # (B, 1, H, W)
 
     # Which segment each pixel shows is decided at the geometry size: every segment's warped mask, polygon and
     # the upper mask there, pasted in order (one pass per segment).
     stacked_usable = usable.unsqueeze(1).expand(batch, num_segments, 1, height, width).reshape(-1, 1, height, width)
     small_masks = (F.grid_sample(stacked_usable, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
                    > 0.5).float()  # (B*5, 1, h, w)
-    grow = torch.tensor([name == "backbone" for name in SEGMENT_NAMES], device=cloth.device).repeat(batch)
+    grow = torch.tensor([name == "backbone" for name in SEGMENT_NAMES], device=usable.device).repeat(batch)
     polygons = _segment_polygons(target_polygons, *small_size, shrink_px * scale, grow)
     small_segments = (small_masks * polygons).view(batch, num_segments, *small_size)
     if upper_mask is not None:
@@ -304,16 +313,8 @@ def warp_five_segments(
             covered = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False)
         covered = F.interpolate(covered, size=(height, width), mode="bilinear", align_corners=False) > 0.5
 
-    # The garment is then sampled once, at full size, through each pixel's own segment's spline.
+    # The garment is sampled once, at full size, through each pixel's own segment's spline.
     grids = F.interpolate(grid.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
     grids = grids.view(batch, num_segments, 2, height, width)
     chosen = top_segment.clamp_min(0).long().unsqueeze(2).expand(batch, 1, 2, height, width)
-    pixel_grid = grids.gather(1, chosen)[:, 0].permute(0, 2, 3, 1)  # (B, H, W, 2)
-    garment, mask = _sample(torch.cat([cloth, usable], dim=1), pixel_grid)  # (B, 3, H, W), (B, 1, H, W)
-    mask = mask * covered.float()
-    if upper_mask is not None:
-        mask = mask * (upper_mask > 0.5).float()
-    channels = torch.arange(num_segments, device=cloth.device).view(1, num_segments, 1, 1)
-    visible = (channels == top_segment).float() * mask  # (B, 5, H, W), channels partition the mask
-    garment = garment * mask
-    return WarpResult(garment=garment, mask=visible.sum(dim=1, keepdim=True), segment_masks=visible)
+    return grids.gather(1, chosen)[:, 0].permute(0, 2, 3, 1), top_segment, covered  # grid (B, H, W, 2)

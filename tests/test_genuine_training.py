@@ -22,9 +22,9 @@ import ray
 import yaml
 from PIL import Image
 
-from kgi.cli import main
+from kgi.cli import CommandError, main
 from kgi.data.vitonhd import DatasetError
-from training.errors import DataError, StopOnDataError, data_error
+from training.errors import DataError, StopOnDataError, data_error, one_line_errors
 from training.job import repeats_for_full_batches
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
@@ -203,6 +203,18 @@ def test_a_worker_data_error_ends_the_run_instead_of_a_retry():
     StopOnDataError().after_exception(None, {0: ConnectionError("node lost")})  # a worker failure: retried
     assert str(data_error(DatasetError("a.png: label 25"))) == "a.png: label 25"
     assert data_error(ValueError("no data problem")) is None
+
+
+def test_a_failed_job_is_one_line_unless_verbose():
+    with pytest.raises(CommandError, match=r"^data: a.png: label 25 \(check it\)$"):
+        with one_line_errors("conversion", verbose=False, data_hint=" (check it)"):
+            raise DatasetError("a.png: label 25")
+    with pytest.raises(CommandError, match=r"^training failed: node lost \(--verbose shows the trace\)$"):
+        with one_line_errors("training", verbose=False):
+            raise RuntimeError("Traceback (most recent call last):\n  ...\n node lost \n\n")
+    with pytest.raises(RuntimeError, match="node lost"):  # --verbose: the failure itself, with its trace
+        with one_line_errors("training", verbose=True):
+            raise RuntimeError("node lost")
 
 
 @pytest.mark.parametrize("rows, workers, batch, repeats", [(1, 2, 32, 64), (31, 1, 32, 2), (32, 1, 32, 1),

@@ -13,8 +13,7 @@ from kgi.drawing import (
     polygon_masks,
 )
 from kgi.graphs import POSE_EDGES, WARP_PASTE_ORDER, WARP_SEGMENTS
-from kgi.warp import (BACKBONE_REACH, SEGMENT_NAMES, WarpInputError, tps_sampling_grid, warp_five_segments,
-                      warp_single_tps)
+from kgi.warp import BACKBONE_REACH, SEGMENT_NAMES, WarpInputError, tps_sampling_grid, warp_garment
 
 HEIGHT, WIDTH = 128, 96
 
@@ -196,10 +195,10 @@ def test_identity_keypoints_give_back_the_cloth():
     cloth = checkerboard(2)
     _, mask = segment_coloured_cloth(flat[0])
     mask = mask.expand(2, 1, HEIGHT, WIDTH)
-    single = warp_single_tps(cloth, mask, flat, flat)
+    single = warp_garment(cloth, mask, flat, flat, method="single_tps")
     torch.testing.assert_close(single.mask, mask)
     torch.testing.assert_close(single.garment, cloth * mask, atol=1e-3, rtol=0)
-    five = warp_five_segments(cloth, mask, flat, flat, shrink_px=0.0)
+    five = warp_garment(cloth, mask, flat, flat, shrink_px=0.0)
     covered = five.mask > 0
     assert covered.float().mean() > 0.95 * mask.mean()  # only pixels on shared segment borders may be lost
     torch.testing.assert_close(five.garment * covered, cloth * covered, atol=1e-3, rtol=0)
@@ -209,7 +208,7 @@ def test_five_segment_warp_places_each_segment_in_its_target_polygon():
     flat = flat_tshirt()
     target = crossed_arm(flat)
     cloth, mask = segment_coloured_cloth(flat)
-    result = warp_five_segments(cloth, mask, flat.unsqueeze(0), target.unsqueeze(0), shrink_px=1.0)
+    result = warp_garment(cloth, mask, flat.unsqueeze(0), target.unsqueeze(0), shrink_px=1.0)
     assert result.garment.shape == (1, 3, HEIGHT, WIDTH) and result.segment_masks.shape == (1, 5, HEIGHT, WIDTH)
     torch.testing.assert_close(result.segment_masks.sum(1, keepdim=True), result.mask)  # a partition
     polygons = {name: polygon_masks(target[list(WARP_SEGMENTS[name])].unsqueeze(0), HEIGHT, WIDTH, 1.0)[0, 0] > 0
@@ -232,7 +231,7 @@ def test_sleeve_is_pasted_over_the_backbone():
     flat = flat_tshirt()
     target = crossed_arm(flat)
     cloth, mask = segment_coloured_cloth(flat)
-    result = warp_five_segments(cloth, mask, flat.unsqueeze(0), target.unsqueeze(0))
+    result = warp_garment(cloth, mask, flat.unsqueeze(0), target.unsqueeze(0))
     polygon = {name: polygon_masks(target[list(WARP_SEGMENTS[name])].unsqueeze(0), HEIGHT, WIDTH, 2.0)[0, 0] > 0
                for name in SEGMENT_NAMES}
     overlap = polygon["backbone"] & polygon["left_low"]
@@ -250,12 +249,12 @@ def test_five_segment_mask_respects_upper_mask_and_keeps_white_unless_asked():
     cloth[:, :, : HEIGHT // 4] = 1.0  # white band over the shoulders, inside the cloth mask
     upper = torch.ones(1, 1, HEIGHT, WIDTH)
     upper[..., HEIGHT // 2:, :] = 0  # the target parse has garment only in the top half
-    dropped = warp_five_segments(cloth, mask, flat.unsqueeze(0), flat.unsqueeze(0), upper_mask=upper,
+    dropped = warp_garment(cloth, mask, flat.unsqueeze(0), flat.unsqueeze(0), upper_mask=upper,
                                  white_threshold=0.95)
     assert dropped.mask[..., HEIGHT // 2:, :].sum() == 0
     assert dropped.mask[..., : HEIGHT // 4 - 1, :].sum() == 0
     assert dropped.mask[..., HEIGHT // 4 + 1: HEIGHT // 2, :].sum() > 0
-    kept_white = warp_five_segments(cloth, mask, flat.unsqueeze(0), flat.unsqueeze(0))  # the cloth mask trusted
+    kept_white = warp_garment(cloth, mask, flat.unsqueeze(0), flat.unsqueeze(0))  # the cloth mask trusted
     white_in_mask = mask[..., : HEIGHT // 4 - 1, :].sum()
     assert kept_white.mask[..., : HEIGHT // 4 - 1, :].sum() > 0.9 * white_in_mask
 
@@ -267,9 +266,9 @@ def test_five_segment_warp_is_batched_and_differentiable():
     _, mask = segment_coloured_cloth(flat)
     mask = mask.expand(2, 1, HEIGHT, WIDTH)
     target = keypoints.clone().requires_grad_(True)
-    batched = warp_five_segments(cloth, mask, flat.expand(2, 32, 2), target)
+    batched = warp_garment(cloth, mask, flat.expand(2, 32, 2), target)
     for b in range(2):
-        alone = warp_five_segments(cloth[b:b + 1], mask[b:b + 1], flat.unsqueeze(0), keypoints[b:b + 1])
+        alone = warp_garment(cloth[b:b + 1], mask[b:b + 1], flat.unsqueeze(0), keypoints[b:b + 1])
         torch.testing.assert_close(batched.garment[b:b + 1], alone.garment, atol=1e-5, rtol=0)
         torch.testing.assert_close(batched.segment_masks[b:b + 1], alone.segment_masks)
     batched.garment.sum().backward()
@@ -280,6 +279,8 @@ def test_warps_refuse_bad_shapes():
     cloth, mask = segment_coloured_cloth(flat_tshirt())
     keypoints = flat_tshirt().unsqueeze(0)
     with pytest.raises(WarpInputError, match="cloth_mask"):
-        warp_five_segments(cloth, mask[:, :, :10], keypoints, keypoints)
+        warp_garment(cloth, mask[:, :, :10], keypoints, keypoints)
     with pytest.raises(WarpInputError, match="target_kp"):
-        warp_single_tps(cloth, mask, keypoints, keypoints[:, :10])
+        warp_garment(cloth, mask, keypoints, keypoints[:, :10], method="single_tps")
+    with pytest.raises(WarpInputError, match="five_segments, single_tps"):
+        warp_garment(cloth, mask, keypoints, keypoints, method="five")

@@ -33,6 +33,29 @@ from kgi.data.storage import arrow_filesystem
 REQUIRED_JOINTS = {1: "neck", 2: "right shoulder", 5: "left shoulder"}  # BODY_25; the garment frame needs them
 
 
+class _Decoded:
+    """An attribute of :class:`Pair`: its file of ``kind`` read and decoded by ``decode(data, source=uri)`` on first
+    use (an error names the file), then kept in the pair for the next check."""
+
+    def __init__(self, kind: str, decode: Callable[..., np.ndarray]):
+        self.kind, self.decode = kind, decode
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, pair: Pair | None, owner: type | None = None):
+        if pair is None:
+            return self
+        value = self.decode(pair.root.read_bytes(pair.files[self.kind]), source=pair.uri(self.kind))
+        pair.__dict__[self.name] = value  # found before this (non-data) descriptor from now on
+        return value
+
+
+def _decode_garment_mask(data: bytes, *, source: str) -> np.ndarray:
+    """(H, W) bool: the garment mask's pixels at or above ``MASK_THRESHOLD``."""
+    return decode_gray(data, source=source) >= MASK_THRESHOLD
+
+
 class Pair:
     """One (person, own garment) pair of a split: its files, decoded on first use and kept for the next check.
 
@@ -41,6 +64,12 @@ class Pair:
         split: the split's folder.
         person_name: the person image's file name (the garment has the same name: the paired setting).
     """
+
+    person = _Decoded("image", decode_rgb)  # (H, W, 3) uint8
+    cloth = _Decoded("cloth", decode_rgb)  # (H, W, 3) uint8
+    cloth_mask = _Decoded("cloth-mask", _decode_garment_mask)  # (H, W) bool
+    parse = _Decoded("image-parse-v3", decode_labels)  # (H, W) CIHP labels
+    pose = _Decoded("openpose_json", parse_openpose)  # (25, 3) BODY_25 x, y, confidence
 
     def __init__(self, root: storage.Storage, split: str, person_name: str):
         self.root, self.split, self.person_name = root, split, person_name
@@ -55,27 +84,6 @@ class Pair:
 
     def uri(self, kind: str) -> str:
         return self.root.uri(self.files[kind])
-
-    @functools.cached_property
-    def person(self) -> np.ndarray:
-        return decode_rgb(self.root.read_bytes(self.files["image"]), source=self.uri("image"))
-
-    @functools.cached_property
-    def cloth(self) -> np.ndarray:
-        return decode_rgb(self.root.read_bytes(self.files["cloth"]), source=self.uri("cloth"))
-
-    @functools.cached_property
-    def cloth_mask(self) -> np.ndarray:
-        mask = decode_gray(self.root.read_bytes(self.files["cloth-mask"]), source=self.uri("cloth-mask"))
-        return mask >= MASK_THRESHOLD
-
-    @functools.cached_property
-    def parse(self) -> np.ndarray:
-        return decode_labels(self.root.read_bytes(self.files["image-parse-v3"]), source=self.uri("image-parse-v3"))
-
-    @functools.cached_property
-    def pose(self) -> np.ndarray:
-        return parse_openpose(self.root.read_bytes(self.files["openpose_json"]), source=self.uri("openpose_json"))
 
     @functools.cached_property
     def landmarks(self) -> tuple[dict, dict]:

@@ -5,7 +5,8 @@ however often it is read, so retrying a training run on it only repeats the fail
 ``StopOnDataError`` is a Ray Train callback on the run's controller that turns a worker's data error into the
 end of the run, without the retries ``FailureConfig(max_failures)`` grants to worker failures (lost nodes,
 preempted workers), which keep them. ``data_error`` digs the one-line message out of whatever Ray wrapped it in
-(a task error, a Ray Data user-code error, a Train worker-group or controller error).
+(a task error, a Ray Data user-code error, a Train worker-group or controller error), and ``one_line_errors``
+turns a failed ``kgi convert`` or ``kgi train`` into that line.
 
 This module imports no model code: the Train controller loads it.
 """
@@ -13,9 +14,12 @@ This module imports no model code: the Train controller loads it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ray.train import UserCallback
 
+from kgi.cli import CommandError
 from kgi.data.images import ImageError
 from kgi.data.pose import PoseError
 from kgi.data.vitonhd import DatasetError
@@ -78,3 +82,27 @@ class StopOnDataError(UserCallback):
             found = data_error(worker_exceptions[rank])
             if found is not None:
                 raise found
+
+
+@contextmanager
+def one_line_errors(what: str, verbose: bool, data_hint: str = "") -> Iterator[None]:
+    """Any failure of the Ray job run inside the block as a one-line ``CommandError`` (``kgi`` prints it without a
+    trace): a data problem (:func:`data_error`) as ``data: <its message><data_hint>``, anything else as ``<what>
+    failed: <the last line of its message> (--verbose shows the trace)``.
+
+    Args:
+        what: the job, as the message names it ("conversion", "training").
+        verbose: raise the failure as it is instead (``--verbose``: the whole trace).
+        data_hint: said after a data problem's message, e.g. the command that lists every bad pair.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if verbose:
+            raise
+        found = data_error(exc)
+        if found is not None:
+            raise CommandError(f"data: {found}{data_hint}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise CommandError(f"{what} failed: {lines[-1] if lines else type(exc).__name__} (--verbose shows the "
+                           "trace)") from None

@@ -2,7 +2,14 @@
 // Plain browser JavaScript, no build step; every URL is relative so the page works under any route prefix.
 "use strict";
 
-const FIELDS = ["person", "garment", "pose", "parse"];
+// The inputs of a try-on in form order: the API's field, the files its drop box offers, its title and its hint.
+const INPUTS = [
+  { field: "person", accept: "image/*", title: "Person photo", hint: "JPEG, PNG or WebP" },
+  { field: "garment", accept: "image/*", title: "Garment photo", hint: "flat product shot, plain background" },
+  { field: "pose", accept: ".json,application/json", title: "Pose", hint: "OpenPose BODY_25 JSON of the person" },
+  { field: "parse", accept: "image/png", title: "Parse", hint: "CIHP label PNG of the person" },
+];
+const FIELDS = INPUTS.map((input) => input.field);
 
 // The intermediate images of a `stages=true` answer, in pipeline order, with the stage whose time they show.
 const STAGES = [
@@ -95,10 +102,17 @@ function setFile(field, file) {
   }
 }
 
-function bindDropZones() {
-  for (const drop of document.querySelectorAll(".drop")) {
-    const field = drop.dataset.field;
-    const input = $("input", drop);
+/** One drop box per input in `#drops`: a file dropped on it, or chosen by clicking it, is that input. */
+function buildDropZones() {
+  for (const { field, accept, title, hint } of INPUTS) {
+    const input = el("input", { type: "file", name: field, accept });
+    const drop = el("label", { class: "drop", "data-field": field }, [
+      input,
+      el("span", { class: "drop-preview" }),
+      el("span", { class: "drop-text" }, [el("b", { text: title }), el("small", { class: "drop-name", text: hint })]),
+      el("span", { class: "badge" }),
+    ]);
+    $("#drops").append(drop);
     input.addEventListener("change", () => {
       if (input.files.length) setFile(field, input.files[0]);
       input.value = "";  // the file is kept in `state`; choosing the same file again still counts as a change
@@ -375,7 +389,7 @@ function bindActions() {
 }
 
 async function init() {
-  bindDropZones();
+  buildDropZones();
   bindActions();
   const loaded = await Promise.allSettled([loadModels(), loadRequiredInputs(), loadExamples()]);
   for (const result of loaded) if (result.status === "rejected") console.error(result.reason);

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from kgi.cli import CommandError
-from kgi.shipped import MODELS_DIR
+from kgi.shipped import LOCAL_MODELS_DIR, MODELS_DIR
 
 HELP = "batch try-on of a whole split with Ray Data: images, manifest, metrics"
 
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VITON-HD root or kgi convert shards: a folder or s3://bucket/prefix")
     parser.add_argument("--out", required=True, metavar="URI", help="output folder or s3://bucket/prefix")
     parser.add_argument("--version", default="default", metavar="DIR_OR_NAME",
-                        help=f"model version folder, or the name of one under {MODELS_DIR} (default: default)")
+                        help=f"model version folder, or the name of one in {LOCAL_MODELS_DIR} (kgi export's) or "
+                             "among the shipped versions (default: default)")
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--mode", default="paired", choices=["paired", "unpaired"],
                         help="paired: own garment, scored against the photo; unpaired: the pairs file's garment")
@@ -44,9 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_version(text: str) -> Path:
-    """A version folder given as a path, or as the name of a folder under ``models/``."""
+    """A version folder given as a path, or as a name: the version of that name ``kgi export`` wrote
+    (``kgi.shipped.LOCAL_MODELS_DIR``), else the shipped one."""
     path = Path(text).expanduser()
-    return path if path.is_dir() or "/" in text else MODELS_DIR / text
+    if path.is_dir() or "/" in text:
+        return path
+    exported = LOCAL_MODELS_DIR / text
+    return exported if exported.is_dir() else MODELS_DIR / text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,8 @@ A version is a model version folder plus a manifest.json (sha256 and size of eve
 settings, the training run of each stage, metrics). Pushing uploads the files, then the manifest; pulling
 verifies every file and refuses one that does not match. Wherever a version is named, NAME@sha256:DIGEST
 (what `show` prints as `pin`) pins it to one content, refused once the name is pushed again. The registry is
---registry, else $KGI_REGISTRY, else the repository's models/ folder (where kgi export writes versions). S3 takes
+--registry, else $KGI_REGISTRY, else the local models folder where kgi export writes versions: the repository's
+models/ in a checkout, ~/.local/share/kgi/models ($XDG_DATA_HOME/kgi/models) when installed from a wheel. S3 takes
 the usual AWS variables (AWS_ENDPOINT_URL for MinIO or moto, AWS_PROFILE / AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION).
 
 Examples:
@@ -27,11 +28,11 @@ from pathlib import Path
 import yaml
 
 from kgi.cli import CommandError
-from kgi.shipped import MODELS_DIR
+from kgi.shipped import LOCAL_MODELS_DIR
 
 HELP = "model registry: list | show | push | pull versions (local folder or s3://)"
 REGISTRY_VARIABLE = "KGI_REGISTRY"
-DEFAULT_REGISTRY = MODELS_DIR
+DEFAULT_REGISTRY = LOCAL_MODELS_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,24 +40,10 @@ import cv2
 import numpy as np
 
 from kgi.graphs import NUM_GARMENT_NODES
-from kgi.landmarks.geometry import (
-    SIDE_BETWEEN,
-    SIDE_FRACTIONS,
-    SIDE_NODES,
-    Contour,
-    GarmentLandmarks,
-    LandmarkError,
-    armhole_nodes,
-    check_mask,
-    convexity_defects,
-    farthest_outside,
-    outer_contour,
-    outside_distance,
-    point_segment_distance,
-    resample_polyline,
-    signed_side,
-    unit_vector,
-)
+from kgi.landmarks.geometry import (SIDE_BETWEEN, SIDE_FRACTIONS, SIDE_NODES, Contour, GarmentLandmarks, LandmarkError,
+                                    armhole_nodes, check_mask, convexity_defects, farthest_outside, outer_contour,
+                                    outside_distance, point_segment_distance, resample_polyline, signed_side,
+                                    unit_vector)
 from kgi.landmarks.checks import garment_problems, landmark_problems
 from kgi.landmarks.neckline import front_neckline
 from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve

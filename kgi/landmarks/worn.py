@@ -9,23 +9,9 @@ import cv2
 import numpy as np
 
 from kgi.graphs import NUM_GARMENT_NODES
-from kgi.landmarks.geometry import (
-    SIDE_BETWEEN,
-    SIDE_FRACTIONS,
-    SIDE_NODES,
-    Contour,
-    GarmentLandmarks,
-    LandmarkError,
-    armhole_nodes,
-    convexity_defects,
-    corner_between,
-    labels_at,
-    last_inside,
-    outer_contour,
-    resample_polyline,
-    signed_side,
-    unit_vector,
-)
+from kgi.landmarks.geometry import (SIDE_BETWEEN, SIDE_FRACTIONS, SIDE_NODES, Contour, GarmentLandmarks, LandmarkError,
+                                    armhole_nodes, convexity_defects, corner_between, labels_at, last_inside,
+                                    outer_contour, resample_polyline, signed_side, unit_vector)
 
 # --- worn garments (lengths in torso-frame units: shoulder joint to shoulder joint = 1) ---
 # CIHP labels of an upper garment (upper-clothes, dress, coat) and of arm skin (left-arm, right-arm).

@@ -44,21 +44,12 @@ def run(args) -> int:
         raise CommandError("--shard-size must be at least 1")
     import ray
 
-    from training.errors import data_error
+    from training.errors import one_line_errors
     from training.shards import convert
 
     ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    try:
+    with one_line_errors("conversion", args.verbose, f" ('kgi convert --check {args.root}' lists every bad pair)"):
         results = convert(args.root, args.out, shard_size=args.shard_size, splits=tuple(args.splits))
-    except Exception as exc:
-        if args.verbose:
-            raise
-        found = data_error(exc)
-        if found is not None:
-            raise CommandError(f"data: {found} ('kgi convert --check {args.root}' lists every bad pair)") from None
-        if isinstance(exc, (FileNotFoundError, ValueError)):
-            raise CommandError(str(exc)) from None
-        raise
     written = sum(r["written"] for r in results)
     rows = sum(r["rows"] for r in results)
     print(f"{len(results)} shards ({written} written, {len(results) - written} already there), {rows} pairs -> "

@@ -6,6 +6,9 @@ existing version, or from --base for a new one).
 Examples:
   kgi export runs/keypoints runs/parse runs/inpainter --version v2 --base none
   kgi export s3://runs/inpainter-big --version v3 --base models/default
+
+The version goes into --models: by default the repository's models/ in a checkout and, installed from a wheel,
+~/.local/share/kgi/models ($XDG_DATA_HOME/kgi/models), never into the installed package.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 from pathlib import Path
 
 from kgi.cli import CommandError
-from kgi.shipped import DEFAULT_VERSION, MODELS_DIR
+from kgi.shipped import DEFAULT_VERSION, LOCAL_MODELS_DIR
 
 HELP = "a run's checkpoint -> a model version folder"
 
@@ -22,10 +25,10 @@ HELP = "a run's checkpoint -> a model version folder"
 def add_arguments(parser):
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s): <storage_path>/<run_name>, local or s3://")
     parser.add_argument("--version", required=True, metavar="NAME", help="version name (letters, digits, - _ .)")
-    parser.add_argument("--models", type=Path, default=MODELS_DIR, metavar="DIR",
-                        help="folder of model versions (default: the repository's models/)")
+    parser.add_argument("--models", type=Path, default=LOCAL_MODELS_DIR, metavar="DIR",
+                        help="folder of model versions (default: %(default)s)")
     parser.add_argument("--base", default=str(DEFAULT_VERSION), metavar="DIR",
-                        help="version the other stages come from when NAME is new (default models/default; "
+                        help="version the other stages come from when NAME is new (default: the shipped one; "
                              "'none' when the runs cover all three stages)")
 
 

@@ -47,7 +47,7 @@ def run(args) -> int:
 
     from kgi.data.vitonhd import DatasetError
     from training.config import TrainConfig
-    from training.errors import data_error
+    from training.errors import one_line_errors
     from kgi.data.storage import is_s3
     from kgi.data.shards import count_rows
 
@@ -73,15 +73,8 @@ def run(args) -> int:
     # Without --verbose the workers' logs (Ray's traces, progress bars) stay in Ray's log files; the loop's
     # progress lines are relayed (training.job.run).
     ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=args.verbose)
-    try:
+    with one_line_errors("training", args.verbose):
         result = run_training(cfg, quiet=not args.verbose)
-    except Exception as exc:
-        if args.verbose:
-            raise
-        found = data_error(exc)
-        if found is not None:
-            raise CommandError(f"data: {found}") from None
-        raise CommandError(f"training failed: {_last_line(exc)} (--verbose shows the trace)") from None
     history = read_history(result.checkpoint)
     plot = (Path(f"{cfg.run_name}-metrics.png") if is_s3(cfg.storage_path)
             else Path(cfg.storage_path) / cfg.run_name / "metrics.png")
@@ -90,8 +83,3 @@ def run(args) -> int:
     print(f"done: step {last['step']}, loss {last['loss']:.4f}, {last['samples_per_s']:.1f} samples/s; "
           f"checkpoint {result.checkpoint.path}; metrics plot {plot}")
     return 0
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
