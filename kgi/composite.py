@@ -8,9 +8,11 @@ are the recomposed image's, exact):
 1. skin (face-neck and arm classes), at full resolution: the person's own skin colour and shading, learnt
    from the visible skin the recomposition kept (``Recomposition.skin_mask``). A skin pixel's depth is its
    distance to its class's outline over the class's radius (95th percentile of that distance), in [0, 1]; the
-   brightness profile L(depth) is the median brightness of the visible arm skin per depth bin (the default
-   1 - 0.4 (1 - depth)^2 times the skin's median where fewer than ``MIN_PROFILE_PIXELS`` are visible), and the
-   colour a per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the skin's own hue;
+   brightness profile across a limb is L(depth) = c - s (1 - depth)^2, darkest at the outline, fitted by least
+   squares (s >= 0: never brighter at the outline) to the visible arm skin away from its outline
+   (``PROFILE_EDGE`` pixels: there the photo's pixels mix with the background); c = m / (1 - 0.4 / 16) and
+   s = 0.4 c, m the skin's median, where fewer than ``MIN_PROFILE_PIXELS`` are visible; the colour is a
+   per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the skin's own hue;
 2. every other class (background, lower garment, hair...): filled from the kept pixels of that class by a
    push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
    it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
@@ -43,7 +45,8 @@ BORDER_SOFTNESS = 1.0  # Gaussian sigma, pixels, of the class borders
 FEATHER = 1.0  # Gaussian sigma, pixels, of the painted side of the kept pixels' outline
 MIN_REFERENCE_PIXELS = 16  # fewer kept pixels of a class than this: the class takes the inpainter's colours
 MIN_PROFILE_PIXELS = 400  # visible arm skin needed to learn the brightness profile
-PROFILE_BINS = 8
+PROFILE_EDGE = 2  # pixels of the visible arm's outline left out of the profile's fit
+DEFAULT_SHADING = 0.4  # the default profile's shading s over its centre brightness c
 
 
 def push_pull_fill(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -134,28 +137,24 @@ class SkinModel:
         else:  # too little skin: a plain skin tone, scaled by brightness
             tone = pixels.mean(0) if len(pixels) else np.array([0.85, 0.64, 0.52], np.float32)
             self.fit = np.stack([np.zeros(3), tone / max(tone.mean(), 1e-3)]).astype(np.float32)
-        centres = (np.arange(PROFILE_BINS) + 0.5) / PROFILE_BINS
-        self.profile = (self.median * (1 - 0.4 * (1 - centres) ** 2) / (1 - 0.4 * (1 - 0.75) ** 2)).astype(np.float32)
+        centre = self.median / (1 - DEFAULT_SHADING * (1 - 0.75) ** 2)  # the median at three quarters' depth
+        self.profile = (centre, DEFAULT_SHADING * centre)  # (c, s): L(depth) = c - s (1 - depth)^2
         arms = reference & np.isin(parse, ARM_CLASSES)
-        if arms.sum() >= MIN_PROFILE_PIXELS:
+        inner = cv2.erode(arms.astype(np.uint8), np.ones((2 * PROFILE_EDGE + 1,) * 2, np.uint8)).astype(bool)
+        if inner.sum() >= MIN_PROFILE_PIXELS:
             depth = np.zeros(parse.shape, np.float32)
             for label in ARM_CLASSES:
                 member = parse == label
                 if (member & arms).any():
                     depth[member] = _depth(member, arms)[member]
-            bins = np.minimum((depth[arms] * PROFILE_BINS).astype(int), PROFILE_BINS - 1)
-            arm_brightness = known[arms].mean(1)
-            learnt = [np.median(arm_brightness[bins == b]) if (bins == b).sum() >= 8 else np.nan
-                      for b in range(PROFILE_BINS)]
-            learnt = np.array(learnt, np.float32)
-            found = ~np.isnan(learnt)
-            if found.sum() >= 2:
-                self.profile = np.interp(centres, centres[found], learnt[found]).astype(np.float32)
+            design = np.stack([np.ones(int(inner.sum())), -(1 - depth[inner]) ** 2], 1)  # (N, 2)
+            centre, shading = np.linalg.lstsq(design, known[inner].mean(1), rcond=None)[0]
+            self.profile = (float(centre), float(np.clip(shading, 0, centre)))
 
     def colours(self, depth: np.ndarray) -> np.ndarray:
         """(N,) depths in [0, 1] -> (N, 3) skin colours."""
-        centres = (np.arange(PROFILE_BINS) + 0.5) / PROFILE_BINS
-        brightness = np.interp(depth, centres, self.profile).astype(np.float32)
+        centre, shading = self.profile
+        brightness = (centre - shading * (1 - depth) ** 2).astype(np.float32)
         return self.fit[0] + brightness[:, None] * self.fit[1]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kgi.composite import composite, push_pull_fill
+from kgi.composite import SkinModel, composite, push_pull_fill
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.limbs import ARM_NODES, arm_layout
 from kgi.recompose import pose_arms, shape_arms
@@ -136,3 +136,20 @@ def test_arms_the_pose_cannot_explain_leave_the_target_parse():
     assert (cleaned[240:280, 180:210] == UPPER).all()
     assert (cleaned[100:130, 330:370] == 0).all()
     assert (cleaned[240:300, 245:262] == LEFT_ARM).all() and (cleaned[300:330, 300:320] == LEFT_ARM).all()
+
+
+def test_the_skin_profile_is_learnt_from_the_visible_arm_darkest_at_its_outline_not_from_its_blended_edge():
+    """A visible arm shaded like a cylinder (brightness 0.5 at its outline to 0.8 at its middle) whose outermost
+    pixels blend with a light wall: the learnt profile follows the shading and is never brighter at the outline."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[40:220, 60:100] = LEFT_ARM
+    columns = np.arange(60, 100)
+    depth = np.minimum(columns - 59, 100 - columns) / 20  # 0.05 at the outline .. 1 in the middle
+    brightness = 0.8 - 0.3 * (1 - depth) ** 2
+    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
+    image[40:220, 60:100] = brightness[None, :, None] * (SKIN / SKIN.mean())
+    image[40:220, [60, 99]] = WALL * 0.9  # the anti-aliased outline: half wall
+    model = SkinModel(image, parse, parse == LEFT_ARM)
+    painted = model.colours(np.linspace(0, 1, 11)).mean(1)
+    assert (np.diff(painted) >= 0).all()  # darkest at the outline
+    assert abs(painted[-1] - 0.8) < 0.03 and abs(painted[0] - 0.5) < 0.06
