@@ -276,37 +276,38 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
 
 def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torch.Tensor, visible_arms: torch.Tensor,
                     pose_nodes, garment_keypoints) -> torch.Tensor:
-    """The target parse with no background on the body between the neck and the arms, (B, H, W) long.
+    """The target parse with no background on the body between the neck and the arms, and garment wherever the
+    new garment's keypoints put it on the old one: (B, H, W) long.
 
-    Where the person's photo shows the old garment, an arm or the neck inside the change region and within the
-    pose's shoulder zone (``kgi.limbs.shoulder_zone``: neck, trapezius, shoulders' tops) or torso
-    (``kgi.limbs.arm_layout``), the body is there whatever the new garment is, and the target's background is a
-    hole the wall would show through (a loose sleeve or hem outside them may leave background). Such pixels
-    become garment where the new garment lies (its keypoint outline, up to the body's top above its shoulder
-    seams), the pose's arm inside an arm capsule, and elsewhere the nearest skin class of the target (neck or
-    arm: what a shorter neckline or a sleeveless top leaves bare). Background stays background only where the
-    photo shows background. Where the new garment lies in the shoulder zone, the old garment is garment even
-    where the target draws an arm there (the parse network draws the arm up over a shoulder the new sleeve
-    covers: a bare "cold shoulder").
+    Where the person's photo shows the old garment, an arm or the neck inside the change region, the body is
+    there whatever the new garment is, and the target's background is a hole the wall would show through. Such
+    pixels become garment inside the worn garment's keypoint outline (``kgi.limbs.shoulder_zone``); outside it,
+    within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
+    pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
+    shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.
+    Inside the outline the old garment is garment even where the target draws an arm: the parse network draws
+    the arm up over a shoulder the new sleeve covers (a bare "cold shoulder") and across a bent sleeve's elbow
+    the warp leaves open.
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
         region: (B, H, W) bool the change region. visible_arms: (B, H, W) bool the photo's visible arm skin.
         pose_nodes: (B, 10, 2) normalised pose-graph nodes.
-        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment (stage 1's output).
+        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment (stage 1's, seated on the
+            shoulders by ``kgi.pipeline.seated_keypoints``).
     """
     height, width = target.shape[1:]
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
     body = region & _isin(parse_cihp, AGNOSTIC_CIHP) & (target == BACKGROUND)
-    shoulder_arm = region & _isin(parse_cihp, GARMENT_CIHP) & ((target == LEFT_ARM) | (target == RIGHT_ARM))
+    sleeve_arm = region & _isin(parse_cihp, GARMENT_CIHP) & ((target == LEFT_ARM) | (target == RIGHT_ARM))
     covered = target.long().clone()
     bare = torch.zeros_like(body)
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
         zone, inside = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
             np.asarray(pose_nodes[index], np.float64) * [width, height],
             np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
+        labels = torch.where((body[index] | sleeve_arm[index]) & inside, UPPER, covered[index])
         hole = body[index] & (zone | (torso > 0))
-        labels = torch.where((hole | (shoulder_arm[index] & zone)) & inside, UPPER, covered[index])
         covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
         bare[index] = hole & ~inside & (arms == 0)
     skin = (covered == FACE_NECK) | (covered == LEFT_ARM) | (covered == RIGHT_ARM)
