@@ -21,7 +21,9 @@ from kgi.data.labels import FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, 
 from kgi.models.parse import iou_counts
 from kgi.parsing import PhotoParser, make_parser
 from kgi.photo_parsing import photo_problem
+from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from kgi.photo_parsing.regions import split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
 
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON") or None  # an interpreter whose environment has mediapipe
@@ -84,6 +86,26 @@ def test_photo_checks_say_what_to_send():
     away = front_landmarks()
     away[[LEFT_SHOULDER, RIGHT_SHOULDER], 0] = away[[RIGHT_SHOULDER, LEFT_SHOULDER], 0]
     assert photo_problem(size, away, faces, silhouettes).startswith("the person faces away")
+
+
+def test_touching_skin_is_split_along_the_photo_edge_not_halfway_between_the_parts():
+    """A hand (darker skin, columns < 30) against a bare thigh (lighter, columns >= 30): the hand's sure skin lies
+    near the edge, the thigh's far from it. The split follows the colour edge (halfway would be column 51); skin
+    that no core reaches, and what is not skin, stay unsplit (0)."""
+    image = np.full((60, 100, 3), (150, 110, 90), np.uint8)
+    image[:, 30:] = (215, 175, 155)
+    image[:, 90:] = (240, 240, 240)  # background
+    image[:, 84:86] = (40, 40, 40)  # a dark seam (a garment's hem) separates a strip of skin (columns 86-89)
+    skin = np.zeros((60, 100), bool)
+    skin[:, :90] = True
+    skin[:, 84:86] = False
+    cores = np.zeros((60, 100), np.uint8)
+    cores[20:40, 24:28] = cihp.RIGHT_ARM
+    cores[20:40, 74:78] = cihp.RIGHT_LEG
+    split = split_skin(image, skin, cores)
+    inner = split[1:-1]  # the watershed draws its lines (0) along the image's border and between floods
+    assert (inner[:, 1:29] == cihp.RIGHT_ARM).all() and (inner[:, 32:83] == cihp.RIGHT_LEG).all()
+    assert (split[:, 84:] == 0).all()  # the hem, the strip beyond it (no core there) and the background
 
 
 # --- the real models ---------------------------------------------------------------------------------------------

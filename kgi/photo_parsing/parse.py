@@ -16,7 +16,7 @@ from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FAC
                                      RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
                                      TORSO_SKIN, UPPER)
 from kgi.photo_parsing.refinement import drop_specks, refine_hair, refine_skin
-from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask
+from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask, split_skin
 
 WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
 
@@ -28,6 +28,7 @@ MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+PART_CORE = 0.5  # limb widths: a part's sure skin (split_skin's seeds) is this near its skeleton line, and nearest it
 
 
 def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
@@ -234,6 +235,13 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
     labels[lower] = PANTS
+    # Where skin of two parts meets (a hand on a bare thigh), the photo's edges split it: each part's sure skin
+    # floods the rest.
+    cores = np.zeros(shape, np.uint8)
+    for name in names:
+        cores[skin & (nearest == name) & (parts[name] < PART_CORE * limb)] = name
+    split = split_skin(image, skin, cores)
+    nearest = np.where(split > 0, split, nearest)
     labels[skin] = limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
