@@ -15,7 +15,7 @@ from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FAC
                                      LEFT_WRIST, NOSE, PANTS, RIGHT_ANKLE, RIGHT_ARM, RIGHT_ELBOW, RIGHT_HAND,
                                      RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
                                      TORSO_SKIN, UPPER)
-from kgi.photo_parsing.refinement import drop_specks, refine_hair, refine_skin
+from kgi.photo_parsing.refinement import background_gaps, drop_specks, refine_hair, refine_skin
 from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask, split_skin
 
 WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
@@ -50,10 +50,11 @@ def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face
     marks = landmarks.astype(np.float64).copy()
     marks[:, :2] *= scale
     face = None if face is None else face.astype(np.float64) * scale
-    labels = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
+    labels, gaps = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
     if (height, width) == labels.shape:
         return labels
-    return _upsample_labels(labels, person_mask(rgb, person))
+    gaps = cv2.resize(gaps.astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR) > 0
+    return _upsample_labels(labels, person_mask(rgb, person) & ~gaps)
 
 
 def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -76,7 +77,9 @@ def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
 
 
 def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
-                   ) -> np.ndarray:
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The steps of :mod:`kgi.photo_parsing` at the working size: (h, w) uint8 labels, and the (h, w) bool
+    background gaps found inside the person mask (to take out of the photo's full-size mask)."""
     h, w = image.shape[:2]
     shape = (h, w)
     person = person_mask(image, probability)
@@ -199,6 +202,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
     bare |= (rows > chin_y) & (rows < shoulders[1]) & (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
+    gaps = np.zeros(shape, bool)
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
         reach = np.where(bare, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
@@ -207,6 +211,9 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         skin = refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
                            max(1, round(limb / 2)))
+        gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb)
+        person &= ~gaps
+        skin &= ~gaps
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -249,4 +256,4 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     if lower.any() and (labels == LEFT_LEG).sum() + (labels == RIGHT_LEG).sum() > 0.2 * lower.sum():
         labels[lower] = SKIRT
     label_shoes(labels, marks, garment, limb)
-    return drop_specks(labels, person, MIN_PART_FRACTION * person.sum())
+    return drop_specks(labels, person, MIN_PART_FRACTION * person.sum()), gaps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.photo_parsing.colour import SKIN_DISTANCE
+from kgi.photo_parsing.colour import SKIN_DISTANCE, skin_model
 from kgi.photo_parsing.geometry import distance_to_line
 from kgi.photo_parsing.names import BROWS
 
@@ -13,6 +13,10 @@ NECK_CORE = 0.3  # face widths either side of the neck's line where skin-coloure
 HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
 GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
 MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its colours from (else skipped)
+# Background gaps: the background's colour is learnt from a ring BACKGROUND_RING limb widths around the person (from
+# the first to the second figure); skin likelier background by GAP_MARGIN (log-density), GAP_DEPTH pixels deep
+# (not the mixed pixels along an arm's edge) and touching the background, is background.
+BACKGROUND_RING, GAP_MARGIN, GAP_DEPTH = (0.5, 3.0), 2.0, 2.0
 
 
 def refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
@@ -85,6 +89,34 @@ def graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
     foreground_mask = np.zeros(mask.shape, bool)
     foreground_mask[top:bottom, left:right] = chosen
     return foreground_mask
+
+
+def background_gaps(lab: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_distance: np.ndarray,
+                    skin_density: np.ndarray, limb: float) -> np.ndarray:
+    """(H, W) bool: the person mask's ``skin`` that is background. The segmentation models see the photo at 256
+    pixels, so a narrow gap between an arm and the body comes out as person, and then, light like the skin, as
+    arm. A Gaussian of the background's colour (CIE Lab ``lab`` (H, W, 3), learnt from a ring around the
+    ``person`` mask) against the skin's (``skin_density``: its log density, comparable) finds it, among the
+    pixels outside the skin model's core (``skin_distance`` > SKIN_DISTANCE); only regions at least GAP_DEPTH
+    pixels deep that touch the background count (not an arm's shaded or blurred edge). ``limb``: half a limb's
+    width in pixels."""
+    grown = [cv2.dilate(person.astype(np.uint8), np.ones((2 * round(reach * limb) + 1,) * 2, np.uint8)).astype(bool)
+             for reach in BACKGROUND_RING]
+    ring = grown[1] & ~grown[0]
+    if ring.sum() < MIN_GRAB_CUT_PIXELS:  # the person fills the photo: no background to learn
+        return np.zeros(person.shape, bool)
+    _, background_density = skin_model(lab, lab[ring])
+    like = (skin & (background_density > skin_density + GAP_MARGIN) & (skin_distance > SKIN_DISTANCE)).astype(np.uint8)
+    count, regions = cv2.connectedComponents(like, connectivity=8)
+    depth = cv2.distanceTransform(like, cv2.DIST_L2, 3)
+    deepest = np.zeros(count, np.float32)  # region -> its largest distance to a pixel outside it
+    np.maximum.at(deepest, regions, depth)
+    touching = np.zeros(count, bool)
+    border = cv2.dilate((~person).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    touching[np.unique(regions[border & (like > 0)])] = True
+    gap = touching & (deepest >= GAP_DEPTH)
+    gap[0] = False
+    return gap[regions]
 
 
 def drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:
