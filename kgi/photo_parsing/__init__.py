@@ -25,7 +25,7 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    no farther than a hand's length past the wrist), a leg, or the head-neck-torso line (neck and chest skin:
    CIHP torso-skin). Where skin of two parts touches (a hand against a bare thigh), the photo's edges split it:
    each part's sure skin (near its own line) floods the rest by a marker watershed, and a pixel takes the part whose
-   flood reached it; in a skin region mostly nearest an arm, leg and belly pixels are the arm's (fingers along a
+   flood reached it, if within that part's reach; in a skin region mostly nearest an arm, leg and belly pixels are the arm's (fingers along a
    thigh or across the belly);
 3. **face**: the face mesh's outline, less a fringe (above the brows, pixels unlike the cheeks in colour and in
    texture that join the hair), plus a high forehead; **hair**: the person above the face outline and, beside

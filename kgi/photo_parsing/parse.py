@@ -29,6 +29,7 @@ NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 PART_CORE = 0.5  # limb widths: a part's sure skin (split_skin's seeds) is this near its skeleton line, and nearest it
+SPLIT_REACH = 2.0  # limb widths: split_skin gives a pixel to a part no farther than this from the part's line
 
 
 def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
@@ -243,12 +244,15 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     labels[upper] = UPPER
     labels[lower] = PANTS
     # Where skin of two parts meets (a hand on a bare thigh), the photo's edges split it: each part's sure skin
-    # floods the rest.
+    # floods the rest, as far as the part reaches.
     cores = np.zeros(shape, np.uint8)
     for name in names:
         cores[skin & (nearest == name) & (parts[name] < PART_CORE * limb)] = name
     split = split_skin(image, skin, cores)
-    nearest = np.where(split > 0, split, nearest)
+    reached = np.zeros(shape, bool)  # a flood that runs on along a smooth edge stops at its part's reach
+    for name in names:
+        reached |= (split == name) & (parts[name] < SPLIT_REACH * limb)
+    nearest = np.where(reached, split, nearest)
     labels[skin] = limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
