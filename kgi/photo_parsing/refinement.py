@@ -17,6 +17,7 @@ MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its
 # the first to the second figure); skin likelier background by GAP_MARGIN (log-density), GAP_DEPTH pixels deep
 # (not the mixed pixels along an arm's edge) and touching the background, is background.
 BACKGROUND_RING, GAP_MARGIN, GAP_DEPTH = (0.5, 3.0), 2.0, 2.0
+MAX_BACKGROUND_SAMPLES = 4000  # the ring is subsampled to about this many pixels to learn from
 
 
 def refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
@@ -100,21 +101,23 @@ def background_gaps(lab: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_
     pixels outside the skin model's core (``skin_distance`` > SKIN_DISTANCE); only regions at least GAP_DEPTH
     pixels deep that touch the background count (not an arm's shaded or blurred edge). ``limb``: half a limb's
     width in pixels."""
-    grown = [cv2.dilate(person.astype(np.uint8), np.ones((2 * round(reach * limb) + 1,) * 2, np.uint8)).astype(bool)
-             for reach in BACKGROUND_RING]
-    ring = grown[1] & ~grown[0]
-    if ring.sum() < MIN_GRAB_CUT_PIXELS:  # the person fills the photo: no background to learn
+    outside = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)  # (H, W) distance to the person
+    ring = (outside > BACKGROUND_RING[0] * limb) & (outside < BACKGROUND_RING[1] * limb)
+    candidates = skin & (skin_distance > SKIN_DISTANCE)
+    if ring.sum() < MIN_GRAB_CUT_PIXELS or not candidates.any():  # no background to learn, or no skin unlike skin
         return np.zeros(person.shape, bool)
-    _, background_density = skin_model(lab, lab[ring])
-    like = (skin & (background_density > skin_density + GAP_MARGIN) & (skin_distance > SKIN_DISTANCE)).astype(np.uint8)
+    samples = lab[ring][:: max(1, int(ring.sum()) // MAX_BACKGROUND_SAMPLES)]
+    _, background_density = skin_model(lab[candidates][None], samples)  # (1, N): only where it can matter
+    like = np.zeros(person.shape, np.uint8)
+    like[candidates] = background_density[0] > skin_density[candidates] + GAP_MARGIN
     count, regions = cv2.connectedComponents(like, connectivity=8)
-    depth = cv2.distanceTransform(like, cv2.DIST_L2, 3)
-    deepest = np.zeros(count, np.float32)  # region -> its largest distance to a pixel outside it
-    np.maximum.at(deepest, regions, depth)
+    deep = cv2.distanceTransform(like, cv2.DIST_L2, 3) >= GAP_DEPTH
     touching = np.zeros(count, bool)
-    border = cv2.dilate((~person).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    border = cv2.dilate((~person).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # next to background
     touching[np.unique(regions[border & (like > 0)])] = True
-    gap = touching & (deepest >= GAP_DEPTH)
+    gap = np.zeros(count, bool)
+    gap[np.unique(regions[deep])] = True
+    gap &= touching
     gap[0] = False
     return gap[regions]
 
