@@ -21,7 +21,11 @@ from kgi.data.labels import FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, 
 from kgi.models.parse import iou_counts
 from kgi.parsing import PhotoParser, make_parser
 from kgi.photo_parsing import photo_problem
+from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
+from kgi.photo_parsing.colour import skin_model
+from kgi.photo_parsing.refinement import background_gaps
+from kgi.photo_parsing.regions import split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
 
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON") or None  # an interpreter whose environment has mediapipe
@@ -86,6 +90,47 @@ def test_photo_checks_say_what_to_send():
     assert photo_problem(size, away, faces, silhouettes).startswith("the person faces away")
 
 
+def test_touching_skin_is_split_along_the_photo_edge_not_halfway_between_the_parts():
+    """A hand (darker skin, columns < 30) against a bare thigh (lighter, columns >= 30): the hand's sure skin lies
+    near the edge, the thigh's far from it. The split follows the colour edge (halfway would be column 51); skin
+    that no core reaches, and what is not skin, stay unsplit (0)."""
+    image = np.full((60, 100, 3), (150, 110, 90), np.uint8)
+    image[:, 30:] = (215, 175, 155)
+    image[:, 90:] = (240, 240, 240)  # background
+    image[:, 84:86] = (40, 40, 40)  # a dark seam (a garment's hem) separates a strip of skin (columns 86-89)
+    skin = np.zeros((60, 100), bool)
+    skin[:, :90] = True
+    skin[:, 84:86] = False
+    cores = np.zeros((60, 100), np.uint8)
+    cores[20:40, 24:28] = cihp.RIGHT_ARM
+    cores[20:40, 74:78] = cihp.RIGHT_LEG
+    split = split_skin(image, skin, cores)
+    inner = split[1:-1]  # the watershed draws its lines (0) along the image's border and between floods
+    assert (inner[:, 1:29] == cihp.RIGHT_ARM).all() and (inner[:, 32:83] == cihp.RIGHT_LEG).all()
+    assert (split[:, 84:] == 0).all()  # the hem, the strip beyond it (no core there) and the background
+
+
+def test_a_narrow_background_gap_between_arm_and_body_is_background_not_the_arms_edge():
+    """The segmentation models take a 6-pixel gap of grey background between an arm and a blue top for person, and
+    the skin rule calls it skin; it opens to the background below. It is found; the arm, and its two-pixel edge
+    blended with the background, are not."""
+    skin_colour, grey, blue = (222, 176, 150), (232, 232, 232), (40, 60, 150)
+    image = np.full((120, 120, 3), grey, np.uint8)
+    image[:, 20:46] = skin_colour  # the arm
+    image[:, 20:22] = (230, 224, 220)  # its edge, blended with the background
+    image[:, 52:100] = blue  # the top
+    person = np.zeros((120, 120), bool)
+    person[:, 20:100] = True
+    person[100:, 46:52] = False  # the gap opens to the background below the arm's end
+    skin = person.copy()
+    skin[:, 52:] = False
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    samples = lab[10:90, 25:40].reshape(-1, 3) + np.random.default_rng(0).normal(0, 3, (80 * 15, 3))
+    skin_distance, skin_density = skin_model(lab, samples)
+    gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb=8.0)
+    assert gaps[:100, 46:52].mean() > 0.95 and not gaps[:, 20:46].any() and not gaps[:, 52:].any()
+
+
 # --- the real models ---------------------------------------------------------------------------------------------
 
 def test_photo_parser_on_genuine_people(photo_parser):
@@ -109,7 +154,7 @@ def test_photo_parser_on_genuine_people(photo_parser):
     assert miou > MIN_MIOU and upper > MIN_UPPER and arms > MIN_ARMS, (miou, upper, arms)
 
 
-MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.820 / 0.879 / 0.606 on these 4 people
+MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.822 / 0.879 / 0.608 on these 4 people
 
 
 @needs_pose_python

@@ -15,8 +15,8 @@ from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FAC
                                      LEFT_WRIST, NOSE, PANTS, RIGHT_ANKLE, RIGHT_ARM, RIGHT_ELBOW, RIGHT_HAND,
                                      RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
                                      TORSO_SKIN, UPPER)
-from kgi.photo_parsing.refinement import drop_specks, refine_hair, refine_skin
-from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask
+from kgi.photo_parsing.refinement import background_gaps, drop_specks, refine_hair, refine_skin
+from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask, split_skin
 
 WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
 
@@ -28,6 +28,8 @@ MIN_PART_FRACTION = 0.002  # a region of one label smaller than this fraction of
 NECK_WIDTH = 0.8  # the neck's width as a fraction of the face's
 FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height above the face mesh outline
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
+PART_CORE = 0.5  # limb widths: a part's sure skin (split_skin's seeds) is this near its skeleton line, and nearest it
+SPLIT_REACH = 2.0  # limb widths: split_skin gives a pixel to a part no farther than this from the part's line
 
 
 def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
@@ -49,10 +51,11 @@ def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face
     marks = landmarks.astype(np.float64).copy()
     marks[:, :2] *= scale
     face = None if face is None else face.astype(np.float64) * scale
-    labels = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
+    labels, gaps = _parse_working(image, marks, cv2.resize(person, size, interpolation=cv2.INTER_LINEAR), face)
     if (height, width) == labels.shape:
         return labels
-    return _upsample_labels(labels, person_mask(rgb, person))
+    gaps = cv2.resize(gaps.astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR) > 0
+    return _upsample_labels(labels, person_mask(rgb, person) & ~gaps)
 
 
 def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -75,7 +78,9 @@ def _upsample_labels(labels: np.ndarray, person: np.ndarray) -> np.ndarray:
 
 
 def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray, face: np.ndarray | None
-                   ) -> np.ndarray:
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The steps of :mod:`kgi.photo_parsing` at the working size: (h, w) uint8 labels, and the (h, w) bool
+    background gaps found inside the person mask (to take out of the photo's full-size mask)."""
     h, w = image.shape[:2]
     shape = (h, w)
     person = person_mask(image, probability)
@@ -198,6 +203,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
     bare |= (rows > chin_y) & (rows < shoulders[1]) & (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
+    gaps = np.zeros(shape, bool)
     if rivals:
         garment_density = np.log(np.maximum.reduce(rivals)[quantised])
         reach = np.where(bare, HAND_SKIN_DISTANCE, SKIN_DISTANCE_MAX)
@@ -206,6 +212,9 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         skin = refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
                            max(1, round(limb / 2)))
+        gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb)
+        person &= ~gaps
+        skin &= ~gaps
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -234,6 +243,16 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     labels = np.zeros(shape, np.uint8)
     labels[upper] = UPPER
     labels[lower] = PANTS
+    # Where skin of two parts meets (a hand on a bare thigh), the photo's edges split it: each part's sure skin
+    # floods the rest, as far as the part reaches.
+    cores = np.zeros(shape, np.uint8)
+    for name in names:
+        cores[skin & (nearest == name) & (parts[name] < PART_CORE * limb)] = name
+    split = split_skin(image, skin, cores)
+    reached = np.zeros(shape, bool)  # a flood that runs on along a smooth edge stops at its part's reach
+    for name in names:
+        reached |= (split == name) & (parts[name] < SPLIT_REACH * limb)
+    nearest = np.where(reached, split, nearest)
     labels[skin] = limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
     labels[hair] = HAIR
     labels[face_region] = FACE
@@ -241,4 +260,4 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     if lower.any() and (labels == LEFT_LEG).sum() + (labels == RIGHT_LEG).sum() > 0.2 * lower.sum():
         labels[lower] = SKIRT
     label_shoes(labels, marks, garment, limb)
-    return drop_specks(labels, person, MIN_PART_FRACTION * person.sum())
+    return drop_specks(labels, person, MIN_PART_FRACTION * person.sum()), gaps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.photo_parsing.colour import SKIN_DISTANCE
+from kgi.photo_parsing.colour import SKIN_DISTANCE, skin_model
 from kgi.photo_parsing.geometry import distance_to_line
 from kgi.photo_parsing.names import BROWS
 
@@ -13,6 +13,11 @@ NECK_CORE = 0.3  # face widths either side of the neck's line where skin-coloure
 HAIR_FACE_MARGIN = 0.08  # face widths: the face outline shrunk by this is surely not hair
 GRAB_CUT_SCALE = 0.5  # the GrabCut refinements of hair and skin run at this fraction of the working size
 MIN_GRAB_CUT_PIXELS = 50  # ... when each side has this many pixels to learn its colours from (else skipped)
+# Background gaps: the background's colour is learnt from a ring BACKGROUND_RING limb widths around the person (from
+# the first to the second figure); skin likelier background by GAP_MARGIN (log-density), GAP_DEPTH pixels deep
+# (not the mixed pixels along an arm's edge) and touching the background, is background.
+BACKGROUND_RING, GAP_MARGIN, GAP_DEPTH = (0.5, 3.0), 2.0, 2.0
+MAX_BACKGROUND_SAMPLES = 4000  # the ring is subsampled to about this many pixels to learn from
 
 
 def refine_hair(image: np.ndarray, person: np.ndarray, hair: np.ndarray, seeds: np.ndarray, face_region: np.ndarray,
@@ -85,6 +90,36 @@ def graph_cut(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
     foreground_mask = np.zeros(mask.shape, bool)
     foreground_mask[top:bottom, left:right] = chosen
     return foreground_mask
+
+
+def background_gaps(lab: np.ndarray, person: np.ndarray, skin: np.ndarray, skin_distance: np.ndarray,
+                    skin_density: np.ndarray, limb: float) -> np.ndarray:
+    """(H, W) bool: the person mask's ``skin`` that is background. The segmentation models see the photo at 256
+    pixels, so a narrow gap between an arm and the body comes out as person, and then, light like the skin, as
+    arm. A Gaussian of the background's colour (CIE Lab ``lab`` (H, W, 3), learnt from a ring around the
+    ``person`` mask) against the skin's (``skin_density``: its log density, comparable) finds it, among the
+    pixels outside the skin model's core (``skin_distance`` > SKIN_DISTANCE); only regions at least GAP_DEPTH
+    pixels deep that touch the background count (not an arm's shaded or blurred edge). ``limb``: half a limb's
+    width in pixels."""
+    outside = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, 3)  # (H, W) distance to the person
+    ring = (outside > BACKGROUND_RING[0] * limb) & (outside < BACKGROUND_RING[1] * limb)
+    candidates = skin & (skin_distance > SKIN_DISTANCE)
+    if ring.sum() < MIN_GRAB_CUT_PIXELS or not candidates.any():  # no background to learn, or no skin unlike skin
+        return np.zeros(person.shape, bool)
+    samples = lab[ring][:: max(1, int(ring.sum()) // MAX_BACKGROUND_SAMPLES)]
+    _, background_density = skin_model(lab[candidates][None], samples)  # (1, N): only where it can matter
+    like = np.zeros(person.shape, np.uint8)
+    like[candidates] = background_density[0] > skin_density[candidates] + GAP_MARGIN
+    count, regions = cv2.connectedComponents(like, connectivity=8)
+    deep = cv2.distanceTransform(like, cv2.DIST_L2, 3) >= GAP_DEPTH
+    touching = np.zeros(count, bool)
+    border = cv2.dilate((~person).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # next to background
+    touching[np.unique(regions[border & (like > 0)])] = True
+    gap = np.zeros(count, bool)
+    gap[np.unique(regions[deep])] = True
+    gap &= touching
+    gap[0] = False
+    return gap[regions]
 
 
 def drop_specks(labels: np.ndarray, person: np.ndarray, min_area: float) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Body regions of the photo parser: limbs by skin region, where sleeves may be, the upper/lower garment
-boundary row, shoes."""
+"""Body regions of the photo parser: limbs by skin region, skin split between parts along edges, where sleeves
+may be, the upper/lower garment boundary row, shoes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 from kgi.photo_parsing.geometry import is_visible
 from kgi.photo_parsing.names import (LEFT_ANKLE, LEFT_ARM, LEFT_FOOT, LEFT_LEG, LEFT_SHOE, LEFT_WRIST, RIGHT_ANKLE,
                                      RIGHT_ARM, RIGHT_FOOT, RIGHT_LEG, RIGHT_SHOE, RIGHT_WRIST, TORSO_SKIN)
+
+WATERSHED_BARRIER = 255  # split_skin's marker of what is not skin (no CIHP label)
 
 
 def limbs_by_region(nearest: np.ndarray, skin: np.ndarray, chest_y: float) -> np.ndarray:
@@ -70,3 +72,16 @@ def label_shoes(labels: np.ndarray, marks: np.ndarray, garment: np.ndarray, limb
         near = cv2.distanceTransform(region, cv2.DIST_L2, 3) < limb
         rows = np.arange(height)[:, None]
         labels[near & garment & (rows > marks[ankle, 1] - 0.5 * limb)] = shoe
+
+
+def split_skin(image: np.ndarray, skin: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """The ``skin`` (H, W) bool split between body parts along the photo's edges: each part's core (``cores``
+    (H, W) uint8: a part's label on its sure skin, 0 elsewhere) floods the skin around it, the part whose flood
+    arrives first across the weakest colour edges taking a pixel (OpenCV's marker watershed of the lightly
+    smoothed ``image`` (H, W, 3) uint8 RGB, the rest of the person and the background a barrier of their own).
+    Returns (H, W) uint8: the part of each skin pixel, 0 where no core reached it (a skin region without a core,
+    the one-pixel lines between floods and along the image's border)."""
+    markers = np.where(skin, 0, WATERSHED_BARRIER).astype(np.int32)
+    markers[cores > 0] = cores[cores > 0]
+    cv2.watershed(np.ascontiguousarray(cv2.GaussianBlur(image, (0, 0), 1.0)[..., ::-1]), markers)
+    return np.where(skin & (markers > 0) & (markers != WATERSHED_BARRIER), markers, 0).astype(np.uint8)
