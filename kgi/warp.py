@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,6 +49,8 @@ GEOMETRY_HEIGHT = 256
 # How far (a fraction of the image height) the backbone may reach beyond its polygon to fill the gaps the
 # polygons leave between the torso and the sleeves (see ``warp_garment``).
 BACKBONE_REACH = 0.04
+NECK_HOLE = (0, 1, 2, 3, 4)  # the neckline's nodes (``kgi.graphs``): inside them the flat photo shows the back
+_SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 
 
 @dataclass
@@ -187,10 +191,21 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
         raise WarpInputError(f"upper_mask must be {(batch, 1, height, width)}, got {tuple(upper_mask.shape)}")
 
 
-def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, white_threshold: float | None) -> torch.Tensor:
-    """(B, 1, H, W) mask of the flat garment's usable pixels: in the mask and, unless ``white_threshold``
-    is None, not near-white (every channel >= the threshold: product-photo background inside a loose mask)."""
+def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
+                    white_threshold: float | None) -> torch.Tensor:
+    """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask, not inside the neckline (the polygon
+    of its nodes ``NECK_HOLE``, closed by the line between the neck corners: the inside of the back, seen
+    through a front neckline, is behind the person's neck when worn) and, unless ``white_threshold`` is None,
+    not near-white (every channel >= the threshold: product-photo background inside a loose mask)."""
     usable = cloth_mask > 0.5
+    height, width = cloth.shape[-2:]
+    scale = 1 << _SUBPIXEL
+    for index, keypoints in enumerate(cloth_kp):  # OpenCV on the CPU: a polygon at full size in a millisecond
+        pixels = keypoints[list(NECK_HOLE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
+        hole = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(hole, [np.round(pixels * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
+        hole = cv2.erode(hole, np.ones((3, 3), np.uint8))  # OpenCV fills the pixels its outline touches too
+        usable[index, 0] &= ~torch.from_numpy(hole.astype(bool)).to(usable.device)
     if white_threshold is not None:
         usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
     return usable.float()
@@ -230,7 +245,8 @@ def warp_garment(
     The splines of the whole batch are fitted in one solve (B or B * 5 systems) at ``GEOMETRY_HEIGHT`` rows, where
     the segment each pixel shows is chosen; the garment is then sampled once at the image's size, each pixel
     through its spline upsampled (at 1024 rows: a fifth of the sampling, and the segment masks and polygons never
-    exist at full size). The outline stays the full-size garment mask's.
+    exist at full size). The outline stays the full-size garment mask's, less the inside of the back that a
+    product photo shows through a front neckline (the polygon of the flat neckline nodes ``NECK_HOLE``).
 
     Args:
         cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.
@@ -253,7 +269,7 @@ def warp_garment(
     if method not in WARP_METHODS:
         raise WarpInputError(f"method must be one of {', '.join(WARP_METHODS)}, got {method!r}")
     height, width = cloth.shape[-2:]
-    usable = _garment_pixels(cloth, cloth_mask, white_threshold)  # (B, 1, H, W)
+    usable = _garment_pixels(cloth, cloth_mask, cloth_kp, white_threshold)  # (B, 1, H, W)
     if method == "single_tps":
         pixel_grid = upsampled_tps_grid(target_kp, cloth_kp, height, width, regularization)  # (B, H, W, 2)
         segment, covered = torch.zeros_like(usable), torch.ones_like(usable, dtype=torch.bool)  # one, everywhere

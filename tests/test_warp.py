@@ -284,3 +284,19 @@ def test_warps_refuse_bad_shapes():
         warp_garment(cloth, mask, keypoints, keypoints[:, :10], method="single_tps")
     with pytest.raises(WarpInputError, match="five_segments, single_tps"):
         warp_garment(cloth, mask, keypoints, keypoints, method="five")
+
+
+def test_the_back_seen_through_the_front_neckline_is_not_worn():
+    """A product photo shows the inside of the back through a V neckline: the mask covers it, but worn it is
+    behind the person's neck, so the warp leaves it out and keeps the rest."""
+    flat = flat_tshirt().unsqueeze(0)  # neckline 0 (0.38, 0.12) - 2 (0.50, 0.20) - 4 (0.62, 0.12)
+    cloth = checkerboard(1)
+    mask = torch.zeros(1, 1, HEIGHT, WIDTH)
+    mask[..., round(0.10 * HEIGHT):round(0.86 * HEIGHT), round(0.3 * WIDTH):round(0.7 * WIDTH)] = 1
+    worn = warp_garment(cloth, mask, flat, flat, method="single_tps")
+    inside_v = (round(0.14 * HEIGHT), round(0.50 * WIDTH))  # between the neck corners' line and the V's bottom
+    below_v, beside_v = (round(0.30 * HEIGHT), round(0.50 * WIDTH)), (round(0.14 * HEIGHT), round(0.32 * WIDTH))
+    assert mask[0, 0][inside_v] == 1 and worn.mask[0, 0][inside_v] == 0
+    assert worn.mask[0, 0][below_v] == 1 and worn.mask[0, 0][beside_v] == 1
+    hole = polygon_masks(flat[:, [0, 1, 2, 3, 4]], HEIGHT, WIDTH)[0, 0] > 0
+    assert ((worn.mask[0, 0] > 0) == ((mask[0, 0] > 0) & ~hole)).float().mean() > 0.995
