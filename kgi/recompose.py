@@ -12,7 +12,8 @@ from, the mask of pixels it must keep and the target parse as composed:
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
-               outside the region (the photo stays) and their nearest non-garment label inside it
+               outside the region (the photo stays) and their nearest label other than garment and hair inside
+               it (a neckline's hole next to long hair is the neck's skin)
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
     keep     = not region, or garment, or skin, or extended garment
 
@@ -394,7 +395,7 @@ def recompose(
     target = torch.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks
     target = torch.where(uncovered & ~region, parse13, target)
-    target = _nearest_label(target, target != UPPER, uncovered & region)
+    target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region)  # body, never hair
 
     blanked = region & ~garment & ~kept_skin
     if pose_nodes is not None:
