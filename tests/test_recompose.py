@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from kgi.data.labels import AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER
+from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
+                             RIGHT_ARM, UPPER)
 from kgi.limbs import GARMENT_OUTLINE, seat_shoulder_seams
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
     recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9
+HAIR = PARSE13_LABELS.index("hair")
 
 
 def random_parse(batch: int, seed: int) -> torch.Tensor:
@@ -234,3 +236,25 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
                          margin_px=1)
     assert (composed.target_parse13[0, 50:52, 20:53] == UPPER).all()
     assert composed.keep_mask[0, 0, 50:52, 20:53].all()  # filled with the garment's colours, not painted
+
+
+def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
+    height, width = 96, 72
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 8:40, 43:50] = 2  # long hair down the image-right side, over the old top's collar
+    parse[0, 24:30, 33:40] = 10  # neck
+    parse[0, 28:76, 16:57] = 5  # the old top
+    parse[0, 28:40, 43:50] = 2
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    target[0, 8:40, 43:50] = HAIR
+    target[0, 30:76, 18:55] = UPPER
+    target[0, 30:40, 43:50] = HAIR
+    garment = torch.zeros(1, 1, height, width)
+    garment[0, 0, 30:76, 18:55] = 1
+    garment[0, 0, 30:44, 30:42] = 0  # a deep neckline's hole, its right edge next to the hair
+    warp = WarpResult(torch.rand(1, 3, height, width) * garment, garment, garment)
+    composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
+    hole = composed.target_parse13[0, 32:44, 32:42]
+    assert not (hole == HAIR).any() and (hole == FACE_NECK).any()
