@@ -14,8 +14,9 @@
    armpit is where the lines of the body's side and the sleeve's inner edge meet; an armpit outside
    ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
    the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
-   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, the armpit is the
-   side's point at the prior.
+   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, off the line
+   shoulder -> hem corner by ``MIN_ARMPIT_DEPTH`` (a strap straight above the side), the armpit is the side's
+   point level with the other side's armpit, or at the prior.
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
@@ -125,14 +126,19 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         tips[side], scores[side] = _sleeve_tip(contour.points[path], side, garment_height)
     if sum(scores.values()) < 2:  # the two sides together: a garment has two sleeves or none
         sleeve_paths, tips, armpits = {}, {}, {}
-    shoulders = {}
+    shoulders, cornerless = {}, {}  # cornerless: sleeveless sides with no armhole corner -> their hem corner
     for side in (-1, +1):
         if side not in armpits:  # sleeveless
             hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
             shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
-            if not armpit_band[0] <= contour.points[armpits[side], 1] <= armpit_band[1]:  # no armhole corner
-                side_path = contour.up_the_side(hem_corner, shoulders[side], side)
-                armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - armpit_band[2]))])
+            corner, ends = contour.points[[armpits[side]]], contour.points[[hem_corner, shoulders[side]]]
+            bend = abs(outside_distance(corner, ends[0], ends[1], side)[0])  # off the line shoulder -> hem corner
+            if bend < MIN_ARMPIT_DEPTH * garment_height or not armpit_band[0] <= corner[0, 1] <= armpit_band[1]:
+                cornerless[side] = hem_corner
+    for side, hem_corner in cornerless.items():  # level with the other side's corner, else at the prior
+        row = armpit_band[2] if -side in cornerless else contour.points[armpits[-side], 1]
+        side_path = contour.up_the_side(hem_corner, shoulders[side], side)
+        armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - row))])
 
     # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
     body = contour.path(armpits[+1], armpits[-1])

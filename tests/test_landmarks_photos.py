@@ -1,10 +1,13 @@
-"""The front neckline of a flat garment photo (``kgi.landmarks.neckline``) on drawn photos whose inside, front and
-chest are known, and the landmarks of the genuine garments of ``../shared`` against their heights read by eye."""
+"""What product photos show that the flat landmarks must read, on drawn photos: the front neckline
+(``kgi.landmarks.neckline``) where a shaded inside, a plain front and a patterned chest are known, and a
+strap top whose strap runs straight up from its side (no armhole corner on the outline)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from kgi.landmarks import flat_garment_keypoints
 from kgi.landmarks.neckline import front_neckline
 
 # A drawn garment: a plain rectangle, its outline's (the back's) neckline at TOP, the hem at HEM.
@@ -46,3 +49,19 @@ def test_no_inside_keeps_the_outline():
     rgb, mask = _knit_photo(inside_rows=0)
     corners = np.array([[125.0, TOP], [175.0, TOP]])
     assert front_neckline(rgb, mask, corners, np.array([150.0, TOP]), HEM - TOP) is None
+
+
+def test_a_strap_straight_above_its_side_has_its_armpit_level_with_the_other():
+    """A camisole whose image-left strap is set in from the side (a corner where the body starts: the armpit)
+    and whose image-right strap runs straight up from the side, so its outline shows no armpit."""
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    for polygon in ([(60, 130), (240, 130), (240, 380), (60, 380)],  # body
+                    [(80, 30), (100, 30), (100, 131), (80, 131)],  # image-left strap, set in
+                    [(220, 30), (240, 30), (240, 131), (220, 131)]):  # image-right strap, above the side
+        cv2.fillPoly(mask, [np.array(polygon, np.int32)], 1)
+    rgb = np.where(mask[..., None] > 0, np.uint8(200), np.uint8(245)).astype(np.uint8).repeat(3, axis=2)
+    found = flat_garment_keypoints(rgb, mask > 0)
+    assert found.sleeve == "none"
+    left, right = found.keypoints[14], found.keypoints[22]
+    assert abs(left[1] - 130) <= 4 and abs(left[0] - 60) <= 4  # the corner
+    assert abs(right[1] - left[1]) <= 0.02 * HEIGHT and abs(right[0] - 240) <= 2  # level, on its side
