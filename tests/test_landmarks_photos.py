@@ -71,6 +71,8 @@ def test_a_strap_straight_above_its_side_has_its_armpit_level_with_the_other():
     left, right = found.keypoints[14], found.keypoints[22]
     assert abs(left[1] - 130) <= 4 and abs(left[0] - 60) <= 4  # the corner
     assert abs(right[1] - left[1]) <= 0.02 * HEIGHT and abs(right[0] - 240) <= 2  # level, on its side
+    mirrored = flat_garment_keypoints(rgb[:, ::-1].copy(), mask[:, ::-1] > 0).keypoints
+    assert np.allclose(mirrored[[22, 14], 1], found.keypoints[[14, 22], 1], atol=2)  # the same either way round
 
 
 # --- the genuine garments of ../shared, against their landmarks read by eye --------------------------------------

@@ -15,7 +15,7 @@
    ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
    the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
    the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, off the line
-   shoulder -> hem corner by ``MIN_ARMPIT_DEPTH`` (a strap straight above the side), the armpit is the side's
+   shoulder -> hem corner by ``ARMHOLE_BEND`` (a strap straight above the side), the armpit is the side's
    point level with the other side's armpit, or at the prior.
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
@@ -54,6 +54,9 @@ from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve
 SLEEVELESS_PROTRUSION = 0.08
 # Concavities shallower than this fraction of the garment height are outline noise, not armpits.
 MIN_ARMPIT_DEPTH = 0.01
+# A sleeveless side's armpit is a corner if the outline bends there by this fraction of the garment height off
+# the line shoulder -> hem corner (a strap straight above the side bends by a pixel or two).
+ARMHOLE_BEND = 0.005
 # A sleeve whose axis (armhole centre -> cuff centre) is at least this many shoulder widths (node 5 -> 31, or the
 # chest's 14 -> 22 if wider) long is long: it passes the elbow, the upper arm being about one shoulder width.
 LONG_SLEEVE_REACH = 1.05
@@ -133,7 +136,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
             shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
             corner, ends = contour.points[[armpits[side]]], contour.points[[hem_corner, shoulders[side]]]
             bend = abs(outside_distance(corner, ends[0], ends[1], side)[0])  # off the line shoulder -> hem corner
-            if bend < MIN_ARMPIT_DEPTH * garment_height or not armpit_band[0] <= corner[0, 1] <= armpit_band[1]:
+            if bend < ARMHOLE_BEND * garment_height or not armpit_band[0] <= corner[0, 1] <= armpit_band[1]:
                 cornerless[side] = hem_corner
     for side, hem_corner in cornerless.items():  # level with the other side's corner, else at the prior
         row = armpit_band[2] if -side in cornerless else contour.points[armpits[-side], 1]
