@@ -75,6 +75,19 @@ def test_a_strap_straight_above_its_side_has_its_armpit_level_with_the_other():
     assert np.allclose(mirrored[[22, 14], 1], found.keypoints[[14, 22], 1], atol=2)  # the same either way round
 
 
+
+def test_straps_straight_above_both_sides_have_their_armpits_where_they_join_the_body():
+    """Neither side's outline shows an armpit: they lie where the straps widen into the body, not at the prior
+    (0.38 of the body length down, row 163 here)."""
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    for polygon in ([(60, 130), (240, 130), (240, 380), (60, 380)],
+                    [(60, 30), (80, 30), (80, 131), (60, 131)], [(220, 30), (240, 30), (240, 131), (220, 131)]):
+        cv2.fillPoly(mask, [np.array(polygon, np.int32)], 1)
+    rgb = np.where(mask[..., None] > 0, np.uint8(200), np.uint8(245)).astype(np.uint8).repeat(3, axis=2)
+    found = flat_garment_keypoints(rgb, mask > 0)
+    assert found.sleeve == "none"
+    assert np.abs(found.keypoints[[14, 22], 1] - 130).max() <= 4
+
 # --- the genuine garments of ../shared, against their landmarks read by eye --------------------------------------
 
 GENUINE = Path(__file__).resolve().parents[1].parent / "shared"
