@@ -57,8 +57,13 @@ from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 MASK_THRESHOLD = 128  # a grayscale mask pixel >= this is garment (JPEG masks blur between 0 and 255)
 # A product photo's pixel farther than this from the background colour (RGB distance) is a garment candidate.
 BACKGROUND_TOLERANCE = 18.0
-# ... lowered for a pale garment to this fraction of its median distance to the background, down to MIN_TOLERANCE.
-PALE_TOLERANCE_RATIO, MIN_TOLERANCE = 0.15, 7.0
+# ... lowered for a pale garment to this fraction of its median distance to the background, down to MIN_TOLERANCE;
+# a garment paler still (white on white) gets FLAT_MARGIN above the backdrop's own noise (the 99th percentile of
+# its one-pixel frame's distances) where that is lower: a product cut out onto one flat colour.
+PALE_TOLERANCE_RATIO, MIN_TOLERANCE, FLAT_MARGIN = 0.15, 7.0, 2.5
+# Gaps in the candidates narrower than this fraction of the photo's height are closed (a white trim's brightest
+# pixels on white), so the garment is one region with no opening to the outside.
+CLOSING = 0.007
 # A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
@@ -140,9 +145,11 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     A rule, not a segmentation model: pixels farther than a tolerance (RGB distance) from the background colour
     (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
     lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
-    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``, so a white or pale garment on
-    white keeps its edges while a dark one's shadow stays background. A 3x3 opening drops JPEG speckle; the largest
-    connected candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
+    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``; a garment paler still (white on
+    white) gets ``FLAT_MARGIN`` above the backdrop's own noise where that is lower (a flat, cut-out backdrop). So
+    a white or pale garment on white keeps its edges while a dark one's shadow stays background. A 3x3 opening
+    drops JPEG speckle, a closing over ``CLOSING`` of the height joins the brightest trims; the largest connected
+    candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
@@ -150,9 +157,15 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     core = distance > tolerance
     if core.any():
         tolerance = float(np.clip(PALE_TOLERANCE_RATIO * np.median(distance[core]), MIN_TOLERANCE, tolerance))
+        if PALE_TOLERANCE_RATIO * np.median(distance[core]) < MIN_TOLERANCE:
+            frame = np.concatenate([distance[0], distance[-1], distance[:, 0], distance[:, -1]])  # (2W + 2H,)
+            tolerance = min(tolerance, float(np.percentile(frame, 99)) + FLAT_MARGIN)
     candidates = (distance > tolerance).astype(np.uint8)
     del distance, core
     candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    closing = max(3, int(round(CLOSING * cloth.shape[0])) | 1)
+    candidates = cv2.morphologyEx(candidates, cv2.MORPH_CLOSE,
+                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing, closing)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     if count < 2:
         return np.zeros(cloth.shape[:2], bool)

@@ -227,6 +227,15 @@ def test_garments_that_are_no_tops_are_refused(kind):
     assert "not a top" in str(refusal.value) and "Send a photo of one upper garment" in str(refusal.value)
 
 
+def test_a_boxy_sleeveless_top_is_no_folded_garment():
+    """As convex and as wide as a folded garment, but narrowing to its shoulders: a top, with its landmarks."""
+    mask = _silhouette([[(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55),
+                         (0.95, 0.8), (0.05, 0.8), (0.05, 0.55)]])
+    assert garment_problems(mask) == []
+    rgb = np.where(mask[..., None], np.array([90, 90, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    assert flat_garment_keypoints(rgb, mask).sleeve == "none"
+
+
 def test_tops_pass_the_garment_checks(samples):
     for sample in samples:
         assert garment_problems(sample.cloth_mask, sample.cloth_keypoints) == [], sample.cloth_name

@@ -432,6 +432,23 @@ def test_cloth_mask_matches_the_shipped_cloth_mask(vitonhd_sample):
     assert len(ious) >= 2 and min(ious.values()) > 0.97, ious
 
 
+def test_cloth_mask_of_a_white_camisole_cut_out_onto_white():
+    """A product cut out onto one flat colour: a white camisole (RGB 230) whose ruffled trim, joining its straps
+    to its body, is all but the backdrop's white (243 on 246). The trim stays garment, so the straps do too."""
+    photo = np.full((400, 300, 3), 246, np.uint8)
+    photo[120:380, 60:240] = 230  # body
+    photo[20:110, 70:90] = photo[20:110, 210:230] = 230  # straps
+    photo[110:120, 60:240] = 243  # the trim: 5.2 from the backdrop, under the 7 a noisy backdrop needs
+    mask = cloth_mask_from_photo(photo)
+    assert mask[30:380, 75:85].all() and mask[30:380, 215:225].all()  # the straps down through the trim
+    assert not mask[20:105, 100:200].any() and not mask[:, :55].any()  # between the straps, beside the garment
+    noisy = photo.copy()
+    noisy[:, :40] = np.random.default_rng(0).integers(236, 256, (400, 40, 1), dtype=np.uint8)
+    # A backdrop with noise of its own (its frame's) keeps the tolerance of 7: the trim is taken for backdrop,
+    # and the straps, cut off, are no part of the garment.
+    assert not cloth_mask_from_photo(noisy)[30:100, 75:85].any()
+
+
 def test_fit_person_crops_photos_to_their_largest_3_4_box_around_the_person():
     height, width = 400, 600  # wider than 3:4: crop to 300 columns
     person = np.zeros((height, width, 3), np.uint8)

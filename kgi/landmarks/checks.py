@@ -29,8 +29,11 @@ MAX_LENGTH_TO_CHEST = 3.8
 MIN_SKIRT_HEM = 0.8
 # Trousers: the silhouette's centre column ends above this fraction of its height, with legs on both sides.
 MIN_CENTRE_REACH = 0.55
-# A folded garment: a silhouette this convex (area / convex-hull area) and no taller than this times its width.
+# A folded garment: a silhouette this convex (area / convex-hull area), no taller than this times its width, and
+# a block: at FOLDED_TOP_ROW of its height it spans FOLDED_TOP_WIDTH of its width (a boxy sleeveless top narrows
+# to its shoulders, about half its width).
 FOLDED_SOLIDITY, FOLDED_ASPECT = 0.96, 1.15
+FOLDED_TOP_ROW, FOLDED_TOP_WIDTH = 0.1, 0.8
 
 _NECK_ORDER = (0, 1, 2, 3, 4)
 
@@ -92,9 +95,9 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
     """Why a silhouette is not a top the method handles; an empty list when it is one.
 
     Trousers (the centre column ends high, ``MIN_CENTRE_REACH``), a folded garment (a convex block,
-    ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT``) and, given the landmarks, a garment much longer than a top that
-    does not narrow to a bodysuit's crotch (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``: a dress to the knee,
-    a long coat).
+    ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT`` / ``FOLDED_TOP_WIDTH``) and, given the landmarks, a garment much
+    longer than a top that does not narrow to a bodysuit's crotch (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``:
+    a dress to the knee, a long coat).
 
     Args:
         mask: (H, W) bool garment silhouette (one garment).
@@ -115,7 +118,9 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     largest = max(contours, key=cv2.contourArea)
     solidity = cv2.contourArea(largest) / max(cv2.contourArea(cv2.convexHull(largest)), 1.0)
-    if solidity > FOLDED_SOLIDITY and height < FOLDED_ASPECT * width:
+    top_row = np.flatnonzero(mask[rows.min() + int(FOLDED_TOP_ROW * height)])
+    block = np.ptp(top_row) + 1 >= FOLDED_TOP_WIDTH * width
+    if solidity > FOLDED_SOLIDITY and height < FOLDED_ASPECT * width and block:
         problems.append(f"its outline is a convex block ({solidity:.0%} of its hull, {height / width:.2f} times as "
                         "tall as wide) with no neckline, sleeves or armholes: a folded garment, not one laid flat")
     if keypoints is not None:

@@ -14,8 +14,10 @@
    armpit is where the lines of the body's side and the sleeve's inner edge meet; an armpit outside
    ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
    the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
-   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, the armpit is the
-   side's point at the prior.
+   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, off the line
+   shoulder -> hem corner by ``ARMHOLE_BEND`` (a strap straight above the side), the armpit is the side's
+   point level with the other side's armpit, or (neither has one) level with where the strap joins the body
+   (:func:`_strap_joins_body`), else at the prior.
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
@@ -53,6 +55,9 @@ from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve
 SLEEVELESS_PROTRUSION = 0.08
 # Concavities shallower than this fraction of the garment height are outline noise, not armpits.
 MIN_ARMPIT_DEPTH = 0.01
+# A sleeveless side's armpit is a corner if the outline bends there by this fraction of the garment height off
+# the line shoulder -> hem corner (a strap straight above the side bends by a pixel or two).
+ARMHOLE_BEND = 0.005
 # A sleeve whose axis (armhole centre -> cuff centre) is at least this many shoulder widths (node 5 -> 31, or the
 # chest's 14 -> 22 if wider) long is long: it passes the elbow, the upper arm being about one shoulder width.
 LONG_SLEEVE_REACH = 1.05
@@ -125,14 +130,20 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         tips[side], scores[side] = _sleeve_tip(contour.points[path], side, garment_height)
     if sum(scores.values()) < 2:  # the two sides together: a garment has two sleeves or none
         sleeve_paths, tips, armpits = {}, {}, {}
-    shoulders = {}
+    shoulders, cornerless = {}, {}  # cornerless: sleeveless sides with no armhole corner -> their hem corner
     for side in (-1, +1):
         if side not in armpits:  # sleeveless
             hem_corner = int(np.argmax(contour.points @ np.array([float(side), 1.0])))
             shoulders[side], armpits[side] = _bare_armhole(contour, neck[side], hem_corner, side)
-            if not armpit_band[0] <= contour.points[armpits[side], 1] <= armpit_band[1]:  # no armhole corner
-                side_path = contour.up_the_side(hem_corner, shoulders[side], side)
-                armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - armpit_band[2]))])
+            corner, ends = contour.points[[armpits[side]]], contour.points[[hem_corner, shoulders[side]]]
+            bend = abs(outside_distance(corner, ends[0], ends[1], side)[0])  # off the line shoulder -> hem corner
+            if bend < ARMHOLE_BEND * garment_height or not armpit_band[0] <= corner[0, 1] <= armpit_band[1]:
+                cornerless[side] = hem_corner
+    for side, hem_corner in cornerless.items():  # level with the other side's corner, else where the strap joins
+        row = (contour.points[armpits[-side], 1] if -side not in cornerless
+               else _strap_joins_body(mask, contour.points[shoulders[side]], centre_x, side, armpit_band))
+        side_path = contour.up_the_side(hem_corner, shoulders[side], side)
+        armpits[side] = int(side_path[np.argmin(np.abs(contour.points[side_path, 1] - row))])
 
     # 3. Hem: on the clockwise path armpit 22 -> hem -> armpit 14.
     body = contour.path(armpits[+1], armpits[-1])
@@ -275,6 +286,30 @@ def _bare_armhole(contour: Contour, neck: int, hem_corner: int, side: int) -> tu
     if below.max() > above.max():
         return int(path[first]), int(path[np.argmax(below)])
     return int(path[first + np.argmax(above)]), int(path[first])
+
+
+def _strap_joins_body(mask: np.ndarray, shoulder: np.ndarray, centre_x: int, side: int,
+                      armpit_band: tuple[float, float, float]) -> float:
+    """The row where a sleeveless side's strap joins the body: below the ``shoulder`` (2,), the first row whose
+    run of garment from the side's outer edge inward reaches halfway to the centre column, after rows where it
+    does not (the strap). The prior row of ``armpit_band`` (rows top, bottom, prior) where there is no strap
+    (a shoulder as wide as the body's top) or it joins outside the band."""
+    top, bottom, prior = armpit_band
+    strap = False
+    for row in range(int(np.ceil(shoulder[1])), int(bottom) + 1):
+        columns = np.flatnonzero(mask[row])
+        if not len(columns):
+            continue
+        edge = columns[0] if side < 0 else columns[-1]
+        inward = mask[row, edge::-1] if side > 0 else mask[row, edge:]  # from the outer edge toward the centre
+        run = int(np.argmin(inward)) if not inward.all() else len(inward)
+        if run < abs(edge - centre_x) / 2:
+            strap = True
+        elif strap:
+            return float(row) if row >= top else prior
+        else:
+            return prior
+    return prior
 
 
 def _neck_corners(contour: Contour) -> tuple[int, int]:

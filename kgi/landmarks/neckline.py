@@ -2,13 +2,13 @@
 
 A product photo's mask outline follows the garment's *back* neckline, or a collar's top edge; a V, scoop,
 sweetheart or wrap front, or a collar's opening, dips below it and shows the inside of the back, which is shaded
-darker than the front. The front's colour is read on the chest and beside the neck, below the neck corners, and
-the lighter of the two is taken (a two-tone polo's dark chest, a velvet's shaded shoulders do not
-count). Down the centre line from the back
-neckline, past a collar's back band if there is one, the inside starts with rows darker than the front; the
-front neckline is where the colour leaves the shade's for the front's and stays there (dark rows repeating
-below it are the fabric's stripes or checks, no inside); across the row halfway down, the neckline's sides are
-where the shade ends either way. A garment whose inside does not show darker (a
+darker than the front. The front's colour is read on the chest, beside the neck below the neck corners, and on
+the centre line's rows that are the chest's fabric, and the lightest is taken (a two-tone polo's dark chest, a
+velvet's shaded shoulders, a knit's shaded holes, a mock neck's shaded collar sides do not count). Down the
+centre line from the back neckline, past a collar's back band if there is one, the inside starts with rows
+darker than the front; the front neckline is where the colour leaves the shade's for the front's and stays
+there (dark rows repeating below it are the fabric's stripes or checks, no inside); across the row halfway
+down, the neckline's sides are where the shade ends either way. A garment whose inside does not show darker (a
 black top, a white top on a white inside) keeps the outline's neckline.
 """
 
@@ -62,9 +62,10 @@ def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_
     chest = slice(int(back_centre[1] + 0.5 * body_length), int(back_centre[1] + 0.6 * body_length))
     if stop - start < 4 * run or not mask[chest].any():
         return None
-    fronts = [np.median(lab[chest][mask[chest]], axis=0), _beside_neck(lab, mask, corners, body_length)]
-    front = max((f for f in fronts if f is not None), key=lambda colour: colour[0])
+    chest_colour = np.median(lab[chest][mask[chest]], axis=0)
     profile = np.median(lab[start:stop, x - band: x + band + 1], axis=1)  # (rows, 3)
+    fronts = [chest_colour, _beside_neck(lab, mask, corners, body_length), _centre_line_front(profile, chest_colour)]
+    front = max((f for f in fronts if f is not None), key=lambda colour: colour[0])
     dark = (front[0] - profile[:, 0] >= MIN_CONTRAST) & (np.linalg.norm(profile - front, axis=1) >= MIN_CONTRAST)
     shade_run = max(2, run // 3)
     shade_starts = np.flatnonzero(np.convolve(dark, np.ones(shade_run), "valid") == shade_run)
@@ -97,6 +98,14 @@ def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_
         fallback = (corner + centre) / 2
         nodes.append(np.array([columns[found[0]], middle_row], dtype=np.float64) if len(found) else fallback)
     return np.stack([nodes[1], nodes[0], nodes[2]])
+
+
+def _centre_line_front(profile: np.ndarray, chest_colour: np.ndarray) -> np.ndarray | None:
+    """The median Lab colour (3,) of the rows of the centre line's ``profile`` (rows, 3) that are the chest's
+    fabric (within ``MIN_CONTRAST`` of ``chest_colour``: no print); None where no row is. A patterned fabric's
+    median over the whole chest (a knit's shaded holes) is darker than its plain front below the neckline."""
+    fabric = profile[np.linalg.norm(profile - chest_colour, axis=1) < MIN_CONTRAST]
+    return np.median(fabric, axis=0) if len(fabric) else None
 
 
 def _beside_neck(lab: np.ndarray, mask: np.ndarray, corners: np.ndarray, body_length: float) -> np.ndarray | None:
