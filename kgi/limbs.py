@@ -21,6 +21,8 @@ in front of the body would show in the photo: where the photo shows the old garm
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -214,3 +216,139 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         neck_offsets.append(offsets[0])
     seated[2, 1] += np.mean(neck_offsets)
     return seated
+
+
+class WornSleeve(NamedTuple):
+    """One sleeve's garment nodes (``kgi.graphs``) and the arm it is worn on (pose nodes shoulder, elbow, wrist)."""
+
+    nodes: tuple[int, ...]  # all eight sleeve nodes
+    armhole: tuple[int, int]  # the garment's shoulder node and armpit node
+    outer_edge: tuple[int, int, int, int]  # shoulder to cuff: near shoulder, elbow, near cuff, cuff
+    elbow: tuple[int, int]  # outer and inner elbow nodes
+    cuff: tuple[int, int]  # outer and inner cuff nodes
+    off_armhole: tuple[int, ...]  # the nodes away from the armhole: elbows, near the cuff and the cuff
+    arm: tuple[int, int, int]
+
+
+WORN_SLEEVES = (
+    WornSleeve(tuple(range(6, 14)), (5, 14), (6, 7, 8, 9), (7, 12), (9, 10), (7, 8, 9, 10, 11, 12), (2, 3, 4)),
+    WornSleeve(tuple(range(23, 31)), (31, 22), (30, 29, 28, 27), (29, 24), (27, 26), (24, 25, 26, 27, 28, 29),
+               (5, 6, 7)),
+)
+GARMENT_TORSO_NODES = (0, 2, 4, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 31)  # neckline, shoulders, armpits, sides
+SLEEVE_LENGTH_RANGE = (0.35, 1.6)  # a worn sleeve's length over the flat one's times the torso scale (a long one bends)
+SLEEVE_WIDTH_RANGE = (0.5, 2.0)  # the same for its cuff's width
+OUTER_EDGE_RANGE = (0.5, 1.75)  # the same for its outer edge's length (shoulder node to outer cuff node)
+OFF_ARM_REACH = 3.0  # a sleeve node lies within this many half cuff widths (at least elbow radii) of the arm's bones
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex]:
+    r"""Least-squares similarity :math:`z' = a z + b` from (K, 2) ``source`` to ``target`` points (complex
+    numbers): :math:`a = \sum_k \bar s_k t_k / \sum_k |s_k|^2` on centred points, :math:`b = \bar t - a \bar s`."""
+    s, t = source[:, 0] + 1j * source[:, 1], target[:, 0] + 1j * target[:, 1]
+    s_centred, t_centred = s - s.mean(), t - t.mean()
+    a = (np.conj(s_centred) * t_centred).sum() / max(float((np.abs(s_centred) ** 2).sum()), 1e-12)
+    return a, t.mean() - a * s.mean()
+
+
+def _turn(points: np.ndarray, pivot: np.ndarray, current: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Rotate (N, 2) ``points`` about ``pivot`` by the angle that turns direction ``current`` onto ``wanted``."""
+    angle = np.arctan2(current[0] * wanted[1] - current[1] * wanted[0], current @ wanted)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (points - pivot) @ rotation.T + pivot
+
+
+def sleeve_is_plausible(worn: np.ndarray, flat: np.ndarray, nodes: np.ndarray, sleeve: WornSleeve,
+                        torso_scale: float) -> bool:
+    """Whether a worn sleeve agrees with its flat shape and the pose (``rebuild_implausible_sleeves``).
+
+    Args:
+        worn: (32, 2) worn keypoints, flat: (32, 2) flat-garment keypoints, nodes: (10, 2) pose nodes, all in
+            pixels. sleeve: which sleeve. torso_scale: the flat garment's size on the person (worn / flat).
+    """
+    def length(keypoints):  # armhole midpoint to cuff midpoint
+        return np.linalg.norm(keypoints[list(sleeve.cuff)].mean(0) - keypoints[list(sleeve.armhole)].mean(0))
+
+    def outer_edge(keypoints):
+        return np.linalg.norm(np.diff(keypoints[list(sleeve.outer_edge)], axis=0), axis=1).sum()
+
+    def width(keypoints):
+        return np.linalg.norm(keypoints[sleeve.cuff[0]] - keypoints[sleeve.cuff[1]])
+
+    expected_length, expected_width = torso_scale * length(flat), torso_scale * width(flat)
+    if not SLEEVE_LENGTH_RANGE[0] * expected_length <= length(worn) <= SLEEVE_LENGTH_RANGE[1] * expected_length:
+        return False
+    expected_edge = torso_scale * outer_edge(flat)
+    if not OUTER_EDGE_RANGE[0] * expected_edge <= outer_edge(worn) <= OUTER_EDGE_RANGE[1] * expected_edge:
+        return False
+    if not SLEEVE_WIDTH_RANGE[0] * expected_width <= width(worn) <= SLEEVE_WIDTH_RANGE[1] * expected_width:
+        return False
+    reach = OFF_ARM_REACH * max(expected_width / 2, ARM_RADII[1] * body_span(nodes))
+    return max(_distance_to_bones(worn[list(sleeve.off_armhole)], nodes[list(sleeve.arm)])) <= reach
+
+
+def _distance_to_bones(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """Each of (N, 2) ``points``' distance to the polyline through (J, 2) ``joints``: (N,)."""
+    distances = []
+    for start, end in zip(joints[:-1], joints[1:]):
+        bone = end - start
+        t = np.clip((points - start) @ bone / max(float(bone @ bone), 1e-12), 0, 1)
+        distances.append(np.linalg.norm(points - (start + t[:, None] * bone), axis=1))
+    return np.min(distances, axis=0)
+
+
+def rebuild_implausible_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray,
+                                nodes: np.ndarray) -> np.ndarray:
+    """The worn garment's keypoints with each implausible sleeve rebuilt from the flat sleeve: (32, 2) pixels.
+
+    Stage 1, trained on synthetic people, sometimes draws a genuine person's short sleeve as a long one: its
+    outer edge runs down the arm to the elbow while its inner edge folds into the chest, and the warp pastes the
+    sleeve as a wing across the torso. With the torso scale :math:`s` (the scale of the least-squares
+    similarity from the flat garment's ``GARMENT_TORSO_NODES`` to the worn ones), a sleeve is implausible
+    (``sleeve_is_plausible``) when, against :math:`s` times the flat sleeve's, its length (armhole midpoint
+    to cuff midpoint) lies outside ``SLEEVE_LENGTH_RANGE``, its outer edge's length (``WornSleeve.outer_edge``)
+    outside ``OUTER_EDGE_RANGE`` or its cuff's width outside ``SLEEVE_WIDTH_RANGE``, or when a node away from
+    the armhole lies farther from the arm's bones (shoulder-elbow-wrist) than ``OFF_ARM_REACH`` half cuff widths
+    (at least elbow radii of ``ARM_RADII``).
+
+    Such a sleeve is rebuilt as ``kgi.baseline`` places sleeves, from the network's own armhole: the flat sleeve
+    is mapped by the similarity taking the flat armhole (shoulder and armpit nodes) onto the worn one, turned
+    about the armhole midpoint so that its axis (-> elbow-node midpoint) follows the upper arm, moved across the
+    arm so that the axis lies on the upper arm's bone (a sleeve is a tube around the arm). Only short sleeves
+    (the flat sleeve, times :math:`s`, shorter than the upper arm) are rebuilt: a long one would need bending at
+    the elbow, where stage 1 does better on synthetic people than this rebuild. Sleeveless garments (the sleeve's
+    nodes on the armhole), plausible sleeves and the rest of the garment are kept.
+
+    Args:
+        garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
+        cloth_keypoints: (32, 2) the flat garment's keypoints in pixels of an image of the same size.
+        nodes: (10, 2) pose-graph nodes in pixels.
+    """
+    worn = np.asarray(garment_keypoints, np.float64).copy()
+    flat = np.asarray(cloth_keypoints, np.float64)
+    nodes = np.asarray(nodes, np.float64)
+    torso_scale = abs(_similarity(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])[0])
+    min_length = 0.1 * body_span(nodes)  # an axis or bone shorter than this has no direction
+    for sleeve in WORN_SLEEVES:
+        shoulder, elbow, wrist = nodes[list(sleeve.arm)]
+        upper_arm = elbow - shoulder
+        flat_armhole = flat[list(sleeve.armhole)].mean(0)
+        axis_length = torso_scale * np.linalg.norm(flat[list(sleeve.elbow)].mean(0) - flat_armhole)
+        sleeve_length = torso_scale * np.linalg.norm(flat[list(sleeve.cuff)].mean(0) - flat_armhole)
+        if not min_length <= axis_length or sleeve_length > np.linalg.norm(upper_arm) or sleeve_is_plausible(
+                worn, flat, nodes, sleeve, torso_scale):
+            continue  # a sleeveless garment's nodes lie on the armhole; a long sleeve is kept
+        a, b = _similarity(flat[list(sleeve.armhole)], worn[list(sleeve.armhole)])
+        placed = a * (flat[list(sleeve.nodes), 0] + 1j * flat[list(sleeve.nodes), 1]) + b
+        rebuilt = worn.copy()
+        rebuilt[list(sleeve.nodes)] = np.stack([placed.real, placed.imag], 1)
+        armhole = rebuilt[list(sleeve.armhole)].mean(0)
+        sleeve_axis = rebuilt[list(sleeve.elbow)].mean(0) - armhole
+        if np.linalg.norm(upper_arm) >= min_length:
+            rebuilt[list(sleeve.nodes)] = _turn(rebuilt[list(sleeve.nodes)], armhole, sleeve_axis, upper_arm)
+            along = upper_arm / np.linalg.norm(upper_arm)  # centre the sleeve's axis on the upper arm's bone
+            offset = shoulder - armhole
+            rebuilt[list(sleeve.nodes)] += offset - (offset @ along) * along
+            armhole = armhole + offset - (offset @ along) * along
+        worn[list(sleeve.nodes)] = rebuilt[list(sleeve.nodes)]
+    return worn

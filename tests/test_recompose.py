@@ -8,7 +8,7 @@ import torch
 
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
-from kgi.limbs import GARMENT_OUTLINE, seat_shoulder_seams
+from kgi.limbs import GARMENT_OUTLINE, rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
     recompose
 from kgi.warp import WarpResult
@@ -258,3 +258,52 @@ def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
     composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
     hole = composed.target_parse13[0, 32:44, 32:42]
     assert not (hole == HAIR).any() and (hole == FACE_NECK).any()
+
+
+def flat_tshirt(sleeve_scale: float = 1.0) -> np.ndarray:
+    """(32, 2) pixels: a flat short-sleeved T-shirt (``kgi.graphs`` numbering), its sleeves ``sleeve_scale``
+    times as long, shoulders at rows 45, armpits at row 70, hem at row 160."""
+    keypoints = np.zeros((32, 2))
+    keypoints[:5] = [(62, 40), (68, 46), (75, 50), (82, 46), (88, 40)]
+    keypoints[5], keypoints[14] = (40, 45), (44, 70)
+    sleeve = np.array([(35, 48), (28, 56), (22, 64), (18, 70), (30, 80), (34, 76), (38, 72), (42, 68)], float)
+    keypoints[6:14] = keypoints[5] + sleeve_scale * (sleeve - keypoints[5])
+    keypoints[15:22] = [(45, 100), (46, 130), (47, 160), (75, 160), (103, 160), (104, 130), (105, 100)]
+    keypoints[[31, 22]] = (150 - keypoints[[5, 14], 0])[:, None] * [1, 0] + keypoints[[5, 14]] * [0, 1]
+    keypoints[23:31] = np.stack([150 - keypoints[13:5:-1, 0], keypoints[13:5:-1, 1]], 1)
+    return keypoints
+
+
+def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_along_the_upper_arm():
+    _, nodes = shoulders_person()  # arms hang: shoulders (45, 72) / (105, 72), elbows (38, 110) / (112, 110)
+    flat = flat_tshirt()
+    worn = flat + [0, 27]  # the torso where the person is
+    worn[6:14] = [(40, 75), (36, 92), (34, 106), (31, 124), (58, 104), (60, 92), (58, 86), (52, 80)]  # a "wing"
+    rebuilt = rebuild_implausible_sleeves(worn, flat, nodes)
+    assert not np.allclose(rebuilt[6:14], worn[6:14])
+    kept = [n for n in range(32) if n not in range(6, 14)]
+    assert np.array_equal(rebuilt[kept], worn[kept])  # the other sleeve and the torso stay as stage 1 put them
+    sleeve_length = np.linalg.norm(rebuilt[[9, 10]].mean(0) - rebuilt[[5, 14]].mean(0))
+    flat_length = np.linalg.norm(flat[[9, 10]].mean(0) - flat[[5, 14]].mean(0))
+    assert 0.6 * flat_length < sleeve_length < 1.6 * flat_length  # as long as the flat sleeve, not to the elbow
+    upper_arm = (nodes[3] - nodes[2]) / np.linalg.norm(nodes[3] - nodes[2])
+    across = rebuilt[6:14] - nodes[2]
+    off_bone = np.abs(across[:, 0] * upper_arm[1] - across[:, 1] * upper_arm[0])
+    assert off_bone.max() < 15, off_bone  # around the upper arm's bone, none in the chest (the torso's x >= 45)
+    assert rebuilt[[10, 11, 12], 0].max() < 52
+    assert np.array_equal(rebuild_implausible_sleeves(rebuilt, flat, nodes), rebuilt)  # now plausible: kept
+
+
+def test_plausible_and_long_sleeves_stay_where_stage_one_put_them():
+    _, nodes = shoulders_person()
+    flat = flat_tshirt()
+    worn = rebuild_implausible_sleeves(flat + [0, 27], flat, nodes)  # both sleeves along the arms
+    assert np.array_equal(rebuild_implausible_sleeves(worn, flat, nodes), worn)
+    long_flat = flat_tshirt(sleeve_scale=4.0)  # longer than the upper arm: the rebuild does not bend at elbows
+    long_worn = long_flat + [0, 27]
+    long_worn[6:14] = worn[6:14]  # far too short against the flat sleeve
+    assert np.array_equal(rebuild_implausible_sleeves(long_worn, long_flat, nodes), long_worn)
+    sleeveless = flat.copy()
+    sleeveless[6:14] = flat[5] + np.linspace(0, 1, 8)[:, None] * (flat[14] - flat[5])
+    sleeveless[23:31] = flat[22] + np.linspace(0, 1, 8)[:, None] * (flat[31] - flat[22])
+    assert np.array_equal(rebuild_implausible_sleeves(worn, sleeveless, nodes), worn)
