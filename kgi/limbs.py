@@ -227,18 +227,20 @@ class WornSleeve(NamedTuple):
     elbow: tuple[int, int]  # outer and inner elbow nodes
     cuff: tuple[int, int]  # outer and inner cuff nodes
     off_armhole: tuple[int, ...]  # the nodes away from the armhole: elbows, near the cuff and the cuff
+    inner_top: int  # the inner edge's node next to the armpit
     arm: tuple[int, int, int]
 
 
 WORN_SLEEVES = (
-    WornSleeve(tuple(range(6, 14)), (5, 14), (6, 7, 8, 9), (7, 12), (9, 10), (7, 8, 9, 10, 11, 12), (2, 3, 4)),
-    WornSleeve(tuple(range(23, 31)), (31, 22), (30, 29, 28, 27), (29, 24), (27, 26), (24, 25, 26, 27, 28, 29),
+    WornSleeve(tuple(range(6, 14)), (5, 14), (6, 7, 8, 9), (7, 12), (9, 10), (7, 8, 9, 10, 11, 12), 13, (2, 3, 4)),
+    WornSleeve(tuple(range(23, 31)), (31, 22), (30, 29, 28, 27), (29, 24), (27, 26), (24, 25, 26, 27, 28, 29), 23,
                (5, 6, 7)),
 )
 GARMENT_TORSO_NODES = (0, 2, 4, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 31)  # neckline, shoulders, armpits, sides
 SLEEVE_LENGTH_RANGE = (0.35, 1.6)  # a worn sleeve's length over the flat one's times the torso scale (a long one bends)
 SLEEVE_WIDTH_RANGE = (0.5, 2.0)  # the same for its cuff's width
 OUTER_EDGE_RANGE = (0.5, 1.75)  # the same for its outer edge's length (shoulder node to outer cuff node)
+TUBE_ACROSS = 2 / np.pi  # a tube's width seen from the front over its width laid flat (a cylinder)
 OFF_ARM_REACH = 3.0  # a sleeve node lies within this many half cuff widths (at least elbow radii) of the arm's bones
 
 
@@ -330,25 +332,20 @@ def rebuild_implausible_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: 
     torso_scale = abs(_similarity(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])[0])
     min_length = 0.1 * body_span(nodes)  # an axis or bone shorter than this has no direction
     for sleeve in WORN_SLEEVES:
-        shoulder, elbow, wrist = nodes[list(sleeve.arm)]
-        upper_arm = elbow - shoulder
+        upper_arm = nodes[sleeve.arm[1]] - nodes[sleeve.arm[0]]
         flat_armhole = flat[list(sleeve.armhole)].mean(0)
         axis_length = torso_scale * np.linalg.norm(flat[list(sleeve.elbow)].mean(0) - flat_armhole)
         sleeve_length = torso_scale * np.linalg.norm(flat[list(sleeve.cuff)].mean(0) - flat_armhole)
-        if not min_length <= axis_length or sleeve_length > np.linalg.norm(upper_arm) or sleeve_is_plausible(
-                worn, flat, nodes, sleeve, torso_scale):
+        if (axis_length < min_length or not min_length <= np.linalg.norm(upper_arm) >= sleeve_length
+                or sleeve_is_plausible(worn, flat, nodes, sleeve, torso_scale)):
             continue  # a sleeveless garment's nodes lie on the armhole; a long sleeve is kept
-        a, b = _similarity(flat[list(sleeve.armhole)], worn[list(sleeve.armhole)])
-        placed = a * (flat[list(sleeve.nodes), 0] + 1j * flat[list(sleeve.nodes), 1]) + b
-        rebuilt = worn.copy()
-        rebuilt[list(sleeve.nodes)] = np.stack([placed.real, placed.imag], 1)
-        armhole = rebuilt[list(sleeve.armhole)].mean(0)
-        sleeve_axis = rebuilt[list(sleeve.elbow)].mean(0) - armhole
-        if np.linalg.norm(upper_arm) >= min_length:
-            rebuilt[list(sleeve.nodes)] = _turn(rebuilt[list(sleeve.nodes)], armhole, sleeve_axis, upper_arm)
-            along = upper_arm / np.linalg.norm(upper_arm)  # centre the sleeve's axis on the upper arm's bone
-            offset = shoulder - armhole
-            rebuilt[list(sleeve.nodes)] += offset - (offset @ along) * along
-            armhole = armhole + offset - (offset @ along) * along
-        worn[list(sleeve.nodes)] = rebuilt[list(sleeve.nodes)]
+        along = upper_arm / np.linalg.norm(upper_arm)
+        flat_axis = flat[list(sleeve.cuff)].mean(0) - flat_armhole
+        turned = _turn(flat[list(sleeve.nodes)], flat_armhole, flat_axis, upper_arm) - flat_armhole
+        worn_armhole = worn[list(sleeve.armhole)].mean(0)
+        across = np.array([-along[1], along[0]])
+        coordinates = torso_scale * np.stack([turned @ along, TUBE_ACROSS * (turned @ across)], 1)  # (8, 2)
+        inner_top = sleeve.nodes.index(sleeve.inner_top)
+        coordinates[:, 1] += (worn[sleeve.armhole[1]] - worn_armhole) @ across - coordinates[inner_top, 1]
+        worn[list(sleeve.nodes)] = worn_armhole + coordinates[:, :1] * along + coordinates[:, 1:] * across
     return worn
