@@ -301,7 +301,7 @@ def _distance_to_bones(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
 
 def rebuild_implausible_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray,
                                 nodes: np.ndarray) -> np.ndarray:
-    """The worn garment's keypoints with each implausible sleeve rebuilt from the flat sleeve: (32, 2) pixels.
+    r"""The worn garment's keypoints with each implausible sleeve rebuilt from the flat sleeve: (32, 2) pixels.
 
     Stage 1, trained on synthetic people, sometimes draws a genuine person's short sleeve as a long one: its
     outer edge runs down the arm to the elbow while its inner edge folds into the chest, and the warp pastes the
@@ -313,13 +313,22 @@ def rebuild_implausible_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: 
     the armhole lies farther from the arm's bones (shoulder-elbow-wrist) than ``OFF_ARM_REACH`` half cuff widths
     (at least elbow radii of ``ARM_RADII``).
 
-    Such a sleeve is rebuilt as ``kgi.baseline`` places sleeves, from the network's own armhole: the flat sleeve
-    is mapped by the similarity taking the flat armhole (shoulder and armpit nodes) onto the worn one, turned
-    about the armhole midpoint so that its axis (-> elbow-node midpoint) follows the upper arm, moved across the
-    arm so that the axis lies on the upper arm's bone (a sleeve is a tube around the arm). Only short sleeves
-    (the flat sleeve, times :math:`s`, shorter than the upper arm) are rebuilt: a long one would need bending at
-    the elbow, where stage 1 does better on synthetic people than this rebuild. Sleeveless garments (the sleeve's
-    nodes on the armhole), plausible sleeves and the rest of the garment are kept.
+    Such a sleeve is rebuilt from the flat one as a tube around the upper arm, in the arm's frame (``along``
+    the shoulder -> elbow bone, ``across`` it): the flat sleeve is turned about its armhole midpoint (shoulder and
+    armpit nodes) so that its axis (-> cuff midpoint) follows the upper arm (as ``kgi.baseline`` bends sleeves),
+    and each node's offset from the armhole midpoint, scaled by :math:`s`, is placed from the worn armhole
+    midpoint with its across-arm part times ``TUBE_ACROSS`` (a tube seen from the front: 2/pi of its flat
+    width), shifted across the arm so that the inner edge's top node (``WornSleeve.inner_top``) lies in line
+    with the worn armpit:
+
+    .. math::
+        p_i = \bar a_w + s\,(u_i\,\hat e + (\tfrac{2}{\pi} v_i + c)\,\hat n)
+
+    with :math:`(u_i, v_i)` the turned flat offsets along and across the arm, :math:`\hat e, \hat n` the arm's
+    unit vectors and :math:`c` the shift. Only short sleeves (the flat sleeve, times :math:`s`, shorter than the
+    upper arm) are rebuilt: a long one would need bending at the elbow, where stage 1 does better on synthetic
+    people. Sleeveless garments (the sleeve's nodes on the armhole), plausible sleeves and the rest of the
+    garment are kept.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).

@@ -291,6 +291,8 @@ def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_al
     off_bone = np.abs(across[:, 0] * upper_arm[1] - across[:, 1] * upper_arm[0])
     assert off_bone.max() < 15, off_bone  # around the upper arm's bone, none in the chest (the torso's x >= 45)
     assert rebuilt[[10, 11, 12], 0].max() < 52
+    normal = np.array([-upper_arm[1], upper_arm[0]])
+    assert abs((rebuilt[13] - rebuilt[14]) @ normal) < 1e-6  # the inner edge starts in line with the armpit
     assert np.array_equal(rebuild_implausible_sleeves(rebuilt, flat, nodes), rebuilt)  # now plausible: kept
 
 
