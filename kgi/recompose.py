@@ -12,8 +12,9 @@ from, the mask of pixels it must keep and the target parse as composed:
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
-               outside the region (the photo stays) and their nearest label other than garment and hair inside
-               it (a neckline's hole next to long hair is the neck's skin)
+               outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
+               wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
+               long hair is the neck's skin)
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
     keep     = not region, or garment, or skin, or extended garment
 
@@ -394,8 +395,9 @@ def recompose(
     cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
     target = torch.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks
-    target = torch.where(uncovered & ~region, parse13, target)
-    target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region)  # body, never hair
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    target = torch.where(uncovered & (~region | photo_arm), parse13, target)  # the photo's arm is still there
+    target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region & ~photo_arm)
 
     blanked = region & ~garment & ~kept_skin
     if pose_nodes is not None:

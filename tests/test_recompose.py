@@ -258,3 +258,19 @@ def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
     composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
     hole = composed.target_parse13[0, 32:44, 32:42]
     assert not (hole == HAIR).any() and (hole == FACE_NECK).any()
+
+
+def test_garment_the_warp_does_not_reach_over_the_photos_arm_is_that_arm_not_the_wall():
+    height, width = 96, 72
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 28:76, 20:52] = 5  # a sleeveless old top
+    parse[0, 30:70, 52:60] = 14  # the person's bare left arm beside it
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    target[0, 28:76, 20:60] = UPPER  # the network's new garment, a sleeve over the arm
+    garment = torch.zeros(1, 1, height, width)
+    garment[0, 0, 28:76, 20:53] = 1  # the warp stops at the body's side
+    warp = WarpResult(torch.rand(1, 3, height, width) * garment, garment, garment)
+    composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
+    assert (composed.target_parse13[0, 32:68, 54:60] == LEFT_ARM).all()
