@@ -287,9 +287,10 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
     pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
     shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.
-    Inside the outline the old garment is garment even where the target draws an arm: the parse network draws
-    the arm up over a shoulder the new sleeve covers (a bare "cold shoulder") and across a bent sleeve's elbow
-    the warp leaves open.
+    Inside the outline, on the shoulders and in the new sleeves, the old garment is garment even where the target
+    draws an arm: the parse network draws the arm up over a shoulder the new sleeve covers (a bare "cold
+    shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging beside the body, inside
+    a wide garment's outline, stays arm).
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -305,10 +306,11 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     covered = target.long().clone()
     bare = torch.zeros_like(body)
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
-        zone, inside = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
+        zone, inside, sleeves = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
             np.asarray(pose_nodes[index], np.float64) * [width, height],
             np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
-        labels = torch.where((body[index] | sleeve_arm[index]) & inside, UPPER, covered[index])
+        on_garment = body[index] | (sleeve_arm[index] & (zone | sleeves))  # not an arm hanging beside the body
+        labels = torch.where(on_garment & inside, UPPER, covered[index])
         hole = body[index] & (zone | (torso > 0))
         covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
         bare[index] = hole & ~inside & (arms == 0)
