@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
+from kgi.graphs import WARP_SEGMENTS
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -132,21 +133,24 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
 # down to the hem, back up the image-left side and sleeve to the image-left shoulder.
 GARMENT_OUTLINE = (0, 1, 2, 3, 4, 31, *range(30, 5, -1), 5)
 NECK_TO_SHOULDER_NODES = (0, 1, 2, 5)  # nose, neck, both shoulders
+SLEEVE_SEGMENTS = ("left_up", "left_low", "right_up", "right_low")
 SHOULDER_CAP = 2.0  # the shoulder's top reaches this many shoulder radii from the joint (the deltoid's outline)
 
 
 def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple[int, int]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the body is between the neck and the arms, and where the new garment covers it: two (H, W) bool.
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the body is between the neck and the arms, where the new garment covers it and where its sleeves
+    are: three (H, W) bool.
 
     Args:
         nodes: (10, 2) pose-graph nodes in pixels. garment_keypoints: (32, 2) the worn garment's keypoints in
             pixels (stage 1's output). shape: (H, W).
 
-    Returns ``(zone, covered)``: the convex hull of the nose, neck and shoulders with a disc of the shoulder
-    radius (``ARM_RADII[0]`` of the span) around each shoulder and a half disc ``SHOULDER_CAP`` times as wide
-    above it (the neck, the trapezius and the shoulders' tops);
-    and the garment's keypoint outline (``GARMENT_OUTLINE``) filled, where the new garment lies.
+    Returns ``(zone, covered, sleeves)``: the convex hull of the nose, neck and shoulders with a disc of the
+    shoulder radius (``ARM_RADII[0]`` of the span) around each shoulder and a half disc ``SHOULDER_CAP`` times as
+    wide above it (the neck, the trapezius and the shoulders' tops); the garment's keypoint outline
+    (``GARMENT_OUTLINE``) filled, where the new garment lies; and its four sleeve segments
+    (``kgi.graphs.WARP_SEGMENTS``) filled.
     """
     nodes = np.asarray(nodes, dtype=np.float64)
     radius = ARM_RADII[0] * body_span(nodes)
@@ -162,7 +166,11 @@ def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple
     covered = np.zeros(shape, np.uint8)
     outline = np.round(np.asarray(garment_keypoints, np.float64)[list(GARMENT_OUTLINE)] * scale).astype(np.int32)
     cv2.fillPoly(covered, [outline], 1, cv2.LINE_8, _SUBPIXEL)
-    return zone.astype(bool), covered.astype(bool)
+    sleeves = np.zeros(shape, np.uint8)
+    for segment in SLEEVE_SEGMENTS:
+        polygon = np.asarray(garment_keypoints, np.float64)[list(WARP_SEGMENTS[segment])]
+        cv2.fillPoly(sleeves, [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
+    return zone.astype(bool), covered.astype(bool), sleeves.astype(bool)
 
 
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and

@@ -12,8 +12,9 @@ from, the mask of pixels it must keep and the target parse as composed:
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
-               outside the region (the photo stays) and their nearest label other than garment and hair inside
-               it (a neckline's hole next to long hair is the neck's skin)
+               outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
+               wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
+               long hair is the neck's skin)
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
     keep     = not region, or garment, or skin, or extended garment
 
@@ -286,9 +287,10 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
     pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
     shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.
-    Inside the outline the old garment is garment even where the target draws an arm: the parse network draws
-    the arm up over a shoulder the new sleeve covers (a bare "cold shoulder") and across a bent sleeve's elbow
-    the warp leaves open.
+    Inside the outline, on the shoulders and in the new sleeves, the old garment is garment even where the target
+    draws an arm: the parse network draws the arm up over a shoulder the new sleeve covers (a bare "cold
+    shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging beside the body, inside
+    a wide garment's outline, stays arm).
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -304,10 +306,11 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     covered = target.long().clone()
     bare = torch.zeros_like(body)
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
-        zone, inside = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
+        zone, inside, sleeves = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
             np.asarray(pose_nodes[index], np.float64) * [width, height],
             np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
-        labels = torch.where((body[index] | sleeve_arm[index]) & inside, UPPER, covered[index])
+        on_garment = body[index] | (sleeve_arm[index] & (zone | sleeves))  # not an arm hanging beside the body
+        labels = torch.where(on_garment & inside, UPPER, covered[index])
         hole = body[index] & (zone | (torso > 0))
         covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
         bare[index] = hole & ~inside & (arms == 0)
@@ -394,8 +397,9 @@ def recompose(
     cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
     target = torch.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks
-    target = torch.where(uncovered & ~region, parse13, target)
-    target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region)  # body, never hair
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    target = torch.where(uncovered & (~region | photo_arm), parse13, target)  # the photo's arm is still there
+    target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region & ~photo_arm)
 
     blanked = region & ~garment & ~kept_skin
     if pose_nodes is not None:

@@ -132,27 +132,43 @@ def test_recompose_is_per_sample_and_refuses_mismatches():
         recompose(person, parse, target, WarpResult(warp.garment[..., :5], warp.mask, warp.mask))
 
 
+SCENE_HEIGHT, SCENE_WIDTH = 96, 72
+SCENE_POSE = np.array([[36, 15], [36, 28], [22, 32], [18, 50], [16, 66], [50, 32], [54, 50], [56, 66], [28, 70],
+                       [44, 70]], np.float64) / [SCENE_WIDTH, SCENE_HEIGHT]
+
+
+def person_in_a_top() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 96x72 person in an old top, shoulders (row 28) to hips: the CIHP parse and a target parse of the face
+    and neck alone, both (1, H, W) long; its pose is ``SCENE_POSE``."""
+    parse = torch.zeros(1, SCENE_HEIGHT, SCENE_WIDTH, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 24:30, 33:40] = 10  # neck
+    parse[0, 28:76, 16:57] = 5  # the old top, shoulders to hips
+    target = torch.zeros(1, SCENE_HEIGHT, SCENE_WIDTH, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    return parse, target
+
+
+def worn_rectangle(corners: dict[int, tuple[int, int]], hem_row: int = 76) -> np.ndarray:
+    """(1, 32, 2) normalised keypoints of a garment drawn as its outline's ``corners`` (node: pixel) and, for the
+    other outline nodes, the hem corners below the image-right and image-left shoulders' columns."""
+    keypoints = np.zeros((32, 2))
+    right, left = corners[31][0], corners[5][0]
+    for position, node in enumerate(GARMENT_OUTLINE):
+        keypoints[node] = corners.get(node, (right, hem_row) if 6 <= position < 18 else (left, hem_row))
+    return (keypoints / [SCENE_WIDTH, SCENE_HEIGHT])[None]
+
+
 def test_the_body_between_neck_and_arms_is_garment_inside_the_garment_outline_and_skin_elsewhere():
     """A new garment that starts lower than the old one: the old garment's shoulders the target calls background
     become garment inside the worn keypoints' outline and skin above it; the photo's background and the old
     garment away from the shoulders (a loose hem) keep the target's background."""
-    height, width = 96, 72
-    parse = torch.zeros(1, height, width, dtype=torch.long)
-    parse[0, 8:24, 30:43] = 13  # face
-    parse[0, 24:30, 33:40] = 10  # neck
-    parse[0, 28:76, 16:57] = 5  # the old top, shoulders to hips
-    target = torch.zeros(1, height, width, dtype=torch.long)
-    target[0, 8:30, 30:43] = FACE_NECK
+    parse, target = person_in_a_top()
     target[0, 40:76, 18:55] = UPPER
-    nodes = np.array([[36, 15], [36, 28], [22, 32], [18, 50], [16, 66], [50, 32], [54, 50], [56, 66], [28, 70],
-                      [44, 70]], np.float64) / [width, height]
-    corners = {0: (30, 36), 1: (33, 36), 2: (36, 36), 3: (39, 36), 4: (42, 36), 31: (54, 36), 5: (18, 36)}
-    keypoints = np.zeros((32, 2))
-    for position, node in enumerate(GARMENT_OUTLINE):  # a rectangle from row 36 to the hips
-        keypoints[node] = corners.get(node, (54, 75) if 6 <= position < 18 else (18, 75))
+    keypoints = worn_rectangle({0: (30, 36), 1: (33, 36), 2: (36, 36), 3: (39, 36), 4: (42, 36), 31: (54, 36),
+                                5: (18, 36)}, hem_row=75)  # a rectangle from row 36 to the hips
     region = change_region(parse, 1)[0]
-    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), nodes[None],
-                              (keypoints / [width, height])[None])[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
     assert covered[37, 36] == UPPER and covered[38, 24] == UPPER  # inside the outline, above the predicted top
     assert covered[30, 24] in (FACE_NECK, LEFT_ARM, RIGHT_ARM) and covered[31, 45] in (FACE_NECK, LEFT_ARM, RIGHT_ARM)
     assert covered[5, 5] == 0 and covered[72, 16] == 0  # the photo's background; the old top far below the shoulders
@@ -207,24 +223,14 @@ def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_pu
 
 
 def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_in_the_garment_are_filled():
-    height, width = 96, 72
-    parse = torch.zeros(1, height, width, dtype=torch.long)
-    parse[0, 8:24, 30:43] = 13  # face
-    parse[0, 24:30, 33:40] = 10  # neck
-    parse[0, 28:76, 16:57] = 5  # the old top, shoulders to hips
-    target = torch.zeros(1, height, width, dtype=torch.long)
-    target[0, 8:30, 30:43] = FACE_NECK
+    height, width = SCENE_HEIGHT, SCENE_WIDTH
+    parse, target = person_in_a_top()
     target[0, 30:76, 18:55] = UPPER
     target[0, 28:36, 46:57] = LEFT_ARM  # the parse network's arm up over the left shoulder
-    nodes = np.array([[36, 15], [36, 28], [22, 32], [18, 50], [16, 66], [50, 32], [54, 50], [56, 66], [28, 70],
-                      [44, 70]], np.float64) / [width, height]
-    corners = {0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (57, 28), 5: (16, 28)}
-    keypoints = np.zeros((32, 2))
-    for position, node in enumerate(GARMENT_OUTLINE):  # shoulders to hips, seams on the body's top
-        keypoints[node] = corners.get(node, (57, 76) if 6 <= position < 18 else (16, 76))
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (57, 28),
+                                5: (16, 28)})  # shoulders to hips, seams on the body's top
     region = change_region(parse, 1)[0]
-    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), nodes[None],
-                              (keypoints / [width, height])[None])[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
     assert (covered[28:34, 47:54] == UPPER).all()
 
     person = torch.full((1, 3, height, width), 0.8)
@@ -239,15 +245,9 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
 
 
 def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
-    height, width = 96, 72
-    parse = torch.zeros(1, height, width, dtype=torch.long)
-    parse[0, 8:24, 30:43] = 13  # face
+    height, width = SCENE_HEIGHT, SCENE_WIDTH
+    parse, target = person_in_a_top()
     parse[0, 8:40, 43:50] = 2  # long hair down the image-right side, over the old top's collar
-    parse[0, 24:30, 33:40] = 10  # neck
-    parse[0, 28:76, 16:57] = 5  # the old top
-    parse[0, 28:40, 43:50] = 2
-    target = torch.zeros(1, height, width, dtype=torch.long)
-    target[0, 8:30, 30:43] = FACE_NECK
     target[0, 8:40, 43:50] = HAIR
     target[0, 30:76, 18:55] = UPPER
     target[0, 30:40, 43:50] = HAIR
@@ -309,3 +309,19 @@ def test_plausible_and_long_sleeves_stay_where_stage_one_put_them():
     sleeveless[6:14] = flat[5] + np.linspace(0, 1, 8)[:, None] * (flat[14] - flat[5])
     sleeveless[23:31] = flat[22] + np.linspace(0, 1, 8)[:, None] * (flat[31] - flat[22])
     assert np.array_equal(rebuild_implausible_sleeves(worn, sleeveless, nodes), worn)
+
+
+def test_garment_the_warp_does_not_reach_over_the_photos_arm_is_that_arm_not_the_wall():
+    height, width = 96, 72
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 8:24, 30:43] = 13  # face
+    parse[0, 28:76, 20:52] = 5  # a sleeveless old top
+    parse[0, 30:70, 52:60] = 14  # the person's bare left arm beside it
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 8:30, 30:43] = FACE_NECK
+    target[0, 28:76, 20:60] = UPPER  # the network's new garment, a sleeve over the arm
+    garment = torch.zeros(1, 1, height, width)
+    garment[0, 0, 28:76, 20:53] = 1  # the warp stops at the body's side
+    warp = WarpResult(torch.rand(1, 3, height, width) * garment, garment, garment)
+    composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
+    assert (composed.target_parse13[0, 32:68, 54:60] == LEFT_ARM).all()
