@@ -17,6 +17,10 @@ of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own 
 covered the body rather than an arm (skin there, where the new garment is shorter, rather than the background);
 its core (``TORSO_CORE``), the quad with its corners moved the elbow radius towards its centre, is where an arm
 in front of the body would show in the photo: where the photo shows the old garment there, it is the body's.
+
+The worn garment's keypoints (stage 1's) are corrected against the body: ``seat_shoulder_seams`` puts the
+shoulder seams on the body's top, ``rebuild_implausible_sleeves`` rebuilds a short sleeve that disagrees with the
+flat sleeve and the pose as a tube along the upper arm.
 """
 
 from __future__ import annotations
@@ -231,7 +235,7 @@ class WornSleeve(NamedTuple):
 
     nodes: tuple[int, ...]  # all eight sleeve nodes
     armhole: tuple[int, int]  # the garment's shoulder node and armpit node
-    outer_edge: tuple[int, int, int, int]  # shoulder to cuff: near shoulder, elbow, near cuff, cuff
+    outer_edge: tuple[int, int, int, int]  # the outer edge: near the shoulder, elbow, near the cuff, cuff
     elbow: tuple[int, int]  # outer and inner elbow nodes
     cuff: tuple[int, int]  # outer and inner cuff nodes
     off_armhole: tuple[int, ...]  # the nodes away from the armhole: elbows, near the cuff and the cuff
@@ -247,7 +251,7 @@ WORN_SLEEVES = (
 GARMENT_TORSO_NODES = (0, 2, 4, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 31)  # neckline, shoulders, armpits, sides
 SLEEVE_LENGTH_RANGE = (0.35, 1.6)  # a worn sleeve's length over the flat one's times the torso scale (a long one bends)
 SLEEVE_WIDTH_RANGE = (0.5, 2.0)  # the same for its cuff's width
-OUTER_EDGE_RANGE = (0.5, 1.75)  # the same for its outer edge's length (shoulder node to outer cuff node)
+OUTER_EDGE_RANGE = (0.5, 1.75)  # the same for its outer edge's length (``WornSleeve.outer_edge``)
 TUBE_ACROSS = 2 / np.pi  # a tube's width seen from the front over its width laid flat (a cylinder)
 OFF_ARM_REACH = 3.0  # a sleeve node lies within this many half cuff widths (at least elbow radii) of the arm's bones
 
