@@ -51,7 +51,7 @@ def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_
     Returns:
         (3, 2) float64 pixel nodes 1, 2, 3, or None.
     """
-    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float64)
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)  # float32: 2x faster blurs
     lab[..., 0] *= 100 / 255  # L* 0-100; a*, b* offset by 128 (differences are what count)
     lab = _smoothed(lab, mask, SMOOTHING * body_length)
     band = max(2, int(round(0.015 * body_length)))
@@ -125,6 +125,6 @@ def _beside_neck(lab: np.ndarray, mask: np.ndarray, corners: np.ndarray, body_le
 def _smoothed(lab: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     """``lab`` (H, W, 3) blurred with a Gaussian of ``sigma`` pixels over the mask only (the background's colour
     does not bleed in): blur(lab * mask) / blur(mask)."""
-    weight = cv2.GaussianBlur(mask.astype(np.float64), (0, 0), sigma)
+    weight = cv2.GaussianBlur(mask.astype(lab.dtype), (0, 0), sigma)
     blurred = cv2.GaussianBlur(lab * mask[..., None], (0, 0), sigma)
     return blurred / np.maximum(weight, 1e-6)[..., None]
