@@ -167,14 +167,18 @@ def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple
     zone = np.zeros(shape, np.uint8)
     hull = cv2.convexHull(np.round(points * scale).astype(np.int32))
     cv2.fillConvexPoly(zone, hull, 1, cv2.LINE_8, _SUBPIXEL)
-    covered = np.zeros(shape, np.uint8)
-    outline = np.round(np.asarray(garment_keypoints, np.float64)[list(GARMENT_OUTLINE)] * scale).astype(np.int32)
-    cv2.fillPoly(covered, [outline], 1, cv2.LINE_8, _SUBPIXEL)
-    sleeves = np.zeros(shape, np.uint8)
-    for segment in SLEEVE_SEGMENTS:
-        polygon = np.asarray(garment_keypoints, np.float64)[list(WARP_SEGMENTS[segment])]
-        cv2.fillPoly(sleeves, [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
-    return zone.astype(bool), covered.astype(bool), sleeves.astype(bool)
+    keypoints = np.asarray(garment_keypoints, np.float64)
+    covered, sleeves = (_filled([keypoints[list(nodes)] for nodes in polygons], shape)
+                        for polygons in ([GARMENT_OUTLINE], [WARP_SEGMENTS[name] for name in SLEEVE_SEGMENTS]))
+    return zone.astype(bool), covered, sleeves
+
+
+def _filled(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the union of ``polygons``, each (N, 2) pixel vertices, filled at 1/16-pixel precision."""
+    canvas = np.zeros(shape, np.uint8)
+    for polygon in polygons:
+        cv2.fillPoly(canvas, [np.round(polygon * (1 << _SUBPIXEL)).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
+    return canvas.astype(bool)
 
 
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and
@@ -256,13 +260,13 @@ TUBE_ACROSS = 2 / np.pi  # a tube's width seen from the front over its width lai
 OFF_ARM_REACH = 3.0  # a sleeve node lies within this many half cuff widths (at least elbow radii) of the arm's bones
 
 
-def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex]:
-    r"""Least-squares similarity :math:`z' = a z + b` from (K, 2) ``source`` to ``target`` points (complex
-    numbers): :math:`a = \sum_k \bar s_k t_k / \sum_k |s_k|^2` on centred points, :math:`b = \bar t - a \bar s`."""
+def _scale_between(source: np.ndarray, target: np.ndarray) -> float:
+    r"""The scale :math:`|a|` of the least-squares similarity :math:`z' = a z + b` from (K, 2) ``source`` to
+    ``target`` points (``kgi.baseline.fit_similarity``'s, in numpy): :math:`a = \sum_k \bar s_k t_k / \sum_k
+    |s_k|^2` on centred points taken as complex numbers."""
     s, t = source[:, 0] + 1j * source[:, 1], target[:, 0] + 1j * target[:, 1]
     s_centred, t_centred = s - s.mean(), t - t.mean()
-    a = (np.conj(s_centred) * t_centred).sum() / max(float((np.abs(s_centred) ** 2).sum()), 1e-12)
-    return a, t.mean() - a * s.mean()
+    return float(abs((np.conj(s_centred) * t_centred).sum()) / max(float((np.abs(s_centred) ** 2).sum()), 1e-12))
 
 
 def _turn(points: np.ndarray, pivot: np.ndarray, current: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -350,17 +354,19 @@ def rebuild_implausible_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: 
     worn = np.asarray(garment_keypoints, np.float64).copy()
     flat = np.asarray(cloth_keypoints, np.float64)
     nodes = np.asarray(nodes, np.float64)
-    torso_scale = abs(_similarity(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])[0])
+    torso_scale = _scale_between(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])
     min_length = 0.1 * body_span(nodes)  # an axis or bone shorter than this has no direction
     for sleeve in WORN_SLEEVES:
         upper_arm = nodes[sleeve.arm[1]] - nodes[sleeve.arm[0]]
         flat_armhole = flat[list(sleeve.armhole)].mean(0)
         axis_length = torso_scale * np.linalg.norm(flat[list(sleeve.elbow)].mean(0) - flat_armhole)
         sleeve_length = torso_scale * np.linalg.norm(flat[list(sleeve.cuff)].mean(0) - flat_armhole)
-        if (axis_length < min_length or not min_length <= np.linalg.norm(upper_arm) >= sleeve_length
+        upper_arm_length = np.linalg.norm(upper_arm)
+        long_sleeve = sleeve_length > upper_arm_length
+        if (axis_length < min_length or upper_arm_length < min_length or long_sleeve
                 or sleeve_is_plausible(worn, flat, nodes, sleeve, torso_scale)):
             continue  # a sleeveless garment's nodes lie on the armhole; a long sleeve is kept
-        along = upper_arm / np.linalg.norm(upper_arm)
+        along = upper_arm / upper_arm_length
         flat_axis = flat[list(sleeve.cuff)].mean(0) - flat_armhole
         turned = _turn(flat[list(sleeve.nodes)], flat_armhole, flat_axis, upper_arm) - flat_armhole
         worn_armhole = worn[list(sleeve.armhole)].mean(0)

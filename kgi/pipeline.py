@@ -37,8 +37,8 @@ from diffusers import DDPMScheduler
 from kgi.composite import composite
 from kgi.data.images import width_for
 from kgi.data.labels import AGNOSTIC_CIHP, NUM_PARSE13, UPPER
-from kgi.limbs import rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.data.sample import TryOnSample
+from kgi.limbs import rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input

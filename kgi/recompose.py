@@ -101,24 +101,27 @@ def _check_parse(parse: torch.Tensor, name: str, num_labels: int = NUM_PARSE13) 
         raise RecomposeInputError(f"{name} has labels outside 0..{num_labels - 1}")
 
 
+def _morphology(mask: torch.Tensor, operation: int, kernel: np.ndarray) -> torch.Tensor:
+    """(B, H, W) bool ``mask`` through OpenCV's ``morphologyEx`` ``operation`` with ``kernel``, sample by sample
+    on the CPU (100x torch's max pooling at 1024 rows)."""
+    changed = [cv2.morphologyEx(sample.cpu().numpy().astype(np.uint8), operation, kernel) for sample in mask]
+    return torch.from_numpy(np.stack(changed)).to(mask.device).bool()
+
+
 def close_gaps(mask: torch.Tensor, radius: int) -> torch.Tensor:
     """(B, H, W) bool ``mask`` closed (dilated, then eroded) by a disc of ``radius`` pixels: its cracks and
-    notches narrower than about the disc filled (OpenCV, on the CPU)."""
+    notches narrower than about the disc filled."""
     if radius <= 0:
         return mask
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    closed = [cv2.morphologyEx(sample.cpu().numpy().astype(np.uint8), cv2.MORPH_CLOSE, disc) for sample in mask]
-    return torch.from_numpy(np.stack(closed)).to(mask.device).bool()
+    return _morphology(mask, cv2.MORPH_CLOSE,
+                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
 def grow(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """(B, H, W) bool ``mask`` dilated by a (2 radius + 1)-pixel square (OpenCV, on the CPU: 100x torch's
-    max pooling at 1024 rows)."""
+    """(B, H, W) bool ``mask`` dilated by a (2 radius + 1)-pixel square."""
     if radius <= 0:
         return mask
-    square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    grown = [cv2.dilate(sample.cpu().numpy().astype(np.uint8), square) for sample in mask]
-    return torch.from_numpy(np.stack(grown)).to(mask.device).bool()
+    return _morphology(mask, cv2.MORPH_DILATE, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
 
 
 def _isin(parse: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
@@ -387,7 +390,8 @@ def recompose(
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(parse_cihp.device)[parse_cihp.long()]
     target = target_parse13.long()
     skin_like = _skin_like(person, parse_cihp)
-    visible_arms = ((parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)) & skin_like & ~near_old_garment
+    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
+    visible_arms = photo_arm & skin_like & ~near_old_garment
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
         target = torch.where(region & visible_arms & (target != UPPER), parse13.long(), target)
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
@@ -397,7 +401,6 @@ def recompose(
     cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
     target = torch.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks
-    photo_arm = (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM)
     target = torch.where(uncovered & (~region | photo_arm), parse13, target)  # the photo's arm is still there
     target = _nearest_label(target, (target != UPPER) & (target != HAIR), uncovered & region & ~photo_arm)
 
