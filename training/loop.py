@@ -67,8 +67,11 @@ def train_loop_per_worker(config: dict) -> None:
     step, history, optimizer_state, ema_weights = 0, [], None, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
-        with checkpoint.as_directory() as directory:
-            directory = Path(directory)
+        # A private copy for each worker: the directory that ``Checkpoint.as_directory`` shares between the workers
+        # of a node is downloaded again over itself when a second worker arrives after the first download, and a
+        # worker reading it then found ``history.jsonl`` truncated (a resumed run that lost its history).
+        with tempfile.TemporaryDirectory() as directory:
+            directory = Path(checkpoint.to_directory(directory))
             model.load_state_dict(task.load_model(directory / "model").state_dict())
             ema_weights = task.load_model(directory / "ema").state_dict() if (directory / "ema").exists() else None
             optimizer_state = torch.load(directory / STATE_FILE, weights_only=True)
