@@ -181,6 +181,25 @@ def _filled(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     return canvas.astype(bool)
 
 
+def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray) -> np.ndarray:
+    """Pixels whose nearest point on an arm's bones is garment: (H, W) bool. An arm drawn there is inside a
+    sleeve, so what shows is the sleeve (or the body beside it), never the arm's skin.
+
+    Args:
+        nodes: (10, 2) pose-graph nodes in pixels. garment: (H, W) bool where the target parse is garment.
+    """
+    bones = np.zeros(garment.shape, np.uint8)
+    scale = 1 << _SUBPIXEL
+    for indices in ARM_NODES.values():
+        joints = np.round(np.asarray(nodes, np.float64)[list(indices)] * scale).astype(np.int32)
+        cv2.polylines(bones, [joints], False, 1, 1, cv2.LINE_8, _SUBPIXEL)
+    if not bones.any():
+        return np.zeros(garment.shape, bool)
+    _, nearest = cv2.distanceTransformWithLabels(1 - bones, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    covered = garment[bones > 0]  # per bone pixel, in the scan order OpenCV numbers them from 1
+    return covered[nearest - 1]
+
+
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and
 # its shoulder end with the sleeve's outer node beside it.
 SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))

@@ -21,7 +21,7 @@ from, the mask of pixels it must keep and the target parse as composed:
 With the pose and the worn garment's keypoints, the body between the neck and the arms (the old garment, arms
 and neck there) is never background in the target (``cover_shoulders``): it is garment inside the garment's
 keypoint outline, else arm or neck skin. Garment pixels the warp does not reach there take the warped garment's
-nearest colours (``extend_garment``) and are kept, not painted.
+cloth mirrored across its outline (``extend_garment``) and are kept, not painted.
 
 With the pose (``pose_nodes``), the arms the target parse draws in the painted pixels take the person's shape
 (``kgi.limbs``): the person's visible arm skin stays arm (its own silhouette) unless the new garment covers it;
@@ -47,10 +47,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kgi.composite import push_pull_fill
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, CIHP_TO_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, \
     LEFT_ARM, MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, PARSE13_LABELS, RIGHT_ARM, UPPER
-from kgi.limbs import TORSO_CORE, arm_layout, shoulder_zone
+from kgi.limbs import TORSO_CORE, arm_layout, shoulder_zone, sleeved_arm_pixels
 from kgi.warp import WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -292,8 +291,11 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.
     Inside the outline, on the shoulders and in the new sleeves, the old garment is garment even where the target
     draws an arm: the parse network draws the arm up over a shoulder the new sleeve covers (a bare "cold
-    shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging beside the body, inside
-    a wide garment's outline, stays arm).
+    shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging bare beside the body,
+    inside a wide garment's outline, stays arm). An arm the target draws on the old garment or the photo's arm
+    where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
+    outline or not: a strip of skin between a long sleeve and the torso, or the photo's arm beside a sleeve
+    narrower than it, is an arm the sleeve covers.
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -305,15 +307,19 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     height, width = target.shape[1:]
     parse13 = torch.from_numpy(CIHP_TO_PARSE13).to(target.device)[parse_cihp.long()].long()
     body = region & _isin(parse_cihp, AGNOSTIC_CIHP) & (target == BACKGROUND)
-    sleeve_arm = region & _isin(parse_cihp, GARMENT_CIHP) & ((target == LEFT_ARM) | (target == RIGHT_ARM))
+    target_arm = region & ((target == LEFT_ARM) | (target == RIGHT_ARM))
+    sleeve_arm = target_arm & _isin(parse_cihp, GARMENT_CIHP)
+    covered_arm = target_arm & (_isin(parse_cihp, GARMENT_CIHP) | (parse13 == LEFT_ARM) | (parse13 == RIGHT_ARM))
     covered = target.long().clone()
     bare = torch.zeros_like(body)
     for index, (arms, torso) in enumerate(_arm_layouts(parse13, visible_arms, pose_nodes)):
+        nodes = np.asarray(pose_nodes[index], np.float64) * [width, height]
         zone, inside, sleeves = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
-            np.asarray(pose_nodes[index], np.float64) * [width, height],
-            np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
+            nodes, np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
+        sleeved = torch.from_numpy(sleeved_arm_pixels(nodes, (covered[index] == UPPER).cpu().numpy()))
         on_garment = body[index] | (sleeve_arm[index] & (zone | sleeves))  # not an arm hanging beside the body
-        labels = torch.where(on_garment & inside, UPPER, covered[index])
+        under_sleeve = covered_arm[index] & sleeved.to(target.device)
+        labels = torch.where((on_garment & inside) | under_sleeve, UPPER, covered[index])
         hole = body[index] & (zone | (torso > 0))
         covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
         bare[index] = hole & ~inside & (arms == 0)
@@ -322,15 +328,32 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
 
 
 def extend_garment(garment_image: torch.Tensor, garment: torch.Tensor) -> torch.Tensor:
-    """The warped garment's colours carried beyond its pixels, (B, 3, H, W): ``kgi.composite.push_pull_fill``
-    of ``garment_image`` (B, 3, H, W) known on ``garment`` (B, H, W) bool, so a pixel near the garment takes
-    its nearest colours and one farther away their wider average."""
+    """The warped garment's cloth carried beyond its pixels, (B, 3, H, W): each pixel p takes the garment pixel
+    mirrored across its nearest garment pixel n, 2n - p, or n itself where the mirror leaves the garment. A strip
+    between a sleeve and the torso continues the weave or print (mirrored) instead of a blur of its colours.
+
+    Args:
+        garment_image: (B, 3, H, W) the warped garment. garment: (B, H, W) bool where it is known.
+    """
+    height, width = garment.shape[1:]
+    rows, columns = np.mgrid[0:height, 0:width]  # (H, W) each
     filled = []
     for image, known in zip(garment_image, garment):
-        weight = known.cpu().numpy().astype(np.float32)  # (H, W)
-        values = image.permute(1, 2, 0).float().cpu().numpy() * weight[..., None]  # (3, H, W) -> (H, W, 3)
-        filled.append(torch.from_numpy(push_pull_fill(values, weight)).permute(2, 0, 1))
-    return torch.stack(filled).to(garment_image)
+        known = known.cpu().numpy()
+        if not known.any():
+            filled.append(image)
+            continue
+        _, nearest = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        known_rows, known_columns = np.nonzero(known)  # in the scan order OpenCV numbers them, from 1
+        nearest_row, nearest_column = known_rows[nearest - 1], known_columns[nearest - 1]
+        mirror_row = np.clip(2 * nearest_row - rows, 0, height - 1)
+        mirror_column = np.clip(2 * nearest_column - columns, 0, width - 1)
+        inside = known[mirror_row, mirror_column]
+        source = (torch.from_numpy(np.where(inside, mirror_row, nearest_row) * width
+                                   + np.where(inside, mirror_column, nearest_column)).to(image.device))
+        filled.append(image.flatten(1)[:, source.flatten()].view_as(image))  # (3, H*W) -> (3, H, W)
+    return torch.stack(filled)
 
 
 def agnostic_region(parse13: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM
                              RIGHT_ARM, UPPER)
 from kgi.limbs import GARMENT_OUTLINE, rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
-    recompose
+    extend_garment, recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9
@@ -242,6 +242,33 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
                          margin_px=1)
     assert (composed.target_parse13[0, 50:52, 20:53] == UPPER).all()
     assert composed.keep_mask[0, 0, 50:52, 20:53].all()  # filled with the garment's colours, not painted
+
+
+@pytest.mark.parametrize("sleeve_rows, strip_label", [(slice(30, 68), UPPER), (slice(30, 42), LEFT_ARM)])
+def test_an_arm_strip_beside_a_long_sleeve_is_garment_and_beside_a_bare_forearm_stays_arm(sleeve_rows, strip_label):
+    """The parse network draws a strip of arm between a new sleeve and the torso, on the old garment: the arm's
+    bone beside it is under a long sleeve (the strip is cloth), but bare below a short one (the strip is arm)."""
+    parse, target = person_in_a_top()
+    target[0, 30:76, 22:48] = UPPER  # the new garment's torso
+    target[0, 30:68, 50:58] = LEFT_ARM  # the left arm (bones at columns 50-56)...
+    target[0, sleeve_rows, 50:58] = UPPER  # ... under a long or a short sleeve
+    target[0, 50:66, 48:50] = LEFT_ARM  # the strip between them
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (57, 28),
+                                5: (16, 28)})
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[50:66, 48:50] == strip_label).all()
+
+
+def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
+    stripes = torch.zeros(1, 3, 8, 30)
+    stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
+    known = torch.zeros(1, 8, 30, dtype=torch.bool)
+    known[:, :, :20] = True
+    extended = extend_garment(stripes, known)
+    assert torch.equal(extended[..., :20], stripes[..., :20])
+    for offset in range(1, 10):  # column 19 + offset mirrors column 19 - offset
+        assert torch.equal(extended[..., 19 + offset], stripes[..., 19 - offset])
 
 
 def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
