@@ -236,6 +236,22 @@ def test_a_boxy_sleeveless_top_is_no_folded_garment():
     assert flat_garment_keypoints(rgb, mask).sleeve == "none"
 
 
+def test_a_sleeve_cut_in_one_with_the_body_has_its_shoulder_above_the_armpit():
+    """A dolman top: the shoulder line curves from the neck into a short cap with no corner. Its shoulders lie
+    on the top straight above the armpits and its sleeve nodes outside the body's sides, not across the chest."""
+    left = [(0.42, 0.1), (0.3, 0.11), (0.2, 0.14), (0.13, 0.2), (0.1, 0.27), (0.11, 0.33), (0.16, 0.37),
+            (0.25, 0.42), (0.25, 0.9)]
+    outline = left + [(1 - x, y) for x, y in left[::-1]]
+    mask = _silhouette([[*outline[:1], (0.5, 0.14), *outline[1:]]])
+    rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    keypoints = flat_garment_keypoints(rgb, mask).keypoints
+    width = mask.shape[1]
+    for shoulder, armpit, sleeve, outward in ((5, 14, range(6, 14), -1), (31, 22, range(23, 31), +1)):
+        assert abs(keypoints[shoulder, 0] - keypoints[armpit, 0]) < 0.02 * width, keypoints[[shoulder, armpit]]
+        assert (outward * (keypoints[list(sleeve), 0] - keypoints[armpit, 0]) > -0.02 * width).all(), \
+            keypoints[list(sleeve)]
+
+
 def test_tops_pass_the_garment_checks(samples):
     for sample in samples:
         assert garment_problems(sample.cloth_mask, sample.cloth_keypoints) == [], sample.cloth_name

@@ -25,6 +25,9 @@ MAX_ARMHOLE_DEPTH = 0.5
 # centre (a wide sleeve sticking out level, whose edges' bisector misses the cuff).
 CUFF_DEPTH = 0.06
 CUFF_REACH = 0.7
+# A shoulder found nearer the centre line than this fraction of the armpit's distance is no shoulder corner but
+# the neck end of a seamless curve (a sleeve cut in one with the body, a sloping polo shoulder).
+SHOULDER_INSIDE_ARMPIT = 0.8
 
 
 
@@ -152,6 +155,9 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     abreast = int(np.argmax(behind_armpit)) if behind_armpit.any() else 0
     corner = outer_part[abreast:]
     shoulder = cuff_outer + abreast + int(np.argmax(np.abs(signed_side(corner, corner[0], neck))))
+    cornerless = abs(path[shoulder, 0] - centre_x) < SHOULDER_INSIDE_ARMPIT * abs(armpit[0] - centre_x)
+    if cornerless:  # the shoulder is the outline's top straight above the armpit, where a set-in seam would be
+        shoulder = cuff_outer + int(np.argmin(np.abs(path[cuff_outer:, 0] - armpit[0])))
     deepest = path[shoulder, 1] + MAX_ARMHOLE_DEPTH * 2 * abs(path[shoulder, 0] - centre_x)
     if side_by_side and armpit[1] > deepest:  # the slit closed up past the armhole: the armpit is up it
         inner_direction = principal_direction(inner_run[::-1])  # cuff -> concavity
@@ -161,7 +167,10 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     farthest = float(np.linalg.norm(path[: shoulder + 1] - centre, axis=1).max())
     if (cuff_centre - centre) @ axis < CUFF_REACH * farthest:  # the cuff found short of the sleeve's end
-        cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal)
+        outward = np.array([armpit[1] - path[shoulder, 1], path[shoulder, 0] - armpit[0]])  # across the armhole
+        outward = unit_vector(outward if (outward[0] * (armpit[0] - centre_x)) >= 0 else -outward)
+        cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal,
+                                                                  outward if cornerless else None)
         cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
                      outer_edge=path[cuff_outer: shoulder + 1][::-1],
@@ -169,26 +178,35 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     return armpit, path[shoulder], sleeve
 
 
-def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray
+def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray, start: np.ndarray | None = None
                        ) -> tuple[int, int, np.ndarray, np.ndarray]:
     """The cuff corners of a sleeve, measured from its armhole: indices in ``path`` and the sleeve's axis.
 
     The sleeve axis points from the armhole centre to the cuff centre. The cuff is the end of the sleeve along
     it: the outline points within ``CUFF_DEPTH`` of the farthest one along the axis; the first of them (from the
-    armpit) is the inner corner, the last the outer one. Starts on the axis to the point farthest from the
-    armhole centre; twice.
+    armpit) is the inner corner, the last the outer one. On ``start`` if given, else starting on the axis to the
+    point farthest from the armhole centre, twice.
 
     Args:
         path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the shoulder (last).
         centre: (2,) armhole centre. normal: (2,) a vector toward the sleeve's outer side.
+        start: (2,) unit axis, or None. A short sleeve cut in one with the body sticks straight out of its
+            armhole: its farthest point from the armhole centre is the shoulder.
 
     Returns ``(cuff_inner, cuff_outer, axis, normal)``.
     """
-    axis = unit_vector(path[int(np.argmax(np.linalg.norm(path - centre, axis=1)))] - centre)
-    for _ in range(2):
+    def cuff_corners(axis: np.ndarray) -> tuple[int, int]:
         along = (path - centre) @ axis
         at_cuff = np.flatnonzero(along >= (1 - CUFF_DEPTH) * along.max())
-        cuff_inner, cuff_outer = int(at_cuff[0]), int(at_cuff[-1])
-        axis = unit_vector((path[cuff_inner] + path[cuff_outer]) / 2 - centre)
+        return int(at_cuff[0]), int(at_cuff[-1])
+
+    if start is not None:  # the axis stays: a rounded cap's end, followed, turns it up the cap's corner
+        axis = start
+        cuff_inner, cuff_outer = cuff_corners(axis)
+    else:
+        axis = unit_vector(path[int(np.argmax(np.linalg.norm(path - centre, axis=1)))] - centre)
+        for _ in range(2):
+            cuff_inner, cuff_outer = cuff_corners(axis)
+            axis = unit_vector((path[cuff_inner] + path[cuff_outer]) / 2 - centre)
     across = np.array([-axis[1], axis[0]])
     return cuff_inner, cuff_outer, axis, (across if across @ normal >= 0 else -across)
