@@ -51,6 +51,9 @@ GEOMETRY_HEIGHT = 256
 BACKBONE_REACH = 0.04
 NECK_HOLE = (0, 1, 2, 3, 4)  # the neckline's nodes (``kgi.graphs``): inside them the flat photo shows the back
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
+# The garment photo's outline pixels not pasted, a fraction of its height: the product photo blends the cloth
+# with its white background there, which the warp stretches into pale lines along the garment's edges.
+OUTLINE_RIM = 0.002
 
 
 @dataclass
@@ -193,19 +196,22 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
                     white_threshold: float | None) -> torch.Tensor:
-    """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask, not inside the neckline (the polygon
+    """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask less its outline's rim
+    (``OUTLINE_RIM``), not inside the neckline (the polygon
     of its nodes ``NECK_HOLE``, closed by the line between the neck corners: the inside of the back, seen
     through a front neckline, is behind the person's neck when worn) and, unless ``white_threshold`` is None,
     not near-white (every channel >= the threshold: product-photo background inside a loose mask)."""
     usable = cloth_mask > 0.5
     height, width = cloth.shape[-2:]
     scale = 1 << _SUBPIXEL
+    rim = 2 * max(round(OUTLINE_RIM * height), 0) + 1
     for index, keypoints in enumerate(cloth_kp):  # OpenCV on the CPU: a polygon at full size in a millisecond
         pixels = keypoints[list(NECK_HOLE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
         hole = np.zeros((height, width), np.uint8)
         cv2.fillPoly(hole, [np.round(pixels * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
         hole = cv2.erode(hole, np.ones((3, 3), np.uint8))  # OpenCV fills the pixels its outline touches too
-        usable[index, 0] &= ~torch.from_numpy(hole.astype(bool)).to(usable.device)
+        inner = cv2.erode(usable[index, 0].cpu().numpy().astype(np.uint8), np.ones((rim, rim), np.uint8))
+        usable[index, 0] = torch.from_numpy(inner.astype(bool) & ~hole.astype(bool)).to(usable.device)
     if white_threshold is not None:
         usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
     return usable.float()
@@ -245,8 +251,9 @@ def warp_garment(
     The splines of the whole batch are fitted in one solve (B or B * 5 systems) at ``GEOMETRY_HEIGHT`` rows, where
     the segment each pixel shows is chosen; the garment is then sampled once at the image's size, each pixel
     through its spline upsampled (at 1024 rows: a fifth of the sampling, and the segment masks and polygons never
-    exist at full size). The outline stays the full-size garment mask's, less the inside of the back that a
-    product photo shows through a front neckline (the polygon of the flat neckline nodes ``NECK_HOLE``).
+    exist at full size). The outline stays the full-size garment mask's, less its rim (``OUTLINE_RIM``, where
+    the photo blends cloth and background) and the inside of the back that a product photo shows through a
+    front neckline (the polygon of the flat neckline nodes ``NECK_HOLE``).
 
     Args:
         cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.

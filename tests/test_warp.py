@@ -300,3 +300,19 @@ def test_the_back_seen_through_the_front_neckline_is_not_worn():
     assert worn.mask[0, 0][below_v] == 1 and worn.mask[0, 0][beside_v] == 1
     hole = polygon_masks(flat[:, [0, 1, 2, 3, 4]], HEIGHT, WIDTH)[0, 0] > 0
     assert ((worn.mask[0, 0] > 0) == ((mask[0, 0] > 0) & ~hole)).float().mean() > 0.995
+
+
+def test_the_photos_outline_blended_with_its_background_is_not_pasted():
+    """A product photo at 512 rows blends the cloth's outermost pixel with the white background: inside the mask,
+    it would be stretched into a pale line along the worn garment's edge."""
+    height, width = 512, 384
+    flat = flat_tshirt().unsqueeze(0)
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., 60:440, 110:274] = 1
+    cloth = torch.where(mask > 0, 0.2, 1.0).expand(1, 3, height, width).clone()
+    cloth[..., 60, 110:274] = cloth[..., 439, 110:274] = 0.9  # the blended outline, top and bottom rows
+    cloth[..., 60:440, 110] = cloth[..., 60:440, 273] = 0.9  # and sides
+    worn = warp_garment(cloth, mask, flat, flat, method="single_tps")
+    garment = worn.mask[0, 0] > 0
+    assert garment.float().sum() > 0.95 * mask.sum()
+    assert worn.garment[0, :, garment].max() < 0.5
