@@ -197,10 +197,10 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
                     white_threshold: float | None) -> torch.Tensor:
     """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask less its outline's rim
-    (``OUTLINE_RIM``), not inside the neckline (the polygon
-    of its nodes ``NECK_HOLE``, closed by the line between the neck corners: the inside of the back, seen
-    through a front neckline, is behind the person's neck when worn) and, unless ``white_threshold`` is None,
-    not near-white (every channel >= the threshold: product-photo background inside a loose mask)."""
+    (``OUTLINE_RIM``), not inside the neckline (the polygon of its nodes ``NECK_HOLE``, closed by the line
+    between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
+    when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
+    product-photo background inside a loose mask)."""
     usable = cloth_mask > 0.5
     height, width = cloth.shape[-2:]
     scale = 1 << _SUBPIXEL
