@@ -294,8 +294,9 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging bare beside the body,
     inside a wide garment's outline, stays arm). An arm the target draws on the old garment or the photo's arm
     where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
-    outline or not: a strip of skin between a long sleeve and the torso, or the photo's arm beside a sleeve
-    narrower than it, is an arm the sleeve covers.
+    outline or not, and so is the body's background there on the shoulders or torso: a strip of skin or wall
+    between a long sleeve and the torso, or the photo's arm beside a sleeve narrower than it, is an arm the
+    sleeve covers.
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -317,12 +318,14 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
         zone, inside, sleeves = (torch.from_numpy(m).to(target.device) for m in shoulder_zone(
             nodes, np.asarray(garment_keypoints[index], np.float64) * [width, height], (height, width)))
         sleeved = torch.from_numpy(sleeved_arm_pixels(nodes, (covered[index] == UPPER).cpu().numpy()))
+        sleeved = sleeved.to(target.device)
         on_garment = body[index] | (sleeve_arm[index] & (zone | sleeves))  # not an arm hanging beside the body
-        under_sleeve = covered_arm[index] & sleeved.to(target.device)
-        labels = torch.where((on_garment & inside) | under_sleeve, UPPER, covered[index])
         hole = body[index] & (zone | (torso > 0))
-        covered[index] = torch.where(hole & ~inside & (arms > 0), arms, labels)
-        bare[index] = hole & ~inside & (arms == 0)
+        under_sleeve = (covered_arm[index] | hole) & sleeved
+        labels = torch.where((on_garment & inside) | under_sleeve, UPPER, covered[index])
+        open_hole = hole & ~inside & ~sleeved
+        covered[index] = torch.where(open_hole & (arms > 0), arms, labels)
+        bare[index] = open_hole & (arms == 0)
     skin = (covered == FACE_NECK) | (covered == LEFT_ARM) | (covered == RIGHT_ARM)
     return _nearest_label(covered, skin, bare)
 
