@@ -205,21 +205,24 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray) -> np.ndarray:
 SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))
 SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end: the neck rises near that end
 SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
+SEAM_REACH_PAIRED = 4.0  # ... unless the other seam was seated: then this many
 
 
 def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray) -> np.ndarray:
     """The worn garment's keypoints with its shoulder seams on the body's top: (32, 2) pixels.
 
     Stage 1, trained on synthetic people, places a garment on a genuine person up to 5% of the height low or
-    high, and its seams do not follow a sloping shoulder; a seam below the shoulders' top leaves a band of body
-    the garment should cover (painted as bare skin: a "cold shoulder"), one above them floats over the
-    background. Per seam, at ``SEAM_SAMPLES`` t of the way along it, the body's top is the first ``body`` pixel
-    of that column within ``SEAM_REACH`` shoulder radii (of ``ARM_RADII``) above or below the seam; a column
-    whose body starts above that window (an off-shoulder top sits well below the shoulders) or that has none
-    gives no estimate. With estimates from at least half the columns, a line fitted to offset(t) moves the
-    seam's neckline end (and the neckline node beside it) by offset(0) and its shoulder end (and the sleeve's
-    outer node beside it) by offset(1), vertically, within the reach; the neckline centre (node 2) moves by the
-    mean of both neckline ends'.
+    high (more on one side of a person turned to the camera), and its seams do not follow a sloping shoulder; a
+    seam below the shoulders' top leaves a band of body the garment should cover (painted as bare skin: a "cold
+    shoulder"), one above them floats over the background. Per seam, at ``SEAM_SAMPLES`` t of the way along it,
+    the body's top is the first ``body`` pixel of that column within ``SEAM_REACH`` shoulder radii (of
+    ``ARM_RADII``) above or below the seam; a column whose body starts above that window (an off-shoulder top
+    sits well below the shoulders) or that has none gives no estimate. With estimates from at least half the
+    columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside it) by
+    offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within the
+    reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
+    on both: where one seam is seated and the other is not, the other is looked for within ``SEAM_REACH_PAIRED``
+    radii.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
@@ -227,30 +230,42 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         body: (H, W) bool, where the photo shows the upper body (its old garment, neck and arms).
     """
     seated = np.asarray(garment_keypoints, np.float64).copy()
-    reach = SEAM_REACH * ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
-    height, width = body.shape
-    neck_offsets = []
-    for neck_end, shoulder_end in SHOULDER_SEAMS:
-        start, end = seated[neck_end[0]], seated[shoulder_end[0]]
-        found_t, found_offset = [], []
-        for t in SEAM_SAMPLES:
-            x, y = np.round(start + t * (end - start)).astype(int)
-            top, bottom = y - int(reach), y + int(reach) + 1
-            if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
-                continue
-            rows = np.flatnonzero(body[top:bottom, x])
-            if rows.size:
-                found_t.append(t)
-                found_offset.append(top + rows[0] - y)
-        offsets = (0.0, 0.0)
-        if 2 * len(found_t) >= len(SEAM_SAMPLES):
-            slope, intercept = np.polyfit(found_t, found_offset, 1)
-            offsets = tuple(np.clip([intercept, intercept + slope], -reach, reach))
-        seated[list(neck_end), 1] += offsets[0]
-        seated[list(shoulder_end), 1] += offsets[1]
-        neck_offsets.append(offsets[0])
-    seated[2, 1] += np.mean(neck_offsets)
+    radius = ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
+    offsets = [_seam_offsets(seated, seam, body, SEAM_REACH * radius) for seam in SHOULDER_SEAMS]
+    if any(found is not None for found in offsets):
+        offsets = [found if found is not None else _seam_offsets(seated, seam, body, SEAM_REACH_PAIRED * radius)
+                   for found, seam in zip(offsets, SHOULDER_SEAMS)]
+    for (neck_end, shoulder_end), found in zip(SHOULDER_SEAMS, offsets):
+        neck_offset, shoulder_offset = (0.0, 0.0) if found is None else found
+        seated[list(neck_end), 1] += neck_offset
+        seated[list(shoulder_end), 1] += shoulder_offset
+    seated[2, 1] += np.mean([0.0 if found is None else found[0] for found in offsets])
     return seated
+
+
+def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int, int]], body: np.ndarray,
+                  reach: float) -> tuple[float, float] | None:
+    """How far down the body's top lies from a seam's neckline end and shoulder end, in pixels, within
+    ``reach``; None where fewer than half the columns along the seam give an estimate
+    (``seat_shoulder_seams``)."""
+    height, width = body.shape
+    (neck_end, _), (shoulder_end, _) = seam
+    start, end = keypoints[neck_end], keypoints[shoulder_end]
+    found_t, found_offset = [], []
+    for t in SEAM_SAMPLES:
+        x, y = np.round(start + t * (end - start)).astype(int)
+        top, bottom = y - int(reach), y + int(reach) + 1
+        if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
+            continue
+        rows = np.flatnonzero(body[top:bottom, x])
+        if rows.size:
+            found_t.append(t)
+            found_offset.append(top + rows[0] - y)
+    if 2 * len(found_t) < len(SEAM_SAMPLES):
+        return None
+    slope, intercept = np.polyfit(found_t, found_offset, 1)
+    neck_offset, shoulder_offset = np.clip([intercept, intercept + slope], -reach, reach)
+    return float(neck_offset), float(shoulder_offset)
 
 
 class WornSleeve(NamedTuple):

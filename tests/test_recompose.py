@@ -213,6 +213,17 @@ def test_a_shoulder_seam_stage_one_places_low_or_high_is_seated_on_the_body_top_
     assert abs(high[5, 1] - body_top[40]) <= 2 and abs(high[31, 1] - body_top[110]) <= 2
 
 
+def test_a_seam_farther_below_its_shoulder_than_the_other_is_seated_with_it():
+    """A person turned to the camera: stage 1 puts one seam near the body's top and the other farther below
+    than the reach a lone seam gets; a garment on one shoulder is on both, so both are seated."""
+    body, nodes = shoulders_person()
+    lopsided = garment_with_seams_at(76, 90)  # the image-right seam 22-27 rows below the body's top
+    seated = seat_shoulder_seams(lopsided, nodes, body)
+    body_top = {x: np.flatnonzero(body[:, x])[0] for x in (62, 40, 88, 110)}
+    for node, x in ((0, 62), (5, 40), (4, 88), (31, 110)):
+        assert abs(seated[node, 1] - body_top[x]) <= 2, (node, seated[node], body_top[x])
+
+
 def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_put_it():
     body, nodes = shoulders_person()
     off_shoulder = garment_with_seams_at(130, 130)  # an off-shoulder top: seams 60 rows below the body's top
