@@ -327,7 +327,13 @@ def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: 
     covered = top_segment >= 0
     if scale < 1:  # reach a small pixel further, so the full-size masks below draw the garment's outline
         top_segment = torch.where(top_segment < 0, F.max_pool2d(top_segment, 3, 1, 1), top_segment)
-        top_segment = F.interpolate(top_segment, size=(height, width), mode="nearest")
+        # Upsampled nearest, the border between two segments steps by 1/scale pixels, and two segments read the
+        # garment from different places: a sleeve's colour band became a row of dashes. Each segment's share of
+        # a 3x3 neighbourhood, upsampled bilinearly, gives the larger share's segment a smooth border.
+        shares = F.one_hot(top_segment[:, 0].long().clamp_min(0), num_segments).permute(0, 3, 1, 2).float()
+        shares = F.avg_pool2d(shares, 3, stride=1, padding=1, count_include_pad=False)  # (B, 5, h, w)
+        shares = F.interpolate(shares, size=(height, width), mode="bilinear", align_corners=False)
+        top_segment = shares.argmax(1, keepdim=True).float()  # (B, 1, H, W)
         # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's smoothed (two 3x3
         # means), upsampled bilinearly and thresholded: a smooth curve through its steps, where the upsampling
         # alone would round each 1/scale-pixel step and keep it.
