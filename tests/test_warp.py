@@ -316,3 +316,20 @@ def test_the_photos_outline_blended_with_its_background_is_not_pasted():
     garment = worn.mask[0, 0] > 0
     assert garment.float().sum() > 0.95 * mask.sum()
     assert worn.garment[0, :, garment].max() < 0.5
+
+
+def test_segment_borders_at_full_size_do_not_step_on_the_geometry_grid():
+    """The segment each pixel shows is chosen at ``GEOMETRY_HEIGHT`` rows; at 1024 rows a border taken from the
+    nearest small pixel changes only every fourth row (a staircase), one from the segments' upsampled shares on
+    any row."""
+    height, width = 1024, 768
+    flat = flat_tshirt().unsqueeze(0)
+    worn = crossed_arm(flat[0]).unsqueeze(0)
+    cloth, mask = segment_coloured_cloth(flat[0])
+    cloth = torch.nn.functional.interpolate(cloth, size=(height, width), mode="nearest")
+    mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="nearest")
+    warped = warp_garment(cloth, mask, flat, worn)
+    segments, shown = warped.segment_masks[0].argmax(0), warped.mask[0, 0] > 0  # (H, W) each
+    border = (segments[1:] != segments[:-1]) & shown[1:] & shown[:-1]  # between two segments, rows r and r + 1
+    rows = torch.nonzero(border)[:, 0]
+    assert len(rows) > 0 and (rows % 4 != 3).float().mean() > 0.3
