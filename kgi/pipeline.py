@@ -42,7 +42,8 @@ from kgi.limbs import rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
-from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, pose_arms, recompose
+from kgi.posed_arms import pose_arms
+from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_garment
 
@@ -253,7 +254,7 @@ class TryOnPipeline:
         Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
         prediction, and the target parse used downstream, which keeps the person's parse outside the region a
         new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there, and
-        whose arms are where the pose has them (``kgi.recompose.pose_arms``).
+        whose arms are where the pose has them (``kgi.posed_arms.pose_arms``).
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)

@@ -1,5 +1,5 @@
 """Painted pixels that belong to the photo: skin in the person's colour, background continued, arms of the
-person's shape with smooth outlines (``kgi.composite``, ``kgi.limbs``, ``kgi.recompose.shape_arms``)."""
+person's shape with smooth outlines (``kgi.composite``, ``kgi.limbs``, ``kgi.posed_arms.shape_arms``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from kgi.composite import SkinModel, composite, push_pull_fill
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.limbs import ARM_NODES, arm_layout
-from kgi.recompose import pose_arms, shape_arms
+from kgi.posed_arms import pose_arms, shape_arms
 
 HEIGHT, WIDTH = 256, 192
 SKIN = np.array([0.80, 0.58, 0.47], np.float32)

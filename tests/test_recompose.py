@@ -9,8 +9,8 @@ import torch
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
 from kgi.limbs import GARMENT_OUTLINE, rebuild_implausible_sleeves, seat_shoulder_seams
-from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_shoulders, \
-    extend_garment, recompose
+from kgi.posed_arms import cover_shoulders
+from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, extend_garment, recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9

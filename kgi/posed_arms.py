@@ -1,0 +1,155 @@
+"""The target parse's arms and shoulders as the pose has them (``kgi.limbs``): stage 2's label work on arms.
+
+``pose_arms`` removes the arms stage 2a's network draws where the pose has none; ``shape_arms`` gives the arms
+the inpainter paints the person's shape; ``cover_shoulders`` leaves no background on the body between the neck
+and the arms (``kgi.recompose`` runs the last two, ``kgi.pipeline`` the first). Each takes and returns batched
+tensors and works image by image in numpy (``kgi.labelmaps``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kgi.data.labels import AGNOSTIC_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, PARSE13_LABELS, RIGHT_ARM, UPPER
+from kgi.labelmaps import is_any, label_maps, nearest_label, stack_maps, to_parse13
+from kgi.limbs import TORSO_CORE, arm_layout, shoulder_zone, sleeved_arm_pixels
+
+HAIR = PARSE13_LABELS.index("hair")
+BACKGROUND = PARSE13_LABELS.index("background")
+ARMS = (LEFT_ARM, RIGHT_ARM)
+
+
+def _photo_label(parse13: np.ndarray) -> np.ndarray:
+    """The photo's 13-class label, background where it shows garment or arms (what an arm pixel the pose cannot
+    explain shows instead)."""
+    return np.where(is_any(parse13, (UPPER, *ARMS)), 0, parse13).astype(np.uint8)
+
+
+def arm_layout_of(parse13: np.ndarray, visible_arms: np.ndarray, pose_nodes) -> tuple[np.ndarray, np.ndarray]:
+    """``kgi.limbs.arm_layout``'s (arms, torso) of one image, (H, W) uint8, the arms measured on ``visible_arms``
+    (H, W) bool of its 13-class ``parse13``; ``pose_nodes`` (10, 2) normalised."""
+    height, width = parse13.shape
+    nodes = np.asarray(pose_nodes, dtype=np.float64) * [width, height]
+    return arm_layout(nodes, np.where(visible_arms, parse13, 0).astype(np.uint8))
+
+
+def _pose_arms(target: np.ndarray, parse_cihp: np.ndarray, pose_nodes) -> np.ndarray:
+    """``pose_arms`` of one image: (H, W) uint8 target and CIHP parse, (10, 2) normalised pose nodes."""
+    parse13 = to_parse13(parse_cihp)
+    photo_arm = is_any(parse13, ARMS)
+    arms, torso = arm_layout_of(parse13, photo_arm, pose_nodes)
+    stray = is_any(target, ARMS) & ((arms == 0) | (torso == TORSO_CORE)) & ~photo_arm
+    return np.where(stray, np.where(torso > 0, UPPER, _photo_label(parse13)), target).astype(np.uint8)
+
+
+def pose_arms(target: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes) -> torch.Tensor:
+    """Stage 2a's target parse with the arms the pose cannot explain removed, (B, H, W) long: arm pixels off the
+    photo's own arms that are outside the pose's arm capsules (``kgi.limbs``) or on the torso's core (where an
+    arm in front of the body would show in the photo) become garment on the torso (the new garment covers the
+    body there; what it does not cover is relabelled by ``recompose``) and the photo's label elsewhere. The
+    parse network, trained on synthetic people, draws arms on genuine photos where the old garment was: as wide
+    as a sleeve, or a patch on the torso that would cut a hole in the new garment.
+
+    Args:
+        target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+    """
+    return stack_maps([_pose_arms(labels, parse, nodes) for labels, parse, nodes in
+                       zip(label_maps(target), label_maps(parse_cihp), np.asarray(pose_nodes))], target)
+
+
+def shape_arms_of(target: np.ndarray, painted: np.ndarray, parse_cihp: np.ndarray, visible_arms: np.ndarray,
+                layout: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``shape_arms`` of one image: (H, W) uint8 labels and bool masks, ``layout`` its ``_arm_layout``."""
+    arms, torso = layout
+    parse13 = to_parse13(parse_cihp)
+    photo_arm = is_any(parse13, ARMS)
+    hidden = painted & (is_any(parse_cihp, GARMENT_CIHP) | (photo_arm & ~visible_arms))
+    stray = painted & is_any(target, ARMS) & (arms == 0) & (torso == 0) & ~photo_arm
+    labels = np.where(stray, _photo_label(parse13), target)
+    capsule = hidden & (arms > 0) & (torso != TORSO_CORE) & (labels != HAIR) & (labels != FACE_NECK)
+    return np.where(capsule, arms, labels).astype(np.uint8)
+
+
+def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Tensor, visible_arms: torch.Tensor,
+               pose_nodes) -> torch.Tensor:
+    """The target parse with the arms of its ``painted`` pixels shaped by the pose (``kgi.limbs``), (B, H, W) long.
+
+    Among the painted pixels: where the old garment (or an arm the parse labels but that is not skin) hid an
+    arm, the pose's arm capsule is that arm (unless the target says hair or face there, or it is the torso's
+    core: an arm in front of the body would show in the photo); the target's other arm
+    pixels take the photo's own label (background where that was garment or arm), except on the torso (skin
+    where the new garment is shorter than the old).
+
+    Args:
+        target: (B, H, W) 13-class target parse. painted: (B, H, W) bool pixels the inpainter paints.
+        parse_cihp: (B, H, W) CIHP parse of the photo. visible_arms: (B, H, W) bool the photo's visible arm skin.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+    """
+    shaped = []
+    for labels, paint, parse, visible, nodes in zip(label_maps(target), painted.cpu().numpy(), label_maps(parse_cihp),
+                                                    visible_arms.cpu().numpy(), np.asarray(pose_nodes)):
+        layout = arm_layout_of(to_parse13(parse), visible, nodes)
+        shaped.append(shape_arms_of(labels, paint, parse, visible, layout))
+    return stack_maps(shaped, target)
+
+
+def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.ndarray,
+                     layout: tuple[np.ndarray, np.ndarray], pose_nodes, garment_keypoints) -> np.ndarray:
+    """``cover_shoulders`` of one image: (H, W) uint8 labels and bool ``region``, ``layout`` its ``_arm_layout``,
+    normalised (10, 2) pose nodes and (32, 2) garment keypoints."""
+    arms, torso = layout
+    height, width = target.shape
+    body = region & is_any(parse_cihp, AGNOSTIC_CIHP) & (target == BACKGROUND)
+    target_arm = region & is_any(target, ARMS)
+    on_old_garment = is_any(parse_cihp, GARMENT_CIHP)
+    sleeve_arm = target_arm & on_old_garment
+    covered_arm = target_arm & (on_old_garment | is_any(to_parse13(parse_cihp), ARMS))
+    nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
+                                          (height, width))
+    sleeved = sleeved_arm_pixels(nodes, target == UPPER)
+    on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
+    hole = body & (zone | (torso > 0))
+    under_sleeve = (covered_arm | hole) & sleeved
+    labels = np.where((on_garment & inside) | under_sleeve, UPPER, target)
+    open_hole = hole & ~inside & ~sleeved
+    covered = np.where(open_hole & (arms > 0), arms, labels).astype(np.uint8)
+    return nearest_label(covered, is_any(covered, (FACE_NECK, *ARMS)), open_hole & (arms == 0))
+
+
+def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torch.Tensor, visible_arms: torch.Tensor,
+                    pose_nodes, garment_keypoints) -> torch.Tensor:
+    """The target parse with no background on the body between the neck and the arms, and garment wherever the
+    new garment's keypoints put it on the old one: (B, H, W) long.
+
+    Where the person's photo shows the old garment, an arm or the neck inside the change region, the body is
+    there whatever the new garment is, and the target's background is a hole the wall would show through. Such
+    pixels become garment inside the worn garment's keypoint outline (``kgi.limbs.shoulder_zone``); outside it,
+    within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
+    pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
+    shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.
+    Inside the outline, on the shoulders and in the new sleeves, the old garment is garment even where the target
+    draws an arm: the parse network draws the arm up over a shoulder the new sleeve covers (a bare "cold
+    shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging bare beside the body,
+    inside a wide garment's outline, stays arm). An arm the target draws on the old garment or the photo's arm
+    where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
+    outline or not, and so is the body's background there on the shoulders or torso: a strip of skin or wall
+    between a long sleeve and the torso, or the photo's arm beside a sleeve narrower than it, is an arm the
+    sleeve covers.
+
+    Args:
+        target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        region: (B, H, W) bool the change region. visible_arms: (B, H, W) bool the photo's visible arm skin.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes.
+        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment (stage 1's, seated on the
+            shoulders by ``kgi.pipeline.seated_keypoints``).
+    """
+    covered = []
+    for labels, parse, inside, visible, nodes, keypoints in zip(
+            label_maps(target), label_maps(parse_cihp), region.cpu().numpy(), visible_arms.cpu().numpy(),
+            np.asarray(pose_nodes), np.asarray(garment_keypoints)):
+        layout = arm_layout_of(to_parse13(parse), visible, nodes)
+        covered.append(cover_shoulders_of(labels, parse, inside, layout, nodes, keypoints))
+    return stack_maps(covered, target)
