@@ -257,8 +257,8 @@ class TryOnPipeline:
         whose arms are where the pose has them (``kgi.posed_arms.pose_arms``).
         """
         height, width = samples[0].size
-        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).long().to(self.device)  # (B, H, W)
-        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
+        parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).to(self.device)  # (B, H, W) uint8
+        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).to(self.device)
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
@@ -274,10 +274,10 @@ class TryOnPipeline:
             logits = F.avg_pool2d(logits, 3, stride=1, padding=1, count_include_pad=False)
         label_size = (min(height, 512), round(width * min(height, 512) / height))
         predicted = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False).argmax(1)
-        predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
+        predicted = F.interpolate(predicted[:, None].byte(), size=(height, width), mode="nearest")[:, 0]
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
         target = fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
-        return predicted, pose_arms(target, parse_cihp, pose_nodes.cpu().numpy())
+        return predicted.long(), pose_arms(target, parse_cihp, pose_nodes.cpu().numpy())
 
     @torch.no_grad()
     def warp_and_recompose(self, samples: list[TryOnSample], garment_kp: np.ndarray, target_parse13: torch.Tensor,
@@ -291,7 +291,7 @@ class TryOnPipeline:
             warp_method: ``"five_segments"`` (KGI) or ``"single_tps"`` (the baseline), see ``kgi.warp.warp_garment``.
         """
         height, width = samples[0].size
-        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).long().to(self.device)
+        parse_cihp = torch.from_numpy(np.stack([s.parse for s in samples])).to(self.device)  # (B, H, W) uint8
         cloth = to_tensor_images([s.cloth for s in samples], self.device)
         cloth_mask = torch.from_numpy(np.stack([s.cloth_mask for s in samples])).to(self.device)[:, None].float()
         cloth_kp = torch.from_numpy(np.stack([s.normalised(s.cloth_keypoints) for s in samples])).float()

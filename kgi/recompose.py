@@ -162,7 +162,9 @@ def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction
     holes = holes[holes > 0]  # label 0 is the garment itself
     if not holes.size:
         return target
-    hole = np.isin(labels, holes) & ~is_any(parse_cihp, (14, 15))
+    is_hole = np.zeros(count, bool)
+    is_hole[holes] = True
+    hole = is_hole[labels] & ~is_any(parse_cihp, (14, 15))
     return np.where(hole, UPPER, target).astype(np.uint8)
 
 
