@@ -125,29 +125,30 @@ def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tenso
 
 
 def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-    """(h, w) bool on ``box`` of the (3, H, W) float ``person`` with (H, W) uint8 ``parse_cihp``: pixels of the
+    """(h, w) bool on ``box`` of the (H, W, 3) float ``person`` with (H, W) uint8 ``parse_cihp``: pixels of the
     colour of the person's face and neck (``SKIN_REFERENCE_CIHP``): at least ``DARKEST_SKIN`` of their median
     brightness (r + g + b; shadows pass, a dark sleeve does not) and red and green shares of r + g + b within
     ``SKIN_CHROMA_TOLERANCE`` of theirs (a shadow keeps its hue, a coloured sleeve does not), medians the lower
     middle values. Everything where a person shows no face or neck."""
-    pixels = person[:, box[0], box[1]]  # (3, h, w)
+    pixels = person[box]  # (h, w, 3)
     reference = is_any(parse_cihp, SKIN_REFERENCE_CIHP)
     if not reference.any():
-        return np.ones(pixels.shape[1:], bool)
+        return np.ones(pixels.shape[:2], bool)
 
-    def shares(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (3, ...) -> brightness, (2, ...) shares
-        brightness = colours.sum(0)
-        return brightness, colours[:2] / np.maximum(brightness, 1e-3)
+    def shares(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., 3): brightness, shares
+        brightness = colours[..., 0] + colours[..., 1] + colours[..., 2]  # numpy's sum over 3 is 20x slower
+        floored = np.maximum(brightness, 1e-3)
+        return brightness, colours[..., 0] / floored, colours[..., 1] / floored
 
-    def lower_median(values: np.ndarray) -> np.ndarray:  # (..., N) -> (...), as torch.median
-        middle = (values.shape[-1] - 1) // 2
-        return np.partition(values, middle, axis=-1)[..., middle]
+    def lower_median(values: np.ndarray) -> np.ndarray:  # (N,) -> (), as torch.median
+        middle = (len(values) - 1) // 2
+        return np.partition(values, middle)[middle]
 
-    brightness, chroma = shares(pixels)
-    skin_brightness, skin_chroma = shares(person[:, reference])  # (N,), (2, N)
-    floor = DARKEST_SKIN * lower_median(skin_brightness)
-    chroma_off = np.abs(chroma - lower_median(skin_chroma)[:, None, None]).max(0)
-    return (brightness >= floor) & (chroma_off <= SKIN_CHROMA_TOLERANCE)
+    brightness, red, green = shares(pixels)
+    skin_brightness, skin_red, skin_green = (lower_median(values) for values in shares(person[reference]))
+    return (brightness >= DARKEST_SKIN * skin_brightness) & (np.abs(red - skin_red) <= SKIN_CHROMA_TOLERANCE) \
+        & (np.abs(green - skin_green) <= SKIN_CHROMA_TOLERANCE)
+
 
 
 def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction: float) -> np.ndarray:
@@ -233,8 +234,8 @@ def agnostic_parse(parse13: torch.Tensor) -> torch.Tensor:
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
                    warp_mask: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``recompose`` of one image: (3, H, W) float person and warped garment, (H, W) uint8 CIHP and target parse,
-    (H, W) bool warp mask; returns the image (3, H, W), the keep mask (H, W) bool, the target (H, W) uint8 and
+    """``recompose`` of one image: (H, W, 3) float person and warped garment, (H, W) uint8 CIHP and target parse,
+    (H, W) bool warp mask; returns the image (H, W, 3), the keep mask (H, W) bool, the target (H, W) uint8 and
     the skin mask (H, W) bool."""
     height, width = target.shape
     region, near_old_garment = _change_region(parse_cihp, margin_px)
@@ -264,16 +265,16 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
-    image = person.copy()
-    image[:, region] = BLANK_VALUE
-    image[:, garment] = garment_image[:, garment]
+    # OpenCV's masked copies: a twentieth of the time of numpy's boolean indexing.
+    image = cv2.copyTo(np.full_like(person, BLANK_VALUE), region.view(np.uint8), person.copy())
+    image = cv2.copyTo(garment_image, garment.view(np.uint8), image)
     if extended.any():
         rows, columns = _mirrored_sources(garment, extended)
-        image[:, extended] = garment_image[:, rows, columns]
-    image[:, kept_skin] = person[:, kept_skin]
+        image[extended] = garment_image[rows, columns]
+    image = cv2.copyTo(person, kept_skin.view(np.uint8), image)
     keep = ~(blanked & ~extended)
     skin = kept_skin
-    if skin.sum() < 0.001 * height * width:  # no neck or arm to learn from: the face
+    if np.count_nonzero(skin) < 0.001 * height * width:  # no neck or arm to learn from: the face
         skin = keep & (parse_cihp == FACE_CIHP)
     return image, keep, target.astype(np.uint8), skin
 
@@ -316,11 +317,14 @@ def recompose(
 
     nodes = [None] * batch if pose_nodes is None else np.asarray(pose_nodes)
     keypoints = [None] * batch if garment_keypoints is None else np.asarray(garment_keypoints)
+    # Channels last (the pipeline's person images are), contiguous for OpenCV.
+    people = np.ascontiguousarray(person.permute(0, 2, 3, 1).cpu().numpy())  # (B, H, W, 3)
+    garments = np.ascontiguousarray(warp.garment.to(person.dtype).permute(0, 2, 3, 1).cpu().numpy())
     images, keeps, targets, skins = zip(*(
         _recompose_one(*arrays, margin_px, sample_nodes, sample_keypoints) for *arrays, sample_nodes, sample_keypoints
-        in zip(person.cpu().numpy(), label_maps(parse_cihp), label_maps(target_parse13),
-               warp.garment.to(person.dtype).cpu().numpy(), (warp.mask[:, 0] > 0.5).cpu().numpy(), nodes, keypoints)))
-    return Recomposition(image=torch.from_numpy(np.stack(images)).to(person.device),
+        in zip(people, label_maps(parse_cihp), label_maps(target_parse13), garments,
+               (warp.mask[:, 0] > 0.5).cpu().numpy(), nodes, keypoints)))
+    return Recomposition(image=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(person.device),
                          keep_mask=stack_maps(keeps, person, torch.float32)[:, None],
                          target_parse13=stack_maps(targets, person),
                          skin_mask=stack_maps(skins, person, torch.float32)[:, None])

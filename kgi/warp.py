@@ -287,7 +287,7 @@ def warp_garment(
         pixel_grid, segment, covered = _five_segment_grid(cloth_kp, target_kp, usable, upper_mask, shrink_px,
                                                           regularization)
     shows = covered if upper_mask is None else covered & (upper_mask > 0.5)  # (B, 1, H, W) where it may show
-    garment, mask = cloth.new_zeros(cloth.shape), cloth.new_zeros(usable.shape)  # (B, 3, H, W), (B, 1, H, W)
+    garment, mask = torch.zeros_like(cloth), cloth.new_zeros(usable.shape)  # (B, 3, H, W) as cloth, (B, 1, H, W)
     box = bounding_box(shows.any(0)[0].cpu().numpy())
     if box is not None:  # the garment is sampled on the box where it may show (each pixel through its own grid)
         rows, columns = box
