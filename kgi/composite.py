@@ -110,13 +110,16 @@ def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float32: distance to the outline of ``member`` (bool) over its 95th percentile among the pixels of
     ``among`` (default: all of ``member``), clipped to [0, 1]."""
     rows, columns = np.nonzero(member.any(1))[0], np.nonzero(member.any(0))[0]
-    distance = np.zeros(member.shape, np.float32)
-    if rows.size:  # on the class's bounding box (one pixel more: its border is outside the class)
-        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
-        distance[box] = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
-    pool = distance[member if among is None else among & member]
+    depth = np.zeros(member.shape, np.float32)
+    if not rows.size:
+        return depth
+    # On the class's bounding box (one pixel more: its border is outside the class); zero elsewhere.
+    box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+    distance = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
+    pool = distance[member[box] if among is None else among[box] & member[box]]
     radius = max(float(np.percentile(pool, 95)), 2.0) if pool.size else 2.0
-    return np.minimum(distance / radius, 1.0)
+    depth[box] = np.minimum(distance / radius, 1.0)
+    return depth
 
 
 class SkinModel:
@@ -139,7 +142,7 @@ class SkinModel:
             self.fit = np.stack([np.zeros(3), tone / max(tone.mean(), 1e-3)]).astype(np.float32)
         centre = self.median / (1 - DEFAULT_SHADING * (1 - 0.75) ** 2)  # the median at three quarters' depth
         self.profile = (centre, DEFAULT_SHADING * centre)  # (c, s): L(depth) = c - s (1 - depth)^2
-        arms = reference & np.isin(parse, ARM_CLASSES)
+        arms = reference & ((parse == LEFT_ARM) | (parse == RIGHT_ARM))
         inner = cv2.erode(arms.astype(np.uint8), np.ones((2 * PROFILE_EDGE + 1,) * 2, np.uint8)).astype(bool)
         if inner.sum() >= MIN_PROFILE_PIXELS:
             depth = np.zeros(parse.shape, np.float32)
@@ -158,14 +161,13 @@ class SkinModel:
         return self.fit[0] + brightness[:, None] * self.fit[1]
 
 
-def _grain_spread(image: np.ndarray, blurred: np.ndarray, pixels: np.ndarray) -> float:
-    """1.4826 times the median over ``pixels`` (H, W bool; every 4th row and column) of |pixel - its 3x3 mean
-    (``blurred``)| averaged over the channels: the photo's fine-detail spread there, edges not counting."""
-    sampled = pixels[::4, ::4]
-    if not sampled.any():
+def _grain_spread(detail: np.ndarray, pixels: np.ndarray) -> float:
+    """1.4826 times the median over ``pixels`` (h, w bool) of ``detail`` (h, w), |pixel - its 3x3 mean| averaged
+    over the channels on every 4th row and column of the image: the photo's fine-detail spread there, edges not
+    counting."""
+    if not pixels.any():
         return 0.0
-    difference = np.abs(image[::4, ::4][sampled] - blurred[::4, ::4][sampled]).mean(1)
-    return 1.4826 * float(np.median(difference))
+    return 1.4826 * float(np.median(detail[pixels]))
 
 
 def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, parse: np.ndarray,
@@ -191,7 +193,9 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     classes = [int(label) for label in np.unique(box_parse[where])]
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
     near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    blurred = cv2.blur(known, (3, 3))
+    grid = (slice(None, None, 4), slice(None, None, 4))  # every 4th row and column: the grain's statistics
+    detail = np.abs(known[grid] - cv2.blur(known, (3, 3))[grid]).mean(-1)
+    parse_grid, keep_grid = parse[grid], keep[grid]
     known_small = _small(known, small_size)
 
     mixed = np.zeros((len(where[0]), 3), np.float32)
@@ -210,7 +214,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
             offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
             layer += _sample(offset, *painted_at, full_shape)
-            spread_of_detail = _grain_spread(known, blurred, reference)
+            spread_of_detail = _grain_spread(detail, reference[grid])
         else:
             # The sources: small pixels wholly of kept pixels of the class (none on its outline, whose pixels
             # mix the neighbours' colours).
@@ -220,7 +224,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             else:  # the photo keeps nothing of this class: the inpainter's colours
                 fill = cv2.resize(small01, small_size, interpolation=cv2.INTER_LINEAR)
             layer = _sample(fill, *painted_at, full_shape)
-            spread_of_detail = _grain_spread(known, blurred, (parse == label) & keep if source.any() else keep)
+            spread_of_detail = _grain_spread(detail, (parse_grid == label) & keep_grid if source.any() else keep_grid)
         soft = cv2.GaussianBlur(member.astype(np.float32), (0, 0), BORDER_SOFTNESS)[where]
         mixed += soft[:, None] * layer
         total += soft
@@ -249,7 +253,7 @@ def composite(small01: torch.Tensor, known01: torch.Tensor, keep_mask: torch.Ten
         skin_mask: (B, 1, H, W) {0, 1} the person's visible skin in ``known01``.
         seed: the grain's seed, one per image or one for all.
 
-    Returns (B, 3, H, W) in [0, 1]; every kept pixel is ``known01``'s.
+    Returns (B, 3, H, W) in [0, 1], stored channels last; every kept pixel is ``known01``'s.
     """
     seeds = [seed] * len(known01) if isinstance(seed, int) else seed
     images = []
@@ -259,5 +263,5 @@ def composite(small01: torch.Tensor, known01: torch.Tensor, keep_mask: torch.Ten
         image = _composite_one(small, np.ascontiguousarray(known), keep_mask[index, 0].cpu().numpy() > 0.5,
                                target_parse13[index].cpu().numpy().astype(np.uint8),
                                skin_mask[index, 0].cpu().numpy() > 0.5, int(seeds[index]))
-        images.append(torch.from_numpy(image).permute(2, 0, 1))
-    return torch.stack(images).to(known01.device)
+        images.append(image)
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(known01.device)  # (B, H, W, 3) -> (B, 3, H, W)
