@@ -152,21 +152,28 @@ def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, sli
 
 
 def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction: float) -> np.ndarray:
-    """``fill_garment_holes`` of one (H, W) uint8 target parse and CIHP parse."""
-    other = (target != UPPER).astype(np.uint8)
+    """``fill_garment_holes`` of one (H, W) uint8 target parse and CIHP parse. The components are found on the
+    garment's box grown by a pixel: all around it is one region reaching the image border, so a component that
+    touches the box's border is no hole, and the others are the whole image's holes."""
+    box = bounding_box(target == UPPER, 1)
+    if box is None:
+        return target
+    other = (target[box] != UPPER).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=4)
-    height, width = other.shape
+    rows, columns = other.shape
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    inside = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < width) \
-        & (top + stats[:, cv2.CC_STAT_HEIGHT] < height)
+    inside = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < columns) \
+        & (top + stats[:, cv2.CC_STAT_HEIGHT] < rows)
+    height, width = target.shape
     holes = np.flatnonzero(inside & (stats[:, cv2.CC_STAT_AREA] < max_fraction * height * width))
     holes = holes[holes > 0]  # label 0 is the garment itself
     if not holes.size:
         return target
     is_hole = np.zeros(count, bool)
     is_hole[holes] = True
-    hole = is_hole[labels] & ~is_any(parse_cihp, (14, 15))
-    return np.where(hole, UPPER, target).astype(np.uint8)
+    filled = target.copy()
+    filled[box] = np.where(is_hole[labels] & ~is_any(parse_cihp[box], (14, 15)), UPPER, target[box])
+    return filled
 
 
 def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, max_fraction: float = 0.005
