@@ -262,7 +262,7 @@ class TryOnPipeline:
         pose_nodes = torch.from_numpy(np.stack([s.pose_nodes for s in samples])).to(self.device)
         target_kp = torch.as_tensor(garment_kp, dtype=torch.float32, device=self.device)
         parse_h = self.info.parse_height
-        small = F.interpolate(parse13[:, None].float(), size=(parse_h, width_for(parse_h)), mode="nearest")
+        small = F.interpolate(parse13[:, None], size=(parse_h, width_for(parse_h)), mode="nearest")  # uint8
         parse_net = self._network("parse", self.parse_net)
         logits = parse_net(parse_input(agnostic_parse(small[:, 0].long()), pose_nodes, target_kp))
         # The network decides each class pixel by pixel at 128 rows: its scores step from one pixel to the next,
