@@ -35,9 +35,9 @@ garment region is the warped garment. Outside the region the photo is kept even 
 predicted garment the warp did not cover.
 
 Parse maps are (B, H, W) integer labels: CIHP (0..19, ``kgi.data.labels.CIHP_LABELS``) for the person,
-the 13 model classes (``PARSE13_LABELS``) for targets. Inside, each image's label work runs in numpy on uint8
-labels and bool masks (``kgi.labelmaps``), and its pixel work on the box around the change region and the new
-garment: nothing outside that box changes.
+the 13 model classes (``PARSE13_LABELS``) for targets. Inside, each image is recomposed in numpy: its labels
+as uint8 and masks as bool (``kgi.labelmaps``), its colours channels last, the skin test on the change region's
+box, the image assembled by OpenCV's masked copies.
 """
 
 from __future__ import annotations
@@ -148,7 +148,6 @@ def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, sli
     skin_brightness, skin_red, skin_green = (lower_median(values) for values in shares(person[reference]))
     return (brightness >= DARKEST_SKIN * skin_brightness) & (np.abs(red - skin_red) <= SKIN_CHROMA_TOLERANCE) \
         & (np.abs(green - skin_green) <= SKIN_CHROMA_TOLERANCE)
-
 
 
 def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction: float) -> np.ndarray:
