@@ -32,6 +32,7 @@ import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
 from kgi.graphs import WARP_SEGMENTS
+from kgi.labelmaps import nearest_pixels
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -186,23 +187,26 @@ def _filled(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     return canvas.astype(bool)
 
 
-def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray) -> np.ndarray:
+def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Pixels whose nearest point on an arm's bones is garment: (H, W) bool. An arm drawn there is inside a
     sleeve, so what shows is the sleeve (or the body beside it), never the arm's skin.
 
     Args:
         nodes: (10, 2) pose-graph nodes in pixels. garment: (H, W) bool where the target parse is garment.
+        where: (H, W) bool the pixels asked about (default: all), the others False (the nearest bone points are
+            found on the box around them: ``kgi.labelmaps.nearest_pixels``).
     """
     bones = np.zeros(garment.shape, np.uint8)
     scale = 1 << _SUBPIXEL
     for indices in ARM_NODES.values():
         joints = np.round(np.asarray(nodes, np.float64)[list(indices)] * scale).astype(np.int32)
         cv2.polylines(bones, [joints], False, 1, 1, cv2.LINE_8, _SUBPIXEL)
-    if not bones.any():
-        return np.zeros(garment.shape, bool)
-    _, nearest = cv2.distanceTransformWithLabels(1 - bones, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    covered = garment[bones > 0]  # per bone pixel, in the scan order OpenCV numbers them from 1
-    return covered[nearest - 1]
+    sleeved = np.zeros(garment.shape, bool)
+    found = nearest_pixels(bones > 0, np.ones(garment.shape, bool) if where is None else where)
+    if found is not None:
+        (rows, columns), nearest = found
+        sleeved[rows, columns] = garment[nearest]
+    return sleeved
 
 
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and

@@ -109,9 +109,9 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     nodes = np.asarray(pose_nodes, np.float64) * [width, height]
     zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
                                           (height, width))
-    sleeved = sleeved_arm_pixels(nodes, target == UPPER)
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
     hole = body & (zone | (torso > 0))
+    sleeved = sleeved_arm_pixels(nodes, target == UPPER, covered_arm | hole)  # asked where it is used
     under_sleeve = (covered_arm | hole) & sleeved
     labels = np.where((on_garment & inside) | under_sleeve, UPPER, target)
     open_hole = hole & ~inside & ~sleeved
