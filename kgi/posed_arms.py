@@ -13,10 +13,11 @@ import torch
 
 from kgi.data.labels import AGNOSTIC_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, PARSE13_LABELS, RIGHT_ARM, UPPER
 from kgi.labelmaps import is_any, label_maps, nearest_label, stack_maps, to_parse13
-from kgi.limbs import TORSO_CORE, arm_layout, shoulder_zone, sleeved_arm_pixels
+from kgi.limbs import TORSO_CORE, TORSO_NODES, arm_layout, shoulder_zone, sleeved_arm_pixels
 
 HAIR = PARSE13_LABELS.index("hair")
 BACKGROUND = PARSE13_LABELS.index("background")
+BOTTOM = PARSE13_LABELS.index("bottom")
 ARMS = (LEFT_ARM, RIGHT_ARM)
 
 
@@ -105,8 +106,12 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     target_arm = region & is_any(target, ARMS)
     on_old_garment = is_any(parse_cihp, GARMENT_CIHP)
     sleeve_arm = target_arm & on_old_garment
-    covered_arm = target_arm & (on_old_garment | is_any(to_parse13(parse_cihp), ARMS))
     nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    # What the target may draw where an arm is under a new sleeve: the arm, on the old garment or the photo's
+    # arm, or the bottom garment (``recompose``'s nearest label for garment the warp leaves open) above the hips.
+    above_hips = np.arange(height)[:, None] < nodes[list(TORSO_NODES[2:]), 1].min()
+    covered_arm = (target_arm & (on_old_garment | is_any(to_parse13(parse_cihp), ARMS))) \
+        | (region & on_old_garment & (target == BOTTOM) & above_hips)
     zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
                                           (height, width))
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
@@ -135,9 +140,9 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging bare beside the body,
     inside a wide garment's outline, stays arm). An arm the target draws on the old garment or the photo's arm
     where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
-    outline or not, and so is the body's background there on the shoulders or torso: a strip of skin or wall
-    between a long sleeve and the torso, or the photo's arm beside a sleeve narrower than it, is an arm the
-    sleeve covers.
+    outline or not, and so are the body's background there on the shoulders or torso and the bottom garment on
+    the old garment above the hips: a strip of skin, wall or skirt between a long sleeve and the torso, or the
+    photo's arm beside a sleeve narrower than it, is an arm the sleeve covers.
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.

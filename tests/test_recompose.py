@@ -255,13 +255,13 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
     assert composed.keep_mask[0, 0, 50:52, 20:53].all()  # filled with the garment's colours, not painted
 
 
-@pytest.mark.parametrize("drawn", [LEFT_ARM, 0])
+@pytest.mark.parametrize("drawn", [LEFT_ARM, 0, PARSE13_LABELS.index("bottom")])
 @pytest.mark.parametrize("sleeve_rows, long_sleeve", [(slice(30, 68), True), (slice(30, 42), False)])
 def test_an_arm_strip_beside_a_long_sleeve_is_garment_and_beside_a_bare_forearm_stays_arm(sleeve_rows, long_sleeve,
                                                                                            drawn):
-    """The parse network draws a strip of arm (or background) between a new sleeve and the torso, on the old
-    garment: the arm's bone beside it is under a long sleeve (the strip is cloth, not skin), but bare below a
-    short one (the strip is arm or background, not cloth)."""
+    """The parse network draws a strip of arm (or background, or the recomposition takes the skirt below as the
+    nearest label of garment the warp leaves open) between a new sleeve and the torso, on the old garment: the
+    arm's bone beside it is under a long sleeve (the strip is cloth), but bare below a short one (it is not)."""
     parse, target = person_in_a_top()
     target[0, 30:76, 22:48] = UPPER  # the new garment's torso
     target[0, 30:68, 50:58] = LEFT_ARM  # the left arm (bones at columns 50-56)...
