@@ -32,7 +32,7 @@ import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
 from kgi.graphs import WARP_SEGMENTS
-from kgi.labelmaps import nearest_pixels
+from kgi.labelmaps import bounding_box, nearest_pixels
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -71,10 +71,9 @@ def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray) -> flo
     if visible.sum() < 4 * MIN_BONE_SAMPLES:
         return 1.0
     height, width = visible.shape
-    rows, columns = np.flatnonzero(visible.any(1)), np.flatnonzero(visible.any(0))
     # On the arm's box and a pixel more (zero: every arm pixel's nearest zero is in it), the whole image's
     # transform; zero elsewhere, as outside the arm.
-    box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+    box = bounding_box(visible, 1)
     distance = np.zeros((height, width), np.float32)
     distance[box] = cv2.distanceTransform(visible[box].astype(np.uint8), cv2.DIST_L2, 3)
     points, expected = _bone_points(joints, radii)

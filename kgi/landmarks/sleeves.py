@@ -167,10 +167,11 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     farthest = float(np.linalg.norm(path[: shoulder + 1] - centre, axis=1).max())
     if (cuff_centre - centre) @ axis < CUFF_REACH * farthest:  # the cuff found short of the sleeve's end
-        outward = np.array([armpit[1] - path[shoulder, 1], path[shoulder, 0] - armpit[0]])  # across the armhole
-        outward = unit_vector(outward if (outward[0] * (armpit[0] - centre_x)) >= 0 else -outward)
-        cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal,
-                                                                  outward if cornerless else None)
+        straight_out = None
+        if cornerless:  # across the armhole, away from the centre line
+            across = np.array([armpit[1] - path[shoulder, 1], path[shoulder, 0] - armpit[0]])
+            straight_out = unit_vector(across if across[0] * (armpit[0] - centre_x) >= 0 else -across)
+        cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal, straight_out)
         cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
                      outer_edge=path[cuff_outer: shoulder + 1][::-1],
