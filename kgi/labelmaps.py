@@ -79,6 +79,26 @@ def close_gaps(mask: np.ndarray, radius: int) -> np.ndarray:
     return closed
 
 
+def small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
+    """(H, W) bool: the holes of (H, W) bool ``mask``, the 4-connected regions outside it that it encloses (that
+    touch no image border) of fewer than ``max_area`` pixels. The regions are found on the mask's box grown by a
+    pixel: all around it is one region reaching the image border, so a region that touches the box's border is
+    no hole, and the others are the whole image's holes."""
+    holes = np.zeros_like(mask)
+    box = bounding_box(mask, 1)
+    if box is None:
+        return holes
+    outside = (~mask[box]).astype(np.uint8)
+    count, regions, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    rows, columns = outside.shape
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    enclosed = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < columns) \
+        & (top + stats[:, cv2.CC_STAT_HEIGHT] < rows) & (stats[:, cv2.CC_STAT_AREA] < max_area)
+    enclosed[0] = False  # OpenCV's region 0 is the mask itself
+    holes[box] = enclosed[regions]
+    return holes
+
+
 def nearest_pixels(sources: np.ndarray, where: np.ndarray
                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
     """The nearest pixel of ``sources`` to each pixel of ``where`` (both (H, W) bool), by OpenCV's distance

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from kgi.data.labels import AGNOSTIC_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, PARSE13_LABELS, RIGHT_ARM, UPPER
-from kgi.labelmaps import is_any, label_maps, nearest_label, stack_maps, to_parse13
+from kgi.labelmaps import is_any, label_maps, nearest_label, small_holes, stack_maps, to_parse13
 from kgi.limbs import TORSO_CORE, TORSO_NODES, arm_layout, shoulder_zone, sleeved_arm_pixels
 
 HAIR = PARSE13_LABELS.index("hair")
 BACKGROUND = PARSE13_LABELS.index("background")
 BOTTOM = PARSE13_LABELS.index("bottom")
 ARMS = (LEFT_ARM, RIGHT_ARM)
+SLEEVE_HOLE = 0.005  # of the image: an enclosed hole in the garment up to this size is a hole in its cloth
 
 
 def _photo_label(parse13: np.ndarray) -> np.ndarray:
@@ -110,7 +111,8 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     # What the target may draw where an arm is under a new sleeve: the arm, on the old garment or the photo's
     # arm, or the bottom garment (``recompose``'s nearest label for garment the warp leaves open) above the hips.
     above_hips = np.arange(height)[:, None] < nodes[list(TORSO_NODES[2:]), 1].min()
-    covered_arm = (target_arm & (on_old_garment | is_any(to_parse13(parse_cihp), ARMS))) \
+    photo_arm = is_any(to_parse13(parse_cihp), ARMS)
+    covered_arm = (target_arm & (on_old_garment | photo_arm)) \
         | (region & on_old_garment & (target == BOTTOM) & above_hips)
     zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
                                           (height, width))
@@ -121,7 +123,12 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     labels = np.where((on_garment & inside) | under_sleeve, UPPER, target)
     open_hole = hole & ~inside & ~sleeved
     covered = np.where(open_hole & (arms > 0), arms, labels).astype(np.uint8)
-    return nearest_label(covered, is_any(covered, (FACE_NECK, *ARMS)), open_hole & (arms == 0))
+    covered = nearest_label(covered, is_any(covered, (FACE_NECK, *ARMS)), open_hole & (arms == 0))
+    # The photo's own arm is still an arm outside the new sleeves (a hand in front of the garment), and the wall
+    # the photo shows is still wall (between an arm and the body).
+    keep_out = (photo_arm & ~sleeves) | (parse_cihp == 0)
+    cloth_holes = small_holes(covered == UPPER, SLEEVE_HOLE * height * width) & region & ~keep_out
+    return np.where(cloth_holes, UPPER, covered).astype(np.uint8)
 
 
 def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torch.Tensor, visible_arms: torch.Tensor,
@@ -142,7 +149,10 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
     outline or not, and so are the body's background there on the shoulders or torso and the bottom garment on
     the old garment above the hips: a strip of skin, wall or skirt between a long sleeve and the torso, or the
-    photo's arm beside a sleeve narrower than it, is an arm the sleeve covers.
+    photo's arm beside a sleeve narrower than it, is an arm the sleeve covers. Last, a hole the garment encloses
+    (up to ``SLEEVE_HOLE`` of the image, in the change region: the warp leaves one at a bent elbow or between a
+    sleeve and the torso) is garment, except where the photo shows the wall or the person's arm outside the new
+    sleeves (a hand in front of the garment).
 
     Args:
         target: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
-    stack_maps, to_parse13
+    small_holes, stack_maps, to_parse13
 from kgi.posed_arms import ARMS, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import WarpResult
 
@@ -151,28 +151,10 @@ def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, sli
 
 
 def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction: float) -> np.ndarray:
-    """``fill_garment_holes`` of one (H, W) uint8 target parse and CIHP parse. The components are found on the
-    garment's box grown by a pixel: all around it is one region reaching the image border, so a component that
-    touches the box's border is no hole, and the others are the whole image's holes."""
-    box = bounding_box(target == UPPER, 1)
-    if box is None:
-        return target
-    other = (target[box] != UPPER).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(other, connectivity=4)
-    rows, columns = other.shape
-    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    inside = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < columns) \
-        & (top + stats[:, cv2.CC_STAT_HEIGHT] < rows)
+    """``fill_garment_holes`` of one (H, W) uint8 target parse and CIHP parse."""
     height, width = target.shape
-    holes = np.flatnonzero(inside & (stats[:, cv2.CC_STAT_AREA] < max_fraction * height * width))
-    holes = holes[holes > 0]  # label 0 is the garment itself
-    if not holes.size:
-        return target
-    is_hole = np.zeros(count, bool)
-    is_hole[holes] = True
-    filled = target.copy()
-    filled[box] = np.where(is_hole[labels] & ~is_any(parse_cihp[box], (14, 15)), UPPER, target[box])
-    return filled
+    holes = small_holes(target == UPPER, max_fraction * height * width) & ~is_any(parse_cihp, (14, 15))
+    return np.where(holes, UPPER, target).astype(np.uint8)
 
 
 def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, max_fraction: float = 0.005

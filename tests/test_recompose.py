@@ -255,6 +255,26 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
     assert composed.keep_mask[0, 0, 50:52, 20:53].all()  # filled with the garment's colours, not painted
 
 
+def test_a_hole_the_garment_encloses_is_cloth_unless_the_photo_shows_an_arm_or_the_wall_there():
+    """The warp leaves a hole in a sleeve or the torso (a bent elbow) that the target draws as arm: enclosed by the
+    garment, on the old garment, it is cloth. Where the photo shows the person's arm outside the new sleeves (a
+    hand in front of the garment) or the wall (between an arm and the body), it stays what the target says."""
+    parse, target = person_in_a_top()
+    target[0, 30:76, 18:50] = UPPER  # a sleeveless top...
+    target[0, 30:76, 50:58] = LEFT_ARM  # ... and the bare left arm beside it (bones at columns 50-56)
+    target[0, 44:48, 40:44] = LEFT_ARM  # on the old garment
+    target[0, 60:64, 40:44] = LEFT_ARM  # on the photo's hand
+    parse[0, 60:64, 40:44] = 14
+    target[0, 58:62, 26:30] = 0  # on the photo's wall
+    parse[0, 58:62, 26:30] = 0
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (50, 28),
+                                5: (18, 28)})  # the torso's outline, no sleeves
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[44:48, 40:44] == UPPER).all()
+    assert (covered[60:64, 40:44] == LEFT_ARM).all() and (covered[58:62, 26:30] == 0).all()
+
+
 @pytest.mark.parametrize("drawn", [LEFT_ARM, 0, PARSE13_LABELS.index("bottom")])
 @pytest.mark.parametrize("sleeve_rows, long_sleeve", [(slice(30, 68), True), (slice(30, 42), False)])
 def test_an_arm_strip_beside_a_long_sleeve_is_garment_and_beside_a_bare_forearm_stays_arm(sleeve_rows, long_sleeve,
