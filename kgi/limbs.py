@@ -173,9 +173,14 @@ def shoulder_zone(nodes: np.ndarray, garment_keypoints: np.ndarray, shape: tuple
     hull = cv2.convexHull(np.round(points * scale).astype(np.int32))
     cv2.fillConvexPoly(zone, hull, 1, cv2.LINE_8, _SUBPIXEL)
     keypoints = np.asarray(garment_keypoints, np.float64)
-    covered, sleeves = (_filled([keypoints[list(nodes)] for nodes in polygons], shape)
-                        for polygons in ([GARMENT_OUTLINE], [WARP_SEGMENTS[name] for name in SLEEVE_SEGMENTS]))
-    return zone.astype(bool), covered, sleeves
+    sleeves = _filled([keypoints[list(WARP_SEGMENTS[name])] for name in SLEEVE_SEGMENTS], shape)
+    return zone.astype(bool), garment_outline(keypoints, shape), sleeves
+
+
+def garment_outline(garment_keypoints: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: where the worn garment lies, its keypoint outline (``GARMENT_OUTLINE``) filled; (32, 2)
+    pixel ``garment_keypoints``, ``shape`` (H, W)."""
+    return _filled([np.asarray(garment_keypoints, np.float64)[list(GARMENT_OUTLINE)]], shape)
 
 
 def _filled(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -43,7 +43,7 @@ from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
 from kgi.posed_arms import pose_arms
-from kgi.recompose import MARGIN, agnostic_parse, change_region, fill_garment_holes, recompose
+from kgi.recompose import MARGIN, agnostic_parse, change_region, cover_old_neckline, fill_garment_holes, recompose
 from kgi.sampling import inpaint, make_scheduler
 from kgi.warp import warp_garment
 
@@ -254,7 +254,8 @@ class TryOnPipeline:
         Returns ``(predicted, target)``, both (B, H, W) long at the input's resolution: the network's own
         prediction, and the target parse used downstream, which keeps the person's parse outside the region a
         new garment may change (``kgi.recompose.change_region``) unless the prediction is garment there, and
-        whose arms are where the pose has them (``kgi.posed_arms.pose_arms``).
+        whose neck stops at the new garment's neckline (``kgi.recompose.cover_old_neckline``) and whose arms are
+        where the pose has them (``kgi.posed_arms.pose_arms``).
         """
         height, width = samples[0].size
         parse13 = torch.from_numpy(np.stack([s.parse13 for s in samples])).to(self.device)  # (B, H, W) uint8
@@ -277,6 +278,7 @@ class TryOnPipeline:
         predicted = F.interpolate(predicted[:, None].byte(), size=(height, width), mode="nearest")[:, 0]
         changes = change_region(parse_cihp, margin_px(height))[0] | (predicted == UPPER)
         target = fill_garment_holes(torch.where(changes, predicted, parse13), parse_cihp)
+        target = cover_old_neckline(target, parse_cihp, pose_nodes.cpu().numpy(), garment_kp)
         return predicted.long(), pose_arms(target, parse_cihp, pose_nodes.cpu().numpy())
 
     @torch.no_grad()

@@ -53,6 +53,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
+from kgi.limbs import garment_outline
 from kgi.posed_arms import ARMS, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import WarpResult
 
@@ -168,6 +169,31 @@ def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, m
     """
     return stack_maps([_fill_garment_holes(target, parse, max_fraction) for target, parse in
                        zip(label_maps(target_parse13), label_maps(parse_cihp))], target_parse13)
+
+
+def cover_old_neckline(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes: np.ndarray,
+                       garment_keypoints: np.ndarray) -> torch.Tensor:
+    """The target parse with garment wherever it draws the neck below the pose's neck node inside the worn
+    garment's outline, on the photo's neck or old garment: (B, H, W) long. The parse network draws the neck down
+    an old V or scoop neckline's skin whatever the new garment is; a higher neckline (its worn keypoints,
+    ``kgi.limbs.garment_outline``) covers it. Above the neck node (the base of the neck) the neck stays, where
+    the worn neckline tilts up a turned head's neck.
+
+    Args:
+        target_parse13: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
+        pose_nodes: (B, 10, 2) normalised pose-graph nodes (node 1 the neck).
+        garment_keypoints: (B, 32, 2) normalised keypoints of the worn garment.
+    """
+    covered = []
+    for target, parse, nodes, keypoints in zip(label_maps(target_parse13), label_maps(parse_cihp),
+                                               np.asarray(pose_nodes, np.float64),
+                                               np.asarray(garment_keypoints, np.float64)):
+        height, width = target.shape
+        outline = garment_outline(keypoints * [width, height], (height, width))
+        outline[:max(int(np.ceil(nodes[1, 1] * height)), 0)] = False
+        neck = (target == FACE_NECK) & outline & is_any(parse, AGNOSTIC_CIHP)
+        covered.append(np.where(neck, UPPER, target).astype(np.uint8))
+    return stack_maps(covered, target_parse13)
 
 
 def _mirrored_sources(known: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

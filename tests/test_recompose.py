@@ -10,7 +10,8 @@ from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM
                              RIGHT_ARM, UPPER)
 from kgi.limbs import GARMENT_OUTLINE, rebuild_implausible_sleeves, seat_shoulder_seams
 from kgi.posed_arms import cover_shoulders
-from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, extend_garment, recompose
+from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
+    extend_garment, recompose
 from kgi.warp import WarpResult
 
 HEIGHT, WIDTH = 12, 9
@@ -273,6 +274,25 @@ def test_a_hole_the_garment_encloses_is_cloth_unless_the_photo_shows_an_arm_or_t
     covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
     assert (covered[44:48, 40:44] == UPPER).all()
     assert (covered[60:64, 40:44] == LEFT_ARM).all() and (covered[58:62, 26:30] == 0).all()
+
+
+def test_the_neck_the_target_draws_down_an_old_v_neckline_is_garment_below_the_new_neckline():
+    """The photo's V neckline shows neck skin down to row 40, and the target draws the neck there; a new garment
+    whose worn neckline is at row 31 covers the V below it. The neck above the new neckline, or above the neck
+    node wherever the neckline is, stays neck."""
+    parse, target = person_in_a_top()
+    parse[0, 28:40, 34:39] = 10  # the V's skin
+    target[0, 30:76, 18:55] = UPPER
+    target[0, 24:40, 34:39] = FACE_NECK
+    keypoints = worn_rectangle({0: (30, 31), 1: (33, 31), 2: (36, 31), 3: (39, 31), 4: (42, 31), 31: (55, 31),
+                                5: (18, 31)})
+    covered = cover_old_neckline(target, parse, SCENE_POSE[None], keypoints)[0]
+    assert (covered[32:40, 34:39] == UPPER).all() and (covered[24:30, 34:39] == FACE_NECK).all()
+    neckline_up_the_neck = worn_rectangle({0: (30, 20), 1: (33, 20), 2: (36, 20), 3: (39, 20), 4: (42, 20),
+                                           31: (55, 20), 5: (18, 20)})
+    covered = cover_old_neckline(target, parse, SCENE_POSE[None], neckline_up_the_neck)[0]
+    assert (covered[24:28, 34:39] == FACE_NECK).all()  # above the neck node (row 28)
+    assert (covered[target[0] != FACE_NECK] == target[0][target[0] != FACE_NECK]).all()
 
 
 @pytest.mark.parametrize("drawn", [LEFT_ARM, 0, PARSE13_LABELS.index("bottom")])
