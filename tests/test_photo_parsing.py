@@ -221,6 +221,19 @@ def test_the_photo_parser_gives_the_preprocessor_pose_and_parse_in_one_call(phot
 
 
 @needs_pose_python
+def test_kgi_prep_eval_scores_a_synthetic_person_the_photo_parser_refuses_as_background(vitonhd_sample, capsys):
+    """The photo parser finds no person in the first synthetic person of seed 7 (a drawn figure): the evaluation
+    counts it as a parse that found nothing and says so, instead of stopping with a traceback."""
+    parser = argparse.ArgumentParser(prog="kgi prep")
+    prep.add_arguments(parser)
+    arguments = ["eval", str(vitonhd_sample), "--synth-people", "1", "--synth-seed", "7", "--parser", "mediapipe",
+                 "--pose-estimator", "none", "--pose-python", POSE_PYTHON]
+    assert prep.run(parser.parse_args(arguments)) == 0
+    synthetic = next(line for line in capsys.readouterr().out.splitlines() if "synthetic (seed 7, 1 people)" in line)
+    assert "mIoU 0.0" in synthetic and "1 refused by the parser" in synthetic
+
+
+@needs_pose_python
 def test_kgi_prep_person_writes_pose_and_parse_and_warns_of_a_refused_photo(tmp_path, capsys):
     photo, reason = unusable_photos()["no hips"]
     path = tmp_path / "no-hips.png"

@@ -290,6 +290,15 @@ def prepare_people(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _parse_or_background(parser, sample) -> tuple[np.ndarray, str]:
+    """The parser's parse of ``sample.person`` and "", or all background and the parser's reason for refusing the
+    photo (scored as a parse that found nothing)."""
+    try:
+        return parser.parse(sample.person), ""
+    except ParsingError as exc:
+        return np.zeros(sample.parse.shape, np.uint8), str(exc)
+
+
 def evaluate(args: argparse.Namespace) -> int:
     """Print the figures."""
     if args.limit is not None and args.limit < 1 or args.synth_people < 0:
@@ -318,11 +327,9 @@ def evaluate(args: argparse.Namespace) -> int:
         if estimator is not None:
             genuine_pose.add(sample)
         parse_start = time.perf_counter()
-        try:
-            parse = parser.parse(sample.person)
-        except ParsingError as exc:
-            print(f"{sample.person_name}: no parse ({exc}); scored as all background")
-            parse = np.zeros(sample.parse.shape, np.uint8)
+        parse, problem = _parse_or_background(parser, sample)
+        if problem:
+            print(f"{sample.person_name}: no parse ({problem}); scored as all background")
         genuine_parse.add(parse, sample.parse, time.perf_counter() - parse_start)
         alone = ParseScore()
         alone.add(parse, sample.parse)
@@ -338,16 +345,19 @@ def evaluate(args: argparse.Namespace) -> int:
     print("\n".join(genuine_parse.lines(f"parse {parser_name}: {args.split} ({count} people)") + per_person))
 
     if args.synth_people:
-        synth_pose, synth_parse = PoseScore(estimator), ParseScore()
+        synth_pose, synth_parse, unparsed = PoseScore(estimator), ParseScore(), 0
         for index in range(args.synth_people):
             sample = make_pair(args.synth_seed, index, SYNTH_HEIGHT)
             if estimator is not None:
                 synth_pose.add(sample)
-            synth_parse.add(parser.parse(sample.person), sample.parse)
+            parse, problem = _parse_or_background(parser, sample)
+            unparsed += bool(problem)
+            synth_parse.add(parse, sample.parse)
         label = f"synthetic (seed {args.synth_seed}, {args.synth_people} people)"
         if estimator is not None:
             print(synth_pose.line(label))
-        print(f"parse {parser_name}: {label} mIoU {synth_parse.miou:.4f} (13 classes)")
+        print(f"parse {parser_name}: {label} mIoU {synth_parse.miou:.4f} (13 classes; {unparsed} refused by the "
+              "parser, scored as all background)")
     print(f"({time.time() - started:.0f} s)")
     for source in (estimator, parser):
         if hasattr(source, "close"):
