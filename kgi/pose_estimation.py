@@ -37,6 +37,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -81,6 +82,10 @@ BODY25_MIDPOINTS: dict[int, tuple[int, int]] = {1: (2, 5), 8: (9, 12)}
 FULL_MODEL = 1
 
 POSE_SOURCES = ("none", "mediapipe")  # what a configuration may name (make_pose_estimator)
+# The worker's standard error (mediapipe logs its TensorFlow Lite setup and protobuf deprecations on every start)
+# is kept in a file; when the worker dies, the last lines of it that are not these logs say why.
+WORKER_LOG_TAIL = 5
+_LOG_NOISE = ("W0000", "I0000", "WARNING: All log messages", "INFO: Created TensorFlow Lite")
 POSE_PYTHON_ENV = "KGI_POSE_PYTHON"  # the interpreter of an environment with mediapipe, when none is named
 MEDIAPIPE_SETUP = "python3 -m venv /opt/kgi-pose && /opt/kgi-pose/bin/pip install mediapipe==0.10.14"
 
@@ -268,7 +273,9 @@ class SubprocessPose:
         command = [os.fspath(python), "-I", str(Path(__file__).resolve()), str(min_detection_confidence),
                    str(min_visibility), str(int(parse))]
         try:
-            self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._log = tempfile.TemporaryFile()
+            self._worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._log)
         except OSError as exc:
             raise PoseEstimatorUnavailable(f"pose worker {os.fspath(python)!r} cannot start: {exc}") from None
         self._lock = threading.Lock()
@@ -278,7 +285,7 @@ class SubprocessPose:
         message = _receive(self._worker.stdout)
         if message is None:
             self.close()
-            raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.poll()})")
+            raise self._exited()
         status, answer = message
         if status == _OK:
             return answer
@@ -308,12 +315,22 @@ class SubprocessPose:
         rgb = check_rgb(rgb)
         with self._lock:
             if self._worker.poll() is not None:
-                raise PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.returncode})")
+                raise self._exited()
             try:
                 _send(self._worker.stdin, kind, rgb)
             except BrokenPipeError:
-                raise PoseEstimatorUnavailable("pose worker exited") from None
+                raise self._exited() from None
             return [self._read_answer() for _ in range(answers)]
+
+    def _exited(self) -> PoseEstimatorUnavailable:
+        """The error for a worker that has gone: its exit code and the last lines of its standard error that are
+        not mediapipe's start-up logs."""
+        self._log.seek(0)
+        lines = [line for line in self._log.read().decode("utf-8", "replace").splitlines()
+                 if line.strip() and not line.startswith(_LOG_NOISE)]
+        said = " | ".join(lines[-WORKER_LOG_TAIL:])
+        return PoseEstimatorUnavailable(f"pose worker exited (code {self._worker.poll()})"
+                                        + (f": {said}" if said else ""))
 
     def cpu_seconds(self) -> float | None:
         """CPU seconds (user and system) the worker has used so far, from Linux's ``/proc``; None where that

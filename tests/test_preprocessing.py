@@ -169,6 +169,16 @@ def test_without_mediapipe_the_estimators_say_what_to_install():
         SubprocessPose("/nonexistent/python")
 
 
+def test_a_pose_worker_that_dies_says_why(tmp_path):
+    """A worker environment that dies on start (a broken install): its exit code and the last thing it wrote on
+    standard error are in the error, not lost."""
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ImportError: libGL.so.1: cannot open shared object file' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    with pytest.raises(PoseEstimatorUnavailable, match=r"code 3\): ImportError: libGL.so.1"):
+        SubprocessPose(broken)
+
+
 # --- label sets ----------------------------------------------------------------------------------------------
 
 # (label set, its label number, the CIHP label it must become), from the datasets' published label orders.
