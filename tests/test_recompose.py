@@ -278,8 +278,8 @@ def test_a_hole_the_garment_encloses_is_cloth_unless_the_photo_shows_an_arm_or_t
 
 def test_the_neck_the_target_draws_down_an_old_v_neckline_is_garment_below_the_new_neckline():
     """The photo's V neckline shows neck skin down to row 40, and the target draws the neck there; a new garment
-    whose worn neckline is at row 31 covers the V below it. The neck above the new neckline, or above the neck
-    node wherever the neckline is, stays neck."""
+    whose worn neckline is at row 31 covers the V below it. The neck above the new neckline, or above both its
+    centre and the neck node where one side of it climbs the neck, stays neck."""
     parse, target = person_in_a_top()
     parse[0, 28:40, 34:39] = 10  # the V's skin
     target[0, 30:76, 18:55] = UPPER
@@ -288,10 +288,15 @@ def test_the_neck_the_target_draws_down_an_old_v_neckline_is_garment_below_the_n
                                 5: (18, 31)})
     covered = cover_old_neckline(target, parse, SCENE_POSE[None], keypoints)[0]
     assert (covered[32:40, 34:39] == UPPER).all() and (covered[24:30, 34:39] == FACE_NECK).all()
-    neckline_up_the_neck = worn_rectangle({0: (30, 20), 1: (33, 20), 2: (36, 20), 3: (39, 20), 4: (42, 20),
-                                           31: (55, 20), 5: (18, 20)})
+    low_neck_node = SCENE_POSE.copy()
+    low_neck_node[1, 1] = 36 / SCENE_HEIGHT  # BlazePose's neck, between the shoulder joints, below the V's top
+    covered = cover_old_neckline(target, parse, low_neck_node[None], keypoints)[0]
+    assert (covered[32:40, 34:39] == UPPER).all()
+    neckline_up_the_neck = worn_rectangle({0: (30, 28), 1: (33, 28), 2: (36, 28), 3: (39, 28), 4: (42, 28),
+                                           31: (55, 28), 5: (18, 28)})
+    neckline_up_the_neck[0, [3, 4], 1] = 20 / SCENE_HEIGHT  # its centre where the neck node is, one side higher
     covered = cover_old_neckline(target, parse, SCENE_POSE[None], neckline_up_the_neck)[0]
-    assert (covered[24:28, 34:39] == FACE_NECK).all()  # above the neck node (row 28)
+    assert (covered[24:28, 34:39] == FACE_NECK).all()  # above the neckline's centre and the neck node (row 28)
     assert (covered[target[0] != FACE_NECK] == target[0][target[0] != FACE_NECK]).all()
 
 
