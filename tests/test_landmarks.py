@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -193,6 +194,30 @@ def test_every_kind_of_top(kind, sleeve):
         assert found.sleeve == sleeve, (kind, index)
         errors.append(mean_error(found.keypoints, truth))
     assert np.mean(errors) < FLAT_GOAL, errors
+
+
+COLOURS = {"navy": (30, 36, 70), "red": (150, 40, 40), "sand": (200, 190, 150), "white": (244, 244, 240),
+           "black": (28, 28, 30), "no": None}
+# (fabric, label): a navy inside with no label is left out: shaded 10-50% darker, a dark fabric's inside can
+# differ from its front by less than the colour tells (the outline's neckline is kept there).
+NECKS = [("navy", "white"), ("navy", "black"), ("red", "no"), ("red", "white"), ("red", "black"), ("sand", "no"),
+         ("sand", "white"), ("sand", "black")]
+
+
+@pytest.mark.parametrize(("fabric", "label"), NECKS, ids=[f"{fabric}-{label}-label" for fabric, label in NECKS])
+def test_a_front_neckline_below_the_inside_of_the_back_and_its_label(fabric, label):
+    """A crew neck's product photo shows the inside of its back above the front neckline, shaded, with a brand
+    label sewn at its centre: nodes 1-3 are on the front neckline, not on the back's (the outline's), and the
+    label is above them."""
+    base = COLOURS[fabric]
+    rng = np.random.default_rng([12, sum(base)])
+    params = sample_garment(rng)
+    params = replace(with_kind(params, rng, "classic"), neckline="round", neck_depth=0.16, pattern="solid",
+                     print_kind="none", colours=(base, *params.colours[1:]), shows_back=True,
+                     label=COLOURS[label])
+    _, alpha, photo, truth = render_cloth(params, rng, HEIGHT)
+    found = flat_garment_keypoints(photo, alpha >= 0.5).keypoints
+    assert np.abs(found[[1, 2, 3]] - truth[[1, 2, 3]]).max() < 0.03 * HEIGHT, (found[:5], truth[:5])
 
 
 # --- refusals and consistency checks -----------------------------------------------------------------------------

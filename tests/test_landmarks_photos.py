@@ -92,25 +92,25 @@ def test_straps_straight_above_both_sides_have_their_armpits_where_they_join_the
 
 GENUINE = Path(__file__).resolve().parents[1].parent / "shared"
 # Garment -> sleeve type and the heights (fractions of the photo's height) of the front neckline centre 2, the
-# armpits 14 and 22 and the hem centre 18, read by eye on the overlay sheet (`kgi landmarks FOLDER --photos`).
-# None: not held (06429's pale V-neck shows no darker inside and no edge at its V: node 2 stays on the back's
-# neckline, the outline's).
+# armpits 14 and 22 and the hem centre 18, read by eye on the overlay sheet (`kgi landmarks FOLDER --photos`)
+# and, for node 2, on the photo with a ruler (where the front's fabric starts below the inside of the back and
+# its label). None: not held (06429's pale ruffled V shows no inside below its label: node 2 stays there).
 BY_EYE = {
     "vitonhd-sample/test/cloth/00006_00": ("long", 0.09, 0.32, 0.32, 0.67),
     "vitonhd-sample/test/cloth/06396_00": ("short", 0.19, 0.37, 0.37, 0.85),
     "vitonhd-extra/test/cloth/01260_00": ("short", 0.15, 0.42, 0.42, 0.90),  # mock neck: the collar's front edge
-    "vitonhd-extra/test/cloth/01430_00": ("short", 0.16, 0.39, 0.39, 0.86),
+    "vitonhd-extra/test/cloth/01430_00": ("short", 0.21, 0.39, 0.39, 0.86),  # front rib, below the label
     "vitonhd-extra/test/cloth/02783_00": ("long", 0.08, 0.33, 0.33, 0.78),
     "vitonhd-extra/test/cloth/03751_00": ("none", 0.13, 0.39, 0.39, 0.94),
     "vitonhd-extra/test/cloth/06429_00": ("none", None, 0.40, 0.40, 0.94),
-    "vitonhd-extra/test/cloth/06802_00": ("short", 0.13, 0.48, 0.48, 0.87),
+    "vitonhd-extra/test/cloth/06802_00": ("short", 0.19, 0.48, 0.48, 0.87),  # below a black inside
     "vitonhd-extra/test/cloth/07429_00": ("short", 0.17, 0.44, 0.44, 0.86),
-    "vitonhd-extra/test/cloth/11028_00": ("short", 0.22, 0.41, 0.41, 0.86),
-    "photos/garments/04469_00": ("short", 0.22, 0.33, 0.33, 0.79),  # wrap front: the bottom of its V
+    "vitonhd-extra/test/cloth/11028_00": ("short", 0.17, 0.41, 0.41, 0.86),  # mock neck: the collar's top
+    "photos/garments/04469_00": ("short", 0.29, 0.33, 0.33, 0.79),  # wrap front: where its fronts cross
     "photos/garments/04743_00": ("short", 0.17, 0.37, 0.42, 0.86),  # white on white
     "photos/garments/09133_00": ("none", 0.27, 0.29, 0.29, 0.94),  # white camisole on white
     "photos/garments/09163_00": ("short", 0.16, 0.40, 0.40, 0.90),
-    "photos/garments/09164_00": ("short", 0.10, 0.43, 0.43, 0.95),
+    "photos/garments/09164_00": ("short", 0.15, 0.43, 0.43, 0.95),  # front rib, below the label
     "photos/garments/09166_00": ("short", 0.14, 0.46, 0.46, 0.96),
     "photos/garments/09176_00": ("long", 0.22, 0.39, 0.39, 0.79),  # shirt collar: the bottom of its opening
     "photos/garments/09236_00": ("short", 0.11, 0.43, 0.43, 0.77),

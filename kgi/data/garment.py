@@ -24,6 +24,9 @@ KINDS_BY_SLEEVE: dict[str, tuple[str, ...]] = {
 }
 # Kinds whose product photo shows the inside of the back above the front neckline (the outline is the back's).
 SHOWS_BACK: tuple[str, ...] = ("collar", "wrap")
+SHOWS_BACK_SHARE = 0.6  # of the other kinds' product photos show the inside of the back too
+LABEL_SHARE = 0.7  # of the photos that show it have a brand label sewn there
+LABEL_COLOURS = ((244, 244, 240), (236, 228, 208), (28, 28, 30))  # white, cream, black
 PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks", "dots")
 PRINTS: tuple[str, ...] = ("none", "text", "logo")
 # Luminance difference (0..255) between a garment's base colour and its pattern and print colours.
@@ -63,6 +66,10 @@ class GarmentParams:
         print_text: the printed word (text prints) or logo shape name (logos).
         kind: one of ``GARMENT_KINDS``; ``"ties"`` hangs two ties below the hem of the product photo (not part
             of the garment's keypoints).
+        shows_back: the product photo shows the inside of the back above the front neckline (always for
+            ``SHOWS_BACK`` kinds; a flat top's back neckline is higher than its front one).
+        label: RGB colour of a brand label sewn at the centre of the inside of the back (seen when
+            ``shows_back``), or None.
     """
 
     sleeve: str
@@ -86,6 +93,8 @@ class GarmentParams:
     print_kind: str
     print_text: str
     kind: str = "classic"
+    shows_back: bool = False
+    label: tuple[int, int, int] | None = None
 
     def __post_init__(self):
         if self.kind not in GARMENT_KINDS:
@@ -173,7 +182,8 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
     to mid-chest; three_quarter: a long sleeve ending between elbow and wrist; bodysuit: below the hips,
     narrowing to the crotch; ties: two ties hanging below the hem (product photo only); collar: a shirt or polo
     collar over a V opening; wrap: a V whose one front crosses over the other. The product photo of a collar or
-    wrap shows the inside of the back above the front neckline (``SHOWS_BACK``).
+    wrap shows the inside of the back above the front neckline (``SHOWS_BACK``), and so does ``SHOWS_BACK_SHARE``
+    of the others', with a brand label sewn at its centre in ``LABEL_SHARE`` of those.
     """
     if kind is None:
         others = KINDS_BY_SLEEVE[params.sleeve][1:]
@@ -181,6 +191,15 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
     elif kind not in KINDS_BY_SLEEVE[params.sleeve]:
         raise GarmentError(f"kind: a {params.sleeve}-sleeve garment cannot be {kind!r} "
                            f"(one of {KINDS_BY_SLEEVE[params.sleeve]})")
+    shaped = _shaped_as(params, rng, kind)
+    # Drawn after the kind's own numbers, so a kind's shape is what it was before backs and labels were drawn.
+    shows_back = kind in SHOWS_BACK or rng.uniform() < SHOWS_BACK_SHARE
+    label = _label_colour(rng, params.colours[0]) if shows_back and rng.uniform() < LABEL_SHARE else None
+    return replace(shaped, shows_back=shows_back, label=label)
+
+
+def _shaped_as(params: GarmentParams, rng: np.random.Generator, kind: str) -> GarmentParams:
+    """``params`` with ``kind`` and the shape that kind has (``with_kind``)."""
     if kind == "tank":
         inset = rng.uniform(0.2, 0.26)
         return replace(params, kind=kind, armhole_depth=rng.uniform(0.5, 0.62), strap_inset=inset,
@@ -202,6 +221,12 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
     if kind == "wrap":
         return replace(params, kind=kind, neckline="v", neck_depth=rng.uniform(0.35, 0.55))
     return replace(params, kind=kind)
+
+
+def _label_colour(rng: np.random.Generator, base: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A brand label's colour: white, cream or black, whichever stands out more from the fabric's ``base``."""
+    light = LABEL_COLOURS[rng.integers(2)]
+    return light if sum(base) < sum(light) / 2 else LABEL_COLOURS[2]
 
 
 def _garment_colour(rng: np.random.Generator) -> tuple[int, int, int]:

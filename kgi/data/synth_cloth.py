@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.data.garment import SHOWS_BACK, GarmentParams
+from kgi.data.garment import GarmentParams
 from kgi.data.garment_geometry import GarmentMesh, flat_keypoints
 from kgi.graphs import GARMENT_CONTOUR
 
@@ -82,6 +82,14 @@ def _outline(keypoints: np.ndarray, neckline: str, samples: int = 8) -> np.ndarr
     return np.concatenate([*spans, contour[4:]])  # contour[4] is node 4, then 31, 30, ... 5
 
 
+def _neckline(keypoints: np.ndarray, neckline: str) -> np.ndarray:
+    """The front neckline from node 0 to node 4 as ``_outline`` draws it: (N, 2) pixels."""
+    if neckline != "round":
+        return keypoints[:5].astype(np.float64)
+    curve = _outline(keypoints, neckline)
+    return np.concatenate([curve[:-len(GARMENT_CONTOUR) + 4], keypoints[4:5]]).astype(np.float64)
+
+
 def _draw_ties(canvas: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> None:
     """Ties hanging past the hem by one hem corner or both, onto ``canvas`` (255 = garment)."""
     chest = float(np.linalg.norm(keypoints[22] - keypoints[14]))
@@ -98,17 +106,20 @@ def _draw_ties(canvas: np.ndarray, keypoints: np.ndarray, rng: np.random.Generat
 # collar stands COLLAR_BAND above it at the back.
 BACK_DIP = 0.05
 COLLAR_BAND = 0.08
+LABEL_SIZE = (0.09, 0.045)  # a brand label's width and height, shoulder units
 
 
 def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np.ndarray, params: GarmentParams,
                           rng: np.random.Generator) -> None:
-    """Add to a product photo (in place) the inside of the back seen above the front neckline, and a collar.
+    """Add to a product photo (in place) the inside of the back seen above the front neckline, a brand label
+    sewn there, and a collar.
 
     The silhouette (``canvas``, 255 = garment) grows up to the back neckline (``BACK_DIP``), or a collar's top
     edge ``COLLAR_BAND`` above it; the inside of the back is shaded darker (a random amount: a pale garment may
     barely show it), the front neckline's edge casts a thin shadow. A collar folds two flaps over the shoulders
     whose inner edges are the V's, meeting at its bottom (node 2); a wrap's front crossing over the other draws
-    its edge on from node 2 to the other side. Nodes 0-4 stay on the front neckline.
+    its edge on from node 2 to the other side. The label (``params.label``) is a rectangle ``LABEL_SIZE`` wide
+    and high hanging from the back neckline's centre, with lines of print. Nodes 0-4 stay on the front neckline.
     """
     height, width = canvas.shape
     unit = float(np.linalg.norm(keypoints[31] - keypoints[5])) / (1 - 2 * params.strap_inset)  # pixels
@@ -117,7 +128,7 @@ def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np
     back = corner_left + t * (corner_right - corner_left) + 4 * t * (1 - t) * [0, BACK_DIP * unit]  # (24, 2)
     band = COLLAR_BAND * unit if params.kind == "collar" else 0.0
     top = back - [0, band]
-    front = keypoints[[4, 3, 2, 1, 0]].astype(np.float64)
+    front = _neckline(keypoints, params.neckline)[::-1]  # node 4 to node 0
     opening = np.concatenate([top, front])  # the back (or collar) top edge, then the front neckline back
 
     def polygon_mask(points: np.ndarray) -> np.ndarray:
@@ -139,9 +150,24 @@ def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np
         shade *= 1 - flaps
         silhouette = np.maximum(silhouette, flaps)
         edges.append(back)  # where the collar's back band meets the inside
-    else:  # a wrap: the front on top runs on from the bottom of the V to the other side
+    elif params.kind == "wrap":  # the front on top runs on from the bottom of the V to the other side
         edges.append(np.stack([centre, centre + 0.55 * (keypoints[16] - centre)]))
     light -= (1 - rng.uniform(0.5, 0.9)) * shade
+    if params.label is not None:
+        label_width, label_height = LABEL_SIZE[0] * unit, LABEL_SIZE[1] * unit
+        hang = back[len(back) // 2] + [0, 0.01 * unit]
+        corners = hang + np.array([[-0.5, 0], [0.5, 0], [0.5, 1], [-0.5, 1]]) * [label_width, label_height]
+        cover = polygon_mask(corners) * shade  # behind the front where the neckline is shallower
+        text = np.zeros((height, width), np.uint8)
+        for row in (0.35, 0.6):  # two lines of print, the colour of the darker of fabric and label
+            start = hang + [-0.3 * label_width, row * label_height]
+            cv2.line(text, tuple(np.round(start * 16).astype(int)),
+                     tuple(np.round((start + [0.6 * label_width, 0]) * 16).astype(int)), 255,
+                     max(1, int(round(0.012 * unit))), cv2.LINE_AA, 4)
+        ink = min(params.label, params.colours[0], key=sum)
+        print_colour = np.where(text[..., None] > 0, np.array(ink, np.float32), np.array(params.label, np.float32))
+        texture += cover[..., None] * (print_colour - texture)
+        light = np.where(cover > 0, 1 - (1 - light) * (1 - cover), light)  # the label is not in shade
     lines = np.zeros((height, width), np.uint8)
     thickness = max(1, int(round(height / 256)))
     cv2.polylines(lines, [np.round(edge * 16).astype(np.int32) for edge in edges], False, 255, thickness,
@@ -176,7 +202,7 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
     cv2.fillPoly(canvas, [outline], 255, cv2.LINE_AA, 4)
     if params.kind == "ties":
         _draw_ties(canvas, keypoints, rng)
-    if params.kind in SHOWS_BACK:
+    if params.shows_back:
         _draw_back_and_collar(texture, canvas, keypoints, params, rng)
     alpha = canvas.astype(np.float32) / 255
     white = rng.uniform(238, 252)

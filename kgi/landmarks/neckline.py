@@ -1,15 +1,25 @@
 """The front neckline of a flat garment photo, from what the photo shows inside the outline.
 
-A product photo's mask outline follows the garment's *back* neckline, or a collar's top edge; a V, scoop,
-sweetheart or wrap front, or a collar's opening, dips below it and shows the inside of the back, which is shaded
-darker than the front. The front's colour is read on the chest, beside the neck below the neck corners, and on
-the centre line's rows that are the chest's fabric, and the lightest is taken (a two-tone polo's dark chest, a
-velvet's shaded shoulders, a knit's shaded holes, a mock neck's shaded collar sides do not count). Down the
-centre line from the back neckline, past a collar's back band if there is one, the inside starts with rows
-darker than the front; the front neckline is where the colour leaves the shade's for the front's and stays
-there (dark rows repeating below it are the fabric's stripes or checks, no inside); across the row halfway
-down, the neckline's sides are where the shade ends either way. A garment whose inside does not show darker (a
-black top, a white top on a white inside) keeps the outline's neckline.
+A product photo's mask outline follows the garment's *back* neckline, or a collar's top edge; the front
+neckline lies below it, and between the two the photo shows the inside of the back: shaded, often with a brand
+label sewn at its centre, or the opening of a V, a wrap or a collar. What is the front is told by colour. The
+fabric's colours are a palette (``_palette``: k-means of the body's smoothed Lab colours, rows ``FABRIC``
+below the back neckline, clusters of at least ``MIN_CLUSTER`` of its pixels: the ground and the stripes or
+checks, not a small print), and d(x, r), a pixel's Lab distance to the nearest, says how unlike the fabric it
+is. The front neckline is the path y(x) from one neck corner to the other that maximises
+
+    sum over columns x of  sum over rows r from the outline's top to y(x) of (d(x, r) - TAU)
+                           - STEP_COST |y(x + 1) - y(x)|,       |y(x + 1) - y(x)| <= SLOPE,
+
+found by dynamic programming over the columns (above the outline, between a strap and the body, a path scores
+nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it
+takes in. No column's inside reaches past a run of ``FRONT_RUN`` of the
+body length of fabric-coloured pixels: a print further down the chest is not the inside. Nodes 1, 2 and 3 are
+the path halfway to each corner and at the centre.
+
+The outline's neckline is kept (None) where the photo cannot tell: a fabric the palette does not describe
+(fewer than ``MIN_COVERAGE`` of the body's pixels within ``TAU`` of it: a busy print), or an inside less than
+``MIN_DEPTH`` of the body length deep at the centre (a white top on a white inside, a mock neck's collar).
 """
 
 from __future__ import annotations
@@ -17,113 +27,143 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# The inside of the back must be darker than the front by this much (CIE L*, 0-100) and differ from it by this
-# much (Lab distance) to be told apart.
-MIN_CONTRAST = 10.0
-# The chest's colour is read on these rows below the back neckline (fractions of the body length).
-CHEST_ROWS = (0.5, 0.6)
-# A front neckline lies at most this fraction of the body length below the back neckline.
-MAX_DEPTH = 0.45
-# The inside of the back starts at most this fraction of the body length below the back neckline (below a
-# collar's back band).
-MAX_BAND = 0.1
-# The front's colour is read beside the neck corners, this band of rows below them (fractions of the body length).
-BESIDE_NECK_ROWS = (0.04, 0.12)
-# The front starts where this fraction of the body length in a row (rows, or columns across) is not dark; the
-# shade where a third of it is dark.
-RUN = 0.02
-# Below the front neckline, at most a fifth of this fraction of the body length may be dark (more is a pattern of
-# the fabric, stripes or checks, or more of the inside below a collar's band).
-CLEAR_BELOW = 0.1
-# The colours are read smoothed over this fraction of the body length (Gaussian sigma), inside the mask: a
-# fabric's fine pattern averages out, the inside of the back stays darker.
-SMOOTHING = 0.015
+MAX_DEPTH = 0.45  # a front neckline lies at most this fraction of the body length below the back neckline
+FABRIC = (0.2, 0.9)  # the rows the fabric's palette is learnt from, fractions of the body length below the top
+PALETTE_SIZE = 8  # k-means clusters of the fabric's colours...
+MIN_CLUSTER = 0.03  # ... kept when they hold at least this share of its pixels
+TAU = 5.0  # Lab distance from the palette above which a pixel is not the fabric's
+MIN_COVERAGE = 0.5  # the share of the body's pixels the palette must describe
+SLOPE = 3  # pixels the path may step per column
+STEP_COST = 0.2  # what a pixel of step costs the path
+FRONT_RUN = 0.08  # a run of this fraction of the body length of fabric pixels ends a column's inside
+MIN_DEPTH = 0.012  # the least depth of an inside at the centre, fraction of the body length
+SMOOTHING = 0.006  # the colours are read smoothed by a Gaussian of this fraction of the body length
+WORKING_HEIGHT = 384  # rows of the photo the neckline is read on (a larger photo is reduced)
+_PALETTE_SAMPLES = 2000  # pixels the k-means runs on
+_PALETTE_ITERATIONS = 10
 
 
 def front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_centre: np.ndarray,
                    body_length: float) -> np.ndarray | None:
-    """Nodes 1, 2, 3 of a front neckline seen through the back's, or None where the photo shows none.
+    """Nodes 1, 2, 3 of a front neckline seen below the back's, or None where the photo shows none.
 
     Args:
         rgb: (H, W, 3) uint8 garment photo. mask: (H, W) bool garment silhouette.
-        corners: (2, 2) the neck corners (nodes 0 and 4), pixels.
+        corners: (2, 2) the neck corners (nodes 0 and 4), pixels, image-left first.
         back_centre: (2,) the centre of the outline's neckline (the back's), pixels.
         body_length: pixels from the top of the outline to the hem centre.
 
     Returns:
         (3, 2) float64 pixel nodes 1, 2, 3, or None.
     """
-    # The rows read below: from the neck corners (the middle row between them and the centre) to the chest.
+    scale = min(1.0, WORKING_HEIGHT / mask.shape[0])
+    if scale < 1:  # read at WORKING_HEIGHT rows (area-averaged), the nodes scaled back
+        size = (round(mask.shape[1] * scale), round(mask.shape[0] * scale))
+        small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        small_mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+        nodes = _front_neckline(small_rgb, small_mask, corners * scale, back_centre * scale, body_length * scale)
+        return None if nodes is None else nodes / scale
+    return _front_neckline(rgb, mask, corners, back_centre, body_length)
+
+
+def _front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back_centre: np.ndarray,
+                    body_length: float) -> np.ndarray | None:
+    """``front_neckline`` on a photo of at most ``WORKING_HEIGHT`` rows."""
+    height = mask.shape[0]
     top = max(int(min(corners[:, 1].min(), back_centre[1])) - 1, 0)
-    bottom = int(max(back_centre[1] + CHEST_ROWS[1] * body_length,
-                     corners[:, 1].max() + BESIDE_NECK_ROWS[1] * body_length)) + 2
-    lab = _smoothed_lab(rgb, mask, SMOOTHING * body_length, slice(top, min(bottom, len(rgb))))
-    band = max(2, int(round(0.015 * body_length)))
-    x = int(round(back_centre[0]))
-    start = int(round(back_centre[1])) + 2
-    stop = min(int(round(back_centre[1] + MAX_DEPTH * body_length)), mask.shape[0] - 1)
-    run = max(3, int(round(RUN * body_length)))
-    chest = slice(int(back_centre[1] + CHEST_ROWS[0] * body_length), int(back_centre[1] + CHEST_ROWS[1] * body_length))
-    if stop - start < 4 * run or not mask[chest].any():
+    stop = min(int(round(back_centre[1] + MAX_DEPTH * body_length)), height - 1)
+    fabric = slice(int(back_centre[1] + FABRIC[0] * body_length), min(int(back_centre[1] + FABRIC[1] * body_length),
+                                                                       height))
+    left, right = int(round(corners[0, 0])), int(round(corners[1, 0]))
+    if right - left < 2 * SLOPE or stop - top < 4 or not mask[fabric].any():
         return None
-    chest_colour = np.median(lab[chest][mask[chest]], axis=0)
-    profile = np.median(lab[start:stop, x - band: x + band + 1], axis=1)  # (rows, 3)
-    fronts = [chest_colour, _beside_neck(lab, mask, corners, body_length), _centre_line_front(profile, chest_colour)]
-    front = max((f for f in fronts if f is not None), key=lambda colour: colour[0])
-    dark = (front[0] - profile[:, 0] >= MIN_CONTRAST) & (np.linalg.norm(profile - front, axis=1) >= MIN_CONTRAST)
-    shade_run = max(2, run // 3)
-    shade_starts = np.flatnonzero(np.convolve(dark, np.ones(shade_run), "valid") == shade_run)
-    if not len(shade_starts) or shade_starts[0] > MAX_BAND * body_length:
+    lab = _smoothed_lab(rgb, mask, SMOOTHING * body_length, slice(top, max(stop, fabric.stop)))
+    body = lab[fabric][mask[fabric]]  # (N, 3)
+    palette = _palette(body)
+    if np.mean(_distance_to(body[::4], palette) < TAU) < MIN_COVERAGE:
         return None
-    first = shade_starts[0]
-    # The front: the first run of rows that are not dark with the rows below it clear of dark ones (dark rows
-    # repeating below it are the fabric's stripes or checks, or the inside goes on below a collar's band).
-    clear = int(round(CLEAR_BELOW * body_length))
-    for light in first + np.flatnonzero(np.convolve(~dark[first:], np.ones(run), "valid") == run):
-        if dark[light: light + clear].mean() <= 0.2:
+    band_mask = mask[top:stop, left:right + 1]  # (R, C): rows from the top, columns between the corners
+    unlike = _distance_to(lab[top:stop, left:right + 1], palette)  # (R, C) d
+    path = _best_path(unlike, band_mask, int(round(corners[0, 1])) - top, int(round(corners[1, 1])) - top,
+                      max(2, int(round(FRONT_RUN * body_length))))
+    centre_column = int(round(back_centre[0])) - left
+    if path is None or path[centre_column] - np.argmax(band_mask[:, centre_column]) < MIN_DEPTH * body_length:
+        return None
+
+    def on_path(x: float) -> np.ndarray:
+        column = int(np.clip(round(x) - left, 0, len(path) - 1))
+        return np.array([left + column, top + path[column]], dtype=np.float64)
+
+    return np.stack([on_path((corners[0, 0] + back_centre[0]) / 2), on_path(back_centre[0]),
+                     on_path((corners[1, 0] + back_centre[0]) / 2)])
+
+
+def _best_path(unlike: np.ndarray, mask: np.ndarray, start_row: int, end_row: int, front_run: int
+               ) -> np.ndarray | None:
+    """The path's row per column (C,) (module docstring), from ``start_row`` in the first column to ``end_row``
+    in the last, over (R, C) ``unlike`` (d) and ``mask``; None where no column has garment."""
+    rows, columns = unlike.shape
+    first = np.argmax(mask, axis=0)  # (C,) the outline's top in each column
+    if not mask.any(0).all():
+        return None
+    # (R, C) the score of an inside from the outline's top down to each row: zero above the outline (a path
+    # may pass over the background between a strap and the body).
+    inside = np.cumsum(np.where(mask, unlike - TAU, 0.0), axis=0)
+    # Rows where a run of front_run fabric pixels starts (counted upwards): no inside reaches past the first.
+    fabric = (unlike < TAU) & mask
+    run = np.zeros(columns, int)
+    starts = np.zeros_like(fabric)
+    for row in range(rows - 1, -1, -1):
+        run = np.where(fabric[row], run + 1, 0)
+        starts[row] = run >= front_run
+    starts &= np.arange(rows)[:, None] >= first[None]
+    reach = np.where(starts.any(0), np.argmax(starts, axis=0), rows - 1)  # (C,)
+    score = np.where(np.arange(rows)[:, None] <= reach[None], inside, -np.inf)  # (R, C)
+
+    best = np.full(rows, -np.inf)
+    best[np.clip(start_row, 0, rows - 1)] = 0.0
+    best += score[:, 0]
+    steps = np.zeros((rows, columns), np.int8)  # the step each column's row came by
+    for column in range(1, columns):
+        candidates = np.full((2 * SLOPE + 1, rows), -np.inf)
+        for index, step in enumerate(range(-SLOPE, SLOPE + 1)):  # from row r - step of the column before
+            source = best[max(-step, 0): rows - max(step, 0)]
+            candidates[index, max(step, 0): rows - max(-step, 0)] = source - STEP_COST * abs(step)
+        chosen = np.argmax(candidates, axis=0)
+        best = candidates[chosen, np.arange(rows)] + score[:, column]
+        steps[:, column] = chosen - SLOPE
+    path = np.zeros(columns, int)
+    path[-1] = np.clip(end_row, 0, rows - 1)
+    if not np.isfinite(best[path[-1]]):
+        return None
+    for column in range(columns - 1, 0, -1):
+        path[column - 1] = path[column] - steps[path[column], column]
+    return path
+
+
+def _palette(colours: np.ndarray) -> np.ndarray:
+    """The fabric's colours (K, 3): k-means (``PALETTE_SIZE``, k-means++ seeded, deterministic) of up to
+    ``_PALETTE_SAMPLES`` of ``colours`` (N, 3), the clusters holding at least ``MIN_CLUSTER`` of them."""
+    rng = np.random.default_rng(0)
+    if len(colours) > _PALETTE_SAMPLES:
+        colours = colours[rng.choice(len(colours), _PALETTE_SAMPLES, replace=False)]
+    centres = colours[rng.integers(len(colours))][None]
+    for _ in range(PALETTE_SIZE - 1):  # k-means++: each next centre far from those chosen
+        far = _distance_to(colours, centres) ** 2
+        if far.sum() <= 0:
             break
-    else:
-        return None
-    shade = profile[first + np.argmin(profile[first:light, 0])]  # the darkest of the inside
-
-    def front_like(colours: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(colours - front, axis=-1) < np.linalg.norm(colours - shade, axis=-1)
-
-    row = light  # back up the ramp from the inside's shade to the front's colour to its middle
-    while row > first and front_like(profile[row - 1]):
-        row -= 1
-    centre = np.array([x, start + row], dtype=np.float64)
-    nodes = [centre]
-    middle_row = int(round((corners[:, 1].mean() + centre[1]) / 2))
-    row_front = front_like(lab[middle_row]) & mask[middle_row]
-    for corner, step in ((corners[0], -1), (corners[1], +1)):
-        columns = np.arange(x, int(round(corner[0])), step)
-        found = np.flatnonzero(np.convolve(row_front[columns], np.ones(run), "valid") == run) if len(columns) else []
-        fallback = (corner + centre) / 2
-        nodes.append(np.array([columns[found[0]], middle_row], dtype=np.float64) if len(found) else fallback)
-    return np.stack([nodes[1], nodes[0], nodes[2]])
+        centres = np.concatenate([centres, colours[rng.choice(len(colours), p=far / far.sum())][None]])
+    for _ in range(_PALETTE_ITERATIONS):  # Lloyd's: each centre the mean of the colours nearest it
+        nearest = np.argmin(((colours[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+        counts = np.bincount(nearest, minlength=len(centres))
+        sums = np.stack([np.bincount(nearest, colours[:, channel], len(centres)) for channel in range(3)], 1)
+        centres = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
+    return centres[counts >= MIN_CLUSTER * len(colours)]
 
 
-def _centre_line_front(profile: np.ndarray, chest_colour: np.ndarray) -> np.ndarray | None:
-    """The median Lab colour (3,) of the rows of the centre line's ``profile`` (rows, 3) that are the chest's
-    fabric (within ``MIN_CONTRAST`` of ``chest_colour``: no print); None where no row is. A patterned fabric's
-    median over the whole chest (a knit's shaded holes) is darker than its plain front below the neckline."""
-    fabric = profile[np.linalg.norm(profile - chest_colour, axis=1) < MIN_CONTRAST]
-    return np.median(fabric, axis=0) if len(fabric) else None
-
-
-def _beside_neck(lab: np.ndarray, mask: np.ndarray, corners: np.ndarray, body_length: float) -> np.ndarray | None:
-    """The median Lab colour (3,) of the front beside the neck: below each neck corner by ``BESIDE_NECK_ROWS``,
-    from the corner out by half the neck's width; None where the mask has none of it."""
-    neck_width = max(float(corners[1, 0] - corners[0, 0]), 2.0)
-    top = int(round(corners[:, 1].max() + BESIDE_NECK_ROWS[0] * body_length))
-    bottom = int(round(corners[:, 1].max() + BESIDE_NECK_ROWS[1] * body_length))
-    region = np.zeros(mask.shape, bool)
-    for corner, outward in ((corners[0], -1), (corners[1], +1)):
-        low, high = sorted((int(round(corner[0])), int(round(corner[0] + outward * neck_width / 2))))
-        region[max(top, 0): max(bottom, 0), max(low, 0): max(high, 0)] = True
-    region &= mask
-    return np.median(lab[region], axis=0) if region.sum() >= 16 else None
+def _distance_to(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(...) Lab distance of each of ``colours`` (..., 3) to the nearest of ``palette`` (K, 3)."""
+    return np.sqrt(np.min(((colours[..., None, :] - palette) ** 2).sum(-1), axis=-1))
 
 
 def _smoothed_lab(rgb: np.ndarray, mask: np.ndarray, sigma: float, rows: slice) -> np.ndarray:
