@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM
+from kgi.labelmaps import bounding_box
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
@@ -131,7 +132,10 @@ class SkinModel:
     """
 
     def __init__(self, known: np.ndarray, parse: np.ndarray, reference: np.ndarray):
-        pixels = known[reference]  # (N, 3)
+        # The skin's pixels are read on its box (grown by the erosion's reach below), in the image's row-major order.
+        box = bounding_box(reference, PROFILE_EDGE) or (slice(0, 0), slice(0, 0))
+        known_box, parse_box, reference_box = known[box], parse[box], reference[box]
+        pixels = known_box[reference_box]  # (N, 3)
         brightness = pixels.mean(1)
         self.median = float(np.median(brightness)) if len(pixels) else 0.6
         design = np.stack([np.ones_like(brightness), brightness], 1)  # (N, 2)
@@ -142,16 +146,18 @@ class SkinModel:
             self.fit = np.stack([np.zeros(3), tone / max(tone.mean(), 1e-3)]).astype(np.float32)
         centre = self.median / (1 - DEFAULT_SHADING * (1 - 0.75) ** 2)  # the median at three quarters' depth
         self.profile = (centre, DEFAULT_SHADING * centre)  # (c, s): L(depth) = c - s (1 - depth)^2
-        arms = reference & ((parse == LEFT_ARM) | (parse == RIGHT_ARM))
-        inner = cv2.erode(arms.astype(np.uint8), np.ones((2 * PROFILE_EDGE + 1,) * 2, np.uint8)).astype(bool)
+        arms_box = reference_box & ((parse_box == LEFT_ARM) | (parse_box == RIGHT_ARM))
+        inner = cv2.erode(arms_box.astype(np.uint8), np.ones((2 * PROFILE_EDGE + 1,) * 2, np.uint8)).astype(bool)
         if np.count_nonzero(inner) >= MIN_PROFILE_PIXELS:
-            depth = np.zeros(parse.shape, np.float32)
+            arms = np.zeros(reference.shape, bool)
+            arms[box] = arms_box
+            depth = np.zeros(inner.shape, np.float32)  # on the box
             for label in ARM_CLASSES:
-                member = parse == label
-                if (member & arms).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
-                    depth = cv2.copyTo(_depth(member, arms), member.view(np.uint8), depth)
+                member = parse == label  # the whole class: its depth is measured to its outline
+                if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
+                    depth = cv2.copyTo(_depth(member, arms)[box], member[box].view(np.uint8), depth)
             design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2], 1)  # (N, 2)
-            centre, shading = np.linalg.lstsq(design, known[inner].mean(1), rcond=None)[0]
+            centre, shading = np.linalg.lstsq(design, known_box[inner].mean(1), rcond=None)[0]
             self.profile = (float(centre), float(np.clip(shading, 0, centre)))
 
     def colours(self, depth: np.ndarray) -> np.ndarray:

@@ -14,7 +14,9 @@ import torch
 
 from kgi.data.labels import CIHP_TO_PARSE13
 
-_NEAREST_REACH = 8  # pixels around the relabelled ones that ``nearest_label`` first looks for sources in
+# Pixels around the relabelled ones that ``nearest_pixels`` first looks for sources in, a fraction of the image's
+# height (8 pixels at 256 rows): the distances it finds grow with the image.
+_NEAREST_REACH = 1 / 32
 
 
 def label_maps(parse: torch.Tensor) -> np.ndarray:
@@ -106,13 +108,13 @@ def nearest_pixels(sources: np.ndarray, where: np.ndarray
     (nearest_rows, nearest_columns))``, four (N,) arrays for the N pixels of ``where`` in row-major order; None
     without sources or pixels.
 
-    The transform runs on the box of ``where`` grown by a reach, first ``_NEAREST_REACH`` pixels, then past the
+    The transform runs on the box of ``where`` grown by a reach, first ``_NEAREST_REACH`` of the height, then past the
     farthest distance found there: a source outside the box is at least the reach plus one pixel away (the
     chamfer distance is at least the larger coordinate difference), so once every distance found is less, the
     nearest pixels are those of the whole image's transform."""
     if not where.any() or not sources.any():
         return None
-    reach = _NEAREST_REACH
+    reach = max(round(_NEAREST_REACH * where.shape[0]), 1)
     while True:
         box = bounding_box(where, reach)
         source = sources[box]

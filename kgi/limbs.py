@@ -68,14 +68,14 @@ def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray) -> flo
         joints: (3, 2) shoulder, elbow, wrist in pixels. radii: (3,) the default radii there.
         visible: (H, W) bool the arm's visible skin.
     """
-    if visible.sum() < 4 * MIN_BONE_SAMPLES:
+    if np.count_nonzero(visible) < 4 * MIN_BONE_SAMPLES:
         return 1.0
     height, width = visible.shape
     # On the arm's box and a pixel more (zero: every arm pixel's nearest zero is in it), the whole image's
-    # transform; zero elsewhere, as outside the arm.
+    # transform; zero elsewhere, as outside the arm, so a window's largest distance is found on the box.
     box = bounding_box(visible, 1)
-    distance = np.zeros((height, width), np.float32)
-    distance[box] = cv2.distanceTransform(visible[box].astype(np.uint8), cv2.DIST_L2, 3)
+    top, left = box[0].start, box[1].start
+    distance = cv2.distanceTransform(visible[box].astype(np.uint8), cv2.DIST_L2, 3)
     points, expected = _bone_points(joints, radii)
     ratios = []
     for (x, y), radius in zip(points, expected):
@@ -83,7 +83,8 @@ def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray) -> flo
         column, row = int(round(x)), int(round(y))
         if not (0 <= row < height and 0 <= column < width) or not visible[row, column]:
             continue
-        window = distance[max(row - reach, 0):row + reach + 1, max(column - reach, 0):column + reach + 1]
+        window = distance[max(row - reach - top, 0):row + reach + 1 - top,
+                          max(column - reach - left, 0):column + reach + 1 - left]  # (row, column) is in the box
         ratios.append(float(window.max()) / max(radius, 1.0))
     if len(ratios) < MIN_BONE_SAMPLES:
         return 1.0

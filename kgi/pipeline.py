@@ -161,7 +161,7 @@ def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.n
 
 def to_tensor_images(arrays: list[np.ndarray], device) -> torch.Tensor:
     """A list of (H, W, 3) uint8 images -> (B, 3, H, W) float [0, 1] on ``device``."""
-    return torch.from_numpy(np.stack(arrays)).to(device).permute(0, 3, 1, 2).float() / 255.0
+    return torch.from_numpy(np.stack(arrays)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def to_uint8_images(images01: torch.Tensor) -> np.ndarray:

@@ -42,6 +42,8 @@ def _pose_arms(target: np.ndarray, parse_cihp: np.ndarray, pose_nodes) -> np.nda
     photo_arm = is_any(parse13, ARMS)
     arms, torso = arm_layout_of(parse13, photo_arm, pose_nodes)
     stray = is_any(target, ARMS) & ((arms == 0) | (torso == TORSO_CORE)) & ~photo_arm
+    if not stray.any():
+        return target
     return np.where(stray, np.where(torso > 0, UPPER, _photo_label(parse13)), target).astype(np.uint8)
 
 
@@ -69,7 +71,7 @@ def shape_arms_of(target: np.ndarray, painted: np.ndarray, parse_cihp: np.ndarra
     photo_arm = is_any(parse13, ARMS)
     hidden = painted & (is_any(parse_cihp, GARMENT_CIHP) | (photo_arm & ~visible_arms))
     stray = painted & is_any(target, ARMS) & (arms == 0) & (torso == 0) & ~photo_arm
-    labels = np.where(stray, _photo_label(parse13), target)
+    labels = np.where(stray, _photo_label(parse13), target) if stray.any() else target
     capsule = hidden & (arms > 0) & (torso != TORSO_CORE) & (labels != HAIR) & (labels != FACE_NECK)
     return np.where(capsule, arms, labels).astype(np.uint8)
 

@@ -133,7 +133,8 @@ def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, sli
     middle values. Everything where a person shows no face or neck."""
     pixels = person[box]  # (h, w, 3)
     reference = is_any(parse_cihp, SKIN_REFERENCE_CIHP)
-    if not reference.any():
+    reference_box = bounding_box(reference)  # its pixels are read there, in the image's row-major order
+    if reference_box is None:
         return np.ones(pixels.shape[:2], bool)
 
     def shares(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., 3): brightness, shares
@@ -146,7 +147,8 @@ def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, sli
         return np.partition(values, middle)[middle]
 
     brightness, red, green = shares(pixels)
-    skin_brightness, skin_red, skin_green = (lower_median(values) for values in shares(person[reference]))
+    skin_brightness, skin_red, skin_green = (lower_median(values) for values in
+                                             shares(person[reference_box][reference[reference_box]]))
     return (brightness >= DARKEST_SKIN * skin_brightness) & (np.abs(red - skin_red) <= SKIN_CHROMA_TOLERANCE) \
         & (np.abs(green - skin_green) <= SKIN_CHROMA_TOLERANCE)
 

@@ -15,6 +15,7 @@ convention, which is ``grid_sample``'s with ``align_corners=False``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -219,10 +220,12 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
     return usable.float()
 
 
-def _sample(images: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backward-warp (N, 3 + 1, H, W) cloth-and-mask stacks; returns the cloth and the thresholded mask."""
-    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return warped[:, :3], (warped[:, 3:] > 0.5).float()
+def _sample(cloth: torch.Tensor, usable: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward-warp (N, 3, H, W) cloth and its (N, 1, H, W) mask through (N, h, w, 2) ``grid``; returns the
+    (N, 3, h, w) cloth and the (N, 1, h, w) thresholded mask (two calls: faster than one on a concatenated copy)."""
+    def warped(images):
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped(cloth), (warped(usable) > 0.5).float()
 
 
 def warp_garment(
@@ -253,9 +256,12 @@ def warp_garment(
     The splines of the whole batch are fitted in one solve (B or B * 5 systems) at ``GEOMETRY_HEIGHT`` rows, where
     the segment each pixel shows is chosen; the garment is then sampled once at the image's size, each pixel
     through its spline upsampled (at 1024 rows: a fifth of the sampling, and the segment masks and polygons never
-    exist at full size). The outline stays the full-size garment mask's, less its rim (``OUTLINE_RIM``, where
-    the photo blends cloth and background) and the inside of the back that a product photo shows through a
-    front neckline (the polygon of the flat neckline nodes ``NECK_HOLE``).
+    exist at full size). At full size only the window where a segment may show is computed: there the segments'
+    shares and the outline are upsampled, and each pixel reads its own segment's small grid bilinearly (the other
+    four are never upsampled; ``grid_sample``'s arithmetic, equal to ``F.interpolate``'s up to rounding). The
+    outline stays the full-size garment mask's, less its rim (``OUTLINE_RIM``, where the photo blends cloth and
+    background) and the inside of the back that a product photo shows through a front neckline (the polygon of the
+    flat neckline nodes ``NECK_HOLE``).
 
     Args:
         cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.
@@ -279,34 +285,42 @@ def warp_garment(
         raise WarpInputError(f"method must be one of {', '.join(WARP_METHODS)}, got {method!r}")
     height, width = cloth.shape[-2:]
     usable = _garment_pixels(cloth, cloth_mask, cloth_kp, white_threshold)  # (B, 1, H, W)
-    if method == "single_tps":
-        pixel_grid = upsampled_tps_grid(target_kp, cloth_kp, height, width, regularization)  # (B, H, W, 2)
-        segment, covered = torch.zeros_like(usable), torch.ones_like(usable, dtype=torch.bool)  # one, everywhere
+    if method == "single_tps":  # one segment, everywhere: the window is the image, the grid (B, H, W, 2)
+        choice = ((slice(0, height), slice(0, width)), upsampled_tps_grid(target_kp, cloth_kp, height, width,
+                                                                          regularization),
+                  torch.zeros_like(usable), torch.ones_like(usable, dtype=torch.bool))
     else:
         shrink_px = height / 1024 if shrink_px is None else shrink_px
-        pixel_grid, segment, covered = _five_segment_grid(cloth_kp, target_kp, usable, upper_mask, shrink_px,
-                                                          regularization)
-    shows = covered if upper_mask is None else covered & (upper_mask > 0.5)  # (B, 1, H, W) where it may show
+        choice = _five_segment_grid(cloth_kp, target_kp, usable, upper_mask, shrink_px, regularization)
+    num_segments = 1 if method == "single_tps" else len(SEGMENT_NAMES)
     garment, mask = torch.zeros_like(cloth), cloth.new_zeros(usable.shape)  # (B, 3, H, W) as cloth, (B, 1, H, W)
+    visible = cloth.new_zeros(len(cloth), num_segments, height, width)
+    if choice is None:  # no segment covers a pixel
+        return WarpResult(garment=garment, mask=mask, segment_masks=visible)
+    (rows, columns), pixel_grid, segment, covered = choice  # the last three on the window (rows, columns)
+    shows = covered if upper_mask is None else covered & (upper_mask[..., rows, columns] > 0.5)  # (B, 1, h', w')
     box = bounding_box(shows.any(0)[0].cpu().numpy())
     if box is not None:  # the garment is sampled on the box where it may show (each pixel through its own grid)
-        rows, columns = box
-        sampled, sampled_mask = _sample(torch.cat([cloth, usable], dim=1), pixel_grid[:, rows, columns])
-        mask[..., rows, columns] = sampled_mask * shows[..., rows, columns].float()
+        inner_rows, inner_columns = box  # within the window, and in the image:
+        rows = slice(rows.start + inner_rows.start, rows.start + inner_rows.stop)
+        columns = slice(columns.start + inner_columns.start, columns.start + inner_columns.stop)
+        sampled, sampled_mask = _sample(cloth, usable, pixel_grid[:, inner_rows, inner_columns])
+        mask[..., rows, columns] = sampled_mask * shows[..., inner_rows, inner_columns].float()
         garment[..., rows, columns] = sampled * mask[..., rows, columns]
-    num_segments = 1 if method == "single_tps" else len(SEGMENT_NAMES)
-    shown = mask * (segment >= 0).float()  # pixels of no segment show nothing
-    visible = torch.zeros(len(mask), num_segments, height, width, dtype=mask.dtype, device=mask.device)
-    visible.scatter_(1, segment.clamp_min(0).long(), shown)  # (B, S, H, W), channels partition ``shown``
-    return WarpResult(garment=garment, mask=shown, segment_masks=visible)
+        # (B, S, h'', w''): the channels partition the mask (a pixel some segment covers has one: ``segment`` >= 0)
+        visible[..., rows, columns].scatter_(1, segment[..., inner_rows, inner_columns].clamp_min(0).long(),
+                                             mask[..., rows, columns])
+    return WarpResult(garment=garment, mask=mask, segment_masks=visible)
 
 
 def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: torch.Tensor,
                        upper_mask: torch.Tensor | None, shrink_px: float, regularization: float
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The five-segment warp's choice of spline per pixel (``warp_garment``): the (B, H, W, 2) sampling grid, the
-    (B, 1, H, W) segment each pixel shows (its channel in ``SEGMENT_NAMES``, -1 where none) and the (B, 1, H, W)
-    bool pixels some segment covers. ``usable`` is the (B, 1, H, W) float mask of flat-garment pixels."""
+                       ) -> tuple[tuple[slice, slice], torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The five-segment warp's choice of spline per pixel (``warp_garment``) on the window of the image where some
+    segment may show (None when none shows anywhere): the window's rows and columns, and on it the
+    (B, h', w', 2) sampling grid, the (B, 1, h', w') segment each pixel shows (its channel in ``SEGMENT_NAMES``,
+    -1 where none) and the (B, 1, h', w') bool pixels some segment covers. ``usable`` is the (B, 1, H, W) float
+    mask of flat-garment pixels."""
     batch, _, height, width = usable.shape
     num_segments, segment_length = SEGMENT_NODE_INDEX.shape
     index = SEGMENT_NODE_INDEX.to(usable.device)
@@ -318,10 +332,11 @@ def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: 
     grid = tps_sampling_grid(target_polygons, source_polygons, *small_size, regularization)  # (B*5, h, w, 2)
 
     # Which segment each pixel shows is decided at the geometry size: every segment's warped mask, polygon and
-    # the upper mask there, pasted in order (one pass per segment).
-    stacked_usable = usable.unsqueeze(1).expand(batch, num_segments, 1, height, width).reshape(-1, 1, height, width)
-    small_masks = (F.grid_sample(stacked_usable, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-                   > 0.5).float()  # (B*5, 1, h, w)
+    # the upper mask there, pasted in order (one pass per segment). The five grids of a sample are stacked along
+    # the rows, so its mask is sampled once: (B, 1, 5h, w) -> (B*5, 1, h, w).
+    small_masks = (F.grid_sample(usable, grid.view(batch, num_segments * small_size[0], small_size[1], 2),
+                                 mode="bilinear", padding_mode="zeros", align_corners=False)
+                   > 0.5).float().view(batch * num_segments, 1, *small_size)
     grow = torch.tensor([name == "backbone" for name in SEGMENT_NAMES], device=usable.device).repeat(batch)
     polygons = _segment_polygons(target_polygons, *small_size, shrink_px * scale, grow)
     small_segments = (small_masks * polygons).view(batch, num_segments, *small_size)
@@ -332,27 +347,92 @@ def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: 
         channel = SEGMENT_NAMES.index(name)
         top_segment = torch.where(small_segments[:, channel:channel + 1] > 0, channel, top_segment)
     covered = top_segment >= 0
-    if scale < 1:  # reach a small pixel further, so the full-size masks below draw the garment's outline
-        top_segment = torch.where(top_segment < 0, F.max_pool2d(top_segment, 3, 1, 1), top_segment)
-        # Upsampled nearest, the border between two segments steps by 1/scale pixels, and two segments read the
-        # garment from different places: a sleeve's colour band became a row of dashes. Each segment's share of
-        # a 3x3 neighbourhood, upsampled bilinearly, gives the larger share's segment a smooth border.
-        shares = F.one_hot(top_segment[:, 0].long().clamp_min(0), num_segments).permute(0, 3, 1, 2).float()
-        shares = F.avg_pool2d(shares, 3, stride=1, padding=1, count_include_pad=False)  # (B, 5, h, w)
-        shares = F.interpolate(shares, size=(height, width), mode="bilinear", align_corners=False)
-        top_segment = shares.argmax(1, keepdim=True).float()  # (B, 1, H, W)
-        # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's smoothed (two 3x3
-        # means), upsampled bilinearly and thresholded: a smooth curve through its steps, where the upsampling
-        # alone would round each 1/scale-pixel step and keep it.
-        covered = covered.float()
-        for _ in range(2):
-            covered = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False)
-        covered = F.interpolate(covered, size=(height, width), mode="bilinear", align_corners=False) > 0.5
+    if scale == 1:  # the geometry size is the image's: the window is the covered pixels' box
+        window = bounding_box(covered.any(0)[0].cpu().numpy())
+        if window is None:
+            return None
+        chosen = top_segment[..., window[0], window[1]]  # (B, 1, h', w')
+        grids = grid.view(batch, num_segments, *small_size, 2)[:, :, window[0], window[1]]  # (B, 5, h', w', 2)
+        pixel_grid = grids.gather(1, chosen.clamp_min(0).long().unsqueeze(-1).expand(-1, -1, -1, -1, 2))[:, 0]
+        return window, pixel_grid, chosen, covered[..., window[0], window[1]]
 
-    # The garment is sampled once, at full size, through each pixel's own segment's spline.
-    # Channels first, contiguous: upsampled in a third of the time of the permuted (channels-last) view, same values.
-    grids = F.interpolate(grid.permute(0, 3, 1, 2).contiguous(), size=(height, width), mode="bilinear",
-                          align_corners=False)
-    grids = grids.view(batch, num_segments, 2, height, width)
-    chosen = top_segment.clamp_min(0).long().unsqueeze(2).expand(batch, 1, 2, height, width)
-    return grids.gather(1, chosen)[:, 0].permute(0, 2, 3, 1), top_segment, covered  # grid (B, H, W, 2)
+    # Reach a small pixel further, so the full-size masks below draw the garment's outline.
+    top_segment = torch.where(top_segment < 0, F.max_pool2d(top_segment, 3, 1, 1), top_segment)
+    # Upsampled nearest, the border between two segments steps by 1/scale pixels, and two segments read the
+    # garment from different places: a sleeve's colour band became a row of dashes. Each segment's share of
+    # a 3x3 neighbourhood, upsampled bilinearly, gives the larger share's segment a smooth border.
+    shares = F.one_hot(top_segment[:, 0].long().clamp_min(0), num_segments).permute(0, 3, 1, 2).float()
+    shares = F.avg_pool2d(shares, 3, stride=1, padding=1, count_include_pad=False)  # (B, 5, h, w)
+    # Where the polygons cut the garment (a sleeve's end), the outline is the small mask's smoothed (two 3x3
+    # means), upsampled bilinearly and thresholded: a smooth curve through its steps, where the upsampling
+    # alone would round each 1/scale-pixel step and keep it.
+    covered = covered.float()
+    for _ in range(2):
+        covered = F.avg_pool2d(covered, 3, stride=1, padding=1, count_include_pad=False)
+    # Everything at full size is computed on the window: the pixels whose upsampled outline may exceed 1/2.
+    window = bounding_box((covered >= 0.5).any(0)[0].cpu().numpy())
+    if window is None:
+        return None
+    window = tuple(_upsampled_span(span, small, full) for span, small, full in zip(window, small_size, (height, width)))
+    source_rows, source_columns = (_source_coordinates(span, small, full)
+                                   for span, small, full in zip(window, small_size, (height, width)))
+    upsampled = _bilinear_at(torch.cat([shares, covered], dim=1), source_rows, source_columns)  # (B, 6, h', w')
+    top_segment = _first_argmax(upsampled[:, :num_segments])
+    pixel_grid = _own_segment_grid(grid.view(batch, num_segments, *small_size, 2), top_segment, source_rows,
+                                   source_columns)
+    return window, pixel_grid, top_segment, upsampled[:, num_segments:] > 0.5
+
+
+def _upsampled_span(span: slice, small: int, full: int) -> slice:
+    """The pixels of a ``full``-pixel axis whose bilinear upsampling from ``small`` pixels reads some pixel of
+    ``span`` (a superset: pixel i reads small pixels floor(s) and floor(s) + 1, s = (i + 1/2) small / full - 1/2)."""
+    ratio = full / small
+    return slice(max(math.floor((span.start - 1) * ratio), 0), min(math.ceil((span.stop + 1) * ratio), full))
+
+
+def _source_coordinates(span: slice, small: int, full: int) -> torch.Tensor:
+    """Where the bilinear upsampling (``align_corners=False``) of a ``small``-pixel axis to ``full`` pixels reads
+    the pixels of ``span``: (len,) float32 positions in small pixels, s = (i + 1/2) small / full - 1/2."""
+    return (torch.arange(span.start, span.stop, dtype=torch.float32) + 0.5) * (small / full) - 0.5
+
+
+def _bilinear_at(small: torch.Tensor, source_rows: torch.Tensor, source_columns: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) maps read bilinearly at every (row, column) of ``source_rows`` (R,) x ``source_columns`` (Q,),
+    positions in pixels, clamped to the map: (N, C, R, Q), ``F.interpolate``'s bilinear upsampling on a window
+    (up to rounding: ``grid_sample`` computes it in one fused pass)."""
+    height, width = small.shape[-2:]
+    grid = torch.stack([((source_columns + 0.5) * (2 / width) - 1).expand(len(source_rows), -1),
+                        ((source_rows + 0.5) * (2 / height) - 1).unsqueeze(1).expand(-1, len(source_columns))],
+                       dim=-1)  # (R, Q, 2) normalised (x, y)
+    return F.grid_sample(small, grid.to(small.device).expand(len(small), -1, -1, -1), mode="bilinear",
+                         padding_mode="border", align_corners=False)
+
+
+def _first_argmax(scores: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) float: the channel of the largest score, the first on a tie (as ``argmax``;
+    a running maximum over the channels, four times as fast as ``argmax`` over the channel axis of a window)."""
+    best, best_score = torch.zeros_like(scores[:, :1]), scores[:, :1]
+    for channel in range(1, scores.shape[1]):
+        better = scores[:, channel:channel + 1] > best_score
+        best = torch.where(better, channel, best)
+        best_score = torch.where(better, scores[:, channel:channel + 1], best_score)
+    return best
+
+
+def _own_segment_grid(grids: torch.Tensor, segment: torch.Tensor, source_rows: torch.Tensor,
+                      source_columns: torch.Tensor) -> torch.Tensor:
+    """Each pixel's own segment's (B, S, h, w, 2) grid read bilinearly (``_bilinear_at``) at (``source_rows``,
+    ``source_columns``), where (B, 1, R, Q) ``segment`` says which: (B, R, Q, 2), the five grids upsampled and
+    one gathered per pixel without upsampling the other four. The grids are stacked along the rows of one map,
+    each with a border of one copied pixel (so that reading a grid's edge clamps to it as ``_bilinear_at``
+    does): row r of segment s is row s (h + 2) + 1 + r there."""
+    batch, num_segments, height, width, _ = grids.shape
+    stacked = F.pad(grids.flatten(0, 1).permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")  # (B*S, 2, h+2, w+2)
+    stacked = stacked.view(batch, num_segments, 2, height + 2, width + 2).transpose(1, 2).reshape(
+        batch, 2, num_segments * (height + 2), width + 2)  # (B, 2, S (h + 2), w + 2)
+    # Normalised (x, y) in the stacked map (align_corners=False): x = (column + 1 + 1/2) 2 / (w + 2) - 1, and y the
+    # same in rows, plus s (h + 2) rows for segment s: 2 s / S.
+    x = ((source_columns + 1.5) * (2 / (width + 2)) - 1).to(segment.device)
+    y = ((source_rows + 1.5) * (2 / (num_segments * (height + 2))) - 1).to(segment.device)
+    grid = torch.stack([x.expand(batch, len(y), -1), y.view(1, -1, 1) + segment[:, 0] * (2 / num_segments)], dim=-1)
+    return F.grid_sample(stacked, grid, mode="bilinear", padding_mode="border", align_corners=False).permute(0, 2, 3, 1)

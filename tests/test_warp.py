@@ -333,3 +333,30 @@ def test_segment_borders_at_full_size_do_not_step_on_the_geometry_grid():
     border = (segments[1:] != segments[:-1]) & shown[1:] & shown[:-1]  # between two segments, rows r and r + 1
     rows = torch.nonzero(border)[:, 0]
     assert len(rows) > 0 and (rows % 4 != 3).float().mean() > 0.3
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (700, 525)])
+def test_full_size_window_reads_the_small_maps_as_upsampling_does(size):
+    """At full size the warp reads its small maps on a window only: the segments' shares and outline bilinearly, and
+    each pixel's own segment's grid. Both equal ``F.interpolate``'s upsampling of the whole map (then the grid of the
+    pixel's segment picked), up to rounding, on windows inside the image and at its edges (where it clamps)."""
+    from kgi.warp import _bilinear_at, _own_segment_grid, _source_coordinates, _upsampled_span
+    height, width = size
+    generator = torch.Generator().manual_seed(0)
+    small = torch.nn.functional.avg_pool2d(torch.rand(2, 5, 2, 40, 30, generator=generator).flatten(0, 1), 3, 1, 1)
+    grids = small.view(2, 5, 2, 40, 30).permute(0, 1, 3, 4, 2)  # (B, S, h, w, 2) smooth maps
+    upsampled = torch.nn.functional.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    upsampled = upsampled.view(2, 5, 2, height, width)
+    for small_rows, small_columns in ((slice(0, 40), slice(0, 30)), (slice(10, 25), slice(3, 17)),
+                                      (slice(35, 40), slice(0, 4))):
+        rows, columns = _upsampled_span(small_rows, 40, height), _upsampled_span(small_columns, 30, width)
+        assert rows.start <= small_rows.start * height / 40 and rows.stop >= small_rows.stop * height / 40
+        source_rows, source_columns = _source_coordinates(rows, 40, height), _source_coordinates(columns, 30, width)
+        read = _bilinear_at(grids[..., 0], source_rows, source_columns)  # (B, 5, R, Q)
+        torch.testing.assert_close(read, upsampled[:, :, 0, rows, columns], atol=1e-5, rtol=0)
+        segment = torch.randint(0, 5, (2, 1, rows.stop - rows.start, columns.stop - columns.start),
+                                generator=generator).float()
+        expected = upsampled[..., rows, columns].gather(
+            1, segment.long().unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0].permute(0, 2, 3, 1)
+        torch.testing.assert_close(_own_segment_grid(grids, segment, source_rows, source_columns), expected,
+                                   atol=1e-5, rtol=0)

@@ -104,7 +104,7 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
         keypoints: optional (32, 2) pixel landmarks of it.
     """
     mask = np.asarray(mask, dtype=bool)
-    rows, columns = np.nonzero(mask)
+    rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))  # the mask's rows and columns
     if not len(rows):
         return ["the garment mask is empty"]
     height, width = float(np.ptp(rows) + 1), float(np.ptp(columns) + 1)

@@ -234,7 +234,7 @@ def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int
 def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
     """The mask without ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height, an
     opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
-    rows, columns = np.nonzero(mask)
+    rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))  # the mask's rows and columns
     top, height, width = rows.min(), np.ptp(rows) + 1, np.ptp(columns) + 1
     length = int(round(HANGING_WIDTH * width)) | 1  # odd: the opening is symmetric
     if length < 3:
@@ -243,10 +243,13 @@ def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
     opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     trimmed = mask.astype(np.uint8)
     trimmed[cut:] = opened[cut:]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(trimmed, connectivity=4)
+    box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))  # the parts, found on the mask's box
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(trimmed[box], connectivity=4)
     if count < 2:
         return mask
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    largest = np.zeros_like(mask)
+    largest[box] = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return largest
 
 
 class _BodyRows(NamedTuple):

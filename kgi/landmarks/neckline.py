@@ -170,16 +170,23 @@ def _smoothed_lab(rgb: np.ndarray, mask: np.ndarray, sigma: float, rows: slice) 
     """(H, W, 3) float32 Lab colours of ``rgb`` (L* 0-100; a*, b* offset by 128: differences are what count)
     blurred with a Gaussian of ``sigma`` pixels over the mask only (the background's colour does not bleed in),
     blur(lab * mask) / blur(mask), on ``rows`` (zero elsewhere). Computed on those rows and the blur's reach
-    above and below them (OpenCV's kernel for float images reaches 4 sigma): what blurring the whole photo gives
-    there, at a fraction of its cost."""
+    above and below them (OpenCV's kernel for float images reaches 4 sigma), and on the mask's columns: what
+    blurring the whole photo gives there, at a fraction of its cost (identical on the genuine garment photos at
+    the smoothing's sigma; a sigma under 1 pixel can differ in the last bit where OpenCV's vector loop meets the
+    window's edge differently)."""
     reach = int(np.ceil(4 * sigma)) + 1
     band = slice(max(rows.start - reach, 0), rows.stop + reach)
-    lab = cv2.cvtColor(np.ascontiguousarray(rgb[band]), cv2.COLOR_RGB2LAB).astype(np.float32)  # float32: 2x faster
+    # Columns: the mask's on the band and twice the reach beside them; beyond that the blurs see no mask (zero).
+    columns = np.flatnonzero(mask[band].any(0))
+    smoothed = np.zeros((*mask.shape, 3), np.float32)
+    if not len(columns):
+        return smoothed
+    across = slice(max(int(columns[0]) - 2 * reach, 0), int(columns[-1]) + 2 * reach + 1)
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb[band, across]), cv2.COLOR_RGB2LAB).astype(np.float32)  # 2x faster
     lab[..., 0] *= 100 / 255
-    inside = mask[band]
+    inside = mask[band, across]
     weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
     blurred = cv2.GaussianBlur(lab * inside[..., None], (0, 0), sigma)
-    smoothed = np.zeros((*mask.shape, 3), np.float32)
     kept = slice(rows.start - band.start, rows.stop - band.start)
-    smoothed[rows] = blurred[kept] / np.maximum(weight[kept], 1e-6)[..., None]
+    smoothed[rows, across] = blurred[kept] / np.maximum(weight[kept], 1e-6)[..., None]
     return smoothed
