@@ -189,7 +189,7 @@ def test_every_kind_of_top(kind, sleeve):
         while params.sleeve != sleeve:
             params = sample_garment(rng)
         params = with_kind(params, rng, kind)
-        _, alpha, photo, truth = render_cloth(params, rng, HEIGHT)
+        _, alpha, photo, truth, _ = render_cloth(params, rng, HEIGHT)
         found = flat_garment_keypoints(photo, alpha >= 0.5)
         assert found.sleeve == sleeve, (kind, index)
         errors.append(mean_error(found.keypoints, truth))
@@ -215,7 +215,7 @@ def test_a_front_neckline_below_the_inside_of_the_back_and_its_label(fabric, lab
     params = replace(with_kind(params, rng, "classic"), neckline="round", neck_depth=0.16, pattern="solid",
                      print_kind="none", colours=(base, *params.colours[1:]), shows_back=True,
                      label=COLOURS[label])
-    _, alpha, photo, truth = render_cloth(params, rng, HEIGHT)
+    _, alpha, photo, truth, _ = render_cloth(params, rng, HEIGHT)
     found = flat_garment_keypoints(photo, alpha >= 0.5).keypoints
     assert np.abs(found[[1, 2, 3]] - truth[[1, 2, 3]]).max() < 0.03 * HEIGHT, (found[:5], truth[:5])
 

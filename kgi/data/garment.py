@@ -70,6 +70,8 @@ class GarmentParams:
             ``SHOWS_BACK`` kinds; a flat top's back neckline is higher than its front one).
         label: RGB colour of a brand label sewn at the centre of the inside of the back (seen when
             ``shows_back``), or None.
+        back_light: the inside of the back's brightness over the front's, for a kind not in ``SHOWS_BACK``
+            (those draw theirs with the photo's shading, as generator 1.3 did).
     """
 
     sleeve: str
@@ -95,6 +97,7 @@ class GarmentParams:
     kind: str = "classic"
     shows_back: bool = False
     label: tuple[int, int, int] | None = None
+    back_light: float = 0.7
 
     def __post_init__(self):
         if self.kind not in GARMENT_KINDS:
@@ -192,10 +195,11 @@ def with_kind(params: GarmentParams, rng: np.random.Generator, kind: str | None 
         raise GarmentError(f"kind: a {params.sleeve}-sleeve garment cannot be {kind!r} "
                            f"(one of {KINDS_BY_SLEEVE[params.sleeve]})")
     shaped = _shaped_as(params, rng, kind)
-    # Drawn after the kind's own numbers, so a kind's shape is what it was before backs and labels were drawn.
+    # Drawn after the kind's own numbers, so a kind's shape is what it was before backs and labels were drawn
+    # (and from this generator, not the pair's: the person a pair draws is generator 1.3's).
     shows_back = kind in SHOWS_BACK or rng.uniform() < SHOWS_BACK_SHARE
     label = _label_colour(rng, params.colours[0]) if shows_back and rng.uniform() < LABEL_SHARE else None
-    return replace(shaped, shows_back=shows_back, label=label)
+    return replace(shaped, shows_back=shows_back, label=label, back_light=rng.uniform(0.5, 0.9))
 
 
 def _shaped_as(params: GarmentParams, rng: np.random.Generator, kind: str) -> GarmentParams:

@@ -78,11 +78,12 @@ def make_pair(seed: int, index: int, height: int = 256) -> TryOnSample:
     params = with_kind(sample_garment(rng), np.random.default_rng([int(seed), int(index), 1]))
     person = sample_person(rng, height)
     pose = detected_pose(rng, person, height, height * 3 // 4)
-    texture, alpha, cloth, cloth_keypoints = render_cloth(params, rng, height)
-    image, parse, worn = render_person(person, params, texture, alpha, cloth_keypoints, rng, height)
+    cloth = render_cloth(params, rng, height)
+    image, parse, worn = render_person(person, params, cloth.texture, cloth.worn_alpha, cloth.keypoints, rng, height)
     name = pair_name(index)
-    return TryOnSample(person_name=name, cloth_name=name, person=image, cloth=cloth, cloth_mask=alpha >= 0.5,
-                       parse=parse, pose=pose, cloth_keypoints=cloth_keypoints, worn_keypoints=worn,
+    return TryOnSample(person_name=name, cloth_name=name, person=image, cloth=cloth.photo,
+                       cloth_mask=cloth.alpha >= 0.5, parse=parse, pose=pose, cloth_keypoints=cloth.keypoints,
+                       worn_keypoints=worn,
                        sleeve=params.sleeve, tags=(*person.tags, f"{GARMENT_TAG}{params.kind}"))
 
 

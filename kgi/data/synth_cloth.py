@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
-from kgi.data.garment import GarmentParams
+from kgi.data.garment import SHOWS_BACK, GarmentParams
 from kgi.data.garment_geometry import GarmentMesh, flat_keypoints
 from kgi.graphs import GARMENT_CONTOUR
 
@@ -152,7 +154,8 @@ def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np
         edges.append(back)  # where the collar's back band meets the inside
     elif params.kind == "wrap":  # the front on top runs on from the bottom of the V to the other side
         edges.append(np.stack([centre, centre + 0.55 * (keypoints[16] - centre)]))
-    light -= (1 - rng.uniform(0.5, 0.9)) * shade
+    back_light = rng.uniform(0.5, 0.9) if params.kind in SHOWS_BACK else params.back_light
+    light -= (1 - back_light) * shade
     if params.label is not None:
         label_width, label_height = LABEL_SIZE[0] * unit, LABEL_SIZE[1] * unit
         hang = back[len(back) // 2] + [0, 0.01 * unit]
@@ -177,18 +180,32 @@ def _draw_back_and_collar(texture: np.ndarray, canvas: np.ndarray, keypoints: np
     np.maximum(canvas, np.round(silhouette * 255).astype(np.uint8), out=canvas)
 
 
-def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+class ClothPhoto(NamedTuple):
+    """A garment's product photo (``render_cloth``).
+
+    Attributes:
+        texture: (H, W, 3) float32 0..255 the shaded fabric over the whole image (what the worn garment samples).
+        alpha: (H, W) float32 0..1 the photo's antialiased silhouette (ties and the inside of the back included).
+        photo: (H, W, 3) uint8 the photo on a near-white background.
+        keypoints: (32, 2) float32 the flat keypoints in pixels.
+        worn_alpha: (H, W) float32 0..1 the silhouette of what is worn: the garment's outline up to its front
+            neckline, without ties or the inside of the back.
+    """
+
+    texture: np.ndarray
+    alpha: np.ndarray
+    photo: np.ndarray
+    keypoints: np.ndarray
+    worn_alpha: np.ndarray
+
+
+def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int) -> ClothPhoto:
     """The product photo of a garment.
 
     Args:
         params: the garment.
         rng: draws the photo's shading.
         height: image height; the width is ``3 * height / 4``.
-
-    Returns ``(texture, alpha, photo, keypoints)``: the shaded fabric (H, W, 3) float32 0..255 over the whole
-    image (what the worn garment samples), the antialiased silhouette (H, W) float32 0..1, the photo (H, W, 3)
-    uint8 on a near-white background, and the (32, 2) float32 keypoints in pixels.
     """
     width = height * 3 // 4
     keypoints = flat_keypoints(params, height, width)
@@ -200,6 +217,7 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
     canvas = np.zeros((height, width), dtype=np.uint8)
     outline = np.round(_outline(keypoints, params.neckline) * 16).astype(np.int32)
     cv2.fillPoly(canvas, [outline], 255, cv2.LINE_AA, 4)
+    worn_alpha = canvas.astype(np.float32) / 255
     if params.kind == "ties":
         _draw_ties(canvas, keypoints, rng)
     if params.shows_back:
@@ -208,7 +226,7 @@ def render_cloth(params: GarmentParams, rng: np.random.Generator, height: int
     white = rng.uniform(238, 252)
     background = white * (1 - 0.03 * np.linspace(0, 1, height, dtype=np.float32))[:, None, None]
     photo = background + alpha[..., None] * (np.clip(texture, 0, 255) - background)
-    return texture, alpha, np.round(np.clip(photo, 0, 255)).astype(np.uint8), keypoints
+    return ClothPhoto(texture, alpha, np.round(np.clip(photo, 0, 255)).astype(np.uint8), keypoints, worn_alpha)
 
 
 def _triangle_ids(corners: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
