@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from kgi.drawing import polygon_masks
 from kgi.graphs import NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
 from kgi.labelmaps import bounding_box
+from kgi.landmarks.geometry import smooth_curve
 
 
 class WarpInputError(ValueError):
@@ -200,7 +201,7 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
                     white_threshold: float | None) -> torch.Tensor:
     """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask less its outline's rim
-    (``OUTLINE_RIM``), not inside the neckline (the polygon of its nodes ``NECK_HOLE``, closed by the line
+    (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECK_HOLE``, closed by the line
     between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
     when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
     product-photo background inside a loose mask)."""
@@ -209,7 +210,8 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
     scale = 1 << _SUBPIXEL
     rim = 2 * max(round(OUTLINE_RIM * height), 0) + 1
     for index, keypoints in enumerate(cloth_kp):  # OpenCV on the CPU: a polygon at full size in a millisecond
-        pixels = keypoints[list(NECK_HOLE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
+        nodes = keypoints[list(NECK_HOLE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
+        pixels = smooth_curve(nodes)  # a round neckline's curve (straight through a V's collinear nodes)
         hole = np.zeros((height, width), np.uint8)
         cv2.fillPoly(hole, [np.round(pixels * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
         hole = cv2.erode(hole, np.ones((3, 3), np.uint8))  # OpenCV fills the pixels its outline touches too

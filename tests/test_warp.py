@@ -314,7 +314,7 @@ def test_the_photos_outline_blended_with_its_background_is_not_pasted():
     cloth[..., 60:440, 110] = cloth[..., 60:440, 273] = 0.9  # and sides
     worn = warp_garment(cloth, mask, flat, flat, method="single_tps")
     garment = worn.mask[0, 0] > 0
-    assert garment.float().sum() > 0.95 * mask.sum()
+    assert garment.float().sum() > 0.94 * mask.sum()  # all but the rim and the neck hole (about 5%)
     assert worn.garment[0, :, garment].max() < 0.5
 
 

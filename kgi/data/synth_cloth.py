@@ -13,6 +13,7 @@ import numpy as np
 from kgi.data.garment import SHOWS_BACK, GarmentParams
 from kgi.data.garment_geometry import GarmentMesh, flat_keypoints
 from kgi.graphs import GARMENT_CONTOUR
+from kgi.landmarks.geometry import smooth_curve
 
 
 def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: tuple[int, int] = (6, 5)) -> np.ndarray:
@@ -76,12 +77,8 @@ def _outline(keypoints: np.ndarray, neckline: str, samples: int = 8) -> np.ndarr
     contour = keypoints[list(GARMENT_CONTOUR)]
     if neckline != "round":
         return contour
-    neck = keypoints[:5].astype(np.float64)  # 0..4, image left to right
-    tangent = np.gradient(neck, axis=0)  # central differences, one-sided at the corners
-    t = np.linspace(0, 1, samples, endpoint=False)[:, None]
-    h00, h10, h01, h11 = 2 * t ** 3 - 3 * t ** 2 + 1, t ** 3 - 2 * t ** 2 + t, -2 * t ** 3 + 3 * t ** 2, t ** 3 - t ** 2
-    spans = [h00 * neck[k] + h10 * tangent[k] + h01 * neck[k + 1] + h11 * tangent[k + 1] for k in range(4)]
-    return np.concatenate([*spans, contour[4:]])  # contour[4] is node 4, then 31, 30, ... 5
+    neck = smooth_curve(keypoints[:5], samples)  # 0..4, image left to right
+    return np.concatenate([neck[:-1], contour[4:]])  # contour[4] is node 4, then 31, 30, ... 5
 
 
 def _neckline(keypoints: np.ndarray, neckline: str) -> np.ndarray:
