@@ -13,9 +13,10 @@ is. The front neckline is the path y(x) from one neck corner to the other that m
 
 found by dynamic programming over the columns (above the outline, between a strap and the body, a path scores
 nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it
-takes in. No column's inside reaches past a run of ``FRONT_RUN`` of the
-body length of fabric-coloured pixels: a print further down the chest is not the inside. Nodes 1, 2 and 3 are
-the path halfway to each corner and at the centre.
+takes in. No column's inside reaches past a run of ``FRONT_RUN`` of the body length of fabric-coloured pixels:
+a print further down the chest is not the inside. Nodes 1, 2 and 3 are the path halfway to each corner and at
+the centre. The palette is a small k-means of its own (seeded, so a garment always gets the same landmarks;
+OpenCV's ``kmeans`` draws from a process-wide generator).
 
 The outline's neckline is kept (None) where the photo cannot tell: a fabric the palette does not describe
 (fewer than ``MIN_COVERAGE`` of the body's pixels within ``TAU`` of it: a busy print), or an inside less than
