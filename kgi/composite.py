@@ -22,9 +22,11 @@ are the recomposed image's, exact):
    without a step;
 4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
    ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
-5. grain: zero-mean noise with the fine-detail spread (pixel minus its 3x3 mean; a median absolute deviation, so
-   edges do not count) of the kept pixels of the class (skin: of the visible skin), so painted pixels are as
-   crisp as the photo around them instead of flat.
+5. detail, so painted pixels are as crisp as the photo around them instead of flat: skin takes the visible skin's
+   own fine detail, laid by example (``kgi.texture.DetailTexture``: pores, freckles, the grain of the photo);
+   every other class (and skin where too little is visible to cut patches from) zero-mean noise with the
+   fine-detail spread (pixel minus its 3x3 mean; a median absolute deviation, so edges do not count) of the
+   class's kept pixels (skin: of the visible skin).
 
 Everything runs in float32 with OpenCV, one image at a time.
 """
@@ -37,6 +39,7 @@ import torch
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM
 from kgi.labelmaps import bounding_box
+from kgi.texture import DetailTexture
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
@@ -198,6 +201,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     painted_at = (where[0] + top, where[1] + left)  # in the image
     classes = [int(label) for label in np.unique(box_parse[where])]
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
+    texture = DetailTexture(known, reference) if skin is not None else None
+    rng = np.random.default_rng(seed)
     near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     grid = (slice(None, None, 4), slice(None, None, 4))  # every 4th row and column: the grain's statistics
     detail = np.abs(known[grid] - cv2.blur(known, (3, 3))[grid]).mean(-1)
@@ -220,7 +225,12 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
             offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
             layer += _sample(offset, *painted_at, full_shape)
-            spread_of_detail = _grain_spread(detail, reference[grid])
+            if texture:  # step 5 for skin: the visible skin's own detail
+                inside = member[where]
+                layer[inside] *= 1 + texture.sample(painted_at[0][inside], painted_at[1][inside], rng)
+                spread_of_detail = 0.0
+            else:
+                spread_of_detail = _grain_spread(detail, reference[grid])
         else:
             # The sources: small pixels wholly of kept pixels of the class (none on its outline, whose pixels
             # mix the neighbours' colours).
@@ -241,7 +251,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     kept_share = cv2.GaussianBlur(box_keep.astype(np.float32), (0, 0), FEATHER)[where][:, None]
     kept_colour = cv2.GaussianBlur(box_known * box_keep[..., None], (0, 0), FEATHER)[where]  # times the share
     image = (1 - kept_share) * image + kept_colour
-    noise = np.random.default_rng(seed).standard_normal((len(where[0]), 3), dtype=np.float32)
+    noise = rng.standard_normal((len(where[0]), 3), dtype=np.float32)
     result = known.copy()
     result[box][where] = np.clip(image + noise * grain[:, None], 0, 1)
     return result
