@@ -53,31 +53,42 @@ class DetailTexture:
     """
 
     def __init__(self, image: np.ndarray, source: np.ndarray):
-        self.side = patch_side(image.shape[0])
+        self.side = side = patch_side(image.shape[0])
         self.origins = np.zeros((0, 2), np.int64)  # (P, 2) rows and columns of the patches' top-left corners
-        box = bounding_box(source, self.side)
+        box = bounding_box(source, side)
         if box is None:
             return
-        pixels, inside = image[box], source[box]
+        pixels = image[box]
         # The outline's pixels mix in the background: the source is one pixel inside it.
-        inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        if not inside.any():
-            return
+        inside = cv2.erode(source[box].astype(np.uint8), np.ones((3, 3), np.uint8))
+        # The detail is computed piece by piece of the source (the neck, a hand: a tenth of their box's area),
+        # on each piece's box grown by the local mean's reach, and only where a whole patch fits.
         sigma = max(LOCAL_MEAN * image.shape[0], 1.0)
-        weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
-        local_mean = cv2.GaussianBlur(pixels * inside[..., None], (0, 0), sigma) / np.maximum(weight, 1e-3)[..., None]
-        detail = pixels / np.maximum(local_mean, 1e-3) - 1  # (h, w, 3)
+        reach = int(np.ceil(3 * sigma))
+        count, pieces, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
+        detail = np.zeros(pixels.shape, np.float32)  # (h, w, 3)
+        known = np.zeros(inside.shape, bool)
+        for piece, (left, top, width, height, _) in enumerate(stats[1:], start=1):
+            if min(width, height) < side:
+                continue
+            part = (slice(max(top - reach, 0), top + height + reach), slice(max(left - reach, 0), left + width + reach))
+            weight = cv2.GaussianBlur(inside[part].astype(np.float32), (0, 0), sigma)
+            local_mean = cv2.GaussianBlur(pixels[part] * inside[part][..., None], (0, 0), sigma)
+            own = pieces[part] == piece
+            detail[part][own] = pixels[part][own] * weight[own][:, None] / np.maximum(local_mean[own], 1e-3) - 1
+            known[part] |= own
+        if not known.any():
+            return
         luminance = detail.mean(-1)
-        spread = 1.4826 * float(np.median(np.abs(luminance[inside])))
-        texture = inside & (np.abs(luminance) <= OUTLIER * max(spread, 1e-4))
-        texture = cv2.erode(texture.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        spread = 1.4826 * float(np.median(np.abs(luminance[known])))
+        texture = known & (np.abs(luminance) <= OUTLIER * max(spread, 1e-4))
+        texture = cv2.erode(texture.astype(np.uint8), np.ones((3, 3), np.uint8))
         # A patch may start where the source covers all side x side pixels from there (an integral image).
-        covered = cv2.integral(texture.astype(np.uint8))  # (h + 1, w + 1)
-        side = self.side
+        covered = cv2.integral(texture)  # (h + 1, w + 1)
         whole = (covered[side:, side:] - covered[:-side, side:] - covered[side:, :-side] + covered[:-side, :-side]
                  ) == side * side  # (h - side + 1, w - side + 1)
         self.origins = np.argwhere(whole)
-        self.detail = np.where(texture[..., None], detail, 0).astype(np.float32)
+        self.detail = detail * texture[..., None]
 
     def __bool__(self) -> bool:
         return len(self.origins) > 0
@@ -88,13 +99,18 @@ class DetailTexture:
         if not len(rows) or not self:
             return np.zeros((len(rows), 3), np.float32)
         side, step = self.side, self.side // 2
+        # Cell (i, j) of the canvas starts at (i step, j step); the canvas starts a step before the first pixel, so
+        # a pixel of cell (i, j) lies under the patches laid at cells i - 1 and i by j - 1 and j, whole steps in.
         top, left = int(rows.min()) - step, int(columns.min()) - step
-        height, width = int(rows.max()) + 1 - top + step, int(columns.max()) + 1 - left + step
-        height, width = -(-height // step) * step + step, -(-width // step) * step + step  # whole steps
-        canvas = np.zeros((height, width, 3), np.float32)
-        weights = np.zeros((height, width), np.float32)
+        cell_rows, cell_columns = (rows - top) // step, (columns - left) // step
+        laid = np.zeros((cell_rows.max() + 1, cell_columns.max() + 1), bool)
+        laid[cell_rows, cell_columns] = True
+        laid[:-1] |= laid[1:]
+        laid[:, :-1] |= laid[:, 1:]
+        corners = np.argwhere(laid) * step  # (K, 2): patches only where some pixel is asked for
+        canvas = np.zeros((laid.shape[0] * step + step, laid.shape[1] * step + step, 3), np.float32)
+        weights = np.zeros(canvas.shape[:2], np.float32)
         window = _window(side)
-        corners = [(y, x) for y in range(0, height - side + 1, step) for x in range(0, width - side + 1, step)]
         picks = self.origins[rng.integers(len(self.origins), size=len(corners))]
         for (y, x), (source_row, source_column) in zip(corners, picks):
             patch = self.detail[source_row:source_row + side, source_column:source_column + side]
