@@ -176,12 +176,15 @@ def upsampled_tps_grid(target_pts: torch.Tensor, source_pts: torch.Tensor, heigh
 
 def _segment_polygons(points: torch.Tensor, height: int, width: int, shrink_px: float, grow: torch.Tensor
                       ) -> torch.Tensor:
-    """``kgi.drawing.polygon_masks`` (B, 1, H, W) {0, 1}, those with ``grow`` (B,) bool dilated by
-    ``BACKBONE_REACH`` of the height instead of shrunk."""
+    """``kgi.drawing.polygon_masks`` (B, 1, H, W) {0, 1}, those with ``grow`` (B,) bool dilated by a disc of
+    ``BACKBONE_REACH`` of the height instead of shrunk (a square would give the polygon's corners square
+    shoulders of garment)."""
     masks = polygon_masks(points, height, width, shrink_px)
     if grow.any():
         reach = max(round(BACKBONE_REACH * height), 1)
-        masks[grow] = F.max_pool2d(polygon_masks(points[grow], height, width), 2 * reach + 1, 1, reach)
+        offsets = torch.arange(-reach, reach + 1, dtype=torch.float32, device=points.device)
+        disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= reach ** 2 + reach).float()[None, None]
+        masks[grow] = (F.conv2d(polygon_masks(points[grow], height, width), disc, padding=reach) > 0.5).float()
     return masks
 
 
