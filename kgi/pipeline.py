@@ -38,7 +38,7 @@ from kgi.composite import composite
 from kgi.data.images import width_for
 from kgi.data.labels import AGNOSTIC_CIHP, NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
-from kgi.limbs import rebuild_implausible_sleeves, seat_shoulder_seams
+from kgi.limbs import fit_short_sleeves, seat_shoulder_seams
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import KeypointGNN
 from kgi.models.parse import ParseUNet, parse_input
@@ -149,11 +149,12 @@ def keypoint_inputs(samples: list[TryOnSample]) -> tuple[np.ndarray, np.ndarray]
 def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.ndarray:
     """Stage 1's keypoints with the garment's shoulder seams on each person's shoulders
     (``kgi.limbs.seat_shoulder_seams``; the body is the photo's old garment, neck and arms), then each sleeve
-    that disagrees with the flat sleeve and the pose rebuilt (``kgi.limbs.rebuild_implausible_sleeves``):
+    that disagrees with the flat sleeve and the pose rebuilt and each short sleeve turned around its upper arm
+    (``kgi.limbs.fit_short_sleeves``):
     (B, 32, 2) normalised, as ``garment_kp``."""
     height, width = samples[0].size
     scale = np.array([width, height], np.float64)
-    seated = [rebuild_implausible_sleeves(
+    seated = [fit_short_sleeves(
         seat_shoulder_seams(keypoints * scale, sample.pose_nodes * scale, np.isin(sample.parse, AGNOSTIC_CIHP)),
         sample.cloth_keypoints, sample.pose_nodes * scale) / scale for sample, keypoints in zip(samples, garment_kp)]
     return np.stack(seated).astype(np.float32)

@@ -8,7 +8,7 @@ import torch
 
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
-from kgi.limbs import GARMENT_OUTLINE, rebuild_implausible_sleeves, seat_shoulder_seams
+from kgi.limbs import GARMENT_OUTLINE, fit_short_sleeves, seat_shoulder_seams
 from kgi.posed_arms import cover_shoulders
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
@@ -369,10 +369,13 @@ def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_al
     flat = flat_tshirt()
     worn = flat + [0, 27]  # the torso where the person is
     worn[6:14] = [(40, 75), (36, 92), (34, 106), (31, 124), (58, 104), (60, 92), (58, 86), (52, 80)]  # a "wing"
-    rebuilt = rebuild_implausible_sleeves(worn, flat, nodes)
+    rebuilt = fit_short_sleeves(worn, flat, nodes)
     assert not np.allclose(rebuilt[6:14], worn[6:14])
-    kept = [n for n in range(32) if n not in range(6, 14)]
-    assert np.array_equal(rebuilt[kept], worn[kept])  # the other sleeve and the torso stay as stage 1 put them
+    torso = [n for n in range(32) if n not in range(6, 14) and n not in range(23, 31)]
+    assert np.array_equal(rebuilt[torso], worn[torso])  # the torso stays as stage 1 put it
+    other_arm = (nodes[6] - nodes[5]) / np.linalg.norm(nodes[6] - nodes[5])
+    other_cuff = rebuilt[[26, 27]].mean(0) - nodes[5]  # the other sleeve is only turned around its arm
+    assert abs(other_cuff[0] * other_arm[1] - other_cuff[1] * other_arm[0]) < 1e-6
     sleeve_length = np.linalg.norm(rebuilt[[9, 10]].mean(0) - rebuilt[[5, 14]].mean(0))
     flat_length = np.linalg.norm(flat[[9, 10]].mean(0) - flat[[5, 14]].mean(0))
     assert 0.6 * flat_length < sleeve_length < 1.6 * flat_length  # as long as the flat sleeve, not to the elbow
@@ -382,23 +385,34 @@ def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_al
     assert off_bone.max() < 15, off_bone  # around the upper arm's bone, none in the chest (the torso's x >= 45)
     assert rebuilt[[10, 11, 12], 0].max() < 52
     normal = np.array([-upper_arm[1], upper_arm[0]])
-    assert abs((rebuilt[13] - rebuilt[14]) @ normal) < 1e-6  # the inner edge starts in line with the armpit
-    assert np.array_equal(rebuild_implausible_sleeves(rebuilt, flat, nodes), rebuilt)  # now plausible: kept
+    assert abs((rebuilt[[9, 10]].mean(0) - nodes[2]) @ normal) < 1e-6  # the cuff's midpoint on the bone line
+    np.testing.assert_allclose(fit_short_sleeves(rebuilt, flat, nodes), rebuilt, atol=1e-9)  # now plausible: kept
 
 
-def test_plausible_and_long_sleeves_stay_where_stage_one_put_them():
+def test_a_short_sleeve_beside_the_arm_is_turned_around_it_and_long_sleeves_stay():
+    """A plausible short sleeve hanging beside the arm (as stage 1 hangs genuine people's image-left sleeves) is
+    turned about its armhole until its cuff's midpoint is on the upper arm's bone line, its shape kept; a sleeve
+    around the arm, long sleeves and sleeveless garments stay where stage 1 put them."""
     _, nodes = shoulders_person()
     flat = flat_tshirt()
-    worn = rebuild_implausible_sleeves(flat + [0, 27], flat, nodes)  # both sleeves along the arms
-    assert np.array_equal(rebuild_implausible_sleeves(worn, flat, nodes), worn)
+    worn = fit_short_sleeves(flat + [0, 27], flat, nodes)  # both sleeves around the arms
+    np.testing.assert_allclose(fit_short_sleeves(worn, flat, nodes), worn, atol=1e-9)
+    beside = worn.copy()
+    armhole = worn[[5, 14]].mean(0)
+    angle = np.radians(12)  # turned outwards (image-left: clockwise in image axes, y down)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    beside[6:14] = (worn[6:14] - armhole) @ rotation.T + armhole
+    assert beside[[9, 10]].mean(0)[0] < worn[[9, 10]].mean(0)[0] - 3  # hangs outside the arm
+    fitted = fit_short_sleeves(beside, flat, nodes)
+    np.testing.assert_allclose(fitted, worn, atol=1e-6)  # turned back around the arm
     long_flat = flat_tshirt(sleeve_scale=4.0)  # longer than the upper arm: the rebuild does not bend at elbows
     long_worn = long_flat + [0, 27]
     long_worn[6:14] = worn[6:14]  # far too short against the flat sleeve
-    assert np.array_equal(rebuild_implausible_sleeves(long_worn, long_flat, nodes), long_worn)
+    assert np.array_equal(fit_short_sleeves(long_worn, long_flat, nodes), long_worn)
     sleeveless = flat.copy()
     sleeveless[6:14] = flat[5] + np.linspace(0, 1, 8)[:, None] * (flat[14] - flat[5])
     sleeveless[23:31] = flat[22] + np.linspace(0, 1, 8)[:, None] * (flat[31] - flat[22])
-    assert np.array_equal(rebuild_implausible_sleeves(worn, sleeveless, nodes), worn)
+    assert np.array_equal(fit_short_sleeves(worn, sleeveless, nodes), worn)
 
 
 def test_garment_the_warp_does_not_reach_over_the_photos_arm_is_that_arm_not_the_wall():
