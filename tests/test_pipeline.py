@@ -31,7 +31,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, CIHP_LABELS, GARMENT_CIHP, NUM_PARSE1
 from kgi.data.synth import render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
-from kgi.models.keypoints import mean_keypoint_error
+from kgi.models.keypoints import GARMENT_MIRROR, mean_keypoint_error, mirror_keypoints, mirror_points
 from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, keypoint_inputs, seated_keypoints
 from kgi.preprocess import Preprocessor, Uploads, paste_back
 
@@ -58,6 +58,20 @@ def test_keypoints_on_the_genuine_person_beat_the_geometric_transfer(genuine_res
     # Measured 0.046 (network) vs 0.061 (baseline) of the image height with the shipped checkpoint.
     assert network_error < mean_keypoint_error(baseline, truth).item()
     assert network_error < 0.08
+
+
+def test_stage_one_predicts_the_mirror_image_of_a_mirrored_pair(genuine_result):
+    """Stage 1 averages the network over a horizontal flip: the keypoints of the mirrored garment on the mirrored
+    person are the mirror image of the keypoints (the network alone, trained with flips, is only nearly so)."""
+    sample, _ = genuine_result
+    pipeline = TryOnPipeline.from_pretrained(SHIPPED, stages=("keypoints",))
+    cloth_kp, pose_nodes = (torch.from_numpy(array).float() for array in keypoint_inputs([sample]))
+    mirrored_cloth, mirrored_pose, _ = mirror_keypoints(cloth_kp, pose_nodes, cloth_kp)
+    direct = torch.from_numpy(pipeline.predict_keypoints(cloth_kp.numpy(), pose_nodes.numpy()))
+    mirrored = torch.from_numpy(pipeline.predict_keypoints(mirrored_cloth.numpy(), mirrored_pose.numpy()))
+    torch.testing.assert_close(mirrored, mirror_points(direct, GARMENT_MIRROR), atol=1e-5, rtol=0)
+    network = pipeline.keypoint_net(mirrored_cloth, mirrored_pose)
+    assert (network - mirror_points(pipeline.keypoint_net(cloth_kp, pose_nodes), GARMENT_MIRROR)).abs().max() > 1e-3
 
 
 def test_target_parse_puts_the_garment_where_the_genuine_one_is(genuine_result):

@@ -334,10 +334,13 @@ def mirror_keypoints(cloth_kp: torch.Tensor, pose_nodes: torch.Tensor, worn_kp: 
     Returns:
         The mirrored ``(cloth_kp, pose_nodes, worn_kp)``.
     """
-    flip = torch.tensor([-1.0, 1.0], dtype=cloth_kp.dtype, device=cloth_kp.device)
-    offset = torch.tensor([1.0, 0.0], dtype=cloth_kp.dtype, device=cloth_kp.device)
+    return mirror_points(cloth_kp, GARMENT_MIRROR), mirror_points(pose_nodes, POSE_MIRROR), \
+        mirror_points(worn_kp, GARMENT_MIRROR)
 
-    def mirror(points: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
-        return (offset + flip * points)[:, list(order)]
 
-    return mirror(cloth_kp, GARMENT_MIRROR), mirror(pose_nodes, POSE_MIRROR), mirror(worn_kp, GARMENT_MIRROR)
+def mirror_points(points: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
+    """(B, N, 2) normalised points of a graph flipped horizontally, ``x -> 1 - x``, node i of the result being node
+    ``order[i]`` of ``points`` (``GARMENT_MIRROR`` or ``POSE_MIRROR``)."""
+    flip = torch.tensor([-1.0, 1.0], dtype=points.dtype, device=points.device)
+    offset = torch.tensor([1.0, 0.0], dtype=points.dtype, device=points.device)
+    return (offset + flip * points)[:, list(order)]
