@@ -8,7 +8,7 @@ import torch
 
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
-from kgi.limbs import GARMENT_OUTLINE, fit_short_sleeves, seat_shoulder_seams
+from kgi.limbs import GARMENT_OUTLINE, SHOULDER_OUTSIDE, body_span, fit_short_sleeves, seat_shoulder_seams
 from kgi.posed_arms import cover_shoulders
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
@@ -371,8 +371,8 @@ def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_al
     worn[6:14] = [(40, 75), (36, 92), (34, 106), (31, 124), (58, 104), (60, 92), (58, 86), (52, 80)]  # a "wing"
     rebuilt = fit_short_sleeves(worn, flat, nodes)
     assert not np.allclose(rebuilt[6:14], worn[6:14])
-    torso = [n for n in range(32) if n not in range(6, 14) and n not in range(23, 31)]
-    assert np.array_equal(rebuilt[torso], worn[torso])  # the torso stays as stage 1 put it
+    torso = [n for n in range(32) if n not in range(5, 14) and n not in range(23, 32)]
+    assert np.array_equal(rebuilt[torso], worn[torso])  # the torso stays as stage 1 put it, but for the shoulders
     other_arm = (nodes[6] - nodes[5]) / np.linalg.norm(nodes[6] - nodes[5])
     other_cuff = rebuilt[[26, 27]].mean(0) - nodes[5]  # the other sleeve is only turned around its arm
     assert abs(other_cuff[0] * other_arm[1] - other_cuff[1] * other_arm[0]) < 1e-6
@@ -387,6 +387,25 @@ def test_a_short_sleeve_drawn_down_to_the_elbow_and_into_the_chest_is_rebuilt_al
     normal = np.array([-upper_arm[1], upper_arm[0]])
     assert abs((rebuilt[[9, 10]].mean(0) - nodes[2]) @ normal) < 1e-6  # the cuff's midpoint on the bone line
     np.testing.assert_allclose(fit_short_sleeves(rebuilt, flat, nodes), rebuilt, atol=1e-9)  # now plausible: kept
+
+
+def test_a_short_sleeve_hung_from_inside_the_shoulder_is_moved_out_to_its_edge():
+    """Stage 1 puts a genuine person's shoulder node inside the shoulder joint (a wrap top's image-right
+    shoulder): the node and its sleeve move out across the upper arm to ``SHOULDER_OUTSIDE`` of the span, so the
+    garment covers the shoulder instead of leaving it to be painted as skin."""
+    _, nodes = shoulders_person()
+    flat = flat_tshirt()
+    worn = fit_short_sleeves(flat + [0, 27], flat, nodes)
+    inside = worn.copy()
+    inside[[31, *range(23, 31)]] -= [20, 0]  # the image-right shoulder and sleeve 20 pixels towards the neck
+    fitted = fit_short_sleeves(inside, flat, nodes)
+    along = (nodes[6] - nodes[5]) / np.linalg.norm(nodes[6] - nodes[5])
+    outward = -np.array([-along[1], along[0]])  # image-right: away from the torso
+    assert outward[0] > 0
+    assert (fitted[31] - nodes[5]) @ outward == pytest.approx(SHOULDER_OUTSIDE * body_span(nodes))
+    cuff = fitted[[26, 27]].mean(0) - nodes[5]
+    assert abs(cuff @ outward) < 1e-6  # and the sleeve around the arm
+    np.testing.assert_allclose(fitted[:23], worn[:23], atol=1e-9)  # the other side as it was
 
 
 def test_a_short_sleeve_beside_the_arm_is_turned_around_it_and_long_sleeves_stay():
