@@ -370,6 +370,14 @@ def _cuff_on_bone(worn: np.ndarray, sleeve: WornSleeve, shoulder: np.ndarray, al
     return _turn(worn[list(sleeve.nodes)], armhole, cuff - armhole, on_line - armhole)
 
 
+def on_forearm(points: np.ndarray, nodes: np.ndarray, arm: int) -> np.ndarray:
+    """(N,) bool: which of (N, 2) pixel ``points`` (x, y) lie nearer the forearm's bone (elbow to wrist) of
+    ``arm`` (``LEFT_ARM`` or ``RIGHT_ARM``) than its upper arm's; ``nodes`` (10, 2) pose-graph nodes in pixels."""
+    shoulder, elbow, wrist = np.asarray(nodes, np.float64)[list(ARM_NODES[arm])]
+    to_forearm = _distance_to_bones(points, np.stack([elbow, wrist]))
+    return to_forearm < _distance_to_bones(points, np.stack([shoulder, elbow]))
+
+
 def _distance_to_bones(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
     """Each of (N, 2) ``points``' distance to the polyline through (J, 2) ``joints``: (N,)."""
     distances = []

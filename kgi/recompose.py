@@ -6,6 +6,9 @@ from, the mask of pixels it must keep and the target parse as composed:
 
     region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
                grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``)
+    arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
+               new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover: a
+               forearm across the body is in front of the garment
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
                of the colour of the person's face and neck (a sleeve labelled arm by the parse is repainted)
@@ -53,9 +56,9 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
-from kgi.limbs import garment_outline
+from kgi.limbs import SLEEVE_SEGMENTS, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
-from kgi.warp import WarpResult
+from kgi.warp import SEGMENT_NAMES, WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
 # Margin of the change region, a fraction of the image height: parses put the old garment's outline a few
@@ -247,12 +250,37 @@ def agnostic_parse(parse13: torch.Tensor) -> torch.Tensor:
     return one_hot * (~agnostic_region(parse13)).unsqueeze(1).float()
 
 
+def _sleeve_pixels(warp: WarpResult) -> torch.Tensor:
+    """(B, H, W) bool: the warped garment's pixels its sleeve segments show; all of them for a single spline,
+    whose segments are not known."""
+    if warp.segment_masks.shape[1] != len(SEGMENT_NAMES):
+        return warp.mask[:, 0] > 0.5
+    channels = [SEGMENT_NAMES.index(name) for name in SLEEVE_SEGMENTS]
+    return (warp.segment_masks[:, channels] > 0.5).any(1)
+
+
+def _forearms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes) -> np.ndarray:
+    """(H, W) bool: the pixels of ``candidates`` (the photo's visible arm where the new garment's body, not its
+    sleeves, would be pasted) on a forearm (``kgi.limbs.on_forearm``): a forearm across the body is in front of
+    the garment. An upper arm there is under the garment's shoulder, which its body fills where the sleeves'
+    polygons leave a gap. ``pose_nodes`` (10, 2) normalised."""
+    forearms = np.zeros_like(candidates)
+    if not candidates.any():
+        return forearms
+    height, width = candidates.shape
+    nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    for label in ARMS:
+        rows, columns = np.nonzero(candidates & (parse13 == label))
+        forearms[rows, columns] = on_forearm(np.stack([columns, rows], 1).astype(np.float64), nodes, label)
+    return forearms
+
+
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
-                   warp_mask: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
+                   warp_mask: np.ndarray, sleeves: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``recompose`` of one image: (H, W, 3) float person and warped garment, (H, W) uint8 CIHP and target parse,
-    (H, W) bool warp mask; returns the image (H, W, 3), the keep mask (H, W) bool, the target (H, W) uint8 and
-    the skin mask (H, W) bool."""
+    (H, W) bool warp mask and its sleeves' pixels; returns the image (H, W, 3), the keep mask (H, W) bool, the
+    target (H, W) uint8 and the skin mask (H, W) bool."""
     height, width = target.shape
     region, near_old_garment = _change_region(parse_cihp, margin_px)
     parse13 = to_parse13(parse_cihp)
@@ -263,7 +291,9 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     photo_arm = is_any(parse13, ARMS)
     visible_arms = photo_arm & skin_like & ~near_old_garment
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
-        target = np.where(region & visible_arms & (target != UPPER), parse13, target)
+        arm = region & visible_arms & (target != UPPER)
+        arm |= _forearms_in_front(region & visible_arms & (target == UPPER) & ~sleeves, parse13, pose_nodes)
+        target = np.where(arm, parse13, target)
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
     kept_skin = own_skin & ~near_old_garment & skin_like
@@ -339,7 +369,7 @@ def recompose(
     images, keeps, targets, skins = zip(*(
         _recompose_one(*arrays, margin_px, sample_nodes, sample_keypoints) for *arrays, sample_nodes, sample_keypoints
         in zip(people, label_maps(parse_cihp), label_maps(target_parse13), garments,
-               (warp.mask[:, 0] > 0.5).cpu().numpy(), nodes, keypoints)))
+               (warp.mask[:, 0] > 0.5).cpu().numpy(), _sleeve_pixels(warp).cpu().numpy(), nodes, keypoints)))
     return Recomposition(image=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(person.device),
                          keep_mask=stack_maps(keeps, person, torch.float32)[:, None],
                          target_parse13=stack_maps(targets, person),

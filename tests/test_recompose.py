@@ -12,7 +12,7 @@ from kgi.limbs import GARMENT_OUTLINE, SHOULDER_OUTSIDE, body_span, fit_short_sl
 from kgi.posed_arms import cover_shoulders
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
-from kgi.warp import WarpResult
+from kgi.warp import SEGMENT_NAMES, WarpResult
 
 HEIGHT, WIDTH = 12, 9
 HAIR = PARSE13_LABELS.index("hair")
@@ -448,3 +448,35 @@ def test_garment_the_warp_does_not_reach_over_the_photos_arm_is_that_arm_not_the
     warp = WarpResult(torch.rand(1, 3, height, width) * garment, garment, garment)
     composed = recompose(torch.full((1, 3, height, width), 0.8), parse, target, warp, margin_px=1)
     assert (composed.target_parse13[0, 32:68, 54:60] == LEFT_ARM).all()
+
+
+@pytest.mark.parametrize("under_a_sleeve", [False, True])
+def test_a_forearm_across_the_body_stays_in_front_of_the_new_garment_unless_a_sleeve_covers_it(under_a_sleeve):
+    """The photo shows the person's forearm across the old top, and the target parse draws the new garment over
+    it: the forearm is in front of the new garment's body (kept, arm), but a new sleeve pasted there covers it."""
+    parse, target = person_in_a_top()
+    parse[0, 50:58, 24:50] = 14  # the bare left forearm across the old top
+    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
+    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)  # the old top (and the wall) blue
+    for label in (13, 10, 14):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target[0, 28:76, 16:57] = UPPER  # the network's new garment over the whole body, forearm included
+    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
+    mask[0, 0, 28:76, 16:57] = 1
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    if under_a_sleeve:  # a long sleeve pasted across the body over the forearm
+        segments[:, :, 48:60, 20:54] = 0
+        segments[:, SEGMENT_NAMES.index("left_low"), 48:60, 20:54] = 1
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    pose = SCENE_POSE.copy()
+    pose[[6, 7]] = np.array([[52, 50], [24, 56]]) / [SCENE_WIDTH, SCENE_HEIGHT]  # elbow out, wrist across the body
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=pose[None])
+    forearm = (slice(52, 56), slice(27, 47))  # away from its outline, the old garment's margin
+    if under_a_sleeve:
+        assert (composed.target_parse13[0][forearm] == UPPER).all()
+        torch.testing.assert_close(composed.image[0][(slice(None), *forearm)], warp.garment[0][(slice(None), *forearm)])
+    else:
+        assert (composed.target_parse13[0][forearm] == LEFT_ARM).all()
+        torch.testing.assert_close(composed.image[0][(slice(None), *forearm)], person[0][(slice(None), *forearm)])
+        assert (composed.keep_mask[0, 0][forearm] == 1).all()
