@@ -178,11 +178,13 @@ def fill_garment_holes(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, m
 
 def cover_old_neckline(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, pose_nodes: np.ndarray,
                        garment_keypoints: np.ndarray) -> torch.Tensor:
-    """The target parse with garment wherever it draws the neck inside the worn garment's outline, below its
-    neckline's centre (node 2) or the pose's neck node, on the photo's neck or old garment: (B, H, W) long. The
-    parse network draws the neck down an old V or scoop neckline's skin whatever the new garment is; a higher
-    neckline (its worn keypoints, ``kgi.limbs.garment_outline``) covers it. Above both rows the neck stays,
-    where the worn neckline tilts up the side of a turned head's neck.
+    """The target parse with garment wherever it draws the neck inside the worn garment's outline, below the
+    lower of its neck corners (nodes 0 and 4) or the pose's neck node, on the photo's neck or old garment:
+    (B, H, W) long. The parse network draws the neck down an old V or scoop neckline's skin whatever the new
+    garment is; a higher neckline (its worn keypoints, ``kgi.limbs.garment_outline``, whose neckline runs through
+    nodes 0-4) covers it. Above both rows the neck stays, where the worn neckline tilts up the side of a turned
+    head's neck. (Cut below the neckline's centre instead, a crew neck lower than its corners kept the neck
+    between its curve and that row: a flat-topped notch instead of a round neckline.)
 
     Args:
         target_parse13: (B, H, W) 13-class target parse. parse_cihp: (B, H, W) CIHP parse of the photo.
@@ -195,7 +197,7 @@ def cover_old_neckline(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, p
                                                np.asarray(garment_keypoints, np.float64)):
         height, width = target.shape
         outline = garment_outline(keypoints * [width, height], (height, width))
-        outline[:max(int(np.ceil(min(nodes[1, 1], keypoints[2, 1]) * height)), 0)] = False
+        outline[:max(int(np.ceil(min(nodes[1, 1], keypoints[[0, 4], 1].max()) * height)), 0)] = False
         neck = (target == FACE_NECK) & outline & is_any(parse, AGNOSTIC_CIHP)
         covered.append(np.where(neck, UPPER, target).astype(np.uint8))
     return stack_maps(covered, target_parse13)

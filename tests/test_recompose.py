@@ -296,7 +296,13 @@ def test_the_neck_the_target_draws_down_an_old_v_neckline_is_garment_below_the_n
                                            31: (55, 28), 5: (18, 28)})
     neckline_up_the_neck[0, [3, 4], 1] = 20 / SCENE_HEIGHT  # its centre where the neck node is, one side higher
     covered = cover_old_neckline(target, parse, SCENE_POSE[None], neckline_up_the_neck)[0]
-    assert (covered[24:28, 34:39] == FACE_NECK).all()  # above the neckline's centre and the neck node (row 28)
+    assert (covered[24:28, 34:39] == FACE_NECK).all()  # above the lower neck corner and the neck node (row 28)
+    crew = worn_rectangle({0: (30, 26), 1: (33, 29), 2: (36, 33), 3: (39, 29), 4: (42, 26), 31: (55, 26),
+                           5: (18, 26)})  # a round neckline, its centre 7 rows below its corners
+    target[0, 24:40, 30:43] = FACE_NECK  # the neck the target draws, wider than the V
+    covered = cover_old_neckline(target, parse, low_neck_node[None], crew)[0]
+    assert (covered[29:33, 31] == UPPER).all() and (covered[30:33, 41] == UPPER).all()  # beside the curve: garment
+    assert (covered[27:32, 36] == FACE_NECK).all()  # inside the neckline: neck
     assert (covered[target[0] != FACE_NECK] == target[0][target[0] != FACE_NECK]).all()
 
 
