@@ -442,7 +442,9 @@ def fit_short_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray
     flat = np.asarray(cloth_keypoints, np.float64)
     nodes = np.asarray(nodes, np.float64)
     torso_scale = _scale_between(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])
-    min_length = 0.1 * body_span(nodes)  # an axis or bone shorter than this has no direction
+    span = body_span(nodes)
+    min_length = 0.1 * span  # an axis or bone shorter than this has no direction
+    between_shoulders = nodes[[sleeve.arm[0] for sleeve in WORN_SLEEVES]].mean(0)
     for sleeve in WORN_SLEEVES:
         upper_arm = nodes[sleeve.arm[1]] - nodes[sleeve.arm[0]]
         flat_armhole = flat[list(sleeve.armhole)].mean(0)
@@ -454,8 +456,8 @@ def fit_short_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray
             continue  # a sleeveless garment's nodes lie on the armhole; a long sleeve is kept
         along = upper_arm / upper_arm_length
         outward = np.array([-along[1], along[0]])
-        outward *= np.sign((nodes[sleeve.arm[0]] - nodes[[2, 5]].mean(0)) @ outward) or 1.0  # away from the torso
-        shortfall = SHOULDER_OUTSIDE * body_span(nodes) - (worn[sleeve.armhole[0]] - nodes[sleeve.arm[0]]) @ outward
+        outward *= np.sign((nodes[sleeve.arm[0]] - between_shoulders) @ outward) or 1.0  # away from the torso
+        shortfall = SHOULDER_OUTSIDE * span - (worn[sleeve.armhole[0]] - nodes[sleeve.arm[0]]) @ outward
         if shortfall > 0:  # the shoulder node and the sleeve out to the shoulder's edge
             worn[[sleeve.armhole[0], *sleeve.nodes]] += shortfall * outward
         if not sleeve_is_plausible(worn, flat, nodes, sleeve, torso_scale):
