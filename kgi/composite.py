@@ -19,7 +19,8 @@ are the recomposed image's, exact):
    colours only where the photo keeps no pixel of the class;
 3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
    painted pixels by a normalised Gaussian (``SEAM_REACH``) and added, so a painted arm meets the visible arm
-   without a step;
+   without a step; painted skin next to the new garment is darkened as the cloth shades it (``CONTACT_SHADE``,
+   ``CONTACT_REACH``: a sleeve's hem, the torso beside a hanging arm);
 4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
    ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
 5. detail, so painted pixels are as crisp as the photo around them instead of flat: skin takes the visible skin's
@@ -37,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM
+from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.labelmaps import bounding_box
 from kgi.texture import DetailTexture
 
@@ -51,6 +52,12 @@ MIN_REFERENCE_PIXELS = 16  # fewer kept pixels of a class than this: the class t
 MIN_PROFILE_PIXELS = 400  # visible arm skin needed to learn the brightness profile
 PROFILE_EDGE = 2  # pixels of the visible arm's outline left out of the profile's fit
 DEFAULT_SHADING = 0.4  # the default profile's shading s over its centre brightness c
+# Skin next to a garment is darker (the cloth shades it): visible arm skin within half a percent of the height of
+# the old garment is 5-16% darker than 1-3% away from it on five genuine people (a sleeve's hem, a sleeveless
+# armhole). Painted skin is darkened by CONTACT_SHADE exp(-d / (CONTACT_REACH height)), d its distance to the
+# target's garment.
+CONTACT_SHADE = 0.08
+CONTACT_REACH = 0.006
 
 
 def push_pull_fill(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -202,6 +209,9 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     classes = [int(label) for label in np.unique(box_parse[where])]
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
     texture = DetailTexture(known, reference) if skin is not None else None
+    if skin is not None:  # step 3b: skin beside the new garment in its shadow
+        to_garment = cv2.distanceTransform((box_parse != UPPER).astype(np.uint8), cv2.DIST_L2, 3)[where]
+        contact_shade = 1 - CONTACT_SHADE * np.exp(-to_garment / max(CONTACT_REACH * height, 1.0))
     rng = np.random.default_rng(seed)
     near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     grid = (slice(None, None, 4), slice(None, None, 4))  # every 4th row and column: the grain's statistics
@@ -225,6 +235,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
             offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
             layer += _sample(offset, *painted_at, full_shape)
+            layer *= contact_shade[:, None]
             if texture:  # step 5 for skin: the visible skin's own detail
                 inside = member[where]
                 layer[inside] *= 1 + texture.sample(painted_at[0][inside], painted_at[1][inside], rng)

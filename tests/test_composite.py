@@ -153,3 +153,36 @@ def test_the_skin_profile_is_learnt_from_the_visible_arm_darkest_at_its_outline_
     painted = model.colours(np.linspace(0, 1, 11)).mean(1)
     assert (np.diff(painted) >= 0).all()  # darkest at the outline
     assert abs(painted[-1] - 0.8) < 0.03 and abs(painted[0] - 0.5) < 0.06
+
+
+def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
+    """A sleeve's hem (kept garment) above a painted arm: the arm just below the hem is darker by the contact
+    shade, the arm farther down is not; everything else is the same as without it."""
+    import kgi.composite
+
+    height, width = 512, 384
+    parse = np.zeros((height, width), np.uint8)
+    parse[40:120, 160:224] = FACE_NECK
+    parse[120:200, 120:280] = UPPER  # the new garment's sleeve and torso, kept
+    parse[200:450, 240:280] = LEFT_ARM  # the arm below the sleeve's hem, painted
+    image = np.full((height, width, 3), 0.9, np.float32)
+    image[parse == FACE_NECK] = SKIN
+    image[parse == UPPER] = (0.2, 0.2, 0.6)
+    keep = parse != LEFT_ARM
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+
+    def painted(shade: float) -> np.ndarray:
+        monkeypatch.setattr(kgi.composite, "CONTACT_SHADE", shade)
+        return composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
+                         as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                         as_tensor(parse == FACE_NECK)[None, None].float())[0].permute(1, 2, 0).numpy()
+
+    shaded, plain = painted(0.08), painted(0.0)
+    arm = (slice(None), slice(250, 270))
+    ratio = shaded[arm].mean((1, 2)) / np.maximum(plain[arm].mean((1, 2)), 1e-6)  # per row
+    reach = kgi.composite.CONTACT_REACH * height
+    rows = np.arange(203, 216)  # away from the hem's feathered pixel or two
+    expected = 1 - 0.08 * np.exp(-(rows - 199) / reach)  # the garment's last row is 199
+    np.testing.assert_allclose(ratio[rows], expected, atol=0.003)
+    assert ratio[203] < 0.98 and abs(ratio[260] - 1) < 1e-3 and abs(ratio[400] - 1) < 1e-3  # far below: untouched
+    assert (shaded[keep] == plain[keep]).all()
