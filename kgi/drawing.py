@@ -15,6 +15,8 @@ one (B, H, W) tensor operation.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kgi.graphs import GARMENT_CONTOUR, NUM_GARMENT_NODES, NUM_POSE_NODES, POSE_EDGES, WARP_SEGMENTS
@@ -51,10 +53,12 @@ def _check_points(points: torch.Tensor, name: str, num_points: int | None, heigh
         raise DrawingInputError(f"image size must be positive, got height={height}, width={width}")
 
 
-def _pixel_centres(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates in pixel units: x (1, 1, W) and y (1, H, 1), broadcastable to (B, H, W)."""
-    x = (torch.arange(width, device=device, dtype=torch.float32) + 0.5).view(1, 1, width)
-    y = (torch.arange(height, device=device, dtype=torch.float32) + 0.5).view(1, height, 1)
+def _pixel_centres(height: int, width: int, device: torch.device, top: int = 0, left: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel-centre coordinates in pixel units of the window whose top-left pixel is (``top``, ``left``):
+    x (1, 1, W) and y (1, H, 1), broadcastable to (B, H, W)."""
+    x = (torch.arange(left, left + width, device=device, dtype=torch.float32) + 0.5).view(1, 1, width)
+    y = (torch.arange(top, top + height, device=device, dtype=torch.float32) + 0.5).view(1, height, 1)
     return x, y
 
 
@@ -96,8 +100,17 @@ def polygon_masks(points: torch.Tensor, height: int, width: int, shrink_px: floa
     if shrink_px < 0:
         raise DrawingInputError(f"shrink_px must be >= 0, got {shrink_px}")
     vertices = _to_pixels(points, height, width)
-    x, y = _pixel_centres(height, width, points.device)
-    winding = torch.zeros(points.shape[0], height, width, device=points.device, dtype=torch.int32)
+    masks = torch.zeros(points.shape[0], 1, height, width, device=points.device)
+    # Only pixels whose centre lies in the vertices' bounding box can be inside: rasterise that window.
+    low, high = vertices.amin(dim=(0, 1)).tolist(), vertices.amax(dim=(0, 1)).tolist()
+    if not all(map(math.isfinite, low + high)):
+        low, high = [0.0, 0.0], [float(width), float(height)]
+    left, top = max(int(low[0]), 0), max(int(low[1]), 0)
+    right, bottom = min(math.ceil(high[0]), width), min(math.ceil(high[1]), height)
+    if right <= left or bottom <= top:
+        return masks
+    x, y = _pixel_centres(bottom - top, right - left, points.device, top, left)
+    winding = torch.zeros(points.shape[0], bottom - top, right - left, device=points.device, dtype=torch.int32)
     nearest_edge = torch.full_like(winding, float("inf"), dtype=torch.float32)
     for start, end in zip(vertices.unbind(1), vertices.roll(-1, dims=1).unbind(1)):
         ax, ay = start[:, 0].view(-1, 1, 1), start[:, 1].view(-1, 1, 1)
@@ -112,7 +125,8 @@ def polygon_masks(points: torch.Tensor, height: int, width: int, shrink_px: floa
     inside = winding != 0
     if shrink_px > 0:
         inside &= nearest_edge > shrink_px
-    return inside.float().unsqueeze(1)
+    masks[:, 0, top:bottom, left:right] = inside.float()
+    return masks
 
 
 def _draw_lines(points: torch.Tensor, lines: tuple[tuple[int, int], ...], height: int, width: int) -> torch.Tensor:

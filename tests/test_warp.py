@@ -78,6 +78,18 @@ def test_polygon_mask_fills_the_inside_and_shrinks_by_the_margin():
     assert shrunk.sum() == 28 * 12
 
 
+def test_polygon_mask_is_clipped_to_the_image():
+    # A triangle reaching past the image's top-left corner: the pixels inside the image are the ones whose
+    # centre satisfies x + y < 1.2 (in normalised units), as if the whole plane were rasterised.
+    triangle = torch.tensor([[[-0.5, -0.5], [1.7, -0.5], [-0.5, 1.7]]])
+    mask = polygon_masks(triangle, 40, 20)[0, 0]
+    x = (torch.arange(20) + 0.5) / 20
+    y = (torch.arange(40) + 0.5) / 40
+    assert torch.equal(mask.bool(), (x.view(1, -1) + y.view(-1, 1)) < 1.2)
+    assert polygon_masks(triangle + 2.0, 40, 20).sum() == 0  # wholly outside
+    assert polygon_masks(torch.full((1, 4, 2), float("nan")), 40, 20).sum() == 0
+
+
 def test_degenerate_polygon_is_empty_and_bad_points_are_refused():
     on_a_line = torch.tensor([[[0.1, 0.1], [0.5, 0.5], [0.9, 0.9], [0.5, 0.5]]])
     assert polygon_masks(on_a_line, 32, 32).sum() == 0
