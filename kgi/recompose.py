@@ -5,7 +5,9 @@ garment, predicted by stage 2a) and the warped garment (``kgi.warp``), the image
 from, the mask of pixels it must keep and the target parse as composed:
 
     region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
-               grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``)
+               grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``); a large piece
+               of the parse's arms not of the skin's colour is a sleeve, and counts as the old garment
+               (``SLEEVE_LABELLED_ARM``)
     arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
                new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover: a
                forearm across the body is in front of the garment
@@ -72,6 +74,10 @@ NECK_CIHP = 10
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
+# A piece of a parse's arms, not of the skin's colour, this large (a fraction of the image) is a sleeve: the largest
+# such piece of a genuine bare arm (shadow, bracelet, a hand on dark trousers) is under 0.2%.
+SLEEVE_LABELLED_ARM = 0.005
+UPPER_CLOTHES_CIHP = 5
 
 
 class RecomposeInputError(ValueError):
@@ -277,6 +283,17 @@ def _forearms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes) 
     return forearms
 
 
+def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pieces of the (H, W) uint8 CIHP parse's arms that are not of the skin's colour (``skin_like``,
+    (H, W) bool) and larger than ``SLEEVE_LABELLED_ARM`` of the image: sleeves that the parse calls arms (VITON-HD's
+    own parses do so with tight long sleeves). A shadow or a bracelet on an arm is a much smaller piece."""
+    not_skin = (is_any(to_parse13(parse_cihp), ARMS) & ~skin_like).astype(np.uint8)
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(not_skin, connectivity=8)
+    large = stats[:, cv2.CC_STAT_AREA] >= SLEEVE_LABELLED_ARM * parse_cihp.size
+    large[0] = False  # OpenCV's piece 0 is everything else
+    return large[pieces] if large.any() else np.zeros(parse_cihp.shape, bool)
+
+
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
                    warp_mask: np.ndarray, sleeves: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -285,11 +302,15 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     target (H, W) uint8 and the skin mask (H, W) bool."""
     height, width = target.shape
     region, near_old_garment = _change_region(parse_cihp, margin_px)
-    parse13 = to_parse13(parse_cihp)
     skin_like = np.zeros((height, width), bool)  # only ever taken on the region (arms, neck)
     box = bounding_box(region)
     if box is not None:
         skin_like[box] = _skin_like(person, parse_cihp, box)
+    sleeves_as_arms = _sleeves_labelled_arm(parse_cihp, skin_like)
+    if sleeves_as_arms.any():  # the old garment's sleeves: repainted as garment is, and never an arm's shape
+        parse_cihp = np.where(sleeves_as_arms, UPPER_CLOTHES_CIHP, parse_cihp).astype(np.uint8)
+        region, near_old_garment = _change_region(parse_cihp, margin_px)
+    parse13 = to_parse13(parse_cihp)
     photo_arm = is_any(parse13, ARMS)
     visible_arms = photo_arm & skin_like & ~near_old_garment
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it

@@ -243,7 +243,7 @@ def test_the_arm_the_target_draws_over_a_covered_shoulder_is_garment_and_cracks_
                                 5: (16, 28)})  # shoulders to hips, seams on the body's top
     region = change_region(parse, 1)[0]
     covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
-    assert (covered[28:34, 47:54] == UPPER).all()
+    assert (covered[28:34, 47:53] == UPPER).all()  # on the shoulder (its top-outer corner is not: SHOULDER_CAP)
 
     person = torch.full((1, 3, height, width), 0.8)
     garment = torch.zeros(1, 1, height, width)
@@ -486,3 +486,30 @@ def test_a_forearm_across_the_body_stays_in_front_of_the_new_garment_unless_a_sl
         assert (composed.target_parse13[0][forearm] == LEFT_ARM).all()
         torch.testing.assert_close(composed.image[0][(slice(None), *forearm)], person[0][(slice(None), *forearm)])
         assert (composed.keep_mask[0, 0][forearm] == 1).all()
+
+
+def test_a_sleeve_the_parse_calls_an_arm_is_repainted_as_the_old_garment_not_kept_as_an_arm():
+    """VITON-HD's own parses call tight long sleeves arms. A large piece of the parse's arm that is not of the
+    face's colour is the old garment's sleeve: a sleeveless top's painted arm is the pose's arm there, and the
+    rest of the sleeve is wall, not an arm as wide as the sleeve."""
+    parse, target = person_in_a_top()
+    parse[0, 30:68, 57:66] = 15  # the left sleeve, labelled left arm (CIHP 15)
+    parse[0, 68:74, 56:62] = 15  # the bare left hand below it
+    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
+    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)  # the old top, its sleeves (and the wall) blue
+    person[0, :, 0:4, :] = 0.9  # the wall (the sleeve's piece is the sleeve, not the whole blue image)
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    person[0, :, 68:74, 56:62] = SKIN.view(3, 1, 1)
+    target[0, 28:76, 18:55] = UPPER  # a sleeveless top...
+    target[0, 30:74, 55:66] = LEFT_ARM  # ... and the network's arm as wide as the old sleeve
+    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
+    mask[0, 0, 28:76, 18:55] = 1
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
+    outside_the_arm = (slice(40, 60), slice(63, 66))  # the sleeve beyond the pose's arm capsule
+    assert (composed.target_parse13[0][outside_the_arm] == 0).all()
+    assert (composed.keep_mask[0, 0, 30:68, 57:66] == 0).all()  # nothing of the sleeve kept
+    assert (composed.target_parse13[0, 44:56, 55:57] == LEFT_ARM).all()  # the arm inside its capsule
