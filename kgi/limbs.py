@@ -11,7 +11,10 @@ with span the shoulder span (at least 0.77 of the neck-to-hips length, so a pers
 and s the person's own scale: the median, over points of the bones that lie on the person's visible arm, of
 the arm's half width there (its distance transform's maximum near the point) over the radius above (clipped to
 [0.6, 1.5]; 1 where no arm is visible). The proportions are an adult's (upper arm about 9.5 cm across for 40 cm
-of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own size: no steps.
+of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own size: no steps. Where part of an
+arm shows (below a short sleeve), each bone's upper joint's disc and the arm's visible pixels along that bone are
+joined by their convex hull as well: the pose's bone is often a radius off the arm, and the arm's hidden part
+must run into the arm where it shows, not beside it with a step.
 
 ``torso`` is the quad of the shoulders and hips grown by the elbow radius (``TORSO``): where the old garment
 covered the body rather than an arm (skin there, where the new garment is shorter, rather than the background);
@@ -42,6 +45,7 @@ ARM_RADII = (0.12, 0.10, 0.075)  # shoulder, elbow, wrist: fractions of the span
 MIN_SPAN_OF_TORSO = 0.77  # the span is at least this fraction of the neck-to-hips length
 SCALE_RANGE = (0.6, 1.5)
 MIN_BONE_SAMPLES = 6  # bone points on the visible arm needed to measure its width
+BRIDGE_REACH = 2.0  # visible arm pixels this many capsule radii from a bone are that bone's (a pose is a radius off)
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 TORSO, TORSO_CORE = 1, 2  # values of arm_layout's torso map
 
@@ -108,6 +112,34 @@ def _draw_capsules(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, va
         cv2.fillConvexPoly(canvas, np.round(quad * scale).astype(np.int32), value, cv2.LINE_8, _SUBPIXEL)
 
 
+def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, visible: np.ndarray,
+                       value: int) -> None:
+    """Draw into ``canvas`` (uint8), for each bone, the convex hull of its upper joint's disc and the visible arm
+    along it (``visible`` (H, W) bool): the arm's hidden part runs from the joint into the arm where it shows,
+    whatever the pose's bone says (``BRIDGE_REACH``). ``joints`` (3, 2) pixels, ``radii`` (3,)."""
+    box = bounding_box(visible)
+    if box is None:
+        return
+    rows, columns = np.nonzero(visible[box])
+    pixels = np.stack([columns + box[1].start, rows + box[0].start], 1).astype(np.float64)  # (N, 2) x, y
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    circle = np.stack([np.cos(angles), np.sin(angles)], 1)  # (24, 2)
+    scale = 1 << _SUBPIXEL
+    for start, end, r_start, r_end in zip(joints[:-1], joints[1:], radii[:-1], radii[1:]):
+        direction = end - start
+        length2 = float(direction @ direction)
+        if length2 < 1e-6:
+            continue
+        along = (pixels - start) @ direction / length2  # 0 at the upper joint, 1 at the lower
+        across = np.abs((pixels - start) @ np.array([-direction[1], direction[0]])) / np.sqrt(length2)
+        near = (along >= 0) & (along <= 1) & (across <= BRIDGE_REACH * (r_start + (r_end - r_start) * along))
+        if np.count_nonzero(near) < 4 * MIN_BONE_SAMPLES:
+            continue
+        hull = cv2.convexHull(np.round(np.concatenate([pixels[near], start + r_start * circle]) * scale)
+                              .astype(np.int32))
+        cv2.fillConvexPoly(canvas, hull, value, cv2.LINE_8, _SUBPIXEL)
+
+
 def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each arm's silhouette and the torso, at the image's size.
 
@@ -125,8 +157,10 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
     arms = np.zeros(visible_arms.shape, np.uint8)
     for label, indices in ARM_NODES.items():
         joints = nodes[list(indices)]
-        radii = default * arm_scale(joints, default, visible_arms == label)
+        visible = visible_arms == label
+        radii = default * arm_scale(joints, default, visible)
         _draw_capsules(arms, joints, radii, label)
+        _bridge_to_visible(arms, joints, radii, visible, label)
     torso = np.zeros(visible_arms.shape, np.uint8)
     corners = nodes[list(TORSO_NODES)]
     quad = np.round(corners * (1 << _SUBPIXEL)).astype(np.int32)

@@ -116,6 +116,26 @@ def test_painted_arm_is_no_wider_than_the_persons():
     assert 15 <= own.min() and own.max() <= 0.5 * 56, own  # arm-wide, not sleeve-wide (56)
     assert (own <= default).all() and own.mean() < 0.9 * default.mean()  # the thin person's own scale
 
+def test_a_hidden_upper_arm_runs_from_the_shoulder_into_the_arm_where_it_shows():
+    """The pose's upper arm is 12 pixels off the arm that shows below a sleeve: the hidden part joins the shoulder
+    to the visible arm (no step where it comes out of the sleeve), and stays the capsule at the shoulder."""
+    height, width = 512, 384
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(192, 150), (150, 150), (234, 150), (160, 330), (224, 330)]
+    nodes[[6, 7]] = [(260, 250), (270, 350)]
+    nodes[[3, 4]] = [(124, 250), (114, 350)]
+    columns, rows = np.meshgrid(np.arange(width), np.arange(height))
+    pixels = np.stack([columns.ravel(), rows.ravel()], 1).astype(float)
+    offset = np.array([12.0, 0.0])  # the arm's own bone, outside the pose's
+    to_bone = _segment_distance(pixels, nodes[5] + offset, nodes[6] + offset).reshape(height, width)
+    visible = np.where((to_bone < 15) & (rows >= 210) & (rows < 250), LEFT_ARM, 0).astype(np.uint8)
+    arms, _ = arm_layout(nodes, visible)
+    shown = np.flatnonzero(visible[210] == LEFT_ARM)
+    assert (arms[207, shown[1]:shown[-1]] == LEFT_ARM).all()  # just above where it shows: as wide, as far out
+    shoulder_row = np.flatnonzero(arms[150] == LEFT_ARM)
+    assert shoulder_row.min() >= 234 - 0.12 * 138.6 * 1.5 - 1 and shoulder_row.max() <= 234 + 0.12 * 138.6 * 1.5 + 1
+
+
 def test_arms_the_pose_cannot_explain_leave_the_target_parse():
     """A patch of arm on the torso (it would cut a hole in the new garment) becomes garment; one beside the body
     becomes the photo's background; the photo's own arm and the arms along the pose stay."""
