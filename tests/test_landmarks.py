@@ -30,6 +30,7 @@ from kgi.landmarks import (
     worn_garment_keypoints,
 )
 from kgi.landmarks.checks import garment_problems, landmark_problems
+from kgi.landmarks.neckline import front_neckline
 from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.pictures import draw_garment_keypoints
 
@@ -218,6 +219,33 @@ def test_a_front_neckline_below_the_inside_of_the_back_and_its_label(fabric, lab
     _, alpha, photo, truth, _ = render_cloth(params, rng, HEIGHT)
     found = flat_garment_keypoints(photo, alpha >= 0.5).keypoints
     assert np.abs(found[[1, 2, 3]] - truth[[1, 2, 3]]).max() < 0.03 * HEIGHT, (found[:5], truth[:5])
+
+
+@pytest.mark.parametrize("opening", ["label", "V"])
+def test_a_label_alone_dips_to_a_round_neckline_and_a_v_stays_a_v(opening):
+    """A white tee whose inside is as white as its front shows the black label sewn there, nothing else: the path
+    round the label dips at the centre only, and a crew neckline is round, so nodes 1 and 3 go nearly as deep as
+    node 2 and the whole label is above the neckline 0-1-2-3-4 (it would show at the person's neck otherwise).
+    A V-neck's dark opening keeps nodes 1 and 3 on the V, half as deep."""
+    height, width = 256, 192
+    rgb = np.full((height, width, 3), 250, np.uint8)
+    mask = np.zeros((height, width), bool)
+    mask[20:240, 30:162] = True
+    corners = np.array([[76.0, 20.0], [116.0, 20.0]])
+    if opening == "label":
+        rgb[22:34, 88:104] = 20  # the label, 12 rows deep, a sixth of the neck's width on each side
+    else:
+        columns = np.arange(width)
+        bottom = 20 + 40 * (1 - np.abs(columns - 96) / 20)  # the V: 40 rows deep at the centre
+        rgb[(np.arange(height)[:, None] < bottom[None]) & mask] = 60
+    nodes = front_neckline(rgb, mask, corners, np.array([96.0, 20.0]), 220.0)
+    depth = nodes[:, 1] - 20
+    if opening == "label":
+        assert depth[[0, 2]].min() >= 0.8 * depth[1] and depth[1] >= 12, nodes
+        neckline = np.concatenate([corners[:1], nodes, corners[1:]])
+        assert (np.interp(np.arange(88, 104), neckline[:, 0], neckline[:, 1]) >= 33).all()
+    else:
+        assert abs(depth[1] - 40) <= 3 and np.abs(depth[[0, 2]] - 20).max() <= 4, nodes
 
 
 # --- refusals and consistency checks -----------------------------------------------------------------------------

@@ -15,7 +15,10 @@ found by dynamic programming over the columns (above the outline, between a stra
 nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it
 takes in. No column's inside reaches past a run of ``FRONT_RUN`` of the body length of fabric-coloured pixels:
 a print further down the chest is not the inside. Nodes 1, 2 and 3 are the path halfway to each corner and at
-the centre. The palette is a small k-means of its own (seeded, so a garment always gets the same landmarks;
+the centre. A path that dips at the centre alone (nodes 1 and 3 less than ``NARROW_DIP`` of node 2's depth below
+the corners' line) went round a label sewn inside a crew neck, the inside around it the fabric's colour (a
+white tee): a crew neckline is round, so nodes 1 and 3 go down to the half ellipse through the corners and
+node 2. The palette is a small k-means of its own (seeded, so a garment always gets the same landmarks;
 OpenCV's ``kmeans`` draws from a process-wide generator).
 
 The outline's neckline is kept (None) where the photo cannot tell: a fabric the palette does not describe
@@ -38,6 +41,9 @@ SLOPE = 3  # pixels the path may step per column
 STEP_COST = 0.2  # what a pixel of step costs the path
 FRONT_RUN = 0.08  # a run of this fraction of the body length of fabric pixels ends a column's inside
 MIN_DEPTH = 0.012  # the least depth of an inside at the centre, fraction of the body length
+# Nodes 1 and 3 less deep than this fraction of node 2's depth (below the corners' line): the path dipped at a
+# label sewn inside a crew neck (0.12-0.23 on five genuine tees), not down a V (0.5-0.7) or a scoop (0.8-1)
+NARROW_DIP = 0.35
 SMOOTHING = 0.006  # the colours are read smoothed by a Gaussian of this fraction of the body length
 WORKING_HEIGHT = 384  # rows of the photo the neckline is read on (a larger photo is reduced)
 _PALETTE_SAMPLES = 2000  # pixels the k-means runs on
@@ -95,8 +101,26 @@ def _front_neckline(rgb: np.ndarray, mask: np.ndarray, corners: np.ndarray, back
         column = int(np.clip(round(x) - left, 0, len(path) - 1))
         return np.array([left + column, top + path[column]], dtype=np.float64)
 
-    return np.stack([on_path((corners[0, 0] + back_centre[0]) / 2), on_path(back_centre[0]),
-                     on_path((corners[1, 0] + back_centre[0]) / 2)])
+    return _rounded_if_narrow(np.stack([on_path((corners[0, 0] + back_centre[0]) / 2), on_path(back_centre[0]),
+                                        on_path((corners[1, 0] + back_centre[0]) / 2)]), corners)
+
+
+def _rounded_if_narrow(nodes: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Nodes 1, 2, 3 (3, 2), with 1 and 3 moved down to the half ellipse through the corners (2, 2) and node 2
+    when the path dips only at the centre (module docstring)."""
+    def depth(point: np.ndarray) -> float:  # below the line through the corners
+        along = (point[0] - corners[0, 0]) / max(corners[1, 0] - corners[0, 0], 1e-6)
+        return float(point[1] - (corners[0, 1] + along * (corners[1, 1] - corners[0, 1])))
+
+    centre = depth(nodes[1])
+    if centre <= 0 or (depth(nodes[0]) + depth(nodes[2])) / 2 >= NARROW_DIP * centre:
+        return nodes
+    rounded = nodes.copy()
+    for index in (0, 2):
+        across = abs(nodes[index, 0] - nodes[1, 0]) / max(abs(corners[index // 2, 0] - nodes[1, 0]), 1e-6)
+        ellipse = centre * np.sqrt(max(1 - across ** 2, 0.0))
+        rounded[index, 1] += max(ellipse - depth(nodes[index]), 0.0)
+    return rounded
 
 
 def _best_path(unlike: np.ndarray, mask: np.ndarray, start_row: int, end_row: int, front_run: int
