@@ -258,9 +258,11 @@ SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))
 SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end: the neck rises near that end
 SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
 SEAM_REACH_PAIRED = 4.0  # ... unless the other seam was seated: then this many
+HAIR_ABOVE = 0.005  # of the height (at least 2 pixels): a body top this close under hair is the hair's edge
 
 
-def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray) -> np.ndarray:
+def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray,
+                        hair: np.ndarray | None = None) -> np.ndarray:
     """The worn garment's keypoints with its shoulder seams on the body's top: (32, 2) pixels.
 
     Stage 1, trained on synthetic people, places a garment on a genuine person up to 5% of the height low or
@@ -269,7 +271,8 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     shoulder"), one above them floats over the background. Per seam, at ``SEAM_SAMPLES`` t of the way along it,
     the body's top is the first ``body`` pixel of that column within ``SEAM_REACH`` shoulder radii (of
     ``ARM_RADII``) above or below the seam; a column whose body starts above that window (an off-shoulder top
-    sits well below the shoulders) or that has none gives no estimate. With estimates from at least half the
+    sits well below the shoulders), that has none, or whose body starts right under ``hair`` (``HAIR_ABOVE``)
+    gives no estimate. With estimates from at least half the
     columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside it) by
     offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within the
     reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
@@ -280,12 +283,14 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
         nodes: (10, 2) pose-graph nodes in pixels.
         body: (H, W) bool, where the photo shows the upper body (its old garment, neck and arms).
+        hair: (H, W) bool, where the photo shows hair: a column whose body starts right under hair gives no
+            estimate (long hair over a shoulder hides its top; the hair's lower edge is no seam).
     """
     seated = np.asarray(garment_keypoints, np.float64).copy()
     radius = ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
-    offsets = [_seam_offsets(seated, seam, body, SEAM_REACH * radius) for seam in SHOULDER_SEAMS]
+    offsets = [_seam_offsets(seated, seam, body, hair, SEAM_REACH * radius) for seam in SHOULDER_SEAMS]
     if any(found is not None for found in offsets):
-        offsets = [found if found is not None else _seam_offsets(seated, seam, body, SEAM_REACH_PAIRED * radius)
+        offsets = [found if found is not None else _seam_offsets(seated, seam, body, hair, SEAM_REACH_PAIRED * radius)
                    for found, seam in zip(offsets, SHOULDER_SEAMS)]
     for (neck_end, shoulder_end), found in zip(SHOULDER_SEAMS, offsets):
         neck_offset, shoulder_offset = (0.0, 0.0) if found is None else found
@@ -296,13 +301,14 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
 
 
 def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int, int]], body: np.ndarray,
-                  reach: float) -> tuple[float, float] | None:
+                  hair: np.ndarray | None, reach: float) -> tuple[float, float] | None:
     """How far down the body's top lies from a seam's neckline end and shoulder end, in pixels, within
     ``reach``; None where fewer than half the columns along the seam give an estimate
     (``seat_shoulder_seams``)."""
     height, width = body.shape
     (neck_end, _), (shoulder_end, _) = seam
     start, end = keypoints[neck_end], keypoints[shoulder_end]
+    hair_rows = max(round(HAIR_ABOVE * height), 2)
     found_t, found_offset = [], []
     for t in SEAM_SAMPLES:
         x, y = np.round(start + t * (end - start)).astype(int)
@@ -310,7 +316,8 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
         if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
             continue
         rows = np.flatnonzero(body[top:bottom, x])
-        if rows.size:
+        under_hair = hair is not None and rows.size and hair[max(top + rows[0] - hair_rows, 0):top + rows[0], x].any()
+        if rows.size and not under_hair:
             found_t.append(t)
             found_offset.append(top + rows[0] - y)
     if 2 * len(found_t) < len(SEAM_SAMPLES):

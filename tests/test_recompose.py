@@ -225,6 +225,21 @@ def test_a_seam_farther_below_its_shoulder_than_the_other_is_seated_with_it():
         assert abs(seated[node, 1] - body_top[x]) <= 2, (node, seated[node], body_top[x])
 
 
+def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
+    """Long hair hangs over the image-left shoulder down to row 90: the body's top there is the hair's lower edge,
+    not the shoulder's, and the seam stays where stage 1 put it; the other seam is still seated."""
+    body, nodes = shoulders_person()
+    hair = np.zeros_like(body)
+    hair[30:90, 30:70] = True
+    body &= ~hair
+    low = garment_with_seams_at(78, 76)
+    seated = seat_shoulder_seams(low, nodes, body, hair)
+    assert np.array_equal(seated[[0, 1, 5, 6]], low[[0, 1, 5, 6]])
+    assert abs(seated[31, 1] - np.flatnonzero(body[:, 110])[0]) <= 2
+    without_hair = seat_shoulder_seams(low, nodes, body)  # the hair's edge taken for the body's top
+    assert without_hair[0, 1] - low[0, 1] > 5
+
+
 def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_put_it():
     body, nodes = shoulders_person()
     off_shoulder = garment_with_seams_at(130, 130)  # an off-shoulder top: seams 60 rows below the body's top
