@@ -32,7 +32,9 @@ With the pose (``pose_nodes``), the arms the target parse draws in the painted p
 (``kgi.posed_arms.shape_arms``, ``kgi.limbs``): the person's visible arm skin stays arm (its own silhouette)
 unless the new garment covers it; where the old garment hid an arm, the pose's arm capsule is the arm; the
 target parse's other painted arm pixels become the photo's own label there (background where it was the old
-garment), except on the torso, where the old garment covered skin.
+garment), except on the torso, where the old garment covered skin. On the torso above the hips, the painted old
+garment that the target calls the lower garment, or an arm off the arms' capsules, is torso skin: a new garment
+shorter than the old one bares the midriff (``_bare_midriff``).
 
 So nothing of the old garment is kept (its pixels are in the region, and only the new garment or the
 person's own skin away from it is pasted there), and the new garment is never painted: the target parse's
@@ -59,7 +61,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
 from kgi.limbs import SLEEVE_SEGMENTS, garment_outline, on_forearm
-from kgi.posed_arms import ARMS, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
+from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -71,6 +73,7 @@ MARGIN = 0.01
 # geometry size (``kgi.warp``) leaves the garment.
 GARMENT_CRACK = 0.006
 NECK_CIHP = 10
+HIP_NODES = (8, 9)  # pose-graph nodes: right and left hip
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
@@ -296,6 +299,22 @@ def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.n
     return large[pieces] if large.any() else np.zeros(parse_cihp.shape, bool)
 
 
+def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: tuple[np.ndarray, np.ndarray],
+                  pose_nodes) -> np.ndarray:
+    """The (H, W) uint8 target with the painted old garment on the torso above the hips that it calls the lower
+    garment, or an arm outside the arms' capsules, made torso skin (``FACE_NECK``, the 13 classes' skin of the
+    face, neck and torso): a new garment shorter than the old one bares the midriff down to where the old one
+    ended. The parse network draws the trousers up to the new hem instead, in an arch whose top the photo never
+    showed, and arm wedges beside it (painted in the arms' shading, a seam against the torso's).
+    ``painted_old_garment`` (H, W) bool, ``layout`` the (arms, torso) of ``kgi.limbs.arm_layout``, ``pose_nodes``
+    (10, 2) normalised."""
+    arms, torso = layout
+    hips = int(np.asarray(pose_nodes, np.float64)[list(HIP_NODES), 1].min() * target.shape[0])
+    midriff = painted_old_garment & (torso > 0) & ((target == BOTTOM) | (is_any(target, ARMS) & (arms == 0)))
+    midriff[max(hips, 0):] = False
+    return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target
+
+
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
                    warp_mask: np.ndarray, sleeves: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -335,6 +354,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         target = shape_arms_of(target, blanked, parse_cihp, visible_arms, layout)
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
+        target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     # OpenCV's masked copies: a twentieth of the time of numpy's boolean indexing.
     image = cv2.copyTo(np.full_like(person, BLANK_VALUE), region.view(np.uint8), person.copy())

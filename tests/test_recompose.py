@@ -528,3 +528,27 @@ def test_a_sleeve_the_parse_calls_an_arm_is_repainted_as_the_old_garment_not_kep
     assert (composed.target_parse13[0][outside_the_arm] == 0).all()
     assert (composed.keep_mask[0, 0, 30:68, 57:66] == 0).all()  # nothing of the sleeve kept
     assert (composed.target_parse13[0, 44:56, 55:57] == LEFT_ARM).all()  # the arm inside its capsule
+
+
+def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
+    """The new top ends at row 56, the old one at row 76; the target network draws the trousers up to the new
+    hem, and an arm wedge beside it. Above the hips (row 70) the old garment's place is torso skin; below, the
+    target's trousers stay."""
+    parse, target = person_in_a_top()
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.5)
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target[0, 28:56, 18:55] = UPPER
+    target[0, 56:76, 18:55] = 4  # the lower garment (13 classes), up to the new hem
+    target[0, 56:62, 24:30] = LEFT_ARM  # a wedge of arm on the torso, off the arms' capsules
+    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
+    mask[0, 0, 28:56, 18:55] = 1
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
+    midriff = composed.target_parse13[0, 58:70, 28:46]
+    assert (midriff == FACE_NECK).all()
+    assert (composed.target_parse13[0, 58:62, 25:29] == FACE_NECK).all()  # the wedge too
+    assert (composed.target_parse13[0, 71:76, 28:46] == 4).all()  # below the hips
+    assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
