@@ -7,7 +7,9 @@ from, the mask of pixels it must keep and the target parse as composed:
     region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
                grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``); a large piece
                of the parse's arms not of the skin's colour is a sleeve, and counts as the old garment
-               (``SLEEVE_LABELLED_ARM``)
+               (``SLEEVE_LABELLED_ARM``), and so does what the parse calls background, trousers or skirt
+               next to the old garment in the old garment's colour, unlike its own label's
+               (``_garment_labelled_otherwise``)
     arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
                new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover: a
                forearm across the body is in front of the garment
@@ -81,6 +83,14 @@ SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within
 # such piece of a genuine bare arm (shadow, bracelet, a hand on dark trousers) is under 0.2%.
 SLEEVE_LABELLED_ARM = 0.005
 UPPER_CLOTHES_CIHP = 5
+# The old garment labelled background, trousers or skirt (``_garment_labelled_otherwise``): looked for this far
+# from it (a fraction of the height), of its colour within this RGB distance.
+MISLABEL_CIHP = (0, 9, 12)
+MISLABEL_REACH = 0.1
+GARMENT_COLOUR_TOLERANCE = 0.15
+MIN_GARMENT_PIXELS = 400
+MIN_REFERENCE_SAMPLES = 20
+SAMPLE_STEP = 8  # medians are taken over every 8th pixel
 
 
 class RecomposeInputError(ValueError):
@@ -299,6 +309,43 @@ def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.n
     return large[pieces] if large.any() else np.zeros(parse_cihp.shape, bool)
 
 
+def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of the old garment's colour that the (H, W) uint8 CIHP parse calls background,
+    trousers or skirt (``MISLABEL_CIHP``), in pieces touching its garment (``GARMENT_CIHP``) within
+    ``MISLABEL_REACH`` of the height: a parse that gives a dark sleeve beside white jeans to the jeans and the wall
+    leaves the sleeve out of the change region, kept in the result. A pixel counts when it is within
+    ``GARMENT_COLOUR_TOLERANCE`` of the garment's median colour (RGB in [0, 1]; ``person`` (H, W, 3) float) and
+    farther by as much again from the median of its own label's pixels away from the garment: where the two
+    colours are alike (navy top, dark jeans; white top, pale wall) nothing is moved."""
+    height = parse_cihp.shape[0]
+    garment = is_any(parse_cihp, GARMENT_CIHP)
+    reach = max(round(MISLABEL_REACH * height), 1)
+    box = bounding_box(garment, reach)
+    found = np.zeros(parse_cihp.shape, bool)
+    if box is None or np.count_nonzero(garment) < MIN_GARMENT_PIXELS:
+        return found
+    colours, labels, inside = person[box], parse_cihp[box], garment[box]
+    garment_colour = np.median(colours[inside][::SAMPLE_STEP], axis=0)
+    to_garment = np.linalg.norm(colours - garment_colour, axis=-1)  # (h, w)
+    away = ~grow(inside, reach // 2)
+    candidates = np.zeros(inside.shape, bool)
+    for label in MISLABEL_CIHP:
+        own = labels == label
+        reference = colours[own & away][::SAMPLE_STEP]
+        if len(reference) < MIN_REFERENCE_SAMPLES:
+            continue
+        to_own = np.linalg.norm(colours - np.median(reference, axis=0), axis=-1)
+        candidates |= own & (to_garment < GARMENT_COLOUR_TOLERANCE) & (to_own > to_garment + GARMENT_COLOUR_TOLERANCE)
+    if not candidates.any():
+        return found
+    count, pieces = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(pieces[grow(inside, 1) & candidates])] = True
+    touching[0] = False
+    found[box] = touching[pieces]
+    return found
+
+
 def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: tuple[np.ndarray, np.ndarray],
                   pose_nodes) -> np.ndarray:
     """The (H, W) uint8 target with the painted old garment on the torso above the hips that it calls the lower
@@ -327,9 +374,11 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     box = bounding_box(region)
     if box is not None:
         skin_like[box] = _skin_like(person, parse_cihp, box)
-    sleeves_as_arms = _sleeves_labelled_arm(parse_cihp, skin_like)
-    if sleeves_as_arms.any():  # the old garment's sleeves: repainted as garment is, and never an arm's shape
-        parse_cihp = np.where(sleeves_as_arms, UPPER_CLOTHES_CIHP, parse_cihp).astype(np.uint8)
+    # The old garment where the parse calls it something else: repainted as garment is (a sleeve called an arm
+    # never gives the arm its shape, a sleeve called the trousers or the wall is not kept).
+    mislabelled = _sleeves_labelled_arm(parse_cihp, skin_like) | _garment_labelled_otherwise(person, parse_cihp)
+    if mislabelled.any():
+        parse_cihp = np.where(mislabelled, UPPER_CLOTHES_CIHP, parse_cihp).astype(np.uint8)
         region, near_old_garment = _change_region(parse_cihp, margin_px)
     parse13 = to_parse13(parse_cihp)
     photo_arm = is_any(parse13, ARMS)

@@ -552,3 +552,30 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
     assert (composed.target_parse13[0, 58:62, 25:29] == FACE_NECK).all()  # the wedge too
     assert (composed.target_parse13[0, 71:76, 28:46] == 4).all()  # below the hips
     assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
+
+
+@pytest.mark.parametrize("trousers", ["white", "dark"])
+def test_a_sleeve_the_parse_gives_to_the_trousers_or_the_wall_is_repainted_unless_its_colour_is_theirs(trousers):
+    """The photo's dark long sleeve hangs beside the trousers, and the parse labels its lower end trousers and
+    wall: of the old garment's colour, unlike white trousers and the pale wall, touching the old garment, it is
+    the old garment and is not kept. Where the trousers are dark as the sleeve, their label is taken as it is."""
+    parse, target = person_in_a_top()
+    parse[0, 76:96, 16:57] = 9  # the trousers below the top
+    parse[0, 60:76, 57:62] = 5  # the left sleeve...
+    parse[0, 76:84, 57:60] = 9  # ... its end labelled trousers
+    parse[0, 76:84, 60:62] = 0  # ... and wall
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.85)  # the pale wall
+    person[0, :, parse[0] == 9] = 0.97 if trousers == "white" else 0.08
+    person[0, :, 60:84, 57:62] = 0.05  # the dark sleeve, down to its end
+    person[0, :, 28:76, 16:57] = 0.05  # the dark top
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target[0, 28:76, 16:57] = UPPER
+    target[0, 76:96, 16:57] = 4
+    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
+    mask[0, 0, 28:76, 16:57] = 1
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, mask)
+    composed = recompose(person, parse, target, warp, margin_px=1)
+    labelled_trousers, labelled_wall = composed.keep_mask[0, 0, 77:83, 57:59], composed.keep_mask[0, 0, 77:83, 60:62]
+    assert (labelled_wall == 0).all()
+    assert (labelled_trousers == 0).all() if trousers == "white" else (labelled_trousers == 1).all()
