@@ -272,7 +272,9 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     the body's top is the first ``body`` pixel of that column within ``SEAM_REACH`` shoulder radii (of
     ``ARM_RADII``) above or below the seam; a column whose body starts above that window (an off-shoulder top
     sits well below the shoulders), that has none, or whose body starts right under ``hair`` (``HAIR_ABOVE``)
-    gives no estimate. With estimates from at least half the
+    below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
+    (long hair hanging in front of the chest), so it may raise a seam but not lower it. With estimates from at
+    least half the
     columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside it) by
     offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within the
     reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
@@ -283,8 +285,8 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
         nodes: (10, 2) pose-graph nodes in pixels.
         body: (H, W) bool, where the photo shows the upper body (its old garment, neck and arms).
-        hair: (H, W) bool, where the photo shows hair: a column whose body starts right under hair gives no
-            estimate (long hair over a shoulder hides its top; the hair's lower edge is no seam).
+        hair: (H, W) bool, where the photo shows hair: a column whose body starts right under hair, below the
+            seam, gives no estimate (long hair over a shoulder hides its top).
     """
     seated = np.asarray(garment_keypoints, np.float64).copy()
     radius = ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
@@ -316,10 +318,14 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
         if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
             continue
         rows = np.flatnonzero(body[top:bottom, x])
-        under_hair = hair is not None and rows.size and hair[max(top + rows[0] - hair_rows, 0):top + rows[0], x].any()
-        if rows.size and not under_hair:
-            found_t.append(t)
-            found_offset.append(top + rows[0] - y)
+        if not rows.size:
+            continue
+        offset = top + rows[0] - y
+        # Under hair the body's top is at the hair's lower edge or above it: it raises a seam, never lowers one.
+        if offset > 0 and hair is not None and hair[max(top + rows[0] - hair_rows, 0):top + rows[0], x].any():
+            continue
+        found_t.append(t)
+        found_offset.append(offset)
     if 2 * len(found_t) < len(SEAM_SAMPLES):
         return None
     slope, intercept = np.polyfit(found_t, found_offset, 1)

@@ -227,7 +227,8 @@ def test_a_seam_farther_below_its_shoulder_than_the_other_is_seated_with_it():
 
 def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
     """Long hair hangs over the image-left shoulder down to row 90: the body's top there is the hair's lower edge,
-    not the shoulder's, and the seam stays where stage 1 put it; the other seam is still seated."""
+    not the shoulder's, and the seam stays where stage 1 put it rather than drop to it; the other seam is still
+    seated. Hair lying on a shoulder does not stop its seam from rising to the body's top."""
     body, nodes = shoulders_person()
     hair = np.zeros_like(body)
     hair[30:90, 30:70] = True
@@ -238,6 +239,15 @@ def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
     assert abs(seated[31, 1] - np.flatnonzero(body[:, 110])[0]) <= 2
     without_hair = seat_shoulder_seams(low, nodes, body)  # the hair's edge taken for the body's top
     assert without_hair[0, 1] - low[0, 1] > 5
+    # Hair lying on the shoulder ends where the body starts: a seam below it is raised there all the same.
+    body, _ = shoulders_person()
+    hair = np.zeros_like(body)
+    for column in range(30, 70):
+        top = np.flatnonzero(body[:, column])[0]
+        hair[top - 8:top, column] = True
+    deep = garment_with_seams_at(88, 76)
+    raised = seat_shoulder_seams(deep, nodes, body, hair)
+    assert abs(raised[5, 1] - np.flatnonzero(body[:, 40])[0]) <= 2
 
 
 def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_put_it():
