@@ -274,10 +274,9 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     sits well below the shoulders), that has none, or whose body starts right under ``hair`` (``HAIR_ABOVE``)
     below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
     (long hair hanging in front of the chest), so it may raise a seam but not lower it. With estimates from at
-    least half the
-    columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside it) by
-    offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within the
-    reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
+    least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
+    it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within
+    the reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
     on both: where one seam is seated and the other is not, the other is looked for within ``SEAM_REACH_PAIRED``
     radii.
 
