@@ -275,10 +275,10 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
     (long hair hanging in front of the chest), so it may raise a seam but not lower it. With estimates from at
     least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
-    it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, within
-    the reach; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on one shoulder is
-    on both: where one seam is seated and the other is not, the other is looked for within ``SEAM_REACH_PAIRED``
-    radii.
+    it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, each
+    within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on
+    one shoulder is on both: where one seam is seated and the other is not, the other is looked for within
+    ``SEAM_REACH_PAIRED`` radii.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
@@ -328,7 +328,10 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
     if 2 * len(found_t) < len(SEAM_SAMPLES):
         return None
     slope, intercept = np.polyfit(found_t, found_offset, 1)
-    neck_offset, shoulder_offset = np.clip([intercept, intercept + slope], -reach, reach)
+    # Within the offsets found: the line extrapolated from the seam's outer half to its neckline end (hair over the
+    # inner half) would tilt the seam by what it never saw.
+    low, high = max(min(found_offset), -reach), min(max(found_offset), reach)
+    neck_offset, shoulder_offset = np.clip([intercept, intercept + slope], low, high)
     return float(neck_offset), float(shoulder_offset)
 
 
