@@ -115,13 +115,15 @@ def _draw_capsules(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, va
 def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, visible: np.ndarray,
                        value: int) -> None:
     """Draw into ``canvas`` (uint8), for each bone, the convex hull of its upper joint's disc and the visible arm
-    along it (``visible`` (H, W) bool): the arm's hidden part runs from the joint into the arm where it shows,
-    whatever the pose's bone says (``BRIDGE_REACH``). ``joints`` (3, 2) pixels, ``radii`` (3,)."""
+    along it (``visible`` (H, W) bool; each row's first and last pixel, which have the same hull): the arm's hidden
+    part runs from the joint into the arm where it shows, whatever the pose's bone says (``BRIDGE_REACH``).
+    ``joints`` (3, 2) pixels, ``radii`` (3,)."""
     box = bounding_box(visible)
     if box is None:
         return
-    rows, columns = np.nonzero(visible[box])
-    pixels = np.stack([columns + box[1].start, rows + box[0].start], 1).astype(np.float64)  # (N, 2) x, y
+    rows, columns = np.nonzero(visible[box])  # row by row
+    ends = np.r_[True, rows[1:] != rows[:-1]] | np.r_[rows[1:] != rows[:-1], True]  # each row's first and last
+    pixels = np.stack([columns[ends] + box[1].start, rows[ends] + box[0].start], 1).astype(np.float64)  # (N, 2) x, y
     angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     circle = np.stack([np.cos(angles), np.sin(angles)], 1)  # (24, 2)
     scale = 1 << _SUBPIXEL
@@ -133,7 +135,7 @@ def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray
         along = (pixels - start) @ direction / length2  # 0 at the upper joint, 1 at the lower
         across = np.abs((pixels - start) @ np.array([-direction[1], direction[0]])) / np.sqrt(length2)
         near = (along >= 0) & (along <= 1) & (across <= BRIDGE_REACH * (r_start + (r_end - r_start) * along))
-        if np.count_nonzero(near) < 4 * MIN_BONE_SAMPLES:
+        if np.count_nonzero(near) < MIN_BONE_SAMPLES:  # rows of visible arm along the bone
             continue
         hull = cv2.convexHull(np.round(np.concatenate([pixels[near], start + r_start * circle]) * scale)
                               .astype(np.int32))

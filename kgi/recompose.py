@@ -89,8 +89,8 @@ MISLABEL_CIHP = (0, 9, 12)
 MISLABEL_REACH = 0.1
 GARMENT_COLOUR_TOLERANCE = 0.15
 MIN_GARMENT_PIXELS = 400
-MIN_REFERENCE_SAMPLES = 20
-SAMPLE_STEP = 8  # medians are taken over every 8th pixel
+MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
+SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 
 
 class RecomposeInputError(ValueError):
@@ -302,11 +302,17 @@ def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.n
     own parses do so with tight long sleeves). A shadow or a bracelet on an arm is a much smaller piece. (The
     worn landmarks' ``kgi.landmarks.sleeves_labelled_as_arms`` finds a sleeve's exact extent by the garment's
     colour, 20-75 ms at 1024 rows; here the skin test already made decides, in a few.)"""
-    not_skin = (is_any(to_parse13(parse_cihp), ARMS) & ~skin_like).astype(np.uint8)
-    count, pieces, stats, _ = cv2.connectedComponentsWithStats(not_skin, connectivity=8)
+    not_skin = is_any(to_parse13(parse_cihp), ARMS) & ~skin_like
+    found = np.zeros(parse_cihp.shape, bool)
+    box = bounding_box(not_skin)
+    if box is None:
+        return found
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(not_skin[box].view(np.uint8), connectivity=8)
     large = stats[:, cv2.CC_STAT_AREA] >= SLEEVE_LABELLED_ARM * parse_cihp.size
     large[0] = False  # OpenCV's piece 0 is everything else
-    return large[pieces] if large.any() else np.zeros(parse_cihp.shape, bool)
+    if large.any():
+        found[box] = large[pieces]
+    return found
 
 
 def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
@@ -325,17 +331,23 @@ def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> n
     if box is None or np.count_nonzero(garment) < MIN_GARMENT_PIXELS:
         return found
     colours, labels, inside = person[box], parse_cihp[box], garment[box]
-    garment_colour = np.median(colours[inside][::SAMPLE_STEP], axis=0)
-    to_garment = np.linalg.norm(colours - garment_colour, axis=-1)  # (h, w)
+    grid = (slice(None, None, SAMPLE_STEP), slice(None, None, SAMPLE_STEP))  # where medians are taken
+    garment_colour = np.median(colours[grid][inside[grid]], axis=0)
+    red, green, blue = (colours[..., channel] - garment_colour[channel] for channel in range(3))
+    to_garment = np.sqrt(red * red + green * green + blue * blue)  # numpy's norm over 3 channels is far slower
+    near_garment = is_any(labels, MISLABEL_CIHP) & (to_garment < GARMENT_COLOUR_TOLERANCE)
+    if not near_garment.any():
+        return found
     away = ~grow(inside, reach // 2)
     candidates = np.zeros(inside.shape, bool)
     for label in MISLABEL_CIHP:
         own = labels == label
-        reference = colours[own & away][::SAMPLE_STEP]
-        if len(reference) < MIN_REFERENCE_SAMPLES:
+        asked = own & near_garment
+        reference = colours[grid][(own & away)[grid]]
+        if not asked.any() or len(reference) < MIN_REFERENCE_SAMPLES:
             continue
-        to_own = np.linalg.norm(colours - np.median(reference, axis=0), axis=-1)
-        candidates |= own & (to_garment < GARMENT_COLOUR_TOLERANCE) & (to_own > to_garment + GARMENT_COLOUR_TOLERANCE)
+        to_own = np.linalg.norm(colours[asked] - np.median(reference, axis=0), axis=1)
+        candidates[asked] = to_own > to_garment[asked] + GARMENT_COLOUR_TOLERANCE
     if not candidates.any():
         return found
     count, pieces = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)

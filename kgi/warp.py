@@ -184,7 +184,15 @@ def _segment_polygons(points: torch.Tensor, height: int, width: int, shrink_px: 
         reach = max(round(BACKBONE_REACH * height), 1)
         offsets = torch.arange(-reach, reach + 1, dtype=torch.float32, device=points.device)
         disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= reach ** 2 + reach).float()[None, None]
-        masks[grow] = (F.conv2d(polygon_masks(points[grow], height, width), disc, padding=reach) > 0.5).float()
+        plain = polygon_masks(points[grow], height, width)  # (G, 1, H, W)
+        grown = torch.zeros_like(plain)
+        rows, columns = plain.amax(dim=(0, 1, 3)).nonzero()[:, 0], plain.amax(dim=(0, 1, 2)).nonzero()[:, 0]
+        if rows.numel():  # dilated on the polygons' box grown by the reach: nothing beyond it changes
+            top, bottom = max(int(rows[0]) - reach, 0), min(int(rows[-1]) + reach + 1, height)
+            left, right = max(int(columns[0]) - reach, 0), min(int(columns[-1]) + reach + 1, width)
+            window = plain[..., top:bottom, left:right]
+            grown[..., top:bottom, left:right] = (F.conv2d(window, disc, padding=reach) > 0.5).float()
+        masks[grow] = grown
     return masks
 
 
