@@ -150,6 +150,15 @@ def person_in_a_top() -> tuple[torch.Tensor, torch.Tensor]:
     return parse, target
 
 
+def backbone_warp(rows: slice, columns: slice) -> WarpResult:
+    """A warped garment of random colours on ``rows`` x ``columns`` of the scene, all of it the backbone segment."""
+    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
+    mask[0, 0, rows, columns] = 1
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    return WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+
+
 def worn_rectangle(corners: dict[int, tuple[int, int]], hem_row: int = 76) -> np.ndarray:
     """(1, 32, 2) normalised keypoints of a garment drawn as its outline's ``corners`` (node: pixel) and, for the
     other outline nodes, the hem corners below the image-right and image-left shoulders' columns."""
@@ -528,11 +537,7 @@ def test_a_sleeve_the_parse_calls_an_arm_is_repainted_as_the_old_garment_not_kep
     person[0, :, 68:74, 56:62] = SKIN.view(3, 1, 1)
     target[0, 28:76, 18:55] = UPPER  # a sleeveless top...
     target[0, 30:74, 55:66] = LEFT_ARM  # ... and the network's arm as wide as the old sleeve
-    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
-    mask[0, 0, 28:76, 18:55] = 1
-    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
-    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
-    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    warp = backbone_warp(slice(28, 76), slice(18, 55))
     composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
     outside_the_arm = (slice(40, 60), slice(63, 66))  # the sleeve beyond the pose's arm capsule
     assert (composed.target_parse13[0][outside_the_arm] == 0).all()
@@ -551,11 +556,7 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
     target[0, 28:56, 18:55] = UPPER
     target[0, 56:76, 18:55] = 4  # the lower garment (13 classes), up to the new hem
     target[0, 56:62, 24:30] = LEFT_ARM  # a wedge of arm on the torso, off the arms' capsules
-    mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
-    mask[0, 0, 28:56, 18:55] = 1
-    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
-    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
-    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    warp = backbone_warp(slice(28, 56), slice(18, 55))
     composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
     midriff = composed.target_parse13[0, 58:70, 28:46]
     assert (midriff == FACE_NECK).all()
