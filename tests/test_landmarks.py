@@ -248,6 +248,23 @@ def test_a_label_alone_dips_to_a_round_neckline_and_a_v_stays_a_v(opening):
         assert abs(depth[1] - 40) <= 3 and np.abs(depth[[0, 2]] - 20).max() <= 4, nodes
 
 
+def test_a_print_below_the_neckline_across_plain_fabric_is_not_the_inside():
+    """A navy tee's shaded inside and its label end at row 40; a white dot of the print starts 16 rows below,
+    across plain navy: the neckline's centre is at the label's bottom, not down in the dot."""
+    height, width = 256, 192
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:] = (30, 36, 70)  # navy
+    mask = np.zeros((height, width), bool)
+    mask[20:240, 30:162] = True
+    rows, columns = np.mgrid[0:height, 0:width]
+    inside = (rows - 20) < 16 * np.sqrt(np.clip(1 - ((columns - 96) / 20) ** 2, 0, 1))  # a round inside, 16 deep
+    rgb[inside & mask] = (18, 22, 44)  # shaded
+    rgb[22:40, 88:104] = (235, 200, 200)  # the label, down to row 40
+    rgb[(rows - 66) ** 2 + (columns - 96) ** 2 < 100] = 235  # a dot, rows 56-76
+    nodes = front_neckline(rgb, mask, np.array([[76.0, 20.0], [116.0, 20.0]]), np.array([96.0, 20.0]), 220.0)
+    assert 36 <= nodes[1, 1] <= 44, nodes
+
+
 # --- refusals and consistency checks -----------------------------------------------------------------------------
 
 

@@ -12,14 +12,16 @@ is. The front neckline is the path y(x) from one neck corner to the other that m
                            - STEP_COST |y(x + 1) - y(x)|,       |y(x + 1) - y(x)| <= SLOPE,
 
 found by dynamic programming over the columns (above the outline, between a strap and the body, a path scores
-nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it
-takes in. No column's inside reaches past a run of ``FRONT_RUN`` of the body length of fabric-coloured pixels:
-a print further down the chest is not the inside. Nodes 1, 2 and 3 are the path halfway to each corner and at
-the centre. A path that dips at the centre alone (nodes 1 and 3 less than ``NARROW_DIP`` of node 2's depth below
-the corners' line) went round a label sewn inside a crew neck, the inside around it the fabric's colour (a
-white tee): a crew neckline is round, so nodes 1 and 3 go down to the half ellipse through the corners and
-node 2. The palette is a small k-means of its own (seeded, so a garment always gets the same landmarks;
-OpenCV's ``kmeans`` draws from a process-wide generator).
+nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it takes
+in. No column's inside reaches past a run of ``FRONT_RUN`` of the body length of fabric-coloured pixels, or half as
+long a run of pixels within half ``TAU`` of the fabric (``PLAIN_FABRIC``, ``PLAIN_RUN``): a print further down the
+chest is not the inside, even a polka dot just below a label across a band of plain cloth, while the shaded inside
+of a shirt's open V, near the fabric's colour, is. Nodes 1, 2 and 3 are the path halfway to each corner and at the
+centre. A path that dips at the centre alone (nodes 1 and 3 less than ``NARROW_DIP`` of node 2's depth below the
+corners' line) went round a label sewn inside a crew neck, the inside around it the fabric's colour (a white tee):
+a crew neckline is round, so nodes 1 and 3 go down to the half ellipse through the corners and node 2. The palette
+is a small k-means of its own (seeded, so a garment always gets the same landmarks; OpenCV's ``kmeans`` draws from
+a process-wide generator).
 
 The outline's neckline is kept (None) where the photo cannot tell: a fabric the palette does not describe
 (fewer than ``MIN_COVERAGE`` of the body's pixels within ``TAU`` of it: a busy print), or an inside less than
@@ -40,6 +42,7 @@ MIN_COVERAGE = 0.5  # the share of the body's pixels the palette must describe
 SLOPE = 3  # pixels the path may step per column
 STEP_COST = 0.2  # what a pixel of step costs the path
 FRONT_RUN = 0.08  # a run of this fraction of the body length of fabric pixels ends a column's inside
+PLAIN_FABRIC, PLAIN_RUN = 0.5, 0.5  # ... and so does a run half as long of pixels within half TAU of the fabric
 MIN_DEPTH = 0.012  # the least depth of an inside at the centre, fraction of the body length
 # Nodes 1 and 3 less deep than this fraction of node 2's depth (below the corners' line): the path dipped at a
 # label sewn inside a crew neck (0.12-0.23 on five genuine tees), not down a V (0.5-0.7) or a scoop (0.8-1)
@@ -136,11 +139,13 @@ def _best_path(unlike: np.ndarray, mask: np.ndarray, start_row: int, end_row: in
     inside = np.cumsum(np.where(mask, unlike - TAU, 0.0), axis=0)
     # Rows where a run of front_run fabric pixels starts (counted upwards): no inside reaches past the first.
     fabric = (unlike < TAU) & mask
-    run = np.zeros(columns, int)
+    plain = (unlike < PLAIN_FABRIC * TAU) & mask
+    run, plain_run = np.zeros(columns, int), np.zeros(columns, int)
     starts = np.zeros_like(fabric)
     for row in range(rows - 1, -1, -1):
         run = np.where(fabric[row], run + 1, 0)
-        starts[row] = run >= front_run
+        plain_run = np.where(plain[row], plain_run + 1, 0)
+        starts[row] = (run >= front_run) | (plain_run >= PLAIN_RUN * front_run)
     starts &= np.arange(rows)[:, None] >= first[None]
     reach = np.where(starts.any(0), np.argmax(starts, axis=0), rows - 1)  # (C,)
     score = np.where(np.arange(rows)[:, None] <= reach[None], inside, -np.inf)  # (R, C)
