@@ -185,6 +185,20 @@ def test_the_body_between_neck_and_arms_is_garment_inside_the_garment_outline_an
     assert (covered[target[0] != 0] == target[0][target[0] != 0]).all()  # only background changes
 
 
+def test_a_loose_old_sleeve_beside_the_shoulder_is_not_skin():
+    """The old top's loose shoulder reaches more than a shoulder radius out from the left shoulder joint, above
+    it; a sleeveless top replaces it. The body's top there is the shoulder's (``SHOULDER_CAP`` radii above the
+    joint, one radius out), so the old garment beyond it keeps the target's background, not a slab of skin."""
+    parse, target = person_in_a_top()
+    parse[0, 24:40, 50:60] = 5  # the old top's loose shoulder, up and out
+    target[0, 36:76, 18:50] = UPPER
+    keypoints = worn_rectangle({0: (30, 36), 1: (33, 36), 2: (36, 36), 3: (39, 36), 4: (42, 36), 31: (50, 36),
+                                5: (18, 36)}, hem_row=75)
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[29:31, 54:57] == 0).all()  # 4-6 columns (over a radius) out from the joint, above it
+
+
 def shoulders_person(height: int = 200, width: int = 150) -> tuple[np.ndarray, np.ndarray]:
     """A body whose upper outline slopes from the neck (row 60) down to the shoulders' ends (row 70), and its
     pose nodes in pixels: (H, W) bool, (10, 2)."""
