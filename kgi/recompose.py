@@ -59,10 +59,10 @@ import torch
 import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
-    MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER
+    MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
-from kgi.limbs import SLEEVE_SEGMENTS, garment_outline, on_forearm
+from kgi.limbs import SLEEVE_SEGMENTS, TORSO_NODES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
@@ -75,14 +75,12 @@ MARGIN = 0.01
 # geometry size (``kgi.warp``) leaves the garment.
 GARMENT_CRACK = 0.006
 NECK_CIHP = 10
-HIP_NODES = (8, 9)  # pose-graph nodes: right and left hip
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
 # A piece of a parse's arms, not of the skin's colour, this large (a fraction of the image) is a sleeve: the largest
 # such piece of a genuine bare arm (shadow, bracelet, a hand on dark trousers) is under 0.2%.
 SLEEVE_LABELLED_ARM = 0.005
-UPPER_CLOTHES_CIHP = 5
 # The old garment labelled background, trousers or skirt (``_garment_labelled_otherwise``): looked for this far
 # from it (a fraction of the height), of its colour within this RGB distance.
 MISLABEL_CIHP = (0, 9, 12)
@@ -368,7 +366,7 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
     ``painted_old_garment`` (H, W) bool, ``layout`` the (arms, torso) of ``kgi.limbs.arm_layout``, ``pose_nodes``
     (10, 2) normalised."""
     arms, torso = layout
-    hips = int(np.asarray(pose_nodes, np.float64)[list(HIP_NODES), 1].min() * target.shape[0])
+    hips = int(np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 1].min() * target.shape[0])  # the hips
     midriff = painted_old_garment & (torso > 0) & ((target == BOTTOM) | (is_any(target, ARMS) & (arms == 0)))
     midriff[max(hips, 0):] = False
     return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target

@@ -179,7 +179,9 @@ def _segment_polygons(points: torch.Tensor, height: int, width: int, shrink_px: 
     """``kgi.drawing.polygon_masks`` (B, 1, H, W) {0, 1}, those with ``grow`` (B,) bool dilated by a disc of
     ``BACKBONE_REACH`` of the height instead of shrunk (a square would give the polygon's corners square
     shoulders of garment)."""
-    masks = polygon_masks(points, height, width, shrink_px)
+    masks = torch.zeros(points.shape[0], 1, height, width, device=points.device)
+    if not grow.all():  # the shrunk polygons (their margin's distances are the costly part) only where kept
+        masks[~grow] = polygon_masks(points[~grow], height, width, shrink_px)
     if grow.any():
         reach = max(round(BACKBONE_REACH * height), 1)
         offsets = torch.arange(-reach, reach + 1, dtype=torch.float32, device=points.device)

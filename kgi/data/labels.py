@@ -68,6 +68,7 @@ GARMENT_CIHP = (5, 6, 7)
 MARGIN_CIHP = (0, 3, 9, 10, 11, 12, 14, 15)
 FACE_CIHP = 13
 HAIR_CIHP = 2
+UPPER_CLOTHES_CIHP = 5
 # 13-class labels the agnostic parse blanks (they are predicted by the target-parse network). Neck skin is
 # part of the face-neck class (the models were trained so), so the parse network's input keeps it; the region
 # the try-on repaints takes it from the CIHP parse instead (AGNOSTIC_CIHP).
