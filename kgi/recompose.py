@@ -14,8 +14,9 @@ from, the mask of pixels it must keep and the target parse as composed:
                new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover: a
                forearm across the body is in front of the garment
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
-               margin from the old garment (a cuff's or a neckline's outline is repainted, not kept) and
-               of the colour of the person's face and neck (a sleeve labelled arm by the parse is repainted)
+               margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
+               the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
+               labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept)
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
@@ -313,6 +314,25 @@ def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.n
     return found
 
 
+def _own_skin_colour(skin_labelled: np.ndarray, skin_like: np.ndarray, near_old_garment: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of ``skin_labelled`` (the parse's arms or neck, (H, W) bool) that are the person's
+    own, away from the old garment: those of the skin's colour (``skin_like``), and the pieces of another colour
+    that do not reach ``near_old_garment``: a highlight on the knuckles, the lit edge of a hand, a bracelet or a
+    deep shadow belong to the arm, while an off-colour piece reaching the old garment is its cuff or collar."""
+    candidates = skin_labelled & ~near_old_garment
+    off_colour = candidates & ~skin_like
+    box = bounding_box(off_colour, 1)
+    if box is None:
+        return candidates
+    count, pieces = cv2.connectedComponents(off_colour[box].view(np.uint8), connectivity=8)
+    reaching = np.zeros(count, bool)
+    reaching[np.unique(pieces[grow(near_old_garment[box], 1) & off_colour[box]])] = True
+    reaching[0] = False
+    own = candidates.copy()
+    own[box] &= ~reaching[pieces]
+    return own
+
+
 def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels of the old garment's colour that the (H, W) uint8 CIHP parse calls background,
     trousers or skirt (``MISLABEL_CIHP``), in pieces touching its garment (``GARMENT_CIHP``) within
@@ -392,14 +412,15 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         region, near_old_garment = _change_region(parse_cihp, margin_px)
     parse13 = to_parse13(parse_cihp)
     photo_arm = is_any(parse13, ARMS)
-    visible_arms = photo_arm & skin_like & ~near_old_garment
+    own_skin_colour = _own_skin_colour(photo_arm | (parse_cihp == NECK_CIHP), skin_like, near_old_garment)
+    visible_arms = photo_arm & own_skin_colour
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
         arm = region & visible_arms & (target != UPPER)
         arm |= _forearms_in_front(region & visible_arms & (target == UPPER) & ~sleeves, parse13, pose_nodes)
         target = np.where(arm, parse13, target)
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
-    kept_skin = own_skin & ~near_old_garment & skin_like
+    kept_skin = own_skin & own_skin_colour
     garment = warp_mask & ~kept_skin
     cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
     target = np.where(garment | cracks, UPPER, target)
@@ -423,7 +444,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         image[extended] = garment_image[rows, columns]
     image = cv2.copyTo(person, kept_skin.view(np.uint8), image)
     keep = ~(blanked & ~extended)
-    skin = kept_skin
+    skin = kept_skin & skin_like  # the colour painted skin takes is learnt from skin of the skin's colour
     if np.count_nonzero(skin) < 0.001 * height * width:  # no neck or arm to learn from: the face
         skin = keep & (parse_cihp == FACE_CIHP)
     return image, keep, target.astype(np.uint8), skin

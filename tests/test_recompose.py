@@ -604,3 +604,25 @@ def test_a_sleeve_the_parse_gives_to_the_trousers_or_the_wall_is_repainted_unles
     labelled_trousers, labelled_wall = composed.keep_mask[0, 0, 77:83, 57:59], composed.keep_mask[0, 0, 77:83, 60:62]
     assert (labelled_wall == 0).all()
     assert (labelled_trousers == 0).all() if trousers == "white" else (labelled_trousers == 1).all()
+
+
+def test_a_highlight_on_a_bare_arm_is_kept_and_an_off_colour_piece_reaching_the_old_garment_is_repainted():
+    """The skin test rejects a pale highlight (the lit edge of a hand, knuckles) as readily as a cuff; only an
+    off-colour piece that reaches the old garment is its cuff: the highlight is the person's, and kept."""
+    parse, target = person_in_a_top()
+    parse[0, 30:74, 57:66] = 14  # the bare left arm beside the old top
+    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
+    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)  # the old top (and the wall) blue
+    for label in (13, 10, 14):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    highlight, cuff = (slice(62, 66), slice(61, 65)), (slice(40, 43), slice(58, 63))
+    person[(0, slice(None), *highlight)] = 0.97
+    person[(0, slice(None), *cuff)] = torch.tensor([0.1, 0.1, 0.3]).view(3, 1, 1)
+    target[0, 28:76, 16:57] = UPPER
+    target[0, 30:74, 57:66] = LEFT_ARM
+    composed = recompose(person, parse, target, backbone_warp(slice(28, 76), slice(16, 57)), margin_px=1)
+    assert (composed.keep_mask[(0, 0, *highlight)] == 1).all()
+    torch.testing.assert_close(composed.image[(0, slice(None), *highlight)], person[(0, slice(None), *highlight)])
+    assert (composed.keep_mask[(0, 0, *cuff)] == 0).all()
+    assert (composed.skin_mask[(0, 0, *highlight)] == 0).all()  # painted skin's colour is not learnt from it
+    assert (composed.keep_mask[0, 0, 45:60, 59:66] == 1).all()  # the rest of the arm
