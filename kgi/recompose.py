@@ -106,8 +106,9 @@ class Recomposition:
         keep_mask: (B, 1, H, W) float {0, 1}: 1 where ``image`` is known (person pixels kept, garment or
             skin pasted), 0 where the inpainter must paint.
         target_parse13: (B, H, W) long, the target parse as composed: upper exactly on the pasted garment.
-        skin_mask: (B, 1, H, W) float {0, 1}: the person's visible skin kept in ``image`` (neck and arms away
-            from the old garment; the face where there is none): what painted skin's colour is learnt from.
+        skin_mask: (B, 1, H, W) float {0, 1}: the person's visible skin kept in ``image``, of the skin's colour
+            (neck and arms away from the old garment, without highlights and bracelets; the face where there is
+            none): what painted skin's colour is learnt from.
     """
 
     image: torch.Tensor
