@@ -485,3 +485,17 @@ def test_command_on_a_folder_of_garment_photos(vitonhd_sample, tmp_path, capsys)
     args.root, args.out = str(trousers), tmp_path / "trousers-out"
     assert run_landmarks(args) == 1
     assert "jeans" in capsys.readouterr().out
+
+
+def test_a_sleeve_outline_wholly_behind_its_armhole_centre_still_has_a_cuff():
+    """A sleeve of a few pixels (a garment photo fitted small into its frame) can lie wholly behind its armhole
+    centre along the axis it starts on: its cuff is then its farthest point, not an empty set (an IndexError,
+    which the service answered with a 500)."""
+    from kgi.landmarks.sleeves import _cuff_from_armhole
+
+    path = np.array([[0.0, 0.0], [-1.0, 1.0], [-2.0, 0.0]])
+    inner, outer, axis, normal = _cuff_from_armhole(path, np.array([5.0, 0.0]), np.array([0.0, 1.0]),
+                                                    start=np.array([1.0, 0.0]))
+    assert (inner, outer) == (0, 0)
+    np.testing.assert_allclose(axis, [1.0, 0.0])
+    assert normal @ np.array([0.0, 1.0]) > 0

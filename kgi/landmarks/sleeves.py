@@ -198,7 +198,8 @@ def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray,
     """
     def cuff_corners(axis: np.ndarray) -> tuple[int, int]:
         along = (path - centre) @ axis
-        at_cuff = np.flatnonzero(along >= (1 - CUFF_DEPTH) * along.max())
+        farthest = along.max()  # negative where the whole path lies behind the armhole centre (a tiny sleeve)
+        at_cuff = np.flatnonzero(along >= farthest - CUFF_DEPTH * abs(farthest))
         return int(at_cuff[0]), int(at_cuff[-1])
 
     if start is not None:  # the axis stays: a rounded cap's end, followed, turns it up the cap's corner
