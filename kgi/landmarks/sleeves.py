@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kgi.landmarks.geometry import crossing, principal_direction, signed_side, unit_vector
+from kgi.landmarks.geometry import crossing, point_segment_distance, principal_direction, signed_side, unit_vector
 
 # Stations of the sleeve nodes (6, 13), (7, 12), (8, 11) of a short sleeve: fractions of the sleeve axis from
 # the armhole centre to the cuff centre, evenly. A long sleeve has its elbow (7, 12) one shoulder width down the
@@ -186,7 +186,8 @@ def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray,
     The sleeve axis points from the armhole centre to the cuff centre. The cuff is the end of the sleeve along
     it: the outline points within ``CUFF_DEPTH`` of the farthest one along the axis; the first of them (from the
     armpit) is the inner corner, the last the outer one. On ``start`` if given, else starting on the axis to the
-    point farthest from the armhole centre, twice.
+    point farthest from the armhole (the segment shoulder-armpit), twice: the farthest from its centre can be the
+    armpit end of a deep armhole, which a short sleeve reaches less far out than the armhole is deep.
 
     Args:
         path: (M, 2) contour from the armpit's concavity (first) over the sleeve to the shoulder (last).
@@ -206,7 +207,8 @@ def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray,
         axis = start
         cuff_inner, cuff_outer = cuff_corners(axis)
     else:
-        axis = unit_vector(path[int(np.argmax(np.linalg.norm(path - centre, axis=1)))] - centre)
+        shoulder, armpit = path[-1], 2 * centre - path[-1]  # the armhole's ends
+        axis = unit_vector(path[int(np.argmax(point_segment_distance(path, shoulder, armpit)))] - centre)
         for _ in range(2):
             cuff_inner, cuff_outer = cuff_corners(axis)
             axis = unit_vector((path[cuff_inner] + path[cuff_outer]) / 2 - centre)
