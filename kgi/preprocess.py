@@ -25,8 +25,10 @@ when it is 3:4; joints that fall outside become undetected), which is the sample
 ``MAX_WORKING_HEIGHT`` (1024) rows, scaled down to it beyond (or to an explicit working height). The result
 goes back into the photo at the photo's size with :func:`paste_back` (the sample's ``frame`` says where);
 what the try-on did not change keeps the photo's own pixels. The garment photo is never cut: it is resized to
-fit the working size, then padded to 3:4 with its own background colour (:func:`border_colour`), so padding
-never grows a large upload; the pose and garment keypoints follow every step. The pose and parse are
+fit a 3:4 frame of ``LANDMARK_HEIGHT`` (1024) rows, padded to it with its own background colour
+(:func:`border_colour`), so padding never grows a large upload, its landmarks found there (the same ones
+whatever the person photo's size), then resized to the working size; the pose and garment keypoints follow
+every step. The pose and parse are
 estimated on the whole person photo, before the crop.
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
@@ -71,6 +73,10 @@ NECK = 1  # BODY_25 joint the person crop centres on
 UPPER_BODY_JOINTS = 9  # BODY_25 joints 0-8: nose, neck, shoulders, elbows, wrists, mid hip
 UPPER_BODY_CIHP = (1, 2, 5, 6, 7, 10, 13, 14, 15)  # hat, hair, upper clothes, dress, coat, neck, face, arms
 MAX_WORKING_HEIGHT = 1024  # a larger person box is tried on at this height and scaled back
+# Rows of the 3:4 frame a garment photo's landmarks are found in, whatever the working size: the same garment
+# read at 768 or 512 rows can take another reading of its sleeves (06802_00's cap sleeves) or be refused (the
+# wrap top 04469_00 at 768 rows: its armpits 16% of the body length apart in height).
+LANDMARK_HEIGHT = MAX_WORKING_HEIGHT
 MIN_PHOTO_SIDE = 32  # pixels: a smaller photo (a 1x1 "person") is refused from its header, like every image here
 
 
@@ -365,16 +371,16 @@ class Preprocessor:
         keypoints = None
         if uploads.garment_keypoints is not None:
             keypoints = read_garment_keypoints(uploads.garment_keypoints, garment.shape[1], garment.shape[0])
-        # Likewise resized to fit the working size first, then padded to 3:4.
-        fit = min(height / garment.shape[0], width / garment.shape[1])
+        # Resized to fit a 3:4 frame of LANDMARK_HEIGHT rows and padded to it, where its landmarks are found
+        # (the same ones whatever the person photo's size), then resized to the working size.
+        frame_height, frame_width = LANDMARK_HEIGHT, width_for(LANDMARK_HEIGHT)
+        fit = min(frame_height / garment.shape[0], frame_width / garment.shape[1])
         fit_height, fit_width = max(round(garment.shape[0] * fit), 1), max(round(garment.shape[1] * fit), 1)
         if keypoints is not None:
             keypoints = keypoints * np.array([fit_width / garment.shape[1], fit_height / garment.shape[0]],
                                              dtype=np.float32)
         garment, mask = resize_rgb(garment, fit_height, fit_width), resize_mask(mask, fit_height, fit_width)
         garment, mask, keypoints = fit_garment(garment, mask, keypoints)
-        scale = np.array([width / garment.shape[1], height / garment.shape[0]], dtype=np.float32)
-        garment, mask = resize_rgb(garment, height, width), resize_mask(mask, height, width)
         sleeve = None
         if keypoints is None:
             try:
@@ -382,8 +388,8 @@ class Preprocessor:
             except LandmarkError as exc:
                 raise LandmarkError(f"garment: its landmarks cannot be found ({exc})") from None
             keypoints, sleeve = landmarks.keypoints, landmarks.sleeve
-        else:
-            keypoints = keypoints * scale
+        keypoints = keypoints * np.array([width / garment.shape[1], height / garment.shape[0]], dtype=np.float32)
+        garment, mask = resize_rgb(garment, height, width), resize_mask(mask, height, width)
         return TryOnSample(person_name=uploads.person_name, cloth_name=uploads.garment_name, person=person,
                            cloth=garment, cloth_mask=mask, parse=parse, pose=pose,
                            cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tuple(tags), frame=frame)
