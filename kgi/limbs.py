@@ -35,7 +35,7 @@ import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
 from kgi.graphs import WARP_SEGMENTS
-from kgi.labelmaps import bounding_box, nearest_pixels
+from kgi.labelmaps import bounding_box, nearest_pixels, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -48,6 +48,54 @@ MIN_BONE_SAMPLES = 6  # bone points on the visible arm needed to measure its wid
 BRIDGE_REACH = 2.0  # visible arm pixels this many capsule radii from a bone are that bone's (a pose is a radius off)
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 TORSO, TORSO_CORE = 1, 2  # values of arm_layout's torso map
+# ``wrists_on_hands``: a wrist whose hand starts farther from the shoulder than the wrist by more than this many
+# forearms (elbow to wrist) is misplaced; the hand must start within MAX_FOREARM upper arms of the elbow.
+HAND_BEYOND_WRIST = 0.5
+MAX_FOREARM = 2.0
+MOVED_WRIST_CONFIDENCE = 0.5
+
+
+def wrists_on_hands(body25: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
+    """The (25, 3) BODY_25 pose with each wrist that lies far short of its own hand moved onto the hand.
+
+    OpenPose loses a forearm in a dark sleeve against a dark background: it puts the wrist (and often the elbow)
+    high, by a hand and more, at a low confidence. The arm the pose draws then ends above the hand the photo
+    shows, and a hidden forearm is painted short of it. The hand is the arm's piece of the (H, W) uint8 CIHP
+    parse (its arm label; pixels, like the pose) that reaches farthest from the shoulder; where its point
+    nearest the elbow (where the hand leaves the sleeve) lies farther from the shoulder than the wrist does, by
+    more than ``HAND_BEYOND_WRIST`` of the forearm, and within ``MAX_FOREARM`` upper arms of the elbow, the wrist
+    moves there (an undetected wrist too, confidence ``MOVED_WRIST_CONFIDENCE``). A bare forearm that shows
+    from its sleeve down starts above the wrist and is left alone.
+    """
+    pose = np.array(body25, dtype=np.float32)
+    parse13 = to_parse13(parse_cihp)
+    found = pose[:, 2] > 0
+    upper_arms = [float(np.linalg.norm(pose[a, :2] - pose[b, :2])) for a, b, *_ in ARM_NODES.values()
+                  if found[a] and found[b]]
+    if not upper_arms:
+        return pose
+    upper_arm = max(upper_arms)
+    for label, (shoulder_joint, elbow_joint, wrist_joint) in ARM_NODES.items():
+        if not (found[shoulder_joint] and found[elbow_joint]):
+            continue
+        arm = parse13 == label
+        box = bounding_box(arm)
+        if box is None:
+            continue
+        shoulder, elbow, wrist = pose[[shoulder_joint, elbow_joint, wrist_joint], :2]
+        count, pieces = cv2.connectedComponents(arm[box].view(np.uint8), connectivity=8)
+        rows, columns = np.nonzero(pieces)
+        points = np.stack([columns + box[1].start, rows + box[0].start], 1).astype(np.float32)  # (N, 2) x, y
+        from_shoulder = np.linalg.norm(points - shoulder, axis=1)
+        hand = pieces[rows, columns] == pieces[rows[np.argmax(from_shoulder)], columns[np.argmax(from_shoulder)]]
+        top = points[hand][np.argmin(np.linalg.norm(points[hand] - elbow, axis=1))]  # where the hand leaves
+        forearm = float(np.linalg.norm(wrist - elbow)) if found[wrist_joint] else 0.0
+        beyond = float(np.linalg.norm(top - shoulder) - np.linalg.norm(wrist - shoulder)) if found[wrist_joint] \
+            else float("inf")
+        reachable = np.linalg.norm(top - elbow) <= MAX_FOREARM * upper_arm
+        if beyond > HAND_BEYOND_WRIST * forearm and reachable:
+            pose[wrist_joint] = (*top, max(float(pose[wrist_joint, 2]), MOVED_WRIST_CONFIDENCE))
+    return pose
 
 
 def body_span(nodes: np.ndarray) -> float:

@@ -53,6 +53,7 @@ from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import PhotoFrame, TryOnSample
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.limbs import wrists_on_hands
 from kgi.parsing import HumanParser, ParsingError
 from kgi.pose_estimation import PoseEstimationError, PoseEstimator
 
@@ -365,6 +366,7 @@ class Preprocessor:
         width = width_for(height)
         pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
         person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
+        pose = wrists_on_hands(pose, parse)
 
         garment = decode_rgb(uploads.garment, source="garment", **self.limits)
         mask = self._garment_mask(uploads.cloth_mask, garment)

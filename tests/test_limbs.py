@@ -1,0 +1,50 @@
+"""The person's pose against the parse: wrists that OpenPose placed far short of the hand the parse shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgi.limbs import wrists_on_hands
+
+HEIGHT, WIDTH = 120, 90
+LEFT_ARM_CIHP, RIGHT_ARM_CIHP = 14, 15
+
+
+def person(left_wrist: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A BODY_25 pose (25, 3) and a CIHP parse (H, W): both arms hang from shoulders at row 30; the right arm's
+    pose is right (wrist at its hand's top, row 80); the left arm's hand shows at rows 80-95 below a sleeve, and
+    its wrist is ``left_wrist`` (x, y, confidence)."""
+    pose = np.zeros((25, 3), np.float32)
+    pose[1] = (45, 25, 0.9)  # neck
+    pose[2], pose[3], pose[4] = (25, 30, 0.9), (22, 55, 0.9), (22, 80, 0.9)  # right shoulder, elbow, wrist
+    pose[5], pose[6], pose[7] = (65, 30, 0.9), (68, 55, 0.4), left_wrist
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[80:95, 18:27] = RIGHT_ARM_CIHP  # the right hand
+    parse[80:95, 64:73] = LEFT_ARM_CIHP  # the left hand
+    return pose, parse
+
+
+@pytest.mark.parametrize("confidence", [0.1, 0.0])
+def test_a_wrist_far_short_of_its_hand_or_undetected_is_moved_onto_the_hand(confidence):
+    pose, parse = person(left_wrist=(68, 62, confidence))  # OpenPose lost the forearm in its sleeve
+    repaired = wrists_on_hands(pose, parse)
+    assert 79 <= repaired[7, 1] <= 82 and 64 <= repaired[7, 0] <= 72  # the hand's top, where it leaves the sleeve
+    assert repaired[7, 2] > 0
+    np.testing.assert_array_equal(repaired[:7], pose[:7])  # nothing else moves
+    np.testing.assert_array_equal(repaired[4], pose[4])  # the right wrist is at its hand already
+
+
+def test_a_wrist_at_its_hand_and_a_bare_forearm_above_the_wrist_stay():
+    pose, parse = person(left_wrist=(68, 82, 0.9))
+    np.testing.assert_array_equal(wrists_on_hands(pose, parse), pose)
+    parse[56:80, 64:73] = LEFT_ARM_CIHP  # a bare forearm from the elbow down: it starts above the wrist
+    pose[7] = (68, 70, 0.9)
+    np.testing.assert_array_equal(wrists_on_hands(pose, parse), pose)
+
+
+def test_a_hand_out_of_an_arms_reach_is_not_taken_for_its_hand():
+    pose, parse = person(left_wrist=(68, 62, 0.1))
+    parse[80:95, 64:73] = 0
+    parse[112:120, 64:73] = LEFT_ARM_CIHP  # a piece labelled left arm far below: 2.3 upper arms from the elbow
+    np.testing.assert_array_equal(wrists_on_hands(pose, parse), pose)
