@@ -17,6 +17,8 @@ from, the mask of pixels it must keep and the target parse as composed:
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
                the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
                labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept)
+    neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
+               back) is the neck in the target, wherever the target draws garment there
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
@@ -394,12 +396,15 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
 
 
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
-                   warp_mask: np.ndarray, sleeves: np.ndarray, margin_px: int, pose_nodes, garment_keypoints
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   warp_mask: np.ndarray, sleeves: np.ndarray, neck_hole: np.ndarray, margin_px: int, pose_nodes,
+                   garment_keypoints) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``recompose`` of one image: (H, W, 3) float person and warped garment, (H, W) uint8 CIHP and target parse,
-    (H, W) bool warp mask and its sleeves' pixels; returns the image (H, W, 3), the keep mask (H, W) bool, the
-    target (H, W) uint8 and the skin mask (H, W) bool."""
+    (H, W) bool warp mask, its sleeves' pixels and its neck hole; returns the image (H, W, 3), the keep mask (H, W)
+    bool, the target (H, W) uint8 and the skin mask (H, W) bool."""
     height, width = target.shape
+    # The garment's own neck hole is the neck, wherever the target draws garment (a neckline the parse network
+    # drew higher than the garment's): filled as garment, it was the cloth mirrored into the hole, a tongue.
+    target = np.where(neck_hole & (target == UPPER), FACE_NECK, target).astype(np.uint8)
     region, near_old_garment = _change_region(parse_cihp, margin_px)
     skin_like = np.zeros((height, width), bool)  # only ever taken on the region (arms, neck)
     box = bounding_box(region)
@@ -423,7 +428,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
     kept_skin = own_skin & own_skin_colour
     garment = warp_mask & ~kept_skin
-    cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin
+    cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin & ~neck_hole
     target = np.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks
     target = np.where(uncovered & (~region | photo_arm), parse13, target)  # the photo's arm is still there
@@ -492,10 +497,12 @@ def recompose(
     # Channels last (the pipeline's person images are), contiguous for OpenCV.
     people = np.ascontiguousarray(person.permute(0, 2, 3, 1).cpu().numpy())  # (B, H, W, 3)
     garments = np.ascontiguousarray(warp.garment.to(person.dtype).permute(0, 2, 3, 1).cpu().numpy())
+    neck_holes = (torch.zeros_like(warp.mask) if warp.neck_hole is None else warp.neck_hole)[:, 0] > 0.5
     images, keeps, targets, skins = zip(*(
         _recompose_one(*arrays, margin_px, sample_nodes, sample_keypoints) for *arrays, sample_nodes, sample_keypoints
         in zip(people, label_maps(parse_cihp), label_maps(target_parse13), garments,
-               (warp.mask[:, 0] > 0.5).cpu().numpy(), _sleeve_pixels(warp).cpu().numpy(), nodes, keypoints)))
+               (warp.mask[:, 0] > 0.5).cpu().numpy(), _sleeve_pixels(warp).cpu().numpy(), neck_holes.cpu().numpy(),
+               nodes, keypoints)))
     return Recomposition(image=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(person.device),
                          keep_mask=stack_maps(keeps, person, torch.float32)[:, None],
                          target_parse13=stack_maps(targets, person),

@@ -69,11 +69,15 @@ class WarpResult:
         segment_masks: (B, S, H, W) float {0, 1}, the pixels each segment contributes after pasting
             (channels in ``SEGMENT_NAMES`` order for the five-segment warp, S = 5; a single channel equal
             to ``mask`` for the single TPS). The channels partition ``mask``.
+        neck_hole: (B, 1, H, W) float {0, 1}, pixels outside ``mask`` where the warp shows the flat photo's neck
+            hole (the inside of the back, behind the front neckline): the person's neck shows there, not
+            garment; None where not known.
     """
 
     garment: torch.Tensor
     mask: torch.Tensor
     segment_masks: torch.Tensor
+    neck_hole: torch.Tensor | None = None
 
 
 def _tps_kernel(squared_distance: torch.Tensor) -> torch.Tensor:
@@ -212,13 +216,14 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 
 
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
-                    white_threshold: float | None) -> torch.Tensor:
-    """(B, 1, H, W) mask of the flat garment's wearable pixels: in the mask less its outline's rim
+                    white_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, 1, H, W) float masks of the flat garment: its wearable pixels, in the mask less its outline's rim
     (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECK_HOLE``, closed by the line
     between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
     when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
-    product-photo background inside a loose mask)."""
+    product-photo background inside a loose mask); and its neck hole (inside the neckline)."""
     usable = cloth_mask > 0.5
+    holes = torch.zeros_like(usable)
     height, width = cloth.shape[-2:]
     scale = 1 << _SUBPIXEL
     rim = 2 * max(round(OUTLINE_RIM * height), 0) + 1
@@ -230,17 +235,19 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
         hole = cv2.erode(hole, np.ones((3, 3), np.uint8))  # OpenCV fills the pixels its outline touches too
         inner = cv2.erode(usable[index, 0].cpu().numpy().astype(np.uint8), np.ones((rim, rim), np.uint8))
         usable[index, 0] = torch.from_numpy(inner.astype(bool) & ~hole.astype(bool)).to(usable.device)
+        holes[index, 0] = torch.from_numpy(hole.astype(bool)).to(usable.device)
     if white_threshold is not None:
         usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
-    return usable.float()
+    return usable.float(), holes.float()
 
 
-def _sample(cloth: torch.Tensor, usable: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backward-warp (N, 3, H, W) cloth and its (N, 1, H, W) mask through (N, h, w, 2) ``grid``; returns the
-    (N, 3, h, w) cloth and the (N, 1, h, w) thresholded mask (two calls: faster than one on a concatenated copy)."""
+def _sample(cloth: torch.Tensor, masks: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward-warp (N, 3, H, W) cloth and its (N, C, H, W) masks through (N, h, w, 2) ``grid``; returns the
+    (N, 3, h, w) cloth and the (N, C, h, w) thresholded masks (two calls: faster than one on a concatenated
+    copy)."""
     def warped(images):
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return warped(cloth), (warped(usable) > 0.5).float()
+    return warped(cloth), (warped(masks) > 0.5).float()
 
 
 def warp_garment(
@@ -293,13 +300,13 @@ def warp_garment(
         regularization: the splines' lambda, see ``tps_sampling_grid``.
 
     Returns a ``WarpResult``; its ``segment_masks`` has the five segments' visible pixels (one channel, the mask,
-    for the single spline).
+    for the single spline), its ``neck_hole`` where the flat neck hole went (sampled with the garment).
     """
     _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask)
     if method not in WARP_METHODS:
         raise WarpInputError(f"method must be one of {', '.join(WARP_METHODS)}, got {method!r}")
     height, width = cloth.shape[-2:]
-    usable = _garment_pixels(cloth, cloth_mask, cloth_kp, white_threshold)  # (B, 1, H, W)
+    usable, hole = _garment_pixels(cloth, cloth_mask, cloth_kp, white_threshold)  # (B, 1, H, W) each
     if method == "single_tps":  # one segment, everywhere: the window is the image, the grid (B, H, W, 2)
         choice = ((slice(0, height), slice(0, width)), upsampled_tps_grid(target_kp, cloth_kp, height, width,
                                                                           regularization),
@@ -309,9 +316,10 @@ def warp_garment(
         choice = _five_segment_grid(cloth_kp, target_kp, usable, upper_mask, shrink_px, regularization)
     num_segments = 1 if method == "single_tps" else len(SEGMENT_NAMES)
     garment, mask = torch.zeros_like(cloth), cloth.new_zeros(usable.shape)  # (B, 3, H, W) as cloth, (B, 1, H, W)
+    neck_hole = cloth.new_zeros(usable.shape)
     visible = cloth.new_zeros(len(cloth), num_segments, height, width)
     if choice is None:  # no segment covers a pixel
-        return WarpResult(garment=garment, mask=mask, segment_masks=visible)
+        return WarpResult(garment=garment, mask=mask, segment_masks=visible, neck_hole=neck_hole)
     (rows, columns), pixel_grid, segment, covered = choice  # the last three on the window (rows, columns)
     shows = covered if upper_mask is None else covered & (upper_mask[..., rows, columns] > 0.5)  # (B, 1, h', w')
     box = bounding_box(shows.any(0)[0].cpu().numpy())
@@ -319,13 +327,15 @@ def warp_garment(
         inner_rows, inner_columns = box  # within the window, and in the image:
         rows = slice(rows.start + inner_rows.start, rows.start + inner_rows.stop)
         columns = slice(columns.start + inner_columns.start, columns.start + inner_columns.stop)
-        sampled, sampled_mask = _sample(cloth, usable, pixel_grid[:, inner_rows, inner_columns])
-        mask[..., rows, columns] = sampled_mask * shows[..., inner_rows, inner_columns].float()
+        sampled, sampled_masks = _sample(cloth, torch.cat([usable, hole], 1),  # (B, 2, h'', w''): garment, hole
+                                         pixel_grid[:, inner_rows, inner_columns])
+        mask[..., rows, columns] = sampled_masks[:, :1] * shows[..., inner_rows, inner_columns].float()
+        neck_hole[..., rows, columns] = sampled_masks[:, 1:] * (1 - mask[..., rows, columns])
         garment[..., rows, columns] = sampled * mask[..., rows, columns]
         # (B, S, h'', w''): the channels partition the mask (a pixel some segment covers has one: ``segment`` >= 0)
         visible[..., rows, columns].scatter_(1, segment[..., inner_rows, inner_columns].clamp_min(0).long(),
                                              mask[..., rows, columns])
-    return WarpResult(garment=garment, mask=mask, segment_masks=visible)
+    return WarpResult(garment=garment, mask=mask, segment_masks=visible, neck_hole=neck_hole)
 
 
 def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: torch.Tensor,

@@ -626,3 +626,34 @@ def test_a_highlight_on_a_bare_arm_is_kept_and_an_off_colour_piece_reaching_the_
     assert (composed.keep_mask[(0, 0, *cuff)] == 0).all()
     assert (composed.skin_mask[(0, 0, *highlight)] == 0).all()  # painted skin's colour is not learnt from it
     assert (composed.keep_mask[0, 0, 45:60, 59:66] == 1).all()  # the rest of the arm
+
+
+def test_the_garments_own_neck_hole_is_the_neck_even_where_the_target_draws_garment():
+    """The parse network drew the new garment up to the hair over a neck hole the warp leaves open (the inside of
+    the back, behind the front neckline: ``WarpResult.neck_hole``). The hole's pixels took their nearest label,
+    and next to long hair that could be the wall, which the body between the shoulders turns into garment, filled
+    with the cloth mirrored into the hole (on 08909_00: a tongue of cloth inside the neckline; here its corners).
+    The hole is the person's neck."""
+    parse, target = person_in_a_top()
+    parse[0, 8:34, 24:31] = 2  # long hair down the image-left side of the neck, onto the old top
+    parse[0, 8:34, 42:49] = 2  # and the image-right side
+    target[0, 28:76, 18:55] = UPPER  # the new garment, drawn up over the neckline
+    target[0, 8:34, 24:31] = HAIR
+    target[0, 8:34, 42:49] = HAIR
+    warp = backbone_warp(slice(28, 76), slice(18, 55))
+    hole = (slice(28, 36), slice(31, 42))  # the warp's neck hole, below the corners at row 28
+    warp.mask[(0, 0, *hole)] = 0
+    warp.garment[(0, slice(None), *hole)] = 0
+    warp.segment_masks[(0, slice(None), *hole)] = 0
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.9)
+    person[:, :, parse[0] == 5] = torch.tensor([0.15, 0.2, 0.6]).view(3, 1)
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    keypoints = worn_rectangle({0: (31, 28), 1: (33, 33), 2: (36, 35), 3: (39, 33), 4: (42, 28), 31: (55, 28),
+                                5: (18, 28)}, hem_row=75)
+    with_hole = WarpResult(warp.garment, warp.mask, warp.segment_masks, neck_hole=torch.zeros_like(warp.mask))
+    with_hole.neck_hole[(0, 0, *hole)] = 1
+    composed = recompose(person, parse, target, with_hole, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    assert (composed.target_parse13[(0, *hole)] == FACE_NECK).all()
+    assert (composed.keep_mask[(0, 0, *hole)] == 0).all()  # painted as the neck, no cloth pasted there

@@ -312,6 +312,12 @@ def test_the_back_seen_through_the_front_neckline_is_not_worn():
     assert worn.mask[0, 0][below_v] == 1 and worn.mask[0, 0][beside_v] == 1
     hole = polygon_masks(flat[:, [0, 1, 2, 3, 4]], HEIGHT, WIDTH)[0, 0] > 0
     assert ((worn.mask[0, 0] > 0) == ((mask[0, 0] > 0) & ~hole)).float().mean() > 0.995
+    # Where it went is known: the person's neck shows there (``kgi.recompose``), never the garment.
+    assert worn.neck_hole[0, 0][inside_v] == 1 and worn.neck_hole[0, 0][below_v] == 0
+    assert not (worn.neck_hole.bool() & worn.mask.bool()).any()
+    moved = warp_garment(cloth, mask, flat, flat + torch.tensor([0.05, 0.03]))  # the five segments, shifted
+    shifted_v = (round(0.17 * HEIGHT), round(0.55 * WIDTH))
+    assert moved.neck_hole[0, 0][shifted_v] == 1 and moved.mask[0, 0][shifted_v] == 0
 
 
 def test_the_photos_outline_blended_with_its_background_is_not_pasted():
