@@ -83,12 +83,12 @@ def wrists_on_hands(body25: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
         if box is None:
             continue
         shoulder, elbow, wrist = pose[[shoulder_joint, elbow_joint, wrist_joint], :2]
-        count, pieces = cv2.connectedComponents(arm[box].view(np.uint8), connectivity=8)
+        _, pieces = cv2.connectedComponents(arm[box].view(np.uint8), connectivity=8)
         rows, columns = np.nonzero(pieces)
         points = np.stack([columns + box[1].start, rows + box[0].start], 1).astype(np.float32)  # (N, 2) x, y
-        from_shoulder = np.linalg.norm(points - shoulder, axis=1)
-        hand = pieces[rows, columns] == pieces[rows[np.argmax(from_shoulder)], columns[np.argmax(from_shoulder)]]
-        top = points[hand][np.argmin(np.linalg.norm(points[hand] - elbow, axis=1))]  # where the hand leaves
+        piece_of = pieces[rows, columns]  # (N,)
+        hand = points[piece_of == piece_of[np.argmax(np.linalg.norm(points - shoulder, axis=1))]]
+        top = hand[np.argmin(np.linalg.norm(hand - elbow, axis=1))]  # where the hand leaves the sleeve
         forearm = float(np.linalg.norm(wrist - elbow)) if found[wrist_joint] else 0.0
         beyond = float(np.linalg.norm(top - shoulder) - np.linalg.norm(wrist - shoulder)) if found[wrist_joint] \
             else float("inf")

@@ -28,8 +28,8 @@ what the try-on did not change keeps the photo's own pixels. The garment photo i
 fit a 3:4 frame of ``LANDMARK_HEIGHT`` (1024) rows, padded to it with its own background colour
 (:func:`border_colour`), so padding never grows a large upload, its landmarks found there (the same ones
 whatever the person photo's size), then resized to the working size; the pose and garment keypoints follow
-every step. The pose and parse are
-estimated on the whole person photo, before the crop.
+every step. The pose and parse are estimated on the whole person photo, before the crop; a wrist far short of
+the hand the parse shows is moved onto it (``kgi.limbs.wrists_on_hands``).
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
 name: ``ImageError`` (``kgi.data.images``) for an upload that is not a usable image, ``PoseError``
