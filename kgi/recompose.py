@@ -18,7 +18,8 @@ from, the mask of pixels it must keep and the target parse as composed:
                the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
                labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept)
     neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
-               back) is the neck in the target, wherever the target draws garment there
+               back, and above the worn neck corners) is the neck in the target where the photo shows the body
+               and the target draws garment or background
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept); the target's other upper pixels take the person's label
@@ -402,9 +403,11 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     (H, W) bool warp mask, its sleeves' pixels and its neck hole; returns the image (H, W, 3), the keep mask (H, W)
     bool, the target (H, W) uint8 and the skin mask (H, W) bool."""
     height, width = target.shape
-    # The garment's own neck hole is the neck, wherever the target draws garment (a neckline the parse network
-    # drew higher than the garment's): filled as garment, it was the cloth mirrored into the hole, a tongue.
-    target = np.where(neck_hole & (target == UPPER), FACE_NECK, target).astype(np.uint8)
+    # The garment's own neck hole is the neck, where the photo shows the body (the old garment or the neck) and the
+    # target draws garment or background there (the parse network's neckline is not the garment's): left so, the
+    # body between the shoulders became garment, the cloth mirrored into the hole (a tongue, a bar).
+    body = is_any(parse_cihp, (*GARMENT_CIHP, NECK_CIHP))
+    target = np.where(neck_hole & body & ((target == UPPER) | (target == 0)), FACE_NECK, target).astype(np.uint8)
     region, near_old_garment = _change_region(parse_cihp, margin_px)
     skin_like = np.zeros((height, width), bool)  # only ever taken on the region (arms, neck)
     box = bounding_box(region)

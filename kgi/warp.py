@@ -69,9 +69,10 @@ class WarpResult:
         segment_masks: (B, S, H, W) float {0, 1}, the pixels each segment contributes after pasting
             (channels in ``SEGMENT_NAMES`` order for the five-segment warp, S = 5; a single channel equal
             to ``mask`` for the single TPS). The channels partition ``mask``.
-        neck_hole: (B, 1, H, W) float {0, 1}, pixels outside ``mask`` where the warp shows the flat photo's neck
-            hole (the inside of the back, behind the front neckline): the person's neck shows there, not
-            garment; None where not known.
+        neck_hole: (B, 1, H, W) float {0, 1}, pixels outside ``mask`` where the person's neck shows through the
+            garment's neckline: where the warp shows the flat photo's neck hole (the inside of the back, behind
+            the front neckline), and above the line between the worn neck corners (nodes 0 and 4); None where
+            not known.
     """
 
     garment: torch.Tensor
@@ -319,7 +320,8 @@ def warp_garment(
     neck_hole = cloth.new_zeros(usable.shape)
     visible = cloth.new_zeros(len(cloth), num_segments, height, width)
     if choice is None:  # no segment covers a pixel
-        return WarpResult(garment=garment, mask=mask, segment_masks=visible, neck_hole=neck_hole)
+        return WarpResult(garment=garment, mask=mask, segment_masks=visible,
+                          neck_hole=_above_neck_corners(target_kp, height, width))
     (rows, columns), pixel_grid, segment, covered = choice  # the last three on the window (rows, columns)
     shows = covered if upper_mask is None else covered & (upper_mask[..., rows, columns] > 0.5)  # (B, 1, h', w')
     box = bounding_box(shows.any(0)[0].cpu().numpy())
@@ -335,7 +337,20 @@ def warp_garment(
         # (B, S, h'', w''): the channels partition the mask (a pixel some segment covers has one: ``segment`` >= 0)
         visible[..., rows, columns].scatter_(1, segment[..., inner_rows, inner_columns].clamp_min(0).long(),
                                              mask[..., rows, columns])
-    return WarpResult(garment=garment, mask=mask, segment_masks=visible, neck_hole=neck_hole)
+    return WarpResult(garment=garment, mask=mask, segment_masks=visible,
+                      neck_hole=torch.maximum(neck_hole, _above_neck_corners(target_kp, height, width)) * (1 - mask))
+
+
+def _above_neck_corners(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 1, H, W) float: the pixels above the line between each sample's neck corners (nodes 0 and 4 of the
+    (B, 32, 2) normalised ``keypoints``), between their columns, up to the image's top."""
+    above = np.zeros((len(keypoints), 1, height, width), np.uint8)
+    scale = 1 << _SUBPIXEL
+    corners_of = keypoints[:, [NECK_HOLE[0], NECK_HOLE[-1]]].detach().cpu().numpy() * [width, height]  # (B, 2, 2)
+    for index, corners in enumerate(corners_of):
+        polygon = np.concatenate([corners - 0.5, [[corners[1, 0] - 0.5, -0.5], [corners[0, 0] - 0.5, -0.5]]])
+        cv2.fillPoly(above[index, 0], [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
+    return torch.from_numpy(above).to(keypoints.device, torch.float32)
 
 
 def _five_segment_grid(cloth_kp: torch.Tensor, target_kp: torch.Tensor, usable: torch.Tensor,

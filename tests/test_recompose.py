@@ -629,15 +629,16 @@ def test_a_highlight_on_a_bare_arm_is_kept_and_an_off_colour_piece_reaching_the_
 
 
 def test_the_garments_own_neck_hole_is_the_neck_even_where_the_target_draws_garment():
-    """The parse network drew the new garment up to the hair over a neck hole the warp leaves open (the inside of
-    the back, behind the front neckline: ``WarpResult.neck_hole``). The hole's pixels took their nearest label,
-    and next to long hair that could be the wall, which the body between the shoulders turns into garment, filled
-    with the cloth mirrored into the hole (on 08909_00: a tongue of cloth inside the neckline; here its corners).
-    The hole is the person's neck."""
+    """The parse network drew the new garment, and a band of background, up to the hair over a neck hole the warp
+    leaves open (the inside of the back, behind the front neckline: ``WarpResult.neck_hole``). The hole's garment
+    pixels took their nearest label, next to long hair the wall, and the body's background between the shoulders
+    becomes garment, filled with the cloth mirrored into the hole (on 08909_00 a tongue of cloth inside the
+    neckline, on a shop photo a bar across a wrap's V). The hole is the person's neck."""
     parse, target = person_in_a_top()
     parse[0, 8:34, 24:31] = 2  # long hair down the image-left side of the neck, onto the old top
     parse[0, 8:34, 42:49] = 2  # and the image-right side
-    target[0, 28:76, 18:55] = UPPER  # the new garment, drawn up over the neckline
+    target[0, 28:76, 18:55] = UPPER  # the new garment, drawn up over the neckline...
+    target[0, 30:32, 31:42] = 0  # ... with a band of background across it (the body between the shoulders)
     target[0, 8:34, 24:31] = HAIR
     target[0, 8:34, 42:49] = HAIR
     warp = backbone_warp(slice(28, 76), slice(18, 55))

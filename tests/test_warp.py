@@ -315,6 +315,9 @@ def test_the_back_seen_through_the_front_neckline_is_not_worn():
     # Where it went is known: the person's neck shows there (``kgi.recompose``), never the garment.
     assert worn.neck_hole[0, 0][inside_v] == 1 and worn.neck_hole[0, 0][below_v] == 0
     assert not (worn.neck_hole.bool() & worn.mask.bool()).any()
+    above_corners = (round(0.05 * HEIGHT), round(0.50 * WIDTH))  # the neck, above the neckline
+    above_shoulder = (round(0.05 * HEIGHT), round(0.32 * WIDTH))
+    assert worn.neck_hole[0, 0][above_corners] == 1 and worn.neck_hole[0, 0][above_shoulder] == 0
     moved = warp_garment(cloth, mask, flat, flat + torch.tensor([0.05, 0.03]))  # the five segments, shifted
     shifted_v = (round(0.17 * HEIGHT), round(0.55 * WIDTH))
     assert moved.neck_hole[0, 0][shifted_v] == 1 and moved.mask[0, 0][shifted_v] == 0
