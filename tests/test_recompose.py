@@ -150,6 +150,16 @@ def person_in_a_top() -> tuple[torch.Tensor, torch.Tensor]:
     return parse, target
 
 
+def person_in_blue(parse: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) photo of ``parse``'s person: the old top (and the wall) blue, the face, neck and left arm
+    (CIHP 13, 10, 14) skin."""
+    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
+    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)
+    for label in (13, 10, 14):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    return person
+
+
 def backbone_warp(rows: slice, columns: slice) -> WarpResult:
     """A warped garment of random colours on ``rows`` x ``columns`` of the scene, all of it the backbone segment."""
     mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
@@ -510,10 +520,7 @@ def test_a_forearm_across_the_body_stays_in_front_of_the_new_garment_unless_a_sl
     it: the forearm is in front of the new garment's body (kept, arm), but a new sleeve pasted there covers it."""
     parse, target = person_in_a_top()
     parse[0, 50:58, 24:50] = 14  # the bare left forearm across the old top
-    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
-    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)  # the old top (and the wall) blue
-    for label in (13, 10, 14):
-        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    person = person_in_blue(parse)
     target[0, 28:76, 16:57] = UPPER  # the network's new garment over the whole body, forearm included
     mask = torch.zeros(1, 1, SCENE_HEIGHT, SCENE_WIDTH)
     mask[0, 0, 28:76, 16:57] = 1
@@ -611,10 +618,7 @@ def test_a_highlight_on_a_bare_arm_is_kept_and_an_off_colour_piece_reaching_the_
     off-colour piece that reaches the old garment is its cuff: the highlight is the person's, and kept."""
     parse, target = person_in_a_top()
     parse[0, 30:74, 57:66] = 14  # the bare left arm beside the old top
-    person = torch.zeros(1, 3, SCENE_HEIGHT, SCENE_WIDTH)
-    person[:] = torch.tensor([0.15, 0.2, 0.6]).view(1, 3, 1, 1)  # the old top (and the wall) blue
-    for label in (13, 10, 14):
-        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    person = person_in_blue(parse)
     highlight, cuff = (slice(62, 66), slice(61, 65)), (slice(40, 43), slice(58, 63))
     person[(0, slice(None), *highlight)] = 0.97
     person[(0, slice(None), *cuff)] = torch.tensor([0.1, 0.1, 0.3]).view(3, 1, 1)
