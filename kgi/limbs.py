@@ -21,6 +21,9 @@ covered the body rather than an arm (skin there, where the new garment is shorte
 its core (``TORSO_CORE``), the quad with its corners moved the elbow radius towards its centre, is where an arm
 in front of the body would show in the photo: where the photo shows the old garment there, it is the body's.
 
+Before any of this, ``wrists_on_hands`` moves a wrist that OpenPose put far short of the hand the parse shows
+(a forearm lost in a dark sleeve) onto that hand.
+
 The worn garment's keypoints (stage 1's) are corrected against the body: ``seat_shoulder_seams`` puts the
 shoulder seams on the body's top, ``fit_short_sleeves`` rebuilds a short sleeve that disagrees with the
 flat sleeve and the pose as a tube along the upper arm and turns every short sleeve around its upper arm.

@@ -566,8 +566,11 @@ def test_preprocessor_on_the_genuine_pair(vitonhd_sample):
     assert sample.size == (HEIGHT, WIDTH) and sample.tags == ()
     assert sample.person.shape == (HEIGHT, WIDTH, 3) and sample.parse.shape == (HEIGHT, WIDTH)
     assert sample.cloth.shape == (HEIGHT, WIDTH, 3) and sample.cloth_mask.shape == (HEIGHT, WIDTH)
-    original = parse_openpose(uploads.pose)
-    np.testing.assert_allclose(sample.pose[:, :2], original[:, :2] * HEIGHT / 1024, atol=1e-3)
+    original = parse_openpose(uploads.pose)[:, :2] * HEIGHT / 1024
+    # Her left wrist (joint 7), which OpenPose put at her hip, 280 px (of 1024) short of her hand, is moved onto
+    # the hand (``kgi.limbs.wrists_on_hands``); the other joints are the sent ones, scaled.
+    np.testing.assert_allclose(np.delete(sample.pose[:, :2], 7, 0), np.delete(original, 7, 0), atol=1e-3)
+    assert sample.pose[7, 1] > original[7, 1] + 0.2 * HEIGHT
     labels = set(np.unique(decode_labels(uploads.parse, source="parse")))
     assert set(np.unique(sample.parse)) <= labels  # nearest-neighbour resizing invents no label
     keypoints = sample.cloth_keypoints
@@ -698,7 +701,10 @@ def test_service_takes_the_annotations_when_sent_and_computes_the_parse_when_not
     expected = photo_parser.parse(decode_rgb(uploads.person, source="person"))
     photo_parser.close()
     assert (parse == expected).mean() > 0.99
-    np.testing.assert_allclose(body["stages"]["pose"], given.json()["stages"]["pose"])  # the sent pose, both times
+    # The sent pose, both times, but for the left wrist, moved onto the hand each parse shows (20 px apart at most).
+    sent_pose, parsed_pose = np.asarray(given.json()["stages"]["pose"]), np.asarray(body["stages"]["pose"])
+    np.testing.assert_allclose(np.delete(parsed_pose, 7, 0), np.delete(sent_pose, 7, 0))
+    assert np.abs(parsed_pose[7, :2] - sent_pose[7, :2]).max() <= 20
 
 
 @pytest.mark.slow
