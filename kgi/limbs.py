@@ -78,7 +78,7 @@ def wrists_on_hands(body25: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
     if not upper_arms:
         return pose
     upper_arm = max(upper_arms)
-    for label, (shoulder_joint, elbow_joint, wrist_joint) in ARM_NODES.items():
+    for label, (shoulder_joint, elbow_joint, wrist_joint) in ARM_NODES.items():  # arm nodes are BODY_25's joints
         if not (found[shoulder_joint] and found[elbow_joint]):
             continue
         arm = parse13 == label
@@ -92,11 +92,9 @@ def wrists_on_hands(body25: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
         piece_of = pieces[rows, columns]  # (N,)
         hand = points[piece_of == piece_of[np.argmax(np.linalg.norm(points - shoulder, axis=1))]]
         top = hand[np.argmin(np.linalg.norm(hand - elbow, axis=1))]  # where the hand leaves the sleeve
-        forearm = float(np.linalg.norm(wrist - elbow)) if found[wrist_joint] else 0.0
-        beyond = float(np.linalg.norm(top - shoulder) - np.linalg.norm(wrist - shoulder)) if found[wrist_joint] \
-            else float("inf")
-        reachable = np.linalg.norm(top - elbow) <= MAX_FOREARM * upper_arm
-        if beyond > HAND_BEYOND_WRIST * forearm and reachable:
+        short_of_hand = not found[wrist_joint] or (np.linalg.norm(top - shoulder) - np.linalg.norm(wrist - shoulder)
+                                                   > HAND_BEYOND_WRIST * np.linalg.norm(wrist - elbow))
+        if short_of_hand and np.linalg.norm(top - elbow) <= MAX_FOREARM * upper_arm:
             pose[wrist_joint] = (*top, max(float(pose[wrist_joint, 2]), MOVED_WRIST_CONFIDENCE))
     return pose
 

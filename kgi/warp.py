@@ -332,7 +332,7 @@ def warp_garment(
         sampled, sampled_masks = _sample(cloth, torch.cat([usable, hole], 1),  # (B, 2, h'', w''): garment, hole
                                          pixel_grid[:, inner_rows, inner_columns])
         mask[..., rows, columns] = sampled_masks[:, :1] * shows[..., inner_rows, inner_columns].float()
-        neck_hole[..., rows, columns] = sampled_masks[:, 1:] * (1 - mask[..., rows, columns])
+        neck_hole[..., rows, columns] = sampled_masks[:, 1:]  # outside the garment: below
         garment[..., rows, columns] = sampled * mask[..., rows, columns]
         # (B, S, h'', w''): the channels partition the mask (a pixel some segment covers has one: ``segment`` >= 0)
         visible[..., rows, columns].scatter_(1, segment[..., inner_rows, inner_columns].clamp_min(0).long(),
