@@ -16,7 +16,8 @@ from, the mask of pixels it must keep and the target parse as composed:
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
                the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
-               labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept)
+               labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept), and
+               not where the composed target puts the new garment (an arm's edge beside a narrower sleeve)
     neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
                back, and above the worn neck corners) is the neck in the target where the photo shows the body
                and the target draws garment or background
@@ -445,6 +446,9 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
         target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
+    # Visible arm skin that ``cover_shoulders`` puts under a new sleeve takes the sleeve's cloth (kept as skin, it
+    # left a line of skin along the sleeve's edge).
+    kept_skin &= ~extended
     # OpenCV's masked copies: a twentieth of the time of numpy's boolean indexing.
     image = cv2.copyTo(np.full_like(person, BLANK_VALUE), region.view(np.uint8), person.copy())
     image = cv2.copyTo(garment_image, garment.view(np.uint8), image)

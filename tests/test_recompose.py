@@ -387,6 +387,34 @@ def test_an_arm_strip_beside_a_long_sleeve_is_garment_and_beside_a_bare_forearm_
         assert (strip != UPPER).all()
 
 
+def test_bare_arm_beside_a_sleeve_narrower_than_it_takes_the_sleeves_cloth_not_the_skin():
+    """The person's bare arm is wider than the new long sleeve pasted along its bone: the arm's edges beside the
+    sleeve are under it (``cover_shoulders``), garment in the target and its cloth in the image, not lines of the
+    person's skin kept along the sleeve's edges."""
+    parse, target = person_in_a_top()
+    parse[0, 28:76, 16:57] = 0
+    parse[0, 28:76, 22:48] = 5  # a sleeveless old top
+    parse[0, 30:70, 49:61] = 14  # the bare left arm beside it (bones at columns 50-56)
+    person = person_in_blue(parse)
+    target[0, 28:76, 22:48] = UPPER
+    target[0, 30:70, 49:61] = LEFT_ARM
+    target[0, 30:68, 51:58] = UPPER  # the new long sleeve along the arm, narrower than it
+    mask = (target == UPPER).float()[:, None]
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (47, 28),
+                                5: (22, 28)})
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    edges = (slice(36, 48), [49, 50, 58, 59])  # the upper arm's edges beside the sleeve
+    assert (composed.target_parse13[0][edges] == UPPER).all()
+    assert (composed.keep_mask[0, 0][edges] == 1).all()
+    assert not (composed.skin_mask[0, 0][edges] > 0).any()
+    skin_left = (composed.image[0, :, 36:48, [49, 50, 58, 59]] - SKIN.view(3, 1, 1)).abs().amax(0) < 1e-6
+    assert not skin_left.any()
+
+
 def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
     stripes = torch.zeros(1, 3, 8, 30)
     stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
