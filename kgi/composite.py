@@ -40,7 +40,7 @@ import torch
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.labelmaps import bounding_box
-from kgi.texture import DetailTexture
+from kgi.texture import DetailTexture, channel_mean
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
@@ -146,7 +146,7 @@ class SkinModel:
         box = bounding_box(reference, PROFILE_EDGE) or (slice(0, 0), slice(0, 0))
         known_box, parse_box, reference_box = known[box], parse[box], reference[box]
         pixels = known_box[reference_box]  # (N, 3)
-        brightness = pixels.mean(1)
+        brightness = channel_mean(pixels)
         self.median = float(np.median(brightness)) if len(pixels) else 0.6
         design = np.stack([np.ones_like(brightness), brightness], 1)  # (N, 2)
         if len(pixels) >= MIN_REFERENCE_PIXELS and brightness.std() > 1e-3:
@@ -167,7 +167,7 @@ class SkinModel:
                 if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
                     depth = cv2.copyTo(_depth(member, arms)[box], member[box].view(np.uint8), depth)
             design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2], 1)  # (N, 2)
-            centre, shading = np.linalg.lstsq(design, known_box[inner].mean(1), rcond=None)[0]
+            centre, shading = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
             self.profile = (float(centre), float(np.clip(shading, 0, centre)))
 
     def colours(self, depth: np.ndarray) -> np.ndarray:
@@ -260,7 +260,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     # Feathering: painted pixels next to kept ones lean towards the kept neighbours' colour (by the kept share of
     # a Gaussian around them), so the kept outline (the garment's edge) is anti-aliased on the painted side.
     kept_share = cv2.GaussianBlur(box_keep.astype(np.float32), (0, 0), FEATHER)[where][:, None]
-    kept_colour = cv2.GaussianBlur(box_known * box_keep[..., None], (0, 0), FEATHER)[where]  # times the share
+    kept_known = cv2.copyTo(box_known, box_keep.view(np.uint8), np.zeros_like(box_known))  # known where kept, else 0
+    kept_colour = cv2.GaussianBlur(kept_known, (0, 0), FEATHER)[where]  # times the share
     image = (1 - kept_share) * image + kept_colour
     noise = rng.standard_normal((len(where[0]), 3), dtype=np.float32)
     result = known.copy()

@@ -38,7 +38,7 @@ import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
 from kgi.graphs import WARP_SEGMENTS
-from kgi.labelmaps import bounding_box, nearest_pixels, to_parse13
+from kgi.labelmaps import bounding_box, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -285,21 +285,35 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
     """Pixels whose nearest point on an arm's bones is garment: (H, W) bool. An arm drawn there is inside a
     sleeve, so what shows is the sleeve (or the body beside it), never the arm's skin.
 
+    The nearest point q of pixel p is its projection on the nearest of the four bones (shoulder-elbow and
+    elbow-wrist of each arm), q = a + clip((p - a).(b - a) / |b - a|^2, 0, 1) (b - a), read at the pixel that
+    holds it.
+
     Args:
         nodes: (10, 2) pose-graph nodes in pixels. garment: (H, W) bool where the target parse is garment.
-        where: (H, W) bool the pixels asked about (default: all), the others False (the nearest bone points are
-            found on the box around them: ``kgi.labelmaps.nearest_pixels``).
+        where: (H, W) bool the pixels asked about (default: all), the others False.
     """
-    bones = np.zeros(garment.shape, np.uint8)
-    scale = 1 << _SUBPIXEL
-    for indices in ARM_NODES.values():
-        joints = np.round(np.asarray(nodes, np.float64)[list(indices)] * scale).astype(np.int32)
-        cv2.polylines(bones, [joints], False, 1, 1, cv2.LINE_8, _SUBPIXEL)
+    height, width = garment.shape
     sleeved = np.zeros(garment.shape, bool)
-    found = nearest_pixels(bones > 0, np.ones(garment.shape, bool) if where is None else where)
-    if found is not None:
-        (rows, columns), nearest = found
-        sleeved[rows, columns] = garment[nearest]
+    rows, columns = np.nonzero(np.ones(garment.shape, bool) if where is None else where)
+    if not len(rows):
+        return sleeved
+    points = np.stack([columns, rows], 1).astype(np.float32)  # (N, 2) x, y
+    nearest = np.zeros_like(points)
+    best = np.full(len(points), np.inf, np.float32)
+    joints = np.asarray(nodes, np.float32)
+    for indices in ARM_NODES.values():
+        for start, end in zip(joints[list(indices[:-1])], joints[list(indices[1:])]):
+            bone = end - start
+            t = np.clip((points - start) @ bone / max(float(bone @ bone), 1e-6), 0, 1)
+            on_bone = start + t[:, None] * bone  # (N, 2)
+            offset = points - on_bone
+            distance = offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]
+            closer = distance < best
+            best[closer], nearest[closer] = distance[closer], on_bone[closer]
+    nearest_columns = np.clip(np.round(nearest[:, 0]).astype(np.int64), 0, width - 1)
+    nearest_rows = np.clip(np.round(nearest[:, 1]).astype(np.int64), 0, height - 1)
+    sleeved[rows, columns] = garment[nearest_rows, nearest_columns]
     return sleeved
 
 

@@ -67,7 +67,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
-from kgi.limbs import SLEEVE_SEGMENTS, TORSO_NODES, garment_outline, on_forearm
+from kgi.limbs import TORSO_NODES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
@@ -278,10 +278,12 @@ def agnostic_parse(parse13: torch.Tensor) -> torch.Tensor:
 def _sleeve_pixels(warp: WarpResult) -> torch.Tensor:
     """(B, H, W) bool: the warped garment's pixels its sleeve segments show; all of them for a single spline,
     whose segments are not known."""
+    garment = warp.mask[:, 0] > 0.5
     if warp.segment_masks.shape[1] != len(SEGMENT_NAMES):
-        return warp.mask[:, 0] > 0.5
-    channels = [SEGMENT_NAMES.index(name) for name in SLEEVE_SEGMENTS]
-    return (warp.segment_masks[:, channels] > 0.5).any(1)
+        return garment
+    # The segments (the backbone and ``kgi.limbs.SLEEVE_SEGMENTS``) partition the mask: the sleeves show what the
+    # backbone does not (one channel read, not four).
+    return garment & ~(warp.segment_masks[:, SEGMENT_NAMES.index("backbone")] > 0.5)
 
 
 def _forearms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes) -> np.ndarray:

@@ -33,6 +33,12 @@ LOCAL_MEAN = 1 / 256  # the local mean's Gaussian sigma, fraction of the height:
 OUTLIER = 2.5  # robust sigmas of luminance detail beyond which a pixel is not skin texture
 
 
+def channel_mean(colours: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (...): the mean of the three channels, equal to numpy's ``mean(-1)`` to the bit and several
+    times as fast on images (numpy reduces a last axis of three element by element)."""
+    return (colours[..., 0] + colours[..., 1] + colours[..., 2]) / 3
+
+
 def patch_side(height: int) -> int:
     """The patches' side at ``height`` rows: even, so half-patch steps tile exactly."""
     return 2 * max(round(PATCH * height / 2), MIN_SIDE // 2)
@@ -79,7 +85,7 @@ class DetailTexture:
             known[part] |= own
         if not known.any():
             return
-        luminance = detail.mean(-1)
+        luminance = channel_mean(detail)
         spread = 1.4826 * float(np.median(np.abs(luminance[known])))
         texture = known & (np.abs(luminance) <= OUTLIER * max(spread, 1e-4))
         texture = cv2.erode(texture.astype(np.uint8), np.ones((3, 3), np.uint8))
@@ -88,7 +94,7 @@ class DetailTexture:
         whole = (covered[side:, side:] - covered[:-side, side:] - covered[side:, :-side] + covered[:-side, :-side]
                  ) == side * side  # (h - side + 1, w - side + 1)
         self.origins = np.argwhere(whole)
-        self.detail = detail * texture[..., None]
+        self.detail = cv2.copyTo(detail, texture, np.zeros_like(detail))  # detail where texture, else 0
 
     def __bool__(self) -> bool:
         return len(self.origins) > 0
