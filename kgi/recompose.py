@@ -11,8 +11,9 @@ from, the mask of pixels it must keep and the target parse as composed:
                next to the old garment in the old garment's colour, unlike its own label's
                (``_garment_labelled_otherwise``)
     arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
-               new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover: a
-               forearm across the body is in front of the garment
+               new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover, and
+               below the worn garment's armpit where its sleeve is short or absent: a forearm across the body, or
+               an arm hanging beside it, is in front of the garment
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
                the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
@@ -67,7 +68,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     small_holes, stack_maps, to_parse13
-from kgi.limbs import TORSO_NODES, garment_outline, on_forearm
+from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
@@ -92,6 +93,11 @@ MISLABEL_CIHP = (0, 9, 12)
 MISLABEL_REACH = 0.1
 GARMENT_COLOUR_TOLERANCE = 0.15
 MIN_GARMENT_PIXELS = 400
+# A visible arm this far (a fraction of the height) below its side's worn armpit hangs beside the body, in front
+# of the new garment's body, unless its sleeve is long (``_arms_in_front``).
+BELOW_ARMPIT = 0.01
+SLEEVE_OF_ARM = {label: sleeve for sleeve in WORN_SLEEVES for label, joints in ARM_NODES.items()
+                 if joints == sleeve.arm}  # the garment's sleeve on each arm (``kgi.limbs.WornSleeve``)
 MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
 SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 
@@ -286,20 +292,32 @@ def _sleeve_pixels(warp: WarpResult) -> torch.Tensor:
     return garment & ~(warp.segment_masks[:, SEGMENT_NAMES.index("backbone")] > 0.5)
 
 
-def _forearms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes) -> np.ndarray:
+def _arms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes, garment_keypoints) -> np.ndarray:
     """(H, W) bool: the pixels of ``candidates`` (the photo's visible arm where the new garment's body, not its
-    sleeves, would be pasted) on a forearm (``kgi.limbs.on_forearm``): a forearm across the body is in front of
-    the garment. An upper arm there is under the garment's shoulder, which its body fills where the sleeves'
-    polygons leave a gap. ``pose_nodes`` (10, 2) normalised."""
-    forearms = np.zeros_like(candidates)
+    sleeves, would be pasted) in front of the garment: on a forearm (``kgi.limbs.on_forearm``: a forearm across
+    the body), or, given the worn garment's (32, 2) normalised ``garment_keypoints`` and a sleeve on that arm
+    whose cuff is above the elbow (short, or none), more than ``BELOW_ARMPIT`` of the height below the sleeve's
+    armpit (an arm hanging beside the body hides the garment's side: a short-sleeved or sleeveless top's body cut
+    the arm's inner edge off). An upper arm higher up is under the garment's shoulder, which its body fills where
+    the sleeves' polygons leave a gap; a long sleeve covers the whole arm. ``pose_nodes`` (10, 2) normalised."""
+    in_front = np.zeros_like(candidates)
     if not candidates.any():
-        return forearms
+        return in_front
     height, width = candidates.shape
     nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    rows, columns = np.nonzero(candidates)
+    labels = parse13[rows, columns]
     for label in ARMS:
-        rows, columns = np.nonzero(candidates & (parse13 == label))
-        forearms[rows, columns] = on_forearm(np.stack([columns, rows], 1).astype(np.float64), nodes, label)
-    return forearms
+        own = labels == label
+        arm_rows, arm_columns = rows[own], columns[own]
+        front = on_forearm(np.stack([arm_columns, arm_rows], 1).astype(np.float64), nodes, label)
+        if garment_keypoints is not None:
+            sleeve = SLEEVE_OF_ARM[label]
+            keypoints = np.asarray(garment_keypoints, np.float64) * [width, height]
+            if keypoints[list(sleeve.cuff), 1].max() < nodes[sleeve.arm[1], 1]:  # the cuff above the elbow
+                front |= arm_rows > keypoints[sleeve.armhole[1], 1] + BELOW_ARMPIT * height
+        in_front[arm_rows, arm_columns] = front
+    return in_front
 
 
 def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.ndarray:
@@ -428,7 +446,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     visible_arms = photo_arm & own_skin_colour
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
         arm = region & visible_arms & (target != UPPER)
-        arm |= _forearms_in_front(region & visible_arms & (target == UPPER) & ~sleeves, parse13, pose_nodes)
+        arm |= _arms_in_front(region & visible_arms & (target == UPPER) & ~sleeves, parse13, pose_nodes,
+                              garment_keypoints)
         target = np.where(arm, parse13, target)
     own_skin = (((parse13 == LEFT_ARM) & (target == LEFT_ARM)) | ((parse13 == RIGHT_ARM) & (target == RIGHT_ARM))
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))

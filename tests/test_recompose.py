@@ -415,6 +415,34 @@ def test_bare_arm_beside_a_sleeve_narrower_than_it_takes_the_sleeves_cloth_not_t
     assert not skin_left.any()
 
 
+@pytest.mark.parametrize("cuff_row", [38, 66])
+def test_an_arm_hanging_beside_the_body_below_a_short_sleeve_is_in_front_of_the_garments_body(cuff_row):
+    """The new garment's body is pasted over the person's bare upper arm hanging beside her (a loose top): below the
+    garment's armpit the arm is in front of the garment where its sleeve is short (the arm hides the garment's
+    side); above, it is under the garment's shoulder. A long sleeve (its cuff below the elbow) covers the arm."""
+    parse, target = person_in_a_top()
+    parse[0, 28:76, 16:57] = 0
+    parse[0, 28:76, 22:48] = 5  # a sleeveless old top
+    parse[0, 30:70, 49:61] = 14  # the bare left arm beside it (bones at columns 50-56)
+    person = person_in_blue(parse)
+    target[0, 28:76, 22:61] = UPPER  # a loose new top over the arm
+    mask = (target == UPPER).float()[:, None]
+    segments = torch.zeros(1, len(SEGMENT_NAMES), SCENE_HEIGHT, SCENE_WIDTH)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]  # its body alone, no sleeve pixels
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, segments)
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (60, 28),
+                                22: (48, 36), 26: (60, cuff_row), 27: (60, cuff_row), 5: (22, 28)})
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    upper_arm = composed.target_parse13[0, 41:48, 52:59]  # below the armpit (row 36), above the elbow (row 50)
+    if cuff_row < 40:
+        assert (upper_arm == LEFT_ARM).all()
+        torch.testing.assert_close(composed.image[0, :, 41:48, 52:59], person[0, :, 41:48, 52:59])
+    else:
+        assert (upper_arm == UPPER).all()
+    assert (composed.target_parse13[0, 30:34, 52:59] != LEFT_ARM).all()  # at the shoulder: under the garment
+
+
 def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
     stripes = torch.zeros(1, 3, 8, 30)
     stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
