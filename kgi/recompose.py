@@ -93,13 +93,13 @@ MISLABEL_CIHP = (0, 9, 12)
 MISLABEL_REACH = 0.1
 GARMENT_COLOUR_TOLERANCE = 0.15
 MIN_GARMENT_PIXELS = 400
+MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
+SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 # A visible arm this far (a fraction of the height) below its side's worn armpit hangs beside the body, in front
 # of the new garment's body, unless its sleeve is long (``_arms_in_front``).
 BELOW_ARMPIT = 0.01
 SLEEVE_OF_ARM = {label: sleeve for sleeve in WORN_SLEEVES for label, joints in ARM_NODES.items()
                  if joints == sleeve.arm}  # the garment's sleeve on each arm (``kgi.limbs.WornSleeve``)
-MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
-SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 
 
 class RecomposeInputError(ValueError):
@@ -305,15 +305,15 @@ def _arms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes, garm
         return in_front
     height, width = candidates.shape
     nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    keypoints = None if garment_keypoints is None else np.asarray(garment_keypoints, np.float64) * [width, height]
     rows, columns = np.nonzero(candidates)
     labels = parse13[rows, columns]
     for label in ARMS:
         own = labels == label
         arm_rows, arm_columns = rows[own], columns[own]
         front = on_forearm(np.stack([arm_columns, arm_rows], 1).astype(np.float64), nodes, label)
-        if garment_keypoints is not None:
+        if keypoints is not None:
             sleeve = SLEEVE_OF_ARM[label]
-            keypoints = np.asarray(garment_keypoints, np.float64) * [width, height]
             if keypoints[list(sleeve.cuff), 1].max() < nodes[sleeve.arm[1], 1]:  # the cuff above the elbow
                 front |= arm_rows > keypoints[sleeve.armhole[1], 1] + BELOW_ARMPIT * height
         in_front[arm_rows, arm_columns] = front
