@@ -129,6 +129,17 @@ def test_training(cluster, tmp_path):
     assert_png(tmp_path / "training.png")
 
 
+def test_resolution(tmp_path):
+    document = run_tiny("resolution", tmp_path)
+    medians = document["results"]["medians"]
+    assert set(medians) == {"256", "1024"}
+    for stages in medians.values():  # every stage timed, the whole their sum (one round)
+        assert all(seconds > 0 for seconds in stages.values())
+        assert stages["total"] == pytest.approx(sum(v for k, v in stages.items() if k != "total"), rel=1e-3)
+    assert document["results"]["ratio_total"] == pytest.approx(medians["1024"]["total"] / medians["256"]["total"])
+    assert document["results"]["ratio_total_paired"] == pytest.approx(document["results"]["ratio_total"])  # 1 round
+
+
 def test_gpu_without_a_gpu_says_so_and_succeeds(tmp_path):
     import torch
 
