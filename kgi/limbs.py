@@ -285,9 +285,8 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
     """Pixels whose nearest point on an arm's bones is garment: (H, W) bool. An arm drawn there is inside a
     sleeve, so what shows is the sleeve (or the body beside it), never the arm's skin.
 
-    The nearest point q of pixel p is its projection on the nearest of the four bones (shoulder-elbow and
-    elbow-wrist of each arm), q = a + clip((p - a).(b - a) / |b - a|^2, 0, 1) (b - a), read at the pixel that
-    holds it.
+    The nearest point of each pixel on the four bones (shoulder-elbow and elbow-wrist of each arm,
+    ``_nearest_on_bones``) is read at the pixel that holds it.
 
     Args:
         nodes: (10, 2) pose-graph nodes in pixels. garment: (H, W) bool where the target parse is garment.
@@ -299,18 +298,11 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
     if not len(rows):
         return sleeved
     points = np.stack([columns, rows], 1).astype(np.float32)  # (N, 2) x, y
-    nearest = np.zeros_like(points)
-    best = np.full(len(points), np.inf, np.float32)
-    joints = np.asarray(nodes, np.float32)
-    for indices in ARM_NODES.values():
-        for start, end in zip(joints[list(indices[:-1])], joints[list(indices[1:])]):
-            bone = end - start
-            t = np.clip((points - start) @ bone / max(float(bone @ bone), 1e-6), 0, 1)
-            on_bone = start + t[:, None] * bone  # (N, 2)
-            offset = points - on_bone
-            distance = offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]
-            closer = distance < best
-            best[closer], nearest[closer] = distance[closer], on_bone[closer]
+    (best, nearest), *others = (_nearest_on_bones(points, np.asarray(nodes, np.float32)[list(indices)])
+                                for indices in ARM_NODES.values())
+    for distance, on_bones in others:
+        closer = distance < best
+        best[closer], nearest[closer] = distance[closer], on_bones[closer]
     nearest_columns = np.clip(np.round(nearest[:, 0]).astype(np.int64), 0, width - 1)
     nearest_rows = np.clip(np.round(nearest[:, 1]).astype(np.int64), 0, height - 1)
     sleeved[rows, columns] = garment[nearest_rows, nearest_columns]
@@ -496,14 +488,28 @@ def on_forearm(points: np.ndarray, nodes: np.ndarray, arm: int) -> np.ndarray:
     return to_forearm < _distance_to_bones(points, np.stack([shoulder, elbow]))
 
 
-def _distance_to_bones(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
-    """Each of (N, 2) ``points``' distance to the polyline through (J, 2) ``joints``: (N,)."""
-    distances = []
+def _nearest_on_bones(points: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of (N, 2) ``points``' nearest point on the polyline through (J, 2) ``joints`` (the first bone's on a
+    tie) and its squared distance there: (N,), (N, 2), in the points' dtype. On bone a -> b the nearest point is
+    a + clip((p - a).(b - a) / |b - a|^2, 0, 1) (b - a)."""
+    best, nearest = None, None
     for start, end in zip(joints[:-1], joints[1:]):
         bone = end - start
         t = np.clip((points - start) @ bone / max(float(bone @ bone), 1e-12), 0, 1)
-        distances.append(np.linalg.norm(points - (start + t[:, None] * bone), axis=1))
-    return np.min(distances, axis=0)
+        on_bone = start + t[:, None] * bone  # (N, 2)
+        offset = points - on_bone
+        distance = offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]
+        if best is None:
+            best, nearest = distance, on_bone
+        else:
+            closer = distance < best
+            best[closer], nearest[closer] = distance[closer], on_bone[closer]
+    return best, nearest
+
+
+def _distance_to_bones(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """Each of (N, 2) ``points``' distance to the polyline through (J, 2) ``joints``: (N,)."""
+    return np.sqrt(_nearest_on_bones(points, joints)[0])
 
 
 def fit_short_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray, nodes: np.ndarray) -> np.ndarray:
