@@ -322,6 +322,26 @@ def test_a_sleeve_cut_in_one_with_the_body_has_its_shoulder_above_the_armpit():
             keypoints[list(sleeve)]
 
 
+def test_a_sleeve_hanging_beside_the_body_has_its_cuff_on_its_level_hem():
+    """A polo laid with its sleeves hanging down: each sleeve's far end is a corner, and its hem runs level from
+    there back to the armpit. The cuff is that hem (not the corner, a cuff a few pixels wide that stage 1 spread
+    into stepped wedges of the sleeve's band), and the inner nodes, with no inner edge to lie on, stay on the
+    armhole's line, out of the body."""
+    left = [(0.42, 0.08), (0.3, 0.11), (0.2, 0.15), (0.15, 0.21), (0.12, 0.3), (0.1, 0.4), (0.26, 0.41),
+            (0.27, 0.6), (0.25, 0.9)]
+    mask = _silhouette([[*left[::-1], (0.5, 0.13), *[(1 - x, y) for x, y in left]]])
+    rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    keypoints = flat_garment_keypoints(rgb, mask).keypoints
+    height, width = mask.shape
+    for cuff, inner, armpit, outward in (((9, 10), (11, 12, 13), 14, -1), ((27, 26), (25, 24, 23), 22, +1)):
+        far_corner = (0.5 + outward * 0.4) * width  # (0.1, 0.4) and its mirror image
+        hem_width = abs(keypoints[armpit, 0] - far_corner)
+        assert abs(keypoints[cuff[0], 0] - keypoints[cuff[1], 0]) > 0.8 * hem_width, keypoints[list(cuff)]
+        assert (abs(keypoints[list(cuff), 1] / height - 0.405) < 0.02).all(), keypoints[list(cuff)]
+        assert (outward * (keypoints[list(inner), 0] - keypoints[armpit, 0]) > -0.02 * width).all(), \
+            keypoints[list(inner)]
+
+
 def test_tops_pass_the_garment_checks(samples):
     for sample in samples:
         assert garment_problems(sample.cloth_mask, sample.cloth_keypoints) == [], sample.cloth_name

@@ -24,7 +24,9 @@
    ``SHOULDER_INSIDE_ARMPIT`` of the armpit's distance, it is no corner (a sleeve cut in one with the body, a
    sloping polo shoulder) and the shoulder is the top straight above the armpit. Where the cuff found lies short
    of the sleeve's end, it is the end along the axis from the armhole out (``kgi.landmarks.sleeves``); for a
-   cornerless sleeve that axis is straight out of the armhole. Nodes 6-8 and 11-13 lie on cross-sections of
+   cornerless sleeve that axis is straight out of the armhole. A cuff much narrower than the armhole is the far
+   corner of a sleeve hanging beside the body: its cuff is then the level, straight hem from that corner back
+   toward the armpit. Nodes 6-8 and 11-13 lie on cross-sections of
    the axis from the armhole centre (midpoint of shoulder and armpit) to the cuff centre: a short sleeve's at
    ``SHORT_STATIONS``, a long one's at the elbow (one shoulder width down the axis) and halfway to either end;
    a sleeve is long if its axis is ``LONG_SLEEVE_REACH`` shoulder widths long.

@@ -28,6 +28,18 @@ CUFF_REACH = 0.7
 # A shoulder found nearer the centre line than this fraction of the armpit's distance is no shoulder corner but
 # the neck end of a seamless curve (a sleeve cut in one with the body, a sloping polo shoulder).
 SHOULDER_INSIDE_ARMPIT = 0.8
+# A cuff narrower than this fraction of the armhole (shoulder to armpit) is no cuff but the far corner of a sleeve
+# hanging beside the body, its hem running back from there toward the armpit (a polo laid with its sleeves down).
+# The genuine garments' cuffs are 0.32-0.77 of their armholes, the far corners 0.07-0.15 (polo 09163, Stussy
+# 09164, the Minnie tee's image-right sleeve 04743, the cap cut in one with the body of 06802).
+NARROW_CUFF = 0.25
+# That hem is the outline's straight run from the far corner: no point farther from its chord than this fraction
+# of the armhole.
+HEM_STRAIGHTNESS = 0.04
+# It runs within 45 degrees of level (the tangent of the slope at most this; the hems found are 10-33 degrees).
+# A steeper run to the armpit (56 degrees on 06802) is the underside of a cap cut in one with the body: read as
+# its cuff, stage 1 folded the worn sleeve into the shoulder, so the cuff stays at the cap's end.
+MAX_HEM_SLOPE = 1.0
 
 
 
@@ -41,6 +53,8 @@ class FlatSleeve:
         length: distance along the axis from the armhole centre to the cuff centre.
         outer_edge: (M, 2) contour points from the shoulder to the cuff outer corner.
         inner_edge: (K, 2) contour points from the cuff inner corner to the armpit.
+        hanging: the sleeve hangs beside the body, its cuff the hem from its far corner back toward the armpit
+            (``NARROW_CUFF``); its inner nodes, with little or no inner edge to lie on, stop at the armhole.
     """
 
     centre: np.ndarray
@@ -49,6 +63,7 @@ class FlatSleeve:
     length: float
     outer_edge: np.ndarray
     inner_edge: np.ndarray
+    hanging: bool = False
 
     @property
     def cuff_centre(self) -> np.ndarray:
@@ -70,11 +85,19 @@ class FlatSleeve:
             inner_offset = None if inner is None else float((on_axis - inner) @ self.normal)
             if outer_offset is None:
                 outer_offset = 0.0 if inner_offset is None else inner_offset
-            if inner_offset is None:
-                inner_offset = outer_offset
+            if inner_offset is None:  # mirrored, but never across the armhole into the body
+                inner_offset = min(outer_offset, self._to_armhole(on_axis)) if self.hanging else outer_offset
             outer_nodes.append(on_axis + outer_offset * self.normal)
             inner_nodes.append(on_axis - inner_offset * self.normal)
         return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
+
+    def _to_armhole(self, on_axis: np.ndarray) -> float:
+        """How far from ``on_axis`` (2,) toward the inner side the armhole's line (shoulder -> armpit) lies;
+        infinite where that way never meets it."""
+        here, one_step_in = signed_side(np.stack([on_axis, on_axis - self.normal]),
+                                        self.outer_edge[0], self.inner_edge[-1])
+        closing = here - one_step_in  # how much nearer the line each unit step inward comes
+        return float(here / closing) if here * closing > 0 else np.inf
 
 
 def open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -173,10 +196,29 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
             straight_out = unit_vector(across if across[0] * (armpit[0] - centre_x) >= 0 else -across)
         cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal, straight_out)
         cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
-    sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
+    armhole = float(np.linalg.norm(path[shoulder] - armpit))
+    hanging = False
+    if np.linalg.norm(path[cuff_outer] - path[cuff_inner]) < NARROW_CUFF * armhole:  # a hanging sleeve's corner?
+        hem_end = cuff_inner - _straight_run(path[cuff_inner::-1], HEM_STRAIGHTNESS * armhole)
+        hem = path[hem_end] - path[cuff_inner]
+        if abs(hem[1]) < MAX_HEM_SLOPE * abs(hem[0]):
+            cuff_outer, cuff_inner = cuff_inner, hem_end
+            cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
+            axis, normal = frame(cuff_centre - centre, normal)
+            hanging = True
+    sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis), hanging=hanging,
                      outer_edge=path[cuff_outer: shoulder + 1][::-1],
                      inner_edge=np.concatenate([path[cuff_inner: 0: -1], armpit[None]]))
     return armpit, path[shoulder], sleeve
+
+
+def _straight_run(points: np.ndarray, tolerance: float) -> int:
+    """How many steps along ``points`` (N, 2) from the first stay within ``tolerance`` of their chord."""
+    steps = 1
+    while steps + 1 < len(points) and point_segment_distance(
+            points[1: steps + 1], points[0], points[steps + 1]).max() <= tolerance:
+        steps += 1
+    return steps
 
 
 def _cuff_from_armhole(path: np.ndarray, centre: np.ndarray, normal: np.ndarray, start: np.ndarray | None = None
