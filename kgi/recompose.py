@@ -24,7 +24,8 @@ from, the mask of pixels it must keep and the target parse as composed:
                and the target draws garment or background
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
-               with its nearest colours, kept); the target's other upper pixels take the person's label
+               with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
+               thin gap between arm and body); the target's other upper pixels take the person's label
                outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
                wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
                long hair is the neck's skin)
@@ -67,7 +68,7 @@ import torch.nn.functional as F
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
     MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
-    small_holes, stack_maps, to_parse13
+    pieces_within, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
@@ -466,6 +467,13 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
         target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
+    # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
+    # garment, which the new garment's side nearly fills): its cloth, not a ragged sliver of painted wall. Wall
+    # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.
+    new_garment = target == UPPER
+    in_crack = close_gaps(is_any(target, ARMS) | new_garment, round(GARMENT_CRACK * height))
+    wall_sliver = pieces_within((target == 0) & region, in_crack, touching=grow(new_garment, 1))
+    target = np.where(wall_sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     # Visible arm skin that ``cover_shoulders`` puts under a new sleeve takes the sleeve's cloth (kept as skin, it
     # left a line of skin along the sleeve's edge).

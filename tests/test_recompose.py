@@ -443,6 +443,31 @@ def test_an_arm_hanging_beside_the_body_below_a_short_sleeve_is_in_front_of_the_
     assert (composed.target_parse13[0, 30:34, 52:59] != LEFT_ARM).all()  # at the shoulder: under the garment
 
 
+def test_a_thin_wall_gap_between_the_new_garment_and_an_arm_is_cloth_and_a_notch_of_the_arm_stays_wall():
+    """The photo shows a two-pixel strip of wall between the old top and the bare arm (touching above and below it),
+    which the target keeps: with the new garment's side there, it is a crack between garment and arm, filled with
+    the garment's cloth and kept, not a sliver of painted wall. A notch of the same width in the arm's own outline
+    is the wall, and so is a strip that widens beyond a crack (a real gap between arm and body). (Without the pose,
+    so that the arms keep the target's shape.)"""
+    for widens in (False, True):
+        parse, target = person_in_a_top()
+        parse[0, 28:76, 16:57] = 0
+        parse[0, 28:76, 22:47] = 5  # a sleeveless old top
+        parse[0, 30:70, 47:61] = 14  # the bare left arm...
+        parse[0, 36:64, 47:49] = 0  # ... wall at columns 47-48 between it and the top
+        parse[0, 40:43, 59:61] = 0  # a notch in the arm's outer edge
+        if widens:
+            parse[0, 56:64, 47:53] = 0
+        target[0, 28:76, 22:47] = UPPER
+        target[0, 30:70, 47:61] = torch.where(parse[0, 30:70, 47:61] == 14, LEFT_ARM, 0)
+        mask = (target == UPPER).float()[:, None]
+        warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, mask)
+        composed = recompose(person_in_blue(parse), parse, target, warp, margin_px=2)
+        assert (composed.target_parse13[0, 36:56, 47:49] == (0 if widens else UPPER)).all()
+        assert composed.keep_mask[0, 0, 36:56, 47:49].all() != widens
+        assert (composed.target_parse13[0, 40:43, 59:61] == 0).all()
+
+
 def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
     stripes = torch.zeros(1, 3, 8, 30)
     stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
