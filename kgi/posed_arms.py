@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kgi.data.labels import AGNOSTIC_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, PARSE13_LABELS, RIGHT_ARM, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NECK_CIHP, PARSE13_LABELS, RIGHT_ARM, \
+    UPPER
 from kgi.labelmaps import is_any, label_maps, nearest_label, small_holes, stack_maps, to_parse13
 from kgi.limbs import TORSO_CORE, TORSO_NODES, arm_layout, shoulder_zone, sleeved_arm_pixels
 
@@ -121,9 +122,12 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
     hole = body & (zone | (torso > 0))
     sleeved = sleeved_arm_pixels(nodes, target == UPPER, covered_arm | hole)  # asked where it is used
-    under_sleeve = (covered_arm | hole) & sleeved
-    labels = np.where((on_garment & inside) | under_sleeve, UPPER, target)
-    open_hole = hole & ~inside & ~sleeved
+    # The photo's neck is never made garment here: the parse network's neck is a pixel or two narrower than the
+    # photo's, and a crew neck's outline reaches up the neck's sides (its corners), so that strip drew a line of
+    # cloth up the neck. Where the new garment covers the neck, the warp has put it there already.
+    garment = ((on_garment & inside) | ((covered_arm | hole) & sleeved)) & (parse_cihp != NECK_CIHP)
+    labels = np.where(garment, UPPER, target)
+    open_hole = hole & ~garment
     covered = np.where(open_hole & (arms > 0), arms, labels).astype(np.uint8)
     covered = nearest_label(covered, is_any(covered, (FACE_NECK, *ARMS)), open_hole & (arms == 0))
     # The photo's own arm is still an arm outside the new sleeves (a hand in front of the garment), and the wall
@@ -140,7 +144,8 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
 
     Where the person's photo shows the old garment, an arm or the neck inside the change region, the body is
     there whatever the new garment is, and the target's background is a hole the wall would show through. Such
-    pixels become garment inside the worn garment's keypoint outline (``kgi.limbs.shoulder_zone``); outside it,
+    pixels become garment inside the worn garment's keypoint outline (``kgi.limbs.shoulder_zone``), except on the
+    photo's neck, which stays skin where the warp does not cover it; outside it,
     within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
     pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
     shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.

@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
-    MARGIN_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
+    MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     pieces_within, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
@@ -81,7 +81,6 @@ MARGIN = 0.01
 # with a few pixels between them, and their outline steps where the spline of the segment chosen at the warp's
 # geometry size (``kgi.warp``) leaves the garment.
 GARMENT_CRACK = 0.006
-NECK_CIHP = 10
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's

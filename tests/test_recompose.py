@@ -195,6 +195,21 @@ def test_the_body_between_neck_and_arms_is_garment_inside_the_garment_outline_an
     assert (covered[target[0] != 0] == target[0][target[0] != 0]).all()  # only background changes
 
 
+def test_the_photos_neck_beside_a_narrower_target_neck_stays_neck_inside_a_crew_necks_outline():
+    """The parse network draws the neck a column narrower on each side than the photo's, and the worn crew neck's
+    corners sit up the neck's sides, so its outline takes in those columns: they are the neck, not two lines of
+    cloth up it."""
+    parse, target = person_in_a_top()
+    target[0, 24:30, 30:43] = 0
+    target[0, 24:30, 34:39] = FACE_NECK  # the photo's neck is columns 33-39
+    target[0, 30:76, 18:55] = UPPER
+    keypoints = worn_rectangle({0: (31, 20), 1: (33, 30), 2: (36, 31), 3: (39, 30), 4: (41, 20), 31: (55, 28),
+                                5: (18, 28)})
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[24:28, [33, 39]] == FACE_NECK).all()
+
+
 def test_a_loose_old_sleeve_beside_the_shoulder_is_not_skin():
     """The old top's loose shoulder reaches more than a shoulder radius out from the left shoulder joint, above
     it; a sleeveless top replaces it. The body's top there is the shoulder's (``SHOULDER_CAP`` radii above the

@@ -67,6 +67,7 @@ GARMENT_CIHP = (5, 6, 7)
 # lower garment.
 MARGIN_CIHP = (0, 3, 9, 10, 11, 12, 14, 15)
 FACE_CIHP = 13
+NECK_CIHP = 10
 HAIR_CIHP = 2
 UPPER_CLOTHES_CIHP = 5
 # 13-class labels the agnostic parse blanks (they are predicted by the target-parse network). Neck skin is
