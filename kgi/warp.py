@@ -57,6 +57,14 @@ _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 # The garment photo's outline pixels not pasted, a fraction of its height: the product photo blends the cloth
 # with its white background there, which the warp stretches into pale lines along the garment's edges.
 OUTLINE_RIM = 0.002
+# The inside of the back around the neckline's hole (``_inside_around``): within this fraction of the height of
+# the hole, and at least this Lab distance (OpenCV's 8-bit Lab) from the front's colour.
+INSIDE_REACH = 0.02
+INSIDE_CONTRAST = 30.0
+# Only around a round neckline: one whose centre (node 2) lies at most this fraction of the corners' distance
+# below them (crew and scoop necks 0.01-0.51 on the 18 genuine garments). A deeper one is a V, a wrap or an
+# open collar (0.69-1.47), whose facings and collar are the garment's own front, not the inside of the back.
+ROUND_NECKLINE_DEPTH = 0.6
 
 
 @dataclass
@@ -222,7 +230,8 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
     (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECK_HOLE``, closed by the line
     between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
     when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
-    product-photo background inside a loose mask); and its neck hole (inside the neckline)."""
+    product-photo background inside a loose mask); and its neck hole (inside the neckline, and around a round one
+    the inside of the back seen beside it: ``_inside_around``)."""
     usable = cloth_mask > 0.5
     holes = torch.zeros_like(usable)
     height, width = cloth.shape[-2:]
@@ -233,13 +242,53 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
         pixels = smooth_curve(nodes)  # a round neckline's curve (straight through a V's collinear nodes)
         hole = np.zeros((height, width), np.uint8)
         cv2.fillPoly(hole, [np.round(pixels * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
-        hole = cv2.erode(hole, np.ones((3, 3), np.uint8))  # OpenCV fills the pixels its outline touches too
-        inner = cv2.erode(usable[index, 0].cpu().numpy().astype(np.uint8), np.ones((rim, rim), np.uint8))
-        usable[index, 0] = torch.from_numpy(inner.astype(bool) & ~hole.astype(bool)).to(usable.device)
-        holes[index, 0] = torch.from_numpy(hole.astype(bool)).to(usable.device)
+        hole = cv2.erode(hole, np.ones((3, 3), np.uint8)).astype(bool)  # OpenCV fills the pixels its outline touches
+        garment = usable[index, 0].cpu().numpy()
+        depth = nodes[2, 1] - (nodes[0, 1] + nodes[4, 1]) / 2
+        if depth <= ROUND_NECKLINE_DEPTH * np.linalg.norm(nodes[4] - nodes[0]):
+            hole |= _inside_around(cloth[index], garment, hole)
+        inner = cv2.erode(garment.view(np.uint8), np.ones((rim, rim), np.uint8)).astype(bool)
+        usable[index, 0] = torch.from_numpy(inner & ~hole).to(usable.device)
+        holes[index, 0] = torch.from_numpy(hole).to(usable.device)
     if white_threshold is not None:
         usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
     return usable.float(), holes.float()
+
+
+def _inside_around(cloth: torch.Tensor, garment: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the inside of the back that a flat photo shows around its neckline's ``hole`` (H, W) bool.
+
+    The curve through the five neckline nodes cuts a round neckline's corners, where the shaded inside showed as a
+    dark band along the worn neckline (or the stripes of the back's inside above a striped tee's rib). Within
+    ``INSIDE_REACH`` of the height of the hole, a pixel of the ``garment`` (H, W) bool is the inside where its
+    colour is nearer the inside's (the median in the hole) than the front's (the median in the ring beyond) and
+    more than ``INSIDE_CONTRAST`` from the front's, in pieces that touch the hole. A white tee's white inside is
+    the front's colour: nothing is added.
+
+    Args:
+        cloth: (3, H, W) flat garment photo in [0, 1].
+    """
+    inside = np.zeros_like(hole)
+    reach = max(round(INSIDE_REACH * hole.shape[0]), 1)
+    box = bounding_box(hole, 2 * reach)
+    if box is None or not (hole & garment).any():
+        return inside
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    hole_part, garment_part = hole[box], garment[box]
+    near = cv2.dilate(hole_part.view(np.uint8), disc).astype(bool)
+    ring = cv2.dilate(near.view(np.uint8), disc).astype(bool) & ~near & garment_part
+    if not ring.any():
+        return inside
+    rgb = (cloth[:, box[0], box[1]].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).astype(np.float32)  # (h, w, 3)
+    to_inside = np.linalg.norm(lab - np.median(lab[hole_part & garment_part], axis=0), axis=-1)
+    to_front = np.linalg.norm(lab - np.median(lab[ring], axis=0), axis=-1)
+    like_inside = near & garment_part & (to_inside < to_front) & (to_front > INSIDE_CONTRAST)
+    count, pieces = cv2.connectedComponents((like_inside | hole_part).view(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[pieces[hole_part]] = True
+    inside[box] = touching[pieces] & ~hole_part
+    return inside
 
 
 def _sample(cloth: torch.Tensor, masks: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -321,6 +323,43 @@ def test_the_back_seen_through_the_front_neckline_is_not_worn():
     moved = warp_garment(cloth, mask, flat, flat + torch.tensor([0.05, 0.03]))  # the five segments, shifted
     shifted_v = (round(0.17 * HEIGHT), round(0.55 * WIDTH))
     assert moved.neck_hole[0, 0][shifted_v] == 1 and moved.mask[0, 0][shifted_v] == 0
+
+
+def _neckline_photo(neckline: list, fabric: tuple, inside: tuple, inside_polygon: list) -> tuple:
+    """The single-spline warp, keypoints unmoved, of a 256-row flat photo of ``fabric`` colour with ``neckline``
+    (nodes 0-4) and the ``inside_polygon`` (fractions of the width and height) of ``inside`` colour: the worn
+    garment mask and the inside's pixels in the garment mask, (H, W) bool each."""
+    height, width = 256, 192
+    flat = flat_tshirt().unsqueeze(0).clone()
+    flat[0, :5] = torch.tensor(neckline)
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., round(0.08 * height):round(0.86 * height), round(0.3 * width):round(0.7 * width)] = 1
+    rgb = np.full((height, width, 3), fabric, np.uint8)
+    shown = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(shown, [np.round(np.array(inside_polygon) * [width, height]).astype(np.int32)], 1)
+    rgb[shown.astype(bool)] = inside
+    cloth = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    worn = warp_garment(cloth, mask, flat, flat, method="single_tps")
+    return worn.mask[0, 0].bool().numpy(), shown.astype(bool) & mask[0, 0].bool().numpy()
+
+
+def test_the_shaded_inside_beside_a_round_necklines_curve_is_not_worn_but_a_vs_facing_is():
+    """A crew neck's product photo shows the dark inside of the back from corner to corner, a U the curve through
+    the five neckline nodes cuts at the corners: all of it is left out (left in, it was a dark band along the worn
+    neckline). A white tee's white inside is the front's colour: only the curve's hole is left out. A V's darker
+    facing, outside the V, is its own front: worn."""
+    angles = np.linspace(0, np.pi, 25)
+    u = [(0.5 - 0.12 * np.cos(a), 0.08 + 0.09 * np.sin(a)) for a in angles]  # corner to corner, down to 0.17
+    crew = [(0.38, 0.08), (0.4236, 0.1494), (0.5, 0.17), (0.5764, 0.1494), (0.62, 0.08)]  # nodes on the U
+    worn, inside = _neckline_photo(crew, (230, 30, 30), (70, 10, 10), u)
+    assert not (worn & inside).any()
+    assert worn[round(0.19 * 256), 96]  # the front below the neckline
+    worn, inside = _neckline_photo(crew, (245, 245, 245), (240, 240, 240), u)
+    assert 0.1 * inside.sum() < (worn & inside).sum() < 0.25 * inside.sum()  # the corners beside the curve
+    v = [(0.38, 0.08), (0.44, 0.19), (0.5, 0.30), (0.56, 0.19), (0.62, 0.08)]
+    worn, dark = _neckline_photo(v, (230, 30, 30), (70, 10, 10), [(0.35, 0.08), (0.5, 0.34), (0.65, 0.08)])
+    facing = dark & (polygon_masks(torch.tensor([v]), 256, 192)[0, 0] == 0).numpy()
+    assert (worn & facing).sum() > 0.95 * facing.sum()
 
 
 def test_the_photos_outline_blended_with_its_background_is_not_pasted():
