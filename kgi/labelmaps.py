@@ -81,20 +81,22 @@ def close_gaps(mask: np.ndarray, radius: int) -> np.ndarray:
     return closed
 
 
-def pieces_within(mask: np.ndarray, within: np.ndarray, touching: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) bool: the 8-connected pieces of (H, W) bool ``mask`` that lie wholly inside (H, W) bool ``within``
-    and, given (H, W) bool ``touching``, have a pixel in it."""
-    pieces = np.zeros_like(mask)
+def pieces(mask: np.ndarray, within: np.ndarray | None = None, touching: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the 8-connected pieces of (H, W) bool ``mask`` that, given (H, W) bool ``within``, lie wholly
+    inside it and, given (H, W) bool ``touching``, have a pixel in it."""
+    chosen_pixels = np.zeros_like(mask)
     box = bounding_box(mask)
     if box is None:
-        return pieces
+        return chosen_pixels
     count, labels = cv2.connectedComponents(mask[box].view(np.uint8), connectivity=8)
-    chosen = np.bincount(labels[~within[box]], minlength=count) == 0  # no pixel of the piece outside
+    chosen = np.ones(count, bool)
+    if within is not None:
+        chosen &= np.bincount(labels[~within[box]], minlength=count) == 0  # no pixel of the piece outside
     if touching is not None:
         chosen &= np.bincount(labels[touching[box]], minlength=count) > 0
     chosen[0] = False  # OpenCV's region 0 is outside the mask
-    pieces[box] = chosen[labels]
-    return pieces
+    chosen_pixels[box] = chosen[labels]
+    return chosen_pixels
 
 
 def small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:

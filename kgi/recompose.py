@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
     MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
-    pieces_within, small_holes, stack_maps, to_parse13
+    pieces, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
 from kgi.warp import SEGMENT_NAMES, WarpResult
@@ -471,7 +471,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.
     new_garment = target == UPPER
     in_crack = close_gaps(is_any(target, ARMS) | new_garment, round(GARMENT_CRACK * height))
-    wall_sliver = pieces_within((target == 0) & region, in_crack, touching=grow(new_garment, 1))
+    wall_sliver = pieces((target == 0) & region, within=in_crack, touching=grow(new_garment, 1))
     target = np.where(wall_sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     # Visible arm skin that ``cover_shoulders`` puts under a new sleeve takes the sleeve's cloth (kept as skin, it

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from kgi.drawing import polygon_masks
 from kgi.graphs import NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
-from kgi.labelmaps import bounding_box
+from kgi.labelmaps import bounding_box, pieces
 from kgi.landmarks.geometry import smooth_curve
 
 
@@ -284,10 +284,7 @@ def _inside_around(cloth: torch.Tensor, garment: np.ndarray, hole: np.ndarray) -
     to_inside = np.linalg.norm(lab - np.median(lab[hole_part & garment_part], axis=0), axis=-1)
     to_front = np.linalg.norm(lab - np.median(lab[ring], axis=0), axis=-1)
     like_inside = near & garment_part & (to_inside < to_front) & (to_front > INSIDE_CONTRAST)
-    count, pieces = cv2.connectedComponents((like_inside | hole_part).view(np.uint8), connectivity=8)
-    touching = np.zeros(count, bool)
-    touching[pieces[hole_part]] = True
-    inside[box] = touching[pieces] & ~hole_part
+    inside[box] = pieces(like_inside | hole_part, touching=hole_part) & ~hole_part
     return inside
 
 

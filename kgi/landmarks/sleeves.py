@@ -213,10 +213,11 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
 
 
 def _straight_run(points: np.ndarray, tolerance: float) -> int:
-    """How many steps along ``points`` (N, 2) from the first stay within ``tolerance`` of their chord."""
-    steps = 1
+    """How many steps along ``points`` (N, 2) from the first stay within ``tolerance`` of their chord (0 for one
+    point)."""
+    steps = 0
     while steps + 1 < len(points) and point_segment_distance(
-            points[1: steps + 1], points[0], points[steps + 1]).max() <= tolerance:
+            points[1: steps + 1], points[0], points[steps + 1]).max(initial=0.0) <= tolerance:
         steps += 1
     return steps
 
