@@ -25,7 +25,8 @@ from, the mask of pixels it must keep and the target parse as composed:
     garment  = the warped garment where it is not behind kept skin
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
-               thin gap between arm and body); the target's other upper pixels take the person's label
+               thin gap between arm and body); specks of garment apart from the rest (``GARMENT_SPECK``) take
+               their nearest other label; the target's other upper pixels take the person's label
                outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
                wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
                long hair is the neck's skin)
@@ -81,6 +82,8 @@ MARGIN = 0.01
 # with a few pixels between them, and their outline steps where the spline of the segment chosen at the warp's
 # geometry size (``kgi.warp``) leaves the garment.
 GARMENT_CRACK = 0.006
+# A piece of the target's garment apart from the rest smaller than this fraction of the image is a speck.
+GARMENT_SPECK = 0.0002
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
@@ -466,6 +469,11 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
         target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
+    # Specks of garment apart from the rest (a strip of the old neckline inside the new garment's keypoint outline
+    # but off the warp, filled with mirrored cloth: dark dashes on the neck) take their nearest other label.
+    specks = small_holes(target != UPPER, GARMENT_SPECK * height * width)
+    if specks.any():
+        target = nearest_label(target, (target != UPPER) & ~specks, specks)
     # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
     # garment, which the new garment's side nearly fills): its cloth, not a ragged sliver of painted wall. Wall
     # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.

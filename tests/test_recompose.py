@@ -483,6 +483,24 @@ def test_a_thin_wall_gap_between_the_new_garment_and_an_arm_is_cloth_and_a_notch
         assert (composed.target_parse13[0, 40:43, 59:61] == 0).all()
 
 
+def test_a_speck_of_garment_apart_from_the_rest_takes_its_nearest_other_label():
+    """A pixel of the old neckline's band up on the neck, which the target calls wall, lies inside the new
+    garment's keypoint outline (its neckline at row 22) but off the warp: made garment, it was a dash of mirrored
+    cloth on the neck; apart from the garment, it is the neck."""
+    parse, target = person_in_a_top()
+    parse[0, 26, 36] = 5
+    target[0, 26, 36] = 0
+    target[0, 30:76, 18:55] = UPPER
+    mask = (target == UPPER).float()[:, None]
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, mask)
+    keypoints = worn_rectangle({0: (30, 22), 1: (33, 22), 2: (36, 22), 3: (39, 22), 4: (42, 22), 31: (55, 28),
+                                5: (18, 28)})
+    composed = recompose(person_in_blue(parse), parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    assert composed.target_parse13[0, 26, 36] == FACE_NECK
+    assert (composed.target_parse13[0, 30:76, 18:55] == UPPER).all()
+
+
 def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
     stripes = torch.zeros(1, 3, 8, 30)
     stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
