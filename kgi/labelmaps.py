@@ -81,19 +81,23 @@ def close_gaps(mask: np.ndarray, radius: int) -> np.ndarray:
     return closed
 
 
-def pieces(mask: np.ndarray, within: np.ndarray | None = None, touching: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) bool: the 8-connected pieces of (H, W) bool ``mask`` that, given (H, W) bool ``within``, lie wholly
-    inside it and, given (H, W) bool ``touching``, have a pixel in it."""
+def pieces(mask: np.ndarray, within: np.ndarray | None = None, touching: np.ndarray | None = None,
+           smaller_than: float | None = None, connectivity: int = 8) -> np.ndarray:
+    """(H, W) bool: the pieces of (H, W) bool ``mask`` (``connectivity`` 8 or 4) that, given (H, W) bool ``within``,
+    lie wholly inside it, given (H, W) bool ``touching``, have a pixel in it and, given ``smaller_than``, have fewer
+    pixels."""
     chosen_pixels = np.zeros_like(mask)
     box = bounding_box(mask)
     if box is None:
         return chosen_pixels
-    count, labels = cv2.connectedComponents(mask[box].view(np.uint8), connectivity=8)
+    count, labels = cv2.connectedComponents(mask[box].view(np.uint8), connectivity=connectivity)
     chosen = np.ones(count, bool)
     if within is not None:
         chosen &= np.bincount(labels[~within[box]], minlength=count) == 0  # no pixel of the piece outside
     if touching is not None:
         chosen &= np.bincount(labels[touching[box]], minlength=count) > 0
+    if smaller_than is not None:
+        chosen &= np.bincount(labels.ravel(), minlength=count) < smaller_than
     chosen[0] = False  # OpenCV's region 0 is outside the mask
     chosen_pixels[box] = chosen[labels]
     return chosen_pixels

@@ -471,7 +471,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
     # Specks of garment apart from the rest (a strip of the old neckline inside the new garment's keypoint outline
     # but off the warp, filled with mirrored cloth: dark dashes on the neck) take their nearest other label.
-    specks = small_holes(target != UPPER, GARMENT_SPECK * height * width)
+    specks = pieces(target == UPPER, smaller_than=GARMENT_SPECK * height * width, connectivity=4)  # a line too
     if specks.any():
         target = nearest_label(target, (target != UPPER) & ~specks, specks)
     # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
