@@ -112,14 +112,9 @@ def small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     box = bounding_box(mask, 1)
     if box is None:
         return holes
-    outside = (~mask[box]).astype(np.uint8)
-    count, regions, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
-    rows, columns = outside.shape
-    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    enclosed = (left > 0) & (top > 0) & (left + stats[:, cv2.CC_STAT_WIDTH] < columns) \
-        & (top + stats[:, cv2.CC_STAT_HEIGHT] < rows) & (stats[:, cv2.CC_STAT_AREA] < max_area)
-    enclosed[0] = False  # OpenCV's region 0 is the mask itself
-    holes[box] = enclosed[regions]
+    off_border = np.zeros(mask[box].shape, bool)
+    off_border[1:-1, 1:-1] = True
+    holes[box] = pieces(~mask[box], within=off_border, smaller_than=max_area, connectivity=4)
     return holes
 
 
