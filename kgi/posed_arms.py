@@ -120,6 +120,14 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
                                           (height, width))
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
+    # The outline's body reaches no further down than the target's waist, the first row where its bottom garment
+    # spans half the hips: the old garment's side that hangs over the skirt beside a tucked-in top is not the new
+    # garment (it drew a strip of cloth down the skirt's side). A narrow strip of bottom garment higher up is
+    # ``recompose``'s nearest label, not the waist; sleeves hang below it.
+    hips = nodes[list(TORSO_NODES[2:]), 0]
+    waist_rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= abs(hips[1] - hips[0]) / 2)
+    if len(waist_rows):
+        on_garment &= (np.arange(height)[:, None] < waist_rows[0]) | sleeves
     hole = body & (zone | (torso > 0))
     sleeved = sleeved_arm_pixels(nodes, target == UPPER, covered_arm | hole)  # asked where it is used
     # The photo's neck is never made garment here: the parse network's neck is a pixel or two narrower than the
@@ -145,7 +153,8 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     Where the person's photo shows the old garment, an arm or the neck inside the change region, the body is
     there whatever the new garment is, and the target's background is a hole the wall would show through. Such
     pixels become garment inside the worn garment's keypoint outline (``kgi.limbs.shoulder_zone``), except on the
-    photo's neck, which stays skin where the warp does not cover it; outside it,
+    photo's neck, which stays skin where the warp does not cover it, and below the target's waist outside the
+    sleeves (the old top's side hanging beside the skirt a new top is tucked into); outside it,
     within the pose's shoulder zone (neck, trapezius, shoulders' tops) or torso (``kgi.limbs.arm_layout``), the
     pose's arm inside an arm capsule and elsewhere the nearest skin class of the target (neck or arm: what a
     shorter neckline or a sleeveless top leaves bare); elsewhere (a loose sleeve or hem) background may stay.

@@ -210,6 +210,22 @@ def test_the_photos_neck_beside_a_narrower_target_neck_stays_neck_inside_a_crew_
     assert (covered[24:28, [33, 39]] == FACE_NECK).all()
 
 
+def test_the_old_tops_side_hanging_beside_the_skirt_under_a_tucked_in_top_is_not_garment():
+    """A new top tucked into a skirt (the target's bottom garment from row 56, the waist) while the old top hangs
+    down to the hips: the worn keypoints' outline reaches the hips, but the old top's side beside the skirt below
+    the waist keeps the target's background, not a strip of cloth down the skirt; the side above it is garment."""
+    parse, target = person_in_a_top()
+    target[0, 30:56, 18:53] = UPPER
+    target[0, 56:90, 20:53] = PARSE13_LABELS.index("bottom")
+    target[0, 44:50, 53:56] = 0  # a hole at the side above the waist
+    keypoints = worn_rectangle({0: (30, 30), 1: (33, 30), 2: (36, 31), 3: (39, 30), 4: (42, 30), 31: (56, 30),
+                                5: (17, 30)}, hem_row=75)
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[44:50, 53:56] == UPPER).all()
+    assert (covered[58:74, 53:56] == 0).all()
+
+
 def test_a_loose_old_sleeve_beside_the_shoulder_is_not_skin():
     """The old top's loose shoulder reaches more than a shoulder radius out from the left shoulder joint, above
     it; a sleeveless top replaces it. The body's top there is the shoulder's (``SHOULDER_CAP`` radii above the
