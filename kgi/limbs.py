@@ -319,7 +319,7 @@ HAIR_ABOVE = 0.005  # of the height (at least 2 pixels): a body top this close u
 
 
 def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray,
-                        hair: np.ndarray | None = None) -> np.ndarray:
+                        hair: np.ndarray | None = None, face: np.ndarray | None = None) -> np.ndarray:
     """The worn garment's keypoints with its shoulder seams on the body's top: (32, 2) pixels.
 
     Stage 1, trained on synthetic people, places a garment on a genuine person up to 5% of the height low or
@@ -330,7 +330,9 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     ``ARM_RADII``) above or below the seam; a column whose body starts above that window (an off-shoulder top
     sits well below the shoulders), that has none, or whose body starts right under ``hair`` (``HAIR_ABOVE``)
     below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
-    (long hair hanging in front of the chest), so it may raise a seam but not lower it. With estimates from at
+    (long hair hanging in front of the chest), so it may raise a seam but not lower it; nor does a column whose
+    body starts right under the ``face``: that is the neck under the jaw (a head tilted over a shoulder), not the
+    shoulder's top. With estimates from at
     least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
     it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, each
     within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on
@@ -343,12 +345,15 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         body: (H, W) bool, where the photo shows the upper body (its old garment, neck and arms).
         hair: (H, W) bool, where the photo shows hair: a column whose body starts right under hair, below the
             seam, gives no estimate (long hair over a shoulder hides its top).
+        face: (H, W) bool, where the photo shows the face: a column whose body starts right under it gives no
+            estimate.
     """
     seated = np.asarray(garment_keypoints, np.float64).copy()
     radius = ARM_RADII[0] * body_span(np.asarray(nodes, np.float64))
-    offsets = [_seam_offsets(seated, seam, body, hair, SEAM_REACH * radius) for seam in SHOULDER_SEAMS]
+    offsets = [_seam_offsets(seated, seam, body, hair, face, SEAM_REACH * radius) for seam in SHOULDER_SEAMS]
     if any(found is not None for found in offsets):
-        offsets = [found if found is not None else _seam_offsets(seated, seam, body, hair, SEAM_REACH_PAIRED * radius)
+        offsets = [found if found is not None
+                   else _seam_offsets(seated, seam, body, hair, face, SEAM_REACH_PAIRED * radius)
                    for found, seam in zip(offsets, SHOULDER_SEAMS)]
     for (neck_end, shoulder_end), found in zip(SHOULDER_SEAMS, offsets):
         neck_offset, shoulder_offset = (0.0, 0.0) if found is None else found
@@ -359,7 +364,7 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
 
 
 def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int, int]], body: np.ndarray,
-                  hair: np.ndarray | None, reach: float) -> tuple[float, float] | None:
+                  hair: np.ndarray | None, face: np.ndarray | None, reach: float) -> tuple[float, float] | None:
     """How far down the body's top lies from a seam's neckline end and shoulder end, in pixels, within
     ``reach``; None where fewer than half the columns along the seam give an estimate
     (``seat_shoulder_seams``)."""
@@ -378,7 +383,10 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
             continue
         offset = top + rows[0] - y
         # Under hair the body's top is at the hair's lower edge or above it: it raises a seam, never lowers one.
-        if offset > 0 and hair is not None and hair[max(top + rows[0] - hair_rows, 0):top + rows[0], x].any():
+        above = slice(max(top + rows[0] - hair_rows, 0), top + rows[0])
+        if offset > 0 and hair is not None and hair[above, x].any():
+            continue
+        if face is not None and face[above, x].any():  # the neck under the jaw
             continue
         found_t.append(t)
         found_offset.append(offset)

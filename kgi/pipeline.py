@@ -36,7 +36,7 @@ from diffusers import DDPMScheduler
 
 from kgi.composite import composite
 from kgi.data.images import width_for
-from kgi.data.labels import AGNOSTIC_CIHP, HAIR_CIHP, NUM_PARSE13, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, FACE_CIHP, HAIR_CIHP, NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.limbs import fit_short_sleeves, seat_shoulder_seams
 from kgi.models.inpainter import SpadeUNet
@@ -149,15 +149,16 @@ def keypoint_inputs(samples: list[TryOnSample]) -> tuple[np.ndarray, np.ndarray]
 def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.ndarray:
     """Stage 1's keypoints with the garment's shoulder seams on each person's shoulders
     (``kgi.limbs.seat_shoulder_seams``; the body is the photo's old garment, neck and arms, and a body top right
-    under hair is none), then each sleeve that disagrees with the flat sleeve and the pose rebuilt and each short
-    sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``):
+    under hair or the face is none), then each sleeve that disagrees with the flat sleeve and the pose rebuilt and
+    each short sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``):
     (B, 32, 2) normalised, as ``garment_kp``."""
     height, width = samples[0].size
     scale = np.array([width, height], np.float64)
     seated = []
     for sample, keypoints in zip(samples, garment_kp):
         nodes, parse = sample.pose_nodes * scale, sample.parse
-        worn = seat_shoulder_seams(keypoints * scale, nodes, np.isin(parse, AGNOSTIC_CIHP), parse == HAIR_CIHP)
+        worn = seat_shoulder_seams(keypoints * scale, nodes, np.isin(parse, AGNOSTIC_CIHP), parse == HAIR_CIHP,
+                                   parse == FACE_CIHP)
         seated.append(fit_short_sleeves(worn, sample.cloth_keypoints, nodes) / scale)
     return np.stack(seated).astype(np.float32)
 

@@ -314,6 +314,20 @@ def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
     assert abs(raised[5, 1] - np.flatnonzero(body[:, 40])[0]) <= 2
 
 
+def test_a_seam_under_a_head_tilted_over_the_shoulder_is_not_raised_to_the_jaw():
+    """The head tilts over the image-right shoulder: under the face (columns 84-107, down to row 50) the body
+    starts at the jaw, the neck rising above the shoulder. Those columns are not the shoulder's top, and the seam
+    stays where stage 1 put it, on the shoulder, rather than rise to the jaw."""
+    body, nodes = shoulders_person()
+    face = np.zeros_like(body)
+    face[20:50, 84:108] = True
+    body[50:70, 84:108] = True  # the neck under the jaw
+    seams = garment_with_seams_at(64, 66)
+    seated = seat_shoulder_seams(seams, nodes, body, face=face)
+    assert np.abs(seated[[3, 4, 30, 31], 1] - seams[[3, 4, 30, 31], 1]).max() <= 2
+    assert seat_shoulder_seams(seams, nodes, body)[4, 1] < seams[4, 1] - 5  # the jaw taken for the shoulder
+
+
 def test_a_seam_far_below_the_shoulders_or_off_the_body_stays_where_stage_one_put_it():
     body, nodes = shoulders_person()
     off_shoulder = garment_with_seams_at(130, 130)  # an off-shoulder top: seams 60 rows below the body's top
