@@ -459,6 +459,20 @@ def test_cloth_mask_of_a_white_camisole_cut_out_onto_white():
     assert not cloth_mask_from_photo(noisy)[30:100, 75:85].any()
 
 
+def test_cloth_mask_leaves_out_the_gap_between_a_hanging_sleeve_and_the_body_but_not_a_trim_across_it():
+    """A navy top whose sleeve hangs beside the body, 6 pixels from it (the closing, 7 at 1024 rows, bridges
+    that): the gap, open onto the backdrop below the cuff, is backdrop, not a white wedge of garment. A white
+    line across the body, bridged the same way, is a trim: left out, it would part the garment."""
+    photo = np.full((1024, 768, 3), 246, np.uint8)
+    photo[250:950, 250:520] = 40  # body
+    photo[250:700, 150:244] = 40  # the sleeve, hanging down beside it
+    photo[250:280, 244:250] = 40  # joined to it at the shoulder
+    photo[800:804, 250:520] = 246  # a white trim across the body, below the sleeve
+    mask = cloth_mask_from_photo(photo)
+    assert not mask[300:690, 245:249].any()
+    assert mask[252:948, 252:518].all() and mask[252:698, 152:242].all()  # the trim too
+
+
 def test_fit_person_crops_photos_to_their_largest_3_4_box_around_the_person():
     height, width = 400, 600  # wider than 3:4: crop to 300 columns
     person = np.zeros((height, width, 3), np.uint8)
