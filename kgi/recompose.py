@@ -30,8 +30,10 @@ from, the mask of pixels it must keep and the target parse as composed:
                outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
                wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
                long hair is the neck's skin)
-    image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin``
-    keep     = not region, or garment, or skin, or extended garment
+    wall     = the photo's wall (CIHP background) in the region where the target keeps wall and its colour is the
+               wall's around it (``_like_the_wall``: the old garment's blurred edge and shadow are not)
+    image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin`` and ``wall``
+    keep     = not region, or garment, or skin, or wall, or extended garment
 
 With the pose and the worn garment's keypoints, the body between the neck and the arms (the old garment, arms
 and neck there) is never background in the target (``kgi.posed_arms.cover_shoulders``): it is garment inside
@@ -46,10 +48,10 @@ garment), except on the torso, where the old garment covered skin. On the torso 
 garment that the target calls the lower garment, or an arm off the arms' capsules, is torso skin: a new garment
 shorter than the old one bares the midriff (``_bare_midriff``).
 
-So nothing of the old garment is kept (its pixels are in the region, and only the new garment or the
-person's own skin away from it is pasted there), and the new garment is never painted: the target parse's
-garment region is the warped garment. Outside the region the photo is kept even where the target parse
-predicted garment the warp did not cover.
+So nothing of the old garment is kept (its pixels are in the region, and only the new garment, the person's
+own skin away from it or wall of the wall's colour is pasted there), and the new garment is never painted: the
+target parse's garment region is the warped garment. Outside the region the photo is kept even where the target
+parse predicted garment the warp did not cover.
 
 Parse maps are (B, H, W) integer labels: CIHP (0..19, ``kgi.data.labels.CIHP_LABELS``) for the person,
 the 13 model classes (``PARSE13_LABELS``) for targets. Inside, each image is recomposed in numpy: its labels
@@ -96,6 +98,12 @@ MISLABEL_CIHP = (0, 9, 12)
 MISLABEL_REACH = 0.1
 GARMENT_COLOUR_TOLERANCE = 0.15
 MIN_GARMENT_PIXELS = 400
+# The photo's wall in the change region is kept where the target keeps wall and every channel is within
+# WALL_TOLERANCE of the wall's local colour: the mean of the photo's wall outside the region around it (a
+# Gaussian of WALL_REACH of the height), where that wall weighs at least WALL_EVIDENCE.
+WALL_REACH = 0.02
+WALL_TOLERANCE = 6 / 255
+WALL_EVIDENCE = 0.05
 MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
 SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 # A visible arm this far (a fraction of the height) below its side's worn armpit hangs beside the body, in front
@@ -420,6 +428,28 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
     return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target
 
 
+def _like_the_wall(person: np.ndarray, wall: np.ndarray, candidates: np.ndarray, reach: float) -> np.ndarray:
+    """(H, W) bool: the ``candidates`` whose colour is the wall's around them, every channel within
+    ``WALL_TOLERANCE`` of the local mean of the (H, W) bool ``wall`` pixels of the (H, W, 3) float ``person``
+    (a Gaussian of ``reach`` pixels, computed at a quarter of that scale), where that wall weighs at least
+    ``WALL_EVIDENCE``."""
+    like = np.zeros_like(candidates)
+    box = bounding_box(candidates, round(3 * reach))
+    if box is None:
+        return like
+    box_height, box_width = candidates[box].shape
+    shrink = max(1, int(reach // 4))
+    small_size = (max(1, box_width // shrink), max(1, box_height // shrink))
+    weight = wall[box].astype(np.float32)
+    weighted = np.dstack([weight, person[box] * weight[..., None]])  # (h, w, 4): weight, weighted colours
+    small = cv2.GaussianBlur(cv2.resize(weighted, small_size, interpolation=cv2.INTER_AREA), (0, 0), reach / shrink)
+    sums = cv2.resize(small, (box_width, box_height), interpolation=cv2.INTER_LINEAR)  # (h, w, 4)
+    mean = sums[..., 1:] / np.maximum(sums[..., :1], 1e-6)
+    close = (np.abs(person[box] - mean) <= WALL_TOLERANCE).all(axis=2)
+    like[box] = candidates[box] & close & (sums[..., 0] >= WALL_EVIDENCE)
+    return like
+
+
 def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarray, garment_image: np.ndarray,
                    warp_mask: np.ndarray, sleeves: np.ndarray, neck_hole: np.ndarray, margin_px: int, pose_nodes,
                    garment_keypoints) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -482,6 +512,12 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     wall_sliver = pieces((target == 0) & region, within=in_crack, touching=grow(new_garment, 1))
     target = np.where(wall_sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
+    # The photo's wall where the target keeps wall and it looks like the wall around it is the photo's own (the
+    # old garment's blurred edge and its shadow in the margin, unlike it, are painted): left to the inpainter, it
+    # was a band of smooth paint around the new garment, a quarter to nearly half of what was painted.
+    kept_wall = _like_the_wall(person, (parse_cihp == 0) & ~region, blanked & (target == 0) & (parse_cihp == 0),
+                               WALL_REACH * height)
+    blanked &= ~kept_wall
     # Visible arm skin that ``cover_shoulders`` puts under a new sleeve takes the sleeve's cloth (kept as skin, it
     # left a line of skin along the sleeve's edge).
     kept_skin &= ~extended
@@ -491,7 +527,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     if extended.any():
         rows, columns = _mirrored_sources(garment, extended)
         image[extended] = garment_image[rows, columns]
-    image = cv2.copyTo(person, kept_skin.view(np.uint8), image)
+    image = cv2.copyTo(person, (kept_skin | kept_wall).view(np.uint8), image)
     keep = ~(blanked & ~extended)
     skin = kept_skin & skin_like  # the colour painted skin takes is learnt from skin of the skin's colour
     if np.count_nonzero(skin) < 0.001 * height * width:  # no neck or arm to learn from: the face

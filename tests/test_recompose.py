@@ -69,6 +69,25 @@ def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WarpResult]:
     return person, parse, target, WarpResult(garment=garment, mask=mask, segment_masks=mask)
 
 
+def test_the_margins_wall_is_kept_where_it_looks_like_the_wall_and_painted_where_it_does_not():
+    """A blue top on a grey wall, replaced by a narrower garment: the change region's margin reaches 3 pixels
+    into the wall. There the wall, of the grey around it, is the photo's own and kept; the old top's blurred
+    edge (a column half blue) and its shadow (a darker grey) in the margin are painted, and so is the old top."""
+    parse, target = person_in_a_top()
+    wall = torch.tensor([0.8, 0.8, 0.78]).view(1, 3, 1, 1)
+    person = wall.expand(1, 3, SCENE_HEIGHT, SCENE_WIDTH).clone()
+    person[:, :, 28:76, 16:57] = torch.tensor([0.15, 0.2, 0.6]).view(3, 1, 1)  # the old top
+    person[:, :, 28:76, 15] = (wall[0, :, :, 0] + torch.tensor([[0.15], [0.2], [0.6]])) / 2  # its blurred edge
+    person[:, :, 40:50, 57] = 0.6  # its shadow on the wall
+    target[0, 30:76, 20:53] = UPPER
+    composed = recompose(person, parse, target, backbone_warp(slice(30, 76), slice(20, 53)), margin_px=3)
+    keep = composed.keep_mask[0, 0]
+    assert keep[50:76, 13:15].all() and keep[30:40, 57:60].all()  # the wall in the margin
+    torch.testing.assert_close(composed.image[0, :, 50:76, 13:15], person[0, :, 50:76, 13:15])
+    assert not keep[28:76, 15].any() and not keep[40:50, 57].any()  # the old top's edge, its shadow
+    assert not keep[30:76, 16:20].any() and not keep[30:76, 53:57].any()  # the old top beside the new garment
+
+
 def test_keep_mask_marks_kept_and_pasted_pixels_and_blanks_the_rest():
     person, parse, target, warp = scene()
     result = recompose(person, parse, target, warp)
