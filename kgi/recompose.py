@@ -431,22 +431,28 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
 def _like_the_wall(person: np.ndarray, wall: np.ndarray, candidates: np.ndarray, reach: float) -> np.ndarray:
     """(H, W) bool: the ``candidates`` whose colour is the wall's around them, every channel within
     ``WALL_TOLERANCE`` of the local mean of the (H, W) bool ``wall`` pixels of the (H, W, 3) float ``person``
-    (a Gaussian of ``reach`` pixels, computed at a quarter of that scale), where that wall weighs at least
-    ``WALL_EVIDENCE``."""
+    (a Gaussian of ``reach`` pixels, computed at a quarter of that scale and read at the candidates), where that
+    wall weighs at least ``WALL_EVIDENCE``."""
     like = np.zeros_like(candidates)
     box = bounding_box(candidates, round(3 * reach))
     if box is None:
         return like
     box_height, box_width = candidates[box].shape
     shrink = max(1, int(reach // 4))
-    small_size = (max(1, box_width // shrink), max(1, box_height // shrink))
-    weight = wall[box].astype(np.float32)
-    weighted = np.dstack([weight, person[box] * weight[..., None]])  # (h, w, 4): weight, weighted colours
-    small = cv2.GaussianBlur(cv2.resize(weighted, small_size, interpolation=cv2.INTER_AREA), (0, 0), reach / shrink)
-    sums = cv2.resize(small, (box_width, box_height), interpolation=cv2.INTER_LINEAR)  # (h, w, 4)
-    mean = sums[..., 1:] / np.maximum(sums[..., :1], 1e-6)
-    close = (np.abs(person[box] - mean) <= WALL_TOLERANCE).all(axis=2)
-    like[box] = candidates[box] & close & (sums[..., 0] >= WALL_EVIDENCE)
+    small_width, small_height = max(1, box_width // shrink), max(1, box_height // shrink)
+    weighted = np.empty((box_height, box_width, 4), np.float32)  # weight, then the weighted colours
+    weighted[..., 0] = wall[box]
+    np.multiply(person[box], weighted[..., :1], out=weighted[..., 1:])
+    small = cv2.GaussianBlur(cv2.resize(weighted, (small_width, small_height), interpolation=cv2.INTER_AREA),
+                             (0, 0), reach / shrink)
+    rows, columns = np.nonzero(candidates[box])
+    # Bilinear reads of the small sums at the candidates' centres: (N, 1) maps, (N, 1, 4) sums.
+    map_x = ((columns + 0.5) * (small_width / box_width) - 0.5).astype(np.float32)[:, None]
+    map_y = ((rows + 0.5) * (small_height / box_height) - 0.5).astype(np.float32)[:, None]
+    sums = cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]  # (N, 4)
+    mean = sums[:, 1:] / np.maximum(sums[:, :1], 1e-6)
+    close = (np.abs(person[box][rows, columns] - mean) <= WALL_TOLERANCE).all(axis=1) & (sums[:, 0] >= WALL_EVIDENCE)
+    like[box[0].start + rows[close], box[1].start + columns[close]] = True
     return like
 
 
