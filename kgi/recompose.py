@@ -22,7 +22,9 @@ from, the mask of pixels it must keep and the target parse as composed:
     neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
                back, and above the worn neck corners) is the neck in the target where the photo shows the body
                and the target draws garment or background
-    garment  = the warped garment where it is not behind kept skin
+    garment  = the warped garment where it is not behind kept skin, less (with the pose) its body's strips below
+               the target's waist apart from its sleeves (``_strips_below_the_waist``: a tucked-in top warped down
+               the skirt's side)
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
                thin gap between arm and body); specks of garment apart from the rest (``GARMENT_SPECK``) take
@@ -104,6 +106,9 @@ MIN_GARMENT_PIXELS = 400
 WALL_REACH = 0.02
 WALL_TOLERANCE = 6 / 255
 WALL_EVIDENCE = 0.05
+# Below the target's waist, a piece of the warped garment's body narrower than this fraction of the hips is a
+# strip down the skirt's side, not an untucked hem (``_strips_below_the_waist``).
+WAIST_STRIP = 0.25
 MIN_REFERENCE_SAMPLES = 10  # grid samples of a label needed for its median colour
 SAMPLE_STEP = 4  # medians are taken on every 4th row and column
 # A visible arm this far (a fraction of the height) below its side's worn armpit hangs beside the body, in front
@@ -428,6 +433,35 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
     return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target
 
 
+def _strips_below_the_waist(garment: np.ndarray, sleeves: np.ndarray, target: np.ndarray, pose_nodes
+                            ) -> np.ndarray:
+    """(H, W) bool: the strips of the warped garment (H, W) bool ``garment``, less its ``sleeves``, below the
+    target's waist: its parts there narrower than ``WAIST_STRIP`` of the hips (what a horizontal opening that
+    long takes away), in pieces at least twice that long downward and apart from the sleeves.
+
+    The waist is the first row where the (H, W) uint8 ``target``'s bottom garment spans half the hips (pose nodes
+    (10, 2) normalised). A top the target tucks into the skirt there, with its hem at the hips in the keypoints,
+    was warped down the skirt's side where the photo's old garment hung beside it: a strip of cloth between the
+    skirt and the arm. An untucked hem spans the hips below the waist, a hem's corners over the skirt's sides are
+    short, and the body's side between a long sleeve and the skirt touches the sleeve: all stay.
+    """
+    height, width = target.shape
+    hips = np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 0] * width
+    strip_width = round(WAIST_STRIP * abs(hips[1] - hips[0]))
+    waist_rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= 2 * strip_width)
+    if not len(waist_rows) or strip_width < 2:
+        return np.zeros_like(garment)
+    below = garment & ~sleeves
+    below[:waist_rows[0]] = False
+    narrow = below & ~cv2.morphologyEx(below.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, strip_width), np.uint8)
+                                       ).view(bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow.view(np.uint8), connectivity=8)
+    strips = stats[:, cv2.CC_STAT_HEIGHT] >= 2 * strip_width
+    strips[np.unique(labels[grow(sleeves, 2)])] = False
+    strips[0] = False
+    return strips[labels]
+
+
 def _like_the_wall(person: np.ndarray, wall: np.ndarray, candidates: np.ndarray, reach: float) -> np.ndarray:
     """(H, W) bool: the ``candidates`` whose colour is the wall's around them, every channel within
     ``WALL_TOLERANCE`` of the local mean of the (H, W) bool ``wall`` pixels of the (H, W, 3) float ``person``
@@ -492,6 +526,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
                 | ((parse_cihp == NECK_CIHP) & (target == FACE_NECK)))
     kept_skin = own_skin & own_skin_colour
     garment = warp_mask & ~kept_skin
+    if pose_nodes is not None:
+        garment &= ~_strips_below_the_waist(garment, sleeves, target, pose_nodes)
     cracks = close_gaps(garment, round(GARMENT_CRACK * height)) & ~garment & region & ~kept_skin & ~neck_hole
     target = np.where(garment | cracks, UPPER, target)
     uncovered = (target == UPPER) & ~garment & ~cracks

@@ -749,6 +749,29 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
     assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
 
 
+@pytest.mark.parametrize("hem", ["tucked", "untucked"])
+def test_a_strip_of_the_new_top_down_the_skirts_side_is_not_worn_but_an_untucked_hem_is(hem):
+    """The target tucks the new top into the skirt (its bottom garment spans the hips from row 56, the waist),
+    but the warp, its hem at the hips, runs down the skirt's side where the old top hung beside it: a strip 3
+    pixels wide, under a quarter of the hips, to row 76. It is not the garment (below an untucked hem neither).
+    An untucked hem spanning the hips below the waist is."""
+    parse, target = person_in_a_top()
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.8)
+    target[0, 30:56, 18:55] = UPPER
+    target[0, 56:90, 20:53] = PARSE13_LABELS.index("bottom")
+    target[0, 56:76, 54:57] = UPPER  # the parse network follows the warp's outline
+    warp = backbone_warp(slice(30, 76), slice(18, 57))
+    warp.mask[0, 0, 56:76, :54] = 0  # below the waist, only the strip...
+    if hem == "untucked":
+        warp.mask[0, 0, 56:62, 18:57] = 1  # ... or a hem across the hips as well
+        target[0, 56:62, 18:57] = UPPER
+    warp.garment.mul_(warp.mask)
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
+    worn = composed.target_parse13[0] == UPPER
+    assert worn[40:50, 20:53].all() and not worn[64:76, 54:57].any()
+    assert worn[57:61, 20:53].all() == (hem == "untucked")
+
+
 @pytest.mark.parametrize("trousers", ["white", "dark"])
 def test_a_sleeve_the_parse_gives_to_the_trousers_or_the_wall_is_repainted_unless_its_colour_is_theirs(trousers):
     """The photo's dark long sleeve hangs beside the trousers, and the parse labels its lower end trousers and
