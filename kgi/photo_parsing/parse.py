@@ -254,6 +254,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         reached |= (split == name) & (parts[name] < SPLIT_REACH * limb)
     nearest = np.where(reached, split, nearest)
     labels[skin] = limbs_by_region(nearest, skin, shoulders[1] + 0.5 * torso)[skin]
+    if face is not None:  # skin above the brows is the face's (a forehead beside the mesh's outline), not the neck's
+        labels[(labels == TORSO_SKIN) & (rows < face[list(BROWS), 1].min())] = FACE
     labels[hair] = HAIR
     labels[face_region] = FACE
     # Leg skin below a lower garment makes it a skirt (CIHP tells skirts from trousers; both are "bottom").
