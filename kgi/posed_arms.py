@@ -100,6 +100,15 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
     return stack_maps(shaped, target)
 
 
+def waist_row(target: np.ndarray, nodes: np.ndarray) -> int | None:
+    """The target's waist: the first row where the (H, W) uint8 ``target``'s bottom garment spans half the hips
+    (pose nodes (10, 2) in pixels), or None. A narrow strip of bottom garment higher up (``recompose``'s nearest
+    label for garment the warp leaves open) is not the waist."""
+    hips = np.asarray(nodes, np.float64)[list(TORSO_NODES[2:]), 0]
+    rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= abs(hips[1] - hips[0]) / 2)
+    return int(rows[0]) if len(rows) else None
+
+
 def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.ndarray,
                      layout: tuple[np.ndarray, np.ndarray], pose_nodes, garment_keypoints) -> np.ndarray:
     """``cover_shoulders`` of one image: (H, W) uint8 labels and bool ``region``, ``layout`` its ``_arm_layout``,
@@ -120,14 +129,12 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
                                           (height, width))
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
-    # The outline's body reaches no further down than the target's waist, the first row where its bottom garment
-    # spans half the hips: the old garment's side that hangs over the skirt beside a tucked-in top is not the new
-    # garment (it drew a strip of cloth down the skirt's side). A narrow strip of bottom garment higher up is
-    # ``recompose``'s nearest label, not the waist; sleeves hang below it.
-    hips = nodes[list(TORSO_NODES[2:]), 0]
-    waist_rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= abs(hips[1] - hips[0]) / 2)
-    if len(waist_rows):
-        on_garment &= (np.arange(height)[:, None] < waist_rows[0]) | sleeves
+    # The outline's body reaches no further down than the target's waist: the old garment's side that hangs over
+    # the skirt beside a tucked-in top is not the new garment (it drew a strip of cloth down the skirt's side).
+    # Sleeves hang below it.
+    waist = waist_row(target, nodes)
+    if waist is not None:
+        on_garment &= (np.arange(height)[:, None] < waist) | sleeves
     hole = body & (zone | (torso > 0))
     sleeved = sleeved_arm_pixels(nodes, target == UPPER, covered_arm | hole)  # asked where it is used
     # The photo's neck is never made garment here: the parse network's neck is a pixel or two narrower than the

@@ -75,7 +75,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     pieces, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
-from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of
+from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of, waist_row
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -439,20 +439,21 @@ def _strips_below_the_waist(garment: np.ndarray, sleeves: np.ndarray, target: np
     target's waist: its parts there narrower than ``WAIST_STRIP`` of the hips (what a horizontal opening that
     long takes away), in pieces at least twice that long downward and apart from the sleeves.
 
-    The waist is the first row where the (H, W) uint8 ``target``'s bottom garment spans half the hips (pose nodes
-    (10, 2) normalised). A top the target tucks into the skirt there, with its hem at the hips in the keypoints,
-    was warped down the skirt's side where the photo's old garment hung beside it: a strip of cloth between the
-    skirt and the arm. An untucked hem spans the hips below the waist, a hem's corners over the skirt's sides are
-    short, and the body's side between a long sleeve and the skirt touches the sleeve: all stay.
+    The waist is the (H, W) uint8 ``target``'s (``kgi.posed_arms.waist_row``; pose nodes (10, 2) normalised). A
+    top the target tucks into the skirt there, with its hem at the hips in the keypoints, was warped down the
+    skirt's side where the photo's old garment hung beside it: a strip of cloth between the skirt and the arm. An
+    untucked hem spans the hips below the waist, a hem's corners over the skirt's sides are short, and the body's
+    side between a long sleeve and the skirt touches the sleeve: all stay.
     """
     height, width = target.shape
-    hips = np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 0] * width
+    nodes = np.asarray(pose_nodes, np.float64) * [width, height]
+    hips = nodes[list(TORSO_NODES[2:]), 0]
     strip_width = round(WAIST_STRIP * abs(hips[1] - hips[0]))
-    waist_rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= 2 * strip_width)
-    if not len(waist_rows) or strip_width < 2:
+    waist = waist_row(target, nodes)
+    if waist is None or strip_width < 2:
         return np.zeros_like(garment)
     below = garment & ~sleeves
-    below[:waist_rows[0]] = False
+    below[:waist] = False
     narrow = below & ~cv2.morphologyEx(below.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, strip_width), np.uint8)
                                        ).view(bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow.view(np.uint8), connectivity=8)
