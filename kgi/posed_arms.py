@@ -102,10 +102,11 @@ def shape_arms(target: torch.Tensor, painted: torch.Tensor, parse_cihp: torch.Te
 
 def waist_row(target: np.ndarray, nodes: np.ndarray) -> int | None:
     """The target's waist: the first row where the (H, W) uint8 ``target``'s bottom garment spans half the hips
-    (pose nodes (10, 2) in pixels), or None. A narrow strip of bottom garment higher up (``recompose``'s nearest
-    label for garment the warp leaves open) is not the waist."""
+    (pose nodes (10, 2) in pixels), or None (none, or hips a pixel apart: no pose's hips). A narrow strip of
+    bottom garment higher up (``recompose``'s nearest label for garment the warp leaves open) is not the waist."""
     hips = np.asarray(nodes, np.float64)[list(TORSO_NODES[2:]), 0]
-    rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= abs(hips[1] - hips[0]) / 2)
+    span = abs(hips[1] - hips[0])
+    rows = np.flatnonzero((target == BOTTOM).sum(axis=1) >= span / 2) if span >= 2 else []
     return int(rows[0]) if len(rows) else None
 
 

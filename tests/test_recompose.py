@@ -9,7 +9,7 @@ import torch
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
 from kgi.limbs import GARMENT_OUTLINE, SHOULDER_OUTSIDE, body_span, fit_short_sleeves, seat_shoulder_seams
-from kgi.posed_arms import cover_shoulders
+from kgi.posed_arms import cover_shoulders, waist_row
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
 from kgi.warp import SEGMENT_NAMES, WarpResult
@@ -243,6 +243,16 @@ def test_the_old_tops_side_hanging_beside_the_skirt_under_a_tucked_in_top_is_not
     covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
     assert (covered[44:50, 53:56] == UPPER).all()
     assert (covered[58:74, 53:56] == 0).all()
+
+
+def test_the_waist_is_where_the_bottom_garment_spans_half_the_hips_and_none_without_hips():
+    target = np.zeros((100, 80), np.uint8)
+    target[40:50, 38:42] = PARSE13_LABELS.index("bottom")  # a narrow strip of it higher up
+    target[60:, 20:60] = PARSE13_LABELS.index("bottom")
+    nodes = SCENE_POSE * [80, 100]  # hips 16 columns apart
+    assert waist_row(target, nodes) == 60
+    nodes[[8, 9]] = 0  # no hips in the pose
+    assert waist_row(target, nodes) is None
 
 
 def test_a_loose_old_sleeve_beside_the_shoulder_is_not_skin():
