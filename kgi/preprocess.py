@@ -167,9 +167,10 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     core = distance > tolerance
     stands_out = False  # from its backdrop: the full tolerance, not a pale garment's lower one
     if core.any():
-        stands_out = PALE_TOLERANCE_RATIO * np.median(distance[core]) >= tolerance
-        tolerance = float(np.clip(PALE_TOLERANCE_RATIO * np.median(distance[core]), MIN_TOLERANCE, tolerance))
-        if PALE_TOLERANCE_RATIO * np.median(distance[core]) < MIN_TOLERANCE:
+        pale_tolerance = PALE_TOLERANCE_RATIO * float(np.median(distance[core]))  # one median of the whole garment
+        stands_out = pale_tolerance >= tolerance
+        tolerance = float(np.clip(pale_tolerance, MIN_TOLERANCE, tolerance))
+        if pale_tolerance < MIN_TOLERANCE:
             frame = np.concatenate([distance[0], distance[-1], distance[:, 0], distance[:, -1]])  # (2W + 2H,)
             tolerance = min(tolerance, float(np.percentile(frame, 99)) + FLAT_MARGIN)
     candidates = (distance > tolerance).astype(np.uint8)
