@@ -13,9 +13,10 @@ are the recomposed image's, exact):
    (``PROFILE_EDGE`` pixels: there the photo's pixels mix with the background); c = m / (1 - 0.4 / 16) and
    s = 0.4 c, m the skin's median, where fewer than ``MIN_PROFILE_PIXELS`` are visible; the colour is a
    per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the skin's own hue;
-2. every other class (background, lower garment, hair...): filled from the kept pixels of that class by a
-   push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
-   it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
+2. every other class (background, lower garment, hair...): filled from the kept pixels of that class (but the
+   wall's: those of its typical luminance, ``TYPICAL_SPREAD``, not its buttons or logo) by a push-pull pyramid
+   (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows it) at
+   ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
    colours only where the photo keeps no pixel of the class;
 3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
    painted pixels by a normalised Gaussian (``SEAM_REACH``) and added, so a painted arm meets the visible arm
@@ -51,6 +52,10 @@ FEATHER = 1.0  # Gaussian sigma, pixels, of the painted side of the kept pixels'
 MIN_REFERENCE_PIXELS = 16  # fewer kept pixels of a class than this: the class takes the inpainter's colours
 MIN_PROFILE_PIXELS = 400  # visible arm skin needed to learn the brightness profile
 PROFILE_EDGE = 2  # pixels of the visible arm's outline left out of the profile's fit
+# A painted class other than the wall is filled from its kept pixels of typical luminance: a metal button or a
+# logo on the waistband, averaged in, was a pale smudge across the painted band above it.
+TYPICAL_SPREAD = 3.0
+MIN_SPREAD = 0.02
 DEFAULT_SHADING = 0.4  # the default profile's shading s over its centre brightness c
 # Skin next to a garment is darker (the cloth shades it): visible arm skin within half a percent of the height of
 # the old garment is 5-16% darker than 1-3% away from it on five genuine people (a sleeve's hem, a sleeveless
@@ -177,6 +182,15 @@ class SkinModel:
         return self.fit[0] + brightness[:, None] * self.fit[1]
 
 
+def _typical(luminance: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the ``pixels`` (h, w bool) whose ``luminance`` (h, w) is within ``TYPICAL_SPREAD`` robust
+    sigmas (1.4826 median absolute deviations, at least ``MIN_SPREAD``) of their median."""
+    values = luminance[pixels]
+    median = float(np.median(values))
+    spread = max(1.4826 * float(np.median(np.abs(values - median))), MIN_SPREAD)
+    return pixels & (np.abs(luminance - median) <= TYPICAL_SPREAD * spread)
+
+
 def _grain_spread(detail: np.ndarray, pixels: np.ndarray) -> float:
     """1.4826 times the median over ``pixels`` (h, w bool) of ``detail`` (h, w), |pixel - its 3x3 mean| averaged
     over the channels on every 4th row and column of the image: the photo's fine-detail spread there, edges not
@@ -246,6 +260,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             # The sources: small pixels wholly of kept pixels of the class (none on its outline, whose pixels
             # mix the neighbours' colours).
             source = _small(((parse == label) & keep).astype(np.float32), small_size) > 0.999
+            if label != 0 and source.sum() >= MIN_REFERENCE_PIXELS:  # not its buttons, rivets or a logo
+                source &= _typical(channel_mean(known_small), source)
             if source.sum() >= MIN_REFERENCE_PIXELS:
                 fill = push_pull_fill(known_small * source[..., None], source.astype(np.float32))
             else:  # the photo keeps nothing of this class: the inpainter's colours

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from kgi.composite import SkinModel, composite, push_pull_fill
-from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
+from kgi.data.labels import BOTTOM, FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.limbs import ARM_NODES, arm_layout
 from kgi.posed_arms import pose_arms, shape_arms
 
@@ -51,6 +51,27 @@ def test_painted_skin_takes_the_persons_skin_and_painted_wall_continues_the_wall
     rows = np.nonzero(painted_wall)[0]
     assert np.abs(result[painted_wall] - expected[rows]).max() < 0.04
     assert np.abs(result[painted_wall].mean(0) - expected[rows].mean(0)).max() < 3 / 255
+
+def test_a_painted_band_of_the_trousers_takes_their_cloth_not_the_colour_of_a_button_beside_it():
+    """The old top's margin over the trousers' waistband is painted as trousers; a white button sits on the kept
+    waistband just below it. The band is filled from the trousers' typical colour, not a pale smudge of the
+    button's (the wall, whose shadows are its own, is filled from all of its pixels)."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[100:220, 50:140] = BOTTOM
+    trousers = np.array([0.45, 0.12, 0.10], np.float32)
+    image = np.broadcast_to(WALL, (HEIGHT, WIDTH, 3)).copy()
+    image[parse == BOTTOM] = trousers
+    image[112:122, 90:100] = 0.95  # the button
+    keep = np.ones((HEIGHT, WIDTH), bool)
+    keep[100:110, 50:140] = False  # the band above it
+    image[~keep] = 0.5
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
+                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                       torch.zeros(1, 1, HEIGHT, WIDTH))[0].permute(1, 2, 0).numpy()
+    above_the_button = result[102:110, 86:104]
+    assert np.abs(above_the_button.mean((0, 1)) - trousers).max() < 3 / 255, above_the_button.mean((0, 1))
+
 
 def test_push_pull_fill_keeps_the_known_and_spreads_it():
     values = np.random.default_rng(0).random((32, 24, 3)).astype(np.float32)
