@@ -54,6 +54,7 @@ POSE_EDGES: tuple[tuple[int, int], ...] = (
 POSE_FILL_FROM: dict[int, int] = {0: 1, 2: 1, 5: 1, 8: 1, 9: 1, 3: 2, 4: 3, 6: 5, 7: 6}
 
 NUM_GARMENT_NODES = 32
+HEM_CENTRE = 18  # the garment node at the hem's centre
 GARMENT_CONTOUR: tuple[int, ...] = (0, 1, 2, 3, 4, *range(31, 4, -1))  # closed loop, back to 0
 GARMENT_CONTOUR_EDGES: tuple[tuple[int, int], ...] = tuple(
     (GARMENT_CONTOUR[i], GARMENT_CONTOUR[(i + 1) % len(GARMENT_CONTOUR)]) for i in range(len(GARMENT_CONTOUR))

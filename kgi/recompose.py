@@ -48,7 +48,8 @@ unless the new garment covers it; where the old garment hid an arm, the pose's a
 target parse's other painted arm pixels become the photo's own label there (background where it was the old
 garment), except on the torso, where the old garment covered skin. On the torso above the hips, the painted old
 garment that the target calls the lower garment, or an arm off the arms' capsules, is torso skin: a new garment
-shorter than the old one bares the midriff (``_bare_midriff``).
+shorter than the old one bares the midriff (``_bare_midriff``; a new garment tucked in, its keypoints' hem below
+the hips, leaves the lower garment on the photo's waistband).
 
 So nothing of the old garment is kept (its pixels are in the region, and only the new garment, the person's
 own skin away from it or wall of the wall's colour is pasted there), and the new garment is never painted: the
@@ -74,6 +75,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     pieces, small_holes, stack_maps, to_parse13
+from kgi.graphs import HEM_CENTRE
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
 from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of, waist_row
 from kgi.warp import SEGMENT_NAMES, WarpResult
@@ -418,18 +420,26 @@ def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> n
 
 
 def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: tuple[np.ndarray, np.ndarray],
-                  pose_nodes) -> np.ndarray:
+                  pose_nodes, garment_keypoints, waistband: np.ndarray) -> np.ndarray:
     """The (H, W) uint8 target with the painted old garment on the torso above the hips that it calls the lower
     garment, or an arm outside the arms' capsules, made torso skin (``FACE_NECK``, the 13 classes' skin of the
     face, neck and torso): a new garment shorter than the old one bares the midriff down to where the old one
     ended. The parse network draws the trousers up to the new hem instead, in an arch whose top the photo never
     showed, and arm wedges beside it (painted in the arms' shading, a seam against the torso's).
-    ``painted_old_garment`` (H, W) bool, ``layout`` the (arms, torso) of ``kgi.limbs.arm_layout``, ``pose_nodes``
-    (10, 2) normalised."""
+
+    A new garment whose keypoints put its hem centre (node 18) below the hips is tucked into the lower garment,
+    not shorter: on the ``waistband`` ((H, W) bool, the photo's lower garment grown by the change region's
+    margin), where the old top bloused over the waistband, the target's lower garment stays (a band of skin was
+    painted between a tucked-in top and the skirt). ``painted_old_garment`` (H, W) bool, ``layout`` the (arms,
+    torso) of ``kgi.limbs.arm_layout``, ``pose_nodes`` (10, 2) and ``garment_keypoints`` (32, 2, or None)
+    normalised."""
     arms, torso = layout
-    hips = int(np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 1].min() * target.shape[0])  # the hips
-    midriff = painted_old_garment & (torso > 0) & ((target == BOTTOM) | (is_any(target, ARMS) & (arms == 0)))
-    midriff[max(hips, 0):] = False
+    hips = np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 1].min()
+    lower = target == BOTTOM
+    if garment_keypoints is not None and np.asarray(garment_keypoints, np.float64)[HEM_CENTRE, 1] > hips:
+        lower &= ~waistband
+    midriff = painted_old_garment & (torso > 0) & (lower | (is_any(target, ARMS) & (arms == 0)))
+    midriff[max(int(hips * target.shape[0]), 0):] = False
     return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target
 
 
@@ -541,7 +551,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         target = shape_arms_of(target, blanked, parse_cihp, visible_arms, layout)
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
-        target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes)
+        target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes,
+                               garment_keypoints, grow(parse13 == BOTTOM, margin_px))
     # Specks of garment apart from the rest (a strip of the old neckline inside the new garment's keypoint outline
     # but off the warp, filled with mirrored cloth: dark dashes on the neck) take their nearest other label.
     specks = pieces(target == UPPER, smaller_than=GARMENT_SPECK * height * width, connectivity=4)  # a line too

@@ -739,10 +739,11 @@ def test_a_sleeve_the_parse_calls_an_arm_is_repainted_as_the_old_garment_not_kep
     assert (composed.target_parse13[0, 44:56, 55:57] == LEFT_ARM).all()  # the arm inside its capsule
 
 
-def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
-    """The new top ends at row 56, the old one at row 76; the target network draws the trousers up to the new
-    hem, and an arm wedge beside it. Above the hips (row 70) the old garment's place is torso skin; below, the
-    target's trousers stay."""
+@pytest.mark.parametrize("keypoint_hem", [None, 56])
+def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips(keypoint_hem):
+    """The new top ends at row 56 (in its keypoints too, or without them), the old one at row 76; the target
+    network draws the trousers up to the new hem, and an arm wedge beside it. Above the hips (row 70) the old
+    garment's place is torso skin; below, the target's trousers stay."""
     parse, target = person_in_a_top()
     person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.5)
     for label in (13, 10):
@@ -751,12 +752,38 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips():
     target[0, 56:76, 18:55] = 4  # the lower garment (13 classes), up to the new hem
     target[0, 56:62, 24:30] = LEFT_ARM  # a wedge of arm on the torso, off the arms' capsules
     warp = backbone_warp(slice(28, 56), slice(18, 55))
-    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None])
+    keypoints = None if keypoint_hem is None else worn_rectangle(
+        {0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (54, 28), 5: (18, 28)}, keypoint_hem)
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
     midriff = composed.target_parse13[0, 58:70, 28:46]
     assert (midriff == FACE_NECK).all()
     assert (composed.target_parse13[0, 58:62, 25:29] == FACE_NECK).all()  # the wedge too
     assert (composed.target_parse13[0, 71:76, 28:46] == 4).all()  # below the hips
     assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
+
+
+@pytest.mark.parametrize("keypoint_hem", [60, 86])
+def test_a_tucked_in_top_leaves_the_skirts_waistband_where_the_old_top_bloused_over_it(keypoint_hem):
+    """The old top bloused over the skirt's waistband down to row 62 (the skirt below it); the target draws the
+    new top to row 58 and the skirt from there. A new top whose keypoints put its hem below the hips (row 70) is
+    tucked in: the painted band between its hem and the skirt, on the waistband, is the skirt. A top whose hem is
+    above the hips (row 60) is shorter than the old one: the band is bared midriff."""
+    parse, target = person_in_a_top()
+    parse[0, 62:96, 16:57] = 12  # the skirt (CIHP), the old top above it
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.5)
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target[0, 28:58, 18:55] = UPPER
+    target[0, 58:96, 18:55] = 4
+    warp = backbone_warp(slice(28, 58), slice(18, 55))
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (54, 28),
+                                5: (18, 28)}, keypoint_hem)
+    composed = recompose(person, parse, target, warp, margin_px=4, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    band = composed.target_parse13[0, 58:62, 30:46]
+    assert (band == (4 if keypoint_hem > 70 else FACE_NECK)).all()
+    assert (composed.keep_mask[0, 0, 58:62, 30:46] == 0).all()  # painted
 
 
 @pytest.mark.parametrize("hem", ["tucked", "untucked"])
