@@ -1,11 +1,12 @@
-"""The person's pose against the parse: wrists that OpenPose placed far short of the hand the parse shows."""
+"""The person's pose against the parse: wrists that OpenPose placed far short of the hand the parse shows; the
+worn garment's keypoints against the flat garment: a body shorter, for its shoulder width, than the flat one."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kgi.limbs import wrists_on_hands
+from kgi.limbs import BODY_BELOW_ARMPITS, lengthen_short_body, wrists_on_hands
 
 HEIGHT, WIDTH = 120, 90
 LEFT_ARM_CIHP, RIGHT_ARM_CIHP = 14, 15
@@ -48,3 +49,41 @@ def test_a_hand_out_of_an_arms_reach_is_not_taken_for_its_hand():
     parse[80:95, 64:73] = 0
     parse[112:120, 64:73] = LEFT_ARM_CIHP  # a piece labelled left arm far below: 2.3 upper arms from the elbow
     np.testing.assert_array_equal(wrists_on_hands(pose, parse), pose)
+
+
+def boxy_top(length_below_armpits: float, shoulder_width: float, tilt: float = 0.0) -> np.ndarray:
+    """(32, 2) keypoints of a boxy top: shoulders 5/31 on row 0, armpits 14/22 on row 40, sides straight down to
+    the hem ``length_below_armpits`` below them; every other node (neckline, sleeves) above the armpits. Tilted
+    by ``tilt`` radians about the shoulders' midpoint."""
+    half = shoulder_width / 2
+    keypoints = np.zeros((32, 2))
+    keypoints[:, 1] = np.linspace(-20, 35, 32)  # neckline and sleeves: all above the armpits
+    keypoints[5], keypoints[31] = (-half, 0), (half, 0)
+    keypoints[14], keypoints[22] = (-half, 40), (half, 40)
+    for node, fraction in zip((15, 16, 17), (1 / 3, 2 / 3, 1.0)):
+        keypoints[node] = (-half, 40 + fraction * length_below_armpits)
+        keypoints[36 - node] = (half, 40 + fraction * length_below_armpits)  # 21, 20, 19
+    keypoints[18] = (0, 40 + length_below_armpits)
+    rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
+    return keypoints @ rotation.T + (300, 200)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 0.2])
+def test_a_worn_body_shorter_than_the_flat_one_for_its_width_is_lengthened_below_the_armpits(tilt):
+    """The flat top is as long below its armpits as its shoulders are wide; stage 1 wore it 0.75 as long, for the
+    same width (the synthetic generator's proportions): its sides and hem are stretched along its axis to the flat
+    proportions, their widths kept, and nothing above the armpits moves."""
+    flat = boxy_top(200, 200)
+    worn = boxy_top(90, 120, tilt)
+    lengthened = lengthen_short_body(worn, flat)
+    expected = boxy_top(120, 120, tilt)
+    np.testing.assert_allclose(lengthened, expected, atol=1e-9)
+    above = [node for node in range(32) if node not in BODY_BELOW_ARMPITS]
+    np.testing.assert_array_equal(lengthened[above], worn[above])
+
+
+def test_a_worn_body_as_long_as_the_flat_one_or_longer_is_kept():
+    flat = boxy_top(200, 200)
+    for length in (120, 150):
+        worn = boxy_top(length, 120)
+        np.testing.assert_array_equal(lengthen_short_body(worn, flat), worn)
