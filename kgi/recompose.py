@@ -27,11 +27,11 @@ from, the mask of pixels it must keep and the target parse as composed:
                the skirt's side)
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
                with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
-               thin gap between arm and body); specks of garment apart from the rest (``GARMENT_SPECK``) take
-               their nearest other label; the target's other upper pixels take the person's label
-               outside the region (the photo stays) and where the photo shows an arm (the arm is there, not the
-               wall), and elsewhere their nearest label other than garment and hair (a neckline's hole next to
-               long hair is the neck's skin)
+               thin gap between arm and body); specks and slivers of garment apart from the rest (``GARMENT_SPECK``,
+               ``GARMENT_SLIVER``) take their nearest other label; the target's other upper pixels take the
+               person's label outside the region (the photo stays) and where the photo shows an arm (the arm is
+               there, not the wall), and elsewhere their nearest label other than garment and hair (a neckline's
+               hole next to long hair is the neck's skin)
     wall     = the photo's wall (CIHP background) in the region where the target keeps wall and its colour is the
                wall's around it (``_like_the_wall``: the old garment's blurred edge and shadow are not)
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin`` and ``wall``
@@ -90,6 +90,9 @@ MARGIN = 0.01
 GARMENT_CRACK = 0.006
 # A piece of the target's garment apart from the rest smaller than this fraction of the image is a speck.
 GARMENT_SPECK = 0.0002
+# A piece of the target's garment apart from the rest that is nowhere this thick (a fraction of the height) is a
+# sliver.
+GARMENT_SLIVER = 0.012
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
@@ -554,10 +557,20 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes,
                                garment_keypoints, grow(parse13 == BOTTOM, margin_px))
     # Specks of garment apart from the rest (a strip of the old neckline inside the new garment's keypoint outline
-    # but off the warp, filled with mirrored cloth: dark dashes on the neck) take their nearest other label.
-    specks = pieces(target == UPPER, smaller_than=GARMENT_SPECK * height * width, connectivity=4)  # a line too
-    if specks.any():
+    # but off the warp, filled with mirrored cloth: dark dashes on the neck) and slivers, pieces nowhere as thick
+    # as GARMENT_SLIVER (the garment's side seen past a hand beside the hips: a dark line along the hand), take
+    # their nearest other label.
+    new_garment = target == UPPER
+    specks = pieces(new_garment, smaller_than=GARMENT_SPECK * height * width, connectivity=4)  # a line too
+    sliver_width = round(GARMENT_SLIVER * height)
+    if sliver_width >= 2:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (sliver_width, sliver_width))
+        specks |= pieces(new_garment, within=~cv2.morphologyEx(new_garment.view(np.uint8), cv2.MORPH_OPEN, disc
+                                                               ).view(bool))
+    if specks.any():  # and the warped garment's own specks and slivers are not pasted
         target = nearest_label(target, (target != UPPER) & ~specks, specks)
+        garment &= ~specks
+        blanked = region & ~garment & ~kept_skin
     # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
     # garment, which the new garment's side nearly fills): its cloth, not a ragged sliver of painted wall. Wall
     # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.

@@ -786,6 +786,37 @@ def test_a_tucked_in_top_leaves_the_skirts_waistband_where_the_old_top_bloused_o
     assert (composed.keep_mask[0, 0, 58:62, 30:46] == 0).all()  # painted
 
 
+def test_a_sliver_of_the_warped_garment_apart_from_the_rest_is_not_pasted():
+    """At 256 rows the warped garment's body is pasted, and beyond the bare arm beside it a piece of its side two
+    pixels wide (thinner than ``GARMENT_SLIVER`` of the height, 3 pixels, everywhere) shows past the hand: not
+    pasted (a dark line along the hand), the photo's wall or the arm instead."""
+    height, width = 256, 192
+    parse = torch.zeros(1, height, width, dtype=torch.long)
+    parse[0, 10:50, 80:110] = 13  # face
+    parse[0, 60:200, 40:150] = 5  # the old top
+    parse[0, 60:200, 150:166] = 14  # the bare left arm beside it
+    person = torch.full((1, 3, height, width), 0.9)  # the wall
+    person[0, :, parse[0] == 5] = torch.tensor([0.1, 0.2, 0.6]).view(3, 1)
+    for label in (13, 14):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target = torch.zeros(1, height, width, dtype=torch.long)
+    target[0, 10:50, 80:110] = FACE_NECK
+    target[0, 60:200, 40:150] = UPPER
+    target[0, 60:200, 150:166] = LEFT_ARM
+    target[0, 150:190, 166:168] = UPPER  # the sliver, past the arm
+    mask = (target == UPPER).float()[:, None]
+    segments = torch.zeros(1, len(SEGMENT_NAMES), height, width)
+    segments[:, SEGMENT_NAMES.index("backbone")] = mask[:, 0]
+    warp = WarpResult(torch.rand(1, 3, height, width) * 0.3 * mask, mask, segments)
+    composed = recompose(person, parse, target, warp, margin_px=1)
+    sliver = (slice(150, 190), slice(166, 168))
+    assert not (composed.target_parse13[0][sliver] == UPPER).any()
+    pasted = torch.isclose(composed.image[0][(slice(None), *sliver)], warp.garment[0][(slice(None), *sliver)])
+    assert not pasted.all(0).any()
+    body = (slice(70, 190), slice(50, 140))
+    torch.testing.assert_close(composed.image[0][(slice(None), *body)], warp.garment[0][(slice(None), *body)])
+
+
 @pytest.mark.parametrize("hem", ["tucked", "untucked"])
 def test_a_strip_of_the_new_top_down_the_skirts_side_is_not_worn_but_an_untucked_hem_is(hem):
     """The target tucks the new top into the skirt (its bottom garment spans the hips from row 56, the waist),
