@@ -123,15 +123,29 @@ BY_EYE_TOLERANCE = 0.05
 CUFF_OUTSIDE_ARMPIT = 0.04
 
 
-@pytest.mark.parametrize("garment", list(BY_EYE), ids=[name.rsplit("/", 1)[1] for name in BY_EYE])
-def test_genuine_garment_as_read_by_eye(garment):
+GARMENTS_WITH_MASKS = [name for name in BY_EYE if name.startswith("vitonhd")]
+
+
+# Known misses with the mask made from the photo: 02783's long sleeves lie against its body and the photo's mask
+# closes both slits higher than VITON-HD's, so its armpits are read 0.06 and 0.08 of the height low.
+PHOTO_MASK_MISSES = {"vitonhd-extra/test/cloth/02783_00"}
+
+
+@pytest.mark.parametrize("garment, mask_from", [(name, "file") for name in BY_EYE] + [
+    pytest.param(name, "photo", marks=pytest.mark.xfail(strict=True, reason="armpits low up a closed slit")
+                 if name in PHOTO_MASK_MISSES else ()) for name in GARMENTS_WITH_MASKS],
+    ids=[name.rsplit("/", 1)[1] for name in BY_EYE]
+    + [name.rsplit("/", 1)[1] + "-photo-mask" for name in GARMENTS_WITH_MASKS])
+def test_genuine_garment_as_read_by_eye(garment, mask_from):
+    """With VITON-HD's own mask where there is one (shop photos have none), and for those garments also with the
+    mask made from the photo, as a user who sends the photo alone gets it."""
     photo = GENUINE / f"{garment}.jpg"
     if not photo.is_file():
         pytest.skip(f"the genuine garment photo {photo} is not here")
     rgb = decode_rgb(photo.read_bytes(), source=str(photo))
-    mask_file = photo.parent.parent / "cloth-mask" / photo.name  # VITON-HD's own masks; shop photos have none
-    mask = (decode_gray(mask_file.read_bytes(), source=str(mask_file)) >= 128 if mask_file.is_file()
-            else cloth_mask_from_photo(rgb))
+    mask_file = photo.parent.parent / "cloth-mask" / photo.name
+    mask = (decode_gray(mask_file.read_bytes(), source=str(mask_file)) >= 128 if mask_from == "file"
+            and mask_file.is_file() else cloth_mask_from_photo(rgb))
     found = flat_garment_keypoints(rgb, mask)
     sleeve, *heights = BY_EYE[garment]
     assert found.sleeve == sleeve

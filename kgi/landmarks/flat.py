@@ -13,7 +13,9 @@
    together (:func:`_sleeve_tip`). A sleeve hanging close to the body leaves a slit the mask closes, so the
    armpit is where the lines of the body's side and the sleeve's inner edge meet; an armpit outside
    ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
-   the line of the sleeve's inner edge. A sleeveless side bends twice between neck corner and hem corner: at
+   the line of the sleeve's inner edge. Two sleeves' armpits more than ``ARMPITS_APART`` of the body length
+   apart in height are not level: the one read higher (a slit open at its top, the lines meeting far up it) is
+   its concavity instead where that is nearer the other's height. A sleeveless side bends twice between neck corner and hem corner: at
    the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, off the line
    shoulder -> hem corner by ``ARMHOLE_BEND`` (a strap straight above the side), the armpit is the side's
    point level with the other side's armpit, or (neither has one) level with where the strap joins the body
@@ -80,6 +82,9 @@ ARMPIT_DEPTH_RANGE = (0.15, 0.62)
 ARMPIT_DEPTH_PRIOR = 0.38
 # Hem corners lie at most this fraction of the body length below the hem centre.
 HEM_CORNER_BELOW = 0.06
+# Sleeves' armpits further apart in height than this fraction of the body length are not level (a third of what
+# ``kgi.landmarks.checks`` refuses).
+ARMPITS_APART = 0.05
 # Below this fraction of the garment height, parts narrower than ``HANGING_WIDTH`` of the garment width are
 # hanging ties or straps, not garment body (cut before the outline is read).
 HANGING_FROM = 0.6
@@ -170,6 +175,20 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         keypoints[armpit_node] = armpit
         keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
                                                             SIDE_FRACTIONS)
+    # Armpits read up a slit should be level: where they are not, the one read higher (a slit open at its top, but
+    # the lines of the side and the sleeve's inner edge meeting far up it) is its concavity if that is nearer
+    # the other's height.
+    if len(sleeves) == 2 and abs(keypoints[14, 1] - keypoints[22, 1]) > ARMPITS_APART * (rows.hem - rows.top):
+        side = -1 if keypoints[14, 1] < keypoints[22, 1] else +1
+        shoulder_node, armpit_node, _ = SIDE_NODES[side]
+        other_row = keypoints[SIDE_NODES[-side][1], 1]
+        body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
+        armpit, shoulder, sleeve = flat_sleeve(contour.points[sleeve_paths[side]], tips[side], body_side,
+                                               armpit_band, centre_x, up_the_slit=False)
+        if abs(armpit[1] - other_row) < abs(keypoints[armpit_node, 1] - other_row):
+            keypoints[armpit_node], keypoints[shoulder_node], sleeves[side] = armpit, shoulder, sleeve
+            keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
+                                                                SIDE_FRACTIONS)
     # The shoulder width, or the chest's where the shoulder seam runs into the sleeve with no corner to find.
     shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])),
                          float(keypoints[22, 0] - keypoints[14, 0]), 1.0)

@@ -129,7 +129,7 @@ def open_slit(body_side: np.ndarray, inner_edge: np.ndarray) -> tuple[np.ndarray
 
 
 def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: tuple[float, float, float],
-                centre_x: float) -> tuple[np.ndarray, np.ndarray, FlatSleeve]:
+                centre_x: float, up_the_slit: bool = True) -> tuple[np.ndarray, np.ndarray, FlatSleeve]:
     """Armpit, shoulder and sleeve of one side of a flat garment.
 
     Args:
@@ -141,6 +141,8 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
         centre_x: the garment's centre line. A sleeve hanging beside the body (its inner edge and the body's
             side within 30 degrees) has its armpit at most ``MAX_ARMHOLE_DEPTH`` shoulder widths below the
             shoulder, up the line of its inner edge.
+        up_the_slit: False: the armpit is the concavity, not where the lines of the side and the inner edge
+            meet up the slit (``open_slit``), nor up the inner edge from it.
 
     Returns ``(armpit, shoulder, sleeve)``: two (2,) points and the :class:`FlatSleeve`.
     """
@@ -163,6 +165,8 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
         outer_run = path[cuff_outer: cuff_outer + 2 + int(np.searchsorted(outer_arc, run_length))][::-1]
         axis, normal = frame(principal_direction(inner_run) + principal_direction(outer_run), normal)
     armpit, side_by_side = open_slit(body_side, path[: cuff_inner + 1][::-1])
+    if not up_the_slit:
+        armpit, side_by_side = concavity, False
     top, bottom, prior = armpit_band
     if not top <= armpit[1] <= bottom:
         armpit = concavity
