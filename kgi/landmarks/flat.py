@@ -15,11 +15,11 @@
    ``ARMPIT_DEPTH_RANGE`` of the body length (the slit closed to the hem) is put at ``ARMPIT_DEPTH_PRIOR`` on
    the line of the sleeve's inner edge. Two sleeves' armpits more than ``ARMPITS_APART`` of the body length
    apart in height are not level: the one read higher (a slit open at its top, the lines meeting far up it) is
-   its concavity instead where that is nearer the other's height. A sleeveless side bends twice between neck corner and hem corner: at
-   the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the range, off the line
-   shoulder -> hem corner by ``ARMHOLE_BEND`` (a strap straight above the side), the armpit is the side's
-   point level with the other side's armpit, or (neither has one) level with where the strap joins the body
-   (:func:`_strap_joins_body`), else at the prior.
+   its concavity instead where that is nearer the other's height. A sleeveless side bends twice between neck
+   corner and hem corner: at the shoulder strap and the armpit (:func:`_bare_armhole`); without a corner in the
+   range, off the line shoulder -> hem corner by ``ARMHOLE_BEND`` (a strap straight above the side), the armpit
+   is the side's point level with the other side's armpit, or (neither has one) level with where the strap
+   joins the body (:func:`_strap_joins_body`), else at the prior.
 3. *Sleeves.* The cuff corners are the extreme points along the sleeve axis turned 45 degrees to either side;
    the axis is the bisector of the sleeve's two edges. The shoulder is the corner farthest out of the chord
    from the neck corner to the outer edge abreast of the armpit; found nearer the centre line than
