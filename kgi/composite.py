@@ -7,12 +7,15 @@ are the recomposed image's, exact):
 
 1. skin (face-neck and arm classes), at full resolution: the person's own skin colour and shading, learnt
    from the visible skin the recomposition kept (``Recomposition.skin_mask``). A skin pixel's depth is its
-   distance to its class's outline over the class's radius (95th percentile of that distance), in [0, 1]; the
-   brightness profile across a limb is L(depth) = c - s (1 - depth)^2, darkest at the outline, fitted by least
-   squares (s >= 0: never brighter at the outline) to the visible arm skin away from its outline
-   (``PROFILE_EDGE`` pixels: there the photo's pixels mix with the background); c = m / (1 - 0.4 / 16) and
-   s = 0.4 c, m the skin's median, where fewer than ``MIN_PROFILE_PIXELS`` are visible; the colour is a
-   per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the skin's own hue;
+   distance to its class's outline over the class's radius (95th percentile of that distance), in [0, 1], and
+   its place across its row of the class, u in [-1, 1] from the row's leftmost pixel to its rightmost; the
+   brightness profile across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and
+   lit from one side (the studio's key light: on four genuine people the image-left edge of every bare arm is
+   darker than its right), fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT``
+   c) to the visible arm skin away from its outline (``PROFILE_EDGE`` pixels: there the photo's pixels mix with
+   the background); c = m / (1 - 0.4 / 16), s = 0.4 c and a = 0, m the skin's median, where fewer than
+   ``MIN_PROFILE_PIXELS`` are visible; the colour is a per-channel linear fit rgb = a + b L over the visible
+   skin, so shadows keep the skin's own hue;
 2. every other class (background, lower garment, hair...): filled from the kept pixels of that class (but the
    wall's: those of its typical luminance, ``TYPICAL_SPREAD``, not its buttons or logo) by a push-pull pyramid
    (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows it) at
@@ -57,6 +60,8 @@ PROFILE_EDGE = 2  # pixels of the visible arm's outline left out of the profile'
 TYPICAL_SPREAD = 3.0
 MIN_SPREAD = 0.02
 DEFAULT_SHADING = 0.4  # the default profile's shading s over its centre brightness c
+# The light's slope across a limb, a, at most this fraction of its centre brightness c either way.
+MAX_LIGHT = 0.2
 # Skin next to a garment is darker (the cloth shades it): visible arm skin within half a percent of the height of
 # the old garment is 5-16% darker than 1-3% away from it on five genuine people (a sleeve's hem, a sleeveless
 # armhole). Painted skin is darkened by CONTACT_SHADE exp(-d / (CONTACT_REACH height)), d its distance to the
@@ -122,6 +127,18 @@ def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_s
                                                                              ).astype(np.float32)
 
 
+def _across(member: np.ndarray) -> np.ndarray:
+    """(H, W) float32: where each pixel of ``member`` (H, W bool) lies across its row's extent of it, -1 at the
+    row's leftmost member pixel to +1 at its rightmost (0 on a row of one pixel, and off ``member``)."""
+    width = member.shape[1]
+    left = np.argmax(member, axis=1)[:, None]  # (H, 1)
+    right = (width - 1 - np.argmax(member[:, ::-1], axis=1))[:, None]
+    columns = np.arange(width, dtype=np.float32)[None]
+    across = (2 * (columns - left) / np.maximum(right - left, 1) - 1).astype(np.float32)
+    across[(right == left)[:, 0]] = 0
+    return np.where(member, across, np.float32(0))
+
+
 def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """(H, W) float32: distance to the outline of ``member`` (bool) over its 95th percentile among the pixels of
     ``among`` (default: all of ``member``), clipped to [0, 1]."""
@@ -160,25 +177,31 @@ class SkinModel:
             tone = pixels.mean(0) if len(pixels) else np.array([0.85, 0.64, 0.52], np.float32)
             self.fit = np.stack([np.zeros(3), tone / max(tone.mean(), 1e-3)]).astype(np.float32)
         centre = self.median / (1 - DEFAULT_SHADING * (1 - 0.75) ** 2)  # the median at three quarters' depth
-        self.profile = (centre, DEFAULT_SHADING * centre)  # (c, s): L(depth) = c - s (1 - depth)^2
+        # (c, s, a): L(depth, across) = c - s (1 - depth)^2 + a across
+        self.profile = (centre, DEFAULT_SHADING * centre, 0.0)
         arms_box = reference_box & ((parse_box == LEFT_ARM) | (parse_box == RIGHT_ARM))
         inner = cv2.erode(arms_box.astype(np.uint8), np.ones((2 * PROFILE_EDGE + 1,) * 2, np.uint8)).astype(bool)
         if np.count_nonzero(inner) >= MIN_PROFILE_PIXELS:
             arms = np.zeros(reference.shape, bool)
             arms[box] = arms_box
             depth = np.zeros(inner.shape, np.float32)  # on the box
+            across = np.zeros(inner.shape, np.float32)
             for label in ARM_CLASSES:
                 member = parse == label  # the whole class: its depth is measured to its outline
                 if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
                     depth = cv2.copyTo(_depth(member, arms)[box], member[box].view(np.uint8), depth)
-            design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2], 1)  # (N, 2)
-            centre, shading = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
-            self.profile = (float(centre), float(np.clip(shading, 0, centre)))
+                    across += _across(member[box])
+            design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2, across[inner]], 1)
+            centre, shading, light = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
+            self.profile = (float(centre), float(np.clip(shading, 0, centre)),
+                            float(np.clip(light, -MAX_LIGHT * centre, MAX_LIGHT * centre)))
 
-    def colours(self, depth: np.ndarray) -> np.ndarray:
-        """(N,) depths in [0, 1] -> (N, 3) skin colours."""
-        centre, shading = self.profile
+    def colours(self, depth: np.ndarray, across: np.ndarray | None = None) -> np.ndarray:
+        """(N,) depths in [0, 1] and positions across the limb in [-1, 1] (None: 0) -> (N, 3) skin colours."""
+        centre, shading, light = self.profile
         brightness = (centre - shading * (1 - depth) ** 2).astype(np.float32)
+        if across is not None:
+            brightness += np.float32(light) * across
         return self.fit[0] + brightness[:, None] * self.fit[1]
 
 
@@ -239,11 +262,11 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     for label in classes:
         member = box_parse == label
         if label in SKIN_CLASSES:
-            depth = _depth(member, member & box_painted)
-            layer = skin.colours(depth[where])
+            depth, across = _depth(member, member & box_painted), _across(member)
+            layer = skin.colours(depth[where], across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             border = np.nonzero(member & box_keep & near_painted)
-            difference = box_known[border] - skin.colours(depth[border])  # (M, 3)
+            difference = box_known[border] - skin.colours(depth[border], across[border])  # (M, 3)
             at = (border[0] + top, border[1] + left)
             spread = cv2.GaussianBlur(_area_sums(difference, *at, full_shape, small_shape), (0, 0), sigma)
             weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]

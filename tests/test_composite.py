@@ -196,6 +196,29 @@ def test_the_skin_profile_is_learnt_from_the_visible_arm_darkest_at_its_outline_
     assert abs(painted[-1] - 0.8) < 0.03 and abs(painted[0] - 0.5) < 0.06
 
 
+def test_painted_arms_are_lit_from_the_side_the_visible_arm_is_lit_from():
+    """The visible upper half of an arm is lit from the image right (brightness 0.6 at its left edge to 0.8 at its
+    right, across every row); its lower half is painted: darker on the left than on the right, as the photo's
+    arm is, by about as much."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[40:220, 60:100] = LEFT_ARM
+    lit = np.linspace(0.6, 0.8, 40, dtype=np.float32)  # across the arm, image left to right
+    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
+    image[40:220, 60:100] = lit[None, :, None] * (SKIN / SKIN.mean())
+    keep = np.ones((HEIGHT, WIDTH), bool)
+    keep[130:220, 60:100] = False
+    known = np.where(keep[..., None], image, np.float32(0.5))
+    reference = (parse == LEFT_ARM) & keep
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(known).permute(2, 0, 1)[None],
+                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    painted = result[160:215].mean(-1)  # rows away from the seam with the visible half
+    left, right = painted[:, 64:72].mean(), painted[:, 88:96].mean()
+    photo_left, photo_right = lit[4:12].mean(), lit[28:36].mean()
+    assert right - left > 0.6 * (photo_right - photo_left), (left, right)
+
+
 def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
     """A sleeve's hem (kept garment) above a painted arm: the arm just below the hem is darker by the contact
     shade, the arm farther down is not; everything else is the same as without it."""
