@@ -157,3 +157,18 @@ def test_genuine_garment_as_read_by_eye(garment, mask_from):
         for cuff, armpit in (((9, 10), 14), ((26, 27), 22)):
             out = abs(found.keypoints[list(cuff), 0].mean() - centre) - abs(found.keypoints[armpit, 0] - centre)
             assert out >= CUFF_OUTSIDE_ARMPIT * rgb.shape[1], (cuff, out / rgb.shape[1])
+
+
+def test_a_mock_necks_front_edge_spans_its_collars_top_not_a_notch():
+    """01260's mock neck, with the mask made from its photo: the outline's top has no dip, and its front edge
+    lies just below the top. Its neck corners are the collar top's ends, so the neckline is a
+    shallow curve across the collar (worn, the neck shows above it), not a V as deep as it is wide between corners
+    bunched at the middle (worn, a notch cut into the collar)."""
+    photo = GENUINE / "vitonhd-extra/test/cloth/01260_00.jpg"
+    if not photo.is_file():
+        pytest.skip(f"the genuine garment photo {photo} is not here")
+    rgb = decode_rgb(photo.read_bytes(), source=str(photo))
+    keypoints = flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb)).keypoints
+    spacing = keypoints[4, 0] - keypoints[0, 0]
+    assert spacing >= 0.2 * rgb.shape[1]
+    assert keypoints[2, 1] - keypoints[[0, 4], 1].max() <= 0.5 * spacing

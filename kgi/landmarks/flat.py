@@ -5,7 +5,10 @@
    refused. The *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
 1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
    the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
-   Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it.
+   Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it. A top
+   with no dip under that edge (a mock neck's collar) whose front neckline lies deeper than ``NOTCH`` of the
+   corners' spacing has its corners at the collar top's ends instead (``FLAT_TOP``): a V as deep as it is wide
+   between corners bunched at the middle was cut into the collar, worn, as a notch.
 2. *Armpits.* The mask is cut at the centre line; the deepest convexity defect of each half below the neckline
    is the armpit candidate. A sleeve's tip sticks out of the chord neck corner -> candidate by
    ``SLEEVELESS_PROTRUSION`` of the garment height, reaches ``SLEEVE_REACH_OUT`` past the armpit and lies
@@ -82,6 +85,13 @@ ARMPIT_DEPTH_RANGE = (0.15, 0.62)
 ARMPIT_DEPTH_PRIOR = 0.38
 # Hem corners lie at most this fraction of the body length below the hem centre.
 HEM_CORNER_BELOW = 0.06
+# A top with no neckline dip (a mock neck's collar) ends where its outline falls this fraction of the garment's
+# height below the top.
+FLAT_TOP = 0.02
+# ... and its neck corners are those ends where a front neckline between the hull edge's ends is deeper than this
+# fraction of their spacing (a notch: 01260's mock neck, 1.0; not a polo's placket, 0.6, nor a turtleneck's front
+# edge, 0.15).
+NOTCH = 0.8
 # Sleeves' armpits further apart in height than this fraction of the body length are not level (a third of what
 # ``kgi.landmarks.checks`` refuses).
 ARMPITS_APART = 0.05
@@ -121,12 +131,18 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     armpit_band = rows.armpit_band()
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
-    # 1. Neckline.
-    neck = dict(zip((-1, +1), _neck_corners(contour)))
-    neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
-    keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
-    keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
-    keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
+    # 1. Neckline. Under a collar's top with no dip, a front neckline deeper than NOTCH of the corners' spacing
+    # would cut a notch into the collar: the corners are the collar top's ends instead.
+    corners, collar_top = _neck_corners(contour)
+    for neck in (dict(zip((-1, +1), corners)), dict(zip((-1, +1), collar_top or corners))):
+        neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
+        keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
+        keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
+        keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
+        front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
+        if (collar_top is None or front is None
+                or front[1, 1] - keypoints[[0, 4], 1].max() <= NOTCH * (keypoints[4, 0] - keypoints[0, 0])):
+            break
 
     # 2. Armpit candidates; a sleeve sticks out of the chord neck corner -> armpit.
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
@@ -203,7 +219,6 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         else:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
         keypoints[sleeve_nodes] = _onto_garment(keypoints[sleeve_nodes], mask, contour)
-    front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
     if front is not None:  # a front neckline below the back's, seen through it
         keypoints[[1, 2, 3]] = front
     _refuse(landmark_problems(keypoints, mask), "the landmarks found fail their checks",
@@ -340,9 +355,12 @@ def _strap_joins_body(mask: np.ndarray, shoulder: np.ndarray, centre_x: int, sid
     return prior
 
 
-def _neck_corners(contour: Contour) -> tuple[int, int]:
+def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """Contour indices of the neck corners: where the outline leaves the convex-hull edge that spans the
-    garment's top centre (more than a pixel below it), walking in from either end of that edge."""
+    garment's top centre (more than a pixel below it), walking in from either end of that edge; and, for a top
+    with no dip under that edge (a mock or high neck's collar, rounded or straight; else None), the ends of the
+    collar's top: where the outline, walking out from the edge's ends, falls ``FLAT_TOP`` of the garment's
+    height below the edge's lower end."""
     hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
     centre_x, centre_y = contour.points.mean(axis=0)
     for start, end in zip(hull, np.roll(hull, -1)):
@@ -350,9 +368,20 @@ def _neck_corners(contour: Contour) -> tuple[int, int]:
         if start_x < centre_x < end_x and start_y < centre_y and end_y < centre_y:  # clockwise: the top edge
             top = contour.path(start, end)
             below = np.abs(signed_side(contour.points[top], contour.points[start], contour.points[end])) > 1.0
-            if not below.any():  # a straight top: no neckline dip
-                return int(start), int(end)
-            return int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])
+            if not below.any():  # no neckline dip: the collar's top, out to where it falls away
+                level = max(start_y, end_y) + FLAT_TOP * float(np.ptp(contour.points[:, 1]))
+                rows, count = contour.points[:, 1], len(contour)
+                left, right = int(start), int(end)
+                for _ in range(count):  # counter-clockwise from the edge's start, the image-left way
+                    if rows[(left - 1) % count] > level:
+                        break
+                    left = (left - 1) % count
+                for _ in range(count):  # clockwise from its end
+                    if rows[(right + 1) % count] > level:
+                        break
+                    right = (right + 1) % count
+                return (int(start), int(end)), (left, right)
+            return (int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])), None
     raise LandmarkError("cloth_mask: no neckline found (the outline has no top edge over its centre)")
 
 
