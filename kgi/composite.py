@@ -16,10 +16,10 @@ are the recomposed image's, exact):
    the background); c = m / (1 - 0.4 / 16), s = 0.4 c and a = 0, m the skin's median, where fewer than
    ``MIN_PROFILE_PIXELS`` are visible; the colour is a per-channel linear fit rgb = a + b L over the visible
    skin, so shadows keep the skin's own hue;
-2. every other class (background, lower garment, hair...): filled from the kept pixels of that class (but the
-   wall's: those of its typical luminance, ``TYPICAL_SPREAD``, not its buttons or logo) by a push-pull pyramid
-   (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows it) at
-   ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
+2. every other class (background, lower garment, hair...): filled from the kept pixels of that class (of every
+   class but the wall, those of its typical luminance only, ``TYPICAL_SPREAD``: not its buttons or logo) by a
+   push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
+   it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
    colours only where the photo keeps no pixel of the class;
 3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
    painted pixels by a normalised Gaussian (``SEAM_REACH``) and added, so a painted arm meets the visible arm

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
-from kgi.graphs import WARP_SEGMENTS
+from kgi.graphs import HEM_CENTRE, WARP_SEGMENTS
 from kgi.labelmaps import bounding_box, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
@@ -629,10 +629,13 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     synthetic pairs (1.0-1.2 on the sleeveless ones, whose shoulders stay put), and on genuine photos a regular
     t-shirt ended above the hips, baring a band of midriff (00034_00's own untucked t-shirt: 1.21, above any of
     the flat t-shirts' 0.82-1.14). A body with :math:`L / W` below the flat ratio is stretched below the
-    armpits along its axis (armpits' midpoint -> hem centre, unit :math:`\hat d`) until it matches: node
+    armpits along its axis (armpits' midpoint -> hem centre, unit :math:`\hat d`) until it matches; node
     :math:`p` moves to
-    :math:`p + (k - 1)\,((p - a) \cdot \hat d)\,\hat d`, :math:`k = (L / W)_{flat} / (L / W)_{worn}`, with
-    :math:`a` the armpits' midpoint; its widths and everything above the armpits stay.
+
+    .. math::
+        p + (k - 1)\,((p - a) \cdot \hat d)\,\hat d, \qquad k = (L / W)_{flat} / (L / W)_{worn}
+
+    with :math:`a` the armpits' midpoint; its widths and everything above the armpits stay.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels.
@@ -643,7 +646,7 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
 
     def length_and_width(keypoints):
         armpits = keypoints[[14, 22]].mean(0)
-        return np.linalg.norm(keypoints[18] - armpits), np.linalg.norm(keypoints[31] - keypoints[5])
+        return np.linalg.norm(keypoints[HEM_CENTRE] - armpits), np.linalg.norm(keypoints[31] - keypoints[5])
 
     (flat_length, flat_width), (worn_length, worn_width) = length_and_width(flat), length_and_width(worn)
     if min(flat_width, worn_length, worn_width) < 1e-6:
@@ -652,7 +655,7 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     if stretch <= 1:
         return worn
     armpits = worn[[14, 22]].mean(0)
-    axis = (worn[18] - armpits) / worn_length
+    axis = (worn[HEM_CENTRE] - armpits) / worn_length
     below = worn[list(BODY_BELOW_ARMPITS)]
     worn[list(BODY_BELOW_ARMPITS)] = below + (stretch - 1) * ((below - armpits) @ axis)[:, None] * axis
     return worn
