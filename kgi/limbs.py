@@ -615,6 +615,9 @@ def _tube_along(flat: np.ndarray, worn: np.ndarray, sleeve: WornSleeve, along: n
 
 
 BODY_BELOW_ARMPITS = (15, 16, 17, 18, 19, 20, 21)  # the garment's sides and hem
+# ``lengthen_short_body`` stretches a body at most this much: the generator's proportions need 1.32-1.37, and a body
+# stage 1 drew much shorter still is a wrong prediction that a longer one would not make right.
+MAX_BODY_STRETCH = 1.5
 
 
 def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray) -> np.ndarray:
@@ -635,7 +638,8 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     .. math::
         p + (k - 1)\,((p - a) \cdot \hat d)\,\hat d, \qquad k = (L / W)_{flat} / (L / W)_{worn}
 
-    with :math:`a` the armpits' midpoint; its widths and everything above the armpits stay.
+    with :math:`a` the armpits' midpoint, :math:`k` at most ``MAX_BODY_STRETCH``; its widths and everything
+    above the armpits stay.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels.
@@ -651,7 +655,7 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     (flat_length, flat_width), (worn_length, worn_width) = length_and_width(flat), length_and_width(worn)
     if min(flat_width, worn_length, worn_width) < 1e-6:
         return worn
-    stretch = (flat_length / flat_width) / (worn_length / worn_width)
+    stretch = min((flat_length / flat_width) / (worn_length / worn_width), MAX_BODY_STRETCH)
     if stretch <= 1:
         return worn
     armpits = worn[[14, 22]].mean(0)

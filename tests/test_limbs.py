@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kgi.limbs import BODY_BELOW_ARMPITS, lengthen_short_body, wrists_on_hands
+from kgi.limbs import BODY_BELOW_ARMPITS, MAX_BODY_STRETCH, lengthen_short_body, wrists_on_hands
 
 HEIGHT, WIDTH = 120, 90
 LEFT_ARM_CIHP, RIGHT_ARM_CIHP = 14, 15
@@ -80,6 +80,12 @@ def test_a_worn_body_shorter_than_the_flat_one_for_its_width_is_lengthened_below
     np.testing.assert_allclose(lengthened, expected, atol=1e-9)
     above = [node for node in range(32) if node not in BODY_BELOW_ARMPITS]
     np.testing.assert_array_equal(lengthened[above], worn[above])
+
+
+def test_a_worn_body_far_shorter_than_the_flat_one_is_stretched_no_more_than_the_cap():
+    """Stage 1 drew the body a quarter of its flat proportions: a wrong prediction, stretched by the cap alone."""
+    lengthened = lengthen_short_body(boxy_top(30, 120), boxy_top(200, 200))
+    np.testing.assert_allclose(lengthened, boxy_top(30 * MAX_BODY_STRETCH, 120), atol=1e-9)
 
 
 def test_a_worn_body_as_long_as_the_flat_one_or_longer_is_kept():
