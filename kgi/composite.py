@@ -255,6 +255,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     detail = np.abs(known[grid] - cv2.blur(known, (3, 3))[grid]).mean(-1)
     parse_grid, keep_grid = parse[grid], keep[grid]
     known_small = _small(known, small_size)
+    small_luminance = channel_mean(known_small)
 
     mixed = np.zeros((len(where[0]), 3), np.float32)
     total = np.zeros(len(where[0]), np.float32)
@@ -284,7 +285,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             # mix the neighbours' colours).
             source = _small(((parse == label) & keep).astype(np.float32), small_size) > 0.999
             if label != 0 and source.sum() >= MIN_REFERENCE_PIXELS:  # not its buttons, rivets or a logo
-                source &= _typical(channel_mean(known_small), source)
+                source &= _typical(small_luminance, source)
             if source.sum() >= MIN_REFERENCE_PIXELS:
                 fill = push_pull_fill(known_small * source[..., None], source.astype(np.float32))
             else:  # the photo keeps nothing of this class: the inpainter's colours

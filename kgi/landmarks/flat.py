@@ -180,17 +180,14 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     keypoints[18] = contour.resample(hem[+1], hem[-1], [0.5])[0]
 
     # 4. Shoulders, armpits, sides, sleeves.
-    sleeves = {}
+    sleeves, body_sides = {}, {}
     for side, (shoulder_node, armpit_node, _) in SIDE_NODES.items():
-        body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
+        body_sides[side] = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
         if side in sleeve_paths:
-            armpit, keypoints[shoulder_node], sleeves[side] = flat_sleeve(
-                contour.points[sleeve_paths[side]], tips[side], body_side, armpit_band, centre_x)
+            keypoints[armpit_node], keypoints[shoulder_node], sleeves[side] = flat_sleeve(
+                contour.points[sleeve_paths[side]], tips[side], body_sides[side], armpit_band, centre_x)
         else:
-            keypoints[shoulder_node], armpit = contour.points[shoulders[side]], contour.points[armpits[side]]
-        keypoints[armpit_node] = armpit
-        keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
-                                                            SIDE_FRACTIONS)
+            keypoints[shoulder_node], keypoints[armpit_node] = contour.points[[shoulders[side], armpits[side]]]
     # Armpits read up a slit should be level: where they are not, the one read higher (a slit open at its top, but
     # the lines of the side and the sleeve's inner edge meeting far up it) is its concavity if that is nearer
     # the other's height.
@@ -198,13 +195,13 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         side = -1 if keypoints[14, 1] < keypoints[22, 1] else +1
         shoulder_node, armpit_node, _ = SIDE_NODES[side]
         other_row = keypoints[SIDE_NODES[-side][1], 1]
-        body_side = contour.points[contour.up_the_side(hem[side], armpits[side], side)]
-        armpit, shoulder, sleeve = flat_sleeve(contour.points[sleeve_paths[side]], tips[side], body_side,
+        armpit, shoulder, sleeve = flat_sleeve(contour.points[sleeve_paths[side]], tips[side], body_sides[side],
                                                armpit_band, centre_x, up_the_slit=False)
         if abs(armpit[1] - other_row) < abs(keypoints[armpit_node, 1] - other_row):
             keypoints[armpit_node], keypoints[shoulder_node], sleeves[side] = armpit, shoulder, sleeve
-            keypoints[SIDE_BETWEEN[side]] = resample_polyline(np.concatenate([armpit[None], body_side[::-1]]),
-                                                                SIDE_FRACTIONS)
+    for side, (_, armpit_node, _) in SIDE_NODES.items():  # the side nodes, from the armpit down to the hem corner
+        keypoints[SIDE_BETWEEN[side]] = resample_polyline(
+            np.concatenate([keypoints[armpit_node][None], body_sides[side][::-1]]), SIDE_FRACTIONS)
     # The shoulder width, or the chest's where the shoulder seam runs into the sleeve with no corner to find.
     shoulder_width = max(float(np.linalg.norm(keypoints[31] - keypoints[5])),
                          float(keypoints[22, 0] - keypoints[14, 0]), 1.0)
@@ -370,19 +367,23 @@ def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | 
             below = np.abs(signed_side(contour.points[top], contour.points[start], contour.points[end])) > 1.0
             if not below.any():  # no neckline dip: the collar's top, out to where it falls away
                 level = max(start_y, end_y) + FLAT_TOP * float(np.ptp(contour.points[:, 1]))
-                rows, count = contour.points[:, 1], len(contour)
-                left, right = int(start), int(end)
-                for _ in range(count):  # counter-clockwise from the edge's start, the image-left way
-                    if rows[(left - 1) % count] > level:
-                        break
-                    left = (left - 1) % count
-                for _ in range(count):  # clockwise from its end
-                    if rows[(right + 1) % count] > level:
-                        break
-                    right = (right + 1) % count
-                return (int(start), int(end)), (left, right)
+                # counter-clockwise from the edge's start (the image-left way), clockwise from its end
+                return (int(start), int(end)), (_last_above(contour, int(start), -1, level),
+                                                _last_above(contour, int(end), +1, level))
             return (int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])), None
     raise LandmarkError("cloth_mask: no neckline found (the outline has no top edge over its centre)")
+
+
+def _last_above(contour: Contour, start: int, step: int, level: float) -> int:
+    """The contour index reached walking from ``start`` by ``step`` (+1 clockwise, -1 against) while the next
+    point lies no lower than the row ``level``."""
+    count = len(contour)
+    index = start
+    for _ in range(count):
+        if contour.points[(index + step) % count, 1] > level:
+            break
+        index = (index + step) % count
+    return index
 
 
 def _bisector_crossing(contour: Contour, start: int, end: int) -> int:
