@@ -29,6 +29,11 @@ LABEL_SHARE = 0.7  # of the photos that show it have a brand label sewn there
 LABEL_COLOURS = ((244, 244, 240), (236, 228, 208), (28, 28, 30))  # white, cream, black
 PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks", "dots")
 PRINTS: tuple[str, ...] = ("none", "text", "logo")
+# Lengths drawn (shoulder line to hem, shoulder units), sleeveless then sleeved. A sleeved garment's unit is its
+# own shoulder width, about 1.35 of the wearer's joints' (``kgi.data.garment_geometry.worn_keypoints``), so on
+# the body both reach from a crop top to below the hips (1.25-2.0 and 1.35-2.2 joint units).
+LENGTHS = ((1.25, 2.0), (1.0, 1.6))
+BODYSUIT_LENGTHS = ((2.2, 2.5), (1.65, 1.85))  # to the crotch
 # Luminance difference (0..255) between a garment's base colour and its pattern and print colours.
 MIN_CONTRAST = 60.0
 
@@ -39,7 +44,8 @@ class GarmentError(ValueError):
 
 @dataclass(frozen=True)
 class GarmentParams:
-    """One garment. Lengths are in shoulder units (shoulder point to shoulder point = 1).
+    """One garment. Lengths are in shoulder units: a sleeved garment's own shoulder width (shoulder point to
+    shoulder point = 1), a sleeveless one's wearer's (shoulder joint to shoulder joint = 1; its straps sit inside).
 
     Attributes:
         sleeve: ``"long"``, ``"short"`` or ``"none"``.
@@ -52,8 +58,9 @@ class GarmentParams:
         shoulder_slope: degrees the shoulder seam falls from the neck corner to the shoulder point.
         hem_flare: hem width over body width.
         strap_inset: sleeveless only: how far each shoulder point sits inside the wearer's shoulder joint.
-        sleeve_length: fraction of the arm the sleeve covers: of the whole arm (armhole to wrist) when long,
-            of the upper arm (armhole to elbow) when short; 0 when sleeveless.
+        sleeve_length: how far the sleeve reaches: a fraction of the whole arm (armhole to wrist) when long; when
+            short, of the product photo's upper arm (``kgi.data.garment_geometry.FLAT_UPPER_ARM`` shoulder units);
+            0 when sleeveless.
         sleeve_width: sleeve width where it leaves the armhole (the axis's first station).
         cuff_width: sleeve width at the cuff.
         flat_sleeve_angle: degrees below horizontal the sleeves point in the product photo (long sleeves hang
@@ -153,7 +160,7 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
     if sleeve == "long":
         sleeve_length, sleeve_width, cuff_width = rng.uniform(0.85, 1.0), rng.uniform(0.3, 0.38), rng.uniform(0.2, 0.28)
     elif sleeve == "short":
-        sleeve_length, sleeve_width, cuff_width = rng.uniform(0.3, 0.8), rng.uniform(0.34, 0.44), rng.uniform(0.3, 0.4)
+        sleeve_length, sleeve_width, cuff_width = rng.uniform(0.3, 0.6), rng.uniform(0.34, 0.44), rng.uniform(0.3, 0.4)
     else:
         sleeve_length, sleeve_width, cuff_width = 0.0, 0.3, 0.3
     base = _garment_colour(rng)
@@ -165,7 +172,7 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
     print_text = {"none": "", "text": words[rng.integers(len(words))],
                   "logo": logos[rng.integers(len(logos))]}[print_kind]
     return GarmentParams(
-        sleeve=sleeve, body_width=body_width, length=rng.uniform(1.25, 2.0), neckline=neckline,
+        sleeve=sleeve, body_width=body_width, length=rng.uniform(*LENGTHS[sleeve != "none"]), neckline=neckline,
         neck_width=rng.uniform(0.3, 0.46),
         neck_depth=rng.uniform(0.08, 0.2) if neckline == "round" else rng.uniform(0.22, 0.42),
         armhole_depth=rng.uniform(0.36, 0.48), shoulder_slope=rng.uniform(6.0, 18.0),
@@ -218,7 +225,8 @@ def _shaped_as(params: GarmentParams, rng: np.random.Generator, kind: str) -> Ga
     if kind == "three_quarter":
         return replace(params, kind=kind, sleeve_length=rng.uniform(0.62, 0.78))
     if kind == "bodysuit":
-        return replace(params, kind=kind, length=rng.uniform(2.2, 2.5), hem_flare=rng.uniform(0.55, 0.7))
+        return replace(params, kind=kind, length=rng.uniform(*BODYSUIT_LENGTHS[params.sleeve != "none"]),
+                       hem_flare=rng.uniform(0.55, 0.7))
     if kind == "collar":
         return replace(params, kind=kind, neckline="v", neck_width=rng.uniform(0.3, 0.4),
                        neck_depth=rng.uniform(0.15, 0.4))

@@ -86,7 +86,7 @@ def _fit_torso_to_body(nodes: dict[int, np.ndarray], body: BodyShape, hip_depth:
 # --- sleeves -------------------------------------------------------------------------------------------------
 
 def _sleeve_nodes(shoulder: np.ndarray, armpit: np.ndarray, arm: np.ndarray, radii: np.ndarray | None,
-                  params: GarmentParams, unit: float, outward: float) -> np.ndarray:
+                  params: GarmentParams, unit: float, outward: float, drop: float = 1.0) -> np.ndarray:
     """The eight nodes of one sleeve in the order of nodes 6..13 (outer edge to the cuff, inner edge back).
 
     Args:
@@ -98,6 +98,8 @@ def _sleeve_nodes(shoulder: np.ndarray, armpit: np.ndarray, arm: np.ndarray, rad
         unit: length of one shoulder unit in the coordinates of the points.
         outward: -1 for the image-left sleeve, +1 for the image-right one (which side the outer edge is on
             when the arm hangs down).
+        drop: lengths along the arm over widths (``worn_keypoints``): a short sleeve is ``sleeve_length *
+            FLAT_UPPER_ARM * drop`` units long, as long for the garment's shoulder width as in its product photo.
     """
     if params.sleeve == "none":  # evenly on the armhole line, as kgi.graphs specifies
         fractions = np.arange(1, 9)[:, None] / 9
@@ -111,7 +113,7 @@ def _sleeve_nodes(shoulder: np.ndarray, armpit: np.ndarray, arm: np.ndarray, rad
         upper = min(bone_length[0], 0.9 * cuff)
         stations = np.array([upper / 2, upper, (upper + cuff) / 2, cuff])
     else:
-        cuff = params.sleeve_length * bone_length[0]
+        cuff = params.sleeve_length * FLAT_UPPER_ARM * drop * unit
         stations = cuff * np.array([0.25, 0.5, 0.75, 1.0])
     knots = np.concatenate([[0.0], np.cumsum(bone_length)])
     centre = np.stack([np.interp(stations, knots, path[:, k]) for k in range(2)], axis=1)  # (4, 2)
@@ -191,8 +193,12 @@ def worn_keypoints(params: GarmentParams, body25_pose: np.ndarray, body_shape: B
     """The garment's 32 keypoints as worn by a person: (32, 2) float32 pixels (x, y) of the person image.
 
     The torso is placed in the frame of the shoulder joints (origin at their midpoint, x from the person's
-    right shoulder, image left, to the left one; one unit = their distance), widened where the body is wider,
-    sleeved garments' shoulder points moved onto the top of the arms (``SHOULDER_OUT``, ``SHOULDER_UP``);
+    right shoulder, image left, to the left one; one unit = their distance) and widened where the body is wider.
+    A sleeved garment's shoulder points sit on the tops of the arms (``SHOULDER_OUT``, ``SHOULDER_UP``), and its
+    lengths (body and short sleeves) are scaled by its shoulder width over the joints': it hangs from its
+    shoulders as long for their width as in its product photo, while its widths wrap round the body's depth
+    (generator 1.4 and before kept the joints' unit for the lengths, so their sleeved bodies were 0.73-0.76 as
+    long for their width as flat, and their short sleeves as short); a long sleeve ends where its arm does;
     the image-left sleeve (6-13) follows the person's right arm (BODY_25 2-3-4), the image-right sleeve (23-30)
     the left arm (5-6-7), bending at the elbow.
 
@@ -216,17 +222,19 @@ def worn_keypoints(params: GarmentParams, body25_pose: np.ndarray, body_shape: B
     if params.sleeve == "none":  # straps stay inside the shoulder joints, clear of the arm
         inset = max(params.strap_inset, body_shape.arm_radius[0] + BODY_EASE)
         params = replace(params, strap_inset=inset, neck_width=min(params.neck_width, 0.9 - 2 * inset))
-    torso = _torso_nodes(params)
-    if params.sleeve != "none":  # the shoulder seam ends on top of the arm, outside and above the joint
+    torso, drop = _torso_nodes(params), 1.0
+    if params.sleeve != "none":  # the shoulder seams end on top of the arms, outside and above the joints
         out, up = SHOULDER_OUT * body_shape.arm_radius[0], SHOULDER_UP * body_shape.arm_radius[0]
+        drop = 1 + 2 * out  # the garment's shoulder width over the joints': it hangs that much longer
+        torso = {node: xy * (1.0, drop) for node, xy in torso.items()}
         torso[5] += (-out, -up)
         torso[31] += (out, -up)
     _fit_torso_to_body(torso, body_shape, hip_depth)
     frame = np.stack([x_axis, y_axis])  # rows: the torso frame's axes in pixels
     torso = {node: origin + unit * xy @ frame for node, xy in torso.items()}
     radii = unit * np.asarray(body_shape.arm_radius)
-    left = _sleeve_nodes(torso[5], torso[14], pose[[2, 3, 4], :2], radii, params, unit, -1.0)
-    right = _sleeve_nodes(torso[31], torso[22], pose[[5, 6, 7], :2], radii, params, unit, 1.0)
+    left = _sleeve_nodes(torso[5], torso[14], pose[[2, 3, 4], :2], radii, params, unit, -1.0, drop)
+    right = _sleeve_nodes(torso[31], torso[22], pose[[5, 6, 7], :2], radii, params, unit, 1.0, drop)
     return _assemble(torso, left, right).astype(np.float32)
 
 

@@ -43,7 +43,7 @@ from kgi.data.synth_cloth import render_cloth
 from kgi.data.synth_paint import render_person
 from kgi.data.synth_person import detected_pose, sample_person
 
-GENERATOR_VERSION = "1.4"  # bump whenever the same (seed, index) would draw a different pair
+GENERATOR_VERSION = "1.5"  # bump whenever the same (seed, index) would draw a different pair
 JPEG_QUALITY = 95
 GARMENT_TAG = "garment:"  # tag prefix naming the garment's kind (kgi.data.garment.GARMENT_KINDS)
 

@@ -27,8 +27,11 @@ MASK_MARGIN = 0.05
 # (a bodysuit's crotch); a dress to the knee is longer, its skirt as wide as the chest.
 MAX_LENGTH_TO_CHEST = 3.8
 MIN_SKIRT_HEM = 0.8
-# Trousers: the silhouette's centre column ends above this fraction of its height, with legs on both sides.
+# Trousers: the silhouette's centre column ends above this fraction of its height, with legs on both sides that
+# fill at least MIN_LEGS_WIDTH of its width a twentieth of its height lower (a cropped top's long sleeves hanging
+# below its hem fill 0.23-0.36 there, a pair of trousers about 0.9).
 MIN_CENTRE_REACH = 0.55
+MIN_LEGS_WIDTH = 0.6
 # A folded garment: a silhouette this convex (area / convex-hull area), no taller than this times its width, and
 # a block: at FOLDED_TOP_ROW of its height it spans FOLDED_TOP_WIDTH of its width (a boxy sleeveless top narrows
 # to its shoulders, about half its width).
@@ -94,7 +97,7 @@ def landmark_problems(keypoints: np.ndarray, mask: np.ndarray | None = None) -> 
 def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> list[str]:
     """Why a silhouette is not a top the method handles; an empty list when it is one.
 
-    Trousers (the centre column ends high, ``MIN_CENTRE_REACH``), a folded garment (a convex block,
+    Trousers (the centre column ends high, ``MIN_CENTRE_REACH``, over wide legs, ``MIN_LEGS_WIDTH``), a folded garment (a convex block,
     ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT`` / ``FOLDED_TOP_WIDTH``) and, given the landmarks, a garment much
     longer than a top that does not narrow to a bodysuit's crotch (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``:
     a dress to the knee, a long coat).
@@ -112,9 +115,11 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
     middle = (columns.min() + columns.max()) / 2
     centre = np.flatnonzero(mask[:, int(np.floor(middle))] | mask[:, int(np.ceil(middle))])
     reach = (centre.max() - rows.min() + 1) / height if len(centre) else 0.0
-    if reach < MIN_CENTRE_REACH:
-        problems.append(f"its middle ends at {reach:.0%} of its height with parts hanging on both sides: "
-                        "trousers or shorts, not a top")
+    legs_row = min(rows.min() + int(reach * height) + int(0.05 * height), rows.max())
+    legs = mask[legs_row].sum() / width
+    if reach < MIN_CENTRE_REACH and legs >= MIN_LEGS_WIDTH:
+        problems.append(f"its middle ends at {reach:.0%} of its height with legs on both sides ({legs:.0%} of its "
+                        "width): trousers or shorts, not a top")
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     largest = max(contours, key=cv2.contourArea)
     solidity = cv2.contourArea(largest) / max(cv2.contourArea(cv2.convexHull(largest)), 1.0)
