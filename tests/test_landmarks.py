@@ -18,7 +18,7 @@ from kgi.cli import CommandError
 from kgi.commands.landmarks import run as run_landmarks
 from kgi.data.garment import GARMENT_KINDS, KINDS_BY_SLEEVE, sample_garment, with_kind
 from kgi.data.images import encode_png
-from kgi.data.synth import generate, render_cloth
+from kgi.data.synth import generate, make_pair, render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.graphs import NUM_GARMENT_NODES
 from kgi.landmarks import (
@@ -29,7 +29,7 @@ from kgi.landmarks import (
     sleeves_labelled_as_arms,
     worn_garment_keypoints,
 )
-from kgi.landmarks.checks import garment_problems, landmark_problems
+from kgi.landmarks.checks import MIN_CENTRE_REACH, garment_problems, landmark_problems
 from kgi.landmarks.neckline import front_neckline
 from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.pictures import draw_garment_keypoints
@@ -295,6 +295,19 @@ def test_garments_that_are_no_tops_are_refused(kind):
     with pytest.raises(LandmarkError, match=says) as refusal:
         flat_garment_keypoints(rgb, mask)
     assert "not a top" in str(refusal.value) and "Send a photo of one upper garment" in str(refusal.value)
+
+
+def test_a_cropped_top_whose_long_sleeves_hang_below_its_hem_is_no_pair_of_trousers():
+    """Its middle ends at half its height with parts hanging on both sides, as trousers' does, but those parts
+    are two thin sleeves, not legs as wide as the waistband (generator 1.5 pair 19 of seed 25: a long-sleeved
+    crop top; refused as trousers before MIN_LEGS_WIDTH)."""
+    sample = make_pair(25, 19, 256)
+    mask = sample.cloth_mask
+    rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    centre = np.flatnonzero(mask[:, (columns.min() + columns.max()) // 2])
+    assert (centre.max() - rows.min()) / np.ptp(rows) < MIN_CENTRE_REACH  # the trousers' outline, in part
+    assert garment_problems(mask) == []
+    assert flat_garment_keypoints(sample.cloth, mask).sleeve == "long"
 
 
 def test_a_boxy_sleeveless_top_is_no_folded_garment():
