@@ -25,7 +25,7 @@ MIN_SKIN_CONTRAST = 25.0
 MIN_JOINT_CONFIDENCE = 0.2
 # Where the armpit sits when the outline does not show it (an arm against the body): beside the chest, below
 # the shoulder line, as (|x|, y) in the torso frame.
-ARMPIT_PRIOR = (0.49, 0.42)
+ARMPIT_PRIOR = (0.49, 0.55)
 # A neckline is at most this deep below the chord of the shoulder points.
 NECKLINE_DEPTH = 0.6
 # A high neck's corners lie this far either side of the torso's centre line.
