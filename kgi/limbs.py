@@ -615,8 +615,8 @@ def _tube_along(flat: np.ndarray, worn: np.ndarray, sleeve: WornSleeve, along: n
 
 
 BODY_BELOW_ARMPITS = (15, 16, 17, 18, 19, 20, 21)  # the garment's sides and hem
-# ``lengthen_short_body`` stretches a body at most this much: the generator's proportions need 1.32-1.37, and a body
-# stage 1 drew much shorter still is a wrong prediction that a longer one would not make right.
+# ``lengthen_short_body`` stretches a body at most this much: a body stage 1 drew shorter still is a wrong
+# prediction that a longer one would not make right.
 MAX_BODY_STRETCH = 1.5
 
 
@@ -626,14 +626,13 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
 
     A garment hangs from the shoulders: seen from the front, its length below the armpits :math:`L` (armpits'
     midpoint to hem centre, node 18) over its shoulder width :math:`W` (nodes 5 to 31) is the flat garment's,
-    or more where the body's depth takes some of its width. Stage 1 learnt the synthetic generator's worn
-    garments, whose shoulder points sit out on the arms but whose body keeps the flat length measured between
-    the shoulder joints: :math:`L / W` is 0.73-0.76 of the flat one on every sleeved garment of 300 held-out
-    synthetic pairs (1.0-1.2 on the sleeveless ones, whose shoulders stay put), and on genuine photos a regular
-    t-shirt ended above the hips, baring a band of midriff (00034_00's own untucked t-shirt: 1.21, above any of
-    the flat t-shirts' 0.82-1.14). A body with :math:`L / W` below the flat ratio is stretched below the
-    armpits along its axis (armpits' midpoint -> hem centre, unit :math:`\hat d`) until it matches; node
-    :math:`p` moves to
+    or more where the body's depth takes some of its width (00034_00's own untucked t-shirt: 1.21, above any of
+    the flat t-shirts' 0.82-1.14). Generator 1.4 broke that (sleeved worn bodies 0.73-0.76 of the flat ratio),
+    stage 1 learnt it, and regular t-shirts ended above genuine hips over a band of midriff; generator 1.5 and
+    the stage 1 fine-tuned on it keep the proportions, but on genuine photos stage 1 still draws some bodies
+    short (08909_00 in 06802_00: 0.81 of the flat ratio). A body with :math:`L / W` below the flat ratio is
+    stretched below the armpits along its axis (armpits' midpoint -> hem centre, unit :math:`\hat d`) until it
+    matches; node :math:`p` moves to
 
     .. math::
         p + (k - 1)\,((p - a) \cdot \hat d)\,\hat d, \qquad k = (L / W)_{flat} / (L / W)_{worn}

@@ -69,12 +69,13 @@ def _torso_nodes(params: GarmentParams) -> dict[int, np.ndarray]:
 
 
 def _fit_torso_to_body(nodes: dict[int, np.ndarray], body: BodyShape, hip_depth: float) -> None:
-    """Push the armpits and sides (in place) outside the body's outline so the garment covers the torso."""
+    """Push the armpits and sides (in place) outside the body's outline so the garment covers the torso; an
+    armpit, at or below the body's, covers the chest above it."""
     for side_nodes, sign in (((14, 15, 16, 17), -1.0), ((22, 21, 20, 19), 1.0)):
         armpit = nodes[side_nodes[0]]
         armpit[1] = max(armpit[1], body.armpit_depth)
         for node in side_nodes:
-            depth = nodes[node][1]
+            depth = body.armpit_depth if node == side_nodes[0] else nodes[node][1]
             cover = float(body.half_width(np.array(depth), hip_depth)) + BODY_EASE
             nodes[node][0] = sign * max(abs(nodes[node][0]), cover)
         corner = nodes[side_nodes[3]]
