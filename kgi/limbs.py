@@ -630,7 +630,7 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     the flat t-shirts' 0.82-1.14). Generator 1.4 broke that (sleeved worn bodies 0.73-0.76 of the flat ratio),
     stage 1 learnt it, and regular t-shirts ended above genuine hips over a band of midriff; generator 1.5 and
     the stage 1 fine-tuned on it keep the proportions, but on genuine photos stage 1 still draws some bodies
-    short (08909_00 in 06802_00: 0.81 of the flat ratio). A body with :math:`L / W` below the flat ratio is
+    short (08909_00 in 06802_00: 0.79 of the flat ratio). A body with :math:`L / W` below the flat ratio is
     stretched below the armpits along its axis (armpits' midpoint -> hem centre, unit :math:`\hat d`) until it
     matches; node :math:`p` moves to
 
