@@ -160,7 +160,8 @@ def sample_garment(rng: np.random.Generator) -> GarmentParams:
     if sleeve == "long":
         sleeve_length, sleeve_width, cuff_width = rng.uniform(0.85, 1.0), rng.uniform(0.3, 0.38), rng.uniform(0.2, 0.28)
     elif sleeve == "short":
-        sleeve_length, sleeve_width, cuff_width = rng.uniform(0.25, 0.55), rng.uniform(0.34, 0.44), rng.uniform(0.3, 0.4)
+        sleeve_length = rng.uniform(0.25, 0.55)
+        sleeve_width, cuff_width = rng.uniform(0.34, 0.44), rng.uniform(0.3, 0.4)
     else:
         sleeve_length, sleeve_width, cuff_width = 0.0, 0.3, 0.3
     base = _garment_colour(rng)

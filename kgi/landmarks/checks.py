@@ -97,10 +97,10 @@ def landmark_problems(keypoints: np.ndarray, mask: np.ndarray | None = None) -> 
 def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> list[str]:
     """Why a silhouette is not a top the method handles; an empty list when it is one.
 
-    Trousers (the centre column ends high, ``MIN_CENTRE_REACH``, over wide legs, ``MIN_LEGS_WIDTH``), a folded garment (a convex block,
-    ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT`` / ``FOLDED_TOP_WIDTH``) and, given the landmarks, a garment much
-    longer than a top that does not narrow to a bodysuit's crotch (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``:
-    a dress to the knee, a long coat).
+    Trousers (the centre column ends high, ``MIN_CENTRE_REACH``, over wide legs, ``MIN_LEGS_WIDTH``), a folded
+    garment (a convex block, ``FOLDED_SOLIDITY`` / ``FOLDED_ASPECT`` / ``FOLDED_TOP_WIDTH``) and, given the
+    landmarks, a garment much longer than a top that does not narrow to a bodysuit's crotch
+    (``MAX_LENGTH_TO_CHEST``, ``MIN_SKIRT_HEM``: a dress to the knee, a long coat).
 
     Args:
         mask: (H, W) bool garment silhouette (one garment).
