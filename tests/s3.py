@@ -8,7 +8,6 @@ read ``AWS_ENDPOINT_URL``: pass ``endpoint_override=server.endpoint`` to ``pyarr
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,14 +16,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bench.cluster import free_port
+
 REGION = "us-east-1"
 STARTUP_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class S3Server:
@@ -46,7 +41,7 @@ class S3Server:
         executable = Path(sys.executable).parent / "moto_server"
         if not executable.exists():
             raise RuntimeError(f"{executable} not found: install the test extra (moto[server])")
-        port = _free_port()
+        port = free_port()
         log = tempfile.NamedTemporaryFile(prefix="moto_server-", suffix=".log", delete=False)
         process = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)],
                                    stdout=log, stderr=subprocess.STDOUT)
