@@ -8,43 +8,17 @@ tests (``tests/serving_support.py``) run on.
 from __future__ import annotations
 
 import os
-import random
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployments.app import free_port
 from kgi.shipped import LOCAL_SERVE_CONFIG, MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SERVED_VERSION = "default"  # the version of local.yaml every benchmark request names
 INPAINT = "Inpaint"  # the deployment that inpaints every version
-
-
-# Below Linux's ephemeral range (32768-60999), from which the kernel gives a port to every socket bound to port 0
-# (as the processes that `ray.init` starts do), and above Ray's worker ports (10002-19999).
-UNCLAIMED_PORTS = range(20000, 32768)
-_ports_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port free on localhost now, and not given before by this process.
-
-    It is drawn from ``UNCLAIMED_PORTS``, so nothing that asks the kernel for any free port takes it before its user
-    binds it: a port from the ephemeral range could go to one of Ray's own processes while ``ray.init`` starts them.
-    """
-    for port in random.sample(UNCLAIMED_PORTS, 100):
-        if port in _ports_given:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _ports_given.add(port)
-        return port
-    raise RuntimeError(f"no free TCP port on localhost in {UNCLAIMED_PORTS}")
 
 
 @contextmanager

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -107,6 +109,31 @@ def load_serve_config(path: str | Path, *, port: int | None = None, host: str | 
 
 class DeployError(RuntimeError):
     """An application of a config file did not reach RUNNING; the message carries Serve's reasons."""
+
+
+# Below Linux's ephemeral range (32768-60999), from which the kernel gives a port to every socket bound to port 0
+# (as the processes that `ray.init` starts do), and above Ray's worker ports (10002-19999).
+UNCLAIMED_PORTS = range(20000, 32768)
+_ports_given: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now, and not given before by this process.
+
+    It is drawn from ``UNCLAIMED_PORTS``, so nothing that asks the kernel for any free port takes it before its user
+    binds it: a port from the ephemeral range could go to one of Ray's own processes while ``ray.init`` starts them.
+    """
+    for port in random.sample(UNCLAIMED_PORTS, 100):
+        if port in _ports_given:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port on localhost in {UNCLAIMED_PORTS}")
 
 
 def deploy(config: dict, timeout_s: float | None = None, dashboard_address: str | None = None) -> None:

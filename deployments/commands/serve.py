@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -43,14 +42,9 @@ def _example_curl(url: str) -> str:
             f"     -F pose=@person_keypoints.json -F parse=@person_parse.png {url}/v1/tryon")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run(args: argparse.Namespace) -> int:
-    from deployments.app import BUILDER_IMPORT_PATH, DeployError, check_versions, deploy, load_serve_config
+    from deployments.app import (BUILDER_IMPORT_PATH, DeployError, check_versions, deploy, free_port,
+                                 load_serve_config)
     from deployments.experiments import DASHBOARD_ADDRESS_ENV
 
     if not args.config.is_file():
@@ -69,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     # The dashboard serves Serve's REST API: the config is deployed and PUT /v1/ab/weights rewrites the experiment
     # through it. Its port is chosen here, so the replicas are told this cluster's dashboard, not another one's.
-    dashboard_port = _free_port()
+    dashboard_port = free_port()
     dashboard = f"http://127.0.0.1:{dashboard_port}"
     ray.init(num_cpus=args.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
              runtime_env={"env_vars": {DASHBOARD_ADDRESS_ENV: dashboard}})
