@@ -26,8 +26,9 @@ Before any of this, ``wrists_on_hands`` moves a wrist that OpenPose put far shor
 
 The worn garment's keypoints (stage 1's) are corrected against the body: ``seat_shoulder_seams`` puts the
 shoulder seams on the body's top, ``fit_short_sleeves`` rebuilds a short sleeve that disagrees with the
-flat sleeve and the pose as a tube along the upper arm and turns every short sleeve around its upper arm, and
-``lengthen_short_body`` gives a body shorter, for its shoulder width, than the flat garment's its flat length.
+flat sleeve and the pose as a tube along the upper arm and turns every short sleeve around its upper arm,
+``lengthen_short_body`` gives a body shorter, for its shoulder width, than the flat garment's its flat length, and
+``widen_hem_to_lower_garment`` moves a hem corner that lies on the photo's lower garment out to its side.
 """
 
 from __future__ import annotations
@@ -661,4 +662,57 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     axis = (worn[HEM_CENTRE] - armpits) / worn_length
     below = worn[list(BODY_BELOW_ARMPITS)]
     worn[list(BODY_BELOW_ARMPITS)] = below + (stretch - 1) * ((below - armpits) @ axis)[:, None] * axis
+    return worn
+
+
+HEM_SIDES = ((14, 15, 16, 17), (22, 21, 20, 19))  # armpit, side nodes, hem corner: image-left, image-right side
+# ``widen_hem_to_lower_garment`` moves a hem corner out by at most this fraction of the hem's width: a skirt
+# flaring below the hips is wider than the body a top hangs over.
+MAX_HEM_WIDENING = 0.25
+
+
+def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.ndarray) -> np.ndarray:
+    r"""The worn garment's keypoints with each hem corner out at least to the side of the lower garment on its
+    row: (32, 2) pixels.
+
+    A top hangs over the hips. Where its hem corner lies on a row where the photo shows the lower garment (the
+    trousers or skirt below the old top's hem, or round a tucked-in top's waist), the body there is at least as
+    wide as that garment. Stage 1 sees the joints, not the body's outline, and on genuine photos draws some hems
+    inside the hips (00034_00, whose loose old shirt hid her waist); the trousers' top then juts out beside the
+    new hem under a band of painted wall. A hem corner :math:`c` inside the lower garment's outer edge :math:`e`
+    on its row (of the lower garment's largest piece) moves out to it, and each side node above it by its share
+    of the way down from the armpit :math:`a`, so the side stays straight:
+
+    .. math::
+        p_x \leftarrow p_x + \frac{p_y - a_y}{c_y - a_y}\,\delta, \qquad
+        \delta = \pm\min(|e - c_x|, m\,w)
+
+    with :math:`w` the hem's width (node 17 to 19) and :math:`m` ``MAX_HEM_WIDENING``.
+
+    Args:
+        garment_keypoints: (32, 2) the worn garment's keypoints in pixels.
+        lower_garment: (H, W) bool, the photo's lower garment (``kgi.data.labels.LOWER_GARMENT_CIHP``).
+    """
+    worn = np.asarray(garment_keypoints, np.float64).copy()
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(lower_garment.view(np.uint8), connectivity=8)
+    if count < 2:
+        return worn
+    largest = pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    hem_width = abs(worn[19, 0] - worn[17, 0])
+    for nodes, outward in zip(HEM_SIDES, (-1, 1)):
+        armpit, corner = worn[nodes[0]], worn[nodes[-1]]
+        row = round(corner[1])
+        if not 0 <= row < largest.shape[0] or corner[1] - armpit[1] < 1:
+            continue
+        columns = np.flatnonzero(largest[row])
+        if columns.size == 0:
+            continue
+        edge = columns.min() if outward < 0 else columns.max() + 1
+        shortfall = outward * (edge - corner[0])
+        if shortfall <= 0:
+            continue
+        shift = outward * min(shortfall, MAX_HEM_WIDENING * hem_width)
+        for node in nodes[1:]:
+            share = np.clip((worn[node, 1] - armpit[1]) / (corner[1] - armpit[1]), 0.0, 1.0)
+            worn[node, 0] += share * shift
     return worn

@@ -1,12 +1,14 @@
 """The person's pose against the parse: wrists that OpenPose placed far short of the hand the parse shows; the
-worn garment's keypoints against the flat garment: a body shorter, for its shoulder width, than the flat one."""
+worn garment's keypoints against the flat garment (a body shorter, for its shoulder width, than the flat one) and
+against the photo's lower garment (a hem narrower than the hips it hangs over)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kgi.limbs import BODY_BELOW_ARMPITS, MAX_BODY_STRETCH, lengthen_short_body, wrists_on_hands
+from kgi.limbs import (BODY_BELOW_ARMPITS, MAX_BODY_STRETCH, MAX_HEM_WIDENING, lengthen_short_body,
+                       widen_hem_to_lower_garment, wrists_on_hands)
 
 HEIGHT, WIDTH = 120, 90
 LEFT_ARM_CIHP, RIGHT_ARM_CIHP = 14, 15
@@ -93,3 +95,40 @@ def test_a_worn_body_as_long_as_the_flat_one_or_longer_is_kept():
     for length in (120, 150):
         worn = boxy_top(length, 120)
         np.testing.assert_array_equal(lengthen_short_body(worn, flat), worn)
+
+
+def trousers(top_row: int, left: int, right: int) -> np.ndarray:
+    """(600, 400) bool: a lower garment from ``top_row`` down, columns ``left`` to ``right`` (exclusive), and a
+    speck of it far out on the image's left (a mislabelled patch of wall)."""
+    lower = np.zeros((600, 400), bool)
+    lower[top_row:, left:right] = True
+    lower[320:340, 100:105] = True
+    return lower
+
+
+def test_a_hem_inside_the_trousers_it_hangs_over_reaches_their_sides():
+    """The top's sides run down x = 240 and 360 to its hem at row 330; the photo shows the trousers from row 300,
+    x = 220-379: each hem corner moves out 20 pixels, the side nodes above it by their share of the way down from
+    the armpit, and nothing else moves."""
+    worn = boxy_top(90, 120)
+    widened = widen_hem_to_lower_garment(worn, trousers(300, 220, 380))
+    expected = worn.copy()
+    for nodes, outward in (((15, 16, 17), -1), ((21, 20, 19), 1)):
+        for node, share in zip(nodes, (1 / 3, 2 / 3, 1.0)):
+            expected[node, 0] += outward * 20 * share
+    np.testing.assert_allclose(widened, expected, atol=1e-9)
+
+
+def test_a_hem_above_the_lower_garment_or_wider_than_it_stays():
+    worn = boxy_top(40, 120)  # the hem on row 280, above the trousers' top
+    np.testing.assert_array_equal(widen_hem_to_lower_garment(worn, trousers(300, 220, 380)), worn)
+    worn = boxy_top(90, 120)  # over trousers narrower than the hem
+    np.testing.assert_array_equal(widen_hem_to_lower_garment(worn, trousers(300, 250, 350)), worn)
+    np.testing.assert_array_equal(widen_hem_to_lower_garment(worn, np.zeros((600, 400), bool)), worn)
+
+
+def test_a_hem_over_a_flared_skirt_widens_no_more_than_the_cap():
+    worn = boxy_top(90, 120)
+    widened = widen_hem_to_lower_garment(worn, trousers(300, 150, 385))  # 90 and 25 pixels out of the hem
+    cap = MAX_HEM_WIDENING * 120  # 30 pixels
+    np.testing.assert_allclose(widened[[17, 19], 0], [240 - cap, 360 + 25])

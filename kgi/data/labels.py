@@ -62,6 +62,8 @@ CIHP_TO_PARSE13 = np.array([_CIHP_TO_13[i] for i in range(NUM_CIHP)], dtype=np.u
 AGNOSTIC_CIHP = (5, 6, 7, 10, 14, 15)
 # CIHP labels of the garment a person wears (what must not survive a try-on outside the new garment).
 GARMENT_CIHP = (5, 6, 7)
+# CIHP labels of the lower garment: pants, skirt.
+LOWER_GARMENT_CIHP = (9, 12)
 # CIHP labels the change region's margin may take: the old garment's outline is often labelled as its
 # neighbour (background, lower garment, scarf, glove); never the face, hair or anything below the waist but the
 # lower garment.
