@@ -25,7 +25,7 @@ from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from kgi.photo_parsing.colour import skin_model
 from kgi.photo_parsing.refinement import background_gaps
-from kgi.photo_parsing.regions import split_skin
+from kgi.photo_parsing.regions import boundary_line, split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
 
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON") or None  # an interpreter whose environment has mediapipe
@@ -130,6 +130,23 @@ def test_a_narrow_background_gap_between_arm_and_body_is_background_not_the_arms
     gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb=8.0)
     assert gaps[:100, 46:52].mean() > 0.95 and not gaps[:, 20:46].any() and not gaps[:, 52:].any()
 
+
+
+@pytest.mark.parametrize("hips_slope", [-0.1, 0.0])
+def test_the_garments_boundary_is_a_line_along_the_tilted_waistband(hips_slope):
+    """A top (ratio +2) over trousers (-2) whose waistband rises 0.15 rows per column to the image's right (weight
+    on one leg, hips tilted -0.1): the fitted line follows it within 2 rows across the torso, where a level row
+    put up to 9 rows of trousers under the top. With level hips the slope stays within 0.1 of level."""
+    rows, columns = np.mgrid[0:200, 0:120]
+    waistband = 100 - 0.15 * (columns - 60)
+    ratio = np.where(rows < waistband, 2.0, -2.0)
+    mask = np.ones((200, 120), bool)
+    line = boundary_line(ratio, mask, 50, 150, default=100, hips_slope=hips_slope)
+    fitted = line.rows_at(np.arange(120))
+    if hips_slope:
+        assert np.abs(fitted - waistband[0]).max() <= 2
+    else:
+        assert abs(line.slope) <= 0.1 + 1e-9 and abs(line.rows_at(np.array([60.0]))[0] - 100) <= 2
 
 # --- the real models ---------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FAC
                                      RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
                                      TORSO_SKIN, UPPER)
 from kgi.photo_parsing.refinement import background_gaps, drop_specks, refine_hair, refine_skin
-from kgi.photo_parsing.regions import boundary_row, label_shoes, limbs_by_region, sleeve_mask, split_skin
+from kgi.photo_parsing.regions import boundary_line, label_shoes, limbs_by_region, sleeve_mask, split_skin
 
 WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
 
@@ -89,6 +89,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
 
     shoulders = (marks[LEFT_SHOULDER, :2] + marks[RIGHT_SHOULDER, :2]) / 2
     hips = (marks[LEFT_HIP, :2] + marks[RIGHT_HIP, :2]) / 2
+    hip_to_hip = marks[LEFT_HIP, :2] - marks[RIGHT_HIP, :2]
+    hips_slope = float(np.clip(hip_to_hip[1] / hip_to_hip[0], -0.5, 0.5)) if abs(hip_to_hip[0]) > 1 else 0.0
     torso = max(float(np.linalg.norm(hips - shoulders)), 8.0)
     limb = max(torso * 0.12, 3.0)  # about half a limb's width
 
@@ -188,7 +190,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     garment &= ~hair
     skin &= ~hair
 
-    # Garments: upper against lower, by colour and by a boundary row fitted along the torso.
+    # Garments: upper against lower, by colour and by a boundary line fitted across the torso.
     legs = np.minimum(parts[LEFT_LEG], parts[RIGHT_LEG])
     lower_seed = garment & (rows > hips[1] + 0.1 * torso) & (rows < hips[1] + 0.7 * torso) & (legs < 2 * limb) & \
         (arm_distance > 1.5 * limb)
@@ -219,9 +221,9 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
         ratio = np.clip(np.log(upper_hist[quantised]) - np.log(lower_hist[quantised]), -4, 4).astype(np.float32)
-        boundary = boundary_row(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
-                                hips[1] + 0.5 * torso, default=hips[1])
-        prior = np.clip((boundary - rows) / (0.1 * torso), -3, 3)
+        boundary = boundary_line(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
+                                 hips[1] + 0.5 * torso, default=hips[1], hips_slope=hips_slope)
+        prior = np.clip((boundary.rows_at(np.arange(w)[None, :]) - rows) / (0.1 * torso), -3, 3)
         sleeves = sleeve_mask(parts, skin, marks, limb)
         prior[sleeves] = np.maximum(prior[sleeves], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)

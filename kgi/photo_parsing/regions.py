@@ -1,7 +1,9 @@
 """Body regions of the photo parser: limbs by skin region, skin split between parts along edges, where sleeves
-may be, the upper/lower garment boundary row, shoes."""
+may be, the upper/lower garment boundary line, shoes."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -44,21 +46,56 @@ def sleeve_mask(parts: dict[int, np.ndarray], skin: np.ndarray, marks: np.ndarra
     return sleeves
 
 
-def boundary_row(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float) -> float:
-    """The row between ``low`` and ``high`` that best splits ``mask``'s per-row mean of ``ratio`` into positive
-    above (upper garment) and negative below; ``default`` where the rows say nothing."""
-    counts = mask.sum(axis=1)
-    sums = np.where(mask, ratio, 0).sum(axis=1)
-    means = np.where(counts > 3, sums / np.maximum(counts, 1), 0.0)
-    low, high = int(max(low, 0)), int(min(high, len(means) - 1))
-    if high <= low or np.abs(means[low:high]).max(initial=0) < 0.5:
-        return default
-    window = means[low:high + 1]
-    # score(b) = sum of means above b - sum below b, over the window
-    above = np.concatenate([[0.0], np.cumsum(window)])
-    total = above[-1]
-    scores = above - (total - above)
-    return float(low + int(np.argmax(scores)))
+# Slopes (rows per column) the upper/lower garment boundary may take about the hips' own: a waistband follows the
+# hips, which tilt with a person's weight on one leg (00055_00: hips -0.10, waistband about -0.15).
+BOUNDARY_SLOPES = np.linspace(-0.1, 0.1, 9)
+
+
+class BoundaryLine(NamedTuple):
+    """The upper/lower garment boundary: row ``row`` at column ``column``, ``slope`` rows per column."""
+
+    row: float
+    column: float
+    slope: float
+
+    def rows_at(self, columns: np.ndarray) -> np.ndarray:
+        return self.row + self.slope * (columns - self.column)
+
+
+def boundary_line(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, default: float,
+                  hips_slope: float = 0.0) -> BoundaryLine:
+    r"""The line through ``mask`` that best splits its ``ratio`` into positive above (upper garment) and negative
+    below; level at row ``default`` where the rows between ``low`` and ``high`` say nothing.
+
+    For each slope :math:`s`, ``hips_slope`` (the pose's, rows per column) plus one of ``BOUNDARY_SLOPES``, pixels
+    are binned by their row along that slope, :math:`t = y - s\,(x - \bar x)` (:math:`\bar x` the mask's mean
+    column), and the slope's line is the bin :math:`b` between ``low`` and ``high`` maximising
+    :math:`\sum_{t < b} m_t - \sum_{t \ge b} m_t`, with :math:`m_t` the bin's mean ratio (bins of more than 3
+    pixels: every row counts alike, however wide). Slopes then compete by every pixel's ratio, the sum above
+    their line less the sum below; the one closest to the hips' wins a tie."""
+    rows, columns = np.nonzero(mask)
+    centre = float(columns.mean()) if columns.size else 0.0
+    level = BoundaryLine(default, centre, 0.0)
+    low, high = int(max(low, 0)), int(min(high, mask.shape[0] - 1))
+    if high <= low or not columns.size:
+        return level
+    values = ratio[rows, columns]
+    best, best_score = level, -np.inf
+    for slope in hips_slope + np.array(sorted(BOUNDARY_SLOPES, key=abs)):
+        bins = np.round(rows - slope * (columns - centre)).astype(np.int64)
+        keep = (bins >= low) & (bins <= high)
+        counts = np.bincount(bins[keep] - low, minlength=high - low + 1)
+        sums = np.bincount(bins[keep] - low, weights=values[keep], minlength=high - low + 1)
+        means = np.where(counts > 3, sums / np.maximum(counts, 1), 0.0)
+        if np.abs(means).max(initial=0) < 0.5:
+            continue
+        above = np.concatenate([[0.0], np.cumsum(means)])
+        split = int(np.argmax(above - (above[-1] - above)))
+        # Slopes compete by the pixels they put on the right side: every pixel's ratio counts.
+        agreement = sums[:split].sum() - sums[split:].sum()
+        if agreement > best_score + 1e-9:
+            best, best_score = BoundaryLine(float(low + split), centre, float(slope)), agreement
+    return best
 
 
 def label_shoes(labels: np.ndarray, marks: np.ndarray, garment: np.ndarray, limb: float) -> None:
