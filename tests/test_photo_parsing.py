@@ -25,7 +25,7 @@ from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from kgi.photo_parsing.colour import skin_model
 from kgi.photo_parsing.refinement import background_gaps
-from kgi.photo_parsing.regions import boundary_line, split_skin
+from kgi.photo_parsing.regions import BoundaryLine, boundary_line, boundary_seam, split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
 
 POSE_PYTHON = os.environ.get("KGI_POSE_PYTHON") or None  # an interpreter whose environment has mediapipe
@@ -147,6 +147,23 @@ def test_the_garments_boundary_is_a_line_along_the_tilted_waistband(hips_slope):
         assert np.abs(fitted - waistband[0]).max() <= 2
     else:
         assert abs(line.slope) <= 0.1 + 1e-9 and abs(line.rows_at(np.array([60.0]))[0] - 100) <= 2
+
+
+def test_the_garments_seam_follows_the_waistband_where_shade_makes_the_skirt_look_like_the_top():
+    """A burgundy top over a red skirt, the waistband at row 50; the skirt's left side is shaded, its colour ratio
+    as upper as the top's down to row 75 (07445_00), where the shade fades into the lit red. From a fitted line 6
+    rows low, the seam runs along the waistband's edge in every column, where the colours alone would take the
+    shade into the top."""
+    image = np.zeros((120, 100, 3), np.uint8)
+    image[:50] = (80, 20, 30)
+    image[50:] = (160, 50, 45)
+    fade = np.linspace(0, 1, 25)[:, None, None]  # the shade lifts smoothly down to row 75: no edge there
+    image[50:75, :30] = np.round((1 - fade) * (120, 38, 38) + fade * (160, 50, 45)).astype(np.uint8)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ratio = np.where(np.arange(120)[:, None] < 50, 2.0, -2.0) * np.ones((1, 100))
+    ratio[50:75, :30] = 2.0
+    seam = boundary_seam(ratio, np.ones((120, 100), bool), lab, BoundaryLine(56.0, 50.0, 0.0), band=20)
+    np.testing.assert_array_equal(seam, 50)
 
 # --- the real models ---------------------------------------------------------------------------------------------
 

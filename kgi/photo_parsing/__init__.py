@@ -36,11 +36,12 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    GrabCut around the head decides the hair's edges, with the face inside its outline, the pixels like the
    cheeks, the neck's core and the garment as surely not hair;
 4. **garments**: the rest of the person is upper or lower garment. Each has a colour histogram learnt from
-   seed regions the skeleton gives (the chest and upper arms; the thighs), and a boundary row is fitted where
-   their likelihood ratio changes sign along the torso. Each pixel then takes the garment of larger
-   likelihood ratio plus a prior that falls across that row (not on the sleeves: down an arm to its first bare
-   row), smoothed over a small neighbourhood; garment left above the chin is the face's or the hair's rim; the
-   feet, when in view, are shoes;
+   seed regions the skeleton gives (the chest and upper arms; the thighs), and a boundary line is fitted where
+   their likelihood ratio changes sign across the torso (tilted at most 0.1 either way of the hips); a seam near
+   that line then follows the photo's edge between the garments (a waistband, a hem) column by column. Each
+   pixel then takes the garment of larger likelihood ratio plus a prior that falls steeply across the seam (not
+   on the sleeves: down an arm to its first bare row), smoothed over a small neighbourhood; garment left above
+   the chin is the face's or the hair's rim; the feet, when in view, are shoes;
 5. regions of one label too small to matter take their neighbours' label, and the labels are scaled back to
    the photo smoothly, the photo's full-size person mask deciding person from background.
 

@@ -16,7 +16,8 @@ from kgi.photo_parsing.names import (BACKGROUND, BROWS, CHEEK_PATCHES, CHIN, FAC
                                      RIGHT_HIP, RIGHT_KNEE, RIGHT_LEG, RIGHT_SHOULDER, RIGHT_WRIST, SKIN_PATCHES, SKIRT,
                                      TORSO_SKIN, UPPER)
 from kgi.photo_parsing.refinement import background_gaps, drop_specks, refine_hair, refine_skin
-from kgi.photo_parsing.regions import boundary_line, label_shoes, limbs_by_region, sleeve_mask, split_skin
+from kgi.photo_parsing.regions import (SEAM_BAND, boundary_line, boundary_seam, label_shoes, limbs_by_region,
+                                      sleeve_mask, split_skin)
 
 WORK_HEIGHT = 512  # pixels: the parse is computed at this height, then scaled back to the photo
 
@@ -30,6 +31,9 @@ FOREHEAD_REACH = 0.25  # a forehead may reach this fraction of the face's height
 FRINGE_MARGIN = 1.0  # log-likelihood ratio by which a pixel of the forehead must be likelier hair than skin
 PART_CORE = 0.5  # limb widths: a part's sure skin (split_skin's seeds) is this near its skeleton line, and nearest it
 SPLIT_REACH = 2.0  # limb widths: split_skin gives a pixel to a part no farther than this from the part's line
+# The prior of upper over lower garment across the boundary's seam: it reaches +-PRIOR_MAX (log-likelihood
+# ratio) PRIOR_WIDTH torso lengths above and below it.
+PRIOR_WIDTH, PRIOR_MAX = 0.03, 6.0
 
 
 def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
@@ -223,8 +227,10 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         ratio = np.clip(np.log(upper_hist[quantised]) - np.log(lower_hist[quantised]), -4, 4).astype(np.float32)
         boundary = boundary_line(ratio, garment & (parts[TORSO_SKIN] < 0.35 * torso), shoulders[1] + 0.5 * torso,
                                  hips[1] + 0.5 * torso, default=hips[1], hips_slope=hips_slope)
-        prior = np.clip((boundary.rows_at(np.arange(w)[None, :]) - rows) / (0.1 * torso), -3, 3)
         sleeves = sleeve_mask(parts, skin, marks, limb)
+        seam = boundary_seam(ratio, garment & ~sleeves & (parts[TORSO_SKIN] < 0.35 * torso), lab, boundary,
+                             round(SEAM_BAND * torso))
+        prior = np.clip((seam[None, :] - rows) / (PRIOR_WIDTH * torso), -PRIOR_MAX, PRIOR_MAX)
         prior[sleeves] = np.maximum(prior[sleeves], 0)  # sleeves hang low
         score = np.where(garment, ratio + prior, 0).astype(np.float32)
         sigma = max(1.0, 0.01 * h)

@@ -98,6 +98,63 @@ def boundary_line(ratio: np.ndarray, mask: np.ndarray, low: float, high: float, 
     return best
 
 
+# The boundary's seam (``boundary_seam``): how far either side of the fitted line it may run (torso lengths), the
+# weight of the photo's edge against the garments' colours, and the cost of a row's step between columns.
+SEAM_BAND = 0.25
+SEAM_EDGE_WEIGHT = 4.0
+SEAM_STEP_COST = 1.0
+SEAM_MAX_STEP = 2
+
+
+def boundary_seam(ratio: np.ndarray, garment: np.ndarray, lab: np.ndarray, line: BoundaryLine, band: int
+                  ) -> np.ndarray:
+    r"""(W,) float: the upper/lower garment boundary's row in every column, a seam within ``band`` rows of
+    ``line`` that follows the photo's edge between the garments (a waistband, a hem).
+
+    In column :math:`x` the seam's row is :math:`\ell(x) + k`, :math:`|k| \le` ``band``, with :math:`\ell` the
+    line. A row scores the garments' colours, :math:`A = (\sum_{above} r - \sum_{below} r) / n` over the column's
+    ``garment`` pixels in the band (:math:`r` the upper/lower log-likelihood ``ratio``, :math:`n` their count), plus
+    ``SEAM_EDGE_WEIGHT`` times the photo's edge there: the CIE Lab distance between the two rows above and the two
+    below (``lab``), over its 95th percentile in the band, at most 1, where both sides are garment. Dynamic
+    programming finds the seam of highest total score less ``SEAM_STEP_COST`` per row that :math:`k` changes from
+    one column to the next (at most ``SEAM_MAX_STEP``). Columns without garment keep the line."""
+    height, width = garment.shape
+    rows = line.rows_at(np.arange(width, dtype=np.float64))
+    columns = np.flatnonzero(garment.any(axis=0))
+    if columns.size < 2 or band < 1:
+        return rows
+    span = np.arange(columns.min(), columns.max() + 1)  # (X,)
+    offsets = np.arange(-band, band + 1)  # (K,)
+    candidates = np.clip(np.round(rows[span])[:, None] + offsets[None, :], 2, height - 3).astype(np.int64)  # (X, K)
+    inside = garment[candidates, span[:, None]]  # (X, K)
+    values = np.where(inside, ratio[candidates, span[:, None]], 0.0)
+    above = np.concatenate([np.zeros((len(span), 1)), np.cumsum(values, axis=1)[:, :-1]], axis=1)
+    agreement = (2 * above - values.sum(axis=1, keepdims=True)) / np.maximum(inside.sum(axis=1, keepdims=True), 1)
+    upper_side = (lab[candidates - 2, span[:, None]] + lab[candidates - 1, span[:, None]]) / 2  # (X, K, 3)
+    lower_side = (lab[candidates, span[:, None]] + lab[candidates + 1, span[:, None]]) / 2
+    edge = np.linalg.norm(upper_side - lower_side, axis=2)
+    edge = np.where(inside & garment[candidates - 2, span[:, None]] & garment[candidates + 1, span[:, None]], edge, 0.0)
+    scale = np.percentile(edge[edge > 0], 95) if (edge > 0).any() else 1.0
+    score = agreement + SEAM_EDGE_WEIGHT * np.minimum(edge / max(scale, 1e-6), 1.0)  # (X, K)
+    # best[k]: the best total of a seam ending at offset k; came_from[x, k]: its offset in the column before.
+    steps = np.arange(-SEAM_MAX_STEP, SEAM_MAX_STEP + 1)
+    best = score[0].copy()
+    came_from = np.zeros(score.shape, np.int64)
+    for x in range(1, len(span)):
+        previous = np.clip(np.arange(len(offsets))[:, None] + steps[None, :], 0, len(offsets) - 1)  # (K, S)
+        totals = best[previous] - SEAM_STEP_COST * np.abs(previous - np.arange(len(offsets))[:, None])
+        choice = np.argmax(totals, axis=1)
+        came_from[x] = previous[np.arange(len(offsets)), choice]
+        best = score[x] + totals[np.arange(len(offsets)), choice]
+    path = np.empty(len(span), np.int64)
+    path[-1] = int(np.argmax(best))
+    for x in range(len(span) - 1, 0, -1):
+        path[x - 1] = came_from[x, path[x]]
+    seam = rows.copy()
+    seam[span] = candidates[np.arange(len(span)), path]
+    return seam
+
+
 def label_shoes(labels: np.ndarray, marks: np.ndarray, garment: np.ndarray, limb: float) -> None:
     height, width = labels.shape
     for ankle, foot, shoe in ((LEFT_ANKLE, LEFT_FOOT, LEFT_SHOE), (RIGHT_ANKLE, RIGHT_FOOT, RIGHT_SHOE)):
