@@ -194,7 +194,8 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     garment &= ~hair
     skin &= ~hair
 
-    # Garments: upper against lower, by colour and by a boundary line fitted across the torso.
+    # Garments: upper against lower, by colour and by a boundary line fitted across the torso, then a seam along
+    # the photo's edge near that line.
     legs = np.minimum(parts[LEFT_LEG], parts[RIGHT_LEG])
     lower_seed = garment & (rows > hips[1] + 0.1 * torso) & (rows < hips[1] + 0.7 * torso) & (legs < 2 * limb) & \
         (arm_distance > 1.5 * limb)

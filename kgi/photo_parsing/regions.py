@@ -59,6 +59,7 @@ class BoundaryLine(NamedTuple):
     slope: float
 
     def rows_at(self, columns: np.ndarray) -> np.ndarray:
+        """The line's rows (float) at ``columns`` (any shape)."""
         return self.row + self.slope * (columns - self.column)
 
 
