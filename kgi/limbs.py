@@ -666,9 +666,12 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
 
 
 HEM_SIDES = ((14, 15, 16, 17), (22, 21, 20, 19))  # armpit, side nodes, hem corner: image-left, image-right side
-# ``widen_hem_to_lower_garment`` moves a hem corner out by at most this fraction of the hem's width: a skirt
-# flaring below the hips is wider than the body a top hangs over.
-MAX_HEM_WIDENING = 0.25
+# ``widen_hem_to_lower_garment`` moves a hem corner no farther out than the lower garment's side over its top
+# WAISTBAND rows (a fraction of the image's height: a skirt flaring below its waistband is wider than the body a
+# top hangs over), and by at most MAX_HEM_WIDENING of the hem's width (a parse whose lower garment runs into the
+# background).
+WAISTBAND = 0.02
+MAX_HEM_WIDENING = 0.5
 
 
 def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.ndarray) -> np.ndarray:
@@ -680,14 +683,16 @@ def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.
     wide as that garment. Stage 1 sees the joints, not the body's outline, and on genuine photos draws some hems
     inside the hips (00034_00, whose loose old shirt hid her waist); the trousers' top then juts out beside the
     new hem under a band of painted wall. A hem corner :math:`c` inside the lower garment's outer edge :math:`e`
-    on its row (of the lower garment's largest piece) moves out to it, and each side node above it by its share
-    of the way down from the armpit :math:`a`, so the side stays straight:
+    on its row moves out to it, and each side node above it by its share of the way down from the armpit
+    :math:`a`, so the side stays straight:
 
     .. math::
         p_x \leftarrow p_x + \frac{p_y - a_y}{c_y - a_y}\,\delta, \qquad
-        \delta = \pm\min(|e - c_x|, m\,w)
+        \delta = \pm\min(|e - c_x|, |t - c_x|, m\,w)
 
-    with :math:`w` the hem's width (node 17 to 19) and :math:`m` ``MAX_HEM_WIDENING``.
+    The edges are the lower garment's largest piece's: :math:`e` on the corner's row, :math:`t` over the piece's
+    top ``WAISTBAND`` of the image's height (its waistband, or where the old top hid the rest: a skirt flares
+    below it); :math:`w` is the hem's width (node 17 to 19) and :math:`m` ``MAX_HEM_WIDENING``.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels.
@@ -698,6 +703,8 @@ def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.
     if count < 2:
         return worn
     largest = pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    top = int(np.flatnonzero(largest.any(axis=1))[0])
+    waistband = np.flatnonzero(largest[top:top + max(1, round(WAISTBAND * largest.shape[0]))].any(axis=0))
     hem_width = abs(worn[19, 0] - worn[17, 0])
     for nodes, outward in zip(HEM_SIDES, (-1, 1)):
         armpit, corner = worn[nodes[0]], worn[nodes[-1]]
@@ -707,7 +714,7 @@ def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.
         columns = np.flatnonzero(largest[row])
         if columns.size == 0:
             continue
-        edge = columns.min() if outward < 0 else columns.max() + 1
+        edge = max(columns.min(), waistband.min()) if outward < 0 else min(columns.max(), waistband.max()) + 1
         shortfall = outward * (edge - corner[0])
         if shortfall <= 0:
             continue

@@ -127,8 +127,20 @@ def test_a_hem_above_the_lower_garment_or_wider_than_it_stays():
     np.testing.assert_array_equal(widen_hem_to_lower_garment(worn, np.zeros((600, 400), bool)), worn)
 
 
-def test_a_hem_over_a_flared_skirt_widens_no_more_than_the_cap():
-    worn = boxy_top(90, 120)
-    widened = widen_hem_to_lower_garment(worn, trousers(300, 150, 385))  # 90 and 25 pixels out of the hem
-    cap = MAX_HEM_WIDENING * 120  # 30 pixels
+def test_a_hem_over_a_flared_skirt_reaches_no_farther_than_its_waistband():
+    """A skirt whose waistband (rows 300-314) spans x = 230-369 flares below it by 0.8 pixel per row each side: on
+    the hem's row (330) it reaches x = 218-381, but the hips a top hangs over are the waistband's width."""
+    lower = np.zeros((600, 400), bool)
+    for row in range(300, 600):
+        flare = round(0.8 * max(row - 315, 0))
+        lower[row, 230 - flare:370 + flare] = True
+    widened = widen_hem_to_lower_garment(boxy_top(90, 120), lower)
+    np.testing.assert_allclose(widened[[17, 19], 0], [230, 370])
+
+
+def test_a_lower_garment_far_wider_than_the_hem_widens_it_no_more_than_the_cap():
+    """Trousers whose parse runs 90 pixels out of the hem on the image's left (into the background): that corner
+    moves by the cap alone; the right one, 25 pixels short, all the way."""
+    widened = widen_hem_to_lower_garment(boxy_top(90, 120), trousers(300, 150, 385))
+    cap = MAX_HEM_WIDENING * 120  # 60 pixels
     np.testing.assert_allclose(widened[[17, 19], 0], [240 - cap, 360 + 25])
