@@ -28,10 +28,12 @@ are the recomposed image's, exact):
 4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
    ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
 5. detail, so painted pixels are as crisp as the photo around them instead of flat: skin takes the visible skin's
-   own fine detail, laid by example (``kgi.texture.DetailTexture``: pores, freckles, the grain of the photo);
-   every other class (and skin where too little is visible to cut patches from) zero-mean noise with the
-   fine-detail spread (pixel minus its 3x3 mean; a median absolute deviation, so edges do not count) of the
-   class's kept pixels (skin: of the visible skin).
+   own fine detail, laid by example (``kgi.texture.DetailTexture``: pores, freckles, the grain of the photo); a
+   garment or the hair takes, the same way, the detail of its kept pixels within ``TEXTURE_REACH`` of the painted
+   ones (a band of trousers painted along the old top's margin has their weave, not a smooth smear); the wall,
+   and any class too little of which is kept to cut patches from, zero-mean noise with the fine-detail spread
+   (pixel minus its 3x3 mean; a median absolute deviation, so edges do not count) of the class's kept pixels
+   (skin: of the visible skin).
 
 Everything runs in float32 with OpenCV, one image at a time.
 """
@@ -68,6 +70,8 @@ MAX_LIGHT = 0.2
 # target's garment.
 CONTACT_SHADE = 0.08
 CONTACT_REACH = 0.006
+# A painted garment or hair takes the fine detail of its kept pixels within this fraction of the height.
+TEXTURE_REACH = 0.05
 
 
 def push_pull_fill(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -257,6 +261,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     known_small = _small(known, small_size)
     small_luminance = channel_mean(known_small)
 
+    reach = 2 * max(1, round(TEXTURE_REACH * height)) + 1
+    near_to_texture = cv2.dilate(painted.view(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
     mixed = np.zeros((len(where[0]), 3), np.float32)
     total = np.zeros(len(where[0]), np.float32)
     grain = np.zeros(len(where[0]), np.float32)
@@ -292,6 +298,12 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
                 fill = cv2.resize(small01, small_size, interpolation=cv2.INTER_LINEAR)
             layer = _sample(fill, *painted_at, full_shape)
             spread_of_detail = _grain_spread(detail, (parse_grid == label) & keep_grid if source.any() else keep_grid)
+            if label != 0:  # step 5 for a garment or hair: its kept pixels' own detail nearby (the wall: grain)
+                class_texture = DetailTexture(known, (parse == label) & keep & near_to_texture)
+                if class_texture:
+                    inside = member[where]
+                    layer[inside] *= 1 + class_texture.sample(painted_at[0][inside], painted_at[1][inside], rng)
+                    spread_of_detail = 0.0
         soft = cv2.GaussianBlur(member.astype(np.float32), (0, 0), BORDER_SOFTNESS)[where]
         mixed += soft[:, None] * layer
         total += soft
