@@ -165,6 +165,23 @@ def test_the_garments_seam_follows_the_waistband_where_shade_makes_the_skirt_loo
     seam = boundary_seam(ratio, np.ones((120, 100), bool), lab, BoundaryLine(56.0, 50.0, 0.0), band=20)
     np.testing.assert_array_equal(seam, 50)
 
+
+def test_columns_without_garment_near_the_line_keep_it():
+    """The garment's columns 61-99 hold only a shoulder far above the band round the line (a sleeve left out of
+    the mask): the seam keeps the line there instead of taking the band's top, which would hand the top's side
+    between them to the lower garment."""
+    image = np.zeros((120, 100, 3), np.uint8)
+    image[:50] = (80, 20, 30)
+    image[50:] = (160, 50, 45)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ratio = np.where(np.arange(120)[:, None] < 50, 2.0, -2.0) * np.ones((1, 100))
+    garment = np.zeros((120, 100), bool)
+    garment[:, :61] = True
+    garment[:10, 61:] = True
+    seam = boundary_seam(ratio, garment, lab, BoundaryLine(56.0, 50.0, 0.0), band=20)
+    np.testing.assert_array_equal(seam[:61], 50)
+    np.testing.assert_array_equal(seam[61:], 56)
+
 # --- the real models ---------------------------------------------------------------------------------------------
 
 def test_photo_parser_on_genuine_people(photo_parser):

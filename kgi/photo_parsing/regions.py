@@ -118,14 +118,20 @@ def boundary_seam(ratio: np.ndarray, garment: np.ndarray, lab: np.ndarray, line:
     ``SEAM_EDGE_WEIGHT`` times the photo's edge there: the CIE Lab distance between the two rows above and the two
     below (``lab``), over its 95th percentile in the band, at most 1, where both sides are garment. Dynamic
     programming finds the seam of highest total score less ``SEAM_STEP_COST`` per row that :math:`k` changes from
-    one column to the next (at most ``SEAM_MAX_STEP``). Columns without garment keep the line."""
+    one column to the next (at most ``SEAM_MAX_STEP``); of equal scores, the one nearer the line. Columns without
+    garment in the band keep the line."""
     height, width = garment.shape
     rows = line.rows_at(np.arange(width, dtype=np.float64))
-    columns = np.flatnonzero(garment.any(axis=0))
-    if columns.size < 2 or band < 1:
+    if band < 1:
+        return rows
+    offsets = np.arange(-band, band + 1)  # (K,)
+    every = np.arange(width)
+    in_band = garment[np.clip(np.round(rows)[:, None] + offsets[None, :], 2, height - 3).astype(np.int64),
+                      every[:, None]].any(axis=1)  # (W,): the columns with garment in their band
+    columns = np.flatnonzero(in_band)
+    if columns.size < 2:
         return rows
     span = np.arange(columns.min(), columns.max() + 1)  # (X,)
-    offsets = np.arange(-band, band + 1)  # (K,)
     candidates = np.clip(np.round(rows[span])[:, None] + offsets[None, :], 2, height - 3).astype(np.int64)  # (X, K)
     inside = garment[candidates, span[:, None]]  # (X, K)
     values = np.where(inside, ratio[candidates, span[:, None]], 0.0)
@@ -137,6 +143,7 @@ def boundary_seam(ratio: np.ndarray, garment: np.ndarray, lab: np.ndarray, line:
     edge = np.where(inside & garment[candidates - 2, span[:, None]] & garment[candidates + 1, span[:, None]], edge, 0.0)
     scale = np.percentile(edge[edge > 0], 95) if (edge > 0).any() else 1.0
     score = agreement + SEAM_EDGE_WEIGHT * np.minimum(edge / max(scale, 1e-6), 1.0)  # (X, K)
+    score -= 1e-3 * np.abs(offsets)[None, :]  # a column that says nothing keeps the line
     # best[k]: the best total of a seam ending at offset k; came_from[x, k]: its offset in the column before.
     steps = np.arange(-SEAM_MAX_STEP, SEAM_MAX_STEP + 1)
     best = score[0].copy()
