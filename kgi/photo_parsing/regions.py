@@ -145,15 +145,17 @@ def boundary_seam(ratio: np.ndarray, garment: np.ndarray, lab: np.ndarray, line:
     score = agreement + SEAM_EDGE_WEIGHT * np.minimum(edge / max(scale, 1e-6), 1.0)  # (X, K)
     score -= 1e-3 * np.abs(offsets)[None, :]  # a column that says nothing keeps the line
     # best[k]: the best total of a seam ending at offset k; came_from[x, k]: its offset in the column before.
+    indices = np.arange(len(offsets))
     steps = np.arange(-SEAM_MAX_STEP, SEAM_MAX_STEP + 1)
+    previous = np.clip(indices[:, None] + steps[None, :], 0, len(offsets) - 1)  # (K, S): where k may come from
+    step_cost = SEAM_STEP_COST * np.abs(previous - indices[:, None])
     best = score[0].copy()
     came_from = np.zeros(score.shape, np.int64)
     for x in range(1, len(span)):
-        previous = np.clip(np.arange(len(offsets))[:, None] + steps[None, :], 0, len(offsets) - 1)  # (K, S)
-        totals = best[previous] - SEAM_STEP_COST * np.abs(previous - np.arange(len(offsets))[:, None])
+        totals = best[previous] - step_cost
         choice = np.argmax(totals, axis=1)
-        came_from[x] = previous[np.arange(len(offsets)), choice]
-        best = score[x] + totals[np.arange(len(offsets)), choice]
+        came_from[x] = previous[indices, choice]
+        best = score[x] + totals[indices, choice]
     path = np.empty(len(span), np.int64)
     path[-1] = int(np.argmax(best))
     for x in range(len(span) - 1, 0, -1):
