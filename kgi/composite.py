@@ -261,8 +261,9 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     known_small = _small(known, small_size)
     small_luminance = channel_mean(known_small)
 
-    reach = 2 * max(1, round(TEXTURE_REACH * height)) + 1
-    near_to_texture = cv2.dilate(painted.view(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
+    if any(label != 0 and label not in SKIN_CLASSES for label in classes):  # step 5 for a garment or hair
+        reach = 2 * max(1, round(TEXTURE_REACH * height)) + 1
+        near_to_texture = cv2.dilate(painted.view(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
     mixed = np.zeros((len(where[0]), 3), np.float32)
     total = np.zeros(len(where[0]), np.float32)
     grain = np.zeros(len(where[0]), np.float32)

@@ -55,6 +55,8 @@ POSE_FILL_FROM: dict[int, int] = {0: 1, 2: 1, 5: 1, 8: 1, 9: 1, 3: 2, 4: 3, 6: 5
 
 NUM_GARMENT_NODES = 32
 HEM_CENTRE = 18  # the garment node at the hem's centre
+# The body's sides, armpit to hem corner (armpit, two side nodes, hem corner): image-left, then image-right.
+BODY_SIDES: tuple[tuple[int, int, int, int], ...] = ((14, 15, 16, 17), (22, 21, 20, 19))
 GARMENT_CONTOUR: tuple[int, ...] = (0, 1, 2, 3, 4, *range(31, 4, -1))  # closed loop, back to 0
 GARMENT_CONTOUR_EDGES: tuple[tuple[int, int], ...] = tuple(
     (GARMENT_CONTOUR[i], GARMENT_CONTOUR[(i + 1) % len(GARMENT_CONTOUR)]) for i in range(len(GARMENT_CONTOUR))

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
-from kgi.graphs import HEM_CENTRE, WARP_SEGMENTS
+from kgi.graphs import BODY_SIDES, HEM_CENTRE, WARP_SEGMENTS
 from kgi.labelmaps import bounding_box, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
@@ -665,7 +665,6 @@ def lengthen_short_body(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
     return worn
 
 
-HEM_SIDES = ((14, 15, 16, 17), (22, 21, 20, 19))  # armpit, side nodes, hem corner: image-left, image-right side
 # ``widen_hem_to_lower_garment`` moves a hem corner no farther out than the lower garment's side over its top
 # WAISTBAND rows (a fraction of the image's height: a skirt flaring below its waistband is wider than the body a
 # top hangs over), and by at most MAX_HEM_WIDENING of the hem's width (a parse whose lower garment runs into the
@@ -706,7 +705,7 @@ def widen_hem_to_lower_garment(garment_keypoints: np.ndarray, lower_garment: np.
     top = int(np.flatnonzero(largest.any(axis=1))[0])
     waistband = np.flatnonzero(largest[top:top + max(1, round(WAISTBAND * largest.shape[0]))].any(axis=0))
     hem_width = abs(worn[19, 0] - worn[17, 0])
-    for nodes, outward in zip(HEM_SIDES, (-1, 1)):
+    for nodes, outward in zip(BODY_SIDES, (-1, 1)):
         armpit, corner = worn[nodes[0]], worn[nodes[-1]]
         row = round(corner[1])
         if not 0 <= row < largest.shape[0] or corner[1] - armpit[1] < 1:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kgi.data.garment import BodyShape, GarmentError, GarmentParams
-from kgi.graphs import LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES, SLEEVE_TYPES
+from kgi.graphs import BODY_SIDES, LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES, SLEEVE_TYPES
 
 # The arm of the flat layout, in shoulder units from the armhole centre: upper arm and forearm lengths.
 FLAT_UPPER_ARM = 1.0
@@ -71,7 +71,7 @@ def _torso_nodes(params: GarmentParams) -> dict[int, np.ndarray]:
 def _fit_torso_to_body(nodes: dict[int, np.ndarray], body: BodyShape, hip_depth: float) -> None:
     """Push the armpits and sides (in place) outside the body's outline so the garment covers the torso; an
     armpit, at or below the body's, covers the chest above it."""
-    for side_nodes, sign in (((14, 15, 16, 17), -1.0), ((22, 21, 20, 19), 1.0)):
+    for side_nodes, sign in zip(BODY_SIDES, (-1.0, 1.0)):
         armpit = nodes[side_nodes[0]]
         armpit[1] = max(armpit[1], body.armpit_depth)
         for node in side_nodes:
@@ -168,7 +168,7 @@ def flat_keypoints(params: GarmentParams, height: int, width: int) -> np.ndarray
     left = _flat_sleeve(params, torso[5], torso[14], params.flat_sleeve_angle, -1.0)
     right = _flat_sleeve(params, torso[31], torso[22], params.flat_sleeve_angle, 1.0)
     if params.sleeve != "none":  # a steep sleeve moves out until its inner edge clears the body's side
-        side = np.stack([torso[node] for node in (14, 15, 16, 17)])  # image-left side, armpit to hem corner
+        side = np.stack([torso[node] for node in BODY_SIDES[0]])  # image-left side, armpit to hem corner
         inner = left[4:7]  # nodes 10, 11, 12 (13 sits by the armpit)
         overlap = inner[:, 0] - (np.interp(inner[:, 1], side[:, 1], side[:, 0]) - FLAT_SLEEVE_CLEARANCE)
         shift = max(0.0, float(overlap.max()))

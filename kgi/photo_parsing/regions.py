@@ -125,14 +125,12 @@ def boundary_seam(ratio: np.ndarray, garment: np.ndarray, lab: np.ndarray, line:
     if band < 1:
         return rows
     offsets = np.arange(-band, band + 1)  # (K,)
-    every = np.arange(width)
-    in_band = garment[np.clip(np.round(rows)[:, None] + offsets[None, :], 2, height - 3).astype(np.int64),
-                      every[:, None]].any(axis=1)  # (W,): the columns with garment in their band
-    columns = np.flatnonzero(in_band)
+    band_rows = np.clip(np.round(rows)[:, None] + offsets[None, :], 2, height - 3).astype(np.int64)  # (W, K)
+    columns = np.flatnonzero(garment[band_rows, np.arange(width)[:, None]].any(axis=1))  # garment in their band
     if columns.size < 2:
         return rows
     span = np.arange(columns.min(), columns.max() + 1)  # (X,)
-    candidates = np.clip(np.round(rows[span])[:, None] + offsets[None, :], 2, height - 3).astype(np.int64)  # (X, K)
+    candidates = band_rows[span]  # (X, K)
     inside = garment[candidates, span[:, None]]  # (X, K)
     values = np.where(inside, ratio[candidates, span[:, None]], 0.0)
     above = np.concatenate([np.zeros((len(span), 1)), np.cumsum(values, axis=1)[:, :-1]], axis=1)
