@@ -30,6 +30,7 @@ from kgi.landmarks import (
     worn_garment_keypoints,
 )
 from kgi.landmarks.checks import MIN_CENTRE_REACH, garment_problems, landmark_problems
+from kgi.landmarks.flat import ARMPIT_DEPTH_PRIOR
 from kgi.landmarks.neckline import front_neckline
 from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.pictures import draw_garment_keypoints
@@ -353,6 +354,24 @@ def test_a_sleeve_hanging_beside_the_body_has_its_cuff_on_its_level_hem():
         assert (abs(keypoints[list(cuff), 1] / height - 0.405) < 0.02).all(), keypoints[list(cuff)]
         assert (outward * (keypoints[list(inner), 0] - keypoints[armpit, 0]) > -0.02 * width).all(), \
             keypoints[list(inner)]
+
+
+def test_long_sleeves_lying_against_the_body_have_their_armpits_at_the_prior():
+    """Each sleeve's inner edge touches the body's side down to half the garment's height, where the slit
+    between them opens: the outline shows no armpit, and the slit's top lies deeper than an armhole can be
+    (``MAX_ARMHOLE_DEPTH``, 0.46 of the height here). The armpits are at the prior (``ARMPIT_DEPTH_PRIOR`` of
+    the body length, 0.37), as where the slit is closed to the hem, not at that deepest armhole: 02783's photo
+    mask, closed 0.43 of the height down, had them 0.06-0.08 of the height below where the eye puts them."""
+    left = [(0.4, 0.08), (0.08, 0.14), (0.05, 0.97), (0.2, 0.97), (0.28, 0.55), (0.3, 0.85)]
+    outline = left + [(1 - x, y) for x, y in left[::-1]]
+    mask = _silhouette([[*outline[:1], (0.5, 0.13), *outline[1:]]])
+    rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    found = flat_garment_keypoints(rgb, mask)
+    height = mask.shape[0]
+    top, hem = np.flatnonzero(mask.any(1))[0], np.flatnonzero(mask[:, mask.shape[1] // 2])[-1]
+    prior = top + ARMPIT_DEPTH_PRIOR * (hem - top)
+    assert found.sleeve == "long"
+    assert np.abs(found.keypoints[[14, 22], 1] - prior).max() <= 0.01 * height, found.keypoints[[14, 22]]
 
 
 def test_tops_pass_the_garment_checks(samples):

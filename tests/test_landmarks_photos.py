@@ -126,14 +126,8 @@ CUFF_OUTSIDE_ARMPIT = 0.04
 GARMENTS_WITH_MASKS = [name for name in BY_EYE if name.startswith("vitonhd")]
 
 
-# Known misses with the mask made from the photo: 02783's long sleeves lie against its body and the photo's mask
-# closes both slits higher than VITON-HD's, so its armpits are read 0.06 and 0.08 of the height low.
-PHOTO_MASK_MISSES = {"vitonhd-extra/test/cloth/02783_00"}
-
-
-@pytest.mark.parametrize("garment, mask_from", [(name, "file") for name in BY_EYE] + [
-    pytest.param(name, "photo", marks=pytest.mark.xfail(strict=True, reason="armpits low up a closed slit")
-                 if name in PHOTO_MASK_MISSES else ()) for name in GARMENTS_WITH_MASKS],
+@pytest.mark.parametrize("garment, mask_from", [(name, "file") for name in BY_EYE]
+                         + [(name, "photo") for name in GARMENTS_WITH_MASKS],
     ids=[name.rsplit("/", 1)[1] for name in BY_EYE]
     + [name.rsplit("/", 1)[1] + "-photo-mask" for name in GARMENTS_WITH_MASKS])
 def test_genuine_garment_as_read_by_eye(garment, mask_from):

@@ -140,7 +140,9 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
             lies outside them (``kgi.landmarks.flat``); it then lies on the line of the sleeve's inner edge.
         centre_x: the garment's centre line. A sleeve hanging beside the body (its inner edge and the body's
             side within 30 degrees) has its armpit at most ``MAX_ARMHOLE_DEPTH`` shoulder widths below the
-            shoulder, up the line of its inner edge.
+            shoulder: found deeper (the mask closes the slit up past the armhole), it is put up the line of its
+            inner edge at the prior row, as where the slit closed to the hem, or at that depth if the prior
+            lies deeper.
         up_the_slit: False: the armpit is the concavity, not where the lines of the side and the inner edge
             meet up the slit (``open_slit``), nor up the inner edge from it.
 
@@ -186,10 +188,10 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     if cornerless:  # the shoulder is the outline's top straight above the armpit, where a set-in seam would be
         shoulder = cuff_outer + int(np.argmin(np.abs(path[cuff_outer:, 0] - armpit[0])))
     deepest = path[shoulder, 1] + MAX_ARMHOLE_DEPTH * 2 * abs(path[shoulder, 0] - centre_x)
-    if side_by_side and armpit[1] > deepest:  # the slit closed up past the armhole: the armpit is up it
+    if side_by_side and armpit[1] > deepest:  # the slit closed up past the armhole: the armpit is up it,
         inner_direction = principal_direction(inner_run[::-1])  # cuff -> concavity
-        if inner_direction[1] < -0.3:
-            armpit = armpit + (deepest - armpit[1]) / inner_direction[1] * inner_direction
+        if inner_direction[1] < -0.3:  # at the prior row, as where it closed to the hem, but not below the deepest
+            armpit = armpit + (min(deepest, prior) - armpit[1]) / inner_direction[1] * inner_direction
     centre = (path[shoulder] + armpit) / 2
     cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     farthest = float(np.linalg.norm(path[: shoulder + 1] - centre, axis=1).max())
