@@ -20,6 +20,7 @@ HAIR = PARSE13_LABELS.index("hair")
 BACKGROUND = PARSE13_LABELS.index("background")
 BOTTOM = PARSE13_LABELS.index("bottom")
 ARMS = (LEFT_ARM, RIGHT_ARM)
+ARMPITS = [14, 22]  # the worn garment's armpit nodes (``kgi.graphs``)
 SLEEVE_HOLE = 0.005  # of the image: an enclosed hole in the garment up to this size is a hole in its cloth
 
 
@@ -110,6 +111,13 @@ def waist_row(target: np.ndarray, nodes: np.ndarray) -> int | None:
     return int(rows[0]) if len(rows) else None
 
 
+def _below(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels below the line between ``points`` (2, 2) x, y, level beyond either end."""
+    points = points[np.argsort(points[:, 0])]
+    line = np.interp(np.arange(shape[1]), points[:, 0], points[:, 1])  # (W,) its row in each column
+    return np.arange(shape[0])[:, None] > line[None, :]
+
+
 def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.ndarray,
                      layout: tuple[np.ndarray, np.ndarray], pose_nodes, garment_keypoints) -> np.ndarray:
     """``cover_shoulders`` of one image: (H, W) uint8 labels and bool ``region``, ``layout`` its ``_arm_layout``,
@@ -127,8 +135,8 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     photo_arm = is_any(to_parse13(parse_cihp), ARMS)
     covered_arm = (target_arm & (on_old_garment | photo_arm)) \
         | (region & on_old_garment & (target == BOTTOM) & above_hips)
-    zone, inside, sleeves = shoulder_zone(nodes, np.asarray(garment_keypoints, np.float64) * [width, height],
-                                          (height, width))
+    keypoints = np.asarray(garment_keypoints, np.float64) * [width, height]
+    zone, inside, sleeves = shoulder_zone(nodes, keypoints, (height, width))
     on_garment = body | (sleeve_arm & (zone | sleeves))  # not an arm hanging beside the body
     # The outline's body reaches no further down than the target's waist: the old garment's side that hangs over
     # the skirt beside a tucked-in top is not the new garment (it drew a strip of cloth down the skirt's side).
@@ -137,7 +145,10 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     if waist is not None:
         on_garment &= (np.arange(height)[:, None] < waist) | sleeves
     hole = body & (zone | (torso > 0))
-    sleeved = sleeved_arm_pixels(nodes, target == UPPER, covered_arm | hole)  # asked where it is used
+    # The arms in a sleeve or under the shoulders: their bones under the new garment anywhere but its torso below
+    # the armpits (an arm behind the body there, beside a sleeveless top's side, shows beside it: bare).
+    torso_below_armpits = inside & ~sleeves & _below(keypoints[ARMPITS], (height, width))
+    sleeved = sleeved_arm_pixels(nodes, (target == UPPER) & ~torso_below_armpits, covered_arm | hole)
     # The photo's neck is never made garment here: the parse network's neck is a pixel or two narrower than the
     # photo's, and a crew neck's outline reaches up the neck's sides (its corners), so that strip drew a line of
     # cloth up the neck. Where the new garment covers the neck, the warp has put it there already.
@@ -170,7 +181,8 @@ def cover_shoulders(target: torch.Tensor, parse_cihp: torch.Tensor, region: torc
     draws an arm: the parse network draws the arm up over a shoulder the new sleeve covers (a bare "cold
     shoulder") and across a bent sleeve's elbow the warp leaves open (an arm hanging bare beside the body,
     inside a wide garment's outline, stays arm). An arm the target draws on the old garment or the photo's arm
-    where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``) is garment too,
+    where the arm's nearest bone is under the new garment (``kgi.limbs.sleeved_arm_pixels``), but not under its
+    torso below the armpits (an arm behind the body, beside a sleeveless top's side, is bare), is garment too,
     outline or not, and so are the body's background there on the shoulders or torso and the bottom garment on
     the old garment above the hips: a strip of skin, wall or skirt between a long sleeve and the torso, or the
     photo's arm beside a sleeve narrower than it, is an arm the sleeve covers. Last, a hole the garment encloses

@@ -461,6 +461,22 @@ def test_an_arm_strip_beside_a_long_sleeve_is_garment_and_beside_a_bare_forearm_
         assert (strip != UPPER).all()
 
 
+def test_an_arm_behind_a_sleeveless_tops_side_shows_beside_it_below_the_armpit_and_not_at_the_shoulder():
+    """A sleeveless top whose side flares out over the left arm's bones (the arm hangs behind the body): the strip
+    of arm the target draws beside the side, on the old garment, is bare arm below the armpit (the arm there is in
+    no sleeve; garment, it stepped out of the side as a block across the arm, 00891_00 in 06429_00), but cloth
+    beside the shoulder, where the bone is under the garment's shoulder."""
+    parse, target = person_in_a_top()
+    target[0, 30:76, 22:53] = UPPER  # the new garment, over the left arm's bones (columns 50-54 down to row 45)
+    target[0, 30:60, 53:60] = LEFT_ARM  # the strip beside its side, on the old garment up to column 56
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (53, 28),
+                                22: (53, 36), 14: (16, 36), 5: (16, 28)})  # armpits at row 36; no sleeves
+    region = change_region(parse, 1)[0]
+    covered = cover_shoulders(target, parse, region, torch.zeros_like(region), SCENE_POSE[None], keypoints)[0]
+    assert (covered[38:44, 54:57] == LEFT_ARM).all()  # below the armpits, on the old garment: the arm
+    assert (covered[30:35, 54:57] == UPPER).all()  # beside the shoulder: the garment's
+
+
 def test_bare_arm_beside_a_sleeve_narrower_than_it_takes_the_sleeves_cloth_not_the_skin():
     """The person's bare arm is wider than the new long sleeve pasted along its bone: the arm's edges beside the
     sleeve are under it (``cover_shoulders``), garment in the target and its cloth in the image, not lines of the
