@@ -7,7 +7,9 @@ are the recomposed image's, exact):
 
 1. skin (face-neck and arm classes), at full resolution: the person's own skin colour and shading, learnt
    from the visible skin the recomposition kept (``Recomposition.skin_mask``). A skin pixel's depth is its
-   distance to its class's outline over the class's radius (95th percentile of that distance), in [0, 1], and
+   distance to the outline of the skin, all skin classes together (an arm beside painted skin of the body has no
+   dark edge between the two, which drew a second outline inside the skin), over its class's radius (95th
+   percentile of that distance over the class's painted pixels), in [0, 1], and
    its place across its row of the class, u in [-1, 1] from the row's leftmost pixel to its rightmost; the
    brightness profile across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and
    lit from one side (the studio's key light: on four genuine people the image-left edge of every bare arm is
@@ -248,6 +250,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     top, left = box[0].start, box[1].start
     painted_at = (where[0] + top, where[1] + left)  # in the image
     classes = [int(label) for label in np.unique(box_parse[where])]
+    box_skin = np.isin(box_parse, SKIN_CLASSES)  # a skin class's depth is to the skin's outline, not to its own
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
     texture = DetailTexture(known, reference) if skin is not None else None
     if skin is not None:  # step 3b: skin beside the new garment in its shadow
@@ -270,7 +273,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     for label in classes:
         member = box_parse == label
         if label in SKIN_CLASSES:
-            depth, across = _depth(member, member & box_painted), _across(member)
+            depth, across = _depth(box_skin, member & box_painted), _across(member)
             layer = skin.colours(depth[where], across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             border = np.nonzero(member & box_keep & near_painted)

@@ -250,3 +250,30 @@ def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
     np.testing.assert_allclose(ratio[rows], expected, atol=0.003)
     assert ratio[203] < 0.98 and abs(ratio[260] - 1) < 1e-3 and abs(ratio[400] - 1) < 1e-3  # far below: untouched
     assert (shaded[keep] == plain[keep]).all()
+
+
+def test_an_arm_painted_beside_painted_skin_of_the_body_has_no_outline_between_them():
+    """Painted arm skin next to painted skin of the body (the torso a narrower top bares beside the arm): the skin
+    darkens toward the skin's outline, not toward the border between the two classes, which drew a dark line
+    down the skin, a second outline of the arm."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[20:70, 80:112] = FACE_NECK  # the face and neck, kept
+    parse[70:200, 40:100] = UPPER
+    parse[70:200, 100:116] = FACE_NECK  # the body's side, bared
+    parse[70:200, 116:140] = LEFT_ARM  # the arm beside it
+    image = np.broadcast_to(WALL, (HEIGHT, WIDTH, 3)).copy()
+    image[parse == UPPER] = (0.2, 0.2, 0.6)
+    image[(parse == FACE_NECK) | (parse == LEFT_ARM)] = SKIN
+    keep = np.ones((HEIGHT, WIDTH), bool)
+    # The body's side, the arm down to the last 15 rows and the wall beside it: too little arm shows to learn a
+    # profile from, so the skin takes the default one, shaded toward the outline (``DEFAULT_SHADING``).
+    keep[80:185, 100:150] = False
+    reference = ((parse == FACE_NECK) | (parse == LEFT_ARM)) & keep
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
+                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    brightness = result[100:150].mean(axis=(0, 2))  # (W,) down the painted rows
+    border = brightness[114:118].mean()  # the two classes' border, columns 114-117 (0.44 before, against 0.62)
+    beside = (brightness[106:110].mean() + brightness[122:126].mean()) / 2  # inside either class
+    assert border > beside - 0.01, (border, beside)
