@@ -134,15 +134,18 @@ def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_s
 
 
 def _across(member: np.ndarray) -> np.ndarray:
-    """(H, W) float32: where each pixel of ``member`` (H, W bool) lies across its row's extent of it, -1 at the
-    row's leftmost member pixel to +1 at its rightmost (0 on a row of one pixel, and off ``member``)."""
-    width = member.shape[1]
-    left = np.argmax(member, axis=1)[:, None]  # (H, 1)
-    right = (width - 1 - np.argmax(member[:, ::-1], axis=1))[:, None]
-    columns = np.arange(width, dtype=np.float32)[None]
+    """(H, W) float32: where each pixel of ``member`` (H, W bool) lies across its run of it along its row, -1 at
+    the run's leftmost pixel to +1 at its rightmost (0 on a run of one pixel, and off ``member``). Per run, not per
+    row: two arms (or an arm and the body's side) on one row are each lit across themselves, where across the row
+    the left one was all on the shaded side, a dark band across it as high as the other was beside it."""
+    columns = np.broadcast_to(np.arange(member.shape[1]), member.shape)
+    inside = np.pad(member, ((0, 0), (1, 1)))
+    starts = np.where(member & ~inside[:, :-2], columns, 0)  # a run's first column where it starts
+    ends = np.where(member & ~inside[:, 2:], columns, member.shape[1])  # its last where it ends
+    left = np.maximum.accumulate(starts, axis=1)  # (H, W) the start of the run each pixel is in
+    right = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]  # and its end
     across = (2 * (columns - left) / np.maximum(right - left, 1) - 1).astype(np.float32)
-    across[(right == left)[:, 0]] = 0
-    return np.where(member, across, np.float32(0))
+    return np.where(member & (right > left), across, np.float32(0))
 
 
 def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:

@@ -219,6 +219,29 @@ def test_painted_arms_are_lit_from_the_side_the_visible_arm_is_lit_from():
     assert right - left > 0.6 * (photo_right - photo_left), (left, right)
 
 
+def test_an_arm_with_another_of_its_class_on_the_same_rows_is_lit_across_itself():
+    """As above, and a strip of the same class stands farther right on some of the painted rows (the body's other
+    side, bared): the arm is lit across itself on those rows as on the others, not made the row's shaded left
+    end (a dark band across it, as high as the strip)."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[40:220, 60:100] = LEFT_ARM
+    parse[160:190, 150:170] = LEFT_ARM  # the strip
+    lit = np.linspace(0.6, 0.8, 40, dtype=np.float32)
+    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
+    image[40:220, 60:100] = lit[None, :, None] * (SKIN / SKIN.mean())
+    keep = np.ones((HEIGHT, WIDTH), bool)
+    keep[130:220, 60:100] = keep[160:190, 150:170] = False
+    known = np.where(keep[..., None], image, np.float32(0.5))
+    reference = (parse == LEFT_ARM) & keep
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(known).permute(2, 0, 1)[None],
+                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    arm = result[:, 64:96].mean(axis=(1, 2))  # (H,) the arm's brightness by row
+    beside_the_strip, below_it = arm[165:185].mean(), arm[195:215].mean()
+    assert abs(beside_the_strip - below_it) < 0.02, (beside_the_strip, below_it)
+
+
 def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
     """A sleeve's hem (kept garment) above a painted arm: the arm just below the hem is darker by the contact
     shade, the arm farther down is not; everything else is the same as without it."""
