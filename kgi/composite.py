@@ -11,8 +11,9 @@ are the recomposed image's, exact):
    dark edge between the two, which drew a second outline inside the skin), over its class's radius (95th
    percentile of that distance over the class's painted pixels), in [0, 1], and its place across its run of the
    class along its row, u in [-1, 1] from the run's leftmost pixel to its rightmost; the brightness profile
-   across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and lit from one side (the studio's key light: on four genuine people the image-left edge of every bare arm is
-   darker than its right), fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT``
+   across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and lit from one side (the
+   studio's key light: on four genuine people the image-left edge of every bare arm is darker than its right),
+   fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT``
    c) to the visible arm skin away from its outline (``PROFILE_EDGE`` pixels: there the photo's pixels mix with
    the background); c = m / (1 - 0.4 / 16), s = 0.4 c and a = 0, m the skin's median, where fewer than
    ``MIN_PROFILE_PIXELS`` are visible; the colour is a per-channel linear fit rgb = a + b L over the visible
