@@ -138,30 +138,33 @@ def _across(member: np.ndarray) -> np.ndarray:
     the run's leftmost pixel to +1 at its rightmost (0 on a run of one pixel, and off ``member``). Per run, not per
     row: two arms (or an arm and the body's side) on one row are each lit across themselves, where across the row
     the left one was all on the shaded side, a dark band across it as high as the other was beside it."""
-    columns = np.broadcast_to(np.arange(member.shape[1]), member.shape)
-    inside = np.pad(member, ((0, 0), (1, 1)))
-    starts = np.where(member & ~inside[:, :-2], columns, 0)  # a run's first column where it starts
-    ends = np.where(member & ~inside[:, 2:], columns, member.shape[1])  # its last where it ends
-    left = np.maximum.accumulate(starts, axis=1)  # (H, W) the start of the run each pixel is in
-    right = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]  # and its end
-    across = (2 * (columns - left) / np.maximum(right - left, 1) - 1).astype(np.float32)
-    return np.where(member & (right > left), across, np.float32(0))
-
-
-def _depth(member: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) float32: distance to the outline of ``member`` (bool) over its 95th percentile among the pixels of
-    ``among`` (default: all of ``member``), clipped to [0, 1]."""
-    rows, columns = np.nonzero(member.any(1))[0], np.nonzero(member.any(0))[0]
-    depth = np.zeros(member.shape, np.float32)
+    rows, columns = np.nonzero(member)  # row by row, left to right
+    across = np.zeros(member.shape, np.float32)
     if not rows.size:
-        return depth
-    # On the class's bounding box (one pixel more: its border is outside the class); zero elsewhere.
-    box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
-    distance = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
-    pool = distance[member[box] if among is None else among[box] & member[box]]
+        return across
+    starts = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (columns[1:] != columns[:-1] + 1)])
+    lengths = np.diff(np.r_[starts, rows.size])  # each run's first pixel and length
+    first, span = np.repeat(columns[starts], lengths), np.repeat(lengths - 1, lengths)
+    across[rows, columns] = np.where(span > 0, 2 * (columns - first) / np.maximum(span, 1) - 1, 0)
+    return across
+
+
+def _distance_inside(member: np.ndarray) -> np.ndarray:
+    """(H, W) float32: each pixel's distance to the outline of ``member`` (bool), 0 off it."""
+    distance = np.zeros(member.shape, np.float32)
+    rows, columns = np.nonzero(member.any(1))[0], np.nonzero(member.any(0))[0]
+    if rows.size:  # on the box of ``member`` (one pixel more: its border is outside it)
+        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(columns[0] - 1, 0), columns[-1] + 2))
+        distance[box] = cv2.distanceTransform(member[box].astype(np.uint8), cv2.DIST_L2, 3)
+    return distance
+
+
+def _depth(distance: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """(H, W) float32: ``distance`` (``_distance_inside``'s) over its 95th percentile among the pixels of
+    ``among`` (bool; at least 2 pixels), clipped to [0, 1]."""
+    pool = distance[among]
     radius = max(float(np.percentile(pool, 95)), 2.0) if pool.size else 2.0
-    depth[box] = np.minimum(distance / radius, 1.0)
-    return depth
+    return np.minimum(distance / radius, np.float32(1.0))
 
 
 class SkinModel:
@@ -198,7 +201,8 @@ class SkinModel:
             for label in ARM_CLASSES:
                 member = parse == label  # the whole class: its depth is measured to its outline
                 if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
-                    depth = cv2.copyTo(_depth(member, arms)[box], member[box].view(np.uint8), depth)
+                    depth = cv2.copyTo(_depth(_distance_inside(member), member & arms)[box], member[box].view(np.uint8),
+                                       depth)
                     across += _across(member[box])
             design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2, across[inner]], 1)
             centre, shading, light = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
@@ -253,10 +257,12 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     top, left = box[0].start, box[1].start
     painted_at = (where[0] + top, where[1] + left)  # in the image
     classes = [int(label) for label in np.unique(box_parse[where])]
-    box_skin = np.isin(box_parse, SKIN_CLASSES)  # a skin class's depth is to the skin's outline, not to its own
     skin = SkinModel(known, parse, reference) if any(label in SKIN_CLASSES for label in classes) else None
     texture = DetailTexture(known, reference) if skin is not None else None
-    if skin is not None:  # step 3b: skin beside the new garment in its shadow
+    if skin is not None:
+        # Step 1: a skin class's depth is to the outline of the skin, not to its own.
+        skin_distance = _distance_inside(np.isin(box_parse, SKIN_CLASSES))
+        # Step 3b: skin beside the new garment in its shadow.
         to_garment = cv2.distanceTransform((box_parse != UPPER).astype(np.uint8), cv2.DIST_L2, 3)[where]
         contact_shade = 1 - CONTACT_SHADE * np.exp(-to_garment / max(CONTACT_REACH * height, 1.0))
     rng = np.random.default_rng(seed)
@@ -276,7 +282,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     for label in classes:
         member = box_parse == label
         if label in SKIN_CLASSES:
-            depth, across = _depth(box_skin, member & box_painted), _across(member)
+            depth, across = _depth(skin_distance, member & box_painted), _across(member)
             layer = skin.colours(depth[where], across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             border = np.nonzero(member & box_keep & near_painted)
