@@ -13,11 +13,11 @@ are the recomposed image's, exact):
    class along its row, u in [-1, 1] from the run's leftmost pixel to its rightmost; the brightness profile
    across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and lit from one side (the
    studio's key light: on four genuine people the image-left edge of every bare arm is darker than its right),
-   fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT``
-   c) to the visible arm skin away from its outline (``PROFILE_EDGE`` pixels: there the photo's pixels mix with
-   the background); c = m / (1 - 0.4 / 16), s = 0.4 c and a = 0, m the skin's median, where fewer than
-   ``MIN_PROFILE_PIXELS`` are visible; the colour is a per-channel linear fit rgb = a + b L over the visible
-   skin, so shadows keep the skin's own hue;
+   fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT`` c) to the visible arm
+   skin away from its outline (``PROFILE_EDGE`` pixels: there the photo's pixels mix with the background);
+   c = m / (1 - 0.4 / 16), s = 0.4 c and a = 0, m the skin's median, where fewer than ``MIN_PROFILE_PIXELS``
+   are visible; the colour is a per-channel linear fit rgb = a + b L over the visible skin, so shadows keep the
+   skin's own hue;
 2. every other class (background, lower garment, hair...): filled from the kept pixels of that class (of every
    class but the wall, those of its typical luminance only, ``TYPICAL_SPREAD``: not its buttons or logo) by a
    push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
@@ -161,7 +161,7 @@ def _distance_inside(member: np.ndarray) -> np.ndarray:
 
 def _depth(distance: np.ndarray, among: np.ndarray) -> np.ndarray:
     """(H, W) float32: ``distance`` (``_distance_inside``'s) over its 95th percentile among the pixels of
-    ``among`` (bool; at least 2 pixels), clipped to [0, 1]."""
+    ``among`` (bool), at least 2 pixels, clipped to [0, 1]."""
     pool = distance[among]
     radius = max(float(np.percentile(pool, 95)), 2.0) if pool.size else 2.0
     return np.minimum(distance / radius, np.float32(1.0))
@@ -201,8 +201,8 @@ class SkinModel:
             for label in ARM_CLASSES:
                 member = parse == label  # the whole class: its depth is measured to its outline
                 if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
-                    depth = cv2.copyTo(_depth(_distance_inside(member), member & arms)[box], member[box].view(np.uint8),
-                                       depth)
+                    class_depth = _depth(_distance_inside(member), member & arms)[box]
+                    depth = cv2.copyTo(class_depth, member[box].view(np.uint8), depth)
                     across += _across(member[box])
             design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2, across[inner]], 1)
             centre, shading, light = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
