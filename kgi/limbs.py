@@ -318,6 +318,9 @@ SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end:
 SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
 SEAM_REACH_PAIRED = 4.0  # ... unless the other seam was seated: then this many
 HAIR_ABOVE = 0.005  # of the height (at least 2 pixels): a body top this close under hair is the hair's edge
+# A body top steeper than this (rows per column, measured an eighth of the reach to either side) is the side of
+# the arm past the shoulder's end, not the shoulder's top.
+MAX_TOP_SLOPE = 1.0
 
 
 def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: np.ndarray,
@@ -334,7 +337,9 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
     (long hair hanging in front of the chest), so it may raise a seam but not lower it; nor does a column whose
     body starts right under the ``face``: that is the neck under the jaw (a head tilted over a shoulder), not the
-    shoulder's top. With estimates from at
+    shoulder's top; nor does a column where the body's top is steeper than ``MAX_TOP_SLOPE``: that is the side of
+    the arm past the shoulder's end, where stage 1 put the seam's end beyond it (the seam was lowered down the
+    arm, and the shoulder above painted bare). With estimates from at
     least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
     it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, each
     within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on
@@ -374,18 +379,23 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
     (neck_end, _), (shoulder_end, _) = seam
     start, end = keypoints[neck_end], keypoints[shoulder_end]
     hair_rows = max(round(HAIR_ABOVE * height), 2)
+    step = max(round(reach / 8), 1)
     found_t, found_offset = [], []
     for t in SEAM_SAMPLES:
         x, y = np.round(start + t * (end - start)).astype(int)
         top, bottom = y - int(reach), y + int(reach) + 1
-        if not (0 <= x < width and 0 < top and bottom <= height) or body[top, x]:
+        if not (step <= x < width - step and 0 < top and bottom <= height) or body[top, x]:
             continue
-        rows = np.flatnonzero(body[top:bottom, x])
-        if not rows.size:
+        # The body's first row in the window, in the column and a step to either side.
+        firsts = [np.flatnonzero(body[top:bottom, column])[:1] for column in (x - step, x, x + step)]
+        if any(not first.size for first in firsts):
             continue
-        offset = top + rows[0] - y
+        left, first, right = (int(row[0]) + top for row in firsts)
+        if abs(right - left) > 2 * step * MAX_TOP_SLOPE:  # the arm's side past a seam reaching off the shoulder
+            continue
+        offset = first - y
         # Under hair the body's top is at the hair's lower edge or above it: it raises a seam, never lowers one.
-        above = slice(max(top + rows[0] - hair_rows, 0), top + rows[0])
+        above = slice(max(first - hair_rows, 0), first)
         if offset > 0 and hair is not None and hair[above, x].any():
             continue
         if face is not None and face[above, x].any():  # the neck under the jaw

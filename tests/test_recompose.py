@@ -343,6 +343,21 @@ def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
     assert abs(raised[5, 1] - np.flatnonzero(body[:, 40])[0]) <= 2
 
 
+def test_a_seam_reaching_past_the_shoulders_end_is_not_lowered_down_the_arms_side():
+    """Stage 1 puts the image-right seam's end beyond the shoulder, over the arm's side, where the body's top falls
+    steeply (3 rows a column): those columns are not the shoulder's top, and the seam follows the shoulder's slope
+    instead of dropping its end down the arm (07445_00 in the shirt 09176: 43 pixels at 1024 rows, a bare
+    shoulder)."""
+    body, nodes = shoulders_person()
+    for column in range(121, 140):  # the rounded end of the shoulder, down the arm
+        body[70 + 3 * (column - 120):170, column] = True
+    seams = garment_with_seams_at(66, 66)
+    seams[[31, 30], 0] = (132, 136)  # the image-right seam's end past the shoulder's
+    seated = seat_shoulder_seams(seams, nodes, body)
+    shoulder_slope = 60 + 10 * (132 - 75) / 45  # the shoulder's top, continued to column 132: row 72.7
+    assert abs(seated[31, 1] - shoulder_slope) <= 3, seated[31]
+
+
 def test_a_seam_under_a_head_tilted_over_the_shoulder_is_not_raised_to_the_jaw():
     """The head tilts over the image-right shoulder: under the face (columns 84-107, down to row 50) the body
     starts at the jaw, the neck rising above the shoulder. Those columns are not the shoulder's top, and the seam
