@@ -386,11 +386,11 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
         top, bottom = y - int(reach), y + int(reach) + 1
         if not (step <= x < width - step and 0 < top and bottom <= height) or body[top, x]:
             continue
-        # The body's first row in the window, in the column and a step to either side.
-        firsts = [np.flatnonzero(body[top:bottom, column])[:1] for column in (x - step, x, x + step)]
-        if any(not first.size for first in firsts):
+        # The body's top in the window: in the column, and a step to either side.
+        found = [np.flatnonzero(body[top:bottom, column])[:1] for column in (x - step, x, x + step)]
+        if any(not rows.size for rows in found):
             continue
-        left, first, right = (int(row[0]) + top for row in firsts)
+        left, first, right = (top + int(rows[0]) for rows in found)
         if abs(right - left) > 2 * step * MAX_TOP_SLOPE:  # the arm's side past a seam reaching off the shoulder
             continue
         offset = first - y
