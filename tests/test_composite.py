@@ -37,6 +37,15 @@ def person_scene():
     return (small, as_tensor(image).permute(2, 0, 1)[None], as_tensor(keep)[None, None].float(),
             as_tensor(parse)[None].long(), as_tensor(reference)[None, None].float(), parse, keep, image)
 
+def composited(image: np.ndarray, keep: np.ndarray, parse: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``composite`` of one (H, W, 3) float32 image with its (H, W) keep mask, target parse and visible skin,
+    an inpainter's output of zeros: the (H, W, 3) result."""
+    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
+    return composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
+                     as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
+                     as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+
+
 def test_painted_skin_takes_the_persons_skin_and_painted_wall_continues_the_wall():
     small, known, keep_mask, target, skin_mask, parse, keep, image = person_scene()
     result = composite(small, known, keep_mask, target, skin_mask)[0].permute(1, 2, 0).numpy()
@@ -65,10 +74,7 @@ def test_a_painted_band_of_the_trousers_takes_their_cloth_not_the_colour_of_a_bu
     keep = np.ones((HEIGHT, WIDTH), bool)
     keep[100:110, 50:140] = False  # the band above it
     image[~keep] = 0.5
-    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
-    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
-                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
-                       torch.zeros(1, 1, HEIGHT, WIDTH))[0].permute(1, 2, 0).numpy()
+    result = composited(image, keep, parse, np.zeros((HEIGHT, WIDTH), bool))
     above_the_button = result[102:110, 86:104]
     assert np.abs(above_the_button.mean((0, 1)) - trousers).max() < 3 / 255, above_the_button.mean((0, 1))
 
@@ -196,26 +202,31 @@ def test_the_skin_profile_is_learnt_from_the_visible_arm_darkest_at_its_outline_
     assert abs(painted[-1] - 0.8) < 0.03 and abs(painted[0] - 0.5) < 0.06
 
 
+LIT = np.linspace(0.6, 0.8, 40, dtype=np.float32)  # the visible arm's brightness across it, image left to right
+
+
+def composited_lit_arm(strip: np.ndarray) -> np.ndarray:
+    """An arm (rows 40-219, columns 60-99) lit from the image right (``LIT`` across every row), its lower half
+    painted, and painted arm skin on ``strip`` (H, W bool) as well: the composited (H, W, 3) result."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[40:220, 60:100] = LEFT_ARM
+    parse[strip] = LEFT_ARM
+    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
+    image[40:220, 60:100] = LIT[None, :, None] * (SKIN / SKIN.mean())
+    keep = ~strip
+    keep[130:220, 60:100] = False
+    known = np.where(keep[..., None], image, np.float32(0.5))
+    return composited(known, keep, parse, (parse == LEFT_ARM) & keep)
+
+
 def test_painted_arms_are_lit_from_the_side_the_visible_arm_is_lit_from():
     """The visible upper half of an arm is lit from the image right (brightness 0.6 at its left edge to 0.8 at its
     right, across every row); its lower half is painted: darker on the left than on the right, as the photo's
     arm is, by about as much."""
-    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
-    parse[40:220, 60:100] = LEFT_ARM
-    lit = np.linspace(0.6, 0.8, 40, dtype=np.float32)  # across the arm, image left to right
-    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
-    image[40:220, 60:100] = lit[None, :, None] * (SKIN / SKIN.mean())
-    keep = np.ones((HEIGHT, WIDTH), bool)
-    keep[130:220, 60:100] = False
-    known = np.where(keep[..., None], image, np.float32(0.5))
-    reference = (parse == LEFT_ARM) & keep
-    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
-    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(known).permute(2, 0, 1)[None],
-                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
-                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    result = composited_lit_arm(np.zeros((HEIGHT, WIDTH), bool))
     painted = result[160:215].mean(-1)  # rows away from the seam with the visible half
     left, right = painted[:, 64:72].mean(), painted[:, 88:96].mean()
-    photo_left, photo_right = lit[4:12].mean(), lit[28:36].mean()
+    photo_left, photo_right = LIT[4:12].mean(), LIT[28:36].mean()
     assert right - left > 0.6 * (photo_right - photo_left), (left, right)
 
 
@@ -223,20 +234,9 @@ def test_an_arm_with_another_of_its_class_on_the_same_rows_is_lit_across_itself(
     """As above, and a strip of the same class stands farther right on some of the painted rows (the body's other
     side, bared): the arm is lit across itself on those rows as on the others, not made the row's shaded left
     end (a dark band across it, as high as the strip)."""
-    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
-    parse[40:220, 60:100] = LEFT_ARM
-    parse[160:190, 150:170] = LEFT_ARM  # the strip
-    lit = np.linspace(0.6, 0.8, 40, dtype=np.float32)
-    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
-    image[40:220, 60:100] = lit[None, :, None] * (SKIN / SKIN.mean())
-    keep = np.ones((HEIGHT, WIDTH), bool)
-    keep[130:220, 60:100] = keep[160:190, 150:170] = False
-    known = np.where(keep[..., None], image, np.float32(0.5))
-    reference = (parse == LEFT_ARM) & keep
-    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
-    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(known).permute(2, 0, 1)[None],
-                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
-                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    strip = np.zeros((HEIGHT, WIDTH), bool)
+    strip[160:190, 150:170] = True
+    result = composited_lit_arm(strip)
     arm = result[:, 64:96].mean(axis=(1, 2))  # (H,) the arm's brightness by row
     beside_the_strip, below_it = arm[165:185].mean(), arm[195:215].mean()
     assert abs(beside_the_strip - below_it) < 0.02, (beside_the_strip, below_it)
@@ -256,13 +256,10 @@ def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
     image[parse == FACE_NECK] = SKIN
     image[parse == UPPER] = (0.2, 0.2, 0.6)
     keep = parse != LEFT_ARM
-    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
 
     def painted(shade: float) -> np.ndarray:
         monkeypatch.setattr(kgi.composite, "CONTACT_SHADE", shade)
-        return composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
-                         as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
-                         as_tensor(parse == FACE_NECK)[None, None].float())[0].permute(1, 2, 0).numpy()
+        return composited(image, keep, parse, parse == FACE_NECK)
 
     shaded, plain = painted(0.08), painted(0.0)
     arm = (slice(None), slice(250, 270))
@@ -292,10 +289,7 @@ def test_an_arm_painted_beside_painted_skin_of_the_body_has_no_outline_between_t
     # profile from, so the skin takes the default one, shaded toward the outline (``DEFAULT_SHADING``).
     keep[80:185, 100:150] = False
     reference = ((parse == FACE_NECK) | (parse == LEFT_ARM)) & keep
-    as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array))  # noqa: E731
-    result = composite(torch.zeros(1, 3, 64, 48), as_tensor(image).permute(2, 0, 1)[None],
-                       as_tensor(keep)[None, None].float(), as_tensor(parse)[None].long(),
-                       as_tensor(reference)[None, None].float())[0].permute(1, 2, 0).numpy()
+    result = composited(image, keep, parse, reference)
     brightness = result[100:150].mean(axis=(0, 2))  # (W,) down the painted rows
     border = brightness[114:118].mean()  # the two classes' border, columns 114-117 (0.44 before, against 0.62)
     beside = (brightness[106:110].mean() + brightness[122:126].mean()) / 2  # inside either class
