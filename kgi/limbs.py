@@ -10,11 +10,13 @@ the union of a disc at every joint and a tapered quad along every bone, radii
 with span the shoulder span (at least 0.77 of the neck-to-hips length, so a person turned sideways keeps arms)
 and s the person's own scale: the median, over points of the bones that lie on the person's visible arm, of
 the arm's half width there (its distance transform's maximum near the point) over the radius above (clipped to
-[0.6, 1.5]; 1 where no arm is visible). The proportions are an adult's (upper arm about 9.5 cm across for 40 cm
-of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own size: no steps. Where part of an
-arm shows (below a short sleeve), each bone's upper joint's disc and the arm's visible pixels along that bone are
-joined by their convex hull as well: the pose's bone is often a radius off the arm, and the arm's hidden part
-must run into the arm where it shows, not beside it with a step.
+[0.6, 1.5]); where no arm is visible, 1, or less where the sleeve that hides the arm is narrower (the same ratio
+on the sleeve, its 10th percentile: a tight sleeve's arm fits inside it). The proportions are an adult's (upper
+arm about 9.5 cm across for 40 cm of shoulders). The outline is drawn with 1/16-pixel vertices at the image's own
+size: no steps. Where part of an arm shows (below a short sleeve), each bone's upper joint's disc and the arm's
+visible pixels along that bone are joined by their convex hull as well: the pose's bone is often a radius off the
+arm, and the arm's hidden part must run into the arm where it shows, not beside it with a step; so are the
+wrist's disc and the hand's first rows below a long sleeve's cuff.
 
 ``torso`` is the quad of the shoulders and hips grown by the elbow radius (``TORSO``): where the old garment
 covered the body rather than an arm (skin there, where the new garment is shorter, rather than the background);
@@ -50,7 +52,9 @@ ARM_RADII = (0.12, 0.10, 0.075)  # shoulder, elbow, wrist: fractions of the span
 MIN_SPAN_OF_TORSO = 0.77  # the span is at least this fraction of the neck-to-hips length
 SCALE_RANGE = (0.6, 1.5)
 MIN_BONE_SAMPLES = 6  # bone points on the visible arm needed to measure its width
+SLEEVE_PERCENTILE = 10  # an arm hidden in a sleeve fits inside it at all but a tenth of its bones' points
 BRIDGE_REACH = 2.0  # visible arm pixels this many capsule radii from a bone are that bone's (a pose is a radius off)
+HAND_REACH = 3.0  # the hand starts within this many wrist radii past the wrist (``_bridge_to_visible``)
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 TORSO, TORSO_CORE = 1, 2  # values of arm_layout's torso map
 # ``wrists_on_hands``: a wrist whose hand starts farther from the shoulder than the wrist by more than this many
@@ -116,15 +120,19 @@ def _bone_points(joints: np.ndarray, radii: np.ndarray, count: int = 12) -> tupl
     return np.concatenate(points), np.concatenate(expected)
 
 
-def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray) -> float:
-    """The person's own arm width over the default (module docstring), 1 when too little arm is visible.
+def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray, percentile: float = 50.0
+              ) -> float | None:
+    """The arm's width over the default (module docstring), measured on ``visible``, clipped to ``SCALE_RANGE``;
+    None when fewer than ``MIN_BONE_SAMPLES`` points of the bones lie on it.
 
     Args:
         joints: (3, 2) shoulder, elbow, wrist in pixels. radii: (3,) the default radii there.
-        visible: (H, W) bool the arm's visible skin.
+        visible: (H, W) bool the arm's visible skin (or the sleeve around it).
+        percentile: of the ratios over the bones' points: the median for the arm's own skin, a low one for the
+            sleeve the arm must fit inside everywhere.
     """
     if np.count_nonzero(visible) < 4 * MIN_BONE_SAMPLES:
-        return 1.0
+        return None
     height, width = visible.shape
     # On the arm's box and a pixel more (zero: every arm pixel's nearest zero is in it), the whole image's
     # transform; zero elsewhere, as outside the arm, so a window's largest distance is found on the box.
@@ -142,8 +150,8 @@ def arm_scale(joints: np.ndarray, radii: np.ndarray, visible: np.ndarray) -> flo
                           max(column - reach - left, 0):column + reach + 1 - left]  # (row, column) is in the box
         ratios.append(float(window.max()) / max(radius, 1.0))
     if len(ratios) < MIN_BONE_SAMPLES:
-        return 1.0
-    return float(np.clip(np.median(ratios), *SCALE_RANGE))
+        return None
+    return float(np.clip(np.percentile(ratios, percentile), *SCALE_RANGE))
 
 
 def _draw_capsules(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, value: int) -> None:
@@ -163,22 +171,33 @@ def _draw_capsules(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, va
         cv2.fillConvexPoly(canvas, np.round(quad * scale).astype(np.int32), value, cv2.LINE_8, _SUBPIXEL)
 
 
+def _fill_hull_with_disc(canvas: np.ndarray, points: np.ndarray, centre: np.ndarray, radius: float,
+                         value: int) -> None:
+    """Fill into ``canvas`` (uint8) the convex hull of ``points`` (N, 2) x, y and the disc of ``radius`` at
+    ``centre``."""
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    circle = np.stack([np.cos(angles), np.sin(angles)], 1)  # (24, 2)
+    hull = cv2.convexHull(np.round(np.concatenate([points, centre + radius * circle]) * (1 << _SUBPIXEL))
+                          .astype(np.int32))
+    cv2.fillConvexPoly(canvas, hull, value, cv2.LINE_8, _SUBPIXEL)
+
+
 def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray, visible: np.ndarray,
                        value: int) -> None:
     """Draw into ``canvas`` (uint8), for each bone, the convex hull of its upper joint's disc and the visible arm
     along it (``visible`` (H, W) bool; each row's first and last pixel, which have the same hull): the arm's hidden
-    part runs from the joint into the arm where it shows, whatever the pose's bone says (``BRIDGE_REACH``).
-    ``joints`` (3, 2) pixels, ``radii`` (3,)."""
+    part runs from the joint into the arm where it shows, whatever the pose's bone says (``BRIDGE_REACH``). Past
+    the wrist, the hull of the wrist's disc and the first wrist radius of the visible arm within ``HAND_REACH``
+    wrist radii (the hand below a long sleeve's cuff, wider than the wrist's disc): the painted forearm runs into
+    the hand, where the disc's round end left a notch of background on either side. ``joints`` (3, 2) pixels,
+    ``radii`` (3,)."""
     box = bounding_box(visible)
     if box is None:
         return
     rows, columns = np.nonzero(visible[box])  # row by row
     ends = np.r_[True, rows[1:] != rows[:-1]] | np.r_[rows[1:] != rows[:-1], True]  # each row's first and last
     pixels = np.stack([columns[ends] + box[1].start, rows[ends] + box[0].start], 1).astype(np.float64)  # (N, 2) x, y
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    circle = np.stack([np.cos(angles), np.sin(angles)], 1)  # (24, 2)
-    scale = 1 << _SUBPIXEL
-    for start, end, r_start, r_end in zip(joints[:-1], joints[1:], radii[:-1], radii[1:]):
+    for bone, (start, end, r_start, r_end) in enumerate(zip(joints[:-1], joints[1:], radii[:-1], radii[1:])):
         direction = end - start
         length2 = float(direction @ direction)
         if length2 < 1e-6:
@@ -186,20 +205,28 @@ def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray
         along = (pixels - start) @ direction / length2  # 0 at the upper joint, 1 at the lower
         across = np.abs((pixels - start) @ np.array([-direction[1], direction[0]])) / np.sqrt(length2)
         near = (along >= 0) & (along <= 1) & (across <= BRIDGE_REACH * (r_start + (r_end - r_start) * along))
-        if np.count_nonzero(near) < MIN_BONE_SAMPLES:  # rows of visible arm along the bone
-            continue
-        hull = cv2.convexHull(np.round(np.concatenate([pixels[near], start + r_start * circle]) * scale)
-                              .astype(np.int32))
-        cv2.fillConvexPoly(canvas, hull, value, cv2.LINE_8, _SUBPIXEL)
+        if np.count_nonzero(near) >= MIN_BONE_SAMPLES:  # rows of visible arm along the bone
+            _fill_hull_with_disc(canvas, pixels[near], start, r_start, value)
+        if bone == len(joints) - 2:  # the forearm
+            past = (pixels - end) @ direction / np.sqrt(length2)  # pixels past the wrist along the forearm
+            hand = (past >= 0) & (past <= HAND_REACH * r_end) & (across <= BRIDGE_REACH * r_end)
+            if np.count_nonzero(hand) >= MIN_BONE_SAMPLES:
+                _fill_hull_with_disc(canvas, pixels[hand & (past <= past[hand].min() + r_end)], end, r_end, value)
 
 
-def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray, clothing: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Each arm's silhouette and the torso, at the image's size.
 
     Args:
         nodes: (10, 2) pose-graph nodes in pixels (``TryOnSample.pose_nodes`` times width and height).
         visible_arms: (H, W) uint8 13-class labels: ``LEFT_ARM`` / ``RIGHT_ARM`` on the person's visible arm
             skin, anything else elsewhere (measures each arm's width).
+        clothing: (H, W) bool the photo's upper garment, or None: an arm too little of which shows to measure
+            is no wider than the sleeve that hides it (``arm_scale`` on the sleeve at ``SLEEVE_PERCENTILE``, at
+            most 1), where the default
+            radii stuck out of a tight sleeve, the painted arm clipped by the sleeve's outline with a step at the
+            cuff.
 
     Returns ``(arms, torso)``: (H, W) uint8 ``LEFT_ARM`` / ``RIGHT_ARM`` inside each arm's capsules, 0 elsewhere
     (the right arm drawn last), and (H, W) uint8 ``TORSO_CORE`` on the torso's core, ``TORSO`` on the rest of the
@@ -211,7 +238,11 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray) -> tuple[np.ndarray,
     for label, indices in ARM_NODES.items():
         joints = nodes[list(indices)]
         visible = visible_arms == label
-        radii = default * arm_scale(joints, default, visible)
+        scale = arm_scale(joints, default, visible)
+        if scale is None and clothing is not None:
+            in_sleeve = arm_scale(joints, default, clothing | visible, SLEEVE_PERCENTILE)
+            scale = None if in_sleeve is None else min(in_sleeve, 1.0)
+        radii = default * (1.0 if scale is None else scale)
         _draw_capsules(arms, joints, radii, label)
         _bridge_to_visible(arms, joints, radii, visible, label)
     torso = np.zeros(visible_arms.shape, np.uint8)

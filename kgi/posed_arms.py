@@ -32,10 +32,11 @@ def _photo_label(parse13: np.ndarray) -> np.ndarray:
 
 def arm_layout_of(parse13: np.ndarray, visible_arms: np.ndarray, pose_nodes) -> tuple[np.ndarray, np.ndarray]:
     """``kgi.limbs.arm_layout``'s (arms, torso) of one image, (H, W) uint8, the arms measured on ``visible_arms``
-    (H, W) bool of its 13-class ``parse13``; ``pose_nodes`` (10, 2) normalised."""
+    (H, W) bool of its 13-class ``parse13`` (or on the sleeves of its upper garment where too little shows);
+    ``pose_nodes`` (10, 2) normalised."""
     height, width = parse13.shape
     nodes = np.asarray(pose_nodes, dtype=np.float64) * [width, height]
-    return arm_layout(nodes, np.where(visible_arms, parse13, 0).astype(np.uint8))
+    return arm_layout(nodes, np.where(visible_arms, parse13, 0).astype(np.uint8), parse13 == UPPER)
 
 
 def _pose_arms(target: np.ndarray, parse_cihp: np.ndarray, pose_nodes) -> np.ndarray:

@@ -162,6 +162,46 @@ def test_a_hidden_upper_arm_runs_from_the_shoulder_into_the_arm_where_it_shows()
     shoulder_row = np.flatnonzero(arms[150] == LEFT_ARM)
     assert shoulder_row.min() >= 234 - 0.12 * 138.6 * 1.5 - 1 and shoulder_row.max() <= 234 + 0.12 * 138.6 * 1.5 + 1
 
+def hanging_left_arm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pose nodes (10, 2) of a person whose left arm hangs straight down (shoulder (234, 150), elbow (234, 250),
+    wrist (234, 350)), and the pixels' columns and rows of a 512x384 image."""
+    nodes = np.zeros((10, 2))
+    nodes[[1, 2, 5, 8, 9]] = [(192, 150), (150, 150), (234, 150), (160, 330), (224, 330)]
+    nodes[[6, 7]] = [(234, 250), (234, 350)]
+    nodes[[3, 4]] = [(150, 250), (150, 350)]
+    columns, rows = np.meshgrid(np.arange(384), np.arange(512))
+    return nodes, columns, rows
+
+
+def test_a_painted_forearm_runs_into_the_hand_below_a_cuff_without_a_notch():
+    """The hand shows from 1.5 wrist radii below the wrist, 1.6 times as wide as the wrist: between the wrist and
+    the hand the arm widens row by row into the hand (the wrist's round end left background on either side)."""
+    nodes, columns, rows = hanging_left_arm()
+    r_wrist = 0.075 * 138.6  # the span is 0.77 of the torso's 180 rows
+    hand_top = int(350 + 1.5 * r_wrist)
+    hand = (rows >= hand_top) & (rows < hand_top + 40) & (np.abs(columns - 234) <= 1.6 * r_wrist)
+    arms, _ = arm_layout(nodes, np.where(hand, LEFT_ARM, 0).astype(np.uint8))
+    widths = (arms[350:hand_top + 1] == LEFT_ARM).sum(1)  # wrist row to the hand's top row
+    assert (np.diff(widths) >= -1).all(), widths
+    assert widths[-1] >= hand[hand_top].sum() - 1 and widths[0] >= 2 * r_wrist - 2
+
+
+def test_an_arm_hidden_in_a_tight_sleeve_is_no_wider_than_the_sleeve():
+    """No arm skin shows: the arm is as the default radii draw it, unless the sleeve around it is narrower (a tight
+    long sleeve): then it keeps inside the sleeve. A loose sleeve leaves the default."""
+    nodes, columns, rows = hanging_left_arm()
+    no_skin = np.zeros((512, 384), np.uint8)
+    default, _ = arm_layout(nodes, no_skin)
+    tight = (np.abs(columns - 234) <= 10) & (rows >= 140) & (rows <= 360)  # 21 pixels across; the default 28-33
+    loose = (np.abs(columns - 234) <= 30) & (rows >= 140) & (rows <= 360)
+    in_tight, _ = arm_layout(nodes, no_skin, tight)
+    in_loose, _ = arm_layout(nodes, no_skin, loose)
+    rows_along = slice(170, 340)  # the bones, away from the shoulder's and the wrist's discs
+    outside = np.abs(columns - 234) > 11  # more than a pixel outside the tight sleeve
+    assert ((default == LEFT_ARM) & outside)[rows_along].any()
+    assert not ((in_tight == LEFT_ARM) & outside)[rows_along].any()
+    np.testing.assert_array_equal(in_loose, default)
+
 
 def test_arms_the_pose_cannot_explain_leave_the_target_parse():
     """A patch of arm on the torso (it would cut a hole in the new garment) becomes garment; one beside the body
