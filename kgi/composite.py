@@ -24,9 +24,12 @@ are the recomposed image's, exact):
    it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
    colours only where the photo keeps no pixel of the class;
 3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
-   painted pixels by a normalised Gaussian (``SEAM_REACH``) and added, so a painted arm meets the visible arm
-   without a step; painted skin next to the new garment is darkened as the cloth shades it (``CONTACT_SHADE``,
-   ``CONTACT_REACH``: a sleeve's hem, the torso beside a hanging arm);
+   painted pixels by a normalised Gaussian (``SEAM_REACH``), the whole difference on the border, fading away from
+   it, and added, so a painted arm meets the visible arm without a step; the kept pixels are those
+   ``SEAM_RING`` pixels from the painted ones (nearer, the photo's pixels mix the neighbour's colour: a cuff's
+   grey along a hand's top, spread into the painted wrist as a pale band); painted skin next to the new garment
+   is darkened as the cloth shades it (``CONTACT_SHADE``, ``CONTACT_REACH``: a sleeve's hem, the torso beside a
+   hanging arm);
 4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
    ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
 5. detail, so painted pixels are as crisp as the photo around them instead of flat: skin takes the visible skin's
@@ -54,6 +57,7 @@ SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
 COMPOSITE_HEIGHT = 256  # rows at which the fills and seams are computed (they are smooth at that scale)
 SEAM_REACH = 0.03  # how far into the painted region a seam's colour difference is spread, fraction of the height
+SEAM_RING = (3, 6)  # the kept pixels whose difference is spread: this many pixels from the painted ones
 BORDER_SOFTNESS = 1.0  # Gaussian sigma, pixels, of the class borders
 FEATHER = 1.0  # Gaussian sigma, pixels, of the painted side of the kept pixels' outline
 MIN_REFERENCE_PIXELS = 16  # fewer kept pixels of a class than this: the class takes the inpainter's colours
@@ -266,7 +270,14 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
         to_garment = cv2.distanceTransform((box_parse != UPPER).astype(np.uint8), cv2.DIST_L2, 3)[where]
         contact_shade = 1 - CONTACT_SHADE * np.exp(-to_garment / max(CONTACT_REACH * height, 1.0))
     rng = np.random.default_rng(seed)
-    near_painted = cv2.dilate(box_painted.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    # Step 3's border: kept pixels SEAM_RING pixels from the painted ones (nearer, a photo's pixels mix the
+    # neighbour's colour: a hand's top row, the sleeve's grey).
+    painted_u8 = box_painted.astype(np.uint8)
+    seam_ring = cv2.dilate(painted_u8, np.ones((2 * SEAM_RING[1] + 1,) * 2, np.uint8)).view(bool)
+    seam_ring &= ~cv2.dilate(painted_u8, np.ones((2 * SEAM_RING[0] - 1,) * 2, np.uint8)).view(bool)
+    # A straight border's blurred certainty on its own line: the offset is the border's whole difference there,
+    # fading away from it as the Gaussian does.
+    line_certainty = 1 / (np.sqrt(2 * np.pi) * sigma)
     grid = (slice(None, None, 4), slice(None, None, 4))  # every 4th row and column: the grain's statistics
     detail = np.abs(known[grid] - cv2.blur(known, (3, 3))[grid]).mean(-1)
     parse_grid, keep_grid = parse[grid], keep[grid]
@@ -285,12 +296,15 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             depth, across = _depth(skin_distance, member & box_painted), _across(member)
             layer = skin.colours(depth[where], across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
-            border = np.nonzero(member & box_keep & near_painted)
+            border = np.nonzero(member & box_keep & seam_ring)
             difference = box_known[border] - skin.colours(depth[border], across[border])  # (M, 3)
             at = (border[0] + top, border[1] + left)
-            spread = cv2.GaussianBlur(_area_sums(difference, *at, full_shape, small_shape), (0, 0), sigma)
-            weight = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)[..., 0]
-            offset = spread / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 0.1)[..., None]
+            sums = _area_sums(difference, *at, full_shape, small_shape)
+            count = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)
+            on_border = (count > 0).astype(np.float32)  # (h, w, 1) the small cells the border crosses
+            spread = cv2.GaussianBlur(sums / np.maximum(count, 1e-9), (0, 0), sigma)  # cells' mean differences
+            certainty = cv2.GaussianBlur(on_border, (0, 0), sigma)
+            offset = spread / np.maximum(certainty, line_certainty)[..., None]
             layer += _sample(offset, *painted_at, full_shape)
             layer *= contact_shade[:, None]
             if texture:  # step 5 for skin: the visible skin's own detail
