@@ -356,6 +356,22 @@ def test_a_sleeve_hanging_beside_the_body_has_its_cuff_on_its_level_hem():
             keypoints[list(inner)]
 
 
+def test_an_armpit_is_the_slits_top_corner_above_a_body_side_curving_in():
+    """Short sleeves with a short inner edge, and a body whose sides curve in to a narrow waist: the concavity
+    between sleeve and hem is deepest on the waist, far below the armpit. The armpits are the corners at the top
+    of the slits (where the body side leaves the sleeve), and the shoulders the outline's corners above them."""
+    left = [(0.37, 0.07), (0.2, 0.095), (0.02, 0.26), (0.12, 0.33), (0.19, 0.305), (0.28, 0.6), (0.2, 0.9)]
+    mask = _silhouette([[*left, (0.5, 0.905), *[(1 - x, y) for x, y in left[::-1]], (0.5, 0.11)]], height=420)
+    rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    found = flat_garment_keypoints(rgb, mask)
+    height, width = mask.shape
+    assert found.sleeve == "short"
+    for armpit, shoulder, outward in ((14, 5, -1), (22, 31, +1)):
+        corner = np.array([(0.5 + outward * 0.31) * width, 0.305 * height])
+        assert np.linalg.norm(found.keypoints[armpit] - corner) <= 4, found.keypoints[armpit]
+        assert np.linalg.norm(found.keypoints[shoulder] - [(0.5 + outward * 0.3) * width, 0.095 * height]) <= 4
+
+
 def test_long_sleeves_lying_against_the_body_have_their_armpits_at_the_prior():
     """Each sleeve's inner edge touches the body's side down to half the garment's height, where the slit
     between them opens: the outline shows no armpit, and the slit's top lies deeper than an armhole can be

@@ -10,7 +10,8 @@
    corners' spacing has its corners at the collar top's ends instead (``FLAT_TOP``): a V as deep as it is wide
    between corners bunched at the middle was cut into the collar, worn, as a notch.
 2. *Armpits.* The mask is cut at the centre line; the deepest convexity defect of each half below the neckline
-   is the armpit candidate. A sleeve's tip sticks out of the chord neck corner -> candidate by
+   holds the armpit candidate: its sharpest concave corner near its full depth (the slit's top), else its
+   deepest point. A sleeve's tip sticks out of the chord neck corner -> candidate by
    ``SLEEVELESS_PROTRUSION`` of the garment height, reaches ``SLEEVE_REACH_OUT`` past the armpit and lies
    ``SLEEVE_TIP_DEPTH`` down the chord (a sleeveless top's shoulder corner lies higher); the two sides decide
    together (:func:`_sleeve_tip`). A sleeve hanging close to the body leaves a slit the mask closes, so the
@@ -99,6 +100,14 @@ ARMPITS_APART = 0.05
 # hanging ties or straps, not garment body (cut before the outline is read).
 HANGING_FROM = 0.6
 HANGING_WIDTH = 0.06
+# The armpit is the top corner of the slit between sleeve and body: among the points of the deepest concavity at
+# least ARMPIT_CORNER_DEPTH of its depth deep, the sharpest inward turn (over ARMPIT_CORNER_STEP of the garment
+# height either side) if it turns by ARMPIT_CORNER_TURN degrees or more. The concavity's deepest point slid down
+# a body side that curves in below the corner: 30-55 pixels low on the polo 09163, the sweater 01260 and the
+# Minnie tee's image-right side 04743 (whose sleeve was then read as hanging beside the body).
+ARMPIT_CORNER_DEPTH = 0.8
+ARMPIT_CORNER_STEP = 0.01
+ARMPIT_CORNER_TURN = 60.0
 
 
 def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> GarmentLandmarks:
@@ -148,7 +157,8 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
     sleeve_paths, tips, armpits, scores = {}, {}, {}, {}
     for side in (-1, +1):
-        candidate = _armpit_candidate(mask, centre_x, keypoints[[0, 4, 2]], side, MIN_ARMPIT_DEPTH * garment_height)
+        candidate = _armpit_candidate(mask, centre_x, keypoints[[0, 4, 2]], side, MIN_ARMPIT_DEPTH * garment_height,
+                                      armpit_band[0])
         if candidate is None:
             continue
         armpit = contour.nearest(candidate)
@@ -395,8 +405,9 @@ def _bisector_crossing(contour: Contour, start: int, end: int) -> int:
 
 
 def _armpit_candidate(mask: np.ndarray, centre_x: int, neck: np.ndarray, side: int,
-                      min_depth: float) -> np.ndarray | None:
-    """The farthest point (2,) of the deepest convexity defect of one half of the mask, or None.
+                      min_depth: float, top_row: float) -> np.ndarray | None:
+    """The armpit corner (2,) of the deepest convexity defect of one half of the mask (``_armpit_corner``), or
+    None.
 
     The mask is cut at ``centre_x``; only defects off the neckline (below the neck corners and either below
     the neckline's centre or beside the neck), off the cut and at least ``min_depth`` deep count: an armpit
@@ -404,6 +415,7 @@ def _armpit_candidate(mask: np.ndarray, centre_x: int, neck: np.ndarray, side: i
 
     Args:
         neck: (3, 2) the neck corners and the neckline's centre (nodes 0, 4, 2).
+        top_row: the highest row an armpit may lie in (a corner above it is a strap's or a shoulder's).
     """
     half = mask.copy()
     if side < 0:
@@ -420,4 +432,31 @@ def _armpit_candidate(mask: np.ndarray, centre_x: int, neck: np.ndarray, side: i
     usable = off_neckline & (np.abs(far[:, 0] - centre_x) > 2) & (defects[:, 3] >= min_depth)
     if not usable.any():
         return None
-    return far[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
+    deepest = defects[np.flatnonzero(usable)[np.argmax(defects[usable, 3])]]
+    return half_contour.points[_armpit_corner(half_contour, deepest, top_row)]
+
+
+def _turning(points: np.ndarray, step: int) -> np.ndarray:
+    """(N,) signed turn in degrees of a closed clockwise polyline (N, 2) at each point, between the chords from
+    ``step`` points before it and to ``step`` points after it: negative where it turns inward (a concave
+    corner)."""
+    before = points - np.roll(points, step, axis=0)
+    after = np.roll(points, -step, axis=0) - points
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    return np.degrees(np.arctan2(cross, (before * after).sum(axis=1)))
+
+
+def _armpit_corner(contour: Contour, defect: np.ndarray, top_row: float) -> int:
+    """Contour index of the armpit in a convexity ``defect`` (start, end, farthest, depth): the sharpest concave
+    corner among its points at least ``ARMPIT_CORNER_DEPTH`` of its depth deep and below ``top_row``, if it turns
+    by ``ARMPIT_CORNER_TURN`` degrees or more; else the defect's farthest point."""
+    start, end, farthest, _ = (int(value) for value in defect)
+    span = contour.path(start, end)
+    depth = np.abs(signed_side(contour.points[span], contour.points[start], contour.points[end]))
+    step = max(2, int(round(ARMPIT_CORNER_STEP * float(np.ptp(contour.points[:, 1])))))
+    turn = _turning(contour.points, step)[span]
+    candidates = (depth >= ARMPIT_CORNER_DEPTH * depth.max()) & (contour.points[span, 1] > top_row)
+    if not candidates.any():
+        return farthest
+    corner = int(np.argmin(np.where(candidates, turn, np.inf)))
+    return int(span[corner]) if turn[corner] <= -ARMPIT_CORNER_TURN else farthest

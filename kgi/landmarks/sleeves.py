@@ -30,8 +30,9 @@ CUFF_REACH = 0.7
 SHOULDER_INSIDE_ARMPIT = 0.8
 # A cuff narrower than this fraction of the armhole (shoulder to armpit) is no cuff but the far corner of a sleeve
 # hanging beside the body, its hem running back from there toward the armpit (a polo laid with its sleeves down).
-# The genuine garments' cuffs are 0.32-0.77 of their armholes, the far corners 0.07-0.15 (polo 09163, Stussy
-# 09164, the Minnie tee's image-right sleeve 04743, the cap cut in one with the body of 06802).
+# The genuine garments' cuffs are 0.32-0.77 of their armholes, the far corners 0.07-0.15 (Stussy 09164, the cap
+# cut in one with the body of 06802; the polo 09163 and the Minnie tee's image-right sleeve 04743 too, until their
+# armpits were read at the slit's top, ``kgi.landmarks.flat``: their cuffs are 0.72 and 0.67).
 NARROW_CUFF = 0.25
 # That hem is the outline's straight run from the far corner: no point farther from its chord than this fraction
 # of the armhole.
