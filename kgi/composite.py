@@ -274,7 +274,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     # neighbour's colour: a hand's top row, the sleeve's grey).
     painted_u8 = box_painted.astype(np.uint8)
     seam_ring = cv2.dilate(painted_u8, np.ones((2 * SEAM_RING[1] + 1,) * 2, np.uint8)).view(bool)
-    seam_ring &= ~cv2.dilate(painted_u8, np.ones((2 * SEAM_RING[0] - 1,) * 2, np.uint8)).view(bool)
+    seam_ring &= ~cv2.dilate(painted_u8, np.ones((2 * (SEAM_RING[0] - 1) + 1,) * 2, np.uint8)).view(bool)
     # A straight border's blurred certainty on its own line: the offset is the border's whole difference there,
     # fading away from it as the Gaussian does.
     line_certainty = 1 / (np.sqrt(2 * np.pi) * sigma)

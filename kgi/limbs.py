@@ -224,9 +224,8 @@ def arm_layout(nodes: np.ndarray, visible_arms: np.ndarray, clothing: np.ndarray
             skin, anything else elsewhere (measures each arm's width).
         clothing: (H, W) bool the photo's upper garment, or None: an arm too little of which shows to measure
             is no wider than the sleeve that hides it (``arm_scale`` on the sleeve at ``SLEEVE_PERCENTILE``, at
-            most 1), where the default
-            radii stuck out of a tight sleeve, the painted arm clipped by the sleeve's outline with a step at the
-            cuff.
+            most 1). The default radii stuck out of a tight sleeve: the painted arm, clipped by the sleeve's
+            outline, stepped in at the cuff.
 
     Returns ``(arms, torso)``: (H, W) uint8 ``LEFT_ARM`` / ``RIGHT_ARM`` inside each arm's capsules, 0 elsewhere
     (the right arm drawn last), and (H, W) uint8 ``TORSO_CORE`` on the torso's core, ``TORSO`` on the rest of the
