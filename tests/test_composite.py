@@ -244,8 +244,8 @@ def test_the_skin_profile_is_learnt_from_the_visible_arm_darkest_at_its_outline_
 
 
 def test_a_painted_arm_meets_the_visible_arm_in_its_colour_not_in_the_colour_its_outline_mixes():
-    """The visible upper half of an arm is darker than the face the skin is learnt from, and its last two kept rows
-    mix a grey cuff's colour (the photo's pixels along the old sleeve's edge): the painted arm's first rows take
+    """The visible upper half of an arm is darker than the face the skin is learnt from, and its last kept row
+    mixes a grey cuff's colour (the photo's pixels along the old sleeve's edge): the painted arm's first rows take
     the visible arm's own colour, not the grey (a pale band across the wrist) nor the face's."""
     parse = np.zeros((HEIGHT, WIDTH), np.uint8)
     parse[10:40, 80:112] = FACE_NECK
@@ -254,7 +254,7 @@ def test_a_painted_arm_meets_the_visible_arm_in_its_colour_not_in_the_colour_its
     image[parse == FACE_NECK] = SKIN
     arm_colour = SKIN * np.float32(0.8)
     image[parse == LEFT_ARM] = arm_colour
-    image[128:130, 60:100] = 0.5 * arm_colour + 0.5 * np.float32(0.45)
+    image[129, 60:100] = 0.5 * arm_colour + 0.5 * np.float32(0.45)
     keep = np.ones((HEIGHT, WIDTH), bool)
     keep[130:220, 55:105] = False  # the lower half of the arm and the wall beside it
     result = composited(np.where(keep[..., None], image, np.float32(0.5)), keep, parse, parse == FACE_NECK)
