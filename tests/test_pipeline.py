@@ -32,7 +32,7 @@ from kgi.data.synth import render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
 from kgi.models.keypoints import GARMENT_MIRROR, mean_keypoint_error, mirror_keypoints, mirror_points
-from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, keypoint_inputs, seated_keypoints
+from kgi.pipeline import SamplerSettings, StageTwoOutput, TryOnPipeline, _labels, keypoint_inputs, seated_keypoints
 from kgi.preprocess import Preprocessor, Uploads, paste_back
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default"
@@ -87,6 +87,28 @@ def test_try_on_image_keeps_the_known_pixels(genuine_result):
     kept = result.keep_mask
     assert np.abs(result.image[kept].astype(int) - result.recomposed[kept].astype(int)).max() <= 1
     assert result.unet_evaluations == 2
+
+
+def test_the_target_parses_garment_border_is_smooth_at_full_size_and_the_other_classes_as_at_512_rows():
+    """Scores at 128 rows whose garment border is a 45-degree line: at 1024 rows the border moves one pixel a
+    row (the warped garment is cut to it; decided at 512 rows and upsampled, it stepped two pixels every two
+    rows), and away from the garment every label is the one decided at 512 rows."""
+    rows, columns = torch.meshgrid(torch.arange(128.0), torch.arange(96.0), indexing="ij")
+    logits = torch.zeros(1, NUM_PARSE13, 128, 96)
+    logits[0, UPPER] = 0.5 * (columns - rows - 10)  # garment right of the line
+    logits[0, 4] = 4.0 * (rows > 100)  # the lower garment below row 100, the wall above (other classes, apart)
+    labels = _labels(logits, 1024, 768)[0].numpy()
+    assert labels.dtype == np.uint8
+    border = np.argmax(labels[160:600] == UPPER, axis=1)  # each row's first garment pixel (small rows 20-75)
+    steps = np.diff(border)
+    assert (np.abs(steps - 1) <= 1).all() and (steps == 1).mean() > 0.9, steps
+    smoothed = logits
+    for _ in range(2):
+        smoothed = torch.nn.functional.avg_pool2d(smoothed, 3, stride=1, padding=1, count_include_pad=False)
+    at_512 = torch.nn.functional.interpolate(smoothed, size=(512, 384), mode="bilinear").argmax(1)[0].numpy()
+    at_512 = at_512.repeat(2, axis=0).repeat(2, axis=1)  # upsampled nearest
+    others = (labels != UPPER) & (at_512 != UPPER)
+    assert (labels[others] == at_512[others]).all() and set(np.unique(labels[others])) == {0, 4}
 
 
 def test_stage_two_output_pickles_its_tensors_as_out_of_band_arrays():
