@@ -36,7 +36,7 @@ from diffusers import DDPMScheduler
 
 from kgi.composite import composite
 from kgi.data.images import width_for
-from kgi.data.labels import AGNOSTIC_CIHP, FACE_CIHP, HAIR_CIHP, LOWER_GARMENT_CIHP, NUM_PARSE13, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, BOTTOM, FACE_CIHP, HAIR_CIHP, LOWER_GARMENT_CIHP, NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
 from kgi.limbs import fit_short_sleeves, lengthen_short_body, seat_shoulder_seams, widen_hem_to_lower_garment
 from kgi.models.inpainter import SpadeUNet
@@ -60,22 +60,27 @@ def _labels(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
     The network decides each class pixel by pixel at 128 rows: its scores step from one pixel to the next, and
     class borders upsampled from them have the steps (8 pixels at 1024 rows). Smoothed first (two 3x3 means, a
     Gaussian of about one pixel there), the borders are smooth curves. The scores are upsampled to at most
-    ``LABEL_HEIGHT`` rows and every class but the garment is decided there, then upsampled nearest (at 1024 rows
-    this saves 0.1 s of 13-channel interpolation and argmax, for 2-pixel steps on their borders). The garment's
-    border is decided at full size, from its margin over the best other class upsampled bilinearly: the warped
-    garment is cut to it, and decided at 512 rows its outline stepped by 2 pixels along the arms and the wall.
+    ``LABEL_HEIGHT`` rows and every class but the two garments is decided there, then upsampled nearest (at 1024
+    rows this saves 0.1 s of 13-channel interpolation and argmax, for 2-pixel steps on their borders). The
+    garments' borders are decided at full size, each from its margin over the best class after it (the upper
+    garment over all others, the lower garment over all but the upper) upsampled bilinearly: the warped garment
+    is cut to the upper garment's border, and the painted lower garment's edge is the other; decided at 512 rows,
+    both stepped by 2 pixels along the arms and the wall.
     """
     for _ in range(2):
         logits = F.avg_pool2d(logits, 3, stride=1, padding=1, count_include_pad=False)
     label_size = (min(height, LABEL_HEIGHT), round(width * min(height, LABEL_HEIGHT) / height))
     scores = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False)
-    others = torch.cat([scores[:, :UPPER], scores[:, UPPER + 1:]], dim=1)  # (B, 12, h', w')
-    best_other, other = others.max(dim=1, keepdim=True)
-    other = other + (other >= UPPER).long()  # back to the 13 labels
-    margin = F.interpolate(scores[:, UPPER:UPPER + 1] - best_other, size=(height, width), mode="bilinear",
-                           align_corners=False)
-    other = F.interpolate(other.byte(), size=(height, width), mode="nearest")
-    return torch.where(margin > 0, UPPER, other)[:, 0]
+    garments = (UPPER, BOTTOM)
+    rest = [label for label in range(scores.shape[1]) if label not in garments]
+    best_rest, rest_label = scores[:, rest].max(dim=1, keepdim=True)  # (B, 1, h', w') each
+    rest_label = torch.tensor(rest, device=scores.device)[rest_label]
+    margins = torch.cat([scores[:, UPPER:UPPER + 1] - torch.maximum(best_rest, scores[:, BOTTOM:BOTTOM + 1]),
+                         scores[:, BOTTOM:BOTTOM + 1] - best_rest], dim=1)  # (B, 2, h', w'): upper's, lower's
+    margins = F.interpolate(margins, size=(height, width), mode="bilinear", align_corners=False)
+    labels = F.interpolate(rest_label.byte(), size=(height, width), mode="nearest")
+    labels = torch.where(margins[:, 1:] > 0, BOTTOM, labels)
+    return torch.where(margins[:, :1] > 0, UPPER, labels)[:, 0]
 
 
 @dataclass

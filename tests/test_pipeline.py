@@ -27,7 +27,7 @@ from kgi.baseline import geometric_transfer
 from kgi.commands import tryon
 from kgi.data.images import decode_rgb, encode_png
 from kgi.data.garment import sample_garment, with_kind
-from kgi.data.labels import AGNOSTIC_CIHP, CIHP_LABELS, GARMENT_CIHP, NUM_PARSE13, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, BOTTOM, CIHP_LABELS, GARMENT_CIHP, NUM_PARSE13, UPPER
 from kgi.data.synth import render_cloth
 from kgi.data.vitonhd import VitonHD
 from kgi.landmarks import flat_garment_keypoints, worn_garment_keypoints
@@ -89,26 +89,29 @@ def test_try_on_image_keeps_the_known_pixels(genuine_result):
     assert result.unet_evaluations == 2
 
 
-def test_the_target_parses_garment_border_is_smooth_at_full_size_and_the_other_classes_as_at_512_rows():
-    """Scores at 128 rows whose garment border is a 45-degree line: at 1024 rows the border moves one pixel a
-    row (the warped garment is cut to it; decided at 512 rows and upsampled, it stepped two pixels every two
-    rows), and away from the garment every label is the one decided at 512 rows."""
+def test_the_target_parses_garment_borders_are_smooth_at_full_size_and_the_other_classes_as_at_512_rows():
+    """Scores at 128 rows whose upper and lower garments' borders with the wall are 45-degree lines: at 1024 rows
+    each border moves one pixel a row (the warped garment is cut to the upper one, the painted lower garment
+    ends at the other; decided at 512 rows and upsampled, they stepped two pixels every two rows), and away from
+    the garments every label is the one decided at 512 rows."""
     rows, columns = torch.meshgrid(torch.arange(128.0), torch.arange(96.0), indexing="ij")
     logits = torch.zeros(1, NUM_PARSE13, 128, 96)
-    logits[0, UPPER] = 0.5 * (columns - rows - 10)  # garment right of the line
-    logits[0, 4] = 4.0 * (rows > 100)  # the lower garment below row 100, the wall above (other classes, apart)
+    logits[0, UPPER] = 0.5 * (columns - rows - 10)  # the upper garment right of one line
+    logits[0, BOTTOM] = 0.5 * (rows - columns - 40)  # the lower garment left of another; the wall (0) between
     labels = _labels(logits, 1024, 768)[0].numpy()
     assert labels.dtype == np.uint8
-    border = np.argmax(labels[160:600] == UPPER, axis=1)  # each row's first garment pixel (small rows 20-75)
-    steps = np.diff(border)
-    assert (np.abs(steps - 1) <= 1).all() and (steps == 1).mean() > 0.9, steps
+    upper_border = np.argmax(labels[160:600] == UPPER, axis=1)  # each row's first garment pixel (small rows 20-75)
+    lower_border = 767 - np.argmax(labels[400:1000, ::-1] == BOTTOM, axis=1)  # its last (small rows 50-125)
+    for border in (upper_border, lower_border):
+        steps = np.diff(border)
+        assert (np.abs(steps - 1) <= 1).all() and (steps == 1).mean() > 0.9, steps
     smoothed = logits
     for _ in range(2):
         smoothed = torch.nn.functional.avg_pool2d(smoothed, 3, stride=1, padding=1, count_include_pad=False)
     at_512 = torch.nn.functional.interpolate(smoothed, size=(512, 384), mode="bilinear").argmax(1)[0].numpy()
     at_512 = at_512.repeat(2, axis=0).repeat(2, axis=1)  # upsampled nearest
-    others = (labels != UPPER) & (at_512 != UPPER)
-    assert (labels[others] == at_512[others]).all() and set(np.unique(labels[others])) == {0, 4}
+    others = ~np.isin(labels, (UPPER, BOTTOM)) & ~np.isin(at_512, (UPPER, BOTTOM))
+    assert (labels[others] == at_512[others]).all() and set(np.unique(labels[others])) == {0}
 
 
 def test_stage_two_output_pickles_its_tensors_as_out_of_band_arrays():
