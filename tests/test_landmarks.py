@@ -372,6 +372,22 @@ def test_an_armpit_is_the_slits_top_corner_above_a_body_side_curving_in():
         assert np.linalg.norm(found.keypoints[shoulder] - [(0.5 + outward * 0.3) * width, 0.095 * height]) <= 4
 
 
+def test_inner_sleeve_nodes_past_a_short_inner_edge_stay_out_of_the_body():
+    """The same short sleeves: their inner edge (cuff corner to armpit) is shorter than the sleeve, so the cross-
+    sections of the axis near the armhole miss it. The inner nodes there lie on the armhole's line (shoulder ->
+    armpit), not mirrored across the axis into the body: there the warp read the body's cloth into the worn
+    sleeve's upper half, and folded it (the polo 09163's navy sleeve flaps)."""
+    left = [(0.37, 0.07), (0.2, 0.095), (0.02, 0.26), (0.12, 0.33), (0.19, 0.305), (0.28, 0.6), (0.2, 0.9)]
+    mask = _silhouette([[*left, (0.5, 0.905), *[(1 - x, y) for x, y in left[::-1]], (0.5, 0.11)]], height=420)
+    rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    keypoints = flat_garment_keypoints(rgb, mask).keypoints
+    for shoulder, armpit, inner, outward in ((5, 14, [11, 12, 13], -1), (31, 22, [25, 24, 23], +1)):
+        along = keypoints[armpit] - keypoints[shoulder]
+        across = np.array([along[1], -along[0]]) / np.linalg.norm(along)
+        across *= outward * np.sign(across[0])  # out of the body
+        assert ((keypoints[inner] - keypoints[shoulder]) @ across > -1.0).all(), keypoints[inner]
+
+
 def test_long_sleeves_lying_against_the_body_have_their_armpits_at_the_prior():
     """Each sleeve's inner edge touches the body's side down to half the garment's height, where the slit
     between them opens: the outline shows no armpit, and the slit's top lies deeper than an armhole can be

@@ -54,8 +54,6 @@ class FlatSleeve:
         length: distance along the axis from the armhole centre to the cuff centre.
         outer_edge: (M, 2) contour points from the shoulder to the cuff outer corner.
         inner_edge: (K, 2) contour points from the cuff inner corner to the armpit.
-        hanging: the sleeve hangs beside the body, its cuff the hem from its far corner back toward the armpit
-            (``NARROW_CUFF``); its inner nodes, with little or no inner edge to lie on, stop at the armhole.
     """
 
     centre: np.ndarray
@@ -64,7 +62,6 @@ class FlatSleeve:
     length: float
     outer_edge: np.ndarray
     inner_edge: np.ndarray
-    hanging: bool = False
 
     @property
     def cuff_centre(self) -> np.ndarray:
@@ -74,7 +71,10 @@ class FlatSleeve:
     def nodes(self, stations: tuple[float, float, float]) -> np.ndarray:
         """(8, 2) sleeve nodes in the order of 6..13: each edge's crossing with the axis cross-sections at
         ``stations`` (fractions of ``length``), and the cuff corners. An edge that misses a station (a short
-        inner edge that starts past it) mirrors the other edge's distance from the axis."""
+        inner edge that starts past it) mirrors the other edge's distance from the axis, the inner one no farther
+        than the armhole's line (shoulder -> armpit): a sleeve hanging beside the body, or lying against it with a
+        short inner edge, would otherwise have inner nodes in the body, and the warp read the body's cloth into
+        the worn sleeve (the polo 09163's sleeves were navy flaps)."""
         outer_nodes, inner_nodes = [], []
         armpit_first = self.inner_edge[::-1]
         for fraction in stations:
@@ -87,7 +87,7 @@ class FlatSleeve:
             if outer_offset is None:
                 outer_offset = 0.0 if inner_offset is None else inner_offset
             if inner_offset is None:  # mirrored, but never across the armhole into the body
-                inner_offset = min(outer_offset, self._to_armhole(on_axis)) if self.hanging else outer_offset
+                inner_offset = min(outer_offset, self._to_armhole(on_axis))
             outer_nodes.append(on_axis + outer_offset * self.normal)
             inner_nodes.append(on_axis - inner_offset * self.normal)
         return np.stack([*outer_nodes, self.outer_edge[-1], self.inner_edge[0], *inner_nodes[::-1]])
@@ -204,7 +204,6 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
         cuff_inner, cuff_outer, axis, normal = _cuff_from_armhole(path[: shoulder + 1], centre, normal, straight_out)
         cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
     armhole = float(np.linalg.norm(path[shoulder] - armpit))
-    hanging = False
     if np.linalg.norm(path[cuff_outer] - path[cuff_inner]) < NARROW_CUFF * armhole:  # a hanging sleeve's corner?
         hem_end = cuff_inner - _straight_run(path[cuff_inner::-1], HEM_STRAIGHTNESS * armhole)
         hem = path[hem_end] - path[cuff_inner]
@@ -212,8 +211,7 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
             cuff_outer, cuff_inner = cuff_inner, hem_end
             cuff_centre = (path[cuff_outer] + path[cuff_inner]) / 2
             axis, normal = frame(cuff_centre - centre, normal)
-            hanging = True
-    sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis), hanging=hanging,
+    sleeve = FlatSleeve(centre, axis, normal, length=float((cuff_centre - centre) @ axis),
                      outer_edge=path[cuff_outer: shoulder + 1][::-1],
                      inner_edge=np.concatenate([path[cuff_inner: 0: -1], armpit[None]]))
     return armpit, path[shoulder], sleeve
