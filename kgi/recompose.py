@@ -4,8 +4,10 @@
 garment, predicted by stage 2a) and the warped garment (``kgi.warp``), the image the keep-mask sampler starts
 from, the mask of pixels it must keep and the target parse as composed:
 
-    region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``),
-               grown by ``margin_px`` into background, lower garment and skin (``MARGIN_CIHP``); a large piece
+    region   = change_region: the old garment, its sleeves (arms) and the neck skin (``AGNOSTIC_CIHP``), the
+               old garment and the neck grown by ``margin_px`` into background, lower garment and skin
+               (``MARGIN_CIHP``; not the arms: grown from a hand lying on the trousers, a band of them around it
+               was repainted, a blurred second outline beside the photo's own); a large piece
                of the parse's arms not of the skin's colour is a sleeve, and counts as the old garment
                (``SLEEVE_LABELLED_ARM``), and so does what the parse calls background, trousers or skirt
                next to the old garment in the old garment's colour, unlike its own label's
@@ -159,8 +161,8 @@ def _check_parse(parse: torch.Tensor, name: str, num_labels: int = NUM_PARSE13) 
 def _change_region(parse_cihp: np.ndarray, margin_px: int) -> tuple[np.ndarray, np.ndarray]:
     """``change_region`` of one (H, W) uint8 CIHP parse: two (H, W) bool."""
     near_old_garment = grow(is_any(parse_cihp, GARMENT_CIHP), margin_px)
-    changeable = is_any(parse_cihp, AGNOSTIC_CIHP)
-    return changeable | (grow(changeable, margin_px) & is_any(parse_cihp, MARGIN_CIHP)), near_old_garment
+    grown = grow(is_any(parse_cihp, (*GARMENT_CIHP, NECK_CIHP)), margin_px) & is_any(parse_cihp, MARGIN_CIHP)
+    return is_any(parse_cihp, AGNOSTIC_CIHP) | grown, near_old_garment
 
 
 def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,10 +170,12 @@ def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tenso
 
     Args:
         parse_cihp: (B, H, W) integer CIHP labels of the person photo.
-        margin_px: how far the region grows beyond the old garment, arms and neck (into ``MARGIN_CIHP``).
+        margin_px: how far the region grows beyond the old garment and neck (into ``MARGIN_CIHP``).
 
-    Returns ``(region, near_old_garment)``: ``AGNOSTIC_CIHP`` grown by the margin into ``MARGIN_CIHP``; and the
-    old garment (``GARMENT_CIHP``) grown by the margin, where even the person's own skin is repainted.
+    Returns ``(region, near_old_garment)``: ``AGNOSTIC_CIHP``, and the old garment and neck grown by the margin
+    into ``MARGIN_CIHP`` (the arms are not grown: the photo beside an arm is kept unless the new garment covers
+    it); and the old garment (``GARMENT_CIHP``) grown by the margin, where even the person's own skin is
+    repainted.
     """
     _check_parse(parse_cihp, "parse_cihp", NUM_CIHP)
     regions = [_change_region(parse, margin_px) for parse in label_maps(parse_cihp)]

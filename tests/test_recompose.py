@@ -128,6 +128,20 @@ def test_change_region_takes_the_neck_and_a_margin_and_repaints_skin_next_to_the
     assert (keep[old_garment & ~pasted] == 0).all()  # nothing of the old garment is kept
 
 
+def test_the_margin_grows_from_the_old_garment_and_neck_not_from_an_arm_lying_on_the_trousers():
+    """A hand on the trousers far below the old top: the trousers beside it are the photo's, kept (grown from the
+    arm, a band of them was repainted around the hand, a blurred second outline); next to the old top they are
+    in the margin."""
+    upper, pants, left_arm = 5, 9, 15  # CIHP labels
+    parse = torch.full((1, 40, 30), pants)
+    parse[:, :10] = upper
+    parse[:, 5:, 10:15] = left_arm  # the arm, from under the old sleeve down over the trousers
+    region = change_region(parse, margin_px=2)[0][0]
+    assert region[5:, 10:15].all()  # the arm itself may change (a new sleeve may cover it)
+    assert region[10:12, 3].all() and not region[12:, 3].any()  # the margin below the old top
+    assert not region[20:, 8:10].any() and not region[20:, 15:17].any()  # none beside the hand
+
+
 def test_arm_skin_stays_in_front_of_the_garment_where_the_target_keeps_the_arm():
     person, parse, target, warp = scene()
     mask = torch.ones_like(warp.mask)  # a careless warp covering everything

@@ -58,7 +58,8 @@ _CIHP_TO_13 = {
 CIHP_TO_PARSE13 = np.array([_CIHP_TO_13[i] for i in range(NUM_CIHP)], dtype=np.uint8)
 
 # CIHP labels the new garment may replace: upper clothes, dress, coat, neck skin, arms. The region the try-on
-# repaints (``kgi.recompose.change_region``) is these labels' union, grown by a margin into MARGIN_CIHP.
+# repaints (``kgi.recompose.change_region``) is these labels' union, its garment and neck grown by a margin into
+# MARGIN_CIHP.
 AGNOSTIC_CIHP = (5, 6, 7, 10, 14, 15)
 # CIHP labels of the garment a person wears (what must not survive a try-on outside the new garment).
 GARMENT_CIHP = (5, 6, 7)
