@@ -9,8 +9,10 @@ are the recomposed image's, exact):
    from the visible skin the recomposition kept (``Recomposition.skin_mask``). A skin pixel's depth is its
    distance to the outline of the skin, all skin classes together (an arm beside painted skin of the body has no
    dark edge between the two, which drew a second outline inside the skin), over its class's radius (95th
-   percentile of that distance over the class's painted pixels), in [0, 1], and its place across its run of the
-   class along its row, u in [-1, 1] from the run's leftmost pixel to its rightmost; the brightness profile
+   percentile of that distance over the class's painted pixels), in [0, 1], and its place across its run of skin
+   along its row, all skin classes together too, u in [-1, 1] from the run's leftmost pixel to its rightmost,
+   averaged down the columns over ``ACROSS_SMOOTHING`` of the height (lit per class, an arm and the body's side
+   beside it met in a line; unaveraged, the arm stepped where the side ended); the brightness profile
    across a limb is L(depth, u) = c - s (1 - depth)^2 + a u, darkest at the outline and lit from one side (the
    studio's key light: on four genuine people the image-left edge of every bare arm is darker than its right),
    fitted by least squares (s >= 0: never brighter at the outline; |a| <= ``MAX_LIGHT`` c) to the visible arm
@@ -70,6 +72,7 @@ MIN_SPREAD = 0.02
 DEFAULT_SHADING = 0.4  # the default profile's shading s over its centre brightness c
 # The light's slope across a limb, a, at most this fraction of its centre brightness c either way.
 MAX_LIGHT = 0.2
+ACROSS_SMOOTHING = 0.02  # the place across a limb is averaged down it over this fraction of the height
 # Skin next to a garment is darker (the cloth shades it): visible arm skin within half a percent of the height of
 # the old garment is 5-16% darker than 1-3% away from it on five genuine people (a sleeve's hem, a sleeveless
 # armhole). Painted skin is darkened by CONTACT_SHADE exp(-d / (CONTACT_REACH height)), d its distance to the
@@ -140,8 +143,9 @@ def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_s
 def _across(member: np.ndarray) -> np.ndarray:
     """(H, W) float32: where each pixel of ``member`` (H, W bool) lies across its run of it along its row, -1 at
     the run's leftmost pixel to +1 at its rightmost (0 on a run of one pixel, and off ``member``). Per run, not per
-    row: two arms (or an arm and the body's side) on one row are each lit across themselves, where across the row
-    the left one was all on the shaded side, a dark band across it as high as the other was beside it."""
+    row: two arms (or an arm and the body's side apart from it) on one row are each lit across themselves, where
+    across the row the left one was all on the shaded side, a dark band across it as high as the other was beside
+    it."""
     rows, columns = np.nonzero(member)  # row by row, left to right
     across = np.zeros(member.shape, np.float32)
     if not rows.size:
@@ -151,6 +155,19 @@ def _across(member: np.ndarray) -> np.ndarray:
     first, span = np.repeat(columns[starts], lengths), np.repeat(lengths - 1, lengths)
     across[rows, columns] = np.where(span > 0, 2 * (columns - first) / np.maximum(span, 1) - 1, 0)
     return across
+
+
+def _skin_across(skin: np.ndarray, height: int) -> np.ndarray:
+    """(h, w) float32: ``_across`` over the runs of ``skin`` (h, w bool: every skin class together, so an arm and
+    the painted skin beside it, the body's side or a shoulder, are lit as one and meet without a step), averaged
+    down the columns over the skin by a Gaussian of ``ACROSS_SMOOTHING`` of the image's ``height``: where a row's
+    run grows or shrinks (the body's side beside an arm ends at the armpit), u jumped, and the light's slope drew
+    a line across the limb."""
+    sigma = max(ACROSS_SMOOTHING * height, 1.0)
+    weight = skin.astype(np.float32)
+    smooth = (cv2.GaussianBlur(_across(skin), (1, 0), sigmaX=0.1, sigmaY=sigma)
+              / np.maximum(cv2.GaussianBlur(weight, (1, 0), sigmaX=0.1, sigmaY=sigma), 1e-6))
+    return np.where(skin, smooth, np.float32(0.0)).astype(np.float32)
 
 
 def _distance_inside(member: np.ndarray) -> np.ndarray:
@@ -201,13 +218,12 @@ class SkinModel:
             arms = np.zeros(reference.shape, bool)
             arms[box] = arms_box
             depth = np.zeros(inner.shape, np.float32)  # on the box
-            across = np.zeros(inner.shape, np.float32)
+            across = _skin_across(np.isin(parse_box, SKIN_CLASSES), parse.shape[0])
             for label in ARM_CLASSES:
                 member = parse == label  # the whole class: its depth is measured to its outline
                 if (member[box] & arms_box).any():  # OpenCV's masked copy: a twentieth of numpy's boolean indexing
                     class_depth = _depth(_distance_inside(member), member & arms)[box]
                     depth = cv2.copyTo(class_depth, member[box].view(np.uint8), depth)
-                    across += _across(member[box])
             design = np.stack([np.ones(np.count_nonzero(inner)), -(1 - depth[inner]) ** 2, across[inner]], 1)
             centre, shading, light = np.linalg.lstsq(design, channel_mean(known_box[inner]), rcond=None)[0]
             self.profile = (float(centre), float(np.clip(shading, 0, centre)),
@@ -265,7 +281,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     texture = DetailTexture(known, reference) if skin is not None else None
     if skin is not None:
         # Step 1: a skin class's depth is to the outline of the skin, not to its own.
-        skin_distance = _distance_inside(np.isin(box_parse, SKIN_CLASSES))
+        box_skin = np.isin(box_parse, SKIN_CLASSES)
+        skin_distance, skin_across = _distance_inside(box_skin), _skin_across(box_skin, height)
         # Step 3b: skin beside the new garment in its shadow.
         to_garment = cv2.distanceTransform((box_parse != UPPER).astype(np.uint8), cv2.DIST_L2, 3)[where]
         contact_shade = 1 - CONTACT_SHADE * np.exp(-to_garment / max(CONTACT_REACH * height, 1.0))
@@ -293,7 +310,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     for label in classes:
         member = box_parse == label
         if label in SKIN_CLASSES:
-            depth, across = _depth(skin_distance, member & box_painted), _across(member)
+            depth, across = _depth(skin_distance, member & box_painted), skin_across
             layer = skin.colours(depth[where], across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             border = np.nonzero(member & box_keep & seam_ring)

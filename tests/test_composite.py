@@ -301,6 +301,25 @@ def test_an_arm_with_another_of_its_class_on_the_same_rows_is_lit_across_itself(
     assert abs(beside_the_strip - below_it) < 0.02, (beside_the_strip, below_it)
 
 
+def test_painted_skin_beside_a_painted_arm_meets_it_without_a_line_or_a_step():
+    """As above, and painted body skin (another skin class) right beside the arm's painted half on some rows (the
+    body's side a sleeveless top bares next to the arm): lit across the two as one, the arm and that skin meet
+    without a line where the classes meet, and the arm has no step where the body's side ends."""
+    parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+    parse[40:220, 60:100] = LEFT_ARM
+    parse[150:190, 40:60] = FACE_NECK
+    image = np.zeros((HEIGHT, WIDTH, 3), np.float32) + WALL
+    image[40:220, 60:100] = LIT[None, :, None] * (SKIN / SKIN.mean())
+    keep = parse == 0
+    keep[40:130, 60:100] = True
+    result = composited(np.where(keep[..., None], image, np.float32(0.5)), keep, parse, (parse == LEFT_ARM) & keep)
+    brightness = result.mean(-1)
+    across_the_classes = np.abs(brightness[160:180, 59] - brightness[160:180, 60]).mean()
+    assert across_the_classes < 0.02, across_the_classes
+    down_the_arm = np.abs(np.diff(brightness[140:200, 62:80].mean(1)))  # row to row, past the side's ends
+    assert down_the_arm.max() < 0.01, down_the_arm.max()
+
+
 def test_painted_skin_beside_the_new_garment_is_in_its_shade(monkeypatch):
     """A sleeve's hem (kept garment) above a painted arm: the arm just below the hem is darker by the contact
     shade, the arm farther down is not; everything else is the same as without it."""
