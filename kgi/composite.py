@@ -316,11 +316,11 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     for label in classes:
         member = box_parse == label
         if label in SKIN_CLASSES:
-            depth, across = _depth(skin_distance, member & box_painted), skin_across
-            layer = skin.colours(depth[where], across[where])
+            depth = _depth(skin_distance, member & box_painted)
+            layer = skin.colours(depth[where], skin_across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             border = np.nonzero(member & box_keep & seam_ring)
-            difference = box_known[border] - skin.colours(depth[border], across[border])  # (M, 3)
+            difference = box_known[border] - skin.colours(depth[border], skin_across[border])  # (M, 3)
             at = (border[0] + top, border[1] + left)
             sums = _area_sums(difference, *at, full_shape, small_shape)
             count = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)
