@@ -19,7 +19,8 @@ from, the mask of pixels it must keep and the target parse as composed:
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
                the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
-               labelled arm by the parse is repainted; a highlight or a bracelet on the arm is kept), and
+               labelled arm by the parse is repainted; a highlight or a bracelet on the arm, and strands of hair
+               of the hair's colour over the neck, are kept), and
                not where the composed target puts the new garment (an arm's edge beside a narrower sleeve)
     neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
                back, and above the worn neck corners) is the neck in the target where the photo shows the body
@@ -74,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
-    MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
+    HAIR_CIHP, MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.graphs import HEM_CENTRE
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     pieces, small_holes, stack_maps, to_parse13
@@ -364,13 +365,36 @@ def _sleeves_labelled_arm(parse_cihp: np.ndarray, skin_like: np.ndarray) -> np.n
     return found
 
 
-def _own_skin_colour(skin_labelled: np.ndarray, skin_like: np.ndarray, near_old_garment: np.ndarray) -> np.ndarray:
+def _hair_coloured(person: np.ndarray, parse_cihp: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(H, W) bool: those of ``pixels`` (H, W bool) of the hair's colour rather than the old garment's: nearer the
+    median colour of what the (H, W) uint8 CIHP parse calls hair than that of the old garment (``GARMENT_CIHP``)
+    by ``GARMENT_COLOUR_TOLERANCE`` (RGB in [0, 1]; ``person`` (H, W, 3) float). None where the parse shows too
+    little of either, or the two are alike (dark hair, a black top)."""
+    grid = (slice(None, None, SAMPLE_STEP), slice(None, None, SAMPLE_STEP))  # where medians are taken
+    samples = person[grid]
+    hair, garment = samples[parse_cihp[grid] == HAIR_CIHP], samples[is_any(parse_cihp[grid], GARMENT_CIHP)]
+    found = np.zeros(pixels.shape, bool)
+    if min(len(hair), len(garment)) < MIN_REFERENCE_SAMPLES or not pixels.any():
+        return found
+    colours = person[pixels]  # (N, 3)
+    to_hair = np.linalg.norm(colours - np.median(hair, axis=0), axis=1)
+    to_garment = np.linalg.norm(colours - np.median(garment, axis=0), axis=1)
+    found[pixels] = to_hair < to_garment - GARMENT_COLOUR_TOLERANCE
+    return found
+
+
+def _own_skin_colour(skin_labelled: np.ndarray, skin_like: np.ndarray, near_old_garment: np.ndarray,
+                     person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of ``skin_labelled`` (the parse's arms or neck, (H, W) bool) that are the person's
     own, away from the old garment: those of the skin's colour (``skin_like``), and the pieces of another colour
     that do not reach ``near_old_garment``: a highlight on the knuckles, the lit edge of a hand, a bracelet or a
-    deep shadow belong to the arm, while an off-colour piece reaching the old garment is its cuff or collar."""
+    deep shadow belong to the arm, while an off-colour piece reaching the old garment is its cuff or collar.
+    Pixels of the hair's colour (``_hair_coloured``; ``person`` (H, W, 3) float and its CIHP parse) are no piece of
+    a cuff or collar: strands of long hair over the neck reached the old neckline, and were painted over as skin,
+    a pale strip between the neck and the hair."""
     candidates = skin_labelled & ~near_old_garment
     off_colour = candidates & ~skin_like
+    off_colour &= ~_hair_coloured(person, parse_cihp, off_colour)
     box = bounding_box(off_colour, 1)
     if box is None:
         return candidates
@@ -533,7 +557,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         region, near_old_garment = _change_region(parse_cihp, margin_px)
     parse13 = to_parse13(parse_cihp)
     photo_arm = is_any(parse13, ARMS)
-    own_skin_colour = _own_skin_colour(photo_arm | (parse_cihp == NECK_CIHP), skin_like, near_old_garment)
+    own_skin_colour = _own_skin_colour(photo_arm | (parse_cihp == NECK_CIHP), skin_like, near_old_garment, person,
+                                       parse_cihp)
     visible_arms = photo_arm & own_skin_colour
     if pose_nodes is not None:  # the person's visible arm is the arm (its own silhouette) unless garment covers it
         arm = region & visible_arms & (target != UPPER)

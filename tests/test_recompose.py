@@ -931,6 +931,26 @@ def test_a_highlight_on_a_bare_arm_is_kept_and_an_off_colour_piece_reaching_the_
     assert (composed.keep_mask[0, 0, 45:60, 59:66] == 1).all()  # the rest of the arm
 
 
+def test_strands_of_hair_over_the_neck_are_kept_and_a_collar_the_parse_calls_neck_is_repainted():
+    """Long brown hair beside the face, and on the neck two thin strips that reach the old top's neckline, neither
+    of the skin's colour: one of the hair's colour (strands over the neck, kept: painted as skin they were a pale
+    strip between the neck and the hair), one of the old top's (its collar, repainted)."""
+    parse, target = person_in_a_top()
+    hair = torch.tensor([0.45, 0.3, 0.18]).view(3, 1)
+    parse[0, 0:24, 22:30] = 2
+    parse[0, 0:24, 43:51] = 2
+    person = person_in_blue(parse)
+    person[0, :, parse[0] == 2] = hair
+    strands, collar = (slice(24, 28), 34), (slice(24, 28), 37)
+    person[(0, slice(None), *strands)] = hair
+    person[(0, slice(None), *collar)] = torch.tensor([0.15, 0.2, 0.6]).view(3, 1)
+    composed = recompose(person, parse, target, backbone_warp(slice(30, 76), slice(16, 57)), margin_px=1)
+    kept_strands = (0, slice(None), slice(24, 27), 34)  # the last row is within the margin of the old top
+    assert (composed.keep_mask[0, 0, 24:27, 34] == 1).all()
+    torch.testing.assert_close(composed.image[kept_strands], person[kept_strands])
+    assert (composed.keep_mask[0, 0, 24:28, 37] == 0).all()
+
+
 def test_the_garments_own_neck_hole_is_the_neck_even_where_the_target_draws_garment():
     """The parse network drew the new garment, and a band of background, up to the hair over a neck hole the warp
     leaves open (the inside of the back, behind the front neckline: ``WarpResult.neck_hole``). The hole's garment
