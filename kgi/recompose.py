@@ -370,11 +370,13 @@ def _hair_coloured(person: np.ndarray, parse_cihp: np.ndarray, pixels: np.ndarra
     median colour of what the (H, W) uint8 CIHP parse calls hair than that of the old garment (``GARMENT_CIHP``)
     by ``GARMENT_COLOUR_TOLERANCE`` (RGB in [0, 1]; ``person`` (H, W, 3) float). None where the parse shows too
     little of either, or the two are alike (dark hair, a black top)."""
+    found = np.zeros(pixels.shape, bool)
+    if not pixels.any():
+        return found
     grid = (slice(None, None, SAMPLE_STEP), slice(None, None, SAMPLE_STEP))  # where medians are taken
     samples = person[grid]
     hair, garment = samples[parse_cihp[grid] == HAIR_CIHP], samples[is_any(parse_cihp[grid], GARMENT_CIHP)]
-    found = np.zeros(pixels.shape, bool)
-    if min(len(hair), len(garment)) < MIN_REFERENCE_SAMPLES or not pixels.any():
+    if min(len(hair), len(garment)) < MIN_REFERENCE_SAMPLES:
         return found
     colours = person[pixels]  # (N, 3)
     to_hair = np.linalg.norm(colours - np.median(hair, axis=0), axis=1)
