@@ -208,7 +208,9 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare = np.minimum(distance_to_hand(shape, marks, LEFT_WRIST, LEFT_HAND),
                        distance_to_hand(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
-    bare |= (rows > chin_y) & (rows < shoulders[1]) & (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
+    neck_zone = (rows > chin_y) & (rows < shoulders[1]) & \
+        (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
+    bare |= neck_zone
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     gaps = np.zeros(shape, bool)
     if rivals:
@@ -222,6 +224,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb)
         person &= ~gaps
         skin &= ~gaps
+        skin |= jaw_shadow(skin, person & ~face_region & ~hair, neck_zone)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -272,3 +275,14 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         labels[lower] = SKIRT
     label_shoes(labels, marks, garment, limb)
     return drop_specks(labels, person, MIN_PART_FRACTION * person.sum()), gaps
+
+
+def jaw_shadow(skin: np.ndarray, candidates: np.ndarray, neck_zone: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ``candidates`` in the ``neck_zone`` that have the neck's ``skin`` below them in their
+    column (all (H, W) bool). No garment lies between the chin and the neck's skin: a collar or a turtleneck
+    rises from below, with no skin under it. What does is the jaw's shadow on the neck, darker and redder than
+    the cheeks, which a garment of that colour (a pink shirt, a burgundy turtleneck) explained better than the
+    skin model did: three of seven genuine people had it as a band of upper clothes under the chin."""
+    neck_skin = skin & neck_zone
+    skin_at_or_below = np.flipud(np.logical_or.accumulate(np.flipud(neck_skin), axis=0))
+    return candidates & neck_zone & skin_at_or_below
