@@ -24,12 +24,12 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    likelier the background's colour (learnt around the person) than the face's, in a region deep enough that
    touches the background, is background (a narrow gap between an arm and the body, which the segmentation
    models miss). Nothing between the chin and the neck's skin below it is garment: that is the jaw's shadow on
-   the neck (a collar rises from below). Each skin pixel goes to the nearest body part of the skeleton: an arm (CIHP left/right arm,
-   hands included, and no farther than a hand's length past the wrist), a leg, or the head-neck-torso line (neck
-   and chest skin: CIHP torso-skin). Where skin of two parts touches (a hand against a bare thigh), the photo's
-   edges split it: each part's sure skin (near its own line) floods the rest by a marker watershed, and a pixel
-   takes the part whose flood reached it, if within that part's reach; in a skin region mostly nearest an arm,
-   leg and belly pixels are the arm's (fingers along a thigh or across the belly);
+   the neck (a collar rises from below). Each skin pixel goes to the nearest body part of the skeleton: an arm
+   (CIHP left/right arm, hands included, and no farther than a hand's length past the wrist), a leg, or the
+   head-neck-torso line (neck and chest skin: CIHP torso-skin). Where skin of two parts touches (a hand against a
+   bare thigh), the photo's edges split it: each part's sure skin (near its own line) floods the rest by a marker
+   watershed, and a pixel takes the part whose flood reached it, if within that part's reach; in a skin region
+   mostly nearest an arm, leg and belly pixels are the arm's (fingers along a thigh or across the belly);
 3. **face**: the face mesh's outline, less a fringe (above the brows, pixels unlike the cheeks in colour and in
    texture that join the hair), plus a high forehead; **hair**: the person above the face outline and, beside
    the face, what is not skin; then the pixels near the head whose colour is likelier hair than skin or upper
