@@ -77,4 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m kgi.cli``, this file is ``__main__``, and the commands raise ``kgi.cli.CommandError``, a
+    # class of another module object than this one's: run that module's ``main``, whose ``except`` catches it.
+    from kgi.cli import main as kgi_main
+
+    sys.exit(kgi_main())

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import pickle
+import subprocess
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -662,6 +663,19 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
     photo_shape = decode_rgb(person.read_bytes(), source="person").shape  # made at 64 rows, pasted into the photo
     assert decode_rgb((tmp_path / "out.png").read_bytes(), source="out").shape == photo_shape
     assert decode_rgb((tmp_path / "sheet.png").read_bytes(), source="sheet").shape[0] > 256
+
+
+def test_kgi_run_as_a_module_answers_a_bad_photo_in_one_line(tmp_path):
+    """``python -m kgi.cli`` (what a checkout without the installed ``kgi`` script runs) gives the same one-line
+    error as ``kgi`` (what is wrong first: the photo, or the photo parser on a machine without its environment):
+    the commands' ``CommandError`` is caught there too (it printed a traceback)."""
+    not_a_photo = tmp_path / "person.jpg"
+    not_a_photo.write_text("hello")
+    done = subprocess.run([sys.executable, "-m", "kgi.cli", "tryon", str(not_a_photo),
+                           str(REPO / "examples" / "garment.jpg"), "-o", str(tmp_path / "out.png")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("kgi tryon: error: ") and "Traceback" not in done.stderr
 
 
 # --- the service over HTTP: person and garment only ----------------------------------------------------------------
