@@ -18,6 +18,10 @@ and the person's photo and CIHP parse:
                        over the visible skin the recomposition kept (``skin_mask.png``). The photo's kept pixels
                        are mostly garment, hair and edges, so painted skin and wall, smooth in any photo, fall
                        below 0.8 of them by nature; this one compares painted skin with skin
+    skin detail        the fine detail of painted skin over that of the visible skin kept: the spread of the
+                       luminance's band between Gaussians of 0.7 and 2 pixels (pores, fine hair, the photo's
+                       grain), over the mean luminance, both away from their outline (6 pixels: the band's reach).
+                       The Sobel figures above also count the shading across a limb; this one does not
 
 and writes a sheet: photo, garment, the "before" result when ``--before DIR`` holds ``PERSON_GARMENT.png`` files
 (any earlier version's results), and the result. The data is licensed for testing only: keep the sheet and the
@@ -51,6 +55,7 @@ DATASETS = ("vitonhd-sample", "vitonhd-extra")  # folders of SHARED whose test p
 # a long-sleeve one).
 EXTRA_GARMENTS = {"00891_00": "06429_00", "07445_00": "03751_00", "08909_00": "02783_00"}
 UNCHANGED_TOLERANCE = 8  # a result pixel within this of the photo's, every channel, is the photo's
+DETAIL_REACH = 6  # pixels: the skin detail figure's band (Gaussians up to 2 pixels) reaches 3 sigma
 
 
 def genuine_pairs() -> list[tuple[str, str, str]]:
@@ -70,6 +75,17 @@ def _gradient(rgb: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
 
 
+def _fine_detail(rgb: np.ndarray, pixels: np.ndarray) -> float:
+    """The spread of ``rgb``'s luminance band between Gaussians of 0.7 and 2 pixels over its mean, on ``pixels``
+    (H, W bool) less their outline (``DETAIL_REACH``); NaN where none are left."""
+    inside = cv2.erode(pixels.astype(np.uint8), np.ones((2 * DETAIL_REACH + 1,) * 2, np.uint8)).astype(bool)
+    if not inside.any():
+        return float("nan")
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    band = cv2.GaussianBlur(gray, (0, 0), 0.7) - cv2.GaussianBlur(gray, (0, 0), 2.0)
+    return float(band[inside].std() / max(gray[inside].mean(), 1e-6))
+
+
 def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep: np.ndarray,
             target_parse13: np.ndarray, warped_garment: np.ndarray, skin: np.ndarray | None = None) -> dict:
     """The figures of one try-on (the module docstring), all arrays at the photo's size but ``result``.
@@ -78,7 +94,7 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
         photo: (H, W, 3) uint8. parse_cihp: (H, W) CIHP labels. result: the try-on, any size (a size other
             than the photo's fails the first figure and skips the rest). keep: (H, W) bool kept pixels.
         target_parse13: (H, W) 13-class target parse. warped_garment: (H, W, 3), black where no garment.
-        skin: (H, W) bool visible skin kept, or None (no skin sharpness).
+        skin: (H, W) bool visible skin kept, or None (no skin sharpness or detail).
     """
     if result.shape != photo.shape:
         return {"size_ok": False}
@@ -103,6 +119,8 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
         if painted_inside.any() else float("nan"),
         "skin_sharpness": float(result_gradient[painted_skin].mean() / photo_gradient[skin_inside].mean())
         if painted_skin.any() and skin_inside is not None and skin_inside.any() else float("nan"),
+        "skin_detail": float("nan") if skin is None else
+        _fine_detail(result, painted & np.isin(target_parse13, SKIN_CLASSES)) / _fine_detail(photo, skin & keep),
     }
 
 
@@ -152,18 +170,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{SHARED} is missing: the genuine pairs live there")
     rows, results = [], {}
     print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept) | painted sharpness "
-          "| skin sharpness |")
-    print("|---|---|---|---|---|---|---|")
+          "| skin sharpness | skin detail |")
+    print("|---|---|---|---|---|---|---|---|")
     for dataset, person, garment in genuine_pairs():
         name = f"{person}_{garment}"
         files = pair_files(dataset, person, garment)
         results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)
         shown = {key: scores.get(key, float("nan")) for key in ("garment_painted", "painted_of_photo",
                                                                 "old_garment_left", "old_garment_kept",
-                                                                "painted_sharpness", "skin_sharpness")}
+                                                                "painted_sharpness", "skin_sharpness",
+                                                                "skin_detail")}
         print(f"| {name} | {scores['size_ok']} | {shown['garment_painted']:.1%} | {shown['painted_of_photo']:.1%} | "
               f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}) | "
-              f"{shown['painted_sharpness']:.2f} | {shown['skin_sharpness']:.2f} |", flush=True)
+              f"{shown['painted_sharpness']:.2f} | {shown['skin_sharpness']:.2f} | {shown['skin_detail']:.2f} |",
+              flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():
