@@ -42,6 +42,22 @@ def test_detail_keeps_the_sources_spread_and_leaves_its_features_out():
     assert luminance.min() > -0.2  # the spot (-0.7) is left out
 
 
+def test_mottled_skin_keeps_most_of_its_spread():
+    """Skin mottled in blotches of about 2 pixels (noise blurred by a Gaussian of 2 pixels, at 1024 rows): the
+    detail laid elsewhere keeps most of their spread. With the local mean at 4 pixels it kept 0.62-0.65 of it, and
+    painted arms read as smooth paper beside the visible skin."""
+    height, width = 1024, 768
+    image = np.zeros((height, width, 3), np.float32)
+    blotches = cv2.GaussianBlur(np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32), (0, 0), 2.0)
+    image[100:400, 100:400] = SKIN * (1 + 0.04 * blotches / blotches.std())[..., None]
+    source = np.zeros((height, width), bool)
+    source[100:400, 100:400] = True
+    rows, columns = np.nonzero(np.ones((300, 300), bool))
+    detail = DetailTexture(image, source).sample(rows + 600, columns + 400, np.random.default_rng(1))
+    spread = detail.mean(1).reshape(300, 300)[20:-20, 20:-20].std()
+    assert spread > 0.72 * 0.04, spread / 0.04
+
+
 def test_no_source_no_detail():
     texture = DetailTexture(np.full((256, 192, 3), 0.5, np.float32), np.zeros((256, 192), bool))
     assert not texture
