@@ -665,13 +665,15 @@ def test_kgi_tryon_estimates_the_parse_and_says_what_is_missing(tmp_path, capsys
     assert decode_rgb((tmp_path / "sheet.png").read_bytes(), source="sheet").shape[0] > 256
 
 
-def test_kgi_run_as_a_module_answers_a_bad_photo_in_one_line(tmp_path):
-    """``python -m kgi.cli`` (what a checkout without the installed ``kgi`` script runs) gives the same one-line
-    error as ``kgi`` (what is wrong first: the photo, or the photo parser on a machine without its environment):
-    the commands' ``CommandError`` is caught there too (it printed a traceback)."""
+@pytest.mark.parametrize("module", ["kgi", "kgi.cli"])
+def test_kgi_run_as_a_module_answers_a_bad_photo_in_one_line(tmp_path, module):
+    """``python -m kgi`` and ``python -m kgi.cli`` (what a checkout without the installed ``kgi`` script runs)
+    give the same one-line error as ``kgi`` (what is wrong first: the photo, or the photo parser on a machine
+    without its environment): the commands' ``CommandError`` is caught there too (``-m kgi.cli`` printed a
+    traceback)."""
     not_a_photo = tmp_path / "person.jpg"
     not_a_photo.write_text("hello")
-    done = subprocess.run([sys.executable, "-m", "kgi.cli", "tryon", str(not_a_photo),
+    done = subprocess.run([sys.executable, "-m", module, "tryon", str(not_a_photo),
                            str(REPO / "examples" / "garment.jpg"), "-o", str(tmp_path / "out.png")],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 2, done.stderr
