@@ -24,7 +24,7 @@ from kgi.photo_parsing import photo_problem
 from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from kgi.photo_parsing.colour import skin_model
-from kgi.photo_parsing.parse import jaw_shadow
+from kgi.photo_parsing.parse import below_the_hem, jaw_shadow
 from kgi.photo_parsing.refinement import background_gaps
 from kgi.photo_parsing.regions import BoundaryLine, boundary_line, boundary_seam, split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
@@ -153,6 +153,25 @@ def test_the_jaws_shadow_on_the_neck_is_skin_and_a_turtleneck_is_not():
     np.testing.assert_array_equal(shadow, expected)
 
 
+def test_a_strip_of_skirt_down_a_bare_thigh_is_leg_and_trousers_are_left_alone():
+    """A skirt from row 40 to its hem at row 80 over two bare legs, and a strip of it (the shaded inner thigh,
+    tinted by a red skirt) hanging on down the right leg's inner side to the photo's edge: the strip below the
+    hem (and the margin) is found, the skirt is not. Trousers down to the photo's edge show no hem: nothing."""
+    lower = np.zeros((120, 120), bool)
+    lower[40:81, 20:101] = True  # the skirt, its hem on row 80
+    legs = np.zeros((120, 120), bool)
+    legs[81:, 30:56] = legs[81:, 65:91] = True  # the bare legs below it
+    lower[81:, 60:65] = True  # the strip along the right leg's inner side
+    found = below_the_hem(lower, legs, margin=5.5)
+    expected = np.zeros((120, 120), bool)
+    expected[86:, 60:65] = True
+    np.testing.assert_array_equal(found, expected)
+    trousers = np.zeros((120, 120), bool)
+    trousers[40:, 30:56] = trousers[40:, 65:91] = True
+    trousers[40:70, 56:65] = True  # the crotch between the legs
+    assert not below_the_hem(trousers, np.zeros((120, 120), bool), margin=5.5).any()
+
+
 @pytest.mark.parametrize("hips_slope", [-0.1, 0.0])
 def test_the_garments_boundary_is_a_line_along_the_tilted_waistband(hips_slope):
     """A top (ratio +2) over trousers (-2) whose waistband rises 0.15 rows per column to the image's right (weight
@@ -231,7 +250,7 @@ def test_photo_parser_on_genuine_people(photo_parser):
     assert miou > MIN_MIOU and upper > MIN_UPPER and arms > MIN_ARMS, (miou, upper, arms)
 
 
-MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.824 / 0.883 / 0.608 on these 4 people
+MIN_MIOU, MIN_UPPER, MIN_ARMS = 0.79, 0.85, 0.57  # measured 0.833 / 0.883 / 0.608 on these 4 people
 
 
 @needs_pose_python

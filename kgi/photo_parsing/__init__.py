@@ -42,7 +42,8 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    that line then follows the photo's edge between the garments (a waistband, a hem) column by column. Each
    pixel then takes the garment of larger likelihood ratio plus a prior that falls steeply across the seam (not
    on the sleeves: down an arm to its first bare row), smoothed over a small neighbourhood; garment left above
-   the chin is the face's or the hair's rim; the feet, when in view, are shoes;
+   the chin is the face's or the hair's rim; lower garment hanging below its hem (a line fitted where bare leg
+   starts under it) beside a bare leg is that leg; the feet, when in view, are shoes;
 5. regions of one label too small to matter take their neighbours' label, and the labels are scaled back to
    the photo smoothly, the photo's full-size person mask deciding person from background.
 
