@@ -89,6 +89,15 @@ def test_photo_checks_say_what_to_send():
     away = front_landmarks()
     away[[LEFT_SHOULDER, RIGHT_SHOULDER], 0] = away[[RIGHT_SHOULDER, LEFT_SHOULDER], 0]
     assert photo_problem(size, away, faces, silhouettes).startswith("the person faces away")
+    for turns in (1, 2, 3):  # the photo turned on its side (either way) or upside down
+        turned, turned_size = front_landmarks(), size
+        for _ in range(turns):  # a quarter turn clockwise: (x, y) -> (H - y, x)
+            turned[:, :2] = np.stack([turned_size[0] - turned[:, 1], turned[:, 0]], axis=1)
+            turned_size = turned_size[::-1]
+        assert photo_problem(turned_size, turned, faces, silhouettes).startswith("the person is not upright")
+    leaning = front_landmarks()
+    leaning[[LEFT_HIP, RIGHT_HIP], 0] += 0.25 * size[1]  # the torso 25 degrees off the vertical: still upright
+    assert photo_problem(size, leaning, faces, silhouettes) == ""
 
 
 def test_touching_skin_is_split_along_the_photo_edge_not_halfway_between_the_parts():
@@ -281,11 +290,12 @@ def unusable_photos() -> dict[str, tuple[np.ndarray, str]]:
         "two people": (np.concatenate([rgb, rgb[:, ::-1]], axis=1), "two or more people found"),
         "no hips": (np.ascontiguousarray(rgb[: int(height * 0.42)]), "hips not visible"),
         "small": (small, "the person is too small"),
+        "on its side": (np.ascontiguousarray(np.rot90(rgb, -1)), "the person is not upright"),
     }
 
 
 @needs_pose_python
-@pytest.mark.parametrize("case", ["two people", "no hips", "small"])
+@pytest.mark.parametrize("case", ["two people", "no hips", "small", "on its side"])
 def test_unusable_photos_are_refused_with_a_reason(photo_parser, case):
     photo, reason = unusable_photos()[case]
     _, _, problem = photo_parser.analyse(photo)

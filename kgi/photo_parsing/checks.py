@@ -1,5 +1,5 @@
 """Whether a photo can be tried on at all (:func:`photo_problem`): one person, shoulders and hips in view,
-large enough, facing the camera."""
+upright, large enough, facing the camera."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SH
 # 1024x768 people have about 350). Only pixels count: a person small in a large photo is cropped around (fit_person).
 MIN_TORSO_PIXELS = 100
 MIN_SHOULDER_RATIO = 0.35  # shoulder width / torso length below it: the person is turned sideways
+# The hips' drop below the shoulders over the torso's length below which the person is not upright (the torso
+# more than 45 degrees off the vertical): a photo turned on its side or upside down, or a person lying.
+MIN_UPRIGHT = 0.7
 SECOND_PERSON_FRACTION = 0.3  # a second face or silhouette this large, relative to the first, is a person
 
 
@@ -38,6 +41,9 @@ def photo_problem(size: tuple[int, int], landmarks: np.ndarray | None, faces: li
     shoulders = (landmarks[LEFT_SHOULDER, :2] + landmarks[RIGHT_SHOULDER, :2]) / 2
     hips = (landmarks[LEFT_HIP, :2] + landmarks[RIGHT_HIP, :2]) / 2
     torso = float(np.linalg.norm(hips - shoulders))
+    if hips[1] - shoulders[1] < MIN_UPRIGHT * torso:
+        return ("the person is not upright (is the photo turned on its side?): send the photo the right way up, "
+                "with the person standing")
     if torso < MIN_TORSO_PIXELS:
         return (f"the person is too small ({torso:.0f} px from shoulders to hips, at least {MIN_TORSO_PIXELS} "
                 f"needed): send a larger photo, or one in which the person fills more of the frame")
