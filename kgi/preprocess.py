@@ -10,7 +10,7 @@ The project's one preprocessing path: ``kgi tryon`` and the service's ``Preproce
     parse               CIHP label PNG of the person photo, as VITON-HD's ``image-parse-v3``; else computed by the
                         preprocessor's human parser (``kgi.parsing``); required when it has none. The photo
                         parser (``kgi.parsing.PhotoParser``) also gives the pose and first checks that the photo
-                        can work (one person, shoulders and hips in view, large enough, facing the camera):
+                        can work (one person, shoulders and hips in view, upright, large enough, facing the camera):
                         else an ``InputError`` on "person" says why
     cloth_mask          garment silhouette (grayscale, >= 128 = garment); else :func:`cloth_mask_from_photo`,
                         which needs a plain background

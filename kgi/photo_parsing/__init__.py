@@ -48,7 +48,7 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    the photo smoothly, the photo's full-size person mask deciding person from background.
 
 The same cues answer whether a photo can be tried on at all (:func:`photo_problem`): one person, shoulders and
-hips in view, large enough, facing the camera. Each refusal says what to send instead.
+hips in view, upright, large enough, facing the camera. Each refusal says what to send instead.
 
 Modules: ``parse`` (:func:`parse_photo`, the steps above), ``names`` (label and landmark numbering),
 ``geometry`` (person mask, distances to the skeleton), ``colour`` (skin model, colour histograms, fringe),
