@@ -128,6 +128,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     # Distances to the skeleton's parts: head-neck-torso, arms, legs.
     head = marks[NOSE, :2] if face is None else face[list(FACE_OVAL)].mean(axis=0)
     face_width = 0.5 * torso if face is None else float(np.ptp(face[list(FACE_OVAL), 0]))
+    to_neck_line = distance_to_line(shape, [head, shoulders])  # the head-to-shoulders line the neck lies along
     parts = {
         TORSO_SKIN: distance_to_line(shape, [head, shoulders, hips]),
         LEFT_ARM: distance_to_arm(shape, marks, LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST, LEFT_HAND),
@@ -180,8 +181,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
                 (columns < np.percentile(outline_x, 75))
             face_region |= forehead
             hair &= ~forehead
-        neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & \
-            (distance_to_line(shape, [head, shoulders]) < NECK_WIDTH * face_width / 2)
+        neck = (rows > chin_y) & (skin_distance < SKIN_DISTANCE_MAX) & (to_neck_line < NECK_WIDTH * face_width / 2)
         candidates = person & ~face_region & ~neck & (rows < shoulders[1] + 0.6 * torso) & hairlike
         count, components = cv2.connectedComponents((candidates | hair).astype(np.uint8), connectivity=8)
         touching = np.zeros(count, bool)
@@ -209,8 +209,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
     bare = np.minimum(distance_to_hand(shape, marks, LEFT_WRIST, LEFT_HAND),
                        distance_to_hand(shape, marks, RIGHT_WRIST, RIGHT_HAND)) < HAND_REACH * limb
     bare |= (legs < limb) & (rows > hips[1] + 0.3 * torso)
-    neck_zone = (rows > chin_y) & (rows < shoulders[1]) & \
-        (distance_to_line(shape, [head, shoulders]) < 0.5 * face_width)
+    neck_zone = (rows > chin_y) & (rows < shoulders[1]) & (to_neck_line < 0.5 * face_width)
     bare |= neck_zone
     rivals = [hist for hist in (upper_hist, lower_hist) if hist is not None]
     gaps = np.zeros(shape, bool)
