@@ -365,11 +365,12 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     ``ARM_RADII``) above or below the seam; a column whose body starts above that window (an off-shoulder top
     sits well below the shoulders), that has none, or whose body starts right under ``hair`` (``HAIR_ABOVE``)
     below the seam gives no estimate: hair hides the body's top, which is at the hair's lower edge or above it
-    (long hair hanging in front of the chest), so it may raise a seam but not lower it; nor does a column whose
-    body starts right under the ``face``: that is the neck under the jaw (a head tilted over a shoulder), not the
-    shoulder's top; nor does a column where the body's top is steeper than ``MAX_TOP_SLOPE``: that is the side of
-    the arm past the shoulder's end, where stage 1 put the seam's end beyond it (the seam was lowered down the
-    arm, and the shoulder above painted bare). With estimates from at
+    (long hair hanging in front of the chest), so it may raise a seam but not lower it, and only where fewer than
+    half the columns see the body's top clear of hair (hair's edge on a collar standing up the neck raised a crew
+    neckline to the jaw); nor does a column whose body starts right under the ``face``: that is the neck under the
+    jaw (a head tilted over a shoulder), not the shoulder's top; nor does a column where the body's top is steeper
+    than ``MAX_TOP_SLOPE``: that is the side of the arm past the shoulder's end, where stage 1 put the seam's end
+    beyond it (the seam was lowered down the arm, and the shoulder above painted bare). With estimates from at
     least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
     it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, each
     within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A garment on
@@ -410,7 +411,7 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
     start, end = keypoints[neck_end], keypoints[shoulder_end]
     hair_rows = max(round(HAIR_ABOVE * height), 2)
     step = max(round(reach / 8), 1)
-    found_t, found_offset = [], []
+    found_t, found_offset, clear = [], [], []  # clear: the body's top is not right under hair
     for t in SEAM_SAMPLES:
         x, y = np.round(start + t * (end - start)).astype(int)
         top, bottom = y - int(reach), y + int(reach) + 1
@@ -426,14 +427,18 @@ def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int,
         offset = first - y
         # Under hair the body's top is at the hair's lower edge or above it: it raises a seam, never lowers one.
         above = slice(max(first - hair_rows, 0), first)
-        if offset > 0 and hair is not None and hair[above, x].any():
+        under_hair = hair is not None and bool(hair[above, x].any())
+        if offset > 0 and under_hair:
             continue
         if face is not None and face[above, x].any():  # the neck under the jaw
             continue
         found_t.append(t)
         found_offset.append(offset)
+        clear.append(not under_hair)
     if 2 * len(found_t) < len(SEAM_SAMPLES):
         return None
+    if 2 * sum(clear) >= len(SEAM_SAMPLES):  # enough of the body's top in sight: the hair's edge is left out
+        found_t, found_offset = np.compress(clear, found_t), np.compress(clear, found_offset)
     slope, intercept = np.polyfit(found_t, found_offset, 1)
     # Within the offsets found: the line extrapolated from the seam's outer half to its neckline end (hair over the
     # inner half) would tilt the seam by what it never saw.

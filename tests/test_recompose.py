@@ -357,6 +357,29 @@ def test_a_seam_under_long_hair_is_not_seated_on_the_hairs_lower_edge():
     assert abs(raised[5, 1] - np.flatnonzero(body[:, 40])[0]) <= 2
 
 
+def test_a_seam_seen_clear_of_hair_is_not_raised_to_a_collar_standing_under_the_hair():
+    """A shirt's collar stands up the neck beside the image-left neckline end (rows 50-62, columns 52-62) and hair
+    falls on it: the body's top there is the collar's, right under the hair. Outward the shoulder's top shows clear
+    of hair, and those columns alone seat the seam: the neckline end stays on the shoulders' line, not raised up
+    the neck to the collar's top (a crew neck on 00034_00 reached her jaw)."""
+    body, nodes = shoulders_person()
+    hair = np.zeros_like(body)
+    hair[35:50, 50:64] = True
+    body[50:62, 52:63] = True  # the standing collar
+    seams = garment_with_seams_at(66, 66)
+    seated = seat_shoulder_seams(seams, nodes, body, hair)
+    shoulders_line = 60 + 10 * (75 - 62) / 45  # the shoulder's top continued to the neckline end's column: 62.9
+    assert shoulders_line - 2 <= seated[0, 1] <= seams[0, 1], seated[0]  # the collar's top: row 50
+    assert abs(seated[5, 1] - np.flatnonzero(body[:, 40])[0]) <= 2, seated[5]
+    # Hair on the inner columns alone, the body's top under it clear of any collar: those columns still count.
+    body, _ = shoulders_person()
+    hair = np.zeros_like(body)
+    for column in range(48, 63):
+        top = np.flatnonzero(body[:, column])[0]
+        hair[top - 8:top, column] = True
+    assert abs(seat_shoulder_seams(seams, nodes, body, hair)[0, 1] - shoulders_line) <= 3
+
+
 def test_a_seam_reaching_past_the_shoulders_end_is_not_lowered_down_the_arms_side():
     """Stage 1 puts the image-right seam's end beyond the shoulder, over the arm's side, where the body's top falls
     steeply (3 rows a column): those columns are not the shoulder's top, and the seam follows the shoulder's slope
