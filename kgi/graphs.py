@@ -55,6 +55,7 @@ POSE_FILL_FROM: dict[int, int] = {0: 1, 2: 1, 5: 1, 8: 1, 9: 1, 3: 2, 4: 3, 6: 5
 
 NUM_GARMENT_NODES = 32
 HEM_CENTRE = 18  # the garment node at the hem's centre
+HEM = (17, HEM_CENTRE, 19)  # the hem's nodes: image-left corner, centre, image-right corner
 # The body's sides, armpit to hem corner (armpit, two side nodes, hem corner): image-left, then image-right.
 BODY_SIDES: tuple[tuple[int, int, int, int], ...] = ((14, 15, 16, 17), (22, 21, 20, 19))
 GARMENT_CONTOUR: tuple[int, ...] = (0, 1, 2, 3, 4, *range(31, 4, -1))  # closed loop, back to 0

@@ -112,8 +112,9 @@ def waist_row(target: np.ndarray, nodes: np.ndarray) -> int | None:
     return int(rows[0]) if len(rows) else None
 
 
-def _below(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the pixels below the line between ``points`` (2, 2) x, y, level beyond either end."""
+def below_line(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels below the polyline through ``points`` (N, 2) x, y (in the order of x), level beyond
+    either end."""
     points = points[np.argsort(points[:, 0])]
     line = np.interp(np.arange(shape[1]), points[:, 0], points[:, 1])  # (W,) its row in each column
     return np.arange(shape[0])[:, None] > line[None, :]
@@ -148,7 +149,7 @@ def cover_shoulders_of(target: np.ndarray, parse_cihp: np.ndarray, region: np.nd
     hole = body & (zone | (torso > 0))
     # The arms in a sleeve or under the shoulders: their bones under the new garment anywhere but its torso below
     # the armpits (an arm behind the body there, beside a sleeveless top's side, shows beside it: bare).
-    torso_below_armpits = inside & ~sleeves & _below(keypoints[ARMPITS], (height, width))
+    torso_below_armpits = inside & ~sleeves & below_line(keypoints[ARMPITS], (height, width))
     sleeved = sleeved_arm_pixels(nodes, (target == UPPER) & ~torso_below_armpits, covered_arm | hole)
     # The photo's neck is never made garment here: the parse network's neck is a pixel or two narrower than the
     # photo's, and a crew neck's outline reaches up the neck's sides (its corners), so that strip drew a line of

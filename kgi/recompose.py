@@ -52,7 +52,8 @@ target parse's other painted arm pixels become the photo's own label there (back
 garment), except on the torso, where the old garment covered skin. On the torso above the hips, the painted old
 garment that the target calls the lower garment, or an arm off the arms' capsules, is torso skin: a new garment
 shorter than the old one bares the midriff (``_bare_midriff``; a new garment tucked in, its keypoints' hem below
-the hips, leaves the lower garment on the photo's waistband).
+the hips, leaves the lower garment on the photo's waistband); above the new garment's hem and below its
+armpits, inside its keypoint outline, it is that garment.
 
 So nothing of the old garment is kept (its pixels are in the region, and only the new garment, the person's
 own skin away from it or wall of the wall's colour is pasted there), and the new garment is never painted: the
@@ -76,11 +77,12 @@ import torch.nn.functional as F
 
 from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NECK, GARMENT_CIHP, LEFT_ARM, \
     HAIR_CIHP, MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
-from kgi.graphs import HEM_CENTRE
+from kgi.graphs import HEM, HEM_CENTRE
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
     pieces, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
-from kgi.posed_arms import ARMS, BOTTOM, HAIR, arm_layout_of, cover_shoulders_of, shape_arms_of, waist_row
+from kgi.posed_arms import ARMPITS, ARMS, BOTTOM, HAIR, arm_layout_of, below_line, cover_shoulders_of, shape_arms_of, \
+    waist_row
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
 BLANK_VALUE = 0.5  # grey written on the region the inpainter paints
@@ -458,7 +460,9 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
     garment, or an arm outside the arms' capsules, made torso skin (``FACE_NECK``, the 13 classes' skin of the
     face, neck and torso): a new garment shorter than the old one bares the midriff down to where the old one
     ended. The parse network draws the trousers up to the new hem instead, in an arch whose top the photo never
-    showed, and arm wedges beside it (painted in the arms' shading, a seam against the torso's).
+    showed, and arm wedges beside it (painted in the arms' shading, a seam against the torso's). Between the
+    new garment's armpits and its hem, inside its keypoint outline, the torso is that garment's instead: a warp
+    narrower there than the body left a notch of bare skin between a tee's side and the arm hanging beside it.
 
     A new garment whose keypoints put its hem centre (node 18) below the hips is tucked into the lower garment,
     not shorter: on the ``waistband`` ((H, W) bool, the photo's lower garment grown by the change region's
@@ -473,7 +477,14 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: t
         lower &= ~waistband
     midriff = painted_old_garment & (torso > 0) & (lower | (is_any(target, ARMS) & (arms == 0)))
     midriff[max(int(hips * target.shape[0]), 0):] = False
-    return np.where(midriff, FACE_NECK, target).astype(np.uint8) if midriff.any() else target
+    if not midriff.any():
+        return target
+    covered = np.zeros_like(midriff)
+    if garment_keypoints is not None:
+        keypoints = np.asarray(garment_keypoints, np.float64) * [target.shape[1], target.shape[0]]
+        below_armpits, below_hem = (below_line(keypoints[nodes], target.shape) for nodes in (ARMPITS, list(HEM)))
+        covered = midriff & below_armpits & ~below_hem & garment_outline(keypoints, target.shape)
+    return np.where(covered, UPPER, np.where(midriff, FACE_NECK, target)).astype(np.uint8)
 
 
 def _strips_below_the_waist(garment: np.ndarray, sleeves: np.ndarray, target: np.ndarray, pose_nodes

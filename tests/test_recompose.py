@@ -831,6 +831,25 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips(key
     assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
 
 
+def test_the_torso_the_warp_leaves_open_beside_a_new_garment_is_that_garment_between_its_armpits_and_hem():
+    """The new top reaches row 76 (its keypoints' hem, armpits at row 40) but its warp leaves a strip of the
+    image-left torso open (columns 24-30), where the target draws an arm wedge off the arms' capsules. Between
+    the armpits and the hem the new garment covers the torso: inside its keypoint outline the strip is garment,
+    not bare torso skin (a notch of skin between a tee's side and the arm hanging beside it, 00035_00)."""
+    parse, target = person_in_a_top()
+    person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.5)
+    for label in (13, 10):
+        person[:, :, parse[0] == label] = SKIN.view(3, 1)
+    target[0, 28:76, 30:55] = UPPER
+    target[0, 44:60, 24:30] = RIGHT_ARM
+    warp = backbone_warp(slice(28, 76), slice(30, 55))
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (54, 28),
+                                5: (18, 28), 14: (18, 40), 22: (54, 40)})
+    composed = recompose(person, parse, target, warp, margin_px=1, pose_nodes=SCENE_POSE[None],
+                         garment_keypoints=keypoints)
+    assert (composed.target_parse13[0, 46:58, 25:29] == UPPER).all()
+
+
 @pytest.mark.parametrize("keypoint_hem", [60, 86])
 def test_a_tucked_in_top_leaves_the_skirts_waistband_where_the_old_top_bloused_over_it(keypoint_hem):
     """The old top bloused over the skirt's waistband down to row 62 (the skirt below it); the target draws the
