@@ -29,8 +29,9 @@ from, the mask of pixels it must keep and the target parse as composed:
                the target's waist apart from its sleeves (``_strips_below_the_waist``: a tucked-in top warped down
                the skirt's side)
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
-               with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
-               thin gap between arm and body); specks and slivers of garment apart from the rest (``GARMENT_SPECK``,
+               with its nearest colours, kept), and on wall, or painted torso skin below its armpits beside the
+               arm, wholly in a crack between it and an arm (the photo's thin gap between arm and body, the body's
+               side beside a narrower warp); specks and slivers of garment apart from the rest (``GARMENT_SPECK``,
                ``GARMENT_SLIVER``) take their nearest other label; the target's other upper pixels take the
                person's label outside the region (the photo stays) and where the photo shows an arm (the arm is
                there, not the wall), and elsewhere their nearest label other than garment and hair (a neckline's
@@ -454,36 +455,41 @@ def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> n
     return found
 
 
-def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, layout: tuple[np.ndarray, np.ndarray],
-                  pose_nodes, garment_keypoints, waistband: np.ndarray) -> np.ndarray:
+def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, painted_wall: np.ndarray,
+                  layout: tuple[np.ndarray, np.ndarray], pose_nodes, garment_keypoints, waistband: np.ndarray
+                  ) -> np.ndarray:
     """The (H, W) uint8 target with the painted old garment on the torso above the hips that it calls the lower
     garment, or an arm outside the arms' capsules, made torso skin (``FACE_NECK``, the 13 classes' skin of the
     face, neck and torso): a new garment shorter than the old one bares the midriff down to where the old one
     ended. The parse network draws the trousers up to the new hem instead, in an arch whose top the photo never
     showed, and arm wedges beside it (painted in the arms' shading, a seam against the torso's). Between the
-    new garment's armpits and its hem, inside its keypoint outline, the torso is that garment's instead: a warp
-    narrower there than the body left a notch of bare skin between a tee's side and the arm hanging beside it.
+    new garment's armpits and its hem, inside its keypoint outline, the torso is that garment's instead, and so
+    is the painted wall there that the target calls an arm or the lower garment (the photo's gap between an arm
+    and a narrower old garment): a warp narrower there than the body left a notch of bare skin between a tee's
+    side and the arm hanging beside it, and the gap, an arm's label, flecks of skin inside a wider tee.
 
     A new garment whose keypoints put its hem centre (node 18) below the hips is tucked into the lower garment,
     not shorter: on the ``waistband`` ((H, W) bool, the photo's lower garment grown by the change region's
     margin), where the old top bloused over the waistband, the target's lower garment stays (a band of skin was
-    painted between a tucked-in top and the skirt). ``painted_old_garment`` (H, W) bool, ``layout`` the (arms,
-    torso) of ``kgi.limbs.arm_layout``, ``pose_nodes`` (10, 2) and ``garment_keypoints`` (32, 2, or None)
-    normalised."""
+    painted between a tucked-in top and the skirt). ``painted_old_garment`` and ``painted_wall`` (H, W) bool,
+    ``layout`` the (arms, torso) of ``kgi.limbs.arm_layout``, ``pose_nodes`` (10, 2) and ``garment_keypoints``
+    (32, 2, or None) normalised."""
     arms, torso = layout
     hips = np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 1].min()
     lower = target == BOTTOM
     if garment_keypoints is not None and np.asarray(garment_keypoints, np.float64)[HEM_CENTRE, 1] > hips:
         lower &= ~waistband
-    midriff = painted_old_garment & (torso > 0) & (lower | (is_any(target, ARMS) & (arms == 0)))
-    midriff[max(int(hips * target.shape[0]), 0):] = False
-    if not midriff.any():
+    torso_above_hips = (torso > 0) & (lower | (is_any(target, ARMS) & (arms == 0)))
+    torso_above_hips[max(int(hips * target.shape[0]), 0):] = False
+    torso_above_hips &= painted_old_garment | painted_wall
+    if not torso_above_hips.any():
         return target
+    midriff = torso_above_hips & painted_old_garment
     covered = np.zeros_like(midriff)
     if garment_keypoints is not None:
         keypoints = np.asarray(garment_keypoints, np.float64) * [target.shape[1], target.shape[0]]
         below_armpits, below_hem = (below_line(keypoints[nodes], target.shape) for nodes in (ARMPITS, list(HEM)))
-        covered = midriff & below_armpits & ~below_hem & garment_outline(keypoints, target.shape)
+        covered = torso_above_hips & below_armpits & ~below_hem & garment_outline(keypoints, target.shape)
     return np.where(covered, UPPER, np.where(midriff, FACE_NECK, target)).astype(np.uint8)
 
 
@@ -596,8 +602,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         target = shape_arms_of(target, blanked, parse_cihp, visible_arms, layout)
         if garment_keypoints is not None:
             target = cover_shoulders_of(target, parse_cihp, region, layout, pose_nodes, garment_keypoints)
-        target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), layout, pose_nodes,
-                               garment_keypoints, grow(parse13 == BOTTOM, margin_px))
+        target = _bare_midriff(target, blanked & is_any(parse_cihp, GARMENT_CIHP), blanked & (parse_cihp == 0),
+                               layout, pose_nodes, garment_keypoints, grow(parse13 == BOTTOM, margin_px))
     # Specks of garment apart from the rest (a strip of the old neckline inside the new garment's keypoint outline
     # but off the warp, filled with mirrored cloth: dark dashes on the neck) and slivers, pieces nowhere as thick
     # as GARMENT_SLIVER (the garment's side seen past a hand beside the hips: a dark line along the hand), take
@@ -616,10 +622,19 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
     # garment, which the new garment's side nearly fills): its cloth, not a ragged sliver of painted wall. Wall
     # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.
+    # The same for painted torso skin below the new garment's armpits that touches the arm (the body's side beside
+    # a warp narrower than the old garment: a strip of skin down the arm's edge, shaded apart from it); above
+    # them, skin between a strap and the arm is the shoulder's.
     new_garment = target == UPPER
     in_crack = close_gaps(is_any(target, ARMS) | new_garment, round(GARMENT_CRACK * height))
-    wall_sliver = pieces((target == 0) & region, within=in_crack, touching=grow(new_garment, 1))
-    target = np.where(wall_sliver, UPPER, target)
+    beside_garment = grow(new_garment, 1)
+    sliver = pieces((target == 0) & region, within=in_crack, touching=beside_garment)
+    if garment_keypoints is not None:
+        armpits = np.asarray(garment_keypoints, np.float64)[ARMPITS] * [width, height]
+        side_skin = (target == FACE_NECK) & region & ~kept_skin & below_line(armpits, (height, width))
+        side_skin = pieces(side_skin, within=in_crack, touching=beside_garment)
+        sliver |= pieces(side_skin, touching=grow(is_any(target, ARMS), 1))
+    target = np.where(sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     # The photo's wall where the target keeps wall and it looks like the wall around it is the photo's own (the
     # old garment's blurred edge and its shadow in the margin, unlike it, are painted): left to the inpainter, it

@@ -610,6 +610,34 @@ def test_a_thin_wall_gap_between_the_new_garment_and_an_arm_is_cloth_and_a_notch
         assert (composed.target_parse13[0, 40:43, 59:61] == 0).all()
 
 
+@pytest.mark.parametrize("case", ["crack", "widens", "above the armpits"])
+def test_painted_torso_skin_in_a_thin_crack_between_the_new_garment_and_an_arm_is_cloth(case):
+    """The old top reaches the bare arm; the new garment's warp stops two pixels short of it (``GARMENT_CRACK`` at
+    96 rows: a crack up to two pixels wide), where the target draws torso skin: a strip of painted skin down the
+    arm's edge, shaded apart from it. Wholly in a crack between garment and arm, below the garment's armpits
+    (row 34), it is the garment's cloth, kept. Where it widens beyond a crack (the body's side well clear of the
+    new garment), it stays skin, and so it does above the armpits (a strap top's shoulder). (Without the pose, so
+    that the arms keep the target's shape.)"""
+    parse, target = person_in_a_top()
+    parse[0, 28:76, 16:57] = 0
+    parse[0, 28:76, 22:50] = 5  # a sleeveless old top
+    parse[0, 30:70, 50:61] = 14  # the bare left arm beside it
+    target[0, 28:76, 22:48] = UPPER
+    target[0, 36:56, 48:50] = FACE_NECK  # the strip the warp leaves
+    if case == "widens":
+        target[0, 50:56, 40:48] = FACE_NECK
+    target[0, 30:70, 50:61] = LEFT_ARM
+    mask = (target == UPPER).float()[:, None]
+    warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, mask)
+    armpit_row = 60 if case == "above the armpits" else 34
+    keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (48, 28),
+                                5: (22, 28), 14: (22, armpit_row), 22: (48, armpit_row)})
+    composed = recompose(person_in_blue(parse), parse, target, warp, margin_px=2, garment_keypoints=keypoints)
+    cloth = case == "crack"
+    assert (composed.target_parse13[0, 36:50, 48:50] == (UPPER if cloth else FACE_NECK)).all()
+    assert composed.keep_mask[0, 0, 36:50, 48:50].all() == cloth
+
+
 def test_a_speck_of_garment_apart_from_the_rest_takes_its_nearest_other_label():
     """A pixel of the old neckline's band up on the neck, which the target calls wall, lies inside the new
     garment's keypoint outline (its neckline at row 22) but off the warp: made garment, it was a dash of mirrored
@@ -831,12 +859,16 @@ def test_a_new_garment_shorter_than_the_old_bares_the_midriff_above_the_hips(key
     assert (composed.keep_mask[0, 0, 58:76, 28:46] == 0).all()  # painted
 
 
-def test_the_torso_the_warp_leaves_open_beside_a_new_garment_is_that_garment_between_its_armpits_and_hem():
+@pytest.mark.parametrize("wall_gap", [False, True])
+def test_the_torso_the_warp_leaves_open_beside_a_new_garment_is_that_garment_between_its_armpits_and_hem(wall_gap):
     """The new top reaches row 76 (its keypoints' hem, armpits at row 40) but its warp leaves a strip of the
     image-left torso open (columns 24-30), where the target draws an arm wedge off the arms' capsules. Between
     the armpits and the hem the new garment covers the torso: inside its keypoint outline the strip is garment,
-    not bare torso skin (a notch of skin between a tee's side and the arm hanging beside it, 00035_00)."""
+    not bare torso skin (a notch of skin between a tee's side and the arm hanging beside it, 00035_00). So is a
+    gap of wall the photo shows there between the old top and its sleeve (flecks of painted arm inside a tee)."""
     parse, target = person_in_a_top()
+    if wall_gap:
+        parse[0, 46:58, 26:28] = 0
     person = torch.full((1, 3, SCENE_HEIGHT, SCENE_WIDTH), 0.5)
     for label in (13, 10):
         person[:, :, parse[0] == label] = SKIN.view(3, 1)
