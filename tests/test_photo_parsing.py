@@ -24,7 +24,7 @@ from kgi.photo_parsing import photo_problem
 from kgi.photo_parsing import names as cihp
 from kgi.photo_parsing.names import LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER
 from kgi.photo_parsing.colour import skin_model
-from kgi.photo_parsing.parse import below_the_hem, jaw_shadow
+from kgi.photo_parsing.parse import below_the_hem, jaw_shadow, neck_cracks
 from kgi.photo_parsing.refinement import background_gaps
 from kgi.photo_parsing.regions import BoundaryLine, boundary_line, boundary_seam, split_skin
 from kgi.preprocess import InputError, Preprocessor, Uploads
@@ -160,6 +160,33 @@ def test_the_jaws_shadow_on_the_neck_is_skin_and_a_turtleneck_is_not():
     expected = np.zeros(shape, bool)
     expected[21:30, 40:60] = True
     np.testing.assert_array_equal(shadow, expected)
+
+
+def test_a_crack_between_the_necks_skin_and_the_hair_is_skin_and_a_collar_or_a_gap_between_locks_is_not():
+    """The neck zone spans columns 40-80 below the chin (row 20) down to the shoulders (row 100). The neck's skin
+    (columns 40-60) meets hair (columns 63-80) across a crack three pixels wide (the neck's shaded side, which the
+    colour rules called garment) on rows 20-50; below, a collar eight pixels wide between skin and hair (rows 50-
+    70); then two locks of hair (columns 63-66 and 69-80) with a crack of garment between them (rows 70-80), and a
+    crack the same width between skin and hair outside the zone (rows 100-110). Only the first crack is skin."""
+    shape = (120, 120)
+    rows = np.arange(shape[0])[:, None]
+    columns = np.arange(shape[1])[None, :]
+    neck_zone = (rows > 20) & (rows < 100) & (columns >= 40) & (columns < 80)
+    skin = np.zeros(shape, bool)
+    hair = np.zeros(shape, bool)
+    skin[20:50, 40:60] = True
+    hair[20:50, 63:80] = True
+    skin[50:70, 40:55] = True  # the collar, columns 55-62, between them
+    hair[50:70, 63:80] = True
+    hair[70:80, 63:66] = True  # two locks of hair with garment between them
+    hair[70:80, 69:80] = True
+    skin[100:110, 40:60] = True  # below the shoulders, outside the zone
+    hair[100:110, 63:80] = True
+    candidates = ~skin & ~hair
+    cracks = neck_cracks(skin, hair, candidates, neck_zone)
+    assert cracks[22:49, 60:63].all()  # the crack (its corners aside: the closing rounds them)
+    assert not cracks[52:].any()  # the collar, the gap between locks, the crack below the shoulders
+    assert not cracks[:, :55].any() and not cracks[:, 63:].any()
 
 
 def test_a_strip_of_skirt_down_a_bare_thigh_is_leg_and_trousers_are_left_alone():

@@ -24,7 +24,8 @@ From these :func:`parse_photo` builds the CIHP labels of VITON-HD's ``image-pars
    likelier the background's colour (learnt around the person) than the face's, in a region deep enough that
    touches the background, is background (a narrow gap between an arm and the body, which the segmentation
    models miss). Nothing between the chin and the neck's skin below it is garment: that is the jaw's shadow on
-   the neck (a collar rises from below). Each skin pixel goes to the nearest body part of the skeleton: an arm
+   the neck (a collar rises from below); nor is a crack a few pixels wide between the neck's skin and the hair
+   (the neck's shaded side under the hair). Each skin pixel goes to the nearest body part of the skeleton: an arm
    (CIHP left/right arm, hands included, and no farther than a hand's length past the wrist), a leg, or the
    head-neck-torso line (neck and chest skin: CIHP torso-skin). Where skin of two parts touches (a hand against a
    bare thigh), the photo's edges split it: each part's sure skin (near its own line) floods the rest by a marker

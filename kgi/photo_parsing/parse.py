@@ -35,6 +35,7 @@ SPLIT_REACH = 2.0  # limb widths: split_skin gives a pixel to a part no farther 
 # ratio) PRIOR_WIDTH torso lengths above and below it.
 PRIOR_WIDTH, PRIOR_MAX = 0.03, 6.0
 HEM_MARGIN = 0.05  # torso lengths: lower garment farther than this below its hem line is the leg beside it
+NECK_CRACK = 2  # pixels at the working size: a crack twice this wide between the neck's skin and the hair is skin
 
 
 def parse_photo(rgb: np.ndarray, landmarks: np.ndarray, person: np.ndarray, face: np.ndarray | None
@@ -225,6 +226,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
         person &= ~gaps
         skin &= ~gaps
         skin |= jaw_shadow(skin, person & ~face_region & ~hair, neck_zone)
+        skin |= neck_cracks(skin, hair, person & ~face_region & ~hair, neck_zone)
         garment = person & ~skin & ~face_region & ~hair
     upper = garment.copy()
     if upper_hist is not None and lower_hist is not None:
@@ -290,6 +292,21 @@ def jaw_shadow(skin: np.ndarray, candidates: np.ndarray, neck_zone: np.ndarray) 
     neck_skin = skin & neck_zone
     skin_at_or_below = np.flipud(np.logical_or.accumulate(np.flipud(neck_skin), axis=0))
     return candidates & neck_zone & skin_at_or_below
+
+
+def neck_cracks(skin: np.ndarray, hair: np.ndarray, candidates: np.ndarray, neck_zone: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ``candidates`` in the ``neck_zone`` in a crack between the neck's ``skin`` and the
+    ``hair`` (all (H, W) bool), no wider than ``2 NECK_CRACK`` pixels, that is not one between locks of hair. Such
+    a crack is the neck's shaded side under the hair, left between the hair's edge (straight where the search for
+    hair stops at the neck's band) and the skin's smoothed edge; no garment lies there, a collar rises from below
+    wider than that. As upper clothes it was repainted as flat skin beside the photo's shaded neck, a light tooth
+    with a straight side (00055_00 of the shop photos)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NECK_CRACK + 1,) * 2)
+
+    def closed(mask: np.ndarray) -> np.ndarray:
+        return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+
+    return candidates & neck_zone & closed((skin & neck_zone) | hair) & ~closed(hair)
 
 
 def below_the_hem(lower: np.ndarray, legs: np.ndarray, margin: float) -> np.ndarray:
