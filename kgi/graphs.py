@@ -41,11 +41,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+# The pose graph's nodes: nose, neck, right shoulder, elbow and wrist, left shoulder, elbow and wrist, right hip,
+# left hip (BODY_25 joints, in that order).
 POSE_BODY25_INDEX: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 12)
-POSE_NODE_NAMES: tuple[str, ...] = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist",
-    "l_shoulder", "l_elbow", "l_wrist", "r_hip", "l_hip",
-)
 NUM_POSE_NODES = len(POSE_BODY25_INDEX)
 POSE_EDGES: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 2), (1, 5), (2, 3), (5, 6), (3, 4), (6, 7), (1, 8), (1, 9),

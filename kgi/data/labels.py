@@ -84,9 +84,3 @@ def to_parse13(cihp: np.ndarray) -> np.ndarray:
     if cihp.size and int(cihp.max()) >= NUM_CIHP:
         raise ValueError(f"parse has label {int(cihp.max())}; CIHP labels are 0..{NUM_CIHP - 1}")
     return CIHP_TO_PARSE13[cihp]
-
-
-def palette_bytes() -> list[int]:
-    """The CIHP palette flattened for ``PIL.Image.putpalette`` (768 entries)."""
-    flat = [c for rgb in CIHP_PALETTE for c in rgb]
-    return flat + [0] * (768 - len(flat))
