@@ -1,0 +1,136 @@
+"""How far the flat landmarks of genuine garment photos move when the photo is taken a little differently.
+
+A further set of genuine garments is judged on the sleeve type and the heights of nodes 2 (front neckline),
+14 and 22 (armpits) and 18 (hem centre), within 5-8% of the height. Those photos are framed, lit and compressed
+as their shop chose, so each genuine garment of ``../shared`` (its cloth mask made from the photo, as a user
+who sends the photo alone gets it) is read again from five versions of its photo:
+
+    shrink    scaled to 0.7 and centred on the backdrop's colour (the garment smaller in the frame)
+    shift     moved 8% of the width right and 5% of the height down
+    rotate    turned 2 degrees about the centre
+    jpeg      re-encoded as JPEG at quality 60
+    dim       every pixel at 0.92 of its brightness (a darker exposure: the white backdrop light grey)
+
+and for each, the largest move of the four nodes' heights (mapped back into the original photo) over the photo's
+height, and whether the sleeve type stayed; a refusal is counted as such. Nothing is tuned here: it is a
+measurement of the extractor (``kgi.landmarks.flat_garment_keypoints``) as it is.
+
+Example:
+  python -m bench.landmark_stability            # the 18 garments of ../shared, one table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.common import REPO
+from kgi.data.images import decode_rgb
+from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.preprocess import cloth_mask_from_photo
+
+SHARED = REPO.parent / "shared"
+GARMENT_FOLDERS = ("photos/garments", "vitonhd-extra/test/cloth", "vitonhd-sample/test/cloth")
+NODES = [2, 14, 22, 18]  # the nodes a held-out garment is judged by: front neckline, armpits, hem centre
+TOLERANCE = 0.05  # of the height: the stricter end of the 5-8% a held-out garment is held to
+
+# A version of a photo, and the map from its pixel coordinates back to the original's.
+Variant = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
+
+
+def _backdrop(rgb: np.ndarray) -> np.ndarray:
+    """The median colour of the photo's border: (3,)."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    return np.median(border, axis=0)
+
+
+def variants(rgb: np.ndarray) -> dict[str, Variant]:
+    """The module docstring's five versions of ``rgb`` (H, W, 3 uint8), each with its map back."""
+    height, width = rgb.shape[:2]
+    backdrop = _backdrop(rgb).tolist()
+
+    def affine(matrix: np.ndarray) -> Variant:
+        inverse = cv2.invertAffineTransform(matrix)
+        image = cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=backdrop)
+        return image, lambda points: points @ inverse[:, :2].T + inverse[:, 2]
+
+    scale = 0.7
+    shrink = np.float32([[scale, 0, (1 - scale) * width / 2], [0, scale, (1 - scale) * height / 2]])
+    shift = np.float32([[1, 0, 0.08 * width], [0, 1, 0.05 * height]])
+    rotate = cv2.getRotationMatrix2D((width / 2, height / 2), 2.0, 1.0)
+    _, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 60])
+    jpeg = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    dim = np.clip(rgb.astype(np.float32) * 0.92, 0, 255).round().astype(np.uint8)
+    unchanged = lambda points: points  # noqa: E731 (the same pixels)
+    return {"shrink": affine(shrink), "shift": affine(shift), "rotate": affine(rotate),
+            "jpeg": (jpeg, unchanged), "dim": (dim, unchanged)}
+
+
+def read_landmarks(rgb: np.ndarray):
+    """The flat landmarks of a garment photo with its mask made from the photo (``LandmarkError`` if refused)."""
+    return flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb))
+
+
+def stability(rgb: np.ndarray) -> dict[str, str | float | None]:
+    """For one photo: its sleeve type (``"sleeve"``), then per variant the largest move of ``NODES``' heights over
+    the height (float), "refused", or "sleeve: KIND" when the sleeve type changed. Raises ``LandmarkError`` when
+    the original itself is refused."""
+    height = rgb.shape[0]
+    original = read_landmarks(rgb)
+    heights = np.asarray(original.keypoints, np.float64)[NODES, 1]
+    row: dict[str, str | float | None] = {"sleeve": original.sleeve}
+    for name, (image, back) in variants(rgb).items():
+        try:
+            moved = read_landmarks(image)
+        except LandmarkError:
+            row[name] = "refused"
+            continue
+        if moved.sleeve != original.sleeve:
+            row[name] = f"sleeve: {moved.sleeve}"
+            continue
+        points = back(np.asarray(moved.keypoints, np.float64))
+        row[name] = float(np.abs(points[NODES, 1] - heights).max() / height)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.landmark_stability", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("photos", nargs="*", type=Path,
+                        help="garment photos (default: every one in ../shared's garment folders)")
+    args = parser.parse_args(argv)
+    photos = args.photos or [path for folder in GARMENT_FOLDERS for path in sorted((SHARED / folder).glob("*.jpg"))]
+    if not photos:
+        parser.error(f"no garment photos given and none found under {SHARED}")
+    names = list(variants(np.zeros((8, 8, 3), np.uint8)))
+    print("| garment | sleeve | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    within = total = 0
+    for path in photos:
+        try:
+            row = stability(decode_rgb(path.read_bytes(), source=str(path)))
+        except LandmarkError as error:
+            print(f"| {path.stem} | refused: {error} |" + " |" * len(names))
+            continue
+        cells = []
+        for name in names:
+            value = row[name]
+            total += 1
+            if isinstance(value, float):
+                within += value <= TOLERANCE
+                cells.append(f"{value:.3f}" if value <= TOLERANCE else f"**{value:.3f}**")
+            else:
+                cells.append(f"**{value}**")
+        print(f"| {path.stem} | {row['sleeve']} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n{within} of {total} readings within {TOLERANCE:.0%} of the height, the same sleeve type")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
