@@ -152,7 +152,9 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     A rule, not a segmentation model: pixels farther than a tolerance (RGB distance) from the background colour
     (:func:`border_colour`) are garment candidates. The tolerance is ``tolerance`` for a garment that stands out,
     lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
-    background (first found with ``tolerance``), never below ``MIN_TOLERANCE``; a garment paler still (white on
+    background (over every pixel farther than ``MIN_TOLERANCE`` from it: over those past ``tolerance`` alone, a
+    white tee's dark print made it stand out in a darker photo, its white body lost), never below
+    ``MIN_TOLERANCE``; a garment paler still (white on
     white) gets ``FLAT_MARGIN`` above the backdrop's own noise where that is lower (a flat, cut-out backdrop). So
     a white or pale garment on white keeps its edges while a dark one's shadow stays background. A 3x3 opening
     drops JPEG speckle, a closing over ``CLOSING`` of the height joins the brightest trims, and on a garment that
@@ -164,7 +166,7 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
     distance = _background_distance(cloth)
-    core = distance > tolerance
+    core = distance > MIN_TOLERANCE  # the garment, its pale parts too
     stands_out = False  # from its backdrop: the full tolerance, not a pale garment's lower one
     if core.any():
         pale_tolerance = PALE_TOLERANCE_RATIO * float(np.median(distance[core]))  # one median of the whole garment

@@ -460,6 +460,19 @@ def test_cloth_mask_of_a_white_camisole_cut_out_onto_white():
     assert not cloth_mask_from_photo(noisy)[30:100, 75:85].any()
 
 
+def test_cloth_mask_of_a_white_tee_with_a_dark_print_on_a_dimmer_white():
+    """A white tee (RGB 235) with a dark print over a third of it, photographed a little dark: the flat backdrop
+    is 226, so the tee's white is 15.6 from it, under the tolerance of 18 a garment that stands out gets. Judged
+    pale or not by its pixels past 18 (the print alone), the tee stood out and lost its white body to the
+    backdrop; judged by all of it, it is pale and keeps it (04743_00's Minnie tee dimmed to 0.92: refused)."""
+    photo = np.full((400, 300, 3), 226, np.uint8)
+    photo[60:380, 50:250] = 235  # the tee
+    photo[120:240, 70:230] = 40  # the print
+    mask = cloth_mask_from_photo(photo)
+    assert mask[60:380, 50:250].mean() > 0.99
+    assert not mask[:, :45].any() and not mask[:55].any()
+
+
 def test_cloth_mask_leaves_out_the_gap_between_a_hanging_sleeve_and_the_body_but_not_a_trim_across_it():
     """A navy top whose sleeve hangs beside the body, 6 pixels from it (the closing, 7 at 1024 rows, bridges
     that): the gap, open onto the backdrop below the cuff, is backdrop, not a white wedge of garment. A white
