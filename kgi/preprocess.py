@@ -64,9 +64,11 @@ BACKGROUND_TOLERANCE = 18.0
 # a garment paler still (white on white) gets FLAT_MARGIN above the backdrop's own noise (the 99th percentile of
 # its one-pixel frame's distances) where that is lower: a product cut out onto one flat colour.
 PALE_TOLERANCE_RATIO, MIN_TOLERANCE, FLAT_MARGIN = 0.15, 7.0, 2.5
-# Gaps in the candidates narrower than this fraction of the photo's height are closed (a white trim's brightest
-# pixels on white), so the garment is one region with no opening to the outside.
-CLOSING = 0.007
+# Gaps in the candidates narrower than this fraction of the garment's height are closed (a white trim's brightest
+# pixels on white), so the garment is one region with no opening to the outside. Of the garment's, not the
+# photo's: a garment smaller in its frame has narrower slits, and the red tee 09236 scaled to 0.7 in its photo had
+# the slits between its sleeves and body closed, its armpits read 8% of the height high.
+CLOSING = 0.008
 # A garment mask covering less or more than these fractions of its photo is no garment silhouette (empty, or
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
@@ -157,9 +159,9 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     ``MIN_TOLERANCE``; a garment paler still (white on
     white) gets ``FLAT_MARGIN`` above the backdrop's own noise where that is lower (a flat, cut-out backdrop). So
     a white or pale garment on white keeps its edges while a dark one's shadow stays background. A 3x3 opening
-    drops JPEG speckle, a closing over ``CLOSING`` of the height joins the brightest trims, and on a garment that
-    stands out from its backdrop (not a pale one, where the backdrop's colour is the garment's own too: the white
-    between a pale top's stripes) the deep notches it bridged open onto the backdrop are opened again
+    drops JPEG speckle, a closing over ``CLOSING`` of the garment's height joins the brightest trims, and on a
+    garment that stands out from its backdrop (not a pale one, where the backdrop's colour is the garment's own
+    too: the white between a pale top's stripes) the deep notches it bridged open onto the backdrop are opened again
     (:func:`_open_notches`); the largest connected candidate region, holes filled (a print the colour of the
     background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
@@ -178,7 +180,9 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     candidates = (distance > tolerance).astype(np.uint8)
     del distance, core
     candidates = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    closing = max(3, int(round(CLOSING * cloth.shape[0])) | 1)
+    rows = np.flatnonzero(candidates.any(axis=1))
+    garment_height = rows[-1] - rows[0] + 1 if rows.size else cloth.shape[0]
+    closing = max(3, int(round(CLOSING * garment_height)) | 1)
     closed = cv2.morphologyEx(candidates, cv2.MORPH_CLOSE,
                               cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing, closing)))
     if stands_out:
