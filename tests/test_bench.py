@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import cli
+from bench import cli, landmark_stability
 from bench.cluster import ray_cluster
-from bench.common import CACHE_ENV, DEFAULT_VERSION, example_form
+from bench.common import CACHE_ENV, DEFAULT_VERSION, REPO, example_form
 from kgi.cli import CommandError
 from kgi.sampling import count_unet_evaluations
 
@@ -138,6 +138,18 @@ def test_resolution(tmp_path):
         assert stages["total"] == pytest.approx(sum(v for k, v in stages.items() if k != "total"), rel=1e-3)
     assert document["results"]["ratio_total"] == pytest.approx(medians["1024"]["total"] / medians["256"]["total"])
     assert document["results"]["ratio_total_paired"] == pytest.approx(document["results"]["ratio_total"])  # 1 round
+
+
+def test_landmark_stability_reads_a_genuine_garment_five_ways(capsys):
+    """The red tee 09236 read from its photo scaled, shifted, turned, compressed and dimmed: one row of five
+    readings, each within 5% of the height of the original's (scaled to 0.7, its armpits once read 8% high)."""
+    photo = REPO.parent / "shared" / "photos" / "garments" / "09236_00.jpg"
+    if not photo.is_file():
+        pytest.skip(f"the genuine garment photo {photo} is not here")
+    assert landmark_stability.main([str(photo)]) == 0
+    out = capsys.readouterr().out
+    assert "| 09236_00 | short |" in out
+    assert "5 of 5 readings within 5% of the height" in out
 
 
 def test_gpu_without_a_gpu_says_so_and_succeeds(tmp_path):
