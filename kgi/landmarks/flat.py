@@ -141,17 +141,23 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     keypoints = np.zeros((NUM_GARMENT_NODES, 2), dtype=np.float64)
 
     # 1. Neckline. Under a collar's top with no dip, a front neckline deeper than NOTCH of the corners' spacing
-    # would cut a notch into the collar: the corners are the collar top's ends instead.
+    # would cut a notch into the collar: the corners are the collar top's ends instead, unless no front neckline
+    # shows between those (a shirt's collar: the bottom of its opening, found between the hull edge's ends, is
+    # node 2; the shirt 09176 scaled to 0.7 in its frame put it on the collar's top, 14% of the height up).
     corners, collar_top = _neck_corners(contour)
+    readings = []
     for neck in (dict(zip((-1, +1), corners)), dict(zip((-1, +1), collar_top or corners))):
         neck_centre = _bisector_crossing(contour, neck[-1], neck[+1])
         keypoints[[0, 2, 4]] = contour.points[[neck[-1], neck_centre, neck[+1]]]
         keypoints[1] = contour.resample(neck[-1], neck_centre, [0.5])[0]
         keypoints[3] = contour.resample(neck_centre, neck[+1], [0.5])[0]
         front = front_neckline(rgb, mask, keypoints[[0, 4]], keypoints[2], rows.hem - rows.top)
+        readings.append((neck, keypoints[:5].copy(), front))
         if (collar_top is None or front is None
                 or front[1, 1] - keypoints[[0, 4], 1].max() <= NOTCH * (keypoints[4, 0] - keypoints[0, 0])):
             break
+    if len(readings) == 2 and front is None:  # the collar top's ends show no front neckline: the first reading
+        neck, keypoints[:5], front = readings[0]
 
     # 2. Armpit candidates; a sleeve sticks out of the chord neck corner -> armpit.
     centre_x = int(round((keypoints[0, 0] + keypoints[4, 0]) / 2))
