@@ -1,0 +1,85 @@
+"""The photo parser's figures on genuine people when their photos are taken a little differently.
+
+The parser (``kgi.parsing.PhotoParser``, mediapipe's models and colour analysis in the pose environment) is
+scored on the genuine people of ``../shared`` against their ``image-parse-v3`` (13 classes: mIoU, upper garment
+IoU, arms IoU, pooled over the people as ``kgi prep eval`` pools them), on each photo as it is and on four
+versions of it:
+
+    dim       every pixel at 0.92 of its brightness
+    bright    at 1.08 (clipped)
+    jpeg      re-encoded as JPEG at quality 60
+    warm      red at 1.05, blue at 0.93 (a warmer white balance)
+
+A further set of genuine people is scored the same way, photographed as their shop chose. Nothing is tuned
+here: it measures the parser as it is. Needs ``KGI_POSE_PYTHON`` (the pose environment ``scripts/setup.sh``
+builds).
+
+Example:
+  KGI_POSE_PYTHON=.pose-venv/bin/python python -m bench.parse_stability
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+from bench.common import REPO
+from kgi.data.images import decode_labels, decode_rgb
+from kgi.data.labels import LEFT_ARM, RIGHT_ARM, UPPER, to_parse13
+from kgi.models.parse import iou_counts
+from kgi.parsing import ParserUnavailable, PhotoParser
+
+SHARED = REPO.parent / "shared"
+PEOPLE_FOLDERS = ("vitonhd-sample/test/image", "vitonhd-extra/test/image")
+
+
+def variants(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """The photo as it is and the module docstring's four versions of it, each (H, W, 3) uint8."""
+    def scaled(factors) -> np.ndarray:
+        return np.clip(rgb * np.asarray(factors, np.float32), 0, 255).round().astype(np.uint8)
+
+    _, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 60])
+    return {"as sent": rgb, "dim": scaled(0.92), "bright": scaled(1.08),
+            "jpeg": cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+            "warm": scaled([1.05, 1.0, 0.93])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.parse_stability", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    photos = [path for folder in PEOPLE_FOLDERS for path in sorted((SHARED / folder).glob("*.jpg"))]
+    if not photos:
+        parser.error(f"no genuine people found under {SHARED}")
+    try:
+        photo_parser = PhotoParser()
+    except ParserUnavailable as error:
+        parser.error(str(error))
+    counts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    try:
+        for path in photos:
+            reference_path = path.parent.parent / "image-parse-v3" / f"{path.stem}.png"
+            reference = torch.from_numpy(to_parse13(decode_labels(reference_path.read_bytes(),
+                                                                  source=str(reference_path))))[None]
+            for name, image in variants(decode_rgb(path.read_bytes(), source=str(path))).items():
+                predicted = torch.from_numpy(to_parse13(photo_parser.parse(image)))[None]
+                intersection, union = iou_counts(predicted, reference)
+                summed = counts.get(name, (0, 0))
+                counts[name] = (summed[0] + intersection, summed[1] + union)
+    finally:
+        photo_parser.close()
+    print(f"| photos of {len(photos)} genuine people | 13-class mIoU | upper garment IoU | arms IoU |")
+    print("|---|---|---|---|")
+    for name, (intersection, union) in counts.items():
+        iou = intersection.double() / union.clamp(min=1).double()
+        arms = (intersection[LEFT_ARM] + intersection[RIGHT_ARM]) / (union[LEFT_ARM] + union[RIGHT_ARM]).clamp(min=1)
+        print(f"| {name} | {iou[union > 0].mean():.4f} | {iou[UPPER]:.4f} | {arms.item():.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
