@@ -156,14 +156,13 @@ def cloth_mask_from_photo(cloth: np.ndarray, tolerance: float = BACKGROUND_TOLER
     lower for a pale one: at most ``PALE_TOLERANCE_RATIO`` of the garment's own median distance to the
     background (over every pixel farther than ``MIN_TOLERANCE`` from it: over those past ``tolerance`` alone, a
     white tee's dark print made it stand out in a darker photo, its white body lost), never below
-    ``MIN_TOLERANCE``; a garment paler still (white on
-    white) gets ``FLAT_MARGIN`` above the backdrop's own noise where that is lower (a flat, cut-out backdrop). So
-    a white or pale garment on white keeps its edges while a dark one's shadow stays background. A 3x3 opening
-    drops JPEG speckle, a closing over ``CLOSING`` of the garment's height joins the brightest trims, and on a
-    garment that stands out from its backdrop (not a pale one, where the backdrop's colour is the garment's own
-    too: the white between a pale top's stripes) the deep notches it bridged open onto the backdrop are opened again
-    (:func:`_open_notches`); the largest connected candidate region, holes filled (a print the colour of the
-    background stays garment), is the garment. Works
+    ``MIN_TOLERANCE``; a garment paler still (white on white) gets ``FLAT_MARGIN`` above the backdrop's own noise
+    where that is lower (a flat, cut-out backdrop). So a white or pale garment on white keeps its edges while a
+    dark one's shadow stays background. A 3x3 opening drops JPEG speckle, a closing over ``CLOSING`` of the
+    garment's height joins the brightest trims, and on a garment that stands out from its backdrop (not a pale
+    one, where the backdrop's colour is the garment's own too: the white between a pale top's stripes) the deep
+    notches it bridged open onto the backdrop are opened again (:func:`_open_notches`); the largest connected
+    candidate region, holes filled (a print the colour of the background stays garment), is the garment. Works
     for the VITON-HD and shop norm (a plain backdrop); a garment the colour of its background or a busy
     background needs a mask from the user. Measured by ``kgi prep eval``.
     """
