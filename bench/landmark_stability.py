@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from bench.common import REPO
-from kgi.data.images import decode_rgb
+from kgi.data.images import decode_rgb, encode_jpeg
 from kgi.landmarks import LandmarkError, flat_garment_keypoints
-from kgi.preprocess import cloth_mask_from_photo
+from kgi.preprocess import border_colour, cloth_mask_from_photo
 
 SHARED = REPO.parent / "shared"
 GARMENT_FOLDERS = ("photos/garments", "vitonhd-extra/test/cloth", "vitonhd-sample/test/cloth")
@@ -43,16 +43,10 @@ TOLERANCE = 0.05  # of the height: the stricter end of the 5-8% a held-out garme
 Variant = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
-def _backdrop(rgb: np.ndarray) -> np.ndarray:
-    """The median colour of the photo's border: (3,)."""
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    return np.median(border, axis=0)
-
-
 def variants(rgb: np.ndarray) -> dict[str, Variant]:
     """The module docstring's five versions of ``rgb`` (H, W, 3 uint8), each with its map back."""
     height, width = rgb.shape[:2]
-    backdrop = _backdrop(rgb).tolist()
+    backdrop = border_colour(rgb).tolist()
 
     def affine(matrix: np.ndarray) -> Variant:
         inverse = cv2.invertAffineTransform(matrix)
@@ -64,8 +58,7 @@ def variants(rgb: np.ndarray) -> dict[str, Variant]:
     shrink = np.float32([[scale, 0, (1 - scale) * width / 2], [0, scale, (1 - scale) * height / 2]])
     shift = np.float32([[1, 0, 0.08 * width], [0, 1, 0.05 * height]])
     rotate = cv2.getRotationMatrix2D((width / 2, height / 2), 2.0, 1.0)
-    _, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 60])
-    jpeg = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    jpeg = decode_rgb(encode_jpeg(rgb, quality=60), source="the photo at JPEG quality 60")
     dim = np.clip(rgb.astype(np.float32) * 0.92, 0, 255).round().astype(np.uint8)
     def same(points: np.ndarray) -> np.ndarray:  # the pixels stay where they were
         return points

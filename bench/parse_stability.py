@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import cv2
 import numpy as np
 import torch
 
 from bench.common import REPO
-from kgi.data.images import decode_labels, decode_rgb
+from kgi.data.images import decode_labels, decode_rgb, encode_jpeg
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM, UPPER, to_parse13
 from kgi.models.parse import iou_counts
 from kgi.parsing import ParserUnavailable, PhotoParser
@@ -42,9 +41,8 @@ def variants(rgb: np.ndarray) -> dict[str, np.ndarray]:
     def scaled(factors) -> np.ndarray:
         return np.clip(rgb * np.asarray(factors, np.float32), 0, 255).round().astype(np.uint8)
 
-    _, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 60])
     return {"as sent": rgb, "dim": scaled(0.92), "bright": scaled(1.08),
-            "jpeg": cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+            "jpeg": decode_rgb(encode_jpeg(rgb, quality=60), source="the photo at JPEG quality 60"),
             "warm": scaled([1.05, 1.0, 0.93])}
 
 

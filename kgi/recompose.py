@@ -476,8 +476,9 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, painted_w
     (32, 2, or None) normalised."""
     arms, torso = layout
     hips = np.asarray(pose_nodes, np.float64)[list(TORSO_NODES[2:]), 1].min()
+    keypoints = None if garment_keypoints is None else np.asarray(garment_keypoints, np.float64)
     lower = target == BOTTOM
-    if garment_keypoints is not None and np.asarray(garment_keypoints, np.float64)[HEM_CENTRE, 1] > hips:
+    if keypoints is not None and keypoints[HEM_CENTRE, 1] > hips:
         lower &= ~waistband
     torso_above_hips = (torso > 0) & (lower | (is_any(target, ARMS) & (arms == 0)))
     torso_above_hips[max(int(hips * target.shape[0]), 0):] = False
@@ -486,8 +487,8 @@ def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, painted_w
         return target
     midriff = torso_above_hips & painted_old_garment
     covered = np.zeros_like(midriff)
-    if garment_keypoints is not None:
-        keypoints = np.asarray(garment_keypoints, np.float64) * [target.shape[1], target.shape[0]]
+    if keypoints is not None:
+        keypoints = keypoints * [target.shape[1], target.shape[0]]  # (32, 2) pixels
         below_armpits, below_hem = (below_line(keypoints[nodes], target.shape) for nodes in (ARMPITS, list(HEM)))
         covered = torso_above_hips & below_armpits & ~below_hem & garment_outline(keypoints, target.shape)
     return np.where(covered, UPPER, np.where(midriff, FACE_NECK, target)).astype(np.uint8)
