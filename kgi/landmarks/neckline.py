@@ -14,14 +14,15 @@ is. The front neckline is the path y(x) from one neck corner to the other that m
 found by dynamic programming over the columns (above the outline, between a strap and the body, a path scores
 nothing): the inside takes in what differs from the fabric (the shade, the label) and pays for the fabric it takes
 in. No column's inside reaches past a run of ``FRONT_RUN`` of the body length of fabric-coloured pixels, or half as
-long a run of pixels within half ``TAU`` of the fabric (``PLAIN_FABRIC``, ``PLAIN_RUN``): a print further down the
-chest is not the inside, even a polka dot just below a label across a band of plain cloth, while the shaded inside
-of a shirt's open V, near the fabric's colour, is. Nodes 1, 2 and 3 are the path halfway to each corner and at the
-centre. A path that dips at the centre alone (nodes 1 and 3 less than ``NARROW_DIP`` of node 2's depth below the
-corners' line) went round a label sewn inside a crew neck, the inside around it the fabric's colour (a white tee):
-a crew neckline is round, so nodes 1 and 3 go down to the half ellipse through the corners and node 2. The palette
-is a small k-means of its own (seeded, so a garment always gets the same landmarks; OpenCV's ``kmeans`` draws from
-a process-wide generator).
+long a run of pixels within half ``TAU`` of the fabric (``PLAIN_FABRIC``, ``PLAIN_RUN``; counted below the column's
+first pixel that is not plain fabric, as a plain band at the outline's top is the back's collar band): a print
+further down the chest is not the inside, even a polka dot just below a label across a band of plain cloth, while
+the shaded inside of a shirt's open V, near the fabric's colour, is. Nodes 1, 2 and 3 are the path halfway to each
+corner and at the centre. A path that dips at the centre alone (nodes 1 and 3 less than ``NARROW_DIP`` of node 2's
+depth below the corners' line) went round a label sewn inside a crew neck, the inside around it the fabric's colour
+(a white tee): a crew neckline is round, so nodes 1 and 3 go down to the half ellipse through the corners and node
+2. The palette is a small k-means of its own (seeded, so a garment always gets the same landmarks; OpenCV's
+``kmeans`` draws from a process-wide generator).
 
 The outline's neckline is kept (None) where the photo cannot tell: a fabric the palette does not describe
 (fewer than ``MIN_COVERAGE`` of the body's pixels within ``TAU`` of it: a busy print), or an inside less than
@@ -142,10 +143,14 @@ def _best_path(unlike: np.ndarray, mask: np.ndarray, start_row: int, end_row: in
     plain = (unlike < PLAIN_FABRIC * TAU) & mask
     run, plain_run = np.zeros(columns, int), np.zeros(columns, int)
     starts = np.zeros_like(fabric)
+    # A plain run counts from the first pixel that is not plain fabric down: the plain band above it at the
+    # outline's top is the back's collar band (09176's shirt turned by 2 degrees: 11 rows of 384, a plain run's
+    # length in half its columns, which ended the inside at the top), not the front.
+    opened = np.argmax(~plain & mask, axis=0)  # (C,)
     for row in range(rows - 1, -1, -1):
         run = np.where(fabric[row], run + 1, 0)
         plain_run = np.where(plain[row], plain_run + 1, 0)
-        starts[row] = (run >= front_run) | (plain_run >= PLAIN_RUN * front_run)
+        starts[row] = (run >= front_run) | ((plain_run >= PLAIN_RUN * front_run) & (row >= opened))
     starts &= np.arange(rows)[:, None] >= first[None]
     reach = np.where(starts.any(0), np.argmax(starts, axis=0), rows - 1)  # (C,)
     score = np.where(np.arange(rows)[:, None] <= reach[None], inside, -np.inf)  # (R, C)
