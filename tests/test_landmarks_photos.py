@@ -177,10 +177,11 @@ def test_a_genuine_garment_reads_the_same_framed_lit_or_turned_differently(garme
     matrix = {"smaller": np.float32([[0.7, 0, 0.15 * width], [0, 0.7, 0.15 * height]]),
               "turned": cv2.getRotationMatrix2D((width / 2, height / 2), 2.0, 1.0),
               "darker": np.float32([[1, 0, 0], [0, 1, 0]])}[change]
-    backdrop = np.median(np.concatenate([rgb[0], rgb[-1]]), axis=0).tolist()
-    image = cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_AREA, borderValue=backdrop)
     if change == "darker":
         image = np.clip(rgb * 0.92, 0, 255).round().astype(np.uint8)
+    else:
+        backdrop = np.median(np.concatenate([rgb[0], rgb[-1]]), axis=0).tolist()
+        image = cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_AREA, borderValue=backdrop)
     found = flat_garment_keypoints(image, cloth_mask_from_photo(image))
     inverse = cv2.invertAffineTransform(matrix)
     in_original = found.keypoints @ inverse[:, :2].T + inverse[:, 2]
