@@ -52,7 +52,7 @@ from kgi.data.labels import NUM_CIHP
 from kgi.data.pose import PoseError, parse_openpose
 from kgi.data.sample import PhotoFrame, TryOnSample
 from kgi.graphs import NUM_GARMENT_NODES
-from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.landmarks import LandmarkError, check_framing, flat_garment_keypoints
 from kgi.limbs import wrists_on_hands
 from kgi.parsing import HumanParser, ParsingError
 from kgi.pose_estimation import PoseEstimationError, PoseEstimator
@@ -425,6 +425,7 @@ class Preprocessor:
         keypoints = None
         if uploads.garment_keypoints is not None:
             keypoints = read_garment_keypoints(uploads.garment_keypoints, garment.shape[1], garment.shape[0])
+        sent_mask = mask
         # Resized to fit a 3:4 frame of LANDMARK_HEIGHT rows and padded to it, where its landmarks are found
         # (the same ones whatever the person photo's size), then resized to the working size.
         frame_height, frame_width = LANDMARK_HEIGHT, width_for(LANDMARK_HEIGHT)
@@ -438,6 +439,7 @@ class Preprocessor:
         sleeve = None
         if keypoints is None:
             try:
+                check_framing(sent_mask)  # on the photo as sent: the padding hides a collar or hem cut off by its edge
                 landmarks = flat_garment_keypoints(garment, mask)
             except LandmarkError as exc:
                 raise LandmarkError(f"garment: its landmarks cannot be found ({exc})") from None

@@ -34,6 +34,7 @@ from kgi.landmarks.flat import ARMPIT_DEPTH_PRIOR
 from kgi.landmarks.neckline import front_neckline
 from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.pictures import draw_garment_keypoints
+from kgi.preprocess import Preprocessor, Uploads
 
 HEIGHT = 256
 # The goals: mean keypoint distance as a fraction of the image height.
@@ -327,6 +328,31 @@ def test_a_boxy_sleeveless_top_is_no_folded_garment():
     assert flat_garment_keypoints(rgb, mask).sleeve == "none"
 
 
+# The boxy sleeveless top above, as one polygon (fractions of the photo's width and height).
+BOXY_TOP = [(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55), (0.95, 0.8), (0.05, 0.8),
+            (0.05, 0.55)]
+
+
+@pytest.mark.parametrize("shift, cut", [(-0.2, "top edge"), (0.2, "bottom edge")])
+def test_a_garment_cut_off_by_the_photo_is_refused_not_read(shift, cut):
+    """Its collar or hem off the photo's top or bottom edge: what is there cannot give the neckline or the hem (the
+    Gucci tee 09166 scaled to 1.1 in its frame read node 2 9% of the height off), so it is refused, saying what to
+    send."""
+    mask = _silhouette([[(x, y + shift) for x, y in BOXY_TOP]])
+    rgb = np.where(mask[..., None], np.array([90, 90, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    with pytest.raises(LandmarkError, match=f"not wholly in the photo: it runs off the photo's {cut}") as refusal:
+        flat_garment_keypoints(rgb, mask)
+    assert "Send a photo with the whole garment in the frame" in str(refusal.value)
+
+
+def test_a_garment_touching_the_photos_sides_is_read():
+    """A sleeve's tip often touches a side of a tight product photo (the Gucci tee 09166 as sent): not refused."""
+    mask = _silhouette([[(min(max((x - 0.5) / 0.9 + 0.5, 0.0), 1.0), y) for x, y in BOXY_TOP]])
+    assert mask[:, 0].any() and mask[:, -1].any()
+    rgb = np.where(mask[..., None], np.array([90, 90, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+    assert flat_garment_keypoints(rgb, mask).sleeve == "none"
+
+
 def test_a_sleeve_cut_in_one_with_the_body_has_its_shoulder_above_the_armpit():
     """A dolman top: the shoulder line curves from the neck into a short cap with no corner. Its shoulders lie
     on the top straight above the armpits and its sleeve nodes outside the body's sides, not across the chest."""
@@ -435,21 +461,45 @@ def test_consistency_checks_accept_true_landmarks_and_name_each_fault(samples):
     assert "finite" in landmark_problems(truth[:10])[0]
 
 
-@pytest.mark.slow
-def test_refusal_over_http(service):
-    """Trousers sent as the garment: a 422 whose message says why, through the whole service."""
+def _landscape_top_cut_at_its_collar() -> np.ndarray:
+    """A photo wider than 3:4 of the boxy top with its collar off the top edge: padded to 3:4 for its landmarks,
+    the cut would no longer touch the frame."""
+    mask = np.zeros((512, 800), bool)
+    mask[:, 208:592] = _silhouette([[(x, y - 0.2) for x, y in BOXY_TOP]], height=512)
+    return np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
+
+
+def _example_uploads(garment: np.ndarray) -> Uploads:
+    """The bundled example person, pose and parse with ``garment`` as the garment photo."""
     examples = Path(__file__).resolve().parents[1] / "examples"
-    polygons, _ = NOT_TOPS["trousers"]
-    mask = _silhouette(polygons, height=512)
-    garment = np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
-    files = {name: (examples / file).read_bytes() for name, file in (
-        ("person", "person.jpg"), ("pose", "person_keypoints.json"), ("parse", "person_parse.png"))}
-    files["garment"] = encode_png(garment)
+    return Uploads(person=(examples / "person.jpg").read_bytes(), garment=encode_png(garment),
+                   pose=(examples / "person_keypoints.json").read_bytes(),
+                   parse=(examples / "person_parse.png").read_bytes())
+
+
+def test_the_preprocessor_checks_the_garment_photo_as_sent():
+    """The landscape photo is padded to 3:4 before its landmarks are read; the padding would hide the cut."""
+    with pytest.raises(LandmarkError, match=r"garment: its landmarks cannot be found \(the garment is not wholly"):
+        Preprocessor()(_example_uploads(_landscape_top_cut_at_its_collar()), 256)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("garment, says", [("trousers", "trousers"), ("cut", "not wholly in the photo")])
+def test_refusal_over_http(service, garment, says):
+    """Trousers sent as the garment, and a top whose collar runs off its landscape photo: a 422 whose message says
+    why, through the whole service."""
+    if garment == "trousers":
+        mask = _silhouette(NOT_TOPS["trousers"][0], height=512)
+        photo = np.where(mask[..., None], np.array([40, 60, 120], np.uint8), np.uint8(250)).astype(np.uint8)
+    else:
+        photo = _landscape_top_cut_at_its_collar()
+    uploads = _example_uploads(photo)
+    files = {"person": uploads.person, "garment": uploads.garment, "pose": uploads.pose, "parse": uploads.parse}
     response = httpx.post(f"{service}/v1/tryon", files=[(name, (name, data)) for name, data in files.items()],
                           timeout=120)
     assert response.status_code == 422, response.text[:300]
     error = response.json()["error"]
-    assert error["code"] == "invalid_garment" and "trousers" in error["message"], error
+    assert error["code"] == "invalid_garment" and says in error["message"], error
 
 
 # --- the genuine VITON-HD pair -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kgi.data.images import decode_gray, decode_rgb
-from kgi.landmarks import flat_garment_keypoints
+from kgi.landmarks import LandmarkError, flat_garment_keypoints
 from kgi.landmarks.neckline import front_neckline
 from kgi.preprocess import cloth_mask_from_photo
 
@@ -189,6 +189,22 @@ def test_a_genuine_garment_reads_the_same_framed_lit_or_turned_differently(garme
     assert found.sleeve == sleeve
     for node, by_eye in zip((2, 14, 22, 18), heights):
         assert abs(in_original[node, 1] / height - by_eye) <= BY_EYE_TOLERANCE, node
+
+
+def test_a_genuine_garment_cut_off_by_its_photo_is_refused():
+    """The Gucci tee 09166 fills its photo (its sleeves touch the sides); scaled to 1.1 about the centre, its collar
+    and hem run off the top and bottom edges and node 2 read 9% of the height off. Refused, saying so."""
+    photo = GENUINE / "photos/garments/09166_00.jpg"
+    if not photo.is_file():
+        pytest.skip(f"the genuine garment photo {photo} is not here")
+    rgb = decode_rgb(photo.read_bytes(), source=str(photo))
+    height, width = rgb.shape[:2]
+    assert flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb)).sleeve == "short"  # as sent: read
+    matrix = np.float32([[1.1, 0, -0.05 * width], [0, 1.1, -0.05 * height]])
+    backdrop = np.median(np.concatenate([rgb[0], rgb[-1]]), axis=0).tolist()
+    image = cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_AREA, borderValue=backdrop)
+    with pytest.raises(LandmarkError, match="not wholly in the photo: it runs off the photo's top edge"):
+        flat_garment_keypoints(image, cloth_mask_from_photo(image))
 
 
 def test_a_mock_necks_front_edge_spans_its_collars_top_not_a_notch():

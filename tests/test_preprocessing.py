@@ -574,7 +574,7 @@ def test_an_extreme_aspect_garment_photo_costs_a_few_copies_of_itself(synthetic_
     garment = cv2.resize(sleeved, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)
     height, width = garment.shape[:2]
     canvas = np.empty((height, 4 * height, 3), np.uint8)
-    canvas[:] = garment[2, 2]
+    canvas[:] = garment[:, :1]  # the backdrop widened, row by row (the synthetic backdrop darkens downwards)
     canvas[:, (4 * height - width) // 2:][:, :width] = garment
     extreme = replace(uploads, garment=encode_png(canvas))
     preprocessor = Preprocessor()

@@ -3,7 +3,8 @@
 :func:`landmark_problems` is what ``flat_garment_keypoints`` runs before it answers (a landmark set that fails
 is refused with the reasons, rather than warped into a crumpled garment) and what a dataset check runs on
 landmark files it did not extract. :func:`garment_problems` reads the silhouette alone: trousers, a dress to
-the knee and a folded garment are no tops.
+the knee and a folded garment are no tops. :func:`framing_problems` reads the silhouette against the photo's frame:
+a garment whose collar or hem runs off the photo is not all there to be read.
 
 Lengths are measured against the garment's own size: its *body length* (the top of the neckline to the hem
 centre 18) and its *width* (shoulder 5 to shoulder 31).
@@ -37,6 +38,12 @@ MIN_LEGS_WIDTH = 0.6
 # to its shoulders, about half its width).
 FOLDED_SOLIDITY, FOLDED_ASPECT = 0.96, 1.15
 FOLDED_TOP_ROW, FOLDED_TOP_WIDTH = 0.1, 0.8
+
+# A garment whose silhouette lies along the photo's top or bottom row for this fraction of its width runs off the
+# photo there (the genuine product photos of ../shared: 0 at both; scaled to 1.1-1.2 in their frames, 0.2-1.0
+# where the collar or the hem is cut, and the landmarks of the shop's Gucci tee 09166 cut so move 9% of the height).
+# A side may touch the frame: a long sleeve's tip often does (09166 as sent).
+FRAME_CUT = 0.05
 
 _NECK_ORDER = (0, 1, 2, 3, 4)
 
@@ -135,6 +142,27 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
         if chest > 0 and length > MAX_LENGTH_TO_CHEST * chest and hem > MIN_SKIRT_HEM * chest:
             problems.append(f"it is {length / chest:.1f} times as long as it is wide across the armpits (a top is "
                             f"at most {MAX_LENGTH_TO_CHEST}): a dress or a coat to the knee, not a top")
+    return problems
+
+
+def framing_problems(mask: np.ndarray) -> list[str]:
+    """Why a garment is not wholly in its photo: its silhouette runs off the photo's top edge (the collar or the
+    straps cut off) or its bottom edge (the hem cut off) across ``FRAME_CUT`` of its width or more; an empty list
+    when it does not.
+
+    Args:
+        mask: (H, W) bool garment silhouette, at the photo's size.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    columns = np.flatnonzero(mask.any(0))
+    if not len(columns):
+        return ["the garment mask is empty"]
+    width = float(np.ptp(columns) + 1)
+    problems = []
+    for row, edge, part in ((0, "top", "its collar or straps"), (-1, "bottom", "its hem")):
+        share = np.count_nonzero(mask[row]) / width
+        if share >= FRAME_CUT:
+            problems.append(f"it runs off the photo's {edge} edge across {share:.0%} of its width ({part} cut off)")
     return problems
 
 

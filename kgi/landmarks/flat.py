@@ -2,7 +2,8 @@
 
 0. *Outline.* Ties and straps hanging below ``HANGING_FROM`` of the garment's height (parts narrower than
    ``HANGING_WIDTH`` of its width) are cut off; a silhouette that is no top (trousers, a folded garment) is
-   refused. The *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
+   refused, and so is one whose collar or hem runs off the photo (``kgi.landmarks.checks.framing_problems``). The
+   *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
 1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
    the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
    Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it. A top
@@ -58,7 +59,7 @@ from kgi.landmarks.geometry import (SIDE_BETWEEN, SIDE_FRACTIONS, SIDE_NODES, Co
                                     armhole_nodes, check_mask, convexity_defects, farthest_outside, outer_contour,
                                     outside_distance, point_segment_distance, resample_polyline, signed_side,
                                     unit_vector)
-from kgi.landmarks.checks import garment_problems, landmark_problems
+from kgi.landmarks.checks import framing_problems, garment_problems, landmark_problems
 from kgi.landmarks.neckline import front_neckline
 from kgi.landmarks.sleeves import SHORT_STATIONS, flat_sleeve
 
@@ -124,10 +125,11 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         :class:`GarmentLandmarks`: (32, 2) float32 pixel keypoints and the detected sleeve type.
 
     Raises:
-        LandmarkError: bad shapes, an empty or all-garment mask, an outline with no top edge, a garment that is
-            no top (``kgi.landmarks.checks.garment_problems``: trousers, a dress to the knee, a folded garment),
-            or landmarks that fail their own checks (``kgi.landmarks.checks.landmark_problems``); the message
-            says which and what to send instead.
+        LandmarkError: bad shapes, an empty or all-garment mask, an outline with no top edge, a garment cut off by
+            the photo's top or bottom edge (``kgi.landmarks.checks.framing_problems``), a garment that is no top
+            (``kgi.landmarks.checks.garment_problems``: trousers, a dress to the knee, a folded garment), or
+            landmarks that fail their own checks (``kgi.landmarks.checks.landmark_problems``); the message says
+            which and what to send instead.
     """
     rgb = np.asarray(cloth_rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -135,6 +137,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     if np.shape(cloth_mask) != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
     mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
+    _refuse_if_cut(mask)
     _refuse(garment_problems(mask), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
     contour = outer_contour(mask, "cloth_mask")
@@ -243,6 +246,20 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     _refuse(garment_problems(mask, keypoints), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
     return GarmentLandmarks(keypoints.astype(np.float32), sleeve)
+
+
+def check_framing(cloth_mask: np.ndarray) -> None:
+    """Raise a ``LandmarkError`` saying what to send when the garment's (H, W) bool silhouette, less the ties and
+    straps hanging below it (as :func:`flat_garment_keypoints` reads it), runs off its photo's top or bottom edge
+    (``kgi.landmarks.checks.framing_problems``). A caller that pads the photo before reading its landmarks
+    (``kgi.preprocess``) checks the photo as sent: the padding hides its edges."""
+    _refuse_if_cut(_without_hanging_parts(check_mask(cloth_mask, "cloth_mask")))
+
+
+def _refuse_if_cut(mask: np.ndarray) -> None:
+    """``check_framing`` of a silhouette whose hanging parts are cut already."""
+    _refuse(framing_problems(mask), "the garment is not wholly in the photo",
+            "send a photo with the whole garment in the frame and a margin of backdrop above and below it")
 
 
 def _refuse(problems: list[str], what: str, advice: str) -> None:
