@@ -40,7 +40,7 @@ FOLDED_SOLIDITY, FOLDED_ASPECT = 0.96, 1.15
 FOLDED_TOP_ROW, FOLDED_TOP_WIDTH = 0.1, 0.8
 
 # A garment whose silhouette lies along the photo's top or bottom row for this fraction of its width runs off the
-# photo there (the genuine product photos of ../shared: 0 at both; scaled to 1.1-1.2 in their frames, 0.2-1.0
+# photo there (the genuine product photos of ../shared: 0 at both; scaled to 1.1-1.2 in their frames, 0.18-1.0
 # where the collar or the hem is cut, and the landmarks of the shop's Gucci tee 09166 cut so move 9% of the height).
 # A side may touch the frame: a long sleeve's tip often does (09166 as sent).
 FRAME_CUT = 0.05
