@@ -221,7 +221,7 @@ def _parse_working(image: np.ndarray, marks: np.ndarray, probability: np.ndarray
             (skin_density + np.where(bare, HAND_PRIOR, 0.0) > garment_density)
         skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         skin = refine_skin(image, person, skin, skin_distance, face_region | hair, upper_seed | lower_seed,
-                           max(1, round(limb / 2)))
+                           max(1, round(limb / 2)), nearest == TORSO_SKIN)
         gaps = background_gaps(lab, person, skin, skin_distance, skin_density, limb)
         person &= ~gaps
         skin &= ~gaps
