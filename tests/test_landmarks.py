@@ -319,18 +319,17 @@ def test_a_cropped_top_whose_long_sleeves_hang_below_its_hem_is_no_pair_of_trous
     assert flat_garment_keypoints(sample.cloth, mask).sleeve == "long"
 
 
+# A boxy sleeveless top, as one polygon (fractions of the photo's width and height).
+BOXY_TOP = [(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55), (0.95, 0.8), (0.05, 0.8),
+            (0.05, 0.55)]
+
+
 def test_a_boxy_sleeveless_top_is_no_folded_garment():
     """As convex and as wide as a folded garment, but narrowing to its shoulders: a top, with its landmarks."""
-    mask = _silhouette([[(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55),
-                         (0.95, 0.8), (0.05, 0.8), (0.05, 0.55)]])
+    mask = _silhouette([BOXY_TOP])
     assert garment_problems(mask) == []
     rgb = np.where(mask[..., None], np.array([90, 90, 90], np.uint8), np.uint8(245)).astype(np.uint8)
     assert flat_garment_keypoints(rgb, mask).sleeve == "none"
-
-
-# The boxy sleeveless top above, as one polygon (fractions of the photo's width and height).
-BOXY_TOP = [(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55), (0.95, 0.8), (0.05, 0.8),
-            (0.05, 0.55)]
 
 
 @pytest.mark.parametrize("shift, cut", [(-0.2, "top edge"), (0.2, "bottom edge")])
