@@ -24,12 +24,11 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
 from bench.common import REPO
+from kgi.commands.prep import ParseScore
 from kgi.data.images import decode_labels, decode_rgb, encode_jpeg
-from kgi.data.labels import LEFT_ARM, RIGHT_ARM, UPPER, to_parse13
-from kgi.models.parse import iou_counts
+from kgi.data.labels import LEFT_ARM, RIGHT_ARM, UPPER
 from kgi.parsing import ParserUnavailable, PhotoParser
 
 SHARED = REPO.parent / "shared"
@@ -57,25 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         photo_parser = PhotoParser()
     except ParserUnavailable as error:
         parser.error(str(error))
-    counts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    scores: dict[str, ParseScore] = {}  # per version, pooled over the people as ``kgi prep eval`` pools them
     try:
         for path in photos:
             reference_path = path.parent.parent / "image-parse-v3" / f"{path.stem}.png"
-            reference = torch.from_numpy(to_parse13(decode_labels(reference_path.read_bytes(),
-                                                                  source=str(reference_path))))[None]
+            reference = decode_labels(reference_path.read_bytes(), source=str(reference_path))
             for name, image in variants(decode_rgb(path.read_bytes(), source=str(path))).items():
-                predicted = torch.from_numpy(to_parse13(photo_parser.parse(image)))[None]
-                intersection, union = iou_counts(predicted, reference)
-                summed = counts.get(name, (0, 0))
-                counts[name] = (summed[0] + intersection, summed[1] + union)
+                scores.setdefault(name, ParseScore()).add(photo_parser.parse(image), reference)
     finally:
         photo_parser.close()
     print(f"| photos of {len(photos)} genuine people | 13-class mIoU | upper garment IoU | arms IoU |")
     print("|---|---|---|---|")
-    for name, (intersection, union) in counts.items():
-        iou = intersection.double() / union.clamp(min=1).double()
-        arms = (intersection[LEFT_ARM] + intersection[RIGHT_ARM]) / (union[LEFT_ARM] + union[RIGHT_ARM]).clamp(min=1)
-        print(f"| {name} | {iou[union > 0].mean():.4f} | {iou[UPPER]:.4f} | {arms.item():.4f} |")
+    for name, score in scores.items():
+        print(f"| {name} | {score.miou:.4f} | {score.iou((UPPER,)):.4f} | {score.iou((LEFT_ARM, RIGHT_ARM)):.4f} |")
     return 0
 
 
