@@ -8,7 +8,8 @@ import torch
 
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
-from kgi.limbs import GARMENT_OUTLINE, SHOULDER_OUTSIDE, body_span, fit_short_sleeves, seat_shoulder_seams
+from kgi.limbs import (GARMENT_OUTLINE, GARMENT_TORSO_NODES, MAX_SHORT_SLEEVE_LENGTH, SHOULDER_OUTSIDE, _scale_between,
+                       body_span, fit_short_sleeves, seat_shoulder_seams)
 from kgi.posed_arms import cover_shoulders, waist_row
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
@@ -739,6 +740,38 @@ def test_a_short_sleeve_hung_from_inside_the_shoulder_is_moved_out_to_its_edge()
     cuff = fitted[[26, 27]].mean(0) - nodes[5]
     assert abs(cuff @ outward) < 1e-6  # and the sleeve around the arm
     np.testing.assert_allclose(fitted[:23], worn[:23], atol=1e-9)  # the other side as it was
+
+
+def test_a_plausible_short_sleeve_drawn_too_long_is_shortened_along_its_axis():
+    """Stage 1 draws some genuine people's short sleeves a half longer than the flat sleeve: a sleeve longer than
+    ``MAX_SHORT_SLEEVE_LENGTH`` times the flat one's (times the torso scale) is shortened to that, its cuff as
+    wide; one within it stays as long."""
+    _, nodes = shoulders_person()
+    flat = flat_tshirt()
+    worn = fit_short_sleeves(flat + [0, 27], flat, nodes)  # both sleeves around the arms, as long as flat
+    long_worn = worn.copy()
+    for armhole, sleeve in (([5, 14], slice(6, 14)), ([31, 22], slice(23, 31))):
+        middle = worn[armhole].mean(0)
+        long_worn[sleeve] = middle + 1.5 * (worn[sleeve] - middle)  # 1.5 times as long (and wide)
+    fitted = fit_short_sleeves(long_worn, flat, nodes)
+    torso_scale = _scale_between(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])
+    assert torso_scale == pytest.approx(1, abs=0.02)  # a shifted copy, its shoulders moved out to their edges
+    for armhole, cuff in (([5, 14], [9, 10]), ([31, 22], [27, 26])):
+        flat_length = np.linalg.norm(flat[cuff].mean(0) - flat[armhole].mean(0))
+        length = np.linalg.norm(fitted[cuff].mean(0) - fitted[armhole].mean(0))
+        assert length == pytest.approx(MAX_SHORT_SLEEVE_LENGTH * torso_scale * flat_length, rel=1e-6)
+        cuff_width = np.linalg.norm(fitted[cuff[0]] - fitted[cuff[1]])
+        assert cuff_width > 1.4 * np.linalg.norm(worn[cuff[0]] - worn[cuff[1]])  # only its length changed
+    torso = [n for n in range(32) if n not in range(6, 14) and n not in range(23, 31)]
+    assert np.array_equal(fitted[torso], long_worn[torso])
+    slightly_long = worn.copy()
+    slightly_long[6:14] = worn[[5, 14]].mean(0) + 1.2 * (worn[6:14] - worn[[5, 14]].mean(0))
+    kept = fit_short_sleeves(slightly_long, flat, nodes)  # turned around the arm, as long as it was
+
+    def length(keypoints):
+        return np.linalg.norm(keypoints[[9, 10]].mean(0) - keypoints[[5, 14]].mean(0))
+
+    assert length(kept) == pytest.approx(length(slightly_long), rel=1e-9) and length(kept) > 1.15 * length(worn)
 
 
 def test_a_short_sleeve_beside_the_arm_is_turned_around_it_and_long_sleeves_stay():
