@@ -319,6 +319,37 @@ def test_a_cropped_top_whose_long_sleeves_hang_below_its_hem_is_no_pair_of_trous
     assert flat_garment_keypoints(sample.cloth, mask).sleeve == "long"
 
 
+@pytest.mark.parametrize("sleeve", ["short", "none"])
+def test_a_wide_tie_hanging_past_the_hem_is_not_read_as_the_body(sleeve):
+    """A wrap top's tie, knotted at the side and hanging past the hem as wide as a tenth of the garment (the
+    genuine 04469's is 9%), is cut as the thin ties are: the hem corners and the side stay where they are without
+    it, not at the tie's end."""
+    rng = np.random.default_rng([5, len(sleeve)])
+    params = sample_garment(rng)
+    while params.sleeve != sleeve:
+        params = sample_garment(rng)
+    _, alpha, photo, truth, _ = render_cloth(with_kind(params, rng, "classic"), rng, HEIGHT)
+    below = HEIGHT // 3  # backdrop added below the hem, for the tie to hang into
+    mask = np.pad(alpha >= 0.5, ((0, below), (0, 0)))
+    photo = np.pad(photo, ((0, below), (0, 0), (0, 0)), mode="edge")
+    plain = flat_garment_keypoints(photo, mask)
+    columns, rows = np.flatnonzero(mask.any(0)), np.flatnonzero(mask.any(1))
+    width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
+    knot, corner = truth[20], truth[19]  # the tie hangs from the side, inside the garment's sides
+    tie = np.array([knot - [0.12 * width, 0], knot - [0.02 * width, 0], corner + [-0.02 * width, 0.18 * height],
+                    corner + [-0.12 * width, 0.18 * height]])
+    tied_mask = mask.copy().view(np.uint8)
+    cv2.fillPoly(tied_mask, [np.round(tie).astype(np.int32)], 1)
+    tied_mask = tied_mask.view(bool)
+    assert tied_mask[rows.max() + int(0.1 * height)].any()  # the tie hangs past the hem
+    tied = flat_garment_keypoints(np.where(tied_mask[..., None] & ~mask[..., None], 90, photo).astype(np.uint8),
+                                  tied_mask)
+    assert tied.sleeve == plain.sleeve == sleeve
+    moved = np.linalg.norm(tied.keypoints - plain.keypoints, axis=1) / HEIGHT
+    assert moved[[17, 18, 19, 20, 21]].max() < 0.03, moved
+    assert tied.keypoints[19, 1] < plain.keypoints[19, 1] + 0.02 * HEIGHT
+
+
 # A boxy sleeveless top, as one polygon (fractions of the photo's width and height).
 BOXY_TOP = [(0.32, 0.2), (0.42, 0.2), (0.5, 0.26), (0.58, 0.2), (0.68, 0.2), (0.95, 0.55), (0.95, 0.8), (0.05, 0.8),
             (0.05, 0.55)]

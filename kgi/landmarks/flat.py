@@ -1,9 +1,11 @@
 """Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour and what the photo shows.
 
 0. *Outline.* Ties and straps hanging below ``HANGING_FROM`` of the garment's height (parts narrower than
-   ``HANGING_WIDTH`` of its width) are cut off; a silhouette that is no top (trousers, a folded garment) is
-   refused, and so is one whose collar or hem runs off the photo (``kgi.landmarks.checks.framing_problems``). The
-   *body length* runs from the outline's top to the bottom of its centre column (the hem centre).
+   ``HANGING_WIDTH`` of its width) are cut off, and where the sleeves end above the hem, wider ties hanging past
+   it (``TIE_WIDTH``: the outline is read again without them); a silhouette that is no top (trousers, a folded
+   garment) is refused, and so is one whose collar or hem runs off the photo
+   (``kgi.landmarks.checks.framing_problems``). The *body length* runs from the outline's top to the bottom of
+   its centre column (the hem centre).
 1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
    the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
    Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it. A top
@@ -104,6 +106,13 @@ ARMPITS_APART = 0.05
 # hanging ties or straps, not garment body (cut before the outline is read).
 HANGING_FROM = 0.6
 HANGING_WIDTH = 0.06
+# Of a garment whose sleeves end above the hem (short or none), a part narrower than TIE_WIDTH of the width that
+# starts below HANGING_FROM and hangs more than TIE_BELOW_HEM of the height below the hem centre is a tie, cut
+# too: a wrap top's tie knotted at the side, 9% of the width (04469: read as the body's side, its end as the hem
+# corner 10% of the height below the hem, it made stage 1 draw the garment lopsided, one sleeve down to near the
+# elbow). A long sleeve's cuff may hang as low, beside the body or splayed out.
+TIE_WIDTH = 0.15
+TIE_BELOW_HEM = 0.05
 # The armpit is the top corner of the slit between sleeve and body: among the points of the deepest concavity at
 # least ARMPIT_CORNER_DEPTH of its depth deep, the sharpest inward turn (over ARMPIT_CORNER_STEP of the garment
 # height either side) if it turns by ARMPIT_CORNER_TURN degrees or more. The concavity's deepest point slid down
@@ -140,6 +149,26 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     _refuse_if_cut(mask)
     _refuse(garment_problems(mask), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
+    try:
+        landmarks, refusal = _read(rgb, mask), None
+    except LandmarkError as error:  # perhaps misread by a tie
+        landmarks, refusal = None, error
+    if landmarks is None or landmarks.sleeve != "long":  # a narrow part hanging past the hem is no cuff: a tie
+        ties = _ties(mask)
+        if ties.any():
+            try:
+                untied = _read(rgb, mask & ~ties)
+                if untied.sleeve != "long":
+                    return untied
+            except LandmarkError:
+                pass
+    if refusal is not None:
+        raise refusal
+    return landmarks
+
+
+def _read(rgb: np.ndarray, mask: np.ndarray) -> GarmentLandmarks:
+    """``flat_garment_keypoints`` of a checked silhouette, its hanging parts cut."""
     contour = outer_contour(mask, "cloth_mask")
     garment_height = float(np.ptp(contour.points[:, 1]))
     rows = _BodyRows.of(mask, contour)
@@ -321,6 +350,29 @@ def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
     largest = np.zeros_like(mask)
     largest[box] = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return largest
+
+
+def _ties(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ties of a garment's (H, W) bool silhouette whose sleeves end above its hem: parts narrower
+    than ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below ``HANGING_FROM`` of
+    its height and reach more than ``TIE_BELOW_HEM`` of it below the bottom of its middle column (the hem
+    centre)."""
+    rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+    height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+    cut = int(HANGING_FROM * height)
+    below = mask[box][cut:].astype(np.uint8)
+    line = np.ones((1, int(round(TIE_WIDTH * width)) | 1), np.uint8)
+    narrow = below & ~cv2.morphologyEx(below, cv2.MORPH_OPEN, line)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow, connectivity=8)
+    middle = (width - 1) / 2
+    hem = np.flatnonzero(mask[box][:, int(np.floor(middle))] | mask[box][:, int(np.ceil(middle))]).max() - cut
+    found = np.zeros(mask.shape, bool)
+    for part in range(1, count):
+        top, part_height = stats[part, cv2.CC_STAT_TOP], stats[part, cv2.CC_STAT_HEIGHT]
+        if top > 0 and top + part_height - 1 > hem + TIE_BELOW_HEM * height:
+            found[box][cut:][labels == part] = True
+    return found
 
 
 class _BodyRows(NamedTuple):
