@@ -361,13 +361,16 @@ def _ties(mask: np.ndarray) -> np.ndarray:
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
     cut = int(HANGING_FROM * height)
+    found = np.zeros(mask.shape, bool)
+    middle = (width - 1) / 2
+    centre_rows = np.flatnonzero(mask[box][:, int(np.floor(middle))] | mask[box][:, int(np.ceil(middle))])
+    if not len(centre_rows):  # an open front laid apart: no hem centre
+        return found
+    hem = centre_rows.max() - cut
     below = mask[box][cut:].astype(np.uint8)
     line = np.ones((1, int(round(TIE_WIDTH * width)) | 1), np.uint8)
-    narrow = below & ~cv2.morphologyEx(below, cv2.MORPH_OPEN, line)
+    narrow = (below > cv2.morphologyEx(below, cv2.MORPH_OPEN, line)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow, connectivity=8)
-    middle = (width - 1) / 2
-    hem = np.flatnonzero(mask[box][:, int(np.floor(middle))] | mask[box][:, int(np.ceil(middle))]).max() - cut
-    found = np.zeros(mask.shape, bool)
     for part in range(1, count):
         top, part_height = stats[part, cv2.CC_STAT_TOP], stats[part, cv2.CC_STAT_HEIGHT]
         if top > 0 and top + part_height - 1 > hem + TIE_BELOW_HEM * height:
