@@ -8,8 +8,8 @@ import torch
 
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
-from kgi.limbs import (GARMENT_OUTLINE, GARMENT_TORSO_NODES, MAX_SHORT_SLEEVE_LENGTH, SHOULDER_OUTSIDE, _scale_between,
-                       body_span, fit_short_sleeves, seat_shoulder_seams)
+from kgi.limbs import (GARMENT_OUTLINE, GARMENT_TORSO_NODES, MAX_SHORT_SLEEVE_LENGTH, SHOULDER_OUTSIDE,
+                       _scale_between, body_span, fit_short_sleeves, seat_shoulder_seams)
 from kgi.posed_arms import cover_shoulders, waist_row
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
@@ -320,6 +320,26 @@ def test_a_shoulder_seam_stage_one_places_low_or_high_is_seated_on_the_body_top_
     assert np.array_equal(seated[unmoved], low[unmoved])
     high = seat_shoulder_seams(garment_with_seams_at(50, 52), nodes, body)  # floating above the shoulders
     assert abs(high[5, 1] - body_top[40]) <= 2 and abs(high[31, 1] - body_top[110]) <= 2
+
+
+def test_a_seams_shoulder_end_is_seated_on_a_shoulder_that_rounds_off_below_the_seams_line():
+    """The seam's line is fitted to the body's top along its inner part; a shoulder rounds off at its end, below
+    that line (a tee's square shoulder corner stood above a genuine person's rounded shoulder): the shoulder end,
+    and the sleeve's outer node with it, goes down onto the body's top in its column, where that is no steeper
+    than ``MAX_TOP_SLOPE``."""
+    body = np.zeros((400, 300), bool)
+    for column in range(60, 241):
+        out = abs(column - 150)  # from the neck's middle
+        top = 120 + 20 * out / 90 + 0.018 * max(out - 50, 0) ** 2  # straight, then rounding off past 50 columns
+        body[int(round(top)):340, column] = True
+    _, nodes = shoulders_person()
+    nodes = nodes * 2
+    high = garment_with_seams_at(50, 52) * 2  # floating above the shoulders; shoulder ends at columns 80 and 220
+    seated = seat_shoulder_seams(high, nodes, body)
+    for node, column in ((5, 80), (31, 220)):
+        body_top = np.flatnonzero(body[:, column])[0]
+        assert abs(seated[node, 1] - body_top) <= 1, (node, seated[node], body_top)
+    assert np.allclose(seated[6, 1] - seated[5, 1], high[6, 1] - high[5, 1])  # the sleeve's outer node moves along
 
 
 def test_a_seam_farther_below_its_shoulder_than_the_other_is_seated_with_it():
