@@ -319,11 +319,10 @@ def test_a_cropped_top_whose_long_sleeves_hang_below_its_hem_is_no_pair_of_trous
     assert flat_garment_keypoints(sample.cloth, mask).sleeve == "long"
 
 
-@pytest.mark.parametrize("sleeve", ["short", "none"])
-def test_a_wide_tie_hanging_past_the_hem_is_not_read_as_the_body(sleeve):
-    """A wrap top's tie, knotted at the side and hanging past the hem as wide as a tenth of the garment (the
-    genuine 04469's is 9%), is cut as the thin ties are: the hem corners and the side stay where they are without
-    it, not at the tie's end."""
+def tied_garment(sleeve: str, tie_at: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic classic top of the ``sleeve`` type on a photo with backdrop below its hem, and the same top
+    with a tie a tenth of its width wide hanging 18% of its height past the hem, knotted at its image-right side or
+    at its middle (``tie_at``): the photo, the mask without and the mask with the tie."""
     rng = np.random.default_rng([5, len(sleeve)])
     params = sample_garment(rng)
     while params.sleeve != sleeve:
@@ -332,22 +331,48 @@ def test_a_wide_tie_hanging_past_the_hem_is_not_read_as_the_body(sleeve):
     below = HEIGHT // 3  # backdrop added below the hem, for the tie to hang into
     mask = np.pad(alpha >= 0.5, ((0, below), (0, 0)))
     photo = np.pad(photo, ((0, below), (0, 0), (0, 0)), mode="edge")
-    plain = flat_garment_keypoints(photo, mask)
     columns, rows = np.flatnonzero(mask.any(0)), np.flatnonzero(mask.any(1))
     width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
-    knot, corner = truth[20], truth[19]  # the tie hangs from the side, inside the garment's sides
-    tie = np.array([knot - [0.12 * width, 0], knot - [0.02 * width, 0], corner + [-0.02 * width, 0.18 * height],
-                    corner + [-0.12 * width, 0.18 * height]])
+    if tie_at == "side":  # from the side, inside the garment's sides
+        knot, corner = truth[20], truth[19]
+        tie = np.array([knot - [0.12 * width, 0], knot - [0.02 * width, 0],
+                        corner + [-0.02 * width, 0.18 * height], corner + [-0.12 * width, 0.18 * height]])
+    else:  # from the hem's middle
+        tie = truth[18] + np.array([[-0.05, -0.05], [0.05, -0.05], [0.05, 0.18], [-0.05, 0.18]]) * [width, height]
     tied_mask = mask.copy().view(np.uint8)
     cv2.fillPoly(tied_mask, [np.round(tie).astype(np.int32)], 1)
     tied_mask = tied_mask.view(bool)
     assert tied_mask[rows.max() + int(0.1 * height)].any()  # the tie hangs past the hem
-    tied = flat_garment_keypoints(np.where(tied_mask[..., None] & ~mask[..., None], 90, photo).astype(np.uint8),
-                                  tied_mask)
+    return np.where(tied_mask[..., None] & ~mask[..., None], 90, photo).astype(np.uint8), mask, tied_mask
+
+
+@pytest.mark.parametrize(("sleeve", "tie_at"), [("short", "side"), ("none", "side"), ("short", "middle"),
+                                                ("none", "middle")])
+def test_a_wide_tie_hanging_past_the_hem_is_not_read_as_the_body(sleeve, tie_at):
+    """A wrap top's tie knotted at its side, or a tie-front top's at its middle, hanging past the hem as wide as a
+    tenth of the garment (the genuine 04469's is 9%), is cut as the thin ties are: the hem and the sides stay where
+    they are without it, not at the tie's end."""
+    photo, mask, tied_mask = tied_garment(sleeve, tie_at)
+    plain, tied = flat_garment_keypoints(photo, mask), flat_garment_keypoints(photo, tied_mask)
     assert tied.sleeve == plain.sleeve == sleeve
     moved = np.linalg.norm(tied.keypoints - plain.keypoints, axis=1) / HEIGHT
     assert moved[[17, 18, 19, 20, 21]].max() < 0.03, moved
-    assert tied.keypoints[19, 1] < plain.keypoints[19, 1] + 0.02 * HEIGHT
+
+
+def test_a_narrowing_middle_is_no_tie():
+    """A bodysuit's crotch narrows over a fifth of its height to a band as narrow as a tie: it hangs from no hem,
+    and its end stays the hem centre (a tie hangs from a hem twice its width or wider, ``TIE_ON_HEM`` of the
+    height above it)."""
+    photo, mask, _ = tied_garment("short", "side")
+    rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
+    centre, hem = (columns.min() + columns.max()) / 2 / width, rows.max()  # the centre in widths
+    crotch = np.array([[centre - 0.3, -0.1], [centre + 0.3, -0.1], [centre + 0.06, 0.08], [centre + 0.06, 0.15],
+                       [centre - 0.06, 0.15], [centre - 0.06, 0.08]]) * [width, height] + [0, hem]
+    narrowing = mask.copy().view(np.uint8)
+    cv2.fillPoly(narrowing, [np.round(crotch).astype(np.int32)], 1)
+    found = flat_garment_keypoints(photo, narrowing.view(bool))
+    assert found.keypoints[18, 1] >= hem + 0.13 * height  # the crotch's end
 
 
 # A boxy sleeveless top, as one polygon (fractions of the photo's width and height).

@@ -1,11 +1,11 @@
 """Landmarks of a flat garment photo (cloth + mask), from the mask's outer contour and what the photo shows.
 
 0. *Outline.* Ties and straps hanging below ``HANGING_FROM`` of the garment's height (parts narrower than
-   ``HANGING_WIDTH`` of its width) are cut off, and where the sleeves end above the hem, wider ties hanging past
-   it (``TIE_WIDTH``: the outline is read again without them); a silhouette that is no top (trousers, a folded
-   garment) is refused, and so is one whose collar or hem runs off the photo
-   (``kgi.landmarks.checks.framing_problems``). The *body length* runs from the outline's top to the bottom of
-   its centre column (the hem centre).
+   ``HANGING_WIDTH`` of its width) are cut off, and so are wider ones hanging past the hem (``TIE_WIDTH``): at
+   its middle always, beside it where the sleeves end above the hem (the outline is read again without them); a
+   silhouette that is no top (trousers, a folded garment) is refused, and so is one whose collar or hem runs off
+   the photo (``kgi.landmarks.checks.framing_problems``). The *body length* runs from the outline's top to the
+   bottom of its centre column (the hem centre).
 1. *Neckline.* The convex-hull edge over the top centre spans the neckline dip; the neck corners 0/4 are where
    the outline leaves that edge, node 2 is where it crosses their perpendicular bisector, 1/3 the arc midpoints.
    Where the photo shows a front neckline below the back's (``kgi.landmarks.neckline``), 1-3 follow it. A top
@@ -109,10 +109,13 @@ HANGING_WIDTH = 0.06
 # Of a garment whose sleeves end above the hem (short or none), a part narrower than TIE_WIDTH of the width that
 # starts below HANGING_FROM and hangs more than TIE_BELOW_HEM of the height below the hem centre is a tie, cut
 # too: a wrap top's tie knotted at the side, 9% of the width (04469: read as the body's side, its end as the hem
-# corner 10% of the height below the hem, it made stage 1 draw the garment lopsided, one sleeve down to near the
-# elbow). A long sleeve's cuff may hang as low, beside the body or splayed out.
+# corner, 4% of the height below the hem centre, it made stage 1 draw the garment lopsided, one sleeve down to
+# near the elbow). A long sleeve's cuff may hang as low, beside the body or splayed out.
 TIE_WIDTH = 0.15
 TIE_BELOW_HEM = 0.05
+# A tie across the middle (a knot at the hem's middle) is cut on any garment, no sleeve hanging there, when the
+# row TIE_ON_HEM of the height above its top is at least twice TIE_WIDTH wide (it hangs from the hem).
+TIE_ON_HEM = 0.03
 # The armpit is the top corner of the slit between sleeve and body: among the points of the deepest concavity at
 # least ARMPIT_CORNER_DEPTH of its depth deep, the sharpest inward turn (over ARMPIT_CORNER_STEP of the garment
 # height either side) if it turns by ARMPIT_CORNER_TURN degrees or more. The concavity's deepest point slid down
@@ -147,6 +150,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
     mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
     _refuse_if_cut(mask)
+    mask = mask & ~_ties(mask, central=True)  # no sleeve hangs at the middle
     _refuse(garment_problems(mask), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
     try:
@@ -154,7 +158,7 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     except LandmarkError as error:  # perhaps misread by a tie
         landmarks, refusal = None, error
     if landmarks is None or landmarks.sleeve != "long":  # a narrow part hanging past the hem is no cuff: a tie
-        ties = _ties(mask)
+        ties = _ties(mask, central=False)
         if ties.any():
             try:
                 untied = _read(rgb, mask & ~ties)
@@ -352,30 +356,51 @@ def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
     return largest
 
 
-def _ties(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the ties of a garment's (H, W) bool silhouette whose sleeves end above its hem: parts narrower
-    than ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below ``HANGING_FROM`` of
-    its height and reach more than ``TIE_BELOW_HEM`` of it below the bottom of its middle column (the hem
-    centre)."""
+def _ties(mask: np.ndarray, central: bool) -> np.ndarray:
+    """(H, W) bool: ties hanging past the hem of a garment's (H, W) bool silhouette: parts narrower than
+    ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below ``HANGING_FROM`` of its
+    height and reach more than ``TIE_BELOW_HEM`` of it below the hem centre (the bottom of the middle column, less
+    such parts). ``central``: those across the middle column that hang from the hem, a row ``TIE_ON_HEM`` of the
+    height above their top being at least twice ``TIE_WIDTH`` wide there (a knot at the hem's middle; a
+    bodysuit's crotch narrows gradually); else those beside it (a side tie, or a long sleeve's cuff hanging as
+    low: the caller knows which)."""
     rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+    garment = mask[box]
     cut = int(HANGING_FROM * height)
-    found = np.zeros(mask.shape, bool)
-    middle = (width - 1) / 2
-    centre_rows = np.flatnonzero(mask[box][:, int(np.floor(middle))] | mask[box][:, int(np.ceil(middle))])
-    if not len(centre_rows):  # an open front laid apart: no hem centre
-        return found
-    hem = centre_rows.max() - cut
-    below = mask[box][cut:].astype(np.uint8)
+    below = garment[cut:].astype(np.uint8)
     line = np.ones((1, int(round(TIE_WIDTH * width)) | 1), np.uint8)
-    narrow = (below > cv2.morphologyEx(below, cv2.MORPH_OPEN, line)).astype(np.uint8)
+    opened = cv2.morphologyEx(below, cv2.MORPH_OPEN, line)
+    narrow = (below > opened).astype(np.uint8)
+    found = np.zeros(mask.shape, bool)
+    middle = [int(np.floor((width - 1) / 2)), int(np.ceil((width - 1) / 2))]
+    body = np.concatenate([garment[:cut, middle], opened[:, middle].astype(bool)]).any(axis=1)
+    if not body.any():  # an open front laid apart: no hem centre
+        return found
+    hem = np.flatnonzero(body).max() - cut
     count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow, connectivity=8)
     for part in range(1, count):
-        top, part_height = stats[part, cv2.CC_STAT_TOP], stats[part, cv2.CC_STAT_HEIGHT]
-        if top > 0 and top + part_height - 1 > hem + TIE_BELOW_HEM * height:
-            found[box][cut:][labels == part] = True
+        left, top, part_width, part_height = stats[part, :4]
+        if top == 0 or top + part_height - 1 <= hem + TIE_BELOW_HEM * height:
+            continue
+        across = left <= middle[0] and middle[1] < left + part_width
+        if across != central:
+            continue
+        if central:
+            above = max(cut + top - max(round(TIE_ON_HEM * height), 1), 0)
+            if _run_length(garment[above], middle[0]) < 2 * TIE_WIDTH * width:  # narrowing: not hung from the hem
+                continue
+        found[box][cut:][labels == part] = True
     return found
+
+
+def _run_length(row: np.ndarray, column: int) -> int:
+    """The length of the run of True in (W,) bool ``row`` through ``column``; 0 where it is False there."""
+    if not row[column]:
+        return 0
+    before, after = np.flatnonzero(~row[:column]), np.flatnonzero(~row[column:])
+    return (column + after[0] if len(after) else len(row)) - (before[-1] + 1 if len(before) else 0)
 
 
 class _BodyRows(NamedTuple):
