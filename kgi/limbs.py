@@ -376,9 +376,8 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A shoulder
     rounds off below the line's end: where the body's top in the shoulder end's own column (``_body_top_below``)
     lies lower still, the end goes down onto it (a tee's square shoulder corner stood 15-40 pixels above genuine
-    people's shoulders at 1024 rows). A garment on
-    one shoulder is on both: where one seam is seated and the other is not, the other is looked for within
-    ``SEAM_REACH_PAIRED`` radii.
+    people's shoulders at 1024 rows). A garment on one shoulder is on both: where one seam is seated and the other
+    is not, the other is looked for within ``SEAM_REACH_PAIRED`` radii.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
