@@ -25,6 +25,7 @@ from kgi.landmarks import (
     UPPER_GARMENT_LABELS,
     GarmentLandmarks,
     LandmarkError,
+    check_framing,
     flat_garment_keypoints,
     sleeves_labelled_as_arms,
     worn_garment_keypoints,
@@ -357,6 +358,19 @@ def test_a_wide_tie_hanging_past_the_hem_is_not_read_as_the_body(sleeve, tie_at)
     assert tied.sleeve == plain.sleeve == sleeve
     moved = np.linalg.norm(tied.keypoints - plain.keypoints, axis=1) / HEIGHT
     assert moved[[17, 18, 19, 20, 21]].max() < 0.03, moved
+
+
+def test_a_tie_at_the_middle_running_off_the_photo_is_no_cut_off_garment():
+    """A product photo cropped through a tie-front top's knot, below its hem: the garment is whole in the photo
+    (its hem is in), so it is read, not refused as cut off (``check_framing`` cuts the same ties first)."""
+    photo, mask, tied_mask = tied_garment("short", "middle")
+    rows = np.flatnonzero(mask.any(1))
+    crop = rows.max() + int(0.1 * np.ptp(rows))  # through the tie, below the hem
+    assert tied_mask[crop - 1].any()
+    check_framing(tied_mask[:crop])
+    found = flat_garment_keypoints(photo[:crop], tied_mask[:crop])
+    plain = flat_garment_keypoints(photo, mask)
+    assert np.abs(found.keypoints - plain.keypoints).max() < 0.03 * HEIGHT
 
 
 def test_a_narrowing_middle_is_no_tie():

@@ -150,7 +150,6 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
     mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
     _refuse_if_cut(mask)
-    mask = mask & ~_ties(mask, central=True)  # no sleeve hangs at the middle
     _refuse(garment_problems(mask), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
     try:
@@ -336,8 +335,15 @@ def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int
 
 
 def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
-    """The mask without ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height, an
-    opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
+    """The mask without ties and straps hanging from its lower part (``_without_thin_parts``), nor wider ties
+    hanging from the middle of its hem (``_ties``; no sleeve hangs there)."""
+    trimmed = _without_thin_parts(mask)
+    return trimmed & ~_ties(trimmed, central=True)
+
+
+def _without_thin_parts(mask: np.ndarray) -> np.ndarray:
+    """The mask without thin ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height,
+    an opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
     rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))  # the mask's rows and columns
     top, height, width = rows.min(), np.ptp(rows) + 1, np.ptp(columns) + 1
     length = int(round(HANGING_WIDTH * width)) | 1  # odd: the opening is symmetric
