@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import cli, landmark_stability
+from bench import cli, landmark_stability, landmark_ties
 from bench.cluster import ray_cluster
 from bench.common import CACHE_ENV, DEFAULT_VERSION, REPO, example_form
 from kgi.cli import CommandError
@@ -150,6 +150,18 @@ def test_landmark_stability_reads_a_genuine_garment_five_ways(capsys):
     out = capsys.readouterr().out
     assert "| 09236_00 | short |" in out
     assert "5 of 5 readings within 5% of the height" in out
+
+
+def test_landmark_ties_reads_tied_tops_both_ways(capsys):
+    """Four synthetic tops with a tie at each place, read with and without it: one row per place, every top
+    counted, and the tops read as without the tie outnumber the rest (before the wide ties were cut, none was)."""
+    assert landmark_ties.main(["--tops", "4", "--seed", "3"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| side")
+            or line.startswith("| middle")]
+    assert [row[0].strip() for row in rows] == ["side", "middle"]
+    for _, tops, within_1, within_3, refused, other_sleeve, _ in rows:
+        assert int(tops) == 4 and int(within_3) <= 4
+        assert int(within_1) >= 3 and int(refused) + int(other_sleeve) <= 1
 
 
 def test_gpu_without_a_gpu_says_so_and_succeeds(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.landmark_ties import tied_top
 from kgi.cli import CommandError
 from kgi.commands.landmarks import run as run_landmarks
 from kgi.data.garment import GARMENT_KINDS, KINDS_BY_SLEEVE, sample_garment, with_kind
@@ -323,28 +324,16 @@ def test_a_cropped_top_whose_long_sleeves_hang_below_its_hem_is_no_pair_of_trous
 def tied_garment(sleeve: str, tie_at: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A synthetic classic top of the ``sleeve`` type on a photo with backdrop below its hem, and the same top
     with a tie a tenth of its width wide hanging 18% of its height past the hem, knotted at its image-right side or
-    at its middle (``tie_at``): the photo, the mask without and the mask with the tie."""
+    at its middle (``tie_at``; ``bench.landmark_ties`` draws such tops at random): the photo, the mask without
+    and the mask with the tie."""
     rng = np.random.default_rng([5, len(sleeve)])
     params = sample_garment(rng)
     while params.sleeve != sleeve:
         params = sample_garment(rng)
-    _, alpha, photo, truth, _ = render_cloth(with_kind(params, rng, "classic"), rng, HEIGHT)
-    below = HEIGHT // 3  # backdrop added below the hem, for the tie to hang into
-    mask = np.pad(alpha >= 0.5, ((0, below), (0, 0)))
-    photo = np.pad(photo, ((0, below), (0, 0), (0, 0)), mode="edge")
-    columns, rows = np.flatnonzero(mask.any(0)), np.flatnonzero(mask.any(1))
-    width, height = np.ptp(columns) + 1, np.ptp(rows) + 1
-    if tie_at == "side":  # from the side, inside the garment's sides
-        knot, corner = truth[20], truth[19]
-        tie = np.array([knot - [0.12 * width, 0], knot - [0.02 * width, 0],
-                        corner + [-0.02 * width, 0.18 * height], corner + [-0.12 * width, 0.18 * height]])
-    else:  # from the hem's middle
-        tie = truth[18] + np.array([[-0.05, -0.05], [0.05, -0.05], [0.05, 0.18], [-0.05, 0.18]]) * [width, height]
-    tied_mask = mask.copy().view(np.uint8)
-    cv2.fillPoly(tied_mask, [np.round(tie).astype(np.int32)], 1)
-    tied_mask = tied_mask.view(bool)
-    assert tied_mask[rows.max() + int(0.1 * height)].any()  # the tie hangs past the hem
-    return np.where(tied_mask[..., None] & ~mask[..., None], 90, photo).astype(np.uint8), mask, tied_mask
+    photo, mask, tied_mask = tied_top(with_kind(params, rng, "classic"), rng, tie_at, 0.1, 0.18)
+    rows = np.flatnonzero(mask.any(1))
+    assert tied_mask[rows.max() + int(0.1 * np.ptp(rows))].any()  # the tie hangs past the hem
+    return photo, mask, tied_mask
 
 
 @pytest.mark.parametrize(("sleeve", "tie_at"), [("short", "side"), ("none", "side"), ("short", "middle"),
