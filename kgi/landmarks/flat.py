@@ -113,8 +113,10 @@ HANGING_WIDTH = 0.06
 # near the elbow). A long sleeve's cuff may hang as low, beside the body or splayed out.
 TIE_WIDTH = 0.15
 TIE_BELOW_HEM = 0.05
-# A tie across the middle (a knot at the hem's middle) is cut on any garment, no sleeve hanging there, when the
-# row TIE_ON_HEM of the height above its top is at least twice TIE_WIDTH wide (it hangs from the hem).
+# A tie centred within TIE_MIDDLE of the width of the middle column (a tie-front knot) is cut on any garment, no
+# sleeve hanging there, when the row TIE_ON_HEM of the height above its top is at least twice TIE_WIDTH wide (it
+# hangs from the hem).
+TIE_MIDDLE = 0.2
 TIE_ON_HEM = 0.03
 # The armpit is the top corner of the slit between sleeve and body: among the points of the deepest concavity at
 # least ARMPIT_CORNER_DEPTH of its depth deep, the sharpest inward turn (over ARMPIT_CORNER_STEP of the garment
@@ -366,10 +368,10 @@ def _ties(mask: np.ndarray, central: bool) -> np.ndarray:
     """(H, W) bool: ties hanging past the hem of a garment's (H, W) bool silhouette: parts narrower than
     ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below ``HANGING_FROM`` of its
     height and reach more than ``TIE_BELOW_HEM`` of it below the hem centre (the bottom of the middle column, less
-    such parts). ``central``: those across the middle column that hang from the hem, a row ``TIE_ON_HEM`` of the
-    height above their top being at least twice ``TIE_WIDTH`` wide there (a knot at the hem's middle; a
-    bodysuit's crotch narrows gradually); else those beside it (a side tie, or a long sleeve's cuff hanging as
-    low: the caller knows which)."""
+    such parts). ``central``: those centred within ``TIE_MIDDLE`` of the width of the middle column that hang from
+    the hem, the row ``TIE_ON_HEM`` of the height above their top being at least twice ``TIE_WIDTH`` wide at the
+    middle column (a tie-front knot; a bodysuit's crotch narrows gradually); else those farther out (a side tie,
+    or a long sleeve's cuff hanging as low: the caller knows which)."""
     rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
@@ -390,8 +392,8 @@ def _ties(mask: np.ndarray, central: bool) -> np.ndarray:
         left, top, part_width, part_height = stats[part, :4]
         if top == 0 or top + part_height - 1 <= hem + TIE_BELOW_HEM * height:
             continue
-        across = left <= middle[0] and middle[1] < left + part_width
-        if across != central:
+        near_middle = abs(left + (part_width - 1) / 2 - (width - 1) / 2) <= TIE_MIDDLE * width
+        if near_middle != central:
             continue
         if central:
             above = max(cut + top - max(round(TIE_ON_HEM * height), 1), 0)
