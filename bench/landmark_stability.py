@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.common import REPO
 from kgi.data.images import decode_rgb, encode_jpeg
-from kgi.landmarks import LandmarkError, flat_garment_keypoints
+from kgi.landmarks import LandmarkError, check_framing, flat_garment_keypoints
 from kgi.preprocess import border_colour, cloth_mask_from_photo
 
 SHARED = REPO.parent / "shared"
@@ -70,24 +70,25 @@ def variants(rgb: np.ndarray) -> dict[str, Variant]:
             "jpeg": (jpeg, same), "dim": (dim, same)}
 
 
-def read_landmarks(rgb: np.ndarray):
-    """The flat landmarks of a garment photo with its mask made from the photo (``LandmarkError`` if refused)."""
-    return flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb))
-
-
 def stability(rgb: np.ndarray) -> dict[str, str | float | None]:
     """For one photo: its sleeve type (``"sleeve"``), then per variant the largest move of ``NODES``' heights over
     the height (float), "cut off" (refused: the variant cut the garment off), "refused", or "sleeve: KIND" when
     the sleeve type changed. Raises ``LandmarkError`` when the original itself is refused."""
     height = rgb.shape[0]
-    original = read_landmarks(rgb)
+    original = flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb))  # masks made from the photos throughout
     heights = np.asarray(original.keypoints, np.float64)[NODES, 1]
     row: dict[str, str | float | None] = {"sleeve": original.sleeve}
     for name, (image, back) in variants(rgb).items():
+        mask = cloth_mask_from_photo(image)
         try:
-            moved = read_landmarks(image)
-        except LandmarkError as refusal:
-            row[name] = CUT_OFF if "not wholly in the photo" in str(refusal) else "refused"
+            check_framing(mask)
+        except LandmarkError:
+            row[name] = CUT_OFF
+            continue
+        try:
+            moved = flat_garment_keypoints(image, mask)
+        except LandmarkError:
+            row[name] = "refused"
             continue
         if moved.sleeve != original.sleeve:
             row[name] = f"sleeve: {moved.sleeve}"

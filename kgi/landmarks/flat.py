@@ -150,7 +150,9 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
         raise LandmarkError(f"cloth_rgb must be an (H, W, 3) RGB image, got shape {rgb.shape}")
     if np.shape(cloth_mask) != rgb.shape[:2]:
         raise LandmarkError(f"cloth_mask has size {np.shape(cloth_mask)} but cloth_rgb has {rgb.shape[:2]}")
-    mask = _without_hanging_parts(check_mask(cloth_mask, "cloth_mask"))
+    trimmed = _without_thin_parts(check_mask(cloth_mask, "cloth_mask"))
+    middle_ties, side_ties = _ties(trimmed)
+    mask = trimmed & ~middle_ties  # no sleeve hangs at the middle
     _refuse_if_cut(mask)
     _refuse(garment_problems(mask), "the garment is not a top the method handles",
             "send a photo of one upper garment laid flat, front up")
@@ -159,10 +161,9 @@ def flat_garment_keypoints(cloth_rgb: np.ndarray, cloth_mask: np.ndarray) -> Gar
     except LandmarkError as error:  # perhaps misread by a tie
         landmarks, refusal = None, error
     if landmarks is None or landmarks.sleeve != "long":  # a narrow part hanging past the hem is no cuff: a tie
-        ties = _ties(mask, central=False)
-        if ties.any():
+        if side_ties.any():
             try:
-                untied = _read(rgb, mask & ~ties)
+                untied = _read(rgb, mask & ~side_ties)
                 if untied.sleeve != "long":
                     return untied
             except LandmarkError:
@@ -289,7 +290,8 @@ def check_framing(cloth_mask: np.ndarray) -> None:
     (``kgi.preprocess``) checks the photo as sent: the padding hides its edges."""
     mask = check_mask(cloth_mask, "cloth_mask")
     if mask[0].any() or mask[-1].any():  # else nothing can run off (the hanging parts' cut costs a few ms)
-        _refuse_if_cut(_without_hanging_parts(mask))
+        trimmed = _without_thin_parts(mask)
+        _refuse_if_cut(trimmed & ~_ties(trimmed)[0])
 
 
 def _refuse_if_cut(mask: np.ndarray) -> None:
@@ -336,13 +338,6 @@ def _sleeve_tip(path: np.ndarray, side: int, garment_height: float) -> tuple[int
                     down_the_chord / SLEEVE_TIP_DEPTH)
 
 
-def _without_hanging_parts(mask: np.ndarray) -> np.ndarray:
-    """The mask without ties and straps hanging from its lower part (``_without_thin_parts``), nor wider ties
-    hanging from the middle of its hem (``_ties``; no sleeve hangs there)."""
-    trimmed = _without_thin_parts(mask)
-    return trimmed & ~_ties(trimmed, central=True)
-
-
 def _without_thin_parts(mask: np.ndarray) -> np.ndarray:
     """The mask without thin ties and straps hanging from its lower part: below ``HANGING_FROM`` of its height,
     an opening with a horizontal line ``HANGING_WIDTH`` of its width long; the largest part is kept."""
@@ -364,14 +359,15 @@ def _without_thin_parts(mask: np.ndarray) -> np.ndarray:
     return largest
 
 
-def _ties(mask: np.ndarray, central: bool) -> np.ndarray:
-    """(H, W) bool: ties hanging past the hem of a garment's (H, W) bool silhouette: parts narrower than
-    ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below ``HANGING_FROM`` of its
-    height and reach more than ``TIE_BELOW_HEM`` of it below the hem centre (the bottom of the middle column, less
-    such parts). ``central``: those centred within ``TIE_MIDDLE`` of the width of the middle column that hang from
-    the hem, the row ``TIE_ON_HEM`` of the height above their top being at least twice ``TIE_WIDTH`` wide at the
-    middle column (a tie-front knot; a bodysuit's crotch narrows gradually); else those farther out (a side tie,
-    or a long sleeve's cuff hanging as low: the caller knows which)."""
+def _ties(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ties hanging past the hem of a garment's (H, W) bool silhouette, thin parts cut (``_without_thin_parts``):
+    parts narrower than ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below
+    ``HANGING_FROM`` of its height and reach more than ``TIE_BELOW_HEM`` of it below the hem centre (the bottom of
+    the middle column, less such parts). Two (H, W) bool: those at the middle, centred within ``TIE_MIDDLE`` of the
+    width of the middle column and hanging from the hem, the row ``TIE_ON_HEM`` of the height above their top
+    being at least twice ``TIE_WIDTH`` wide at the middle column (a tie-front knot; a bodysuit's crotch narrows
+    gradually); and those farther out (a side tie, or a long sleeve's cuff hanging as low: the caller knows
+    which)."""
     rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
     height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
@@ -381,26 +377,26 @@ def _ties(mask: np.ndarray, central: bool) -> np.ndarray:
     line = np.ones((1, int(round(TIE_WIDTH * width)) | 1), np.uint8)
     opened = cv2.morphologyEx(below, cv2.MORPH_OPEN, line)
     narrow = (below > opened).astype(np.uint8)
-    found = np.zeros(mask.shape, bool)
-    middle = [int(np.floor((width - 1) / 2)), int(np.ceil((width - 1) / 2))]
+    at_middle, beside = np.zeros(mask.shape, bool), np.zeros(mask.shape, bool)
+    centre = (width - 1) / 2
+    middle = [int(np.floor(centre)), int(np.ceil(centre))]
     body = np.concatenate([garment[:cut, middle], opened[:, middle].astype(bool)]).any(axis=1)
     if not body.any():  # an open front laid apart: no hem centre
-        return found
+        return at_middle, beside
     hem = np.flatnonzero(body).max() - cut
     count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow, connectivity=8)
     for part in range(1, count):
         left, top, part_width, part_height = stats[part, :4]
         if top == 0 or top + part_height - 1 <= hem + TIE_BELOW_HEM * height:
             continue
-        near_middle = abs(left + (part_width - 1) / 2 - (width - 1) / 2) <= TIE_MIDDLE * width
-        if near_middle != central:
-            continue
-        if central:
+        found = beside
+        if abs(left + (part_width - 1) / 2 - centre) <= TIE_MIDDLE * width:
             above = max(cut + top - max(round(TIE_ON_HEM * height), 1), 0)
             if _run_length(garment[above], middle[0]) < 2 * TIE_WIDTH * width:  # narrowing: not hung from the hem
                 continue
+            found = at_middle
         found[box][cut:][labels == part] = True
-    return found
+    return at_middle, beside
 
 
 def _run_length(row: np.ndarray, column: int) -> int:
