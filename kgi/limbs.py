@@ -344,6 +344,7 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and
 # its shoulder end with the sleeve's outer node beside it.
 SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))
+NECKLINE = (0, 1, 2, 3, 4)
 SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end: the neck rises near that end
 SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
 SEAM_REACH_PAIRED = 4.0  # ... unless the other seam was seated: then this many
@@ -371,13 +372,16 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
     jaw (a head tilted over a shoulder), not the shoulder's top; nor does a column where the body's top is steeper
     than ``MAX_TOP_SLOPE``: that is the side of the arm past the shoulder's end, where stage 1 put the seam's end
     beyond it (the seam was lowered down the arm, and the shoulder above painted bare). With estimates from at
-    least half the columns, a line fitted to offset(t) moves the seam's neckline end (and the neckline node beside
-    it) by offset(0) and its shoulder end (and the sleeve's outer node beside it) by offset(1), vertically, each
-    within the offsets found; the neckline centre (node 2) moves by the mean of both neckline ends'. A shoulder
-    rounds off below the line's end: where the body's top in the shoulder end's own column (``_body_top_below``)
-    lies lower still, the end goes down onto it (a tee's square shoulder corner stood 15-40 pixels above genuine
-    people's shoulders at 1024 rows). A garment on one shoulder is on both: where one seam is seated and the other
-    is not, the other is looked for within ``SEAM_REACH_PAIRED`` radii.
+    least half the columns, a line fitted to offset(t), within the offsets found, gives the seam's offset at its
+    neckline end, offset(0), and at its shoulder end, offset(1); the shoulder end (and the sleeve's outer node
+    beside it) moves by offset(1), vertically. The neckline is a ring around the neck: its five nodes move as one,
+    by the mean of the seams' offset(0), and turn as the line through the two shoulder ends' offset(1) does (moved
+    end by end, with the neck rising beside each end, a crew neckline stood 30-40 pixels higher on one side than
+    on the other on genuine people with a raised shoulder or hair over one, a horn up the side of the neck). A
+    shoulder rounds off below the line's end: where the body's top in the shoulder end's own column
+    (``_body_top_below``) lies lower still, the end goes down onto it (a tee's square shoulder corner stood 15-40
+    pixels above genuine people's shoulders at 1024 rows). A garment on one shoulder is on both: where one seam is
+    seated and the other is not, the other is looked for within ``SEAM_REACH_PAIRED`` radii.
 
     Args:
         garment_keypoints: (32, 2) the worn garment's keypoints in pixels (stage 1's output).
@@ -395,15 +399,24 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         offsets = [found if found is not None
                    else _seam_offsets(seated, seam, body, hair, face, SEAM_REACH_PAIRED * radius)
                    for found, seam in zip(offsets, SHOULDER_SEAMS)]
-    for (neck_end, shoulder_end), found in zip(SHOULDER_SEAMS, offsets):
-        neck_offset, shoulder_offset = (0.0, 0.0) if found is None else found
-        seated[list(neck_end), 1] += neck_offset
-        seated[list(shoulder_end), 1] += shoulder_offset
+    # The neckline is a ring around the neck: it moves as one, by the mean of the seams' neckline-end offsets, and
+    # turns as the line through the shoulder ends' offsets does (the torso tilting).
+    neck_offsets = [found[0] for found in offsets if found is not None]
+    shift = float(np.mean(neck_offsets)) if neck_offsets else 0.0
+    tilt = 0.0  # rows per column
+    if all(found is not None for found in offsets):
+        (_, (left_end, _)), (_, (right_end, _)) = SHOULDER_SEAMS
+        columns = seated[right_end, 0] - seated[left_end, 0]
+        tilt = (offsets[1][1] - offsets[0][1]) / columns if abs(columns) >= 1 else 0.0
+    centre = (seated[0, 0] + seated[4, 0]) / 2
+    seated[list(NECKLINE), 1] += shift + tilt * (seated[list(NECKLINE), 0] - centre)
+    for (_, shoulder_end), found in zip(SHOULDER_SEAMS, offsets):
+        if found is not None:
+            seated[list(shoulder_end), 1] += found[1]
         # The line is straight; a shoulder rounds off at its end, below the line's end.
         end_seen = _body_top_below(seated[shoulder_end[0]], body, hair, face, SEAM_REACH * radius)
         if end_seen is not None and end_seen[0] > 0:
             seated[list(shoulder_end), 1] += end_seen[0]
-    seated[2, 1] += np.mean([0.0 if found is None else found[0] for found in offsets])
     return seated
 
 
