@@ -3,13 +3,15 @@
 A further set of genuine garments is judged on the sleeve type and the heights of nodes 2 (front neckline),
 14 and 22 (armpits) and 18 (hem centre), within 5-8% of the height. Those photos are framed, lit and compressed
 as their shop chose, so each genuine garment of ``../shared`` (its cloth mask made from the photo, as a user
-who sends the photo alone gets it) is read again from five versions of its photo:
+who sends the photo alone gets it) is read again from six versions of its photo:
 
     shrink    scaled to 0.7 and centred on the backdrop's colour (the garment smaller in the frame)
     shift     moved 8% of the width right and 5% of the height down
     rotate    turned 2 degrees about the centre
     jpeg      re-encoded as JPEG at quality 60
     dim       every pixel at 0.92 of its brightness (a darker exposure: the white backdrop light grey)
+    mirror    flipped left to right (the garment laid or photographed the other way round), its nodes
+              renumbered as the mirror image's (armpit 14 is the flipped photo's 22)
 
 and for each, the largest move of the four nodes' heights (mapped back into the original photo) over the photo's
 height, and whether the sleeve type stayed; a refusal is counted as such, but for "cut off": a version that moves
@@ -34,6 +36,7 @@ import numpy as np
 from bench.common import REPO
 from kgi.data.images import decode_rgb, encode_jpeg
 from kgi.landmarks import LandmarkError, check_framing, flat_garment_keypoints
+from kgi.models.keypoints import GARMENT_MIRROR
 from kgi.preprocess import border_colour, cloth_mask_from_photo
 
 SHARED = REPO.parent / "shared"
@@ -47,7 +50,7 @@ Variant = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
 def variants(rgb: np.ndarray) -> dict[str, Variant]:
-    """The module docstring's five versions of ``rgb`` (H, W, 3 uint8), each with its map back."""
+    """The module docstring's six versions of ``rgb`` (H, W, 3 uint8), each with its map back."""
     height, width = rgb.shape[:2]
     backdrop = border_colour(rgb).tolist()
 
@@ -66,8 +69,13 @@ def variants(rgb: np.ndarray) -> dict[str, Variant]:
     def same(points: np.ndarray) -> np.ndarray:  # the pixels stay where they were
         return points
 
+    def unmirrored(points: np.ndarray) -> np.ndarray:  # flipped back, each node renamed as its mirror image
+        back = np.array(points, np.float64)[list(GARMENT_MIRROR)]
+        back[:, 0] = width - 1 - back[:, 0]
+        return back
+
     return {"shrink": affine(shrink), "shift": affine(shift), "rotate": affine(rotate),
-            "jpeg": (jpeg, same), "dim": (dim, same)}
+            "jpeg": (jpeg, same), "dim": (dim, same), "mirror": (np.ascontiguousarray(rgb[:, ::-1]), unmirrored)}
 
 
 def stability(rgb: np.ndarray) -> dict[str, str | float | None]:

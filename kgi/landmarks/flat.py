@@ -95,6 +95,10 @@ HEM_CORNER_BELOW = 0.06
 MIN_DIP = 0.004
 # ... and ends where its outline falls this fraction of the garment's height below the top ...
 FLAT_TOP = 0.02
+# ... and where the hull edge over the centre spans less than this fraction of that top, the top is rounded (its
+# hull a chain of short edges, the one over the centre a sliver of it: 01260's mock neck mirrored read its neckline
+# as 4% of its top's width) and the top's ends are its neck corners; ...
+ROUNDED_TOP = 0.5
 # ... and its neck corners are those ends where a front neckline between the hull edge's ends is deeper than this
 # fraction of their spacing (a notch: 01260's mock neck, 1.0; not a polo's placket, 0.6, nor a turtleneck's front
 # edge, 0.15).
@@ -491,8 +495,10 @@ def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | 
             if depth.max() < MIN_DIP * height:  # no neckline dip: the collar's top, out to where it falls away
                 level = max(start_y, end_y) + FLAT_TOP * height
                 # counter-clockwise from the edge's start (the image-left way), clockwise from its end
-                return (int(start), int(end)), (_last_above(contour, int(start), -1, level),
-                                                _last_above(contour, int(end), +1, level))
+                ends = _last_above(contour, int(start), -1, level), _last_above(contour, int(end), +1, level)
+                if end_x - start_x < ROUNDED_TOP * float(np.ptp(contour.points[list(ends), 0])):
+                    return ends, ends
+                return (int(start), int(end)), ends
             below = depth > 1.0
             return (int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])), None
     raise LandmarkError("cloth_mask: no neckline found (the outline has no top edge over its centre)")

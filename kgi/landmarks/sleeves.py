@@ -25,6 +25,11 @@ MAX_ARMHOLE_DEPTH = 0.5
 # centre (a wide sleeve sticking out level, whose edges' bisector misses the cuff).
 CUFF_DEPTH = 0.06
 CUFF_REACH = 0.7
+# A cuff corner is the outline's farthest point in a corner direction; points within this fraction of the
+# sleeve's reach (armpit to tip) of the farthest are a tie, and the one nearest the tip along the outline wins. A
+# sleeve that widens to its cuff has its inner edge square to the corner direction, every point of it a tie: the
+# Stussy tee 09164 mirrored read the armpit itself as the cuff's inner corner, then its shoulder at the neck.
+CUFF_CORNER_TIE = 0.01
 # A shoulder found nearer the centre line than this fraction of the armpit's distance is no shoulder corner but
 # the neck end of a seamless curve (a sleeve cut in one with the body, a sloping polo shoulder).
 SHOULDER_INSIDE_ARMPIT = 0.8
@@ -159,9 +164,12 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
 
     # The outer side is where the contour after the tip lies (outer edge, shoulder), the inner side before it.
     axis, normal = frame(path[tip] - (concavity + neck) / 2, path[tip:].mean(axis=0) - path[: tip + 1].mean(axis=0))
+    tie = CUFF_CORNER_TIE * float(np.linalg.norm(path[tip] - concavity))
     for _ in range(2):  # cuff corners on the rough axis, then on the bisector of the edges fitted from them
-        cuff_inner = int(np.argmax(path[: tip + 1] @ (axis - normal)))
-        cuff_outer = tip + int(np.argmax(path[tip:] @ (axis + normal)))
+        inward = path[: tip + 1] @ (axis - normal)
+        cuff_inner = int(np.flatnonzero(inward >= inward.max() - tie)[-1])
+        outward = path[tip:] @ (axis + normal)
+        cuff_outer = tip + int(np.flatnonzero(outward >= outward.max() - tie)[0])
         inner_run = path[: cuff_inner + 1]
         run_length = float(np.linalg.norm(np.diff(inner_run, axis=0), axis=1).sum())
         outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
