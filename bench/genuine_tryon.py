@@ -21,7 +21,9 @@ and the person's photo and CIHP parse:
     skin detail        the fine detail of painted skin over that of the visible skin kept: the spread of the
                        luminance's band between Gaussians of 0.7 and 2 pixels (pores, fine hair, the photo's
                        grain), over the mean luminance, both away from their outline (6 pixels: the band's reach).
-                       The Sobel figures above also count the shading across a limb; this one does not
+                       The Sobel figures above also count the shading across a limb; this one does not.
+                       A ratio is a dash where nothing of its kind is painted (no painted skin 6 pixels
+                       inside its outline, say)
 
 and writes a sheet: photo, garment, the "before" result when ``--before DIR`` holds ``PERSON_GARMENT.png`` files
 (any earlier version's results), and the result. The data is licensed for testing only: keep the sheet and the
@@ -180,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "old_garment_left", "old_garment_kept",
                                                                 "painted_sharpness", "skin_sharpness",
                                                                 "skin_detail")}
+        ratios = " | ".join("-" if np.isnan(shown[key]) else f"{shown[key]:.2f}"  # -: nothing of that kind painted
+                            for key in ("painted_sharpness", "skin_sharpness", "skin_detail"))
         print(f"| {name} | {scores['size_ok']} | {shown['garment_painted']:.1%} | {shown['painted_of_photo']:.1%} | "
-              f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}) | "
-              f"{shown['painted_sharpness']:.2f} | {shown['skin_sharpness']:.2f} | {shown['skin_detail']:.2f} |",
-              flush=True)
+              f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}) | {ratios} |", flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():
