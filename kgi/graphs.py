@@ -52,6 +52,7 @@ POSE_EDGES: tuple[tuple[int, int], ...] = (
 POSE_FILL_FROM: dict[int, int] = {0: 1, 2: 1, 5: 1, 8: 1, 9: 1, 3: 2, 4: 3, 6: 5, 7: 6}
 
 NUM_GARMENT_NODES = 32
+NECKLINE = (0, 1, 2, 3, 4)  # the neckline's nodes: image-left corner, front centre (2), image-right corner
 HEM_CENTRE = 18  # the garment node at the hem's centre
 HEM = (17, HEM_CENTRE, 19)  # the hem's nodes: image-left corner, centre, image-right corner
 # The body's sides, armpit to hem corner (armpit, two side nodes, hem corner): image-left, then image-right.

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
-from kgi.graphs import BODY_SIDES, HEM_CENTRE, WARP_SEGMENTS
+from kgi.graphs import BODY_SIDES, HEM_CENTRE, NECKLINE, WARP_SEGMENTS
 from kgi.labelmaps import bounding_box, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
@@ -344,7 +344,6 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
 # Per shoulder seam of the worn garment (``kgi.graphs``): its neckline end with the neckline node beside it, and
 # its shoulder end with the sleeve's outer node beside it.
 SHOULDER_SEAMS = (((0, 1), (5, 6)), ((4, 3), (31, 30)))
-NECKLINE = (0, 1, 2, 3, 4)
 SEAM_SAMPLES = np.linspace(0.3, 0.9, 7)  # along the seam from its neckline end: the neck rises near that end
 SEAM_REACH = 2.0  # a seam this many shoulder radii off the body's top is seated on it; farther, it sits there
 SEAM_REACH_PAIRED = 4.0  # ... unless the other seam was seated: then this many

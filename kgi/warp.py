@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from kgi.drawing import polygon_masks
-from kgi.graphs import NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
+from kgi.graphs import NECKLINE, NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
 from kgi.labelmaps import bounding_box, pieces
 from kgi.landmarks.geometry import smooth_curve
 
@@ -52,7 +52,6 @@ GEOMETRY_HEIGHT = 256
 # How far (a fraction of the image height) the backbone may reach beyond its polygon to fill the gaps the
 # polygons leave between the torso and the sleeves (see ``warp_garment``).
 BACKBONE_REACH = 0.04
-NECK_HOLE = (0, 1, 2, 3, 4)  # the neckline's nodes (``kgi.graphs``): inside them the flat photo shows the back
 _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 # The garment photo's outline pixels not pasted, a fraction of its height: the product photo blends the cloth
 # with its white background there, which the warp stretches into pale lines along the garment's edges.
@@ -227,7 +226,7 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
                     white_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two (B, 1, H, W) float masks of the flat garment: its wearable pixels, in the mask less its outline's rim
-    (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECK_HOLE``, closed by the line
+    (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECKLINE``, closed by the line
     between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
     when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
     product-photo background inside a loose mask); and its neck hole (inside the neckline, and around a round one
@@ -238,7 +237,7 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
     scale = 1 << _SUBPIXEL
     rim = 2 * max(round(OUTLINE_RIM * height), 0) + 1
     for index, keypoints in enumerate(cloth_kp):  # OpenCV on the CPU: a polygon at full size in a millisecond
-        nodes = keypoints[list(NECK_HOLE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
+        nodes = keypoints[list(NECKLINE)].cpu().numpy() * [width, height] - 0.5  # pixel centres at integers
         pixels = smooth_curve(nodes)  # a round neckline's curve (straight through a V's collinear nodes)
         hole = np.zeros((height, width), np.uint8)
         cv2.fillPoly(hole, [np.round(pixels * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)
@@ -330,7 +329,7 @@ def warp_garment(
     four are never upsampled; ``grid_sample``'s arithmetic, equal to ``F.interpolate``'s up to rounding). The
     outline stays the full-size garment mask's, less its rim (``OUTLINE_RIM``, where the photo blends cloth and
     background) and the inside of the back that a product photo shows through a front neckline (the polygon of the
-    flat neckline nodes ``NECK_HOLE``).
+    flat neckline nodes ``NECKLINE``).
 
     Args:
         cloth: (B, 3, H, W) flat garment photo in [0, 1]; the output has the same size.
@@ -392,7 +391,7 @@ def _above_neck_corners(keypoints: torch.Tensor, height: int, width: int) -> tor
     (B, 32, 2) normalised ``keypoints``), between their columns, up to the image's top."""
     above = np.zeros((len(keypoints), 1, height, width), np.uint8)
     scale = 1 << _SUBPIXEL
-    corners_of = keypoints[:, [NECK_HOLE[0], NECK_HOLE[-1]]].detach().cpu().numpy() * [width, height]  # (B, 2, 2)
+    corners_of = keypoints[:, [NECKLINE[0], NECKLINE[-1]]].detach().cpu().numpy() * [width, height]  # (B, 2, 2)
     for index, corners in enumerate(corners_of):
         polygon = np.concatenate([corners - 0.5, [[corners[1, 0] - 0.5, -0.5], [corners[0, 0] - 0.5, -0.5]]])
         cv2.fillPoly(above[index, 0], [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8, _SUBPIXEL)

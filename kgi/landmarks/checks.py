@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from kgi.graphs import LEFT_SLEEVE_NODES, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES
+from kgi.graphs import LEFT_SLEEVE_NODES, NECKLINE, NUM_GARMENT_NODES, RIGHT_SLEEVE_NODES
 
 # Paired nodes (image-left, image-right) whose heights differ by at most this fraction of the body length.
 LEVEL_PAIRS = {(5, 31): 0.15, (14, 22): 0.15, (17, 19): 0.25}
@@ -45,8 +45,6 @@ FOLDED_TOP_ROW, FOLDED_TOP_WIDTH = 0.1, 0.8
 # A side may touch the frame: a long sleeve's tip often does (09166 as sent).
 FRAME_CUT = 0.05
 
-_NECK_ORDER = (0, 1, 2, 3, 4)
-
 
 def landmark_problems(keypoints: np.ndarray, mask: np.ndarray | None = None) -> list[str]:
     """What is wrong with a flat garment's landmarks; an empty list when nothing is.
@@ -67,7 +65,7 @@ def landmark_problems(keypoints: np.ndarray, mask: np.ndarray | None = None) -> 
     if points.shape != (NUM_GARMENT_NODES, 2) or not np.isfinite(points).all():
         return [f"the landmarks must be {NUM_GARMENT_NODES} finite (x, y) pairs, got shape {points.shape}"]
     x, y = points[:, 0], points[:, 1]
-    top = float(y[list(_NECK_ORDER)].min())
+    top = float(y[list(NECKLINE)].min())
     length, width = float(y[18] - top), float(x[31] - x[5])
     if length <= 0:
         return [f"the hem centre 18 (y={y[18]:.0f}) is not below the neckline (y={top:.0f})"]
@@ -75,7 +73,7 @@ def landmark_problems(keypoints: np.ndarray, mask: np.ndarray | None = None) -> 
         return [f"shoulder 5 (x={x[5]:.0f}) is not left of shoulder 31 (x={x[31]:.0f}): the garment is mirrored "
                 "or the landmarks are not numbered as kgi.graphs documents"]
     problems = []
-    if not (np.diff(x[list(_NECK_ORDER)]) >= -0.02 * width).all():
+    if not (np.diff(x[list(NECKLINE)]) >= -0.02 * width).all():
         problems.append("the neckline 0-1-2-3-4 does not run from image left to image right")
     for left, right in ((14, 22), (17, 19)):
         if x[left] >= x[right]:
@@ -138,7 +136,7 @@ def garment_problems(mask: np.ndarray, keypoints: np.ndarray | None = None) -> l
     if keypoints is not None:
         points = np.asarray(keypoints, dtype=np.float64)
         chest, hem = float(points[22, 0] - points[14, 0]), float(points[19, 0] - points[17, 0])
-        length = float(points[18, 1] - points[list(_NECK_ORDER), 1].min())
+        length = float(points[18, 1] - points[list(NECKLINE), 1].min())
         if chest > 0 and length > MAX_LENGTH_TO_CHEST * chest and hem > MIN_SKIRT_HEM * chest:
             problems.append(f"it is {length / chest:.1f} times as long as it is wide across the armpits (a top is "
                             f"at most {MAX_LENGTH_TO_CHEST}): a dress or a coat to the knee, not a top")
