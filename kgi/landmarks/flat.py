@@ -483,7 +483,8 @@ def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | 
     garment's top centre (more than a pixel below it), walking in from either end of that edge; and, for a top
     that dips less than ``MIN_DIP`` under that edge (a collar's or mock neck's top, rounded or straight; else
     None), the ends of the collar's top: where the outline, walking out from the edge's ends, falls ``FLAT_TOP``
-    of the garment's height below the edge's lower end."""
+    of the garment's height below the edge's lower end. A rounded top, whose hull edge over the centre spans less
+    than ``ROUNDED_TOP`` of it, has no corners but its top's ends: both are those."""
     hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
     centre_x, centre_y = contour.points.mean(axis=0)
     for start, end in zip(hull, np.roll(hull, -1)):
