@@ -111,7 +111,7 @@ ARMPITS_APART = 0.05
 HANGING_FROM = 0.6
 HANGING_WIDTH = 0.06
 # Of a garment whose sleeves end above the hem (short or none), a part narrower than TIE_WIDTH of the width that
-# starts below HANGING_FROM and hangs more than TIE_BELOW_HEM of the height below the hem centre is a tie, cut
+# starts below HANGING_FROM and hangs more than TIE_BELOW_HEM of the height below the hem (``_ties``) is a tie, cut
 # too: a wrap top's tie knotted at the side, 9% of the width (04469: read as the body's side, its end as the hem
 # corner, 4% of the height below the hem centre, it made stage 1 draw the garment lopsided, one sleeve down to
 # near the elbow). A long sleeve's cuff may hang as low, beside the body or splayed out.
@@ -366,8 +366,9 @@ def _without_thin_parts(mask: np.ndarray) -> np.ndarray:
 def _ties(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ties hanging past the hem of a garment's (H, W) bool silhouette, thin parts cut (``_without_thin_parts``):
     parts narrower than ``TIE_WIDTH`` of its width (an opening with a horizontal line) that lie wholly below
-    ``HANGING_FROM`` of its height and reach more than ``TIE_BELOW_HEM`` of it below the hem centre (the bottom of
-    the middle column, less such parts). Two (H, W) bool: those at the middle, centred within ``TIE_MIDDLE`` of the
+    ``HANGING_FROM`` of its height and reach more than ``TIE_BELOW_HEM`` of it below the hem in their own columns
+    (the bottom of the rest of the garment there; where none, the hem centre: the bottom of the middle column,
+    less such parts). Two (H, W) bool: those at the middle, centred within ``TIE_MIDDLE`` of the
     width of the middle column and hanging from the hem, the row ``TIE_ON_HEM`` of the height above their top
     being at least twice ``TIE_WIDTH`` wide at the middle column (a tie-front knot; a bodysuit's crotch narrows
     gradually); and those farther out (a side tie, or a long sleeve's cuff hanging as low: the caller knows
