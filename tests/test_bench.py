@@ -149,7 +149,9 @@ def test_landmark_stability_reads_a_genuine_garment_six_ways(capsys):
     assert landmark_stability.main([str(photo)]) == 0
     out = capsys.readouterr().out
     assert "| 09236_00 | short |" in out
-    assert "6 of 6 readings within 5% of the height" in out
+    assert "6 of 6 readings with nodes 2, 14, 22 and 18 within 5% of the height" in out
+    assert landmark_stability.main(["--all-nodes", str(photo)]) == 0  # every node: 1-2% of the height on this tee
+    assert "6 of 6 readings with every node within 5% of the height" in capsys.readouterr().out
 
 
 def test_landmark_ties_reads_tied_tops_both_ways(capsys):
