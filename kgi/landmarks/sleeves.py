@@ -25,10 +25,12 @@ MAX_ARMHOLE_DEPTH = 0.5
 # centre (a wide sleeve sticking out level, whose edges' bisector misses the cuff).
 CUFF_DEPTH = 0.06
 CUFF_REACH = 0.7
-# A cuff corner is the outline's farthest point in a corner direction; points within this fraction of the
-# sleeve's reach (armpit to tip) of the farthest are a tie, and the one nearest the tip along the outline wins. A
-# sleeve that widens to its cuff has its inner edge square to the corner direction, every point of it a tie: the
-# Stussy tee 09164 mirrored read the armpit itself as the cuff's inner corner, then its shoulder at the neck.
+# The cuff's inner corner is the outline's farthest point in a corner direction from the armpit to the tip;
+# points within this fraction of the sleeve's reach (armpit to tip) of the farthest are a tie, and the one nearest
+# the tip along the outline wins. A sleeve that widens to its cuff has its inner edge square to that direction,
+# every point of it a tie: the Stussy tee 09164 mirrored read the armpit itself as the cuff's inner corner, then
+# its shoulder at the neck. (The outer corner's ties are left to the first point: broken so too, the cap sleeve of
+# 06802, its mask made from the photo, read its outer edge across the chest.)
 CUFF_CORNER_TIE = 0.01
 # A shoulder found nearer the centre line than this fraction of the armpit's distance is no shoulder corner but
 # the neck end of a seamless curve (a sleeve cut in one with the body, a sloping polo shoulder).
@@ -168,8 +170,7 @@ def flat_sleeve(path: np.ndarray, tip: int, body_side: np.ndarray, armpit_band: 
     for _ in range(2):  # cuff corners on the rough axis, then on the bisector of the edges fitted from them
         inward = path[: tip + 1] @ (axis - normal)
         cuff_inner = int(np.flatnonzero(inward >= inward.max() - tie)[-1])
-        outward = path[tip:] @ (axis + normal)
-        cuff_outer = tip + int(np.flatnonzero(outward >= outward.max() - tie)[0])
+        cuff_outer = tip + int(np.argmax(path[tip:] @ (axis + normal)))
         inner_run = path[: cuff_inner + 1]
         run_length = float(np.linalg.norm(np.diff(inner_run, axis=0), axis=1).sum())
         outer_arc = np.cumsum(np.linalg.norm(np.diff(path[cuff_outer:], axis=0), axis=1))
