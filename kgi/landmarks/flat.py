@@ -489,7 +489,8 @@ def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | 
     that dips less than ``MIN_DIP`` under that edge (a collar's or mock neck's top, rounded or straight; else
     None), the ends of the collar's top: where the outline, walking out from the edge's ends, falls ``FLAT_TOP``
     of the garment's height below the edge's lower end. A rounded top, whose hull edge over the centre spans less
-    than ``ROUNDED_TOP`` of it, has no corners but its top's ends: both are those."""
+    than ``ROUNDED_TOP`` of it, has no corners but its top's ends: those are the neck corners, and there is no
+    collar top to read apart (None)."""
     hull = np.sort(cv2.convexHull(np.round(contour.points).astype(np.int32), returnPoints=False)[:, 0])
     centre_x, centre_y = contour.points.mean(axis=0)
     for start, end in zip(hull, np.roll(hull, -1)):
@@ -503,7 +504,7 @@ def _neck_corners(contour: Contour) -> tuple[tuple[int, int], tuple[int, int] | 
                 # counter-clockwise from the edge's start (the image-left way), clockwise from its end
                 ends = _last_above(contour, int(start), -1, level), _last_above(contour, int(end), +1, level)
                 if end_x - start_x < ROUNDED_TOP * float(np.ptp(contour.points[list(ends), 0])):
-                    return ends, ends
+                    return ends, None  # the one reading there is
                 return (int(start), int(end)), ends
             below = depth > 1.0
             return (int(top[np.argmax(below) - 1]), int(top[len(top) - np.argmax(below[::-1])])), None
