@@ -13,6 +13,13 @@ who sends the photo alone gets it) is read again from six versions of its photo:
     mirror    flipped left to right (the garment laid or photographed the other way round), its nodes
               renumbered as the mirror image's (armpit 14 is the flipped photo's 22)
 
+With ``--framings``, eight versions that frame the photo a little differently instead (where a threshold sits
+near a garment's own value, the reading comes and goes with the framing):
+
+    0.8, 0.9        scaled to that size about the centre
+    -3, -2, -1, 1, 3  turned by that many degrees about the centre
+    mirror+2        flipped left to right and turned 2 degrees
+
 and for each, the largest move of the four nodes' heights (mapped back into the original photo) over the photo's
 height (with ``--all-nodes``: the largest distance any of the 32 nodes moved, which a warp feels), and whether the
 sleeve type stayed; a refusal is counted as such, but for "cut off": a version that moves
@@ -23,6 +30,7 @@ the garment's collar or hem off the photo is refused as a photo of part of a gar
 Example:
   python -m bench.landmark_stability              # the 18 garments of ../shared, one table
   python -m bench.landmark_stability --all-nodes  # the same, every node's move
+  python -m bench.landmark_stability --framings --all-nodes  # eight framings, every node's move
 """
 
 from __future__ import annotations
@@ -51,23 +59,24 @@ CUT_OFF = "cut off"  # a variant's reading: refused, as the variant moved the ga
 Variant = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
-def variants(rgb: np.ndarray) -> dict[str, Variant]:
-    """The module docstring's six versions of ``rgb`` (H, W, 3 uint8), each with its map back."""
+def variants(rgb: np.ndarray, framings: bool = False) -> dict[str, Variant]:
+    """The module docstring's six versions of ``rgb`` (H, W, 3 uint8), or with ``framings`` its eight framings,
+    each with its map back."""
     height, width = rgb.shape[:2]
     backdrop = border_colour(rgb).tolist()
 
-    def affine(matrix: np.ndarray) -> Variant:
+    def affine(matrix: np.ndarray, photo: np.ndarray = rgb) -> Variant:
         inverse = cv2.invertAffineTransform(matrix)
-        image = cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
+        image = cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
                                borderValue=backdrop)
         return image, lambda points: points @ inverse[:, :2].T + inverse[:, 2]
 
-    scale = 0.7
-    shrink = np.float32([[scale, 0, (1 - scale) * width / 2], [0, scale, (1 - scale) * height / 2]])
-    shift = np.float32([[1, 0, 0.08 * width], [0, 1, 0.05 * height]])
-    rotate = cv2.getRotationMatrix2D((width / 2, height / 2), 2.0, 1.0)
-    jpeg = decode_rgb(encode_jpeg(rgb, quality=60), source="the photo at JPEG quality 60")
-    dim = np.clip(rgb.astype(np.float32) * 0.92, 0, 255).round().astype(np.uint8)
+    def turned(degrees: float) -> np.ndarray:
+        return cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+
+    def scaled(scale: float) -> np.ndarray:  # about the centre
+        return np.float32([[scale, 0, (1 - scale) * width / 2], [0, scale, (1 - scale) * height / 2]])
+
     def same(points: np.ndarray) -> np.ndarray:  # the pixels stay where they were
         return points
 
@@ -76,20 +85,29 @@ def variants(rgb: np.ndarray) -> dict[str, Variant]:
         back[:, 0] = width - 1 - back[:, 0]
         return back
 
-    return {"shrink": affine(shrink), "shift": affine(shift), "rotate": affine(rotate),
-            "jpeg": (jpeg, same), "dim": (dim, same), "mirror": (np.ascontiguousarray(rgb[:, ::-1]), unmirrored)}
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    if framings:
+        mirrored_turned, turned_back = affine(turned(2.0), mirrored)
+        return {**{f"{scale}": affine(scaled(scale)) for scale in (0.8, 0.9)},
+                **{f"{degrees:+d}": affine(turned(degrees)) for degrees in (-3, -2, -1, 1, 3)},
+                "mirror+2": (mirrored_turned, lambda points: unmirrored(turned_back(points)))}
+    shift = np.float32([[1, 0, 0.08 * width], [0, 1, 0.05 * height]])
+    jpeg = decode_rgb(encode_jpeg(rgb, quality=60), source="the photo at JPEG quality 60")
+    dim = np.clip(rgb.astype(np.float32) * 0.92, 0, 255).round().astype(np.uint8)
+    return {"shrink": affine(scaled(0.7)), "shift": affine(shift), "rotate": affine(turned(2.0)),
+            "jpeg": (jpeg, same), "dim": (dim, same), "mirror": (mirrored, unmirrored)}
 
 
-def stability(rgb: np.ndarray, all_nodes: bool = False) -> dict[str, str | float | None]:
-    """For one photo: its sleeve type (``"sleeve"``), then per variant the largest move of ``NODES``' heights over
-    the height (float), "cut off" (refused: the variant cut the garment off), "refused", or "sleeve: KIND" when
-    the sleeve type changed; with ``all_nodes``, the largest distance any node moved instead. Raises
-    ``LandmarkError`` when the original itself is refused."""
+def stability(rgb: np.ndarray, all_nodes: bool = False, framings: bool = False) -> dict[str, str | float | None]:
+    """For one photo: its sleeve type (``"sleeve"``), then per variant (``variants``, its framings with
+    ``framings``) the largest move of ``NODES``' heights over the height (float), "cut off" (refused: the variant
+    cut the garment off), "refused", or "sleeve: KIND" when the sleeve type changed; with ``all_nodes``, the
+    largest distance any node moved instead. Raises ``LandmarkError`` when the original itself is refused."""
     height = rgb.shape[0]
     original = flat_garment_keypoints(rgb, cloth_mask_from_photo(rgb))  # masks made from the photos throughout
     found = np.asarray(original.keypoints, np.float64)
     row: dict[str, str | float | None] = {"sleeve": original.sleeve}
-    for name, (image, back) in variants(rgb).items():
+    for name, (image, back) in variants(rgb, framings).items():
         mask = cloth_mask_from_photo(image)
         try:
             check_framing(mask)
@@ -118,17 +136,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="garment photos (default: every one in ../shared's garment folders)")
     parser.add_argument("--all-nodes", action="store_true",
                         help="measure the largest move of any of the 32 nodes, not the heights of nodes 2, 14, 22, 18")
+    parser.add_argument("--framings", action="store_true",
+                        help="read eight framings of each photo (scaled 0.8 and 0.9, turned -3 to 3 degrees, "
+                             "mirrored and turned) instead of the six versions")
     args = parser.parse_args(argv)
     photos = args.photos or [path for folder in GARMENT_FOLDERS for path in sorted((SHARED / folder).glob("*.jpg"))]
     if not photos:
         parser.error(f"no garment photos given and none found under {SHARED}")
-    names = list(variants(np.zeros((8, 8, 3), np.uint8)))
+    names = list(variants(np.zeros((8, 8, 3), np.uint8), args.framings))
     print("| garment | sleeve | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     within = right_refusals = total = 0
     for path in photos:
         try:
-            row = stability(decode_rgb(path.read_bytes(), source=str(path)), args.all_nodes)
+            row = stability(decode_rgb(path.read_bytes(), source=str(path)), args.all_nodes, args.framings)
         except LandmarkError as error:
             print(f"| {path.stem} | refused: {error} |" + " |" * len(names))
             continue

@@ -140,9 +140,10 @@ def test_resolution(tmp_path):
     assert document["results"]["ratio_total_paired"] == pytest.approx(document["results"]["ratio_total"])  # 1 round
 
 
-def test_landmark_stability_reads_a_genuine_garment_six_ways(capsys):
+def test_landmark_stability_reads_a_genuine_garment_six_ways_and_eight_framings(capsys):
     """The red tee 09236 read from its photo scaled, shifted, turned, compressed, dimmed and mirrored: one row of
-    six readings, each within 5% of the height of the original's (scaled to 0.7, its armpits once read 8% high)."""
+    six readings, each within 5% of the height of the original's (scaled to 0.7, its armpits once read 8% high);
+    and from eight framings of it, the same."""
     photo = REPO.parent / "shared" / "photos" / "garments" / "09236_00.jpg"
     if not photo.is_file():
         pytest.skip(f"the genuine garment photo {photo} is not here")
@@ -152,6 +153,10 @@ def test_landmark_stability_reads_a_genuine_garment_six_ways(capsys):
     assert "6 of 6 readings with nodes 2, 14, 22 and 18 within 5% of the height" in out
     assert landmark_stability.main(["--all-nodes", str(photo)]) == 0  # every node: 1-2% of the height on this tee
     assert "6 of 6 readings with every node within 5% of the height" in capsys.readouterr().out
+    assert landmark_stability.main(["--framings", str(photo)]) == 0  # scaled 0.8, 0.9, turned -3..3, mirrored+2
+    out = capsys.readouterr().out
+    assert "| 0.8 | 0.9 | -3 | -2 | -1 | +1 | +3 | mirror+2 |" in out
+    assert "8 of 8 readings with nodes 2, 14, 22 and 18 within 5% of the height" in out
 
 
 def test_landmark_ties_reads_tied_tops_both_ways(capsys):
