@@ -159,6 +159,9 @@ def _best_path(unlike: np.ndarray, mask: np.ndarray, start_row: int, end_row: in
         starts[row] = (run >= front_run) | ((plain_run >= PLAIN_RUN * front_run) & (row >= opened))
     starts &= np.arange(rows)[:, None] >= first[None]
     reach = np.where(starts.any(0), np.argmax(starts, axis=0), rows - 1)  # (C,)
+    # The path starts and ends at the corners, on the outline: a fabric run starting a row above a corner (the
+    # photo turned by a degree) must not make the path impossible (06802's front neckline lost, as None).
+    reach[0], reach[-1] = max(reach[0], start_row), max(reach[-1], end_row)
     score = np.where(np.arange(rows)[:, None] <= reach[None], inside, -np.inf)  # (R, C)
 
     best = np.full(rows, -np.inf)
