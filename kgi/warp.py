@@ -56,6 +56,15 @@ _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 # The garment photo's outline pixels not pasted, a fraction of its height: the product photo blends the cloth
 # with its white background there, which the warp stretches into pale lines along the garment's edges.
 OUTLINE_RIM = 0.002
+# A mask made from the photo closes the narrow wedges of backdrop at its concave corners (a cuff's underside meeting
+# the body's side, 3-6 pixels wide on the black Stussy tee 09164), and the warp stretched them into a white line
+# along the worn cuff. Within BACKDROP_REACH of the height of the mask's outline, a pixel of the backdrop's colour
+# (within BACKDROP_TOLERANCE, RGB 0-255, of the median of the ring just outside the mask: the mask rule's own
+# tolerance, ``kgi.preprocess.BACKGROUND_TOLERANCE``) is not pasted, on a garment that stands out from its backdrop
+# (its median distance to it at least BACKDROP_CONTRAST): a white tee on white is its backdrop's colour at its edges.
+BACKDROP_REACH = 0.008
+BACKDROP_TOLERANCE = 18.0
+BACKDROP_CONTRAST = 54.0
 # The inside of the back around the neckline's hole (``_inside_around``): within this fraction of the height of
 # the hole, and at least this Lab distance (OpenCV's 8-bit Lab) from the front's colour.
 INSIDE_REACH = 0.02
@@ -226,11 +235,12 @@ def _check_warp_inputs(cloth, cloth_mask, cloth_kp, target_kp, upper_mask) -> No
 def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: torch.Tensor,
                     white_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two (B, 1, H, W) float masks of the flat garment: its wearable pixels, in the mask less its outline's rim
-    (``OUTLINE_RIM``), not inside the neckline (the smooth curve through its nodes ``NECKLINE``, closed by the line
-    between the neck corners: the inside of the back, seen through a front neckline, is behind the person's neck
-    when worn) and, unless ``white_threshold`` is None, not near-white (every channel >= the threshold:
-    product-photo background inside a loose mask); and its neck hole (inside the neckline, and around a round one
-    the inside of the back seen beside it: ``_inside_around``)."""
+    (``OUTLINE_RIM``) and the backdrop-coloured pixels near it (``_backdrop_at_outline``), not inside the neckline
+    (the smooth curve through its nodes ``NECKLINE``, closed by the line between the neck corners: the inside of
+    the back, seen through a front neckline, is behind the person's neck when worn) and, unless
+    ``white_threshold`` is None, not near-white (every channel >= the threshold: product-photo background inside a
+    loose mask); and its neck hole (inside the neckline, and around a round one the inside of the back seen beside
+    it: ``_inside_around``)."""
     usable = cloth_mask > 0.5
     holes = torch.zeros_like(usable)
     height, width = cloth.shape[-2:]
@@ -247,11 +257,57 @@ def _garment_pixels(cloth: torch.Tensor, cloth_mask: torch.Tensor, cloth_kp: tor
         if depth <= ROUND_NECKLINE_DEPTH * np.linalg.norm(nodes[4] - nodes[0]):
             hole |= _inside_around(cloth[index], garment, hole)
         inner = cv2.erode(garment.view(np.uint8), np.ones((rim, rim), np.uint8)).astype(bool)
-        usable[index, 0] = torch.from_numpy(inner & ~hole).to(usable.device)
+        backdrop = _backdrop_at_outline(cloth[index], garment)
+        usable[index, 0] = torch.from_numpy(inner & ~hole & ~backdrop).to(usable.device)
         holes[index, 0] = torch.from_numpy(hole).to(usable.device)
     if white_threshold is not None:
         usable &= cloth.amin(dim=1, keepdim=True) < white_threshold
     return usable.float(), holes.float()
+
+
+def _backdrop_at_outline(cloth: torch.Tensor, garment: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of the ``garment`` mask (H, W bool) within ``BACKDROP_REACH`` of its outline whose
+    colour is nearer its backdrop's (the median of the ring one to two reaches outside the mask) than the garment's
+    own there (the nearest pixel farther inside), and at least ``BACKDROP_TOLERANCE`` from the latter; on a garment
+    that stands out from a plain backdrop (see ``BACKDROP_REACH``; three quarters of the ring within the tolerance of
+    its colour).
+
+    Args:
+        cloth: (3, H, W) flat garment photo in [0, 1].
+    """
+    backdrop_pixels = np.zeros_like(garment)
+    if not garment.any():
+        return backdrop_pixels
+    reach = 2 * max(round(BACKDROP_REACH * garment.shape[0]), 1) + 1  # a square's side
+    box = bounding_box(garment, reach + 1)
+    mask = garment[box].view(np.uint8)
+    out_by = [cv2.dilate(mask, np.ones((side, side), np.uint8)) for side in (reach, 2 * reach - 1)]
+    ring = out_by[1] > out_by[0]  # one to two reaches outside the outline
+    inside = cv2.erode(mask, np.ones((reach, reach), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    near = mask > inside
+    if not ring.any() or not near.any() or not inside.any():
+        return backdrop_pixels
+    rgb = np.ascontiguousarray(cloth[:, box[0], box[1]].permute(1, 2, 0).cpu().numpy()) * 255  # (h, w, 3)
+
+    def sampled(where: np.ndarray, step: int) -> np.ndarray:  # (N, 3): every step-th pixel's colour
+        rows, columns = np.nonzero(where)
+        return rgb[rows[::step], columns[::step]]
+
+    around = sampled(ring, 4)
+    colour = np.median(around, axis=0)
+    plain = np.percentile(np.linalg.norm(around - colour, axis=1), 75) < BACKDROP_TOLERANCE
+    if not plain or np.median(np.linalg.norm(sampled(mask, 16) - colour, axis=1)) < BACKDROP_CONTRAST:
+        return backdrop_pixels
+    # Each pixel's nearest pixel inside: the distance transform's labels of the pixels outside ``inside``.
+    _, labels = cv2.distanceTransformWithLabels(1 - inside, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    inside_pixels = np.flatnonzero(inside)  # the zero pixels of 1 - inside, labelled 1, 2, ... in this order
+    rows, columns = np.nonzero(near)
+    own = rgb.reshape(-1, 3)[inside_pixels[labels[rows, columns] - 1]]
+    here = rgb[rows, columns]
+    unlike_own = np.linalg.norm(here - own, axis=1)
+    like = (np.linalg.norm(here - colour, axis=1) < unlike_own) & (unlike_own >= BACKDROP_TOLERANCE)
+    backdrop_pixels[box[0].start + rows[like], box[1].start + columns[like]] = True
+    return backdrop_pixels
 
 
 def _inside_around(cloth: torch.Tensor, garment: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -378,6 +378,26 @@ def test_the_photos_outline_blended_with_its_background_is_not_pasted():
     assert worn.garment[0, :, garment].max() < 0.5
 
 
+@pytest.mark.parametrize("garment_colour, band_kept", [((0.1, 0.1, 0.1), False), ((0.96, 0.96, 0.96), True)])
+def test_backdrop_a_loose_mask_takes_in_at_the_outline_is_not_pasted(garment_colour, band_kept):
+    """A mask made from a photo closes the narrow wedges of backdrop at its concave corners, where a dark garment's
+    edge casts a grey shadow (the black Stussy tee's cuff: a white line along the worn cuff). A band of the
+    backdrop's colour inside the mask, at its outline, is not pasted on a garment that stands out from its
+    backdrop; a white garment on white, whose edges are the backdrop's colour, keeps every pixel."""
+    height, width = 512, 384
+    flat = flat_tshirt().unsqueeze(0)
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., 60:440, 110:274] = 1
+    cloth = torch.ones(1, 3, height, width)  # a white backdrop
+    cloth[..., 60:440, 110:274] = torch.tensor(garment_colour).view(3, 1, 1)
+    cloth[..., 60:440, 270:274] = 0.8  # a 4-pixel band of shaded backdrop inside the mask along one side
+    worn = warp_garment(cloth, mask, flat, flat, method="single_tps")
+    garment = worn.mask[0, 0] > 0
+    band, body = garment[150:400, 270:273], garment[150:400, 150:260]  # the outermost pixel is the rim
+    assert body.all()
+    assert band.all() if band_kept else not band.any()
+
+
 def test_segment_borders_at_full_size_do_not_step_on_the_geometry_grid():
     """The segment each pixel shows is chosen at ``GEOMETRY_HEIGHT`` rows; at 1024 rows a border taken from the
     nearest small pixel changes only every fourth row (a staircase), one from the segments' upsampled shares on
