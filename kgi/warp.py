@@ -57,11 +57,12 @@ _SUBPIXEL = 4  # cv2 drawing's fractional bits: vertices at 1/16 pixel
 # with its white background there, which the warp stretches into pale lines along the garment's edges.
 OUTLINE_RIM = 0.002
 # A mask made from the photo closes the narrow wedges of backdrop at its concave corners (a cuff's underside meeting
-# the body's side, 3-6 pixels wide on the black Stussy tee 09164), and the warp stretched them into a white line
-# along the worn cuff. Within BACKDROP_REACH of the height of the mask's outline, a pixel of the backdrop's colour
-# (within BACKDROP_TOLERANCE, RGB 0-255, of the median of the ring just outside the mask: the mask rule's own
-# tolerance, ``kgi.preprocess.BACKGROUND_TOLERANCE``) is not pasted, on a garment that stands out from its backdrop
-# (its median distance to it at least BACKDROP_CONTRAST): a white tee on white is its backdrop's colour at its edges.
+# the body's side, 3-6 pixels wide on the black Stussy tee 09164, grey in the cuff's shadow), and the warp stretched
+# them into a white line along the worn cuff. Within BACKDROP_REACH of the height of the mask's outline, a pixel
+# nearer the backdrop's colour than the garment's own beside it, and at least BACKDROP_TOLERANCE (RGB 0-255, the
+# mask rule's own tolerance, ``kgi.preprocess.BACKGROUND_TOLERANCE``) from the latter, is not pasted; only on a
+# garment that stands out from its backdrop (its median distance to it at least BACKDROP_CONTRAST): a white tee on
+# white is its backdrop's colour at its edges.
 BACKDROP_REACH = 0.008
 BACKDROP_TOLERANCE = 18.0
 BACKDROP_CONTRAST = 54.0
@@ -288,7 +289,6 @@ def _backdrop_at_outline(cloth: torch.Tensor, garment: np.ndarray) -> np.ndarray
     if not ring.any() or not near.any() or not inside.any():
         return backdrop_pixels
     rgb = np.ascontiguousarray(cloth[:, box[0], box[1]].permute(1, 2, 0).cpu().numpy()) * 255  # (h, w, 3)
-
     around = rgb[ring]  # (N, 3)
     colour = np.median(around, axis=0)
     plain = np.percentile(np.linalg.norm(around - colour, axis=1), 75) < BACKDROP_TOLERANCE
