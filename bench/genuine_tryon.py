@@ -10,7 +10,10 @@ and the person's photo and CIHP parse:
     old garment left   pixels of the old garment (CIHP upper clothes, dress, coat) outside the new garment that
                        the result leaves unchanged (every channel within 8 of the photo), share of the old garment;
                        beside it, those of them that were kept rather than painted (a white t-shirt on a white
-                       background is "unchanged" where the background is painted back)
+                       background is "unchanged" where the background is painted back), and those of them whose
+                       own colour in the photo is not the wall's (every channel within 12 of the median of the
+                       parse's background): the genuine parse's garment reaches a few pixels onto the wall around
+                       its outline, and the wall painted back there is "unchanged" too
     painted sharpness  mean gradient (Sobel, luminance) of the result's painted pixels over that of the photo's
                        kept pixels, both away from the keep mask's border (3 pixels: the Sobel window across
                        the border measures the seam, not the pixels)
@@ -57,6 +60,7 @@ DATASETS = ("vitonhd-sample", "vitonhd-extra")  # folders of SHARED whose test p
 # a long-sleeve one).
 EXTRA_GARMENTS = {"00891_00": "06429_00", "07445_00": "03751_00", "08909_00": "02783_00"}
 UNCHANGED_TOLERANCE = 8  # a result pixel within this of the photo's, every channel, is the photo's
+WALL_TOLERANCE = 12  # a photo pixel within this of the wall's median colour, every channel, is the wall's colour
 DETAIL_REACH = 6  # pixels: the skin detail figure's band (Gaussians up to 2 pixels) reaches 3 sigma
 
 
@@ -105,6 +109,10 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
     painted = ~keep
     old = np.isin(parse_cihp, GARMENT_CIHP)
     unchanged = (np.abs(result.astype(int) - photo.astype(int)) <= UNCHANGED_TOLERANCE).all(axis=2)
+    wall = parse_cihp == 0
+    wall_coloured = (np.abs(photo.astype(int) - np.median(photo[wall], axis=0)) <= WALL_TOLERANCE).all(axis=2) \
+        if wall.any() else np.zeros_like(wall)
+    left = old & ~new_garment & unchanged
     square = np.ones((7, 7), np.uint8)
     painted_inside = cv2.erode(painted.astype(np.uint8), square).astype(bool)
     kept_inside = cv2.erode(keep.astype(np.uint8), square).astype(bool)
@@ -115,8 +123,9 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
         "size_ok": True,
         "garment_painted": float(painted[garment].mean()) if garment.any() else 0.0,
         "painted_of_photo": float(painted.mean()),
-        "old_garment_left": float((old & ~new_garment & unchanged).sum() / max(old.sum(), 1)),
-        "old_garment_kept": float((old & ~new_garment & unchanged & keep).sum() / max(old.sum(), 1)),
+        "old_garment_left": float(left.sum() / max(old.sum(), 1)),
+        "old_garment_kept": float((left & keep).sum() / max(old.sum(), 1)),
+        "old_garment_not_wall_coloured": float((left & ~wall_coloured).sum() / max(old.sum(), 1)),
         "painted_sharpness": float(result_gradient[painted_inside].mean() / photo_gradient[kept_inside].mean())
         if painted_inside.any() else float("nan"),
         "skin_sharpness": float(result_gradient[painted_skin].mean() / photo_gradient[skin_inside].mean())
@@ -171,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     if not SHARED.is_dir():
         parser.error(f"{SHARED} is missing: the genuine pairs live there")
     rows, results = [], {}
-    print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept) | painted sharpness "
-          "| skin sharpness | skin detail |")
+    print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept; not the wall's colour) "
+          "| painted sharpness | skin sharpness | skin detail |")
     print("|---|---|---|---|---|---|---|---|")
     for dataset, person, garment in genuine_pairs():
         name = f"{person}_{garment}"
@@ -180,12 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = scores = run_pair(files, args.out / name, None if args.scored_only else args.kgi)
         shown = {key: scores.get(key, float("nan")) for key in ("garment_painted", "painted_of_photo",
                                                                 "old_garment_left", "old_garment_kept",
+                                                                "old_garment_not_wall_coloured",
                                                                 "painted_sharpness", "skin_sharpness",
                                                                 "skin_detail")}
         ratios = " | ".join("-" if np.isnan(shown[key]) else f"{shown[key]:.2f}"  # -: nothing of that kind painted
                             for key in ("painted_sharpness", "skin_sharpness", "skin_detail"))
         print(f"| {name} | {scores['size_ok']} | {shown['garment_painted']:.1%} | {shown['painted_of_photo']:.1%} | "
-              f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}) | {ratios} |", flush=True)
+              f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}; "
+              f"{shown['old_garment_not_wall_coloured']:.2%}) | {ratios} |", flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import cli, landmark_stability, landmark_ties
+from bench import cli, genuine_tryon, landmark_stability, landmark_ties
 from bench.cluster import ray_cluster
 from bench.common import CACHE_ENV, DEFAULT_VERSION, REPO, example_form
 from kgi.cli import CommandError
@@ -157,6 +157,26 @@ def test_landmark_stability_reads_a_genuine_garment_six_ways_and_eight_framings(
     out = capsys.readouterr().out
     assert "| 0.8 | 0.9 | -3 | -2 | -1 | +1 | +3 | mirror+2 |" in out
     assert "8 of 8 readings with nodes 2, 14, 22 and 18 within 5% of the height" in out
+
+
+def test_genuine_tryon_tells_old_garment_left_from_the_parses_slack_on_the_wall():
+    """The old-garment figure counts every pixel the genuine parse calls garment that the result leaves as it was.
+    A parse reaching 2 pixels onto the wall around the garment counts the wall painted back there; the figure
+    beside it counts only the pixels whose photo colour is not the wall's: the old garment itself, where kept."""
+    photo = np.full((40, 40, 3), 200, np.uint8)  # a grey wall
+    photo[10:30, 10:30] = (200, 30, 30)  # the old, red garment
+    parse = np.zeros((40, 40), np.uint8)
+    parse[8:32, 8:32] = 5  # CIHP upper clothes, 2 pixels onto the wall
+    keep = np.ones((40, 40), bool)
+    target, warped = np.zeros((40, 40), np.uint8), np.zeros((40, 40, 3), np.uint8)  # no new garment here
+    painted_over = photo.copy()
+    painted_over[10:30, 10:30] = 200  # the old garment painted over as wall
+    figures = genuine_tryon.figures(photo, parse, painted_over, keep, target, warped)
+    assert figures["old_garment_left"] == pytest.approx((24 * 24 - 20 * 20) / (24 * 24))  # the slack
+    assert figures["old_garment_not_wall_coloured"] == 0
+    figures = genuine_tryon.figures(photo, parse, photo, keep, target, warped)  # the old garment kept
+    assert figures["old_garment_left"] == 1
+    assert figures["old_garment_not_wall_coloured"] == pytest.approx(20 * 20 / (24 * 24))
 
 
 def test_landmark_ties_reads_tied_tops_both_ways(capsys):
