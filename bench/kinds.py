@@ -3,7 +3,9 @@
 ``kgi eval stages`` gives the same keypoint and parse figures (per kind too) beside the warp figures, which take
 most of its time; this runs only the keypoint network (against the geometric transfer) and the parse network on
 the paired test split of a synthetic dataset, and prints, per garment kind, the mean keypoint error (fraction of
-the image height, mean ± s.e.) and the upper-garment IoU of the network's parse and of the target parse, then the
+the image height, mean ± s.e.) of the network, of its keypoints seated on the person as a try-on uses them
+(``kgi.pipeline.seated_keypoints``: shoulder seams, sleeves and hem corrected against the pose and the parse) and
+of the geometric baseline, and the upper-garment IoU of the network's parse and of the target parse, then the
 mean IoU over all classes of both.
 
     python -m bench.kinds data/synth --version models/default --limit 300
@@ -26,7 +28,7 @@ from kgi.data.vitonhd import VitonHD
 from kgi.metrics import mean_and_standard_error
 from kgi.models.keypoints import mean_keypoint_error
 from kgi.models.parse import iou_counts
-from kgi.pipeline import TryOnPipeline
+from kgi.pipeline import TryOnPipeline, seated_keypoints
 from kgi.shipped import DEFAULT_VERSION
 
 
@@ -54,7 +56,9 @@ def main() -> None:
         predicted = pipeline.predict_keypoints(cloth_kp, pose_nodes)
         baseline = geometric_transfer(torch.from_numpy(cloth_kp), torch.from_numpy(pose_nodes))
         kinds = [next((t.removeprefix(GARMENT_TAG) for t in s.tags if t.startswith(GARMENT_TAG)), "?") for s in batch]
-        for method, kp in (("network", torch.from_numpy(predicted)), ("baseline", baseline)):
+        seated = seated_keypoints(batch, predicted)
+        for method, kp in (("network", torch.from_numpy(predicted)), ("seated", torch.from_numpy(seated)),
+                           ("baseline", baseline)):
             for kind, error in zip(kinds, mean_keypoint_error(kp, truth, width / height).tolist()):
                 errors[kind][method].append(error)
                 errors["all"][method].append(error)
@@ -68,13 +72,15 @@ def main() -> None:
             upper[kind] += np.array(counts)
             upper["all"] += np.array(counts)
     print(f"{args.version}, {args.root} test, {count} pairs")
-    print(f"{'kind':<15}{'n':>5}{'keypoints: network':>24}{'geometric baseline':>22}{'upper IoU net':>15}"
-          f"{'target':>9}")
+    print(f"{'kind':<15}{'n':>5}{'keypoints: network':>24}{'seated':>22}{'geometric baseline':>22}"
+          f"{'upper IoU net':>15}{'target':>9}")
     for kind in sorted(errors, key=lambda k: (k != "all", k)):
-        net, base = (mean_and_standard_error(torch.tensor(errors[kind][m])) for m in ("network", "baseline"))
+        net, seated, base = (mean_and_standard_error(torch.tensor(errors[kind][m]))
+                             for m in ("network", "seated", "baseline"))
         i_net, u_net, i_target, u_target = upper[kind]
-        print(f"{kind:<15}{len(errors[kind]['network']):>5}{net[0]:>15.4f} ± {net[1]:.4f}{base[0]:>13.4f} ± "
-              f"{base[1]:.4f}{i_net / max(u_net, 1):>15.3f}{i_target / max(u_target, 1):>9.3f}")
+        print(f"{kind:<15}{len(errors[kind]['network']):>5}{net[0]:>15.4f} ± {net[1]:.4f}{seated[0]:>13.4f} ± "
+              f"{seated[1]:.4f}{base[0]:>13.4f} ± {base[1]:.4f}{i_net / max(u_net, 1):>15.3f}"
+              f"{i_target / max(u_target, 1):>9.3f}")
     for name, (intersection, union) in classes.items():
         present = union > 0
         print(f"parse mIoU, {name}: {float((intersection[present] / union[present]).mean()):.3f}")

@@ -38,7 +38,8 @@ from kgi.composite import composite
 from kgi.data.images import width_for
 from kgi.data.labels import AGNOSTIC_CIHP, BOTTOM, FACE_CIHP, HAIR_CIHP, LOWER_GARMENT_CIHP, NUM_PARSE13, UPPER
 from kgi.data.sample import TryOnSample
-from kgi.limbs import fit_short_sleeves, lengthen_short_body, seat_shoulder_seams, widen_hem_to_lower_garment
+from kgi.limbs import (centre_long_sleeves, fit_short_sleeves, lengthen_short_body, seat_shoulder_seams,
+                       widen_hem_to_lower_garment)
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import GARMENT_MIRROR, POSE_MIRROR, KeypointGNN, mirror_points
 from kgi.models.parse import ParseUNet, parse_input
@@ -182,10 +183,11 @@ def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.n
     """Stage 1's keypoints with the garment's shoulder seams on each person's shoulders
     (``kgi.limbs.seat_shoulder_seams``; the body is the photo's old garment, neck and arms, and a body top right
     under hair or the face is none), then each sleeve that disagrees with the flat sleeve and the pose rebuilt and
-    each short sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``), then a body shorter for its
-    shoulder width than the flat garment's lengthened to its proportions (``kgi.limbs.lengthen_short_body``), then
-    each hem corner out to the side of the lower garment the photo shows on its row
-    (``kgi.limbs.widen_hem_to_lower_garment``): (B, 32, 2) normalised, as ``garment_kp``."""
+    each short sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``), each long sleeve's cuff
+    centred on its forearm (``kgi.limbs.centre_long_sleeves``), then a body shorter for its shoulder width than the
+    flat garment's lengthened to its proportions (``kgi.limbs.lengthen_short_body``), then each hem corner out to
+    the side of the lower garment the photo shows on its row (``kgi.limbs.widen_hem_to_lower_garment``):
+    (B, 32, 2) normalised, as ``garment_kp``."""
     height, width = samples[0].size
     scale = np.array([width, height], np.float64)
     seated = []
@@ -193,7 +195,8 @@ def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.n
         nodes, parse = sample.pose_nodes * scale, sample.parse
         worn = seat_shoulder_seams(keypoints * scale, nodes, np.isin(parse, AGNOSTIC_CIHP), parse == HAIR_CIHP,
                                    parse == FACE_CIHP)
-        fitted = fit_short_sleeves(worn, sample.cloth_keypoints, nodes)
+        fitted = centre_long_sleeves(fit_short_sleeves(worn, sample.cloth_keypoints, nodes), sample.cloth_keypoints,
+                                     nodes)
         lengthened = lengthen_short_body(fitted, sample.cloth_keypoints)
         seated.append(widen_hem_to_lower_garment(lengthened, np.isin(parse, LOWER_GARMENT_CIHP)) / scale)
     return np.stack(seated).astype(np.float32)

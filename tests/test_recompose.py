@@ -9,7 +9,7 @@ import torch
 from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM, NUM_PARSE13, PARSE13_LABELS,
                              RIGHT_ARM, UPPER)
 from kgi.limbs import (GARMENT_OUTLINE, GARMENT_TORSO_NODES, MAX_SHORT_SLEEVE_LENGTH, SHOULDER_OUTSIDE,
-                       _scale_between, body_span, fit_short_sleeves, seat_shoulder_seams)
+                       _scale_between, body_span, centre_long_sleeves, fit_short_sleeves, seat_shoulder_seams)
 from kgi.posed_arms import cover_shoulders, waist_row
 from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
     extend_garment, recompose
@@ -782,6 +782,37 @@ def test_a_short_sleeve_hung_from_inside_the_shoulder_is_moved_out_to_its_edge()
     cuff = fitted[[26, 27]].mean(0) - nodes[5]
     assert abs(cuff @ outward) < 1e-6  # and the sleeve around the arm
     np.testing.assert_allclose(fitted[:23], worn[:23], atol=1e-9)  # the other side as it was
+
+
+def test_a_long_sleeve_hung_inside_the_forearm_has_its_cuff_centred_on_it():
+    """Stage 1 hangs a genuine person's long sleeve beside the forearm, towards the body (08909_00 in the blouse
+    02783_00: a tenth of the shoulder span): the cuff's and the near-cuff nodes' midpoints move across onto the
+    forearm's line, nothing moves along the arm, and the elbow, the armhole, the torso and a sleeve already
+    around its forearm stay. A short sleeve, or an arm whose wrist or elbow was lost (at the joint before it),
+    is left alone."""
+    _, nodes = shoulders_person()  # image-left forearm (38, 110) -> (36, 150); image-right (112, 110) -> (114, 150)
+    flat = flat_tshirt(sleeve_scale=3.0)  # sleeves longer than the upper arm
+    worn = flat + [0, 27]
+    worn[6:14] = [(33, 80), (30, 110), (28, 130), (27, 150), (45, 150), (46, 130), (46, 110), (50, 85)]
+    worn[23:31] = np.stack([150 - worn[13:5:-1, 0], worn[13:5:-1, 1]], 1)  # mirrored: around its forearm
+    hung_inside = worn.copy()
+    hung_inside[[8, 9, 10, 11]] += [7, 0]  # the cuff and the nodes above it 7 pixels towards the body
+    centred = centre_long_sleeves(hung_inside, flat, nodes)
+    along = (nodes[4] - nodes[3]) / np.linalg.norm(nodes[4] - nodes[3])
+    normal = np.array([-along[1], along[0]])
+    for pair in ([9, 10], [8, 11]):
+        assert abs((centred[pair].mean(0) - nodes[3]) @ normal) < 1e-9  # on the forearm's line
+        np.testing.assert_allclose((centred[pair] - hung_inside[pair]) @ along, 0, atol=1e-9)  # moved across only
+        assert np.linalg.norm(centred[pair].mean(0) - worn[pair].mean(0)) < 0.5  # near where it was drawn
+    unmoved = [n for n in range(32) if n not in (8, 9, 10, 11)]
+    np.testing.assert_array_equal(centred[unmoved], hung_inside[unmoved])
+    short = fit_short_sleeves(flat_tshirt() + [0, 27], flat_tshirt(), nodes)
+    short[[9, 10]] += [7, 0]
+    np.testing.assert_array_equal(centre_long_sleeves(short, flat_tshirt(), nodes), short)
+    for lost, before in (([4, 7], [3, 6]), ([3, 6], [2, 5])):  # wrists, then elbows, lost: at the joint before
+        lost_joints = nodes.copy()
+        lost_joints[lost] = lost_joints[before]
+        np.testing.assert_array_equal(centre_long_sleeves(hung_inside, flat, lost_joints), hung_inside)
 
 
 def test_a_plausible_short_sleeve_drawn_too_long_is_shortened_along_its_axis():
