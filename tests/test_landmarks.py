@@ -497,6 +497,30 @@ def test_long_sleeves_lying_against_the_body_have_their_armpits_at_the_prior():
     assert np.abs(found.keypoints[[14, 22], 1] - prior).max() <= 0.01 * height, found.keypoints[[14, 22]]
 
 
+def test_an_inner_sleeve_node_in_a_slit_the_mask_keeps_as_a_hole_stays_on_the_sleeve_beside_it():
+    """Long sleeves lying against the body, the slit between each and the body closed in the mask at both ends
+    but open between (a hole, as the genuine mask of the blouse 02783 has it): the inner edge's top node (13,
+    23), read on the line of the sleeve's inner edge, falls in the hole. It moves across to the sleeve's edge
+    beside it, level with where it was read, not to the nearest point of the outline (that was the slit's
+    bottom here, 0.09 of the height lower; on 02783, the sleeve's outer edge, onto node 6)."""
+    left = [(0.4, 0.08), (0.08, 0.14), (0.05, 0.97), (0.2, 0.97), (0.28, 0.65), (0.3, 0.85)]
+    outline = left + [(1 - x, y) for x, y in left[::-1]]
+    closed = _silhouette([[*outline[:1], (0.5, 0.13), *outline[1:]]])
+    slit = _silhouette([[(0.3, 0.45), (0.32, 0.45), (0.31, 0.62), (0.29, 0.62)]])
+    holed = closed & ~(slit | slit[:, ::-1])
+    read = {}
+    for name, mask in (("closed", closed), ("holed", holed)):
+        rgb = np.where(mask[..., None], np.array([40, 40, 90], np.uint8), np.uint8(245)).astype(np.uint8)
+        read[name] = flat_garment_keypoints(rgb, mask).keypoints
+    width = closed.shape[1]
+    for node, outward in ((13, -1), (23, +1)):
+        x, y = read["holed"][node]
+        assert holed[int(round(y)), int(round(x))]  # on the garment
+        assert abs(y - read["closed"][node, 1]) <= 2  # level with its reading on the closed slit
+        hole_columns = np.flatnonzero(slit[int(round(y))] if outward < 0 else slit[int(round(y)), ::-1])
+        assert outward * (x - (hole_columns.min() if outward < 0 else width - 1 - hole_columns.min())) >= 0
+
+
 def test_tops_pass_the_garment_checks(samples):
     for sample in samples:
         assert garment_problems(sample.cloth_mask, sample.cloth_keypoints) == [], sample.cloth_name

@@ -276,7 +276,7 @@ def _read(rgb: np.ndarray, mask: np.ndarray) -> GarmentLandmarks:
                                                           else SHORT_STATIONS)
         else:
             keypoints[sleeve_nodes] = armhole_nodes(keypoints[shoulder_node], keypoints[armpit_node])
-        keypoints[sleeve_nodes] = _onto_garment(keypoints[sleeve_nodes], mask, contour)
+        keypoints[sleeve_nodes] = _onto_garment(keypoints[sleeve_nodes], mask, contour, side in sleeves)
     if front is not None:  # a front neckline below the back's, seen through it
         keypoints[[1, 2, 3]] = front
     _refuse(landmark_problems(keypoints, mask), "the landmarks found fail their checks",
@@ -310,15 +310,31 @@ def _refuse(problems: list[str], what: str, advice: str) -> None:
         raise LandmarkError(f"{what}: {'; '.join(problems)}. {advice[0].upper()}{advice[1:]}")
 
 
-def _onto_garment(points: np.ndarray, mask: np.ndarray, contour: Contour) -> np.ndarray:
-    """``points`` (K, 2), those off the mask moved to the nearest point of its outline (a sleeve node measured
-    on an edge that the sleeve's axis misses, mirrored from the other edge)."""
+def _onto_garment(points: np.ndarray, mask: np.ndarray, contour: Contour, sleeved: bool) -> np.ndarray:
+    """(8, 2) one side's sleeve nodes (``points``, in the order of 6..13), those off the mask moved onto it.
+
+    On a ``sleeved`` side a node off the mask goes to the first mask pixel on the way to the middle of its
+    cross-section (the midpoint of its pair: 6 and 13, 7 and 12, ...): a node in the slit between a sleeve and
+    the body, which the mask keeps as a hole where the slit is closed at both ends, lands on the sleeve's inner
+    edge beside it (the blouse 02783's image-left node 13 went to the outline across the sleeve, onto its outer
+    node 6). Where the way finds no mask pixel (a node mirrored off an edge that the sleeve's axis misses), and on
+    a sleeveless side (nodes on the armhole's line, which a curved armhole leaves), it goes to the nearest point
+    of the outline.
+    """
     height, width = mask.shape
-    columns = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
-    rows = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
     moved = points.copy()
-    for k in np.flatnonzero(~mask[rows, columns]):
-        moved[k] = contour.points[contour.nearest(points[k])]
+    middles = (points + points[::-1]) / 2  # node k's pair is node 7 - k
+    for k, (point, middle) in enumerate(zip(points, middles)):
+        way = point[None]  # (S, 2): the node, then on a sleeved side steps of at most a pixel to the middle
+        if sleeved:
+            steps = np.linspace(0, 1, int(np.ceil(np.linalg.norm(middle - point))) + 2)[:, None]
+            way = point + steps * (middle - point)
+        columns = np.clip(np.round(way[:, 0]).astype(int), 0, width - 1)
+        rows = np.clip(np.round(way[:, 1]).astype(int), 0, height - 1)
+        on_mask = mask[rows, columns]
+        if on_mask[0]:
+            continue
+        moved[k] = way[int(np.argmax(on_mask))] if on_mask.any() else contour.points[contour.nearest(point)]
     return moved
 
 
