@@ -21,15 +21,17 @@ The sample's ``tags`` say what was estimated ("estimated-pose", "estimated-parse
 
 **Resolution.** The models work at 3:4 (width:height); a try-on is made at the person photo's own resolution.
 The person photo is cut to its largest 3:4 box centred on the person (:func:`person_box`: the whole photo
-when it is 3:4; joints that fall outside become undetected), which is the sample at its own size up to
+when it is 3:4; joints that fall outside become undetected), or to a smaller one framing a person small in the
+photo as VITON-HD frames its people (a full-length shot), which is the sample at its own size up to
 ``MAX_WORKING_HEIGHT`` (1024) rows, scaled down to it beyond (or to an explicit working height). The result
 goes back into the photo at the photo's size with :func:`paste_back` (the sample's ``frame`` says where);
 what the try-on did not change keeps the photo's own pixels. The garment photo is never cut: it is resized to
 fit a 3:4 frame of ``LANDMARK_HEIGHT`` (1024) rows, padded to it with its own background colour
 (:func:`border_colour`), so padding never grows a large upload, its landmarks found there (the same ones
 whatever the person photo's size), then resized to the working size; the pose and garment keypoints follow
-every step. The pose and parse are estimated on the whole person photo, before the crop; a wrist far short of
-the hand the parse shows is moved onto it (``kgi.limbs.wrists_on_hands``).
+every step. The pose and parse are estimated on the whole person photo, before the crop, and by the photo
+parser once more on a smaller box (there the person is seen at the box's resolution, not the photo's); a wrist
+far short of the hand the parse shows is moved onto it (``kgi.limbs.wrists_on_hands``).
 
 **Errors.** Every problem of an input raises a ``ValueError`` subclass whose message starts with the input's
 name: ``ImageError`` (``kgi.data.images``) for an upload that is not a usable image, ``PoseError``
@@ -73,7 +75,16 @@ CLOSING = 0.008
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
 NECK = 1  # BODY_25 joint the person crop centres on
+MID_HIP = 8
 UPPER_BODY_JOINTS = 9  # BODY_25 joints 0-8: nose, neck, shoulders, elbows, wrists, mid hip
+# VITON-HD's framing, which the models learnt: the top of the head 1-3% of the height below the photo's top, the
+# mid hip at 65-74% (the four genuine people of ../shared). A person whose box in that framing is at most
+# ZOOM_BELOW of the photo's largest 3:4 box is tried on in it (a person small in the photo: a full-length shot);
+# a larger one in the largest box, as a VITON-HD photo is in its whole frame. ARM_MARGIN of the box's width is
+# left beside the outermost arm joint.
+FRAMED_TOP, FRAMED_HIPS = 0.02, 0.70
+ZOOM_BELOW = 0.85
+ARM_MARGIN = 0.05
 UPPER_BODY_CIHP = (1, 2, 5, 6, 7, 10, 13, 14, 15)  # hat, hair, upper clothes, dress, coat, neck, face, arms
 MAX_WORKING_HEIGHT = 1024  # a larger person box is tried on at this height and scaled back
 # Rows of the 3:4 frame a garment photo's landmarks are found in, whatever the working size: the same garment
@@ -243,13 +254,15 @@ def person_box(parse: np.ndarray, pose: np.ndarray) -> tuple[int, int, int, int]
     The largest 3:4 box inside the photo (the whole photo when it is 3:4), centred on the person: horizontally on
     the neck (else the median detected joint, else the upper body's parse), vertically on the upper body (the
     parse's hair, face, neck, garment and arms with the pose's joints 0-8). Shifted to lie inside the photo.
+    A person small in the photo (:func:`framed_height`: the box that frames them as VITON-HD does is at most
+    ``ZOOM_BELOW`` of that one) gets that smaller box instead, the top of the head ``FRAMED_TOP`` of its height
+    below its top.
 
     Args:
         parse: (H, W) uint8 CIHP labels. pose: (25, 3) float32 BODY_25 in pixels (undetected = 0).
     """
     height, width = parse.shape
-    unit = min(height // 4, width // 3)
-    box_height, box_width = 4 * unit, 3 * unit
+    box_height, box_width = largest_box(height, width)
     detected = pose[:, 2] > 0
     upper_joints = pose[:UPPER_BODY_JOINTS][detected[:UPPER_BODY_JOINTS], :2]  # (N, 2)
     rows = np.flatnonzero(np.isin(parse, UPPER_BODY_CIHP).any(axis=1))
@@ -263,9 +276,39 @@ def person_box(parse: np.ndarray, pose: np.ndarray) -> tuple[int, int, int, int]
         centre_x = np.median(pose[detected, 0])
     else:
         centre_x = (xs.min() + xs.max()) / 2 if xs.size else width / 2
-    top = int(np.clip(round(centre_y - box_height / 2), 0, height - box_height))
+    framed = framed_height(pose, ys.min() if ys.size else None, centre_x)
+    top = centre_y - box_height / 2
+    if framed is not None and framed <= ZOOM_BELOW * box_height:
+        unit = max(int(round(framed / 4)), 1)
+        box_height, box_width = 4 * unit, 3 * unit
+        top = ys.min() - FRAMED_TOP * box_height
+    top = int(np.clip(round(top), 0, height - box_height))
     left = int(np.clip(round(centre_x - box_width / 2), 0, width - box_width))
     return top, left, box_height, box_width
+
+
+def largest_box(height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the largest 3:4 box inside a photo of (``height``, ``width``), height a multiple of 4."""
+    unit = min(height // 4, width // 3)
+    return 4 * unit, 3 * unit
+
+
+def framed_height(pose: np.ndarray, head_top: float | None, centre_x: float) -> float | None:
+    """The height of the 3:4 box that frames a person as VITON-HD does: the top of the head ``FRAMED_TOP`` of it
+    below its top and the mid hip at ``FRAMED_HIPS``, wide enough for the arms' joints (``ARM_MARGIN`` of its width
+    beside the outermost of joints 0-8, the box centred on ``centre_x``); None without a mid hip below the head.
+
+    Args:
+        pose: (25, 3) BODY_25 in pixels (undetected = 0). head_top: the upper body's top row (parse and joints).
+    """
+    if head_top is None or pose[MID_HIP, 2] <= 0 or pose[MID_HIP, 1] <= head_top:
+        return None
+    framed = (pose[MID_HIP, 1] - head_top) / (FRAMED_HIPS - FRAMED_TOP)
+    joints_x = pose[:UPPER_BODY_JOINTS][pose[:UPPER_BODY_JOINTS, 2] > 0, 0]
+    if joints_x.size:
+        half_width = float(np.abs(joints_x - centre_x).max()) / (1 - 2 * ARM_MARGIN)
+        framed = max(framed, 2 * half_width * 4 / 3)
+    return float(framed)
 
 
 def fit_person(person: np.ndarray, parse: np.ndarray, pose: np.ndarray,
@@ -388,37 +431,8 @@ class Preprocessor:
 
         Raises the ``ValueError`` subclasses of the module docstring, naming the input.
         """
-        if uploads.pose is None and self.pose_estimator is None and not hasattr(self.parser, "analyse"):
-            raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
-                                            "OpenPose BODY_25 JSON as 'pose'")
-        if uploads.parse is None and self.parser is None:
-            raise MissingInputError("parse", "not sent and no human parser is available: send the person photo's "
-                                             "CIHP label PNG (as VITON-HD's image-parse-v3) as 'parse'")
-        tags = []
-
-        person = decode_rgb(uploads.person, source="person", **self.limits)
-        estimated_pose = None
-        if uploads.parse is not None:
-            parse = self._read_parse(uploads.parse, person.shape[:2])
-        elif hasattr(self.parser, "analyse"):  # the photo parser: pose, parse and photo checks in one call
-            estimated_pose, parse = self._analyse(person)
-            tags.append("estimated-parse")
-        else:
-            parse = self._estimate_parse(person)
-            tags.append("estimated-parse")
-        if uploads.pose is not None:
-            pose = self._read_pose(uploads.pose)
-        else:
-            pose = self._estimate_pose(person) if estimated_pose is None else estimated_pose
-            tags.append("estimated-pose")
-        _check_pose_inside(pose, person.shape[1], person.shape[0])
-        frame = PhotoFrame(photo_size=person.shape[:2], box=person_box(parse, pose))
-        person, parse, pose = fit_person(person, parse, pose, frame.box)
-        height = working_height or min(frame.box[2], MAX_WORKING_HEIGHT)
-        width = width_for(height)
-        pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
-        person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
-        pose = wrists_on_hands(pose, parse)
+        person, parse, pose, frame, tags = self.framed_person(uploads, working_height)
+        height, width = person.shape[:2]
 
         garment = decode_rgb(uploads.garment, source="garment", **self.limits)
         mask = self._garment_mask(uploads.cloth_mask, garment)
@@ -448,7 +462,48 @@ class Preprocessor:
         garment, mask = resize_rgb(garment, height, width), resize_mask(mask, height, width)
         return TryOnSample(person_name=uploads.person_name, cloth_name=uploads.garment_name, person=person,
                            cloth=garment, cloth_mask=mask, parse=parse, pose=pose,
-                           cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tuple(tags), frame=frame)
+                           cloth_keypoints=keypoints.astype(np.float32), sleeve=sleeve, tags=tags, frame=frame)
+
+    def framed_person(self, uploads: Uploads, working_height: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PhotoFrame, tuple[str, ...]]:
+        """The person half of a sample (``uploads.person``, ``pose`` and ``parse``; the garment is not read):
+        the photo's box (:func:`person_box`) at the sample's size, as ``__call__`` makes it. Returns the (h, w, 3)
+        photo, its (h, w) CIHP parse, its (25, 3) BODY_25 pose in pixels, the frame and the tags of what was
+        estimated."""
+        if uploads.pose is None and self.pose_estimator is None and not hasattr(self.parser, "analyse"):
+            raise MissingInputError("pose", "not sent and no pose estimator is available: send the person photo's "
+                                            "OpenPose BODY_25 JSON as 'pose'")
+        if uploads.parse is None and self.parser is None:
+            raise MissingInputError("parse", "not sent and no human parser is available: send the person photo's "
+                                             "CIHP label PNG (as VITON-HD's image-parse-v3) as 'parse'")
+        tags = []
+        person = decode_rgb(uploads.person, source="person", **self.limits)
+        estimated_pose = None
+        if uploads.parse is not None:
+            parse = self._read_parse(uploads.parse, person.shape[:2])
+        elif hasattr(self.parser, "analyse"):  # the photo parser: pose, parse and photo checks in one call
+            estimated_pose, parse = self._analyse(person)
+            tags.append("estimated-parse")
+        else:
+            parse = self._estimate_parse(person)
+            tags.append("estimated-parse")
+        if uploads.pose is not None:
+            pose = self._read_pose(uploads.pose)
+        else:
+            pose = self._estimate_pose(person) if estimated_pose is None else estimated_pose
+            tags.append("estimated-pose")
+        _check_pose_inside(pose, person.shape[1], person.shape[0])
+        frame = PhotoFrame(photo_size=person.shape[:2], box=person_box(parse, pose))
+        person, parse, pose = fit_person(person, parse, pose, frame.box)
+        if estimated_pose is not None and uploads.pose is None and frame.box[2] < largest_box(*frame.photo_size)[0]:
+            person_analysed = self._analyse_again(person)  # a person small in the photo, at the box's resolution
+            if person_analysed is not None:
+                pose, parse = person_analysed
+        height = working_height or min(frame.box[2], MAX_WORKING_HEIGHT)
+        width = width_for(height)
+        pose[:, :2] *= np.array([width / person.shape[1], height / person.shape[0]], dtype=np.float32)
+        person, parse = resize_rgb(person, height, width), resize_labels(parse, height, width)
+        return person, parse, wrists_on_hands(pose, parse), frame, tuple(tags)
 
     def _read_parse(self, data: bytes, size: tuple[int, int]) -> np.ndarray:
         parse = decode_labels(data, source="parse", **self.limits)
@@ -478,6 +533,16 @@ class Preprocessor:
         if problem:
             raise InputError("person", problem)
         return pose, parse
+
+    def _analyse_again(self, box: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The photo parser's pose and parse of a person's box cut from a photo in which they are small (the
+        first analysis saw them at the photo's resolution, a parse at ``kgi.photo_parsing.parse.WORK_HEIGHT`` rows
+        of the whole photo); None where the box alone fails the photo checks (a hip at its edge) or the parser:
+        the first analysis, cropped, stands."""
+        try:
+            return self._analyse(box)
+        except InputError:
+            return None
 
     def _read_pose(self, data: bytes) -> np.ndarray:
         if self.limits["max_bytes"] is not None and len(data) > self.limits["max_bytes"]:

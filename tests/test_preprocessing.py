@@ -63,6 +63,7 @@ from kgi.preprocess import (
     cloth_mask_from_photo,
     fit_garment,
     fit_person,
+    person_box,
 )
 
 from serving_support import REPO, keep_only_version, running_service
@@ -518,6 +519,32 @@ def test_fit_person_crops_photos_to_their_largest_3_4_box_around_the_person():
     np.testing.assert_array_equal(cropped_parse, narrow_parse[top:top + 264, 1:199])
     np.testing.assert_allclose(shifted[1], [99, 80 - top, 1])
     assert (shifted[0] == 0).all()
+
+
+def test_a_person_small_in_the_photo_gets_a_box_framing_them_as_viton_hd_does():
+    """A full-length shot: the person's head-to-hips is a third of a 3:4 photo. The box frames them as the models
+    learnt (head at the top, mid hip at 0.7 of its height), all upper-body joints inside it; a person already
+    framed so (VITON-HD: head top at 2%, mid hip at 69%) keeps the whole photo."""
+    height, width = 1200, 900
+    pose = np.zeros((25, 3), np.float32)
+    joints = {0: (450, 330), 1: (450, 380), 2: (400, 385), 5: (500, 385), 3: (385, 470), 6: (515, 470),
+              4: (380, 560), 7: (520, 560), 8: (450, 610)}  # nose ... mid hip, the head's top at row 290
+    for joint, (x, y) in joints.items():
+        pose[joint] = [x, y, 1]
+    parse = np.zeros((height, width), np.uint8)
+    parse[290:340, 420:480] = 2  # hair
+    parse[340:620, 390:510] = 5  # upper clothes
+    top, left, box_height, box_width = person_box(parse, pose)
+    assert box_height < 0.5 * height and box_height % 4 == 0 and box_width * 4 == box_height * 3
+    assert abs((290 - top) / box_height - 0.02) < 0.01 and abs((610 - top) / box_height - 0.70) < 0.01
+    inside = (pose[:9, 0] > left) & (pose[:9, 0] < left + box_width) & (pose[:9, 1] > top)
+    assert inside[pose[:9, 2] > 0].all()
+
+    viton = np.zeros((1024, 768), np.uint8)
+    viton[20:60, 330:430] = 2
+    framed = pose.copy()
+    framed[:9, :2] = (framed[:9, :2] - [450, 290]) * [1, (707 - 20) / 320] + [384, 20]  # mid hip at row 707
+    assert person_box(viton, framed) == (0, 0, 1024, 768)
 
 
 def test_fit_garment_pads_with_the_background_colour_and_moves_keypoints():
