@@ -662,10 +662,7 @@ def fit_short_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray
         cloth_keypoints: (32, 2) the flat garment's keypoints in pixels of an image of the same size.
         nodes: (10, 2) pose-graph nodes in pixels.
     """
-    worn = np.asarray(garment_keypoints, np.float64).copy()
-    flat = np.asarray(cloth_keypoints, np.float64)
-    nodes = np.asarray(nodes, np.float64)
-    torso_scale = _scale_between(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])
+    worn, flat, nodes, torso_scale = _sleeve_inputs(garment_keypoints, cloth_keypoints, nodes)
     span = body_span(nodes)
     min_length = MIN_BONE * span
     between_shoulders = nodes[[sleeve.arm[0] for sleeve in WORN_SLEEVES]].mean(0)
@@ -689,6 +686,16 @@ def fit_short_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray
         worn[list(sleeve.nodes)] = _shortened(worn, sleeve, MAX_SHORT_SLEEVE_LENGTH * sleeve_length)
         worn[list(sleeve.nodes)] = _cuff_on_bone(worn, sleeve, nodes[sleeve.arm[0]], along)
     return worn
+
+
+def _sleeve_inputs(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarray, nodes: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The sleeve fits' inputs in float64 (the worn keypoints a copy to change) and the torso scale: the scale of
+    the least-squares similarity from the flat garment's ``GARMENT_TORSO_NODES`` to the worn ones."""
+    worn = np.asarray(garment_keypoints, np.float64).copy()
+    flat = np.asarray(cloth_keypoints, np.float64)
+    return worn, flat, np.asarray(nodes, np.float64), _scale_between(flat[list(GARMENT_TORSO_NODES)],
+                                                                      worn[list(GARMENT_TORSO_NODES)])
 
 
 def _flat_sleeve_length(flat: np.ndarray, sleeve: WornSleeve, torso_scale: float) -> float:
@@ -726,10 +733,7 @@ def centre_long_sleeves(garment_keypoints: np.ndarray, cloth_keypoints: np.ndarr
         cloth_keypoints: (32, 2) the flat garment's keypoints in pixels of an image of the same size.
         nodes: (10, 2) pose-graph nodes in pixels.
     """
-    worn = np.asarray(garment_keypoints, np.float64).copy()
-    flat = np.asarray(cloth_keypoints, np.float64)
-    nodes = np.asarray(nodes, np.float64)
-    torso_scale = _scale_between(flat[list(GARMENT_TORSO_NODES)], worn[list(GARMENT_TORSO_NODES)])
+    worn, flat, nodes, torso_scale = _sleeve_inputs(garment_keypoints, cloth_keypoints, nodes)
     min_length = MIN_BONE * body_span(nodes)
     for sleeve in WORN_SLEEVES:
         shoulder, elbow, wrist = nodes[list(sleeve.arm)]
