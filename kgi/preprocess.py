@@ -75,13 +75,13 @@ CLOSING = 0.008
 # a background that is not plain).
 MIN_GARMENT_FRACTION, MAX_GARMENT_FRACTION = 0.01, 0.9
 NECK = 1  # BODY_25 joint the person crop centres on
-MID_HIP = 8
+MID_HIP = 8  # BODY_25 joint
 UPPER_BODY_JOINTS = 9  # BODY_25 joints 0-8: nose, neck, shoulders, elbows, wrists, mid hip
 # VITON-HD's framing, which the models learnt: the top of the head 1-3% of the height below the photo's top, the
 # mid hip at 65-74% (the four genuine people of ../shared). A person whose box in that framing is at most
 # ZOOM_BELOW of the photo's largest 3:4 box is tried on in it (a person small in the photo: a full-length shot);
 # a larger one in the largest box, as a VITON-HD photo is in its whole frame. ARM_MARGIN of the box's width is
-# left beside the outermost arm joint.
+# left beside the outermost upper-body joint (an elbow or a wrist, mostly).
 FRAMED_TOP, FRAMED_HIPS = 0.02, 0.70
 ZOOM_BELOW = 0.85
 ARM_MARGIN = 0.05
@@ -295,8 +295,8 @@ def largest_box(height: int, width: int) -> tuple[int, int]:
 
 def framed_height(pose: np.ndarray, head_top: float | None, centre_x: float) -> float | None:
     """The height of the 3:4 box that frames a person as VITON-HD does: the top of the head ``FRAMED_TOP`` of it
-    below its top and the mid hip at ``FRAMED_HIPS``, wide enough for the arms' joints (``ARM_MARGIN`` of its width
-    beside the outermost of joints 0-8, the box centred on ``centre_x``); None without a mid hip below the head.
+    below its top and the mid hip at ``FRAMED_HIPS``, wide enough for the upper body's joints 0-8 (``ARM_MARGIN``
+    of its width beside the outermost, the box centred on ``centre_x``); None without a mid hip below the head.
 
     Args:
         pose: (25, 3) BODY_25 in pixels (undetected = 0). head_top: the upper body's top row (parse and joints).
