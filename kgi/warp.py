@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from kgi.drawing import polygon_masks
 from kgi.graphs import NECKLINE, NUM_GARMENT_NODES, WARP_PASTE_ORDER, WARP_SEGMENTS
-from kgi.labelmaps import bounding_box, pieces
+from kgi.labelmaps import bounding_box, nearest_pixels, pieces
 from kgi.landmarks.geometry import smooth_curve
 
 
@@ -295,12 +295,8 @@ def _backdrop_at_outline(cloth: torch.Tensor, garment: np.ndarray) -> np.ndarray
     garment_colours = rgb[::4, ::4][mask[::4, ::4].view(bool)]  # every fourth row and column
     if not plain or np.median(np.linalg.norm(garment_colours - colour, axis=1)) < BACKDROP_CONTRAST:
         return backdrop_pixels
-    # Each pixel's nearest pixel inside: the distance transform's labels of the pixels outside ``inside``.
-    _, labels = cv2.distanceTransformWithLabels(1 - inside, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    inside_pixels = np.flatnonzero(inside)  # the zero pixels of 1 - inside, labelled 1, 2, ... in this order
-    rows, columns = np.nonzero(near)
-    own = rgb.reshape(-1, 3)[inside_pixels[labels[rows, columns] - 1]]
-    here = rgb[rows, columns]
+    (rows, columns), nearest_inside = nearest_pixels(inside.view(bool), near)
+    own, here = rgb[nearest_inside], rgb[rows, columns]
     unlike_own = np.linalg.norm(here - own, axis=1)
     like = (np.linalg.norm(here - colour, axis=1) < unlike_own) & (unlike_own >= BACKDROP_TOLERANCE)
     backdrop_pixels[box[0].start + rows[like], box[1].start + columns[like]] = True

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.parse_stability import small_version
 from kgi.commands import prep
-from kgi.data.images import decode_labels, decode_rgb, encode_jpeg, encode_png
+from kgi.data.images import decode_labels, decode_rgb, encode_jpeg, encode_png, resize_labels
 from kgi.data.labels import FACE_NECK, LEFT_ARM, NUM_PARSE13, RIGHT_ARM, UPPER, to_parse13
 from kgi.models.parse import iou_counts
 from kgi.parsing import PhotoParser, make_parser
@@ -379,13 +380,9 @@ def test_a_person_small_in_the_photo_is_framed_and_parsed_in_their_box(photo_par
     photo = person_photo(root, name)
     truth = decode_labels((SHARED / root / "test" / "image-parse-v3" / f"{name}.png").read_bytes(), source=name)
     height, width = truth.shape
-    small = cv2.resize(photo, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
-    canvas = np.empty_like(photo)
-    canvas[:] = np.median(np.concatenate([photo[0], photo[:, 0], photo[:, -1]]), axis=0)
+    canvas, (top, left, small_height, small_width) = small_version(photo)  # shrunk to 0.6 (bench.parse_stability)
     labels = np.zeros_like(truth)
-    top, left = height - small.shape[0], (width - small.shape[1]) // 2
-    canvas[top:, left:left + small.shape[1]] = small
-    labels[top:, left:left + small.shape[1]] = cv2.resize(truth, small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    labels[top:top + small_height, left:left + small_width] = resize_labels(truth, small_height, small_width)
     calls = []
 
     class Counting:
