@@ -18,9 +18,10 @@ from, the mask of pixels it must keep and the target parse as composed:
                an arm hanging beside it, is in front of the garment
     skin     = the person's arm (neck) where the target parse keeps that arm (face-neck), farther than the
                margin from the old garment (a cuff's or a neckline's outline is repainted, not kept), less
-               the pieces not of the colour of the person's face and neck that reach the old garment (a cuff
-               labelled arm by the parse is repainted; a highlight or a bracelet on the arm, and strands of hair
-               of the hair's colour over the neck, are kept), and
+               the pieces not of the colour of the person's face and neck at their brightness (``_skin_like``:
+               skin in shadow is redder) that reach the old garment (a cuff labelled arm by the parse is
+               repainted; a highlight or a bracelet on the arm, the shadow under the jaw, and strands of hair of
+               the hair's colour over the neck, are kept), and
                not where the composed target puts the new garment (an arm's edge beside a narrower sleeve)
     neck     = the warp's own neck hole (``WarpResult.neck_hole``: where it shows the flat photo's inside of the
                back, and above the worn neck corners) is the neck in the target where the photo shows the body
@@ -101,7 +102,11 @@ GARMENT_SPECK = 0.0002
 GARMENT_SLIVER = 0.012
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
-SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's
+SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's at its brightness
+# Skin in shadow is redder (light scattered under the skin comes out red): on seven genuine people the red share
+# of face and neck pixels rises by 0.05 to 0.16 for each unit of log brightness below their median, and the green
+# share falls by 0.03 to 0.04. The slopes are learnt per person (``_shadow_slope``), at most this steep.
+MAX_SHADOW_SLOPE = 0.25
 # A piece of a parse's arms, not of the skin's colour, this large (a fraction of the image) is a sleeve: the largest
 # such piece of a genuine bare arm (shadow, bracelet, a hand on dark trousers) is under 0.2%.
 SLEEVE_LABELLED_ARM = 0.005
@@ -143,9 +148,9 @@ class Recomposition:
         keep_mask: (B, 1, H, W) float {0, 1}: 1 where ``image`` is known (person pixels kept, garment or
             skin pasted), 0 where the inpainter must paint.
         target_parse13: (B, H, W) long, the target parse as composed: upper exactly on the pasted garment.
-        skin_mask: (B, 1, H, W) float {0, 1}: the person's visible skin kept in ``image``, of the skin's colour
-            (neck and arms away from the old garment, without highlights and bracelets; the face where there is
-            none): what painted skin's colour is learnt from.
+        skin_mask: (B, 1, H, W) float {0, 1}: the person's visible skin kept in ``image``, of the lit skin's
+            colour (neck and arms away from the old garment, without highlights, bracelets and deep shadows; the
+            face where there is none): what painted skin's colour and detail are learnt from.
     """
 
     image: torch.Tensor
@@ -186,32 +191,64 @@ def change_region(parse_cihp: torch.Tensor, margin_px: int) -> tuple[torch.Tenso
     return tuple(stack_maps([masks[i] for masks in regions], parse_cihp, torch.bool) for i in range(2))
 
 
-def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-    """(h, w) bool on ``box`` of the (H, W, 3) float ``person`` with (H, W) uint8 ``parse_cihp``: pixels of the
-    colour of the person's face and neck (``SKIN_REFERENCE_CIHP``): at least ``DARKEST_SKIN`` of their median
-    brightness (r + g + b; shadows pass, a dark sleeve does not) and red and green shares of r + g + b within
-    ``SKIN_CHROMA_TOLERANCE`` of theirs (a shadow keeps its hue, a coloured sleeve does not), medians the lower
-    middle values. Everything where a person shows no face or neck."""
+def _skin_like(person: np.ndarray, parse_cihp: np.ndarray, box: tuple[slice, slice]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Two (h, w) bool masks on ``box`` of the (H, W, 3) float ``person`` with (H, W) uint8 ``parse_cihp``: its
+    pixels of the colour of the person's face and neck (``SKIN_REFERENCE_CIHP``) at their own brightness, and
+    those of the lit skin's colour. With b = r + g + b, b0 its median over the face and neck, x = min(log(b / b0), 0)
+    and s the red or green share of b: b >= ``DARKEST_SKIN`` b0 (shadows pass, a dark sleeve does not) and
+    |s - (s0 + k x)| <= ``SKIN_CHROMA_TOLERANCE`` for both shares (a coloured sleeve does not pass), s0 the share's
+    median and k its slope into the shadows, fitted through the median by least squares on the face and neck's
+    skin-coloured pixels (``_shadow_slope``); k = 0 for the lit skin's colour. Which skin is the person's own takes
+    the first (with k = 0 the shadow under the jaw, redder than the lit face, failed and was repainted: a
+    patchwork of kept and painted neck); the colour and detail painted skin learns, the second (the shadows between
+    fingers laid on a painted arm were a rash of dark spots). Medians are the lower middle values. Everything
+    where a person shows no face or neck."""
     pixels = person[box]  # (h, w, 3)
     reference = is_any(parse_cihp, SKIN_REFERENCE_CIHP)
     reference_box = bounding_box(reference)  # its pixels are read there, in the image's row-major order
     if reference_box is None:
-        return np.ones(pixels.shape[:2], bool)
+        return np.ones(pixels.shape[:2], bool), np.ones(pixels.shape[:2], bool)
 
     def shares(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., 3): brightness, shares
         brightness = colours[..., 0] + colours[..., 1] + colours[..., 2]  # numpy's sum over 3 is 20x slower
         floored = np.maximum(brightness, 1e-3)
         return brightness, colours[..., 0] / floored, colours[..., 1] / floored
 
-    def lower_median(values: np.ndarray) -> np.ndarray:  # (N,) -> (), as torch.median
+    def lower_median(values: np.ndarray) -> float:  # (N,) -> (), as torch.median
         middle = (len(values) - 1) // 2
-        return np.partition(values, middle)[middle]
+        return float(np.partition(values, middle)[middle])
 
+    def darkness(brightness: np.ndarray, median: float) -> np.ndarray:  # x = min(log(b / b0), 0)
+        return np.minimum(np.log(np.maximum(brightness, 1e-3) / max(median, 1e-3)), 0)
+
+    skin_brightness, skin_red, skin_green = shares(person[reference_box][reference[reference_box]])
+    median_brightness, median_red, median_green = (lower_median(values) for values in
+                                                   (skin_brightness, skin_red, skin_green))
+    # The slopes are fitted on the face and neck's pixels of the skin's colour (not lips, eyes or strands of hair).
+    skin_coloured = (skin_brightness >= DARKEST_SKIN * median_brightness) \
+        & (np.abs(skin_red - median_red) <= 2 * SKIN_CHROMA_TOLERANCE) \
+        & (np.abs(skin_green - median_green) <= 2 * SKIN_CHROMA_TOLERANCE)
+    reference_darkness = darkness(skin_brightness[skin_coloured], median_brightness)
+    red_slope, green_slope = (_shadow_slope(reference_darkness, values[skin_coloured] - median)
+                              for values, median in ((skin_red, median_red), (skin_green, median_green)))
     brightness, red, green = shares(pixels)
-    skin_brightness, skin_red, skin_green = (lower_median(values) for values in
-                                             shares(person[reference_box][reference[reference_box]]))
-    return (brightness >= DARKEST_SKIN * skin_brightness) & (np.abs(red - skin_red) <= SKIN_CHROMA_TOLERANCE) \
-        & (np.abs(green - skin_green) <= SKIN_CHROMA_TOLERANCE)
+    pixel_darkness = darkness(brightness, median_brightness)
+    bright_enough = brightness >= DARKEST_SKIN * median_brightness
+    red, green = red - median_red, green - median_green  # offsets from the lit skin's shares
+    lit_skin_colour = bright_enough & (np.abs(red) <= SKIN_CHROMA_TOLERANCE) & (np.abs(green) <= SKIN_CHROMA_TOLERANCE)
+    skin_colour = bright_enough & (np.abs(red - red_slope * pixel_darkness) <= SKIN_CHROMA_TOLERANCE) \
+        & (np.abs(green - green_slope * pixel_darkness) <= SKIN_CHROMA_TOLERANCE)
+    return skin_colour, lit_skin_colour
+
+
+def _shadow_slope(darkness: np.ndarray, offsets: np.ndarray) -> float:
+    """The least-squares k of ``offsets`` = k ``darkness`` (both (N,): a colour share's offsets from its median,
+    and x = min(log(b / b0), 0)), clipped to ``MAX_SHADOW_SLOPE`` either way; 0 without shadows to fit."""
+    spread = float(darkness @ darkness)
+    if spread < 1e-6:
+        return 0.0
+    return float(np.clip(darkness @ offsets / spread, -MAX_SHADOW_SLOPE, MAX_SHADOW_SLOPE))
 
 
 def _fill_garment_holes(target: np.ndarray, parse_cihp: np.ndarray, max_fraction: float) -> np.ndarray:
@@ -566,9 +603,10 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     target = np.where(neck_hole & body & ((target == UPPER) | (target == 0)), FACE_NECK, target).astype(np.uint8)
     region, near_old_garment = _change_region(parse_cihp, margin_px)
     skin_like = np.zeros((height, width), bool)  # only ever taken on the region (arms, neck)
+    lit_skin_like = np.zeros((height, width), bool)
     box = bounding_box(region)
     if box is not None:
-        skin_like[box] = _skin_like(person, parse_cihp, box)
+        skin_like[box], lit_skin_like[box] = _skin_like(person, parse_cihp, box)
     # The old garment where the parse calls it something else: repainted as garment is (a sleeve called an arm
     # never gives the arm its shape, a sleeve called the trousers or the wall is not kept).
     mislabelled = _sleeves_labelled_arm(parse_cihp, skin_like) | _garment_labelled_otherwise(person, parse_cihp)
@@ -654,7 +692,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         image[extended] = garment_image[rows, columns]
     image = cv2.copyTo(person, (kept_skin | kept_wall).view(np.uint8), image)
     keep = ~(blanked & ~extended)
-    skin = kept_skin & skin_like  # the colour painted skin takes is learnt from skin of the skin's colour
+    skin = kept_skin & lit_skin_like  # the colour painted skin takes is learnt from skin of the lit skin's colour
     if np.count_nonzero(skin) < 0.001 * height * width:  # no neck or arm to learn from: the face
         skin = keep & (parse_cihp == FACE_CIHP)
     return image, keep, target.astype(np.uint8), skin

@@ -11,8 +11,8 @@ from kgi.data.labels import (AGNOSTIC_PARSE13, FACE_NECK, GARMENT_CIHP, LEFT_ARM
 from kgi.limbs import (GARMENT_OUTLINE, GARMENT_TORSO_NODES, MAX_SHORT_SLEEVE_LENGTH, SHOULDER_OUTSIDE,
                        _scale_between, body_span, centre_long_sleeves, fit_short_sleeves, seat_shoulder_seams)
 from kgi.posed_arms import cover_shoulders, waist_row
-from kgi.recompose import BLANK_VALUE, RecomposeInputError, agnostic_parse, change_region, cover_old_neckline, \
-    extend_garment, recompose
+from kgi.recompose import BLANK_VALUE, SKIN_CHROMA_TOLERANCE, RecomposeInputError, agnostic_parse, change_region, \
+    cover_old_neckline, extend_garment, recompose
 from kgi.warp import SEGMENT_NAMES, WarpResult
 
 HEIGHT, WIDTH = 12, 9
@@ -1129,6 +1129,26 @@ def test_strands_of_hair_over_the_neck_are_kept_and_a_collar_the_parse_calls_nec
     assert (composed.keep_mask[0, 0, 24:27, 34] == 1).all()
     torch.testing.assert_close(composed.image[kept_strands], person[kept_strands])
     assert (composed.keep_mask[0, 0, 24:28, 37] == 0).all()
+
+
+def test_a_shadow_down_the_neck_redder_than_the_lit_face_is_kept_and_a_red_collar_is_repainted():
+    """Skin in shadow is redder than lit skin. The face is lit above and shadowed under the jaw (0.6 of its
+    brightness, its red share 0.08 higher: beyond the flat tolerance), and that shadow runs down the neck to the
+    old top's neckline: it is the person's skin, kept, as the face's own shadow teaches. A red collar strip as
+    dark reaching the neckline is not skin at any brightness: repainted."""
+    parse, target = person_in_a_top()
+    person = person_in_blue(parse)
+    shadow, red = torch.tensor([0.60, 0.35, 0.25]), torch.tensor([0.60, 0.15, 0.20])
+    assert shadow[0] / shadow.sum() - SKIN[0] / SKIN.sum() > SKIN_CHROMA_TOLERANCE
+    person[0, :, 20:24, 30:43] = shadow.view(3, 1, 1)  # under the jaw
+    neck_shadow, collar = (slice(24, 28), slice(33, 36)), (slice(24, 28), 38)
+    person[(0, slice(None), *neck_shadow)] = shadow.view(3, 1, 1)
+    person[(0, slice(None), *collar)] = red.view(3, 1)
+    composed = recompose(person, parse, target, backbone_warp(slice(30, 76), slice(16, 57)), margin_px=1)
+    kept_shadow = (0, slice(None), slice(24, 27), slice(33, 36))  # the last row is within the margin of the old top
+    assert (composed.keep_mask[0, 0, 24:27, 33:36] == 1).all()
+    torch.testing.assert_close(composed.image[kept_shadow], person[kept_shadow])
+    assert (composed.keep_mask[0, 0, 24:28, 38] == 0).all()
 
 
 def test_the_garments_own_neck_hole_is_the_neck_even_where_the_target_draws_garment():
