@@ -30,13 +30,14 @@ from, the mask of pixels it must keep and the target parse as composed:
                the target's waist apart from its sleeves (``_strips_below_the_waist``: a tucked-in top warped down
                the skirt's side)
     target   = upper exactly where ``garment`` is and in its cracks (``close_gaps``, ``GARMENT_CRACK``: filled
-               with its nearest colours, kept), and on wall, or painted torso skin below its armpits beside the
-               arm, wholly in a crack between it and an arm (the photo's thin gap between arm and body, the body's
-               side beside a narrower warp); specks and slivers of garment apart from the rest (``GARMENT_SPECK``,
-               ``GARMENT_SLIVER``) take their nearest other label; the target's other upper pixels take the
-               person's label outside the region (the photo stays) and where the photo shows an arm (the arm is
-               there, not the wall), and elsewhere their nearest label other than garment and hair (a neckline's
-               hole next to long hair is the neck's skin)
+               with its nearest colours, kept), and on wall wholly in a crack between it and an arm (the photo's
+               thin gap between arm and body), and on painted torso skin beside it wholly between its armpits and
+               hem and within ``SIDE_REACH`` of it (the body's side beside a warp narrower than the body: cloth
+               carried beyond the warp, ``extend_garment``); specks and slivers of garment apart from the rest
+               (``GARMENT_SPECK``, ``GARMENT_SLIVER``) take their nearest other label; the target's other upper
+               pixels take the person's label outside the region (the photo stays) and where the photo shows an
+               arm (the arm is there, not the wall), and elsewhere their nearest label other than garment and hair
+               (a neckline's hole next to long hair is the neck's skin)
     wall     = the photo's wall (CIHP background) in the region where the target keeps wall and its colour is the
                wall's around it (``_like_the_wall``: the old garment's blurred edge and shadow are not)
     image    = person; grey 0.5 on region; warped garment on ``garment``; person on ``skin`` and ``wall``
@@ -100,6 +101,8 @@ GARMENT_SPECK = 0.0002
 # A piece of the target's garment apart from the rest that is nowhere this thick (a fraction of the height) is a
 # sliver.
 GARMENT_SLIVER = 0.012
+SIDE_REACH = 0.05  # of the height: painted torso skin beside the new garment this near it is its cloth
+MIRROR_DEPTH = 0.01  # of the height: cloth carried beyond the warp is taken from at most this far inside it
 SKIN_REFERENCE_CIHP = (10, 13)  # neck and face: always skin, unlike what a parse calls arms (sleeves, often)
 DARKEST_SKIN = 0.4  # a kept skin pixel is at least this fraction of the face's median brightness
 SKIN_CHROMA_TOLERANCE = 0.06  # and its red and green shares of r + g + b within this of the face's at its brightness
@@ -298,33 +301,41 @@ def cover_old_neckline(target_parse13: torch.Tensor, parse_cihp: torch.Tensor, p
     return stack_maps(covered, target_parse13)
 
 
-def _mirrored_sources(known: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mirrored_sources(known: np.ndarray, where: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
     """The garment pixel each pixel of ``where`` takes its cloth from (``extend_garment``): (N,) rows and columns
-    for the N pixels of ``where`` in row-major order; ``known`` and ``where`` (H, W) bool. Without garment, the
-    pixels themselves."""
+    for the N pixels of ``where`` in row-major order; ``known`` and ``where`` (H, W) bool, ``depth`` in pixels.
+    Without garment, the pixels themselves."""
     found = nearest_pixels(known, where)
     if found is None:
         return np.nonzero(where)
     (rows, columns), (nearest_rows, nearest_columns) = found
     height, width = known.shape
-    mirror_rows = np.clip(2 * nearest_rows - rows, 0, height - 1)
-    mirror_columns = np.clip(2 * nearest_columns - columns, 0, width - 1)
+    inward_rows, inward_columns = nearest_rows - rows, nearest_columns - columns  # p to n: (n - p), d long
+    distance = np.hypot(inward_rows, inward_columns)
+    folded = depth - np.abs(np.mod(distance, 2 * depth) - depth)  # t(d): d up to the depth, then back and forth
+    scale = folded / np.maximum(distance, 1e-9)
+    mirror_rows = np.clip(np.rint(nearest_rows + inward_rows * scale).astype(np.int64), 0, height - 1)
+    mirror_columns = np.clip(np.rint(nearest_columns + inward_columns * scale).astype(np.int64), 0, width - 1)
     inside = known[mirror_rows, mirror_columns]
     return np.where(inside, mirror_rows, nearest_rows), np.where(inside, mirror_columns, nearest_columns)
 
 
-def extend_garment(garment_image: torch.Tensor, garment: torch.Tensor) -> torch.Tensor:
-    """The warped garment's cloth carried beyond its pixels, (B, 3, H, W): each pixel p takes the garment pixel
-    mirrored across its nearest garment pixel n, 2n - p, or n itself where the mirror leaves the garment. A strip
-    between a sleeve and the torso continues the weave or print (mirrored) instead of a blur of its colours.
-    (``recompose`` takes it on the pixels it extends only.)
+def extend_garment(garment_image: torch.Tensor, garment: torch.Tensor, depth: float) -> torch.Tensor:
+    """The warped garment's cloth carried beyond its pixels, (B, 3, H, W): each pixel p, d from its nearest garment
+    pixel n, takes the garment pixel n + (n - p) t(d) / d, t the triangle wave that rises from 0 to ``depth`` and
+    back (so t(d) = d, the mirror image 2n - p, up to ``depth``), or n itself where that pixel is no garment. A
+    strip between a sleeve and the torso continues the weave or print (mirrored) instead of a blur of its colours;
+    a wide one repeats the garment's outermost ``depth`` pixels, not the print inside them (mirrored all the way, a
+    side as wide as 40 pixels took the print's outline from deep inside). (``recompose`` takes it on the pixels
+    it extends only, ``depth`` ``MIRROR_DEPTH`` of the height.)
 
     Args:
         garment_image: (B, 3, H, W) the warped garment. garment: (B, H, W) bool where it is known.
+        depth: how far inside the garment, in pixels, the cloth is taken from.
     """
     filled = []
     for image, known in zip(garment_image, garment.cpu().numpy()):
-        rows, columns = _mirrored_sources(known, np.ones_like(known))
+        rows, columns = _mirrored_sources(known, np.ones_like(known), depth)
         filled.append(image[:, torch.from_numpy(rows), torch.from_numpy(columns)].view_as(image))
     return torch.stack(filled)
 
@@ -661,18 +672,27 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     # Wall wholly in a crack between the new garment and an arm (the photo's thin gap between an arm and the old
     # garment, which the new garment's side nearly fills): its cloth, not a ragged sliver of painted wall. Wall
     # that widens beyond a crack somewhere (a real gap) and notches of an arm's outline off the garment stay wall.
-    # The same for painted torso skin below the new garment's armpits that touches the arm (the body's side beside
-    # a warp narrower than the old garment: a strip of skin down the arm's edge, shaded apart from it); above
-    # them, skin between a strap and the arm is the shoulder's.
     new_garment = target == UPPER
     in_crack = close_gaps(is_any(target, ARMS) | new_garment, round(GARMENT_CRACK * height))
     beside_garment = grow(new_garment, 1)
     sliver = pieces((target == 0) & region, within=in_crack, touching=beside_garment)
     if garment_keypoints is not None:
-        armpits = np.asarray(garment_keypoints, np.float64)[ARMPITS] * [width, height]
-        side_skin = (target == FACE_NECK) & region & ~kept_skin & below_line(armpits, (height, width))
-        side_skin = pieces(side_skin, within=in_crack, touching=beside_garment)
-        sliver |= pieces(side_skin, touching=grow(is_any(target, ARMS), 1))
+        # A piece of painted torso skin beside the new garment, wholly between its armpits and its hem, is the
+        # body's side beside a warp narrower than the body: a top wraps the body there, so it is the garment's
+        # cloth, up to SIDE_REACH from it (a strip of skin down the garment's side, shaded apart from the arm
+        # beside it, was 32-41 pixels wide on the shop photos at 1024 rows). Skin that reaches above the armpits
+        # is the shoulder's, beside a strap and down a deep armhole (cut at the armpits, its lower end was a tab
+        # of cloth); below the hem, a midriff.
+        side_skin = (target == FACE_NECK) & region & ~kept_skin
+        reach = SIDE_REACH * height
+        box = bounding_box(side_skin, int(np.ceil(reach)))  # every garment pixel within reach of that skin
+        if box is not None:
+            keypoints = np.asarray(garment_keypoints, np.float64) * [width, height]
+            between = below_line(keypoints[ARMPITS], (height, width)) \
+                & ~below_line(keypoints[list(HEM)], (height, width))
+            near_garment = np.zeros_like(side_skin)
+            near_garment[box] = cv2.distanceTransform((~new_garment[box]).view(np.uint8), cv2.DIST_L2, 3) <= reach
+            sliver |= pieces(side_skin, within=between & near_garment, touching=beside_garment)
     target = np.where(sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
     # The photo's wall where the target keeps wall and it looks like the wall around it is the photo's own (the
@@ -688,7 +708,7 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     image = cv2.copyTo(np.full_like(person, BLANK_VALUE), region.view(np.uint8), person.copy())
     image = cv2.copyTo(garment_image, garment.view(np.uint8), image)
     if extended.any():
-        rows, columns = _mirrored_sources(garment, extended)
+        rows, columns = _mirrored_sources(garment, extended, max(MIRROR_DEPTH * height, 1.0))
         image[extended] = garment_image[rows, columns]
     image = cv2.copyTo(person, (kept_skin | kept_wall).view(np.uint8), image)
     keep = ~(blanked & ~extended)

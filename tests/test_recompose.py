@@ -653,32 +653,32 @@ def test_a_thin_wall_gap_between_the_new_garment_and_an_arm_is_cloth_and_a_notch
         assert (composed.target_parse13[0, 40:43, 59:61] == 0).all()
 
 
-@pytest.mark.parametrize("case", ["crack", "widens", "above the armpits"])
-def test_painted_torso_skin_in_a_thin_crack_between_the_new_garment_and_an_arm_is_cloth(case):
-    """The old top reaches the bare arm; the new garment's warp stops two pixels short of it (``GARMENT_CRACK`` at
-    96 rows: a crack up to two pixels wide), where the target draws torso skin: a strip of painted skin down the
-    arm's edge, shaded apart from it. Wholly in a crack between garment and arm, below the garment's armpits
-    (row 34), it is the garment's cloth, kept. Where it widens beyond a crack (the body's side well clear of the
-    new garment), it stays skin, and so it does above the armpits (a strap top's shoulder). (Without the pose, so
-    that the arms keep the target's shape.)"""
+@pytest.mark.parametrize("case", ["crack", "side", "widens", "above the armpits"])
+def test_painted_torso_skin_beside_the_new_garment_between_its_armpits_and_hem_is_its_cloth(case):
+    """The old top reaches the bare arm; the new garment's warp stops short of it, where the target draws torso
+    skin: a strip of painted skin down the garment's side, shaded apart from the arm. Below the garment's armpits
+    (row 34) and above its hem, within ``SIDE_REACH`` of it (4.8 pixels at 96 rows), a top wraps the body there:
+    the strip is its cloth, kept, two pixels wide (a crack) or four. Where the skin reaches farther (the body's side
+    well clear of the new garment: eight pixels) it stays skin, and so it does above the armpits (a strap top's
+    shoulder). (Without the pose, so that the arms keep the target's shape.)"""
+    strip_end = {"crack": 50, "side": 52, "widens": 56, "above the armpits": 50}[case]
     parse, target = person_in_a_top()
     parse[0, 28:76, 16:57] = 0
     parse[0, 28:76, 22:50] = 5  # a sleeveless old top
     parse[0, 30:70, 50:61] = 14  # the bare left arm beside it
     target[0, 28:76, 22:48] = UPPER
-    target[0, 36:56, 48:50] = FACE_NECK  # the strip the warp leaves
-    if case == "widens":
-        target[0, 50:56, 40:48] = FACE_NECK
-    target[0, 30:70, 50:61] = LEFT_ARM
+    target[0, 30:70, strip_end:61] = LEFT_ARM
+    target[0, 36:56, 48:strip_end] = FACE_NECK  # the strip the warp leaves
     mask = (target == UPPER).float()[:, None]
     warp = WarpResult(torch.rand(1, 3, SCENE_HEIGHT, SCENE_WIDTH) * mask, mask, mask)
     armpit_row = 60 if case == "above the armpits" else 34
     keypoints = worn_rectangle({0: (30, 28), 1: (33, 30), 2: (36, 32), 3: (39, 30), 4: (42, 28), 31: (48, 28),
                                 5: (22, 28), 14: (22, armpit_row), 22: (48, armpit_row)})
     composed = recompose(person_in_blue(parse), parse, target, warp, margin_px=2, garment_keypoints=keypoints)
-    cloth = case == "crack"
-    assert (composed.target_parse13[0, 36:50, 48:50] == (UPPER if cloth else FACE_NECK)).all()
-    assert composed.keep_mask[0, 0, 36:50, 48:50].all() == cloth
+    cloth = case in ("crack", "side")
+    strip = (0, slice(36, 50), slice(48, strip_end))
+    assert (composed.target_parse13[strip] == (UPPER if cloth else FACE_NECK)).all()
+    assert composed.keep_mask[0, 0, 36:50, 48:strip_end].all() == cloth
 
 
 def test_a_speck_of_garment_apart_from_the_rest_takes_its_nearest_other_label():
@@ -699,15 +699,17 @@ def test_a_speck_of_garment_apart_from_the_rest_takes_its_nearest_other_label():
     assert (composed.target_parse13[0, 30:76, 18:55] == UPPER).all()
 
 
-def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored():
-    stripes = torch.zeros(1, 3, 8, 30)
-    stripes[:, :, :, ::3] = 1.0  # a vertical stripe every third column
+def test_garment_extended_beyond_the_warp_continues_its_cloth_mirrored_from_its_outermost_pixels():
+    stripes = torch.rand(1, 3, 8, 30, generator=torch.Generator().manual_seed(0))  # a print of vertical lines
+    stripes = stripes[:, :, :1].expand(1, 3, 8, 30)
     known = torch.zeros(1, 8, 30, dtype=torch.bool)
     known[:, :, :20] = True
-    extended = extend_garment(stripes, known)
+    extended = extend_garment(stripes, known, depth=4)
     assert torch.equal(extended[..., :20], stripes[..., :20])
-    for offset in range(1, 10):  # column 19 + offset mirrors column 19 - offset
+    for offset in range(1, 5):  # column 19 + offset mirrors column 19 - offset up to the depth
         assert torch.equal(extended[..., 19 + offset], stripes[..., 19 - offset])
+    for offset in range(5, 11):  # then back towards the outline and in again: never deeper than 4 columns
+        assert torch.equal(extended[..., 19 + offset], stripes[..., 19 - (4 - abs(offset % 8 - 4))])
 
 
 def test_garment_the_warp_leaves_open_next_to_long_hair_is_skin_not_hair():
