@@ -25,13 +25,13 @@ are the recomposed image's, exact):
    push-pull pyramid (normalised averages over 2x coarser grids, each pixel taking the finest grid that knows
    it) at ``COMPOSITE_HEIGHT`` rows, so painted background continues the photo's background; the inpainter's
    colours only where the photo keeps no pixel of the class;
-3. seams: per skin class, the difference between kept pixels and the model's colours there is spread into the
-   painted pixels by a normalised Gaussian (``SEAM_REACH``), the whole difference on the border, fading away from
-   it, and added, so a painted arm meets the visible arm without a step; the kept pixels are those
-   ``SEAM_RING`` pixels from the painted ones (nearer, the photo's pixels mix the neighbour's colour: a cuff's
-   grey along a hand's top, spread into the painted wrist as a pale band); painted skin next to the new garment
-   is darkened as the cloth shades it (``CONTACT_SHADE``, ``CONTACT_REACH``: a sleeve's hem, the torso beside a
-   hanging arm);
+3. seams: per skin class, the difference between its kept pixels and the model's colours there, on its border
+   with its own painted pixels, is added to each painted pixel as its nearest border pixel's, fading away from
+   the border (``_seam_offset``): the whole difference on the border however it varies along it, so a painted
+   arm meets the visible arm without a step. The border's kept pixels are those ``SEAM_RING`` pixels from the
+   painted ones (nearer, the photo's pixels mix the neighbour's colour: a cuff's grey along a hand's top, spread
+   into the painted wrist as a pale band). Painted skin next to the new garment is darkened as the cloth shades
+   it (``CONTACT_SHADE``, ``CONTACT_REACH``: a sleeve's hem, the torso beside a hanging arm);
 4. class borders at full resolution: each class's colours are mixed by its one-hot map blurred by
    ``BORDER_SOFTNESS`` pixels (an anti-aliased outline, not the parse's pixel steps);
 5. detail, so painted pixels are as crisp as the photo around them instead of flat: skin takes the visible skin's
@@ -59,6 +59,8 @@ SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
 COMPOSITE_HEIGHT = 256  # rows at which the fills and seams are computed (they are smooth at that scale)
 SEAM_REACH = 0.03  # how far into the painted region a seam's colour difference is spread, fraction of the height
+SEAM_ALONG = 3  # pixels: each border pixel's difference is averaged over the border pixels this near it
+SEAM_SMOOTHING = 2.0  # Gaussian sigma, pixels, of the seam's offset field
 SEAM_RING = (2, 4)  # the kept pixels whose difference is spread: this many pixels from the painted ones
 BORDER_SOFTNESS = 1.0  # Gaussian sigma, pixels, of the class borders
 FEATHER = 1.0  # Gaussian sigma, pixels, of the painted side of the kept pixels' outline
@@ -126,18 +128,6 @@ def _sample(small: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape
     values = cv2.remap(small, map_x.reshape(-1, 1024), map_y.reshape(-1, 1024), cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
     return values.reshape(padded, -1)[:count]
-
-
-def _area_sums(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, full_shape: tuple[int, int],
-               small_shape: tuple[int, int]) -> np.ndarray:
-    """(h, w, C) area averages over the small grid's cells of the (N, C) ``values`` at N full-resolution pixels
-    (zero elsewhere): ``cv2.resize`` with INTER_AREA of a sparse image, without building it."""
-    (height, width), (small_height, small_width) = full_shape, small_shape
-    cells = (rows * small_height // height) * small_width + columns * small_width // width
-    sums = np.stack([np.bincount(cells, weights=channel, minlength=small_height * small_width)
-                     for channel in values.T], axis=1)
-    return (sums * (small_height * small_width / (height * width))).reshape(small_height, small_width, -1
-                                                                             ).astype(np.float32)
 
 
 def _across(member: np.ndarray) -> np.ndarray:
@@ -262,6 +252,46 @@ def _grain_spread(detail: np.ndarray, pixels: np.ndarray) -> float:
     return 1.4826 * float(np.median(detail[pixels]))
 
 
+def _seam_offset(difference: np.ndarray, border: tuple[np.ndarray, np.ndarray], where: tuple[np.ndarray, np.ndarray],
+                 shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """(N, 3) float32: step 3's offset at the N painted pixels ``where`` (rows, columns) of an image of ``shape``,
+    from the (M, 3) kept-minus-model ``difference`` at the M ``border`` pixels.
+
+    Each pixel takes the difference of its nearest border pixel, averaged over the border pixels within
+    ``SEAM_ALONG`` pixels of that one, times exp(-d^2 / 2 ``sigma``^2), d its distance to it less ``SEAM_RING``'s
+    farther end (the border lies that far inside the kept pixels, so the painted pixels along them take the whole
+    difference); the field is then smoothed by a Gaussian of ``SEAM_SMOOTHING`` pixels (where the nearest border
+    pixel jumps, at a corner, it creased). The offset is the border's own difference on it however that varies
+    along it: averaged along the border by a Gaussian at 256 rows instead, a hand's shaded side and its lit side
+    cancelled, a step of 15-25 levels between the painted forearm and the hand."""
+    offset = np.zeros((len(where[0]), 3), np.float32)
+    if not len(border[0]) or not len(offset):
+        return offset
+    # On the box of the border grown by 3 sigma (farther, the offset fades to under 1.1% of the difference).
+    reach = int(np.ceil(3 * sigma))
+    top, left = max(int(border[0].min()) - reach, 0), max(int(border[1].min()) - reach, 0)
+    bottom, right = min(int(border[0].max()) + reach + 1, shape[0]), min(int(border[1].max()) + reach + 1, shape[1])
+    box_shape = (bottom - top, right - left)
+    rows, columns = border[0] - top, border[1] - left
+    on_border = np.zeros(box_shape, np.float32)
+    on_border[rows, columns] = 1
+    differences = np.zeros((*box_shape, 3), np.float32)
+    differences[rows, columns] = difference
+    side = 2 * SEAM_ALONG + 1
+    along = cv2.boxFilter(differences, -1, (side, side), normalize=False) \
+        / np.maximum(cv2.boxFilter(on_border, -1, (side, side), normalize=False), 1)[..., None]
+    # Each pixel's nearest border pixel: OpenCV numbers the border pixels from 1 in scan order.
+    distance, nearest = cv2.distanceTransformWithLabels((on_border == 0).view(np.uint8), cv2.DIST_L2, 3,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+    source_rows, source_columns = np.nonzero(on_border)
+    nearest -= 1
+    fade = np.exp(-0.5 * (np.maximum(distance - SEAM_RING[1], 0) / sigma) ** 2)[..., None]
+    field = cv2.GaussianBlur(along[source_rows[nearest], source_columns[nearest]] * fade, (0, 0), SEAM_SMOOTHING)
+    inside = (where[0] >= top) & (where[0] < bottom) & (where[1] >= left) & (where[1] < right)
+    offset[inside] = field[where[0][inside] - top, where[1][inside] - left]
+    return offset
+
+
 def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, parse: np.ndarray,
                    reference: np.ndarray, seed: int) -> np.ndarray:
     """One image of ``composite``, numpy (H, W, 3) float32 in, out. Only the painted pixels are computed, and
@@ -276,8 +306,8 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
            slice(max(int(columns_painted[0][0]) - pad, 0), min(int(columns_painted[0][-1]) + pad + 1, width)))
     rows = min(height, COMPOSITE_HEIGHT)
     small_size = (max(round(width * rows / height), 1), rows)  # cv2 sizes are (width, height)
-    small_shape, full_shape = (rows, small_size[0]), (height, width)
-    sigma = max(SEAM_REACH * rows / 2, 1.0)
+    full_shape = (height, width)
+    seam_sigma = max(SEAM_REACH * height / 2, 1.0)
     box_known, box_keep, box_parse, box_painted = known[box], keep[box], parse[box], painted[box]
     where = np.nonzero(box_painted)  # the N painted pixels, in the box
     top, left = box[0].start, box[1].start
@@ -293,14 +323,13 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
         to_garment = cv2.distanceTransform((box_parse != UPPER).astype(np.uint8), cv2.DIST_L2, 3)[where]
         contact_shade = 1 - CONTACT_SHADE * np.exp(-to_garment / max(CONTACT_REACH * height, 1.0))
     rng = np.random.default_rng(seed)
-    # Step 3's border: kept pixels SEAM_RING pixels from the painted ones (nearer, a photo's pixels mix the
-    # neighbour's colour: a hand's top row, the sleeve's grey).
-    painted_u8 = box_painted.astype(np.uint8)
-    seam_ring = cv2.dilate(painted_u8, np.ones((2 * SEAM_RING[1] + 1,) * 2, np.uint8)).view(bool)
-    seam_ring &= ~cv2.dilate(painted_u8, np.ones((2 * (SEAM_RING[0] - 1) + 1,) * 2, np.uint8)).view(bool)
-    # A straight border's blurred certainty on its own line: the offset is the border's whole difference there,
-    # fading away from it as the Gaussian does.
-    line_certainty = 1 / (np.sqrt(2 * np.pi) * sigma)
+    # Step 3's border, per skin class: its kept pixels within SEAM_RING[1] pixels of its own painted ones (those
+    # beside painted wall are the limb's outline, not its seam: averaged in, a hand's sides cancelled the
+    # difference along its top, a step of 15-20 levels below the painted forearm), and not within SEAM_RING[0]
+    # of any painted pixel (nearer, a photo's pixels mix the neighbour's colour: a hand's top row, the sleeve's
+    # grey).
+    too_near = cv2.dilate(box_painted.view(np.uint8), np.ones((2 * (SEAM_RING[0] - 1) + 1,) * 2, np.uint8)).view(bool)
+    within_ring = np.ones((2 * SEAM_RING[1] + 1,) * 2, np.uint8)
     grid = (slice(None, None, 4), slice(None, None, 4))  # every 4th row and column: the grain's statistics
     detail = np.abs(known[grid] - cv2.blur(known, (3, 3))[grid]).mean(-1)
     parse_grid, keep_grid = parse[grid], keep[grid]
@@ -319,16 +348,10 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             depth = _depth(skin_distance, member & box_painted)
             layer = skin.colours(depth[where], skin_across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
-            border = np.nonzero(member & box_keep & seam_ring)
+            near_own_paint = cv2.dilate((member & box_painted).view(np.uint8), within_ring).view(bool)
+            border = np.nonzero(member & box_keep & near_own_paint & ~too_near)
             difference = box_known[border] - skin.colours(depth[border], skin_across[border])  # (M, 3)
-            at = (border[0] + top, border[1] + left)
-            sums = _area_sums(difference, *at, full_shape, small_shape)
-            count = _area_sums(np.ones((len(difference), 1), np.float32), *at, full_shape, small_shape)
-            on_border = (count > 0).astype(np.float32)  # (h, w, 1) the small cells the border crosses
-            spread = cv2.GaussianBlur(sums / np.maximum(count, 1e-9), (0, 0), sigma)  # cells' mean differences
-            certainty = cv2.GaussianBlur(on_border, (0, 0), sigma)
-            offset = spread / np.maximum(certainty, line_certainty)[..., None]
-            layer += _sample(offset, *painted_at, full_shape)
+            layer += _seam_offset(difference, border, where, box_parse.shape, seam_sigma)
             layer *= contact_shade[:, None]
             if texture:  # step 5 for skin: the visible skin's own detail
                 inside = member[where]

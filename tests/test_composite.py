@@ -261,6 +261,27 @@ def test_a_painted_arm_meets_the_visible_arm_in_its_colour_not_in_the_colour_its
     first_rows = result[131:133, 60:100].mean((0, 1))
     assert np.abs(first_rows - arm_colour).max() < 0.02, first_rows
 
+def test_a_painted_forearm_meets_a_hand_shaded_on_one_side_without_a_step_on_either_side():
+    """At 1024 rows, a wrist 48 pixels wide: the hand below the painted forearm is shaded on its image-left 20
+    pixels (0.75 of the brightness) and lit on the rest, as no skin model predicts. The forearm's last painted rows
+    take each side's own colour, the shaded side as dark as the hand below it and the lit side as bright (averaged
+    along the border over 15 pixels, the two sides' differences left a step across both)."""
+    height, width = 4 * HEIGHT, 4 * WIDTH
+    parse = np.zeros((height, width), np.uint8)
+    parse[40:160, 320:448] = FACE_NECK
+    parse[160:880, 300:348] = LEFT_ARM
+    image = np.zeros((height, width, 3), np.float32) + WALL
+    image[parse == FACE_NECK] = SKIN
+    image[parse == LEFT_ARM] = SKIN
+    image[680:880, 300:320] *= np.float32(0.75)  # the hand's shaded side
+    keep = np.ones((height, width), bool)
+    keep[160:680, 280:368] = False  # the forearm and the wall beside it
+    result = composited(np.where(keep[..., None], image, np.float32(0.5)), keep, parse, parse == FACE_NECK)
+    for side in (slice(302, 316), slice(326, 346)):
+        painted, hand = result[672:680, side].mean((0, 1)), image[688:696, side].mean((0, 1))
+        assert np.abs(painted - hand).max() < 0.03, (side, painted, hand)
+
+
 LIT = np.linspace(0.6, 0.8, 40, dtype=np.float32)  # the visible arm's brightness across it, image left to right
 
 
