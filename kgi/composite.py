@@ -57,7 +57,7 @@ from kgi.texture import DetailTexture, channel_mean
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
 ARM_CLASSES = (LEFT_ARM, RIGHT_ARM)
-COMPOSITE_HEIGHT = 256  # rows at which the fills and seams are computed (they are smooth at that scale)
+COMPOSITE_HEIGHT = 256  # rows at which the fills are computed (they are smooth at that scale)
 SEAM_REACH = 0.03  # how far into the painted region a seam's colour difference is spread, fraction of the height
 SEAM_ALONG = 3  # pixels: each border pixel's difference is averaged over the border pixels this near it
 SEAM_SMOOTHING = 2.0  # Gaussian sigma, pixels, of the seam's offset field

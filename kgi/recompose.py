@@ -685,13 +685,14 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         # of cloth); below the hem, a midriff.
         side_skin = (target == FACE_NECK) & region & ~kept_skin
         reach = SIDE_REACH * height
-        box = bounding_box(side_skin, int(np.ceil(reach)))  # every garment pixel within reach of that skin
-        if box is not None:
+        side_box = bounding_box(side_skin, int(np.ceil(reach)))  # every garment pixel within reach of that skin
+        if side_box is not None:
             keypoints = np.asarray(garment_keypoints, np.float64) * [width, height]
             between = below_line(keypoints[ARMPITS], (height, width)) \
                 & ~below_line(keypoints[list(HEM)], (height, width))
             near_garment = np.zeros_like(side_skin)
-            near_garment[box] = cv2.distanceTransform((~new_garment[box]).view(np.uint8), cv2.DIST_L2, 3) <= reach
+            near_garment[side_box] = cv2.distanceTransform((~new_garment[side_box]).view(np.uint8), cv2.DIST_L2,
+                                                           3) <= reach
             sliver |= pieces(side_skin, within=between & near_garment, touching=beside_garment)
     target = np.where(sliver, UPPER, target)
     extended = (target == UPPER) & ~garment  # garment the warp does not reach: cracks, ``cover_shoulders``
