@@ -27,6 +27,12 @@ and the person's photo and CIHP parse:
                        The Sobel figures above also count the shading across a limb; this one does not.
                        A ratio is a dash where nothing of its kind is painted (no painted skin 6 pixels
                        inside its outline, say)
+    seam step          the colour step where painted skin meets kept skin, in levels of 255: at each painted
+                       skin pixel (the target's skin classes) touching kept skin, the difference between the
+                       means of painted and of kept skin in its 7x7 window (each at least 8 pixels there),
+                       averaged over the three channels and over those pixels; a dash where there are none.
+                       Shading and the photo's own texture keep it above 0; a painted forearm ending in a
+                       line above a kept hand raises it
 
 and writes a sheet: photo, garment, the "before" result when ``--before DIR`` holds ``PERSON_GARMENT.png`` files
 (any earlier version's results), and the result. The data is licensed for testing only: keep the sheet and the
@@ -62,6 +68,8 @@ EXTRA_GARMENTS = {"00891_00": "06429_00", "07445_00": "03751_00", "08909_00": "0
 UNCHANGED_TOLERANCE = 8  # a result pixel within this of the photo's, every channel, is the photo's
 WALL_TOLERANCE = 12  # a photo pixel within this of the wall's median colour, every channel, is the wall's colour
 DETAIL_REACH = 6  # pixels: the skin detail figure's band (Gaussians up to 2 pixels) reaches 3 sigma
+SEAM_WINDOW = 7  # pixels: the seam step's window
+SEAM_MIN_PIXELS = 8  # of painted and of kept skin in that window
 
 
 def genuine_pairs() -> list[tuple[str, str, str]]:
@@ -90,6 +98,27 @@ def _fine_detail(rgb: np.ndarray, pixels: np.ndarray) -> float:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     band = cv2.GaussianBlur(gray, (0, 0), 0.7) - cv2.GaussianBlur(gray, (0, 0), 2.0)
     return float(band[inside].std() / max(gray[inside].mean(), 1e-6))
+
+
+def _seam_step(result: np.ndarray, keep: np.ndarray, skin: np.ndarray) -> float:
+    """The seam step (module docstring) of the (H, W, 3) ``result`` with its (H, W) bool kept pixels and target
+    skin; NaN where no painted skin touches kept skin."""
+    colours = result.astype(np.float32)
+
+    def window_mean(member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (H, W, 3) means, (H, W) counts
+        weight = member.astype(np.float32)
+        count = cv2.boxFilter(weight, -1, (SEAM_WINDOW, SEAM_WINDOW), normalize=False)
+        total = cv2.boxFilter(colours * weight[..., None], -1, (SEAM_WINDOW, SEAM_WINDOW), normalize=False)
+        return total / np.maximum(count, 1)[..., None], count
+
+    kept, painted = skin & keep, skin & ~keep
+    kept_mean, kept_count = window_mean(kept)
+    painted_mean, painted_count = window_mean(painted)
+    seam = painted & cv2.dilate(kept.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) \
+        & (kept_count >= SEAM_MIN_PIXELS) & (painted_count >= SEAM_MIN_PIXELS)
+    if not seam.any():
+        return float("nan")
+    return float(np.abs(painted_mean[seam] - kept_mean[seam]).mean())
 
 
 def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep: np.ndarray,
@@ -132,6 +161,7 @@ def figures(photo: np.ndarray, parse_cihp: np.ndarray, result: np.ndarray, keep:
         if painted_skin.any() and skin_inside is not None and skin_inside.any() else float("nan"),
         "skin_detail": float("nan") if skin is None else
         _fine_detail(result, painted & np.isin(target_parse13, SKIN_CLASSES)) / _fine_detail(photo, skin & keep),
+        "seam_step": _seam_step(result, keep, np.isin(target_parse13, SKIN_CLASSES)),
     }
 
 
@@ -181,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{SHARED} is missing: the genuine pairs live there")
     rows, results = [], {}
     print("| pair | size ok | garment painted | painted (of photo) | old garment left (kept; not the wall's colour) "
-          "| painted sharpness | skin sharpness | skin detail |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| painted sharpness | skin sharpness | skin detail | seam step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for dataset, person, garment in genuine_pairs():
         name = f"{person}_{garment}"
         files = pair_files(dataset, person, garment)
@@ -191,12 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "old_garment_left", "old_garment_kept",
                                                                 "old_garment_not_wall_coloured",
                                                                 "painted_sharpness", "skin_sharpness",
-                                                                "skin_detail")}
+                                                                "skin_detail", "seam_step")}
         ratios = " | ".join("-" if np.isnan(shown[key]) else f"{shown[key]:.2f}"  # -: nothing of that kind painted
                             for key in ("painted_sharpness", "skin_sharpness", "skin_detail"))
+        step = "-" if np.isnan(shown["seam_step"]) else f"{shown['seam_step']:.1f}"
         print(f"| {name} | {scores['size_ok']} | {shown['garment_painted']:.1%} | {shown['painted_of_photo']:.1%} | "
               f"{shown['old_garment_left']:.2%} ({shown['old_garment_kept']:.2%}; "
-              f"{shown['old_garment_not_wall_coloured']:.2%}) | {ratios} |", flush=True)
+              f"{shown['old_garment_not_wall_coloured']:.2%}) | {ratios} | {step} |", flush=True)
         row = [_read(files["person"]), _read(files["garment"])]
         before = args.before / f"{name}.png" if args.before else None
         if before is not None and before.is_file():

@@ -21,6 +21,7 @@ from bench import cli, genuine_tryon, landmark_stability, landmark_ties
 from bench.cluster import ray_cluster
 from bench.common import CACHE_ENV, DEFAULT_VERSION, REPO, example_form
 from kgi.cli import CommandError
+from kgi.data.labels import LEFT_ARM
 from kgi.sampling import count_unet_evaluations
 
 pytestmark = pytest.mark.slow
@@ -177,6 +178,23 @@ def test_genuine_tryon_tells_old_garment_left_from_the_parses_slack_on_the_wall(
     figures = genuine_tryon.figures(photo, parse, photo, keep, target, warped)  # the old garment kept
     assert figures["old_garment_left"] == 1
     assert figures["old_garment_not_wall_coloured"] == pytest.approx(20 * 20 / (24 * 24))
+
+
+def test_genuine_tryon_measures_the_step_where_painted_skin_meets_kept_skin():
+    """An arm whose upper half is kept and lower half painted: painted 30 levels darker, the seam step is 30; painted
+    in the kept colour, 0; with no painted skin touching kept skin, there is no seam to measure."""
+    photo = np.full((40, 40, 3), 200, np.uint8)
+    target = np.zeros((40, 40), np.uint8)
+    target[5:35, 10:30] = LEFT_ARM
+    keep = np.ones((40, 40), bool)
+    keep[20:35, 5:35] = False  # the lower half of the arm and the wall beside it
+    parse, warped = np.zeros((40, 40), np.uint8), np.zeros((40, 40, 3), np.uint8)
+    result = photo.copy()
+    result[20:35, 10:30] = 170
+    assert genuine_tryon.figures(photo, parse, result, keep, target, warped)["seam_step"] == pytest.approx(30)
+    assert genuine_tryon.figures(photo, parse, photo, keep, target, warped)["seam_step"] == 0
+    keep[5:20, 10:30] = False  # the whole arm painted
+    assert np.isnan(genuine_tryon.figures(photo, parse, result, keep, target, warped)["seam_step"])
 
 
 def test_landmark_ties_reads_tied_tops_both_ways(capsys):
