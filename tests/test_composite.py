@@ -261,6 +261,7 @@ def test_a_painted_arm_meets_the_visible_arm_in_its_colour_not_in_the_colour_its
     first_rows = result[131:133, 60:100].mean((0, 1))
     assert np.abs(first_rows - arm_colour).max() < 0.02, first_rows
 
+
 def test_a_painted_forearm_meets_a_hand_shaded_on_one_side_without_a_step_on_either_side():
     """At 1024 rows, a wrist 48 pixels wide: the hand below the painted forearm is shaded on its image-left 20
     pixels (0.75 of the brightness) and lit on the rest, as no skin model predicts. The forearm's last painted rows
