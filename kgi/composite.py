@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
-from kgi.labelmaps import bounding_box
+from kgi.labelmaps import bounding_box, nearest_pixels
 from kgi.texture import DetailTexture, channel_mean
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
@@ -272,21 +272,20 @@ def _seam_offset(difference: np.ndarray, border: tuple[np.ndarray, np.ndarray], 
     top, left = max(int(border[0].min()) - reach, 0), max(int(border[1].min()) - reach, 0)
     bottom, right = min(int(border[0].max()) + reach + 1, shape[0]), min(int(border[1].max()) + reach + 1, shape[1])
     box_shape = (bottom - top, right - left)
-    rows, columns = border[0] - top, border[1] - left
+    border_in_box = (border[0] - top, border[1] - left)
     on_border = np.zeros(box_shape, np.float32)
-    on_border[rows, columns] = 1
+    on_border[border_in_box] = 1
     differences = np.zeros((*box_shape, 3), np.float32)
-    differences[rows, columns] = difference
+    differences[border_in_box] = difference
     side = 2 * SEAM_ALONG + 1
     along = cv2.boxFilter(differences, -1, (side, side), normalize=False) \
         / np.maximum(cv2.boxFilter(on_border, -1, (side, side), normalize=False), 1)[..., None]
-    # Each pixel's nearest border pixel: OpenCV numbers the border pixels from 1 in scan order.
-    distance, nearest = cv2.distanceTransformWithLabels((on_border == 0).view(np.uint8), cv2.DIST_L2, 3,
-                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    source_rows, source_columns = np.nonzero(on_border)
-    nearest -= 1
+    # Every pixel of the box and its nearest border pixel, in row-major order.
+    (rows, columns), (nearest_rows, nearest_columns) = nearest_pixels(on_border > 0, np.ones(box_shape, bool))
+    distance = np.hypot(rows - nearest_rows, columns - nearest_columns).reshape(box_shape)
     fade = np.exp(-0.5 * (np.maximum(distance - SEAM_RING[1], 0) / sigma) ** 2)[..., None]
-    field = cv2.GaussianBlur(along[source_rows[nearest], source_columns[nearest]] * fade, (0, 0), SEAM_SMOOTHING)
+    field = cv2.GaussianBlur(along[nearest_rows, nearest_columns].reshape(*box_shape, 3) * fade, (0, 0),
+                             SEAM_SMOOTHING)
     inside = (where[0] >= top) & (where[0] < bottom) & (where[1] >= left) & (where[1] < right)
     offset[inside] = field[where[0][inside] - top, where[1][inside] - left]
     return offset
