@@ -11,7 +11,9 @@ from, the mask of pixels it must keep and the target parse as composed:
                of the parse's arms not of the skin's colour is a sleeve, and counts as the old garment
                (``SLEEVE_LABELLED_ARM``), and so does what the parse calls background, trousers or skirt
                next to the old garment in the old garment's colour, unlike its own label's
-               (``_garment_labelled_otherwise``)
+               (``_garment_labelled_otherwise``), and what it calls hair at the hair's ends in the colours of
+               the garment beside them, unlike the hair's own (``_garment_under_hair``: lace or a collar seen
+               between the strands, painted as hair now, not kept)
     arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
                new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover, and
                below the worn garment's armpit where its sleeve is short or absent: a forearm across the body, or
@@ -119,6 +121,17 @@ MISLABEL_CIHP = (0, 9, 12)
 MISLABEL_REACH = 0.1
 GARMENT_COLOUR_TOLERANCE = 0.15
 MIN_GARMENT_PIXELS = 400
+# The old garment between the hair's ends that a parse calls hair (``_garment_under_hair``): looked for in the hair
+# this near the garment (a fraction of the height), its colours compared with those of the hair this far from it
+# and of the garment this near the hair, each described by the median colours of PALETTE_BANDS bands of its
+# pixels by brightness; a pixel nearer the garment's by HAIR_END_MARGIN (RGB in [0, 1]) is the garment's, and so
+# are the hair ends' pixels in its gaps narrower than about HAIR_END_CLOSING of the height (a lace's light holes).
+HAIR_END_REACH = 0.03
+HAIR_END_CLOSING = 0.003
+OWN_HAIR_DISTANCE = 0.06
+PALETTE_BANDS = 8
+PALETTE_SAMPLES = 2048  # a palette is learnt from at most this many of its pixels
+HAIR_END_MARGIN = 0.1
 # The photo's wall in the change region is kept where the target keeps wall and every channel is within
 # WALL_TOLERANCE of the wall's local colour: the mean of the photo's wall outside the region around it (a
 # Gaussian of WALL_REACH of the height), where that wall weighs at least WALL_EVIDENCE.
@@ -503,6 +516,59 @@ def _garment_labelled_otherwise(person: np.ndarray, parse_cihp: np.ndarray) -> n
     return found
 
 
+def _palette(colours: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(PALETTE_BANDS, 3): the median colour of each of ``PALETTE_BANDS`` equal bands by brightness of the
+    (h, w, 3) contiguous ``colours`` at the (h, w) bool ``pixels`` (at least ``PALETTE_BANDS`` of them; at most
+    ``PALETTE_SAMPLES``, evenly spaced in scan order, are read)."""
+    flat = np.flatnonzero(pixels)
+    samples = colours.reshape(-1, 3)[flat[::max(len(flat) // PALETTE_SAMPLES, 1)]]  # (N, 3)
+    order = np.argsort(samples.sum(axis=1), kind="stable")
+    return np.stack([np.median(samples[band], axis=0) for band in np.array_split(order, PALETTE_BANDS)])
+
+
+def _palette_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(N,) the distance of each of (N, 3) ``colours`` to its nearest colour of ``palette`` (K, 3)."""
+    squared = np.einsum("nc,nc->n", colours, colours)[:, None] - 2 * colours @ palette.T.astype(colours.dtype) \
+        + np.einsum("kc,kc->k", palette, palette)[None]  # (N, K): |c|^2 - 2 c.p + |p|^2
+    return np.sqrt(np.maximum(squared.min(axis=1), 0))
+
+
+def _garment_under_hair(person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the old garment seen between the hair's ends that the (H, W) uint8 CIHP parse calls hair:
+    its hair within ``HAIR_END_REACH`` of the height of its garment (``GARMENT_CIHP``) whose colour (``person``
+    (H, W, 3) float) is nearer the palette (``_palette``) of the garment there, within that reach of the hair,
+    than the palette of the hair ``OWN_HAIR_DISTANCE`` or more from the garment by ``HAIR_END_MARGIN``, with the
+    hair ends' pixels in its narrow gaps (``HAIR_END_CLOSING``), in pieces touching the garment. A palette keeps
+    every colour of its pixels, so black lace on a light grey knit is the garment's colour, and hair in shadow
+    the hair's: where the hair and the garment share their colours (dark hair on a black top) nothing is moved.
+    Both parses of a genuine person in a lace-shouldered sweater called the lace between her hair's ends hair:
+    kept, it showed in patches beside the new garment's shoulders."""
+    height = parse_cihp.shape[0]
+    found = np.zeros(parse_cihp.shape, bool)
+    hair, garment = parse_cihp == HAIR_CIHP, is_any(parse_cihp, GARMENT_CIHP)
+    # On the hair's box grown by the distance that makes it the hair's own: the distances to the garment measured
+    # there that are shorter are the whole image's.
+    box = bounding_box(hair, round(OWN_HAIR_DISTANCE * height) + 1)
+    if box is None or np.count_nonzero(garment) < MIN_GARMENT_PIXELS:
+        return found
+    colours, hair, garment = np.ascontiguousarray(person[box]), hair[box], garment[box]
+    reach = max(round(HAIR_END_REACH * height), 1)
+    to_garment = cv2.distanceTransform((~garment).view(np.uint8), cv2.DIST_L2, 3)
+    ends = hair & (to_garment <= reach)
+    own_hair = hair & (to_garment >= OWN_HAIR_DISTANCE * height)
+    garment_by_hair = garment & grow(ends, reach)
+    enough = MIN_REFERENCE_SAMPLES * PALETTE_BANDS  # pixels to describe a palette by
+    if not ends.any() or min(np.count_nonzero(own_hair), np.count_nonzero(garment_by_hair)) < enough:
+        return found
+    asked = colours.reshape(-1, 3)[np.flatnonzero(ends)]  # (N, 3)
+    of_garment = np.zeros_like(ends)
+    of_garment[ends] = _palette_distance(asked, _palette(colours, garment_by_hair)) + HAIR_END_MARGIN \
+        < _palette_distance(asked, _palette(colours, own_hair))
+    of_garment |= close_gaps(of_garment, max(round(HAIR_END_CLOSING * height), 1)) & ends  # a lace's light holes
+    found[box] = pieces(of_garment, touching=grow(garment, 1))
+    return found
+
+
 def _bare_midriff(target: np.ndarray, painted_old_garment: np.ndarray, painted_wall: np.ndarray,
                   layout: tuple[np.ndarray, np.ndarray], pose_nodes, garment_keypoints, waistband: np.ndarray
                   ) -> np.ndarray:
@@ -620,7 +686,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
         skin_like[box], lit_skin_like[box] = _skin_like(person, parse_cihp, box)
     # The old garment where the parse calls it something else: repainted as garment is (a sleeve called an arm
     # never gives the arm its shape, a sleeve called the trousers or the wall is not kept).
-    mislabelled = _sleeves_labelled_arm(parse_cihp, skin_like) | _garment_labelled_otherwise(person, parse_cihp)
+    mislabelled = _sleeves_labelled_arm(parse_cihp, skin_like) | _garment_labelled_otherwise(person, parse_cihp) \
+        | _garment_under_hair(person, parse_cihp)
     if mislabelled.any():
         parse_cihp = np.where(mislabelled, UPPER_CLOTHES_CIHP, parse_cihp).astype(np.uint8)
         region, near_old_garment = _change_region(parse_cihp, margin_px)

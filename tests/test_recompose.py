@@ -1133,6 +1133,34 @@ def test_strands_of_hair_over_the_neck_are_kept_and_a_collar_the_parse_calls_nec
     assert (composed.keep_mask[0, 0, 24:28, 37] == 0).all()
 
 
+@pytest.mark.parametrize("hair_colour", ["light", "dark"])
+def test_the_old_garment_between_the_hairs_ends_that_the_parse_calls_hair_is_repainted_unless_of_the_hairs_colour(
+        hair_colour):
+    """Light brown hair, with a dark brown strand, falls onto an old top whose black lace yoke shows between the
+    hair's ends, a light hole in it; the parse calls that patch hair. Its colour is the lace's, none of the hair's:
+    it is the old garment, repainted, hole and all (kept, it showed in patches beside the new garment's shoulder),
+    and the dark strand is kept. Black hair on the black yoke: the same patch is taken as the hair, and kept."""
+    parse, target = person_in_a_top()
+    parse[0, 8:36, 20:32] = 2  # a lock of hair, its ends over the old top (rows 28-35)
+    target[0, 8:36, 20:32] = HAIR
+    person = person_in_blue(parse)
+    person[0, :, 28:40, 16:57] = 0.05  # the black yoke
+    person[0, :, 40:76, 16:57] = 0.8  # the light grey knit below it
+    light, dark = ((torch.tensor([0.6, 0.4, 0.25]), torch.tensor([0.3, 0.2, 0.12])) if hair_colour == "light"
+                   else (torch.tensor([0.06, 0.05, 0.05]), torch.tensor([0.04, 0.04, 0.04])))
+    person[0, :, 8:36, 20:32] = light.view(3, 1, 1)
+    person[0, :, 10:35, 28] = dark.view(3, 1)  # a strand in shadow
+    lace = (slice(33, 36), slice(21, 26))  # within the reach of the old top
+    person[(0, slice(None), *lace)] = 0.05
+    person[0, :, 34, 23] = 0.9  # a hole in the lace
+    composed = recompose(person, parse, target, backbone_warp(slice(36, 76), slice(16, 57)), margin_px=1)
+    assert (composed.keep_mask[0, 0, 26:34, 28] == 1).all()  # the strand
+    if hair_colour == "light":
+        assert (composed.keep_mask[(0, 0, *lace)] == 0).all()
+    else:
+        assert (composed.keep_mask[0, 0, 33:35, 21:26] == 1).all()  # row 35 is the old top's margin
+
+
 def test_a_shadow_down_the_neck_redder_than_the_lit_face_is_kept_and_a_red_collar_is_repainted():
     """Skin in shadow is redder than lit skin. The face is lit above and shadowed under the jaw (0.6 of its
     brightness, its red share 0.08 higher: beyond the flat tolerance), and that shadow runs down the neck to the
