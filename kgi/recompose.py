@@ -629,13 +629,21 @@ def _strips_below_the_waist(garment: np.ndarray, sleeves: np.ndarray, target: np
         return np.zeros_like(garment)
     below = garment & ~sleeves
     below[:waist] = False
+    found = np.zeros_like(garment)
+    # On the box of what lies below, grown so that the opening and the sleeves' reach see what they would on the
+    # whole image (OpenCV's erosion takes the outside of its input for foreground).
+    box = bounding_box(below, strip_width + 2)
+    if box is None:
+        return found
+    below = below[box]
     narrow = below & ~cv2.morphologyEx(below.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, strip_width), np.uint8)
                                        ).view(bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(narrow.view(np.uint8), connectivity=8)
     strips = stats[:, cv2.CC_STAT_HEIGHT] >= 2 * strip_width
-    strips[np.unique(labels[grow(sleeves, 2)])] = False
+    strips[np.unique(labels[grow(sleeves[box], 2)])] = False
     strips[0] = False
-    return strips[labels]
+    found[box] = strips[labels]
+    return found
 
 
 def _like_the_wall(person: np.ndarray, wall: np.ndarray, candidates: np.ndarray, reach: float) -> np.ndarray:
