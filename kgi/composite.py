@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from kgi.data.labels import FACE_NECK, LEFT_ARM, RIGHT_ARM, UPPER
-from kgi.labelmaps import bounding_box, nearest_pixels
+from kgi.labelmaps import bounding_box, nearest_pixels, pixels_of
 from kgi.texture import DetailTexture, channel_mean
 
 SKIN_CLASSES = (FACE_NECK, LEFT_ARM, RIGHT_ARM)
@@ -136,7 +136,7 @@ def _across(member: np.ndarray) -> np.ndarray:
     row: two arms (or an arm and the body's side apart from it) on one row are each lit across themselves, where
     across the row the left one was all on the shaded side, a dark band across it as high as the other was beside
     it."""
-    rows, columns = np.nonzero(member)  # row by row, left to right
+    rows, columns = pixels_of(member)  # row by row, left to right
     across = np.zeros(member.shape, np.float32)
     if not rows.size:
         return across
@@ -308,7 +308,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
     full_shape = (height, width)
     seam_sigma = max(SEAM_REACH * height / 2, 1.0)
     box_known, box_keep, box_parse, box_painted = known[box], keep[box], parse[box], painted[box]
-    where = np.nonzero(box_painted)  # the N painted pixels, in the box
+    where = pixels_of(box_painted)  # the N painted pixels, in the box
     top, left = box[0].start, box[1].start
     painted_at = (where[0] + top, where[1] + left)  # in the image
     classes = [int(label) for label in np.unique(box_parse[where])]
@@ -348,7 +348,7 @@ def _composite_one(small01: np.ndarray, known: np.ndarray, keep: np.ndarray, par
             layer = skin.colours(depth[where], skin_across[where])
             # Step 3: the kept-minus-model difference along the class's kept border, spread into it.
             near_own_paint = cv2.dilate((member & box_painted).view(np.uint8), within_ring).view(bool)
-            border = np.nonzero(member & box_keep & near_own_paint & ~too_near)
+            border = pixels_of(member & box_keep & near_own_paint & ~too_near)
             difference = box_known[border] - skin.colours(depth[border], skin_across[border])  # (M, 3)
             layer += _seam_offset(difference, border, where, box_parse.shape, seam_sigma)
             layer *= contact_shade[:, None]

@@ -50,6 +50,12 @@ def to_parse13(parse_cihp: np.ndarray) -> np.ndarray:
     return lookup(parse_cihp, CIHP_TO_PARSE13)
 
 
+def pixels_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, columns) of the pixels of (H, W) bool ``mask`` in scan order, as ``np.nonzero`` gives them, from
+    their flat indices (``np.flatnonzero`` and a division: at 1024 rows about twice as fast)."""
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
     """The rows and columns of (H, W) bool ``mask``'s bounding box grown by ``margin`` pixels (within the image),
     or None when the mask is empty."""
@@ -146,10 +152,10 @@ def nearest_pixels(sources: np.ndarray, where: np.ndarray
         else:
             reach *= 2
     top, left = box[0].start, box[1].start
-    source_rows, source_columns = np.nonzero(source)  # in the scan order OpenCV numbers them, from 1
-    rows, columns = np.nonzero(where[box])
-    found = nearest[rows, columns] - 1
-    return (rows + top, columns + left), (source_rows[found] + top, source_columns[found] + left)
+    rows, columns = pixels_of(where[box])
+    # OpenCV numbers the sources from 1 in scan order: the found ones' flat indices, then their rows and columns.
+    source_rows, source_columns = np.divmod(np.flatnonzero(source)[nearest[rows, columns] - 1], source.shape[1])
+    return (rows + top, columns + left), (source_rows + top, source_columns + left)
 
 
 def nearest_label(target: np.ndarray, sources: np.ndarray, where: np.ndarray) -> np.ndarray:

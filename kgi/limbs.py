@@ -43,7 +43,7 @@ import numpy as np
 
 from kgi.data.labels import LEFT_ARM, RIGHT_ARM
 from kgi.graphs import BODY_SIDES, HEM_CENTRE, NECKLINE, WARP_SEGMENTS
-from kgi.labelmaps import bounding_box, to_parse13
+from kgi.labelmaps import bounding_box, pixels_of, to_parse13
 
 # Pose-graph nodes (``kgi.graphs.POSE_BODY25_INDEX``) of each arm, shoulder to wrist; CIHP's left arm (14) is
 # OpenPose's left (BODY_25 5-7).
@@ -195,7 +195,7 @@ def _bridge_to_visible(canvas: np.ndarray, joints: np.ndarray, radii: np.ndarray
     box = bounding_box(visible)
     if box is None:
         return
-    rows, columns = np.nonzero(visible[box])  # row by row
+    rows, columns = pixels_of(visible[box])  # row by row
     ends = np.r_[True, rows[1:] != rows[:-1]] | np.r_[rows[1:] != rows[:-1], True]  # each row's first and last
     pixels = np.stack([columns[ends] + box[1].start, rows[ends] + box[0].start], 1).astype(np.float64)  # (N, 2) x, y
     for bone, (start, end, r_start, r_end) in enumerate(zip(joints[:-1], joints[1:], radii[:-1], radii[1:])):
@@ -327,7 +327,7 @@ def sleeved_arm_pixels(nodes: np.ndarray, garment: np.ndarray, where: np.ndarray
     """
     height, width = garment.shape
     sleeved = np.zeros(garment.shape, bool)
-    rows, columns = np.nonzero(np.ones(garment.shape, bool) if where is None else where)
+    rows, columns = pixels_of(np.ones(garment.shape, bool) if where is None else where)
     if not len(rows):
         return sleeved
     points = np.stack([columns, rows], 1).astype(np.float32)  # (N, 2) x, y

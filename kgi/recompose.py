@@ -84,7 +84,7 @@ from kgi.data.labels import AGNOSTIC_CIHP, AGNOSTIC_PARSE13, FACE_CIHP, FACE_NEC
     HAIR_CIHP, MARGIN_CIHP, NECK_CIHP, NUM_CIHP, NUM_PARSE13, RIGHT_ARM, UPPER, UPPER_CLOTHES_CIHP
 from kgi.graphs import HEM, HEM_CENTRE
 from kgi.labelmaps import bounding_box, close_gaps, grow, is_any, label_maps, nearest_label, nearest_pixels, \
-    pieces, small_holes, stack_maps, to_parse13
+    pieces, pixels_of, small_holes, stack_maps, to_parse13
 from kgi.limbs import ARM_NODES, TORSO_NODES, WORN_SLEEVES, garment_outline, on_forearm
 from kgi.posed_arms import ARMPITS, ARMS, BOTTOM, HAIR, arm_layout_of, below_line, cover_shoulders_of, shape_arms_of, \
     waist_row
@@ -320,7 +320,7 @@ def _mirrored_sources(known: np.ndarray, where: np.ndarray, depth: float) -> tup
     Without garment, the pixels themselves."""
     found = nearest_pixels(known, where)
     if found is None:
-        return np.nonzero(where)
+        return pixels_of(where)
     (rows, columns), (nearest_rows, nearest_columns) = found
     height, width = known.shape
     inward_rows, inward_columns = nearest_rows - rows, nearest_columns - columns  # p to n: (n - p), d long
@@ -396,7 +396,7 @@ def _arms_in_front(candidates: np.ndarray, parse13: np.ndarray, pose_nodes, garm
     height, width = candidates.shape
     nodes = np.asarray(pose_nodes, np.float64) * [width, height]
     keypoints = None if garment_keypoints is None else np.asarray(garment_keypoints, np.float64) * [width, height]
-    rows, columns = np.nonzero(candidates)
+    rows, columns = pixels_of(candidates)
     labels = parse13[rows, columns]
     for label in ARMS:
         own = labels == label
@@ -663,7 +663,7 @@ def _like_the_wall(person: np.ndarray, wall: np.ndarray, candidates: np.ndarray,
     np.multiply(person[box], weighted[..., :1], out=weighted[..., 1:])
     small = cv2.GaussianBlur(cv2.resize(weighted, (small_width, small_height), interpolation=cv2.INTER_AREA),
                              (0, 0), reach / shrink)
-    rows, columns = np.nonzero(candidates[box])
+    rows, columns = pixels_of(candidates[box])
     # Bilinear reads of the small sums at the candidates' centres: (N, 1) maps, (N, 1, 4) sums.
     map_x = ((columns + 0.5) * (small_width / box_width) - 0.5).astype(np.float32)[:, None]
     map_y = ((rows + 0.5) * (small_height / box_height) - 0.5).astype(np.float32)[:, None]
