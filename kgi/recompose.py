@@ -13,7 +13,7 @@ from, the mask of pixels it must keep and the target parse as composed:
                next to the old garment in the old garment's colour, unlike its own label's
                (``_garment_labelled_otherwise``), and what it calls hair at the hair's ends in the colours of
                the garment beside them, unlike the hair's own (``_garment_under_hair``: lace or a collar seen
-               between the strands, painted as hair now, not kept)
+               between the strands, repainted, not kept)
     arms     = with the pose, the person's visible arm skin stays arm where the target parse does not draw the
                new garment, and where it does, on a forearm the garment's body (not a sleeve) would cover, and
                below the worn garment's armpit where its sleeve is short or absent: a forearm across the body, or
@@ -528,7 +528,7 @@ def _palette(colours: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
 def _palette_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """(N,) the distance of each of (N, 3) ``colours`` to its nearest colour of ``palette`` (K, 3)."""
-    squared = np.einsum("nc,nc->n", colours, colours)[:, None] - 2 * colours @ palette.T.astype(colours.dtype) \
+    squared = np.einsum("nc,nc->n", colours, colours)[:, None] - 2 * colours @ palette.T \
         + np.einsum("kc,kc->k", palette, palette)[None]  # (N, K): |c|^2 - 2 c.p + |p|^2
     return np.sqrt(np.maximum(squared.min(axis=1), 0))
 
@@ -546,8 +546,8 @@ def _garment_under_hair(person: np.ndarray, parse_cihp: np.ndarray) -> np.ndarra
     height = parse_cihp.shape[0]
     found = np.zeros(parse_cihp.shape, bool)
     hair, garment = parse_cihp == HAIR_CIHP, is_any(parse_cihp, GARMENT_CIHP)
-    # On the hair's box grown by the distance that makes it the hair's own: the distances to the garment measured
-    # there that are shorter are the whole image's.
+    # On the hair's box grown by the distance that makes hair the hair's own: every distance to the garment shorter
+    # than that is measured there as on the whole image.
     box = bounding_box(hair, round(OWN_HAIR_DISTANCE * height) + 1)
     if box is None or np.count_nonzero(garment) < MIN_GARMENT_PIXELS:
         return found
@@ -693,7 +693,8 @@ def _recompose_one(person: np.ndarray, parse_cihp: np.ndarray, target: np.ndarra
     if box is not None:
         skin_like[box], lit_skin_like[box] = _skin_like(person, parse_cihp, box)
     # The old garment where the parse calls it something else: repainted as garment is (a sleeve called an arm
-    # never gives the arm its shape, a sleeve called the trousers or the wall is not kept).
+    # never gives the arm its shape, a sleeve called the trousers or the wall, or lace between the hair's ends
+    # called hair, is not kept).
     mislabelled = _sleeves_labelled_arm(parse_cihp, skin_like) | _garment_labelled_otherwise(person, parse_cihp) \
         | _garment_under_hair(person, parse_cihp)
     if mislabelled.any():
