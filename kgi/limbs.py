@@ -27,7 +27,8 @@ Before any of this, ``wrists_on_hands`` moves a wrist that OpenPose put far shor
 (a forearm lost in a dark sleeve) onto that hand.
 
 The worn garment's keypoints (stage 1's) are corrected against the body: ``seat_shoulder_seams`` puts the
-shoulder seams on the body's top, ``fit_short_sleeves`` rebuilds a short sleeve that disagrees with the
+shoulder seams on the body's top, ``widen_neckline_to_neck`` spreads a neckline narrower than the neck around
+it, ``fit_short_sleeves`` rebuilds a short sleeve that disagrees with the
 flat sleeve and the pose as a tube along the upper arm and turns every short sleeve around its upper arm,
 ``centre_long_sleeves`` moves each long sleeve's cuff across onto its forearm, ``lengthen_short_body`` gives a
 body shorter, for its shoulder width, than the flat garment's its flat length, and ``widen_hem_to_lower_garment``
@@ -418,6 +419,42 @@ def seat_shoulder_seams(garment_keypoints: np.ndarray, nodes: np.ndarray, body: 
         if end_seen is not None and end_seen[0] > 0:
             seated[list(shoulder_end), 1] += end_seen[0]
     return seated
+
+
+# ``widen_neckline_to_neck``: the neck's width is read this far (a fraction of the height) above the worn
+# neckline's corners, where it is the neck's own and not its flare into the shoulders; the ring is widened at most
+# this many times.
+NECK_PROBE = 0.02
+MAX_NECKLINE_WIDENING = 1.5
+
+
+def widen_neckline_to_neck(garment_keypoints: np.ndarray, neck: np.ndarray) -> np.ndarray:
+    """The worn garment's keypoints with its neckline at least as wide as the neck: (32, 2) pixels.
+
+    A neckline goes around the neck, so its corners (nodes 0 and 4) lie at the neck's sides or outside them, never
+    on its front. Stage 1 draws the worn neckline narrower, for the shoulders, than the flat one (about 0.8 times on
+    the shop photos), and a crew neck whose flat opening is a third of its shoulders' span then had its corners 10-25
+    pixels inside the neck at 1024 rows: the garment's shoulders climbed the neck's sides as two points beside the
+    collar. Where the photo shows the neck (``neck``, (H, W) bool) ``NECK_PROBE`` of the height above the higher
+    corner and its extent on that row is wider than the corners are apart, the five neckline nodes are spread
+    horizontally about the corners' midpoint until the corners are that far apart (at most
+    ``MAX_NECKLINE_WIDENING`` times); rows are kept. A neck the photo does not show there (a collar, hair, a turned
+    head) changes nothing.
+    """
+    widened = np.asarray(garment_keypoints, np.float64).copy()
+    corners = widened[[0, 4]]  # (2, 2) x, y
+    row = int(round(corners[:, 1].min() - NECK_PROBE * neck.shape[0]))
+    if not 0 <= row < neck.shape[0]:
+        return widened
+    columns = np.flatnonzero(neck[row])
+    span = corners[1, 0] - corners[0, 0]
+    if not columns.size or span <= 0:
+        return widened
+    scale = min((columns[-1] - columns[0] + 1) / span, MAX_NECKLINE_WIDENING)
+    if scale > 1:
+        centre = corners[:, 0].mean()
+        widened[list(NECKLINE), 0] = centre + (widened[list(NECKLINE), 0] - centre) * scale
+    return widened
 
 
 def _seam_offsets(keypoints: np.ndarray, seam: tuple[tuple[int, int], tuple[int, int]], body: np.ndarray,

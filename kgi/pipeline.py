@@ -37,10 +37,11 @@ from diffusers import DDPMScheduler
 
 from kgi.composite import composite
 from kgi.data.images import width_for
-from kgi.data.labels import AGNOSTIC_CIHP, BOTTOM, FACE_CIHP, HAIR_CIHP, LOWER_GARMENT_CIHP, NUM_PARSE13, UPPER
+from kgi.data.labels import AGNOSTIC_CIHP, BOTTOM, FACE_CIHP, HAIR_CIHP, LOWER_GARMENT_CIHP, NECK_CIHP, NUM_PARSE13, \
+    UPPER
 from kgi.data.sample import TryOnSample
 from kgi.limbs import (centre_long_sleeves, fit_short_sleeves, lengthen_short_body, seat_shoulder_seams,
-                       widen_hem_to_lower_garment)
+                       widen_hem_to_lower_garment, widen_neckline_to_neck)
 from kgi.models.inpainter import SpadeUNet
 from kgi.models.keypoints import GARMENT_MIRROR, POSE_MIRROR, KeypointGNN, mirror_points
 from kgi.models.parse import ParseUNet, parse_input
@@ -193,8 +194,9 @@ def keypoint_inputs(samples: list[TryOnSample]) -> tuple[np.ndarray, np.ndarray]
 def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.ndarray:
     """Stage 1's keypoints with the garment's shoulder seams on each person's shoulders
     (``kgi.limbs.seat_shoulder_seams``; the body is the photo's old garment, neck and arms, and a body top right
-    under hair or the face is none), then each sleeve that disagrees with the flat sleeve and the pose rebuilt and
-    each short sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``), each long sleeve's cuff
+    under hair or the face is none) and its neckline at least as wide as the neck
+    (``kgi.limbs.widen_neckline_to_neck``), then each sleeve that disagrees with the flat sleeve and the pose
+    rebuilt and each short sleeve turned around its upper arm (``kgi.limbs.fit_short_sleeves``), each long sleeve's cuff
     centred on its forearm (``kgi.limbs.centre_long_sleeves``), then a body shorter for its shoulder width than the
     flat garment's lengthened to its proportions (``kgi.limbs.lengthen_short_body``), then each hem corner out to
     the side of the lower garment the photo shows on its row (``kgi.limbs.widen_hem_to_lower_garment``):
@@ -206,6 +208,7 @@ def seated_keypoints(samples: list[TryOnSample], garment_kp: np.ndarray) -> np.n
         nodes, parse = sample.pose_nodes * scale, sample.parse
         worn = seat_shoulder_seams(keypoints * scale, nodes, np.isin(parse, AGNOSTIC_CIHP), parse == HAIR_CIHP,
                                    parse == FACE_CIHP)
+        worn = widen_neckline_to_neck(worn, parse == NECK_CIHP)
         fitted = centre_long_sleeves(fit_short_sleeves(worn, sample.cloth_keypoints, nodes), sample.cloth_keypoints,
                                      nodes)
         lengthened = lengthen_short_body(fitted, sample.cloth_keypoints)

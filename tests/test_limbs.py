@@ -1,14 +1,15 @@
 """The person's pose against the parse: wrists that OpenPose placed far short of the hand the parse shows; the
 worn garment's keypoints against the flat garment (a body shorter, for its shoulder width, than the flat one) and
-against the photo's lower garment (a hem narrower than the hips it hangs over)."""
+against the photo's lower garment (a hem narrower than the hips it hangs over) and neck (a neckline narrower than
+it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kgi.limbs import (BODY_BELOW_ARMPITS, MAX_BODY_STRETCH, MAX_HEM_WIDENING, lengthen_short_body,
-                       widen_hem_to_lower_garment, wrists_on_hands)
+from kgi.limbs import (BODY_BELOW_ARMPITS, MAX_BODY_STRETCH, MAX_HEM_WIDENING, MAX_NECKLINE_WIDENING, NECK_PROBE,
+                       lengthen_short_body, widen_hem_to_lower_garment, widen_neckline_to_neck, wrists_on_hands)
 
 HEIGHT, WIDTH = 120, 90
 LEFT_ARM_CIHP, RIGHT_ARM_CIHP = 14, 15
@@ -144,3 +145,42 @@ def test_a_lower_garment_far_wider_than_the_hem_widens_it_no_more_than_the_cap()
     widened = widen_hem_to_lower_garment(boxy_top(90, 120), trousers(300, 150, 385))
     cap = MAX_HEM_WIDENING * 120  # 60 pixels
     np.testing.assert_allclose(widened[[17, 19], 0], [240 - cap, 360 + 25])
+
+
+def neck(left: int, right: int, bottom: int = 300) -> np.ndarray:
+    """(600, 400) bool: a neck down to row ``bottom``, columns ``left`` to ``right`` (exclusive)."""
+    mask = np.zeros((600, 400), bool)
+    mask[200:bottom, left:right] = True
+    return mask
+
+
+def crew_neckline(corner_row: float, left: float, right: float) -> np.ndarray:
+    """(32, 2) keypoints of ``boxy_top`` with a crew neckline: corners 0 and 4 at ``left`` and ``right`` on
+    ``corner_row``, nodes 1-3 between them, deeper at the centre."""
+    keypoints = boxy_top(90, 160)
+    keypoints[:5, 0] = np.linspace(left, right, 5)
+    keypoints[:5, 1] = corner_row + np.array([0, 20, 26, 20, 0])
+    return keypoints
+
+
+def test_a_neckline_narrower_than_the_neck_is_spread_around_it():
+    """Stage 1 put a crew neckline's corners 80 pixels apart on a 100-pixel neck (read 2% of the height above
+    them): its five nodes are spread about their midpoint until the corners are at the neck's sides; their rows
+    and every other node stay."""
+    worn = crew_neckline(290, 160, 240)
+    widened = widen_neckline_to_neck(worn, neck(150, 250))
+    assert round(290 - NECK_PROBE * 600) in range(200, 300)  # the neck shows on the row read
+    expected = worn.copy()
+    expected[:5, 0] = 200 + (worn[:5, 0] - 200) * 100 / 80
+    np.testing.assert_allclose(widened, expected, atol=1e-9)
+    np.testing.assert_allclose(widened[[0, 4], 0], [150, 250], atol=1e-9)
+
+
+def test_a_neckline_as_wide_as_the_neck_or_where_no_neck_shows_stays_and_the_widening_is_bounded():
+    worn = crew_neckline(290, 150, 250)
+    np.testing.assert_array_equal(widen_neckline_to_neck(worn, neck(160, 240)), worn)  # wider than the neck
+    narrow = crew_neckline(290, 180, 220)
+    np.testing.assert_array_equal(widen_neckline_to_neck(narrow, np.zeros((600, 400), bool)), narrow)  # hidden
+    np.testing.assert_array_equal(widen_neckline_to_neck(narrow, neck(150, 250, bottom=270)), narrow)  # a collar
+    spread = widen_neckline_to_neck(narrow, neck(100, 300))  # a neck 5 times as wide: a wide shadow, a scarf
+    np.testing.assert_allclose(spread[4, 0] - spread[0, 0], 40 * MAX_NECKLINE_WIDENING, atol=1e-9)
