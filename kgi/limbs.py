@@ -433,7 +433,7 @@ def widen_neckline_to_neck(garment_keypoints: np.ndarray, neck: np.ndarray) -> n
 
     A neckline goes around the neck, so its corners (nodes 0 and 4) lie at the neck's sides or outside them, never
     on its front. Stage 1 draws the worn neckline narrower, for the shoulders, than the flat one (about 0.8 times on
-    the shop photos), and a crew neck whose flat opening is a third of its shoulders' span then had its corners 10-25
+    the shop photos), and a crew neck whose flat opening is a third of its shoulders' span then had its corners 3-25
     pixels inside the neck at 1024 rows: the garment's shoulders climbed the neck's sides as two points beside the
     collar. Where the photo shows the neck (``neck``, (H, W) bool) ``NECK_PROBE`` of the height above the higher
     corner and its extent on that row is wider than the corners are apart, the five neckline nodes are spread
